@@ -1,0 +1,33 @@
+//! Evidence gatherers. Each one looks at the repository (and, for some, a database or a
+//! child process) and returns what it measured, or the reason it could not measure.
+
+pub mod commands;
+pub mod migrations;
+pub mod routes;
+
+use crate::{
+    model::{CommandReport, MigrationEvidence, RouteEvidence},
+    repo::Changes,
+};
+
+/// Why a piece of evidence is missing: shown as the `unknown` item's reason.
+pub type Missing = String;
+
+/// The reason for capabilities that a later change adds.
+pub const NOT_BUILT: &str = "not built yet";
+
+/// Everything one verification run measured.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    /// The repository as the user gave it.
+    pub repo: String,
+    pub changes: Changes,
+    pub migrations: Result<MigrationEvidence, Missing>,
+    pub routes: Result<RouteEvidence, Missing>,
+    pub lint: Result<CommandReport, Missing>,
+    pub tests: Result<CommandReport, Missing>,
+    /// Other commands that ran (setup), shown in the report.
+    pub other_commands: Vec<CommandReport>,
+    /// The agent run, for `backend-stage`.
+    pub agent: Option<serde_json::Value>,
+}

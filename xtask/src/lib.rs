@@ -1,0 +1,19 @@
+//! `cargo xtask`: evidence-based checks for the backend stage of a multi-tenant
+//! Next.js + Supabase monorepo.
+//!
+//! The flow runs one way, and the modules follow it:
+//! `config` + `repo` (what changed) → `gather` (evidence: migrations, routes, commands, the
+//! agent run) → `checklist` (the contract's eight items, decided from evidence) → `render`
+//! (markdown handover, json, text, ...). `commands` holds one module per subcommand.
+
+pub mod checklist;
+pub mod commands;
+pub mod config;
+pub mod exit;
+pub mod flags;
+pub mod gather;
+pub mod model;
+pub mod proc;
+pub mod render;
+pub mod repo;
+pub mod ui;

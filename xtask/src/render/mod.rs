@@ -1,0 +1,77 @@
+//! Renderers: one report model, several formats, each written against `impl Write`.
+
+pub mod json;
+pub mod markdown;
+pub mod text;
+
+use std::{io, path::Path};
+
+use serde::Serialize;
+
+use crate::{
+    checklist,
+    flags::Format,
+    gather::Evidence,
+    model::{ChecklistItem, Finding},
+};
+
+/// What every renderer reads: the evidence and the checklist decided from it.
+pub struct Report<'a> {
+    pub ev: &'a Evidence,
+    pub checklist: Vec<ChecklistItem>,
+    /// All findings, most severe first, then by file and line.
+    pub findings: Vec<Finding>,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(ev: &'a Evidence, checklist: Vec<ChecklistItem>) -> Report<'a> {
+        let mut findings: Vec<Finding> = checklist::all_findings(ev).cloned().collect();
+        findings.sort_by(|a, b| {
+            (a.severity, &a.path, a.line, a.rule).cmp(&(b.severity, &b.path, b.line, b.rule))
+        });
+        Report { ev, checklist, findings }
+    }
+}
+
+pub fn render(report: &Report, format: Format, color: bool, out: &mut dyn io::Write) -> io::Result<()> {
+    match format {
+        Format::Markdown => markdown::render(report, out),
+        Format::Json => json::render(report, out),
+        Format::Text => text::render(report, color, out),
+        Format::Github | Format::Sarif | Format::Junit => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this output format is not built yet",
+        )),
+    }
+}
+
+/// Is this format built? (`--format github|sarif|junit` exit 2 until they are.)
+pub fn available(format: Format) -> bool {
+    matches!(format, Format::Markdown | Format::Json | Format::Text)
+}
+
+/// Write a file atomically: a temporary file beside it, then a rename, so a reader never
+/// sees half a report and a killed run leaves the old one intact.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| io::Error::other("report path has no file name"))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Serialize helper shared by the json renderer and tests.
+pub fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).expect("report serializes")
+}
