@@ -29,7 +29,10 @@ fn main() {
         return;
     };
     std::env::set_var("XTASK_PNPM", &pnpm);
-    std::env::set_var("npm_config_store_dir", common::workspace().join("target/xtask-cache/pnpm-store"));
+    std::env::set_var(
+        "npm_config_store_dir",
+        common::workspace().join("target/xtask-cache/pnpm-store"),
+    );
     let repo = copy.path();
     let config = Config::load(repo).expect("example config");
     let timeout = Duration::from_secs(config.commands.timeout_secs);
@@ -67,10 +70,29 @@ fn main() {
         assert!(out.status.code().is_some());
     }
     let (l, t, b, v) = (median(lint), median(tests), median(both), median(verify));
-    println!("verify on examples/dashboard (median of {ROUNDS}, {} cores)", std::thread::available_parallelism().map_or(1, |n| n.get()));
-    println!("  lint alone                      {:>7.2} s", l.as_secs_f64());
-    println!("  tests alone                     {:>7.2} s", t.as_secs_f64());
-    println!("  sum of the two                  {:>7.2} s", (l + t).as_secs_f64());
-    println!("  lint + tests side by side       {:>7.2} s  ({:.0}% of the sum)", b.as_secs_f64(), 100.0 * b.as_secs_f64() / (l + t).as_secs_f64());
-    println!("  whole `verify --all` (w/ setup) {:>7.2} s", v.as_secs_f64());
+    println!(
+        "verify on examples/dashboard (median of {ROUNDS}, {} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "  lint alone                      {:>7.2} s",
+        l.as_secs_f64()
+    );
+    println!(
+        "  tests alone                     {:>7.2} s",
+        t.as_secs_f64()
+    );
+    println!(
+        "  sum of the two                  {:>7.2} s",
+        (l + t).as_secs_f64()
+    );
+    println!(
+        "  lint + tests side by side       {:>7.2} s  ({:.0}% of the sum)",
+        b.as_secs_f64(),
+        100.0 * b.as_secs_f64() / (l + t).as_secs_f64()
+    );
+    println!(
+        "  whole `verify --all` (w/ setup) {:>7.2} s",
+        v.as_secs_f64()
+    );
 }

@@ -133,3 +133,62 @@ fn a_failing_setup_leaves_lint_and_tests_unrun() {
     assert_eq!(setup["exit_code"], 1);
     assert_eq!(setup["summary"], "Error: lockfile out of date");
 }
+
+#[test]
+fn ctrl_c_ends_the_whole_group_of_a_running_command() {
+    let t = git_repo(
+        "commands-sigint",
+        &[
+            (
+                "xtask.toml",
+                "[commands]\ntimeout_secs = 300\nlint = [\"sh\", \"-c\", \"sleep 300 & echo $! > grandchild.pid; wait\"]\n\
+                 test = [\"sleep\", \"300\"]\n",
+            ),
+            (".gitignore", "grandchild.pid\n"),
+        ],
+    );
+    let mut child = xtask(t.path(), &["verify", "--format", "json", "--live", "off"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid_file = t.path().join("grandchild.pid");
+    let start = std::time::Instant::now();
+    while !pid_file.exists()
+        || std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .is_empty()
+    {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the lint command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let grandchild: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: plain kill(2) on the xtask child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(start.elapsed().as_secs() < 60);
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "interrupted commands did not run to the end"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let alive = std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false);
+    assert!(!alive, "grandchild {grandchild} survived Ctrl-C");
+}
