@@ -193,17 +193,11 @@ fn task_text_goes_nowhere_near_a_shell() {
              test = [\"printf\", \"# tests 1\\n# pass 1\\n\"]\n",
         )],
     );
-    let r = run(xtask(
+    let (r, json) = run_json(xtask(
         t.path(),
         &["verify", "--format", "json", "--live", "off"],
     ));
-    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let lint = json["checklist"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == "lint")
-        .unwrap();
+    let lint = item(&json, "lint");
     assert_eq!(lint["status"], "pass", "{lint}");
     for f in ["pwned", "pwned2", "pwned3"] {
         assert!(!t.path().join(f).exists(), "{f} was created: a shell ran");

@@ -22,18 +22,12 @@ fn lint_and_tests_run_concurrently() {
         "commands-concurrent",
         &[("xtask.toml", &config), (".gitignore", "*.started\n")],
     );
-    let r = run(xtask(
+    let (r, json) = run_json(xtask(
         t.path(),
         &["verify", "--format", "json", "--live", "off"],
     ));
-    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     for id in ["lint", "tests"] {
-        let item = json["checklist"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["id"] == id)
-            .unwrap();
+        let item = item(&json, id);
         assert_eq!(item["status"], "pass", "{id}: {item}\n{}", r.stderr);
     }
 }
@@ -56,12 +50,7 @@ fn a_hung_command_is_killed_at_its_timeout_and_exits_3() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(start.elapsed().as_secs() < 30);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let lint = json["checklist"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == "lint")
-        .unwrap();
+    let lint = item(&json, "lint");
     assert_eq!(lint["status"], "unknown");
     assert_eq!(lint["evidence"], "did not finish: timed out after 1s");
     assert!(r.stderr.contains("lint: did not finish"), "{}", r.stderr);
@@ -82,12 +71,7 @@ fn a_missing_tool_is_unknown_with_a_hint_and_exits_3() {
     ));
     assert_eq!(r.code, 3, "{}", r.stderr);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let lint = json["checklist"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == "lint")
-        .unwrap();
+    let lint = item(&json, "lint");
     assert_eq!(lint["status"], "unknown");
     assert!(
         lint["evidence"]
@@ -110,12 +94,7 @@ fn a_failing_setup_leaves_lint_and_tests_unrun() {
     ));
     assert_eq!(r.code, 1, "{}", r.stderr);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let tests = json["checklist"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == "tests")
-        .unwrap();
+    let tests = item(&json, "tests");
     assert_eq!(tests["status"], "unknown");
     assert!(
         tests["evidence"]

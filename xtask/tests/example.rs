@@ -19,22 +19,15 @@ fn verify_json(dir: &Path, pnpm: &Path) -> (Run, serde_json::Value) {
             workspace().join("target/xtask-cache/pnpm-store"),
         )
         .env("npm_config_manage_package_manager_versions", "false");
-    let r = run(cmd);
-    let json = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr));
-    (r, json)
+    run_json(cmd)
 }
 
-fn item<'a>(json: &'a serde_json::Value, id: &str) -> (&'a str, &'a str) {
-    let item = json["checklist"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .unwrap();
+/// (status, evidence) of a checklist item.
+fn status(json: &serde_json::Value, id: &str) -> (String, String) {
+    let i = item(json, id);
     (
-        item["status"].as_str().unwrap(),
-        item["evidence"].as_str().unwrap(),
+        i["status"].as_str().unwrap().into(),
+        i["evidence"].as_str().unwrap().into(),
     )
 }
 
@@ -50,10 +43,10 @@ fn example_lint_and_tests_pass_from_real_runs() {
         return;
     };
     let (r, json) = verify_json(t.path(), &pnpm);
-    let (lint, lint_ev) = item(&json, "lint");
+    let (lint, lint_ev) = status(&json, "lint");
     assert_eq!(lint, "pass", "{lint_ev}\n{}", r.stderr);
     assert_eq!(lint_ev, "0 errors, 0 warnings");
-    let (tests, tests_ev) = item(&json, "tests");
+    let (tests, tests_ev) = status(&json, "tests");
     assert_eq!(tests, "pass", "{tests_ev}\n{}", r.stderr);
     assert!(tests_ev.ends_with("passed"), "{tests_ev}");
     let commands = json["commands"].as_array().unwrap();
@@ -80,7 +73,7 @@ fn a_failing_vitest_test_fails_tests_and_is_named() {
          describe('billing', () => {\n  it('rounds totals to cents', () => {\n    expect(0.1 + 0.2).toBe(0.3);\n  });\n});\n",
     );
     let (r, json) = verify_json(t.path(), &pnpm);
-    let (status, ev) = item(&json, "tests");
+    let (status, ev) = status(&json, "tests");
     assert_eq!(status, "fail", "{ev}");
     assert!(ev.contains("1 failed"), "{ev}");
     assert!(ev.contains("billing > rounds totals to cents"), "{ev}");
@@ -98,7 +91,7 @@ fn an_eslint_error_fails_lint_with_the_count() {
         "export function sloppy(x: any) {\n  const unused = 1;\n  return x;\n}\n",
     );
     let (r, json) = verify_json(t.path(), &pnpm);
-    let (status, ev) = item(&json, "lint");
+    let (status, ev) = status(&json, "lint");
     assert_eq!(status, "fail", "{ev}");
     assert!(ev.starts_with("2 errors"), "{ev}");
     assert_eq!(r.code, 1);
@@ -121,10 +114,10 @@ fn a_removed_script_or_a_filter_matching_nothing_never_passes() {
         )
     });
     let (r, json) = verify_json(t.path(), &pnpm);
-    let (lint, lint_ev) = item(&json, "lint");
+    let (lint, lint_ev) = status(&json, "lint");
     assert_eq!(lint, "fail", "{lint_ev}");
     assert!(lint_ev.contains("no \"lint\" script"), "{lint_ev}");
-    let (tests, tests_ev) = item(&json, "tests");
+    let (tests, tests_ev) = status(&json, "tests");
     assert!(tests == "fail" || tests == "unknown", "{tests}: {tests_ev}");
     assert_ne!(r.code, 0);
 }
@@ -140,7 +133,7 @@ fn a_root_script_whose_nested_filter_matches_nothing_is_caught() {
         s.replace("pnpm --filter api test", "pnpm --filter apii test")
     });
     let (_, json) = verify_json(t.path(), &pnpm);
-    let (tests, ev) = item(&json, "tests");
+    let (tests, ev) = status(&json, "tests");
     assert_eq!(tests, "fail", "{ev}");
     assert!(ev.contains("No projects matched"), "{ev}");
 }

@@ -239,3 +239,21 @@ pub fn example_with_node_modules(name: &str) -> Option<(TempDir, PathBuf)> {
     }
     Some((t, pnpm))
 }
+
+/// The checklist item `id` of a JSON report.
+pub fn item<'a>(json: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    json["checklist"]
+        .as_array()
+        .expect("a checklist")
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no checklist item {id}"))
+}
+
+/// Run xtask and parse its stdout as the JSON report.
+pub fn run_json(cmd: Command) -> (Run, serde_json::Value) {
+    let r = run(cmd);
+    let json = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr));
+    (r, json)
+}
