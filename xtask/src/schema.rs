@@ -61,6 +61,28 @@ impl QualName {
     }
 }
 
+impl QualName {
+    /// As SQL: parts quoted where Postgres would otherwise fold or reject them.
+    pub fn sql(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// Quote an identifier unless it reads back the same unquoted.
+pub fn quote_ident(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
 impl fmt::Display for QualName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.schema, self.name)
@@ -323,6 +345,14 @@ mod tests {
             QualName::new("public", "AuditTrail")
         );
         assert_eq!(split_config_name("auth.uid()"), ["auth", "uid"]);
+        assert_eq!(
+            QualName::new("public", "AuditTrail").sql(),
+            "public.\"AuditTrail\""
+        );
+        assert_eq!(
+            QualName::new("public", "audit_trail").sql(),
+            "public.audit_trail"
+        );
         assert_eq!(split_config_name("\"a.b\".\"c\"\"d\""), ["a.b", "c\"d"]);
     }
 

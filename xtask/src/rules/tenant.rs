@@ -10,7 +10,7 @@
 use crate::{
     config::Tenancy,
     model::{Finding, PolicyReport, Severity, Source, TableReport, Verdict},
-    schema::{Command, Origin, Policy, QualName, Table},
+    schema::{Command, Function, Origin, Policy, QualName, Table},
 };
 
 use super::policy::Judge;
@@ -146,7 +146,7 @@ fn one(
             Finding::new(
                 "tenant-column-nullable",
                 Severity::Error,
-                format!("{}.{col} may be NULL: a row without a tenant belongs to no one and slips past tenant checks; `alter table {} alter column {col} set not null`", t.name, t.name),
+                format!("{}.{col} may be NULL: a row without a tenant belongs to no one and slips past tenant checks; `alter table {} alter column {col} set not null`", t.name, t.name.sql()),
             ),
             &c.null_origin,
             &t.name,
@@ -163,7 +163,7 @@ fn one(
             Finding::new(
                 "rls-not-enabled",
                 Severity::Error,
-                format!("row level security on {} {how}: every role with table grants sees every tenant's rows; add `alter table {} enable row level security;`", t.name, t.name),
+                format!("row level security on {} {how}: every role with table grants sees every tenant's rows; add `alter table {} enable row level security;`", t.name, t.name.sql()),
             ),
             origin,
             &t.name,
@@ -197,7 +197,7 @@ fn one(
                     "{} has no permissive policy for {}{extra}: add `create policy ... on {} for {} using ({col} = get_current_tenant_id())`",
                     t.name,
                     missing.join(", "),
-                    t.name,
+                    t.name.sql(),
                     missing[0]
                 ),
             ),
@@ -247,7 +247,7 @@ fn one(
             Finding::new(
                 "tenant-index-missing",
                 Severity::Warning,
-                format!("no index on {} starts with `{col}`: every policy check scans the table; add `create index on {} ({col});`", t.name, t.name),
+                format!("no index on {} starts with `{col}`: every policy check scans the table; add `create index on {} ({col});`", t.name, t.name.sql()),
             ),
             &t.origin,
             &t.name,
@@ -266,4 +266,25 @@ fn one(
         Verdict::Protected
     };
     (report, findings)
+}
+
+/// Security definer functions run with their owner's rights: without a fixed `search_path`, a
+/// caller can put look-alike objects first on the path (`function_search_path_mutable` of
+/// Supabase's linter). Tenant source functions are usually of this kind.
+pub fn functions<'f>(functions: impl IntoIterator<Item = &'f Function>) -> Vec<Finding> {
+    functions
+        .into_iter()
+        .filter(|f| f.security_definer && !f.fixed_search_path)
+        .map(|f| {
+            Finding::new(
+                "function-search-path-mutable",
+                Severity::Warning,
+                format!(
+                    "security definer function {} has no fixed search_path: add `set search_path = ''` (and qualify the names it uses) or `set search_path = public`",
+                    f.name
+                ),
+            )
+            .at(f.origin.path.clone(), Some(f.origin.line))
+        })
+        .collect()
 }

@@ -101,6 +101,12 @@ pub fn analyze_with(
             .filter(|t| changes.all || t.touched_by.iter().any(|p| changes.is_new(p)));
         let out = tenant::judge(judged, &config.tenancy, &judge, Source::Static);
         ev.findings.extend(replay.findings);
+        let new_functions = replay
+            .schema
+            .functions
+            .values()
+            .filter(|f| changes.is_new(&f.origin.path));
+        ev.findings.extend(tenant::functions(new_functions));
         ev.findings.extend(out.findings);
         ev.tables.extend(out.tables);
         ev.impact.extend(replay.impact);
