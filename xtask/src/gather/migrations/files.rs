@@ -14,6 +14,8 @@ pub struct MigrationFile {
     pub path: String,
     /// What to read.
     pub full: PathBuf,
+    /// Why it cannot be read (a dangling or looping link): what it did is unknown.
+    pub unreadable: Option<String>,
 }
 
 /// List `<repo>/<dir>`. A missing directory is a warning: the history is empty.
@@ -71,6 +73,11 @@ pub fn list(repo: &Path, dir: &str) -> (Vec<MigrationFile>, Vec<Finding>) {
                     )
                     .at(rel.clone(), None),
                 );
+                files.push(MigrationFile {
+                    path: rel,
+                    full,
+                    unreadable: Some(what),
+                });
                 continue;
             }
         }
@@ -86,7 +93,11 @@ pub fn list(repo: &Path, dir: &str) -> (Vec<MigrationFile>, Vec<Finding>) {
             );
             continue;
         }
-        files.push(MigrationFile { path: rel, full });
+        files.push(MigrationFile {
+            path: rel,
+            full,
+            unreadable: None,
+        });
     }
     (files, findings)
 }

@@ -76,11 +76,15 @@ pub fn analyze_with(
                 ev.new_files.push(file.path.clone());
             }
             replay.file(&file.path, new);
+            if let Some(why) = &file.unreadable {
+                replay.distrust_all(&format!("{} {why}", file.path));
+                continue;
+            }
             for stmt in &loaded.read.stmts {
                 replay.apply(stmt);
             }
             if let Some((rule, problems)) = &loaded.broken {
-                replay.distrust_file(loaded.text.as_deref().unwrap_or(""), problems, rule);
+                replay.distrust_file(loaded.text.as_deref(), problems, rule);
             }
             if loaded.empty && new {
                 ev.findings.push(
@@ -126,7 +130,16 @@ fn load_all(list: &[files::MigrationFile], threads: usize) -> Vec<Loaded> {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(f) = list.get(i) else { break };
-                        out.push((i, load(&f.full)));
+                        let loaded = match f.unreadable {
+                            Some(_) => Loaded {
+                                read: FileRead::default(),
+                                text: None,
+                                broken: None,
+                                empty: false,
+                            },
+                            None => load(&f.full),
+                        };
+                        out.push((i, loaded));
                     }
                     out
                 })

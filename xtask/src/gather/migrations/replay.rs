@@ -61,9 +61,16 @@ impl<'a> Replay<'a> {
 
     /// A file that could not be read whole (syntax errors, bad encoding): every table it
     /// names loses the reader's trust.
-    pub fn distrust_file(&mut self, text: &str, problems: &[SyntaxProblem], rule: &'static str) {
-        let words = sql::words(text);
-        for p in problems {
+    /// Without the text (the file could not be read), every table is in doubt.
+    pub fn distrust_file(
+        &mut self,
+        text: Option<&str>,
+        problems: &[SyntaxProblem],
+        rule: &'static str,
+    ) {
+        let words = text.map(sql::words);
+        const SHOWN: usize = 5;
+        for p in problems.iter().take(SHOWN) {
             let f = Finding::new(
                 rule,
                 Severity::Error,
@@ -81,13 +88,27 @@ impl<'a> Replay<'a> {
         let origin = self.at(first.line);
         let path = self.path.clone();
         for t in self.schema.tables.values_mut() {
-            if words.contains(&t.name.name) {
+            if words.as_ref().is_none_or(|w| w.contains(&t.name.name)) {
                 t.doubt(
                     origin.clone(),
                     format!("{origin} cannot be read whole ({})", first.message),
                 );
                 t.touch(&path);
             }
+        }
+    }
+
+    /// A file in the history that cannot be read at all: any table that exists may have been
+    /// changed by it.
+    pub fn distrust_all(&mut self, reason: &str) {
+        let origin = self.at(1);
+        let path = self.path.clone();
+        for t in self.schema.tables.values_mut() {
+            t.doubt(
+                origin.clone(),
+                format!("the history cannot be replayed: {reason}"),
+            );
+            t.touch(&path);
         }
     }
 
