@@ -11,6 +11,8 @@
 //! form counts too, when the outer column is qualified with the table (unqualified, it would
 //! name the member table's own column: a classic hole). Anything else fails closed.
 
+use std::{cell::Cell, collections::HashMap, sync::Mutex};
+
 use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
 
 use crate::{
@@ -20,7 +22,11 @@ use crate::{
 };
 
 /// The configured tenancy, folded once.
+///
+/// Judgments are cached: the same policy text usually guards many tables. A result that did
+/// not depend on the table's names (no `table.column` reference) is valid for every table.
 pub struct Judge {
+    cache: Mutex<HashMap<String, Result<(), String>>>,
     column: String,
     sources: Vec<Vec<String>>,
     users: Vec<Vec<String>>,
@@ -35,6 +41,7 @@ impl Judge {
     pub fn new(t: &Tenancy) -> Judge {
         let fns = |v: &[String]| v.iter().map(|s| split_config_name(s)).collect();
         Judge {
+            cache: Mutex::new(HashMap::new()),
             column: fold(&t.column),
             sources: fns(&t.source_functions),
             users: fns(&t.user_functions),
@@ -56,6 +63,26 @@ impl Judge {
         let Some(expr) = expr else {
             return Err("no expression: every row passes".into());
         };
+        if let Some(hit) = self.cache.lock().expect("judge cache").get(expr) {
+            return hit.clone();
+        }
+        let consulted = Cell::new(false);
+        let result = self.judge_text(expr, names, &consulted);
+        if !consulted.get() {
+            self.cache
+                .lock()
+                .expect("judge cache")
+                .insert(expr.to_string(), result.clone());
+        }
+        result
+    }
+
+    fn judge_text(
+        &self,
+        expr: &str,
+        names: &[QualName],
+        consulted: &Cell<bool>,
+    ) -> Result<(), String> {
         let wrapped = format!("select 1 where (\n{expr}\n);");
         let parse = SourceFile::parse(&wrapped);
         if !parse.errors().is_empty() {
@@ -68,7 +95,11 @@ impl Judge {
             .and_then(|s| child(&s, K::WHERE_CLAUSE))
             .and_then(|w| w.children().next())
             .ok_or_else(|| format!("`{}` does not parse", short(expr)))?;
-        let cx = Cx { judge: self, names };
+        let cx = Cx {
+            judge: self,
+            names,
+            consulted,
+        };
         if cx.filters(&node) {
             Ok(())
         } else {
@@ -97,6 +128,8 @@ fn short(expr: &str) -> String {
 struct Cx<'a> {
     judge: &'a Judge,
     names: &'a [QualName],
+    /// Set when the answer depended on `names` (it cannot be reused for another table).
+    consulted: &'a Cell<bool>,
 }
 
 /// Parentheses and casts do not change which rows pass.
@@ -180,6 +213,7 @@ impl Cx<'_> {
     }
 
     fn is_qualified_column(&self, n: &SyntaxNode) -> bool {
+        self.consulted.set(true);
         let parts = name_parts(n);
         match parts.as_slice() {
             [table, col] => {

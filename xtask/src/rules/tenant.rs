@@ -94,20 +94,30 @@ fn one(
     let tenant = t.column(col);
     let mut findings = Vec::new();
 
+    // For each policy, the commands it leaves open and why (judged once, used twice).
+    let open: Vec<Vec<(&str, String)>> = t
+        .policies
+        .iter()
+        .map(|p| {
+            Command::EACH
+                .into_iter()
+                .filter(|c| p.command.covers(*c))
+                .filter_map(|c| unscoped_for(p, c, judge, &names).map(|why| (c.as_str(), why)))
+                .collect()
+        })
+        .collect();
     let policies: Vec<PolicyReport> = t
         .policies
         .iter()
-        .map(|p| PolicyReport {
+        .zip(&open)
+        .map(|(p, open)| PolicyReport {
             name: p.name.clone(),
             command: p.command.as_str().to_string(),
             permissive: p.permissive,
             roles: p.roles.clone(),
             using: p.using.clone(),
             with_check: p.with_check.clone(),
-            tenant_scoped: Command::EACH
-                .iter()
-                .filter(|c| p.command.covers(**c))
-                .all(|c| unscoped_for(p, *c, judge, &names).is_none()),
+            tenant_scoped: open.is_empty(),
         })
         .collect();
 
@@ -194,11 +204,12 @@ fn one(
                 "policy-missing",
                 Severity::Error,
                 format!(
-                    "{} has no permissive policy for {}{extra}: add `create policy ... on {} for {} using ({col} = get_current_tenant_id())`",
+                    "{} has no permissive policy for {}{extra}: add `create policy ... on {} for {} {} ({col} = get_current_tenant_id())`",
                     t.name,
                     missing.join(", "),
                     t.name.sql(),
-                    missing[0]
+                    missing[0],
+                    if missing[0] == "insert" { "with check" } else { "using" }
                 ),
             ),
             origin,
@@ -206,19 +217,13 @@ fn one(
         ));
     }
 
-    for p in t.policies.iter().filter(|p| p.permissive) {
-        let mut open: Vec<(&str, String)> = Vec::new();
-        for cmd in Command::EACH.into_iter().filter(|c| p.command.covers(*c)) {
-            if let Some(why) = unscoped_for(p, cmd, judge, &names) {
-                open.push((cmd.as_str(), why));
-            }
-        }
+    for (p, open) in t.policies.iter().zip(&open).filter(|(p, _)| p.permissive) {
         if open.is_empty() {
             continue;
         }
         let cmds: Vec<&str> = open.iter().map(|(c, _)| *c).collect();
         let mut whys: Vec<&str> = Vec::new();
-        for (_, w) in &open {
+        for (_, w) in open {
             if !whys.contains(&w.as_str()) {
                 whys.push(w);
             }
