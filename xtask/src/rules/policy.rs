@@ -180,6 +180,7 @@ impl Cx<'_> {
                     Some(K::EQ) => {
                         return (self.is_column(l) && self.is_source(r))
                             || (self.is_column(r) && self.is_source(l))
+                            || self.own_membership(l, r)
                     }
                     Some(K::IN_KW) => return self.is_column(l) && self.is_source(r),
                     _ => return false,
@@ -356,6 +357,16 @@ impl Cx<'_> {
         })
     }
 
+    /// On the membership table itself, `user_id = auth.uid()` keeps each user to their own
+    /// membership rows: stricter than keeping them to a tenant, so it counts as scoped. On
+    /// any other table it does not (a user's rows can span tenants).
+    fn own_membership(&self, l: &SyntaxNode, r: &SyntaxNode) -> bool {
+        self.consulted.set(true);
+        self.names.iter().any(|q| *q == self.judge.membership)
+            && ((self.is_user_column(l) && self.is_user(r))
+                || (self.is_user_column(r) && self.is_user(l)))
+    }
+
     fn is_user_column(&self, n: &SyntaxNode) -> bool {
         let n = strip(n.clone());
         matches!(n.kind(), K::NAME_REF | K::FIELD_EXPR)
@@ -497,5 +508,28 @@ mod tests {
         assert!(!ok("exists (select 1 from tenant_members m where m.tenant_id = tenant_id and m.user_id = auth.uid())"));
         assert!(!ok("tenant_id = get_current_tenant_id( "));
         assert!(judge().scoped(None, &[]).is_err());
+    }
+
+    #[test]
+    fn own_rows_of_the_membership_table() {
+        let members = [QualName::new("public", "tenant_members")];
+        let j = judge();
+        assert!(j.scoped(Some("user_id = auth.uid()"), &members).is_ok());
+        assert!(j
+            .scoped(Some("(select auth.uid()) = user_id"), &members)
+            .is_ok());
+        assert!(j
+            .scoped(Some("user_id = auth.uid() or true"), &members)
+            .is_err());
+        assert!(j.scoped(Some("role = 'owner'"), &members).is_err());
+        // The same text on another table is not tenant scoping, and the cache must not
+        // carry the membership table's answer over.
+        assert!(!ok("user_id = auth.uid()"));
+        assert!(j
+            .scoped(
+                Some("user_id = auth.uid()"),
+                &[QualName::new("public", "docs")]
+            )
+            .is_err());
     }
 }
