@@ -362,7 +362,7 @@ impl Cx<'_> {
     /// any other table it does not (a user's rows can span tenants).
     fn own_membership(&self, l: &SyntaxNode, r: &SyntaxNode) -> bool {
         self.consulted.set(true);
-        self.names.iter().any(|q| *q == self.judge.membership)
+        self.names.contains(&self.judge.membership)
             && ((self.is_user_column(l) && self.is_user(r))
                 || (self.is_user_column(r) && self.is_user(l)))
     }
