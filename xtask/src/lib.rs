@@ -16,4 +16,5 @@ pub mod model;
 pub mod proc;
 pub mod render;
 pub mod repo;
+pub mod ts;
 pub mod ui;
