@@ -16,5 +16,6 @@ pub mod model;
 pub mod proc;
 pub mod render;
 pub mod repo;
+pub mod rules;
 pub mod ts;
 pub mod ui;

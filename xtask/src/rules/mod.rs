@@ -1,0 +1,3 @@
+//! Rules over source code (not SQL): each module reads changed files and yields findings.
+
+pub mod secrets;
