@@ -1,11 +1,301 @@
-//! Route and code checks. Not built yet: every item that depends on it is `unknown`.
+//! Route and code checks over the change: every new or changed `route.ts` under the route
+//! root and every `'use server'` file under the server-actions directory (auth, input
+//! validation, rate limits), the secret scan over every changed file, and the new schemas
+//! of the contracts package for the handover.
+//!
+//! Each file is parsed once (oxc, one arena reused between files) and every rule reads the
+//! same tree. With `--all`, the route root, the server-actions directory and the contracts
+//! package are walked instead of the change.
 
 use std::path::Path;
 
-use crate::{config::Config, model::RouteEvidence, repo::Changes};
+use oxc_allocator::Allocator;
 
-use super::{Missing, NOT_BUILT};
+use super::Missing;
+use crate::{
+    config::Config,
+    model::{ChangeStatus, Finding, RouteEvidence, Severity},
+    repo::{to_slash, Changes},
+    rules::{
+        routes::{self, Kind, Settings},
+        secrets,
+    },
+    ts::{self, Source},
+};
 
-pub fn analyze(_repo: &Path, _config: &Config, _changes: &Changes) -> Result<RouteEvidence, Missing> {
-    Err(format!("route checks are {NOT_BUILT}"))
+/// File names Next.js takes as route handlers.
+const ROUTE_FILES: [&str; 5] = [
+    "route.ts",
+    "route.js",
+    "route.tsx",
+    "route.jsx",
+    "route.mjs",
+];
+/// Directories never walked with `--all`.
+const SKIP_DIRS: [&str; 5] = ["node_modules", ".next", "dist", "build", ".turbo"];
+
+/// One file to check: the path shown, and the path whose contents are read (a link's target).
+struct FileRef {
+    path: String,
+    content: String,
+}
+
+pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteEvidence, Missing> {
+    let settings = Settings::new(config, package_name(repo, &config.contracts.package));
+    let mut ev = RouteEvidence::default();
+    let mut alloc = Allocator::default();
+    for f in files(repo, config, changes) {
+        let role = role(config, &f.path);
+        let bytes = match std::fs::read(repo.join(&f.content)) {
+            Ok(b) => b,
+            Err(e) => {
+                if let Some((_, rel)) = role {
+                    let place = routes::placement(&config.routes, rel);
+                    let checked = routes::unverified_file(
+                        &f.path,
+                        1,
+                        &format!("cannot be read ({e})"),
+                        &place,
+                    );
+                    ev.routes.push(checked.report);
+                    ev.findings.extend(checked.findings);
+                }
+                continue;
+            }
+        };
+        ev.findings.extend(secrets::scan_file(&f.path, &bytes));
+        if !ts::is_code(&f.path) {
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        alloc.reset();
+        let src = Source::new(&f.path, text);
+        let parsed = ts::parse(&alloc, &src);
+        if let Some((kind, rel)) = role {
+            let place = routes::placement(&config.routes, rel);
+            if let Some(checked) = routes::check(&src, parsed.as_ref(), &settings, kind, &place) {
+                ev.routes.push(checked.report);
+                ev.findings.extend(checked.findings);
+            }
+        } else if let Err(e) = &parsed {
+            ev.findings.push(
+                Finding::new(
+                    "ts-syntax-error",
+                    Severity::Warning,
+                    format!(
+                        "does not parse ({}): its SQL and filter strings could not be checked",
+                        e.message
+                    ),
+                )
+                .at(&f.path, Some(e.line)),
+            );
+        }
+    }
+    ev.routes.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(ev)
+}
+
+/// Is this path a route handler or a server-actions file: its kind and its path relative
+/// to the route root (for the exempt and public globs).
+fn role<'p>(config: &Config, path: &'p str) -> Option<(Kind, &'p str)> {
+    let under = |dir: &str| -> Option<&'p str> {
+        let dir = dir.trim_end_matches('/');
+        (!dir.is_empty())
+            .then(|| path.strip_prefix(dir)?.strip_prefix('/'))
+            .flatten()
+    };
+    if let Some(rel) = under(&config.routes.root) {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if ROUTE_FILES.contains(&name) {
+            return Some((Kind::Route, rel));
+        }
+    }
+    if let Some(rel) = under(&config.routes.server_actions_dir) {
+        if ts::is_code(path) {
+            return Some((Kind::ServerActions, rel));
+        }
+    }
+    None
+}
+
+/// The files of the change (not deleted), or with `--all` the files of the checked directories.
+fn files(repo: &Path, config: &Config, changes: &Changes) -> Vec<FileRef> {
+    let mut out: Vec<FileRef> = changes
+        .files
+        .iter()
+        .filter(|f| f.status != ChangeStatus::Deleted)
+        .map(|f| FileRef {
+            path: f.path.clone(),
+            content: f.content_path().to_string(),
+        })
+        .collect();
+    if changes.all {
+        for dir in [
+            &config.routes.root,
+            &config.routes.server_actions_dir,
+            &config.contracts.package,
+        ] {
+            if dir.is_empty() {
+                continue;
+            }
+            let walker = walkdir::WalkDir::new(repo.join(dir))
+                .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| !SKIP_DIRS.contains(&e.file_name().to_string_lossy().as_ref()));
+            for entry in walker.flatten().filter(|e| e.file_type().is_file()) {
+                let Ok(rel) = entry.path().strip_prefix(repo) else {
+                    continue;
+                };
+                let path = to_slash(rel);
+                if !out.iter().any(|f| f.path == path) {
+                    out.push(FileRef {
+                        content: path.clone(),
+                        path,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The contracts package's `name` from its package.json, if it has one.
+fn package_name(repo: &Path, package: &str) -> Option<String> {
+    let text = std::fs::read_to_string(repo.join(package).join("package.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.get("name")?.as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ChangedFile;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-routes-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn changed(paths: &[&str]) -> Changes {
+        Changes {
+            base: None,
+            all: false,
+            files: paths
+                .iter()
+                .map(|p| ChangedFile {
+                    path: p.to_string(),
+                    status: ChangeStatus::Added,
+                    from: None,
+                    target: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn analyzes_changed_routes_and_scans_every_changed_file() {
+        let repo = scratch("changed");
+        write(
+            &repo,
+            "packages/contracts/package.json",
+            r#"{ "name": "@dashboard/contracts" }"#,
+        );
+        write(
+            &repo,
+            "apps/api/src/app/api/projects/route.ts",
+            "import { CreateProjectInput } from '@dashboard/contracts';\nimport { withAuth } from '@/server/middleware/auth';\nexport const POST = withAuth(async (req: Request) => Response.json(CreateProjectInput.parse(await req.json())));\n",
+        );
+        write(
+            &repo,
+            "apps/api/src/app/api/open/route.ts",
+            "export async function GET() { return Response.json({}); }\n",
+        );
+        write(
+            &repo,
+            "apps/api/src/app/api/untouched/route.ts",
+            "export async function GET() { return Response.json({}); }\n",
+        );
+        write(
+            &repo,
+            "apps/api/.env.local",
+            "SUPABASE_SERVICE_ROLE_KEY=x\n",
+        );
+        write(&repo, "apps/api/src/lib/broken.ts", "export const = ;\n");
+        let changes = changed(&[
+            "apps/api/src/app/api/projects/route.ts",
+            "apps/api/src/app/api/open/route.ts",
+            "apps/api/.env.local",
+            "apps/api/src/lib/broken.ts",
+        ]);
+        let ev = analyze(&repo, &Config::default(), &changes).unwrap();
+        let routes: Vec<_> = ev
+            .routes
+            .iter()
+            .map(|r| (r.path.as_str(), r.handlers[0].auth.as_str()))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                ("apps/api/src/app/api/open/route.ts", "unguarded"),
+                ("apps/api/src/app/api/projects/route.ts", "guarded")
+            ]
+        );
+        assert_eq!(ev.routes[1].handlers[0].validation, "contracts");
+        let mut rules: Vec<_> = ev
+            .findings
+            .iter()
+            .map(|f| (f.rule, f.path.as_deref().unwrap_or("")))
+            .collect();
+        rules.sort();
+        assert_eq!(
+            rules,
+            [
+                ("hardcoded-secret", "apps/api/.env.local"),
+                ("route-unguarded", "apps/api/src/app/api/open/route.ts"),
+                ("ts-syntax-error", "apps/api/src/lib/broken.ts"),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&repo);
+    }
+
+    #[test]
+    fn all_walks_the_route_root() {
+        let repo = scratch("all");
+        write(
+            &repo,
+            "apps/api/src/app/api/a/route.ts",
+            "export const GET = withAuth(async () => new Response('a'));\n",
+        );
+        write(
+            &repo,
+            "apps/api/src/app/api/public/b/route.ts",
+            "export async function GET() { return new Response('b'); }\n",
+        );
+        write(
+            &repo,
+            "apps/api/src/app/api/node_modules/x/route.ts",
+            "export async function GET() {}\n",
+        );
+        let ev = analyze(&repo, &Config::default(), &Changes::all()).unwrap();
+        let paths: Vec<_> = ev.routes.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "apps/api/src/app/api/a/route.ts",
+                "apps/api/src/app/api/public/b/route.ts"
+            ]
+        );
+        assert_eq!(ev.routes[1].rate_limited, Some(false));
+        let _ = std::fs::remove_dir_all(&repo);
+    }
 }
