@@ -17,6 +17,7 @@ use crate::{
     model::{ChangeStatus, Finding, RouteEvidence, Severity},
     repo::{to_slash, Changes},
     rules::{
+        interpolation,
         routes::{self, Kind, Settings},
         secrets,
     },
@@ -73,6 +74,9 @@ pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteE
         alloc.reset();
         let src = Source::new(&f.path, text);
         let parsed = ts::parse(&alloc, &src);
+        if let Ok(program) = &parsed {
+            ev.findings.extend(interpolation::scan(&src, program));
+        }
         if let Some((kind, rel)) = role {
             let place = routes::placement(&config.routes, rel);
             if let Some(checked) = routes::check(&src, parsed.as_ref(), &settings, kind, &place) {

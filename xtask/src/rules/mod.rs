@@ -1,4 +1,5 @@
 //! Rules over source code (not SQL): each module reads changed files and yields findings.
 
+pub mod interpolation;
 pub mod routes;
 pub mod secrets;
