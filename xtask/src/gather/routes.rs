@@ -17,7 +17,7 @@ use crate::{
     model::{ChangeStatus, Finding, RouteEvidence, Severity},
     repo::{to_slash, Changes},
     rules::{
-        interpolation,
+        contracts, interpolation,
         routes::{self, Kind, Settings},
         secrets,
     },
@@ -39,6 +39,8 @@ const SKIP_DIRS: [&str; 5] = ["node_modules", ".next", "dist", "build", ".turbo"
 struct FileRef {
     path: String,
     content: String,
+    /// Where the file was in the base, when it existed there (modified or renamed).
+    base_path: Option<String>,
 }
 
 pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteEvidence, Missing> {
@@ -76,6 +78,17 @@ pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteE
         let parsed = ts::parse(&alloc, &src);
         if let Ok(program) = &parsed {
             ev.findings.extend(interpolation::scan(&src, program));
+            if is_contracts_source(config, &f.path) {
+                let old = match (&changes.base, &f.base_path) {
+                    (Some(base), Some(p)) => base_schemas(repo, base, p),
+                    _ => Vec::new(),
+                };
+                let new = contracts::schemas(program)
+                    .into_iter()
+                    .filter(|n| !old.contains(n));
+                ev.new_schemas
+                    .extend(new.map(|n| format!("{}: {n}", f.path)));
+            }
         }
         if let Some((kind, rel)) = role {
             let place = routes::placement(&config.routes, rel);
@@ -133,6 +146,11 @@ fn files(repo: &Path, config: &Config, changes: &Changes) -> Vec<FileRef> {
         .map(|f| FileRef {
             path: f.path.clone(),
             content: f.content_path().to_string(),
+            base_path: match f.status {
+                ChangeStatus::Modified => Some(f.path.clone()),
+                ChangeStatus::Renamed => f.from.clone(),
+                _ => None,
+            },
         })
         .collect();
     if changes.all {
@@ -157,12 +175,47 @@ fn files(repo: &Path, config: &Config, changes: &Changes) -> Vec<FileRef> {
                     out.push(FileRef {
                         content: path.clone(),
                         path,
+                        base_path: None,
                     });
                 }
             }
         }
     }
     out
+}
+
+/// A source file of the contracts package (its tests excepted).
+fn is_contracts_source(config: &Config, path: &str) -> bool {
+    let dir = config.contracts.package.trim_end_matches('/');
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/'))
+        && !path.contains("/test/")
+        && !path.contains("/tests/")
+        && !path.contains("/__tests__/")
+        && !path.contains(".test.")
+        && !path.contains(".spec.")
+}
+
+/// The schemas a contracts file already had in the base, so only new ones are listed.
+fn base_schemas(repo: &Path, base: &str, path: &str) -> Vec<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["show", &format!("{base}:{path}")])
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .output();
+    let Ok(out) = out else { return Vec::new() };
+    let Ok(text) = String::from_utf8(out.stdout) else {
+        return Vec::new();
+    };
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let alloc = Allocator::default();
+    let src = Source::new(path, &text);
+    ts::parse(&alloc, &src)
+        .map(|p| contracts::schemas(&p))
+        .unwrap_or_default()
 }
 
 /// The contracts package's `name` from its package.json, if it has one.
@@ -300,6 +353,64 @@ mod tests {
             ]
         );
         assert_eq!(ev.routes[1].rate_limited, Some(false));
+        let _ = std::fs::remove_dir_all(&repo);
+    }
+
+    #[test]
+    fn new_schemas_of_the_contracts_package_exclude_those_in_the_base() {
+        let repo = scratch("schemas");
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@t",
+                    "-c",
+                    "commit.gpgsign=false",
+                ])
+                .args(args)
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        let file = "packages/contracts/src/projects.ts";
+        write(
+            &repo,
+            file,
+            "import { z } from 'zod';\nexport const Project = z.object({ id: z.string() });\n",
+        );
+        git(&["add", "."]);
+        git(&["commit", "-qm", "base"]);
+        write(
+            &repo,
+            file,
+            "import { z } from 'zod';\nexport const Project = z.object({ id: z.string() });\nexport const CreateProjectInput = z.object({ name: z.string() });\n",
+        );
+        write(
+            &repo,
+            "packages/contracts/src/documents.ts",
+            "import { z } from 'zod';\nexport const Document = z.object({});\n",
+        );
+        write(
+            &repo,
+            "packages/contracts/test/schemas.test.ts",
+            "export const Fixture = z.object({});\n",
+        );
+        let changes = crate::repo::changes(&repo, Some("HEAD")).unwrap();
+        let ev = analyze(&repo, &Config::default(), &changes).unwrap();
+        assert_eq!(
+            ev.new_schemas,
+            [
+                "packages/contracts/src/documents.ts: Document",
+                "packages/contracts/src/projects.ts: CreateProjectInput",
+            ]
+        );
         let _ = std::fs::remove_dir_all(&repo);
     }
 }
