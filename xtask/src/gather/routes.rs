@@ -413,4 +413,146 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&repo);
     }
+
+    /// Realistic route shapes for the benchmark, `{i}` replaced by the route number.
+    const BENCH_SHAPES: [&str; 4] = [
+        r#"import { NextRequest, NextResponse } from "next/server";
+import { CreateProjectInput, ListProjectsQuery } from "@dashboard/contracts";
+import { withAuth } from "@/server/middleware/auth";
+
+export const dynamic = "force-dynamic";
+
+/** List the tenant's projects, paginated. */
+export async function GET(req: NextRequest) {
+  return withAuth(req, async (ctx) => {
+    const query = ListProjectsQuery.parse(Object.fromEntries(req.nextUrl.searchParams));
+    const { data, error, count } = await ctx.supabase
+      .from("projects_{i}")
+      .select("*", { count: "exact" })
+      .eq("tenant_id", ctx.tenantId)
+      .range(query.offset, query.offset + query.limit - 1);
+    if (error) return NextResponse.json({ error: { code: "db", message: error.message } }, { status: 500 });
+    return NextResponse.json({ data, pagination: { limit: query.limit, offset: query.offset, total: count } });
+  });
+}
+
+export async function POST(req: NextRequest) {
+  return withAuth(req, async (ctx) => {
+    const input = CreateProjectInput.parse(await req.json());
+    const { data, error } = await ctx.supabase
+      .from("projects_{i}")
+      .insert({ ...input, tenant_id: ctx.tenantId })
+      .select()
+      .single();
+    if (error) return NextResponse.json({ error: { code: "db", message: error.message } }, { status: 500 });
+    return NextResponse.json({ data }, { status: 201 });
+  });
+}
+"#,
+        r#"import { NextResponse } from "next/server";
+import { ProjectIdParams, UpdateProjectInput } from "@dashboard/contracts";
+import { requireAuthContext } from "@/server/auth";
+
+type Ctx = { params: Promise<{ id: string }> };
+
+export async function PATCH(req: Request, context: Ctx) {
+  try {
+    const auth = await requireAuthContext(req);
+    const { id } = ProjectIdParams.parse(await context.params);
+    const patch = UpdateProjectInput.parse(await req.json());
+    const { data, error } = await auth.supabase.from("items_{i}").update(patch).eq("id", id).select().single();
+    if (error) throw error;
+    return NextResponse.json({ data });
+  } catch (e) {
+    return NextResponse.json({ error: { code: "bad_request", message: String(e) } }, { status: 400 });
+  }
+}
+
+export const DELETE = (req: Request, context: Ctx) =>
+  withAuth(req, async (ctx) => {
+    const { id } = ProjectIdParams.parse(await context.params);
+    await ctx.supabase.from("items_{i}").delete().eq("id", id);
+    return new NextResponse(null, { status: 204 });
+  });
+
+import { withAuth } from "@/server/middleware/auth";
+"#,
+        r#"import { NextRequest, NextResponse } from "next/server";
+import { rateLimit } from "@/server/rate-limit";
+
+/** Public health probe {i}. */
+export async function GET(req: NextRequest) {
+  const limited = await rateLimit(req, { key: "health-{i}", limit: 60, windowSeconds: 60 });
+  if (limited) return limited;
+  return NextResponse.json({ ok: true, at: new Date().toISOString() });
+}
+"#,
+        r#"import { withErrorHandling } from "@/server/errors";
+import { requireAuthContext } from "@/server/auth";
+import { DocumentQuery } from "@dashboard/contracts";
+
+async function handler(req: Request) {
+  const ctx = await requireAuthContext(req);
+  const url = new URL(req.url);
+  const q = DocumentQuery.parse({ search: url.searchParams.get("q") ?? "" });
+  const { data } = await ctx.supabase.from("documents_{i}").select().ilike("title", `%${q.search}%`);
+  return Response.json({ data });
+}
+
+export const GET = withErrorHandling(handler);
+export { handler as HEAD };
+"#,
+    ];
+
+    /// `cargo test -p xtask --lib -- --ignored --nocapture bench_1000_routes`
+    #[test]
+    #[ignore = "benchmark: run by hand"]
+    fn bench_1000_routes() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/route-bench");
+        let _ = std::fs::remove_dir_all(&repo);
+        write(
+            &repo,
+            "packages/contracts/package.json",
+            r#"{ "name": "@dashboard/contracts" }"#,
+        );
+        let toml = "[routes]\nguard_calls = [\"requireAuthContext\"]\n";
+        let config = Config::parse(toml).unwrap();
+        let mut bytes = 0;
+        for i in 0..1000 {
+            let shape = BENCH_SHAPES[i % BENCH_SHAPES.len()].replace("{i}", &i.to_string());
+            let dir = if i % BENCH_SHAPES.len() == 2 {
+                format!("public/r{i}")
+            } else {
+                format!("r{i}/[id]")
+            };
+            bytes += shape.len();
+            write(
+                &repo,
+                &format!("apps/api/src/app/api/{dir}/route.ts"),
+                &shape,
+            );
+        }
+        let started = std::time::Instant::now();
+        let ev = analyze(&repo, &config, &Changes::all()).unwrap();
+        let elapsed = started.elapsed();
+        let handlers: usize = ev.routes.iter().map(|r| r.handlers.len()).sum();
+        println!(
+            "checked {} route files ({} KiB, {handlers} handlers, {} findings) in {:.0} ms",
+            ev.routes.len(),
+            bytes / 1024,
+            ev.findings.len(),
+            elapsed.as_secs_f64() * 1000.0
+        );
+        assert_eq!(ev.routes.len(), 1000);
+        assert!(ev
+            .routes
+            .iter()
+            .flat_map(|r| &r.handlers)
+            .all(|h| h.auth == "guarded" || h.auth == "exempt"));
+        assert!(
+            ev.findings.is_empty(),
+            "{:?}",
+            &ev.findings[..ev.findings.len().min(5)]
+        );
+    }
 }
