@@ -414,6 +414,50 @@ mod tests {
         let _ = std::fs::remove_dir_all(&repo);
     }
 
+    /// A copy of the routes of `examples/dashboard` (the product's reference monorepo):
+    /// every handler must pass as written there.
+    #[test]
+    fn the_example_dashboard_passes() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/routes/dashboard");
+        let config = Config::load(&repo).unwrap();
+        let ev = analyze(&repo, &config, &Changes::all()).unwrap();
+        let got: Vec<String> = ev
+            .routes
+            .iter()
+            .flat_map(|r| {
+                r.handlers.iter().map(move |h| {
+                    let path = r.path.trim_start_matches("apps/api/src/app/api/");
+                    format!(
+                        "{} {path} {} {} [{}]",
+                        h.method, h.auth, h.validation, h.note
+                    )
+                })
+            })
+            .collect();
+        let expected = [
+            "GET documents/route.ts guarded contracts [withAuth; schema ListDocumentsQuery from @dashboard/contracts]",
+            "POST documents/route.ts guarded contracts [withAuth; schema CreateDocumentInput from @dashboard/contracts]",
+            "GET projects/[id]/route.ts guarded contracts [withAuth; schema ProjectIdParams from @dashboard/contracts]",
+            "PATCH projects/[id]/route.ts guarded contracts [withAuth; schema ProjectIdParams from @dashboard/contracts; schema UpdateProjectInput from @dashboard/contracts]",
+            "DELETE projects/[id]/route.ts guarded contracts [withAuth; schema ProjectIdParams from @dashboard/contracts]",
+            "GET projects/route.ts guarded contracts [withAuth; schema ListProjectsQuery from @dashboard/contracts]",
+            "POST projects/route.ts guarded contracts [withAuth; schema CreateProjectInput from @dashboard/contracts]",
+            "GET public/status/route.ts exempt no_input [public route: no auth, rate limited instead; no input; rateLimit]",
+        ];
+        assert_eq!(got, expected);
+        assert_eq!(
+            ev.routes
+                .iter()
+                .find(|r| r.public)
+                .and_then(|r| r.rate_limited),
+            Some(true)
+        );
+        assert!(ev.findings.is_empty(), "{:#?}", ev.findings);
+        assert!(ev
+            .new_schemas
+            .contains(&"packages/contracts/src/projects.ts: CreateProjectInput".to_string()));
+    }
+
     /// Realistic route shapes for the benchmark, `{i}` replaced by the route number.
     const BENCH_SHAPES: [&str; 4] = [
         r#"import { NextRequest, NextResponse } from "next/server";
