@@ -74,7 +74,11 @@ pub struct SyntaxError {
 
 /// Parse `src` into `alloc`. Any diagnostic of error severity makes the whole file an error.
 pub fn parse<'a>(alloc: &'a Allocator, src: &Source<'a>) -> Result<Program<'a>, SyntaxError> {
-    let source_type = SourceType::from_path(src.path).unwrap_or_else(|_| SourceType::ts());
+    let mut source_type = SourceType::from_path(src.path).unwrap_or_else(|_| SourceType::ts());
+    if source_type.is_javascript() {
+        // Next.js writes JSX in `.js` files; oxc reads `.js` without it by default.
+        source_type = source_type.with_jsx(true);
+    }
     let ret = Parser::new(alloc, src.text, source_type).parse();
     if ret.panicked || ret.diagnostics.has_errors() {
         let first = ret.diagnostics.errors().next();
@@ -129,6 +133,11 @@ mod tests {
             "export default function P() { return <div a={1} />; }\n",
         );
         assert!(parse(&alloc, &tsx).is_ok());
+        let js = Source::new(
+            "pages/index.js",
+            "export default function P() { return <div />; }\n",
+        );
+        assert!(parse(&alloc, &js).is_ok());
     }
 
     #[test]

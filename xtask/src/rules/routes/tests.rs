@@ -203,6 +203,18 @@ fn guard_inside_if_false_is_unguarded() {
 }
 
 #[test]
+fn wrapper_returned_only_in_a_branch_is_unguarded() {
+    assert_eq!(
+        auth("export async function GET(req: Request) {\n  if (false) return withAuth(req, async () => new Response('x'));\n  return Response.json({ all: 1 });\n}\n"),
+        "unguarded"
+    );
+    assert_eq!(
+        auth("export const GET = (req: Request) => (req.headers.get('x') ? withAuth(req, async () => new Response('x')) : Response.json({}));\n"),
+        "unguarded"
+    );
+}
+
+#[test]
 fn guard_after_work_is_unguarded() {
     assert_eq!(
         auth("export async function POST(req: Request) {\n  await db.from('audit').insert({});\n  await requireAuthContext(req);\n  return new Response(null);\n}\n"),
