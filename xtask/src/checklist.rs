@@ -6,7 +6,10 @@
 use crate::{
     flags::Live,
     gather::Evidence,
-    model::{ChecklistItem, CommandReport, LiveOutcome, MigrationEvidence, RouteEvidence, Severity, Status, Verdict},
+    model::{
+        ChecklistItem, CommandReport, LiveOutcome, MigrationEvidence, RouteEvidence, Severity,
+        Status, Verdict,
+    },
 };
 
 /// (id, label) in the order of the handover. Ids and labels are fixed by the contract.
@@ -36,21 +39,36 @@ pub fn build(ev: &Evidence, live: Live) -> Vec<ChecklistItem> {
                 "migration" => with(&ev.migrations, |m| migration(m, live)),
                 _ => unreachable!("unknown checklist id {id}"),
             };
-            ChecklistItem { id, label, status, evidence }
+            ChecklistItem {
+                id,
+                label,
+                status,
+                evidence,
+            }
         })
         .collect()
 }
 
 /// Exit status 0 only when every item passed (or had nothing to check) and no finding is an error.
 pub fn all_clear(items: &[ChecklistItem], ev: &Evidence) -> bool {
-    items.iter().all(|i| matches!(i.status, Status::Pass | Status::NotApplicable))
+    items
+        .iter()
+        .all(|i| matches!(i.status, Status::Pass | Status::NotApplicable))
         && all_findings(ev).all(|f| f.severity != Severity::Error)
 }
 
 /// Every finding of the run, migrations first.
 pub fn all_findings(ev: &Evidence) -> impl Iterator<Item = &crate::model::Finding> {
-    let m = ev.migrations.as_ref().map(|m| m.findings.as_slice()).unwrap_or_default();
-    let r = ev.routes.as_ref().map(|r| r.findings.as_slice()).unwrap_or_default();
+    let m = ev
+        .migrations
+        .as_ref()
+        .map(|m| m.findings.as_slice())
+        .unwrap_or_default();
+    let r = ev
+        .routes
+        .as_ref()
+        .map(|r| r.findings.as_slice())
+        .unwrap_or_default();
     m.iter().chain(r)
 }
 
@@ -72,7 +90,12 @@ fn command(ev: &Result<CommandReport, String>) -> Decided {
 
 fn names(list: &[&str]) -> String {
     const SHOWN: usize = 5;
-    let mut s = list.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+    let mut s = list
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
     if list.len() > SHOWN {
         s.push_str(&format!(" and {} more", list.len() - SHOWN));
     }
@@ -84,10 +107,20 @@ fn tenant_id(m: &MigrationEvidence) -> Decided {
     if tables.is_empty() {
         return (Status::NotApplicable, "no new or changed tables".into());
     }
-    let checked: Vec<_> = tables.iter().filter(|t| t.verdict != Verdict::Exempt).collect();
-    let missing: Vec<&str> = checked.iter().filter(|t| !t.tenant_column).map(|t| t.name.as_str()).collect();
-    let nullable: Vec<&str> =
-        checked.iter().filter(|t| t.tenant_column && !t.tenant_not_null).map(|t| t.name.as_str()).collect();
+    let checked: Vec<_> = tables
+        .iter()
+        .filter(|t| t.verdict != Verdict::Exempt)
+        .collect();
+    let missing: Vec<&str> = checked
+        .iter()
+        .filter(|t| !t.tenant_column)
+        .map(|t| t.name.as_str())
+        .collect();
+    let nullable: Vec<&str> = checked
+        .iter()
+        .filter(|t| t.tenant_column && !t.tenant_not_null)
+        .map(|t| t.name.as_str())
+        .collect();
     if !missing.is_empty() || !nullable.is_empty() {
         let mut parts = Vec::new();
         if !missing.is_empty() {
@@ -98,10 +131,19 @@ fn tenant_id(m: &MigrationEvidence) -> Decided {
         }
         return (Status::Fail, parts.join("; "));
     }
-    let unverified: Vec<&str> =
-        checked.iter().filter(|t| t.verdict == Verdict::Unverified).map(|t| t.name.as_str()).collect();
+    let unverified: Vec<&str> = checked
+        .iter()
+        .filter(|t| t.verdict == Verdict::Unverified)
+        .map(|t| t.name.as_str())
+        .collect();
     if !unverified.is_empty() {
-        return (Status::Unknown, format!("could not follow every statement on: {}", names(&unverified)));
+        return (
+            Status::Unknown,
+            format!(
+                "could not follow every statement on: {}",
+                names(&unverified)
+            ),
+        );
     }
     let exempt = tables.len() - checked.len();
     let mut s = format!("{} table(s) with a NOT NULL tenant column", checked.len());
@@ -112,36 +154,60 @@ fn tenant_id(m: &MigrationEvidence) -> Decided {
 }
 
 fn rls(m: &MigrationEvidence, live: Live) -> Decided {
-    let tables: Vec<_> = m.tables.iter().filter(|t| t.new && t.verdict != Verdict::Exempt).collect();
+    let tables: Vec<_> = m
+        .tables
+        .iter()
+        .filter(|t| t.new && t.verdict != Verdict::Exempt)
+        .collect();
     if tables.is_empty() {
-        return (Status::NotApplicable, "no new or changed tenant tables".into());
+        return (
+            Status::NotApplicable,
+            "no new or changed tenant tables".into(),
+        );
     }
-    let bad: Vec<&str> =
-        tables.iter().filter(|t| t.verdict == Verdict::Unprotected).map(|t| t.name.as_str()).collect();
+    let bad: Vec<&str> = tables
+        .iter()
+        .filter(|t| t.verdict == Verdict::Unprotected)
+        .map(|t| t.name.as_str())
+        .collect();
     if !bad.is_empty() {
-        return (Status::Fail, format!("not isolated by tenant: {}", names(&bad)));
+        return (
+            Status::Fail,
+            format!("not isolated by tenant: {}", names(&bad)),
+        );
     }
-    let unverified: Vec<&str> =
-        tables.iter().filter(|t| t.verdict == Verdict::Unverified).map(|t| t.name.as_str()).collect();
+    let unverified: Vec<&str> = tables
+        .iter()
+        .filter(|t| t.verdict == Verdict::Unverified)
+        .map(|t| t.name.as_str())
+        .collect();
     if !unverified.is_empty() {
-        return (Status::Unknown, format!("isolation not proved for: {}", names(&unverified)));
+        return (
+            Status::Unknown,
+            format!("isolation not proved for: {}", names(&unverified)),
+        );
     }
     let n = tables.len();
     match (&m.live, live) {
-        (LiveOutcome::Applied(how), _) => {
-            (Status::Pass, format!("{n} table(s): RLS on, every command tenant-scoped; proved live ({how})"))
-        }
+        (LiveOutcome::Applied(how), _) => (
+            Status::Pass,
+            format!("{n} table(s): RLS on, every command tenant-scoped; proved live ({how})"),
+        ),
         (_, Live::Off) => (
             Status::Pass,
             format!("{n} table(s): RLS on, every command tenant-scoped (static proof; --live off)"),
         ),
         (LiveOutcome::Failed(why), _) => (Status::Fail, format!("live check failed: {why}")),
-        (LiveOutcome::Unavailable(why), _) => {
-            (Status::Unknown, format!("static proof holds for {n} table(s); not proved live: {why}"))
-        }
+        (LiveOutcome::Unavailable(why), _) => (
+            Status::Unknown,
+            format!("static proof holds for {n} table(s); not proved live: {why}"),
+        ),
         (LiveOutcome::NotRun, _) => (
             Status::Unknown,
-            format!("static proof holds for {n} table(s); the live Postgres check is {}", crate::gather::NOT_BUILT),
+            format!(
+                "static proof holds for {n} table(s); the live Postgres check is {}",
+                crate::gather::NOT_BUILT
+            ),
         ),
     }
 }
@@ -150,9 +216,15 @@ fn migration(m: &MigrationEvidence, live: Live) -> Decided {
     let schema_touched = m.tables.iter().any(|t| t.new);
     if m.new_files.is_empty() {
         return if schema_touched {
-            (Status::Fail, "the change touches the schema but adds no migration file".into())
+            (
+                Status::Fail,
+                "the change touches the schema but adds no migration file".into(),
+            )
         } else {
-            (Status::NotApplicable, "no new migration and no schema change".into())
+            (
+                Status::NotApplicable,
+                "no new migration and no schema change".into(),
+            )
         };
     }
     let syntax: Vec<String> = m
@@ -163,27 +235,40 @@ fn migration(m: &MigrationEvidence, live: Live) -> Decided {
         .collect();
     if !syntax.is_empty() {
         let refs: Vec<&str> = syntax.iter().map(String::as_str).collect();
-        return (Status::Fail, format!("does not apply cleanly: {}", names(&refs)));
+        return (
+            Status::Fail,
+            format!("does not apply cleanly: {}", names(&refs)),
+        );
     }
     let n = m.new_files.len();
     match (&m.live, live) {
-        (LiveOutcome::Applied(how), _) => {
-            (Status::Pass, format!("{n} new migration(s); the history applies cleanly ({how})"))
-        }
+        (LiveOutcome::Applied(how), _) => (
+            Status::Pass,
+            format!("{n} new migration(s); the history applies cleanly ({how})"),
+        ),
         (LiveOutcome::Failed(why), _) => (Status::Fail, format!("does not apply: {why}")),
-        (_, Live::Off) => (Status::Unknown, format!("{n} new migration(s); not applied to a Postgres (--live off)")),
-        (LiveOutcome::Unavailable(why), _) => {
-            (Status::Unknown, format!("{n} new migration(s); not applied to a Postgres: {why}"))
-        }
+        (_, Live::Off) => (
+            Status::Unknown,
+            format!("{n} new migration(s); not applied to a Postgres (--live off)"),
+        ),
+        (LiveOutcome::Unavailable(why), _) => (
+            Status::Unknown,
+            format!("{n} new migration(s); not applied to a Postgres: {why}"),
+        ),
         (LiveOutcome::NotRun, _) => (
             Status::Unknown,
-            format!("{n} new migration(s) parsed; applying them to Postgres is {}", crate::gather::NOT_BUILT),
+            format!(
+                "{n} new migration(s) parsed; applying them to Postgres is {}",
+                crate::gather::NOT_BUILT
+            ),
         ),
     }
 }
 
 fn handlers(r: &RouteEvidence) -> impl Iterator<Item = (&str, &crate::model::HandlerReport)> {
-    r.routes.iter().flat_map(|route| route.handlers.iter().map(move |h| (route.path.as_str(), h)))
+    r.routes
+        .iter()
+        .flat_map(|route| route.handlers.iter().map(move |h| (route.path.as_str(), h)))
 }
 
 fn auth(r: &RouteEvidence) -> Decided {
@@ -191,25 +276,51 @@ fn auth(r: &RouteEvidence) -> Decided {
         return (Status::NotApplicable, "no new or changed routes".into());
     }
     let pick = |state: &str| -> Vec<String> {
-        handlers(r).filter(|(_, h)| h.auth == state).map(|(p, h)| format!("{} {p}", h.method)).collect()
+        handlers(r)
+            .filter(|(_, h)| h.auth == state)
+            .map(|(p, h)| format!("{} {p}", h.method))
+            .collect()
     };
     let unguarded = pick("unguarded");
     if !unguarded.is_empty() {
-        return (Status::Fail, format!("unguarded: {}", names(&unguarded.iter().map(String::as_str).collect::<Vec<_>>())));
+        return (
+            Status::Fail,
+            format!(
+                "unguarded: {}",
+                names(&unguarded.iter().map(String::as_str).collect::<Vec<_>>())
+            ),
+        );
     }
     let unverified = pick("unverified");
     if !unverified.is_empty() {
-        return (Status::Unknown, format!("could not verify: {}", names(&unverified.iter().map(String::as_str).collect::<Vec<_>>())));
+        return (
+            Status::Unknown,
+            format!(
+                "could not verify: {}",
+                names(&unverified.iter().map(String::as_str).collect::<Vec<_>>())
+            ),
+        );
     }
     let total = handlers(r).count();
     let exempt = pick("exempt").len();
-    (Status::Pass, format!("{} of {total} handler(s) guarded, {exempt} exempt by config", total - exempt))
+    (
+        Status::Pass,
+        format!(
+            "{} of {total} handler(s) guarded, {exempt} exempt by config",
+            total - exempt
+        ),
+    )
 }
 
 fn contracts(r: &RouteEvidence) -> Decided {
-    let with_input: Vec<_> = handlers(r).filter(|(_, h)| h.validation != "no_input").collect();
+    let with_input: Vec<_> = handlers(r)
+        .filter(|(_, h)| h.validation != "no_input")
+        .collect();
     if with_input.is_empty() {
-        return (Status::NotApplicable, "no new or changed endpoint reads input".into());
+        return (
+            Status::NotApplicable,
+            "no new or changed endpoint reads input".into(),
+        );
     }
     let list = |states: &[&str]| -> Vec<String> {
         with_input
@@ -222,29 +333,63 @@ fn contracts(r: &RouteEvidence) -> Decided {
     if !bad.is_empty() {
         return (
             Status::Fail,
-            format!("not validated with a contracts schema: {}", names(&bad.iter().map(String::as_str).collect::<Vec<_>>())),
+            format!(
+                "not validated with a contracts schema: {}",
+                names(&bad.iter().map(String::as_str).collect::<Vec<_>>())
+            ),
         );
     }
     let unverified = list(&["unverified"]);
     if !unverified.is_empty() {
-        return (Status::Unknown, format!("could not verify: {}", names(&unverified.iter().map(String::as_str).collect::<Vec<_>>())));
+        return (
+            Status::Unknown,
+            format!(
+                "could not verify: {}",
+                names(&unverified.iter().map(String::as_str).collect::<Vec<_>>())
+            ),
+        );
     }
-    (Status::Pass, format!("{} handler(s) validate input with contracts schemas", with_input.len()))
+    (
+        Status::Pass,
+        format!(
+            "{} handler(s) validate input with contracts schemas",
+            with_input.len()
+        ),
+    )
 }
 
 fn rate_limit(r: &RouteEvidence) -> Decided {
     let public: Vec<_> = r.routes.iter().filter(|r| r.public).collect();
     if public.is_empty() {
-        return (Status::NotApplicable, "no new or changed public routes".into());
+        return (
+            Status::NotApplicable,
+            "no new or changed public routes".into(),
+        );
     }
-    let missing: Vec<&str> =
-        public.iter().filter(|r| r.rate_limited == Some(false)).map(|r| r.path.as_str()).collect();
+    let missing: Vec<&str> = public
+        .iter()
+        .filter(|r| r.rate_limited == Some(false))
+        .map(|r| r.path.as_str())
+        .collect();
     if !missing.is_empty() {
-        return (Status::Fail, format!("no rate limiter: {}", names(&missing)));
+        return (
+            Status::Fail,
+            format!("no rate limiter: {}", names(&missing)),
+        );
     }
-    let unknown: Vec<&str> = public.iter().filter(|r| r.rate_limited.is_none()).map(|r| r.path.as_str()).collect();
+    let unknown: Vec<&str> = public
+        .iter()
+        .filter(|r| r.rate_limited.is_none())
+        .map(|r| r.path.as_str())
+        .collect();
     if !unknown.is_empty() {
-        return (Status::Unknown, format!("could not verify: {}", names(&unknown)));
+        return (
+            Status::Unknown,
+            format!("could not verify: {}", names(&unknown)),
+        );
     }
-    (Status::Pass, format!("{} public route(s) call a rate limiter", public.len()))
+    (
+        Status::Pass,
+        format!("{} public route(s) call a rate limiter", public.len()),
+    )
 }

@@ -82,7 +82,9 @@ pub struct Migrations {
 
 impl Default for Migrations {
     fn default() -> Self {
-        Migrations { dirs: vec!["supabase/migrations".into()] }
+        Migrations {
+            dirs: vec!["supabase/migrations".into()],
+        }
     }
 }
 
@@ -131,7 +133,9 @@ pub struct Contracts {
 
 impl Default for Contracts {
     fn default() -> Self {
-        Contracts { package: "packages/contracts".into() }
+        Contracts {
+            package: "packages/contracts".into(),
+        }
     }
 }
 
@@ -221,7 +225,10 @@ pub struct Live {
 
 impl Default for Live {
     fn default() -> Self {
-        Live { become_tenant: String::new(), timeout_secs: 120 }
+        Live {
+            become_tenant: String::new(),
+            timeout_secs: 120,
+        }
     }
 }
 
@@ -347,7 +354,12 @@ impl Config {
         if self.migrations.dirs.is_empty() {
             return Err("migrations.dirs must name at least one directory".into());
         }
-        for dir in self.migrations.dirs.iter().chain([&self.routes.root, &self.contracts.package]) {
+        for dir in self
+            .migrations
+            .dirs
+            .iter()
+            .chain([&self.routes.root, &self.contracts.package])
+        {
             if Path::new(dir).is_absolute() || dir.split('/').any(|p| p == "..") {
                 return Err(format!(
                     "`{dir}`: paths in xtask.toml are relative to the repository and stay inside it"

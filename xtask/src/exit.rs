@@ -32,12 +32,20 @@ impl std::error::Error for Exit {}
 
 /// Usage or configuration error (exit 2).
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    Exit { code: 2, message: message.into() }.into()
+    Exit {
+        code: 2,
+        message: message.into(),
+    }
+    .into()
 }
 
 /// A required tool or the agent failed to run (exit 3).
 pub fn tool(message: impl Into<String>) -> anyhow::Error {
-    Exit { code: 3, message: message.into() }.into()
+    Exit {
+        code: 3,
+        message: message.into(),
+    }
+    .into()
 }
 
 /// The status for an error: 2 for usage, configuration and repository problems, the carried
@@ -45,7 +53,9 @@ pub fn tool(message: impl Into<String>) -> anyhow::Error {
 pub fn code_of(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<Exit>() {
         e.code
-    } else if err.downcast_ref::<ConfigError>().is_some() || err.downcast_ref::<RepoError>().is_some() {
+    } else if err.downcast_ref::<ConfigError>().is_some()
+        || err.downcast_ref::<RepoError>().is_some()
+    {
         2
     } else {
         3

@@ -71,7 +71,9 @@ fn stdin_marker(s: &str) -> Result<String, String> {
     if s == "-" {
         Ok(s.to_string())
     } else {
-        Err(format!("unexpected argument `{s}`: give the task with --task, --task-file or `-` for stdin"))
+        Err(format!(
+            "unexpected argument `{s}`: give the task with --task, --task-file or `-` for stdin"
+        ))
     }
 }
 
@@ -102,7 +104,12 @@ pub struct VerifyOptions {
     #[arg(long, value_enum, default_value_t = Live::Auto)]
     pub live: Live,
     /// Postgres to use for the live check [default: XTASK_DATABASE_URL, else a throwaway cluster].
-    #[arg(long, value_name = "URL", env = "XTASK_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "XTASK_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Do not run the lint and test commands (their items become `unknown`).
     #[arg(long)]
@@ -200,7 +207,9 @@ mod tests {
         let r = Xtask::try_parse_from(["x", "backend-stage", "--task", "a", "--task-file", "f"]);
         assert!(r.is_err());
         let r = Xtask::try_parse_from(["x", "backend-stage", "-"]).unwrap();
-        let Cmd::BackendStage(b) = r.cmd else { panic!() };
+        let Cmd::BackendStage(b) = r.cmd else {
+            panic!()
+        };
         assert_eq!(b.stdin.as_deref(), Some("-"));
         assert!(Xtask::try_parse_from(["x", "backend-stage", "oops"]).is_err());
     }
@@ -208,7 +217,9 @@ mod tests {
     #[test]
     fn base_and_all_conflict() {
         assert!(Xtask::try_parse_from(["x", "verify", "--base", "main", "--all"]).is_err());
-        let r = Xtask::try_parse_from(["x", "verify", "--all", "--live", "off", "--format", "json"]).unwrap();
+        let r =
+            Xtask::try_parse_from(["x", "verify", "--all", "--live", "off", "--format", "json"])
+                .unwrap();
         let Cmd::Verify(v) = r.cmd else { panic!() };
         assert!(v.verify.all);
         assert_eq!(v.verify.live, Live::Off);

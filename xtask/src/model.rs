@@ -35,7 +35,14 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(rule: &'static str, severity: Severity, message: impl Into<String>) -> Finding {
-        Finding { rule, severity, path: None, line: None, table: None, message: message.into() }
+        Finding {
+            rule,
+            severity,
+            path: None,
+            line: None,
+            table: None,
+            message: message.into(),
+        }
     }
     pub fn at(mut self, path: impl Into<String>, line: Option<u32>) -> Finding {
         self.path = Some(path.into());

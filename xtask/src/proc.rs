@@ -45,7 +45,38 @@ pub struct Spec {
 
 impl Spec {
     pub fn new(argv: Vec<String>, cwd: impl Into<PathBuf>, timeout: Duration) -> Spec {
-        Spec { argv, cwd: cwd.into(), env: Vec::new(), env_remove: Vec::new(), stdin: None, timeout, sink: None }
+        Spec {
+            argv,
+            cwd: cwd.into(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            stdin: None,
+            timeout,
+            sink: None,
+        }
+    }
+}
+
+/// A command built with xshell's `cmd!` (argv, directory, environment), to be run here
+/// with a process group, a timeout and a live view, which xshell cannot do.
+impl From<xshell::Cmd<'_>> for Spec {
+    fn from(cmd: xshell::Cmd<'_>) -> Spec {
+        let cmd: Command = cmd.into();
+        let mut argv = vec![cmd.get_program().to_string_lossy().into_owned()];
+        argv.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+        let cwd = cmd
+            .get_current_dir()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut spec = Spec::new(argv, cwd, Duration::from_secs(600));
+        for (k, v) in cmd.get_envs() {
+            let k = k.to_string_lossy().into_owned();
+            match v {
+                Some(v) => spec.env.push((k, v.to_string_lossy().into_owned())),
+                None => spec.env_remove.push(k),
+            }
+        }
+        spec
     }
 }
 
@@ -187,7 +218,11 @@ pub fn run(spec: Spec) -> Result<Output, SpawnError> {
     let mut cmd = Command::new(&program);
     cmd.args(&spec.argv[1..])
         .current_dir(&spec.cwd)
-        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -212,8 +247,16 @@ pub fn run(spec: Spec) -> Result<Output, SpawnError> {
             drop(pipe);
         })
     });
-    let out_thread = reader(child.stdout.take().expect("piped"), Stream::Stdout, spec.sink.clone());
-    let err_thread = reader(child.stderr.take().expect("piped"), Stream::Stderr, spec.sink.clone());
+    let out_thread = reader(
+        child.stdout.take().expect("piped"),
+        Stream::Stdout,
+        spec.sink.clone(),
+    );
+    let err_thread = reader(
+        child.stderr.take().expect("piped"),
+        Stream::Stderr,
+        spec.sink.clone(),
+    );
 
     let (status, timed_out, was_interrupted) = wait(&mut child, pgid, spec.timeout);
     // The direct child is gone; whatever it left in its group goes too, so the pipes close.
@@ -236,7 +279,11 @@ pub fn run(spec: Spec) -> Result<Output, SpawnError> {
 }
 
 /// Poll the child until it exits, the deadline passes, or an interrupt arrives.
-fn wait(child: &mut Child, pgid: i32, timeout: Duration) -> (Option<std::process::ExitStatus>, bool, bool) {
+fn wait(
+    child: &mut Child,
+    pgid: i32,
+    timeout: Duration,
+) -> (Option<std::process::ExitStatus>, bool, bool) {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(2);
     loop {
@@ -272,7 +319,11 @@ fn end_group(pgid: i32) {
     alive(libc::SIGKILL);
 }
 
-fn reader<R: Read + Send + 'static>(pipe: R, stream: Stream, sink: Option<Sink>) -> thread::JoinHandle<String> {
+fn reader<R: Read + Send + 'static>(
+    pipe: R,
+    stream: Stream,
+    sink: Option<Sink>,
+) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut kept = Kept::default();
         let mut r = BufReader::new(pipe);
@@ -316,7 +367,10 @@ impl Kept {
     fn finish(self) -> String {
         let mut s = String::with_capacity(self.bytes + 64);
         if self.dropped > 0 {
-            s.push_str(&format!("[... {} earlier lines dropped ...]\n", self.dropped));
+            s.push_str(&format!(
+                "[... {} earlier lines dropped ...]\n",
+                self.dropped
+            ));
         }
         for l in self.lines {
             s.push_str(&l);
@@ -344,10 +398,14 @@ pub fn which(program: &str) -> Option<PathBuf> {
         return p.is_file().then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-    })
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
 }
 
 #[cfg(test)]
@@ -355,13 +413,22 @@ mod tests {
     use super::*;
 
     fn sh(script: &str, timeout: Duration) -> Spec {
-        Spec::new(vec!["sh".into(), "-c".into(), script.into()], std::env::temp_dir(), timeout)
+        Spec::new(
+            vec!["sh".into(), "-c".into(), script.into()],
+            std::env::temp_dir(),
+            timeout,
+        )
     }
 
     fn alive(pid: i32) -> bool {
         // A zombie is dead for our purposes: it runs nothing and holds no pipe.
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+            Ok(stat) => !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z'),
             Err(_) => false,
         }
     }
@@ -381,7 +448,11 @@ mod tests {
 
     #[test]
     fn stdin_is_fed_and_closed() {
-        let mut spec = Spec::new(vec!["wc".into(), "-c".into()], std::env::temp_dir(), Duration::from_secs(10));
+        let mut spec = Spec::new(
+            vec!["wc".into(), "-c".into()],
+            std::env::temp_dir(),
+            Duration::from_secs(10),
+        );
         let big = vec![b'x'; 1 << 20];
         spec.stdin = Some(big);
         let out = run(spec).unwrap();
@@ -390,7 +461,11 @@ mod tests {
 
     #[test]
     fn exit_code_and_both_streams_are_kept() {
-        let out = run(sh("echo out; echo err >&2; exit 7", Duration::from_secs(10))).unwrap();
+        let out = run(sh(
+            "echo out; echo err >&2; exit 7",
+            Duration::from_secs(10),
+        ))
+        .unwrap();
         assert_eq!(out.code, Some(7));
         assert!(!out.success());
         assert_eq!(out.stdout, "out\n");
@@ -403,11 +478,16 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s2 = seen.clone();
         let mut spec = sh("echo one; sleep 0.2; echo two >&2", Duration::from_secs(10));
-        spec.sink = Some(Arc::new(move |stream, line| s2.lock().unwrap().push((stream, line.to_string()))));
+        spec.sink = Some(Arc::new(move |stream, line| {
+            s2.lock().unwrap().push((stream, line.to_string()))
+        }));
         run(spec).unwrap();
         assert_eq!(
             *seen.lock().unwrap(),
-            vec![(Stream::Stdout, "one".to_string()), (Stream::Stderr, "two".to_string())]
+            vec![
+                (Stream::Stdout, "one".to_string()),
+                (Stream::Stderr, "two".to_string())
+            ]
         );
     }
 
@@ -419,10 +499,17 @@ mod tests {
         let out = run(sh(script, Duration::from_millis(500))).unwrap();
         assert!(out.timed_out);
         assert!(!out.success());
-        assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            start.elapsed()
+        );
         let grandchild: i32 = out.stdout.trim().parse().expect("pid printed");
         thread::sleep(Duration::from_millis(100));
-        assert!(!alive(grandchild), "grandchild {grandchild} survived the timeout");
+        assert!(
+            !alive(grandchild),
+            "grandchild {grandchild} survived the timeout"
+        );
     }
 
     #[test]
@@ -438,10 +525,31 @@ mod tests {
     }
 
     #[test]
+    fn a_command_built_with_xshell_keeps_its_argv_dir_and_env() {
+        let sh = xshell::Shell::new().unwrap();
+        sh.change_dir(std::env::temp_dir());
+        let odd = "two words $(x)";
+        let script = r#"printf '%s|%s' "$1" "$XT""#;
+        let spec: Spec = xshell::cmd!(sh, "sh -c {script} _ {odd}")
+            .env("XT", "v")
+            .into();
+        assert_eq!(spec.argv[3..], ["_".to_string(), odd.to_string()]);
+        let out = run(spec).unwrap();
+        assert_eq!(out.stdout, format!("{odd}|v\n"));
+    }
+
+    #[test]
     fn missing_program_is_named() {
-        let err = run(Spec::new(vec!["no-such-tool-xyz".into()], std::env::temp_dir(), Duration::from_secs(1)))
-            .unwrap_err();
-        assert!(matches!(err, SpawnError::NotFound(ref p) if p == "no-such-tool-xyz"), "{err}");
+        let err = run(Spec::new(
+            vec!["no-such-tool-xyz".into()],
+            std::env::temp_dir(),
+            Duration::from_secs(1),
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(err, SpawnError::NotFound(ref p) if p == "no-such-tool-xyz"),
+            "{err}"
+        );
     }
 
     #[test]

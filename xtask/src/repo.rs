@@ -34,14 +34,19 @@ pub struct Changes {
 impl Changes {
     /// Everything is new (`--all`), with no git involved.
     pub fn all() -> Changes {
-        Changes { base: None, all: true, files: Vec::new() }
+        Changes {
+            base: None,
+            all: true,
+            files: Vec::new(),
+        }
     }
 
     /// Is this repository path (`/`-separated, relative) new or changed? Deleted files are not.
     pub fn is_new(&self, path: &str) -> bool {
         self.all
             || self.files.iter().any(|f| {
-                f.status != ChangeStatus::Deleted && (f.path == path || f.target.as_deref() == Some(path))
+                f.status != ChangeStatus::Deleted
+                    && (f.path == path || f.target.as_deref() == Some(path))
             })
     }
 
@@ -57,7 +62,10 @@ impl Changes {
 /// The root of the git work tree that contains `dir`.
 pub fn toplevel(dir: &Path) -> Result<PathBuf, RepoError> {
     let out = git(dir, ["rev-parse", "--show-toplevel"]).map_err(|e| {
-        RepoError(format!("{}: not inside a git work tree ({e}); pass --repo DIR", dir.display()))
+        RepoError(format!(
+            "{}: not inside a git work tree ({e}); pass --repo DIR",
+            dir.display()
+        ))
     })?;
     Ok(PathBuf::from(out.trim_end()))
 }
@@ -84,17 +92,30 @@ pub fn resolve_base(repo: &Path, base: Option<&str>) -> Result<Option<String>, R
             return Ok(Some(mb.trim().to_string()));
         }
     }
-    Ok(Some(git(repo, ["rev-parse", "HEAD"]).map_err(RepoError)?.trim().to_string()))
+    Ok(Some(
+        git(repo, ["rev-parse", "HEAD"])
+            .map_err(RepoError)?
+            .trim()
+            .to_string(),
+    ))
 }
 
 /// Candidates for the default branch, best first: the remote's HEAD, then `main`/`master`
 /// (remote and local).
 fn default_branches(repo: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    if let Ok(r) = git(repo, ["symbolic-ref", "--quiet", "refs/remotes/origin/HEAD"]) {
+    if let Ok(r) = git(
+        repo,
+        ["symbolic-ref", "--quiet", "refs/remotes/origin/HEAD"],
+    ) {
         out.push(r.trim().to_string());
     }
-    for b in ["refs/remotes/origin/main", "refs/remotes/origin/master", "refs/heads/main", "refs/heads/master"] {
+    for b in [
+        "refs/remotes/origin/main",
+        "refs/remotes/origin/master",
+        "refs/heads/main",
+        "refs/heads/master",
+    ] {
         if git(repo, ["rev-parse", "--verify", "--quiet", b]).is_ok() {
             out.push(b.to_string());
         }
@@ -118,8 +139,20 @@ pub fn changes(repo: &Path, base: Option<&str>) -> Result<Changes, RepoError> {
     let mut files = Vec::new();
     if let Some(base) = &base {
         // -z: NUL separated, no quoting of unusual names. -M: renames.
-        let out = git(repo, ["diff", "--name-status", "-z", "-M", "--no-ext-diff", base.as_str(), "--"])
-            .map_err(RepoError)?;
+        let out = git(
+            repo,
+            [
+                "diff",
+                "--name-status",
+                "--relative",
+                "-z",
+                "-M",
+                "--no-ext-diff",
+                base.as_str(),
+                "--",
+            ],
+        )
+        .map_err(RepoError)?;
         let mut fields = out.split('\0').filter(|s| !s.is_empty());
         while let Some(code) = fields.next() {
             let (status, from) = match code.chars().next() {
@@ -133,20 +166,35 @@ pub fn changes(repo: &Path, base: Option<&str>) -> Result<Changes, RepoError> {
                 _ => (ChangeStatus::Modified, None),
             };
             let Some(path) = fields.next() else { break };
-            files.push(ChangedFile { path: path.to_string(), status, from, target: None });
+            files.push(ChangedFile {
+                path: path.to_string(),
+                status,
+                from,
+                target: None,
+            });
         }
     } else {
         // No commit yet: everything in the index is new.
         let out = git(repo, ["ls-files", "-z", "--cached"]).map_err(RepoError)?;
         for path in out.split('\0').filter(|s| !s.is_empty()) {
-            files.push(ChangedFile { path: path.into(), status: ChangeStatus::Added, from: None, target: None });
+            files.push(ChangedFile {
+                path: path.into(),
+                status: ChangeStatus::Added,
+                from: None,
+                target: None,
+            });
         }
     }
     let untracked =
         git(repo, ["ls-files", "-z", "--others", "--exclude-standard"]).map_err(RepoError)?;
     for path in untracked.split('\0').filter(|s| !s.is_empty()) {
         if !files.iter().any(|f| f.path == path) {
-            files.push(ChangedFile { path: path.into(), status: ChangeStatus::Added, from: None, target: None });
+            files.push(ChangedFile {
+                path: path.into(),
+                status: ChangeStatus::Added,
+                from: None,
+                target: None,
+            });
         }
     }
     for f in &mut files {
@@ -155,7 +203,11 @@ pub fn changes(repo: &Path, base: Option<&str>) -> Result<Changes, RepoError> {
         }
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Changes { base, all: false, files })
+    Ok(Changes {
+        base,
+        all: false,
+        files,
+    })
 }
 
 /// For a symbolic link inside the repository: the repository path of the file it finally

@@ -35,7 +35,9 @@ pub struct Progress {
 
 impl Progress {
     pub fn start(label: &str) -> Progress {
-        let animated = std::io::stderr().is_terminal() && !in_ci() && std::env::var_os("XTASK_NO_SPINNER").is_none();
+        let animated = std::io::stderr().is_terminal()
+            && !in_ci()
+            && std::env::var_os("XTASK_NO_SPINNER").is_none();
         let stop = if animated {
             let flag = Arc::new(AtomicBool::new(false));
             let f2 = flag.clone();
@@ -45,7 +47,11 @@ impl Progress {
                 const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
                 let mut i = 0;
                 while !f2.load(Ordering::Relaxed) {
-                    eprint!("\r\x1b[2K{} {label2} ({}s)", FRAMES[i % FRAMES.len()], start.elapsed().as_secs());
+                    eprint!(
+                        "\r\x1b[2K{} {label2} ({}s)",
+                        FRAMES[i % FRAMES.len()],
+                        start.elapsed().as_secs()
+                    );
                     let _ = std::io::stderr().flush();
                     i += 1;
                     thread::sleep(Duration::from_millis(100));
@@ -57,13 +63,21 @@ impl Progress {
             eprintln!("xtask: {label} ...");
             None
         };
-        Progress { label: label.to_string(), start: Instant::now(), stop }
+        Progress {
+            label: label.to_string(),
+            start: Instant::now(),
+            stop,
+        }
     }
 
     /// End the step with a one-line outcome.
     pub fn finish(mut self, outcome: &str) {
         self.halt();
-        eprintln!("xtask: {} {outcome} ({:.1}s)", self.label, self.start.elapsed().as_secs_f64());
+        eprintln!(
+            "xtask: {} {outcome} ({:.1}s)",
+            self.label,
+            self.start.elapsed().as_secs_f64()
+        );
     }
 
     fn halt(&mut self) {

@@ -3,5 +3,7 @@
 use crate::{exit, flags};
 
 pub fn run(_flags: flags::CheckMigrations) -> anyhow::Result<exit::Outcome> {
-    Err(exit::usage("check-migrations is not built yet: migration analysis comes in a later change"))
+    Err(exit::usage(
+        "check-migrations is not built yet: migration analysis comes in a later change",
+    ))
 }

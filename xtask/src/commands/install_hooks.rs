@@ -3,5 +3,7 @@
 use crate::{exit, flags};
 
 pub fn run(_flags: flags::InstallHooks) -> anyhow::Result<exit::Outcome> {
-    Err(exit::usage("install-hooks is not built yet: the hook templates come in a later change"))
+    Err(exit::usage(
+        "install-hooks is not built yet: the hook templates come in a later change",
+    ))
 }

@@ -1,7 +1,177 @@
-//! `cargo xtask verify`.
+//! `cargo xtask verify`: gather the evidence, decide the checklist, print the handover.
 
-use crate::{exit, flags};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
 
-pub fn run(_flags: flags::Verify) -> anyhow::Result<exit::Outcome> {
-    Err(exit::usage("todo"))
+use anyhow::Context;
+
+use crate::{
+    checklist,
+    config::Config,
+    exit::{self, Outcome},
+    flags::{self, Format, Live, VerifyOptions},
+    gather::{self, Evidence},
+    model::Status,
+    render::{self, Report},
+    repo::{self, Changes},
+    ui,
+};
+
+pub fn run(flags: flags::Verify) -> anyhow::Result<Outcome> {
+    let target = Target::resolve(flags.repo.as_deref())?;
+    let config = Config::load(&target.root)?;
+    let ev = gather(&target, &config, &flags.verify)?;
+    emit(&ev, &flags.verify)
+}
+
+/// The repository to check: its root, and the path as the user gave it (for the report).
+pub struct Target {
+    pub root: PathBuf,
+    pub display: String,
+}
+
+impl Target {
+    /// `--repo DIR` as given (it need not be the top of a work tree: the example monorepo
+    /// lives inside this one), else the top of the work tree of the current directory.
+    pub fn resolve(repo: Option<&Path>) -> anyhow::Result<Target> {
+        match repo {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    return Err(exit::usage(format!(
+                        "--repo {}: no such directory",
+                        dir.display()
+                    )));
+                }
+                Ok(Target {
+                    root: dir.to_path_buf(),
+                    display: dir.display().to_string(),
+                })
+            }
+            None => {
+                let cwd = std::env::current_dir().context("cannot read the current directory")?;
+                let root = repo::toplevel(&cwd)?;
+                Ok(Target {
+                    display: root.display().to_string(),
+                    root,
+                })
+            }
+        }
+    }
+}
+
+/// Check the options that name capabilities not built yet: saying so is exit 2.
+pub fn check_options(opts: &VerifyOptions) -> anyhow::Result<Format> {
+    let format = Format::resolve(opts.format, Format::Markdown);
+    if !render::available(format) {
+        return Err(exit::usage(format!(
+            "--format {}: this output format is not built yet (available: markdown, json, text)",
+            format_name(format)
+        )));
+    }
+    if opts.live == Live::On {
+        return Err(exit::usage(
+            "--live on: the live Postgres check is not built yet; use --live auto or --live off",
+        ));
+    }
+    Ok(format)
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Markdown => "markdown",
+        Format::Json => "json",
+        Format::Text => "text",
+        Format::Github => "github",
+        Format::Sarif => "sarif",
+        Format::Junit => "junit",
+    }
+}
+
+/// Gather every piece of evidence for one run.
+pub fn gather(target: &Target, config: &Config, opts: &VerifyOptions) -> anyhow::Result<Evidence> {
+    check_options(opts)?;
+    let changes = if opts.all {
+        Changes::all()
+    } else {
+        repo::changes(&target.root, opts.base.as_deref())?
+    };
+
+    let progress = ui::Progress::start("reading migrations and routes");
+    let migrations = gather::migrations::analyze(&target.root, config, &changes);
+    let routes = gather::routes::analyze(&target.root, config, &changes);
+    progress.finish("done");
+
+    let (lint, tests, other_commands) = if opts.skip_commands {
+        let why = "not run: --skip-commands".to_string();
+        (Err(why.clone()), Err(why), Vec::new())
+    } else {
+        let progress = ui::Progress::start("running lint and tests");
+        let r = gather::commands::run(&target.root, config, true);
+        let ok = [&r.lint, &r.tests]
+            .iter()
+            .all(|c| matches!(c, Ok(c) if c.status == Status::Pass));
+        progress.finish(if ok { "passed" } else { "did not pass" });
+        (r.lint, r.tests, r.setup.into_iter().collect())
+    };
+    Ok(Evidence {
+        repo: target.display.clone(),
+        changes,
+        migrations,
+        routes,
+        lint,
+        tests,
+        other_commands,
+        agent: None,
+    })
+}
+
+/// Decide, print (and write the report file), and give the exit outcome.
+pub fn emit(ev: &Evidence, opts: &VerifyOptions) -> anyhow::Result<Outcome> {
+    let format = Format::resolve(opts.format, Format::Markdown);
+    let items = checklist::build(ev, opts.live);
+    let clear = checklist::all_clear(&items, ev);
+    let report = Report::new(ev, items);
+
+    let mut stdout = std::io::stdout().lock();
+    match &opts.report {
+        Some(path) => {
+            let mut buf = Vec::new();
+            render::render(&report, format, false, &mut buf)?;
+            render::write_atomic(path, &buf)
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            render::render(&report, Format::Text, ui::color_stdout(), &mut stdout)?;
+            writeln!(stdout, "report written to {}", path.display())?;
+        }
+        None => render::render(
+            &report,
+            format,
+            format == Format::Text && ui::color_stdout(),
+            &mut stdout,
+        )?,
+    }
+    stdout.flush()?;
+
+    if let Some(failed) = failed_to_run(ev) {
+        return Err(exit::tool(failed));
+    }
+    Ok(if clear {
+        Outcome::Clean
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// A required command that could not run (missing, killed, timed out): exit 3.
+fn failed_to_run(ev: &Evidence) -> Option<String> {
+    let commands = [&ev.lint, &ev.tests]
+        .into_iter()
+        .filter_map(|c| c.as_ref().ok())
+        .chain(&ev.other_commands);
+    let failed: Vec<String> = commands
+        .filter(|c| c.exit_code.is_none())
+        .map(|c| format!("{}: {}", c.id, c.summary))
+        .collect();
+    (!failed.is_empty()).then(|| failed.join("; "))
 }

@@ -7,6 +7,10 @@ use crate::{config::Config, model::MigrationEvidence, repo::Changes};
 
 use super::{Missing, NOT_BUILT};
 
-pub fn analyze(_repo: &Path, _config: &Config, _changes: &Changes) -> Result<MigrationEvidence, Missing> {
+pub fn analyze(
+    _repo: &Path,
+    _config: &Config,
+    _changes: &Changes,
+) -> Result<MigrationEvidence, Missing> {
     Err(format!("migration analysis is {NOT_BUILT}"))
 }

@@ -1,3 +1,361 @@
-use std::io;
+//! The "Backend → Code Review" handover (section 6 of the stage templates), filled from
+//! evidence. The layout lives in `templates/handover.md`; this fills its `{{fields}}`.
+
+use std::{fmt::Write as _, io};
+
 use super::Report;
-pub fn render(_r: &Report, out: &mut dyn io::Write) -> io::Result<()> { writeln!(out, "todo") }
+use crate::model::{ChangeStatus, LiveOutcome, Status, Verdict};
+
+const TEMPLATE: &str = include_str!("../../../templates/handover.md");
+
+pub fn render(r: &Report, out: &mut dyn io::Write) -> io::Result<()> {
+    let fields: [(&str, String); 13] = [
+        ("repo", format!("`{}`", r.ev.repo)),
+        ("base", base(r)),
+        ("result", result(r)),
+        ("checklist", checklist(r)),
+        ("changed_files", changed_files(r)),
+        ("migration_impact", migration_impact(r)),
+        ("tenant_isolation", tenant_isolation(r)),
+        ("route_notes", route_notes(r)),
+        ("findings", findings(r)),
+        ("commands", commands(r)),
+        ("agent", agent(r)),
+        ("open_questions", open_questions(r)),
+        ("next_stage", next_stage(r)),
+    ];
+    let mut text = TEMPLATE.to_string();
+    for (key, value) in fields {
+        text = text.replace(&format!("{{{{{key}}}}}"), value.trim_end());
+    }
+    out.write_all(text.as_bytes())
+}
+
+fn base(r: &Report) -> String {
+    match (&r.ev.changes.base, r.ev.changes.all) {
+        (_, true) => "every migration and route file (`--all`)".into(),
+        (Some(b), false) => format!("`{}`", &b[..b.len().min(12)]),
+        (None, false) => "nothing (no commit yet: every file is new)".into(),
+    }
+}
+
+fn counts(r: &Report) -> (usize, usize, usize, usize) {
+    let n = |s| r.checklist.iter().filter(|i| i.status == s).count();
+    (
+        n(Status::Pass),
+        n(Status::Fail),
+        n(Status::Unknown),
+        n(Status::NotApplicable),
+    )
+}
+
+fn result(r: &Report) -> String {
+    let (pass, fail, unknown, na) = counts(r);
+    let verdict = if fail > 0 {
+        "**changes needed**"
+    } else if unknown > 0 {
+        "**not proven**"
+    } else {
+        "**ready for review**"
+    };
+    format!("{verdict} ({pass} passed, {fail} failed, {unknown} unknown, {na} not applicable)")
+}
+
+/// Escape what would break a one-line markdown list item.
+fn one_line(s: &str) -> String {
+    s.replace('\n', " ").replace('|', "\\|")
+}
+
+fn checklist(r: &Report) -> String {
+    let mut s = String::new();
+    for item in &r.checklist {
+        let line = match item.status {
+            Status::Pass => format!("- [x] {} — {}", item.label, one_line(&item.evidence)),
+            Status::Fail => format!(
+                "- [ ] {} — **failed:** {}",
+                item.label,
+                one_line(&item.evidence)
+            ),
+            Status::Unknown => format!(
+                "- [ ] {} — **unknown:** {}",
+                item.label,
+                one_line(&item.evidence)
+            ),
+            Status::NotApplicable => {
+                format!(
+                    "- [x] ~~{}~~ — not applicable: {}",
+                    item.label,
+                    one_line(&item.evidence)
+                )
+            }
+        };
+        let _ = writeln!(s, "{line} `{}`", item.id);
+    }
+    s
+}
+
+fn status_word(s: ChangeStatus) -> &'static str {
+    match s {
+        ChangeStatus::Added => "added",
+        ChangeStatus::Modified => "modified",
+        ChangeStatus::Deleted => "deleted",
+        ChangeStatus::Renamed => "renamed",
+    }
+}
+
+fn changed_files(r: &Report) -> String {
+    let ev = r.ev;
+    let mut s = String::new();
+    if ev.changes.all {
+        s.push_str("Every file was treated as new (`--all`).\n");
+        if let Ok(m) = &ev.migrations {
+            for f in &m.new_files {
+                let _ = writeln!(s, "- `{f}` (migration)");
+            }
+        }
+        if let Ok(routes) = &ev.routes {
+            for route in &routes.routes {
+                let _ = writeln!(s, "- `{}` (route)", route.path);
+            }
+        }
+        return s;
+    }
+    if ev.changes.files.is_empty() {
+        return "No file changed.".into();
+    }
+    for f in &ev.changes.files {
+        let mut line = format!("- `{}` ({})", f.path, status_word(f.status));
+        if let Some(from) = &f.from {
+            let _ = write!(line, " from `{from}`");
+        }
+        if let Some(t) = &f.target {
+            let _ = write!(line, " → `{t}`");
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    s
+}
+
+fn migration_impact(r: &Report) -> String {
+    match &r.ev.migrations {
+        Err(why) => format!("_Not measured: {why}._"),
+        Ok(m) if m.impact.is_empty() => "No schema change.".into(),
+        Ok(m) => m.impact.iter().map(|l| format!("- {l}\n")).collect(),
+    }
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Protected => "protected",
+        Verdict::Unprotected => "**unprotected**",
+        Verdict::Unverified => "**unverified**",
+        Verdict::Exempt => "exempt",
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "**no**"
+    }
+}
+
+fn tenant_isolation(r: &Report) -> String {
+    let m = match &r.ev.migrations {
+        Err(why) => return format!("_Not measured: {why}._"),
+        Ok(m) => m,
+    };
+    let tables: Vec<_> = m.tables.iter().filter(|t| t.new).collect();
+    if tables.is_empty() {
+        return "No new or changed tables.".into();
+    }
+    let mut s = String::from(
+        "| table | verdict | tenant column (NOT NULL) | RLS | policies (tenant-scoped) | tenant index | source |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for t in tables {
+        let scoped = t.policies.iter().filter(|p| p.tenant_scoped).count();
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} ({}) | {} | {} ({scoped}) | {} | {} |",
+            t.name,
+            verdict_word(t.verdict),
+            yes_no(t.tenant_column),
+            yes_no(t.tenant_not_null),
+            yes_no(t.rls_enabled),
+            t.policies.len(),
+            yes_no(t.tenant_index),
+            match t.source {
+                crate::model::Source::Static => "static",
+                crate::model::Source::Live => "live",
+            }
+        );
+        if let Some(reason) = &t.reason {
+            let _ = writeln!(s, "|  | _{}_ | | | | | |", one_line(reason));
+        }
+    }
+    match &m.live {
+        LiveOutcome::Applied(how) => {
+            let _ = writeln!(s, "\nProved on a live Postgres: {how}.");
+        }
+        LiveOutcome::Failed(why) => {
+            let _ = writeln!(s, "\nLive check failed: {why}.");
+        }
+        LiveOutcome::Unavailable(why) => {
+            let _ = writeln!(s, "\nNot proved on a live Postgres: {why}.");
+        }
+        LiveOutcome::NotRun => {}
+    }
+    s
+}
+
+fn route_notes(r: &Report) -> String {
+    let routes = match &r.ev.routes {
+        Err(why) => return format!("_Not measured: {why}._"),
+        Ok(routes) => routes,
+    };
+    let mut s = String::new();
+    if routes.routes.is_empty() {
+        s.push_str("No new or changed routes.\n");
+    }
+    for route in &routes.routes {
+        let mut head = format!("- `{}`", route.path);
+        if route.public {
+            let limiter = match route.rate_limited {
+                Some(true) => "rate limited",
+                Some(false) => "**no rate limiter**",
+                None => "rate limit not verified",
+            };
+            let _ = write!(head, " — public, {limiter}");
+        }
+        if let Some(reason) = &route.exempt {
+            let _ = write!(head, " — exempt from auth: {}", one_line(reason));
+        }
+        let _ = writeln!(s, "{head}");
+        for h in &route.handlers {
+            let _ = writeln!(
+                s,
+                "  - `{}` (line {}): auth {}, input {}{}",
+                h.method,
+                h.line,
+                h.auth,
+                h.validation.replace('_', " "),
+                if h.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", one_line(&h.note))
+                }
+            );
+        }
+    }
+    if !routes.new_schemas.is_empty() {
+        s.push_str("\nNew schemas in the contracts package:\n");
+        for schema in &routes.new_schemas {
+            let _ = writeln!(s, "- `{schema}`");
+        }
+    }
+    let security: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| matches!(f.rule, "hardcoded-secret" | "raw-sql-interpolation"))
+        .collect();
+    if !security.is_empty() {
+        s.push_str("\nSecurity:\n");
+        for f in security {
+            let _ = writeln!(
+                s,
+                "- {} `{}`: {}",
+                f.location().unwrap_or_default(),
+                f.rule,
+                one_line(&f.message)
+            );
+        }
+    }
+    s
+}
+
+fn findings(r: &Report) -> String {
+    if r.findings.is_empty() {
+        return "None.".into();
+    }
+    let mut s = String::new();
+    for f in &r.findings {
+        let at = f.location().map(|l| format!("`{l}` ")).unwrap_or_default();
+        let table = f
+            .table
+            .as_deref()
+            .map(|t| format!(" (`{t}`)"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "- {at}**{}** `{}`{table}: {}",
+            f.severity.as_str(),
+            f.rule,
+            one_line(&f.message)
+        );
+    }
+    s
+}
+
+fn commands(r: &Report) -> String {
+    let ev = r.ev;
+    let all = ev.other_commands.iter().chain(
+        [&ev.lint, &ev.tests]
+            .into_iter()
+            .filter_map(|c| c.as_ref().ok()),
+    );
+    let mut s = String::new();
+    for c in all {
+        let exit = c
+            .exit_code
+            .map(|e| format!("exit {e}"))
+            .unwrap_or_else(|| "did not run".into());
+        let _ = writeln!(
+            s,
+            "- `{}` — {exit}, {:.1}s — {}",
+            c.argv.join(" "),
+            c.duration_ms as f64 / 1000.0,
+            one_line(&c.summary)
+        );
+    }
+    for (id, c) in [("lint", &ev.lint), ("tests", &ev.tests)] {
+        if let Err(why) = c {
+            let _ = writeln!(s, "- {id}: {why}");
+        }
+    }
+    s
+}
+
+fn agent(r: &Report) -> String {
+    match &r.ev.agent {
+        None => String::new(),
+        Some(a) => format!("\n### Agent run\n```json\n{}\n```\n", super::to_json(a)),
+    }
+}
+
+fn open_questions(r: &Report) -> String {
+    let unknown: Vec<_> = r
+        .checklist
+        .iter()
+        .filter(|i| i.status == Status::Unknown)
+        .collect();
+    if unknown.is_empty() {
+        return "None from the checks.".into();
+    }
+    unknown
+        .iter()
+        .map(|i| format!("- Not proven: {} — {}\n", i.label, one_line(&i.evidence)))
+        .collect()
+}
+
+fn next_stage(r: &Report) -> String {
+    let (_, fail, unknown, _) = counts(r);
+    if fail > 0 {
+        "Back to the backend stage: fix the failed items and the error findings above, then run `cargo xtask verify` again.".into()
+    } else if unknown > 0 {
+        "Code review, with the open questions above answered by hand: the tool could not prove them.".into()
+    } else {
+        "Code review.".into()
+    }
+}

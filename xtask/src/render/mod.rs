@@ -29,11 +29,20 @@ impl<'a> Report<'a> {
         findings.sort_by(|a, b| {
             (a.severity, &a.path, a.line, a.rule).cmp(&(b.severity, &b.path, b.line, b.rule))
         });
-        Report { ev, checklist, findings }
+        Report {
+            ev,
+            checklist,
+            findings,
+        }
     }
 }
 
-pub fn render(report: &Report, format: Format, color: bool, out: &mut dyn io::Write) -> io::Result<()> {
+pub fn render(
+    report: &Report,
+    format: Format,
+    color: bool,
+    out: &mut dyn io::Write,
+) -> io::Result<()> {
     match format {
         Format::Markdown => markdown::render(report, out),
         Format::Json => json::render(report, out),
@@ -57,8 +66,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| io::Error::other("report path has no file name"))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("report path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         io::Write::write_all(&mut f, bytes)?;

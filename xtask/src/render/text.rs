@@ -1,3 +1,72 @@
+//! A compact terminal view: one line per checklist item, findings as
+//! `path:line: severity: rule: message`, then the totals.
+
 use std::io;
+
 use super::Report;
-pub fn render(_r: &Report, _color: bool, out: &mut dyn io::Write) -> io::Result<()> { writeln!(out, "todo") }
+use crate::model::{Severity, Status};
+
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+pub fn render(r: &Report, color: bool, out: &mut dyn io::Write) -> io::Result<()> {
+    let p = Paint(color);
+    for item in &r.checklist {
+        let (mark, code, word) = match item.status {
+            Status::Pass => ("✔", "32", "pass"),
+            Status::Fail => ("✘", "31", "FAIL"),
+            Status::Unknown => ("?", "33", "unknown"),
+            Status::NotApplicable => ("–", "2", "n/a"),
+        };
+        writeln!(
+            out,
+            "{} {:<10} {:<8} {}",
+            p.wrap(code, mark),
+            item.id,
+            p.wrap(code, word),
+            item.evidence
+        )?;
+    }
+    if !r.findings.is_empty() {
+        writeln!(out)?;
+        for f in &r.findings {
+            let code = match f.severity {
+                Severity::Error => "31",
+                Severity::Warning => "33",
+                Severity::Info => "2",
+            };
+            let at = f.location().map(|l| format!("{l}: ")).unwrap_or_default();
+            writeln!(
+                out,
+                "{at}{}: {}: {}",
+                p.wrap(code, f.severity.as_str()),
+                f.rule,
+                f.message
+            )?;
+        }
+    }
+    let n = |s| r.checklist.iter().filter(|i| i.status == s).count();
+    let errors = r
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    writeln!(
+        out,
+        "\n{} passed, {} failed, {} unknown, {} not applicable; {} finding(s), {errors} error(s)",
+        n(Status::Pass),
+        n(Status::Fail),
+        n(Status::Unknown),
+        n(Status::NotApplicable),
+        r.findings.len()
+    )
+}
