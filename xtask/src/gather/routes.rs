@@ -111,6 +111,9 @@ pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteE
         }
     }
     ev.routes.sort_by(|a, b| a.path.cmp(&b.path));
+    // In file order, as a reviewer reads them (stable: same-line findings keep their order).
+    ev.findings
+        .sort_by(|a, b| (a.path.as_deref(), a.line).cmp(&(b.path.as_deref(), b.line)));
     Ok(ev)
 }
 

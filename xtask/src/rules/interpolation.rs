@@ -123,9 +123,22 @@ impl Scan<'_, '_> {
     fn report(&mut self, at: &dyn GetSpan, shown: &dyn GetSpan, what: &str, fix: &str) {
         let expr = self.src.snippet(shown.span(), 120);
         self.findings.push(
-            Finding::new(RULE, Severity::Error, format!("{what}: `{expr}` — {fix}"))
-                .at(self.src.path, Some(self.src.line(at.span().start))),
+            Finding::new(
+                RULE,
+                Severity::Error,
+                format!("{what}: {} — {fix}", code(&expr)),
+            )
+            .at(self.src.path, Some(self.src.line(at.span().start))),
         );
+    }
+}
+
+/// Inline code that may itself hold backticks (template literals), as markdown writes it.
+fn code(s: &str) -> String {
+    if s.contains('`') {
+        format!("`` {s} ``")
+    } else {
+        format!("`{s}`")
     }
 }
 

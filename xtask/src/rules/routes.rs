@@ -316,9 +316,8 @@ fn check_handler(
                     "route-unguarded",
                     Severity::Error,
                     format!(
-                        "{what} is not guarded: {why}. Fix: `return {}(req, async (ctx) => ...)`, or make `await {}(req)` its first statement, or list the route in [routes] exempt with a reason",
-                        first_or(&ctx.settings.routes.auth_wrappers, "withAuth"),
-                        first_or(&ctx.settings.routes.guard_calls, "requireAuthContext"),
+                        "{what} is not guarded: {why}. Fix: {}",
+                        guard_fix(&ctx.settings.routes)
                     ),
                 )
                 .at(path, Some(line)),
@@ -401,6 +400,21 @@ fn check_handler(
         note: notes.join("; "),
     };
     (report, limit)
+}
+
+/// How to guard a handler with what this repository configured.
+fn guard_fix(routes: &config::Routes) -> String {
+    let mut ways = Vec::new();
+    if let Some(w) = routes.auth_wrappers.first() {
+        ways.push(format!(
+            "`return {w}(req, async (ctx) => ...)` as its first statement"
+        ));
+    }
+    if let Some(g) = routes.guard_calls.first() {
+        ways.push(format!("`await {g}(req)` as its first statement"));
+    }
+    ways.push("list the route in [routes] exempt with a reason".into());
+    ways.join(", or ")
 }
 
 fn first_or<'l>(list: &'l [String], default: &'l str) -> &'l str {

@@ -226,11 +226,19 @@ impl<'a> Ctx<'a, '_> {
                 );
             }
         }
-        format!(
-            "it neither returns {} nor begins with {}",
-            one_of(&s.auth_wrappers),
-            one_of(&s.guard_calls)
-        )
+        match (s.auth_wrappers.is_empty(), s.guard_calls.is_empty()) {
+            (false, false) => format!(
+                "it neither returns {} nor begins with {}",
+                one_of(&s.auth_wrappers),
+                one_of(&s.guard_calls)
+            ),
+            (false, true) => format!("it does not return {}", one_of(&s.auth_wrappers)),
+            (true, false) => format!("it does not begin with {}", one_of(&s.guard_calls)),
+            (true, true) => {
+                "no auth wrapper or guard call is configured ([routes] auth_wrappers, guard_calls)"
+                    .into()
+            }
+        }
     }
 }
 

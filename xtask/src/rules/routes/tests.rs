@@ -529,3 +529,20 @@ fn contracts_sources() {
     assert!(!s.is_contracts_source("../../lib/schemas", from));
     assert!(!s.is_contracts_source("zod", from));
 }
+
+#[test]
+fn the_fix_names_only_what_is_configured() {
+    let code = "export async function GET() { return Response.json({}); }\n";
+    let default = run_with("x/route.ts", code, "", Kind::Route).unwrap();
+    let msg = &default.findings[0].message;
+    assert!(msg.contains("it does not return `withAuth(...)`"), "{msg}");
+    assert!(
+        msg.contains("`return withAuth(req, async (ctx) => ...)`"),
+        "{msg}"
+    );
+    assert!(!msg.contains("requireAuthContext"), "{msg}");
+    let guards = run_with("x/route.ts", code, GUARDS, Kind::Route).unwrap();
+    assert!(guards.findings[0]
+        .message
+        .contains("`await requireAuthContext(req)` as its first statement"));
+}
