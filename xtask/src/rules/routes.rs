@@ -482,6 +482,29 @@ fn validation(
         );
         return "none";
     }
+    // Each kind of input must reach a `.parse` argument; a schema used on something else
+    // does not validate the body it never sees.
+    let unvalidated: Vec<String> = inputs
+        .reads
+        .iter()
+        .filter(|(w, _)| *w != "arguments" && !inputs.validated.contains(w))
+        .map(|(w, at)| format!("{w} (line {})", ctx.line(*at)))
+        .collect();
+    if !unvalidated.is_empty() {
+        let unvalidated = unvalidated.join(", ");
+        notes.push(format!("reads {unvalidated} without validation"));
+        findings.push(
+            Finding::new(
+                "input-not-validated",
+                Severity::Error,
+                format!(
+                    "{what} reads {unvalidated} but it never reaches a schema's .parse/.safeParse: validate it with a schema from {contracts}"
+                ),
+            )
+            .at(path, Some(line)),
+        );
+        return "none";
+    }
     let mut outside = Vec::new();
     for s in &inputs.schemas {
         match &s.origin {

@@ -8,11 +8,11 @@
 //! package (by its package name or a relative path into its directory). Local helpers the
 //! handler calls by name are read too, so `return handle(req)` is followed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use oxc_ast::ast::{
-    BindingPattern, CallExpression, Expression, FormalParameter, Function, IdentifierReference,
-    PropertyKey, StaticMemberExpression,
+    AssignmentExpression, BindingPattern, CallExpression, Expression, FormalParameter, Function,
+    IdentifierReference, PropertyKey, StaticMemberExpression, VariableDeclarator,
 };
 use oxc_ast_visit::{walk, Visit};
 use oxc_syntax::scope::ScopeFlags;
@@ -60,14 +60,10 @@ pub struct Inputs {
     /// `body`, `query`, `params`, `arguments`, with where first seen.
     pub reads: Vec<(&'static str, u32)>,
     pub schemas: Vec<SchemaUse>,
-}
-
-impl Inputs {
-    fn read(&mut self, what: &'static str, offset: u32) {
-        if !self.reads.iter().any(|(w, _)| *w == what) {
-            self.reads.push((what, offset));
-        }
-    }
+    /// Kinds of input that reach a schema's `.parse` argument, directly
+    /// (`Schema.parse(await req.json())`) or through names (`const body = await req.json();
+    /// Schema.parse(body)`).
+    pub validated: HashSet<&'static str>,
 }
 
 impl<'a> Ctx<'a, '_> {
@@ -78,6 +74,8 @@ impl<'a> Ctx<'a, '_> {
             out: Inputs::default(),
             params: HashSet::new(),
             followed: HashSet::new(),
+            flow: Vec::new(),
+            carriers: HashMap::new(),
         };
         scan.visit_local(f);
         scan.out
@@ -96,9 +94,33 @@ struct Scan<'c, 'a, 's> {
     params: HashSet<&'a str>,
     /// Local functions already scanned (by start offset).
     followed: HashSet<u32>,
+    /// Every read or use of input, in visiting order: what flows into the expression
+    /// being visited.
+    flow: Vec<&'static str>,
+    /// Names bound to values that carry input: name → kinds.
+    carriers: HashMap<&'a str, Vec<&'static str>>,
 }
 
 impl<'a> Scan<'_, 'a, '_> {
+    fn read(&mut self, what: &'static str, offset: u32) {
+        if !self.out.reads.iter().any(|(w, _)| *w == what) {
+            self.out.reads.push((what, offset));
+        }
+        self.flow.push(what);
+    }
+
+    fn carry(&mut self, pattern: &BindingPattern<'a>, kinds: &[&'static str]) {
+        if kinds.is_empty() {
+            return;
+        }
+        for id in pattern.get_binding_identifiers() {
+            self.carriers
+                .entry(id.name.as_str())
+                .or_default()
+                .extend_from_slice(kinds);
+        }
+    }
+
     fn visit_local(&mut self, f: LocalFn<'a>) {
         match f {
             LocalFn::Function(f) => {
@@ -200,11 +222,13 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
                         _ => continue,
                     };
                     let nested = !matches!(prop.value, BindingPattern::BindingIdentifier(_));
-                    match key {
-                        "params" if nested => self.out.read("params", prop.span.start),
-                        "searchParams" if nested => self.out.read("query", prop.span.start),
-                        _ => {}
-                    }
+                    let kind = match key {
+                        "params" if nested => "params",
+                        "searchParams" if nested => "query",
+                        _ => continue,
+                    };
+                    self.read(kind, prop.span.start);
+                    self.carry(&prop.value, &[kind]);
                 }
             }
             _ => {}
@@ -220,7 +244,7 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
                         && c.arguments.is_empty()
                         && self.is_request(m.object()) =>
                 {
-                    self.out.read("body", c.span.start);
+                    self.read("body", c.span.start);
                 }
                 Some(p) if PARSERS.contains(&p) => {
                     if let Some((name, origin)) = self.classify(m.object()) {
@@ -229,6 +253,15 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
                             origin,
                             offset: c.span.start,
                         });
+                        // What flows into the arguments is validated.
+                        self.visit_expression(&c.callee);
+                        let start = self.flow.len();
+                        for arg in c.arguments.iter() {
+                            self.visit_argument(arg);
+                        }
+                        let reached: Vec<_> = self.flow[start..].to_vec();
+                        self.out.validated.extend(reached);
+                        return;
                     }
                 }
                 _ => {}
@@ -239,8 +272,8 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
 
     fn visit_static_member_expression(&mut self, m: &StaticMemberExpression<'a>) {
         match m.property.name.as_str() {
-            "searchParams" => self.out.read("query", m.span.start),
-            "params" => self.out.read("params", m.span.start),
+            "searchParams" => self.read("query", m.span.start),
+            "params" => self.read("params", m.span.start),
             _ => {}
         }
         walk::walk_static_member_expression(self, m);
@@ -249,12 +282,34 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
     fn visit_identifier_reference(&mut self, id: &IdentifierReference<'a>) {
         let name = id.name.as_str();
         match name {
-            "searchParams" => self.out.read("query", id.span.start),
-            "params" => self.out.read("params", id.span.start),
+            "searchParams" => self.read("query", id.span.start),
+            "params" => self.read("params", id.span.start),
             _ => {
+                if let Some(kinds) = self.carriers.get(name) {
+                    let kinds = kinds.clone();
+                    self.flow.extend(kinds);
+                }
                 if let Some(f) = self.ctx.module.local_function(name) {
                     self.visit_local(f);
                 }
+            }
+        }
+    }
+
+    fn visit_variable_declarator(&mut self, d: &VariableDeclarator<'a>) {
+        let start = self.flow.len();
+        walk::walk_variable_declarator(self, d);
+        let kinds: Vec<_> = self.flow[start..].to_vec();
+        self.carry(&d.id, &kinds);
+    }
+
+    fn visit_assignment_expression(&mut self, a: &AssignmentExpression<'a>) {
+        let start = self.flow.len();
+        walk::walk_assignment_expression(self, a);
+        if let Some(name) = a.left.get_identifier_name() {
+            let kinds: Vec<_> = self.flow[start..].to_vec();
+            if !kinds.is_empty() {
+                self.carriers.entry(name).or_default().extend(kinds);
             }
         }
     }

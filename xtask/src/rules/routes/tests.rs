@@ -546,3 +546,30 @@ fn the_fix_names_only_what_is_configured() {
         .message
         .contains("`await requireAuthContext(req)` as its first statement"));
 }
+
+#[test]
+fn each_input_must_reach_a_parse() {
+    // The query is read raw next to a validated body.
+    let c = run("import { CreateProjectInput } from '@dashboard/contracts';\nexport const POST = withAuth(async (req: NextRequest) => {\n  const input = CreateProjectInput.parse(await req.json());\n  const q = req.nextUrl.searchParams.get('q');\n  return Response.json({ input, q });\n});\n");
+    assert_eq!(c.report.handlers[0].validation, "none");
+    assert_eq!(rules(&c), ["input-not-validated"]);
+    assert!(
+        c.findings[0].message.contains("query (line 4)"),
+        "{}",
+        c.findings[0].message
+    );
+    // A schema parsing something else does not validate the body.
+    assert_eq!(
+        verdict("import { CreateProjectInput } from '@dashboard/contracts';\nexport const POST = withAuth(async (req: Request) => {\n  const body = await req.json();\n  CreateProjectInput.parse({});\n  return Response.json(body);\n});\n").1,
+        "none"
+    );
+    // Through names and objects it does.
+    assert_eq!(
+        verdict("import { CreateProjectInput } from '@dashboard/contracts';\nexport const POST = withAuth(async (req: Request) => {\n  const raw = await req.json();\n  const merged = { ...raw, source: 'api' };\n  const r = CreateProjectInput.safeParse(merged);\n  return Response.json(r);\n});\n").1,
+        "contracts"
+    );
+    assert_eq!(
+        verdict("import { ProjectIdParams } from '@dashboard/contracts';\nexport async function GET(req: Request, { params: { id } }: any) {\n  return withAuth(req, async () => Response.json(ProjectIdParams.parse({ id })));\n}\n").1,
+        "contracts"
+    );
+}
