@@ -417,6 +417,58 @@ mod tests {
         let _ = std::fs::remove_dir_all(&repo);
     }
 
+    #[test]
+    fn links_are_read_through_their_target_and_deleted_files_are_skipped() {
+        let repo = scratch("links");
+        write(
+            &repo,
+            "apps/api/src/shared/open.ts",
+            "export async function GET() { return Response.json({}); }\n",
+        );
+        let mut changes = changed(&[
+            "apps/api/src/app/api/linked/route.ts",
+            "apps/api/src/app/api/gone/route.ts",
+        ]);
+        changes.files[0].target = Some("apps/api/src/shared/open.ts".into());
+        changes.files[1].status = ChangeStatus::Deleted;
+        let ev = analyze(&repo, &Config::default(), &changes).unwrap();
+        assert_eq!(ev.routes.len(), 1);
+        assert_eq!(ev.routes[0].path, "apps/api/src/app/api/linked/route.ts");
+        assert_eq!(ev.routes[0].handlers[0].auth, "unguarded");
+        let f: Vec<_> = ev
+            .findings
+            .iter()
+            .map(|f| (f.rule, f.location().unwrap()))
+            .collect();
+        assert_eq!(
+            f,
+            [(
+                "route-unguarded",
+                "apps/api/src/app/api/linked/route.ts:1".to_string()
+            )]
+        );
+        let _ = std::fs::remove_dir_all(&repo);
+    }
+
+    #[test]
+    fn an_unreadable_route_is_unverified() {
+        let repo = scratch("unreadable");
+        let ev = analyze(
+            &repo,
+            &Config::default(),
+            &changed(&["apps/api/src/app/api/missing/route.ts"]),
+        )
+        .unwrap();
+        assert_eq!(ev.routes[0].handlers[0].auth, "unverified");
+        assert_eq!(ev.findings[0].rule, "route-unverified");
+        assert!(
+            ev.findings[0].message.contains("cannot be read"),
+            "{}",
+            ev.findings[0].message
+        );
+        let _ = std::fs::remove_dir_all(&repo);
+    }
+
     /// A copy of the routes of `examples/dashboard` (the product's reference monorepo):
     /// every handler must pass as written there.
     #[test]
