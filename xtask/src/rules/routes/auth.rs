@@ -165,13 +165,26 @@ impl<'a> Ctx<'a, '_> {
                 other => Some(other),
             },
             Statement::ReturnStatement(r) => self.returns_guarded(r.argument.as_ref()?, depth),
-            Statement::ExpressionStatement(e) => self.guard(&e.expression, &s.guard_calls),
+            Statement::ExpressionStatement(e) => self.guard_call(&e.expression),
             Statement::VariableDeclaration(v) => v
                 .declarations
                 .iter()
                 .filter_map(|d| d.init.as_ref())
-                .find_map(|init| self.guard(init, &s.guard_calls)),
+                .find_map(|init| self.guard_call(init)),
             _ => None,
+        }
+    }
+
+    /// A configured guard call. It must be awaited: an async guard that is not awaited
+    /// rejects after the handler has already run.
+    fn guard_call(&self, e: &Expression<'a>) -> Option<Auth> {
+        let found = self.guard(e, &self.settings.routes.guard_calls)?;
+        let awaited = matches!(e.get_inner_expression(), Expression::AwaitExpression(_));
+        match found {
+            Auth::Guarded(n) if !awaited => Some(Auth::Unverified(format!(
+                "`{n}(...)` is not awaited: if it is async, the handler runs on before it rejects; write `await {n}(...)`"
+            ))),
+            other => Some(other),
         }
     }
 

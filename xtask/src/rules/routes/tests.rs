@@ -87,6 +87,14 @@ fn guard_call_as_first_statement_is_guarded() {
         auth("export async function GET(req: Request) {\n  await requireAuthContext(req);\n  return new Response('ok');\n}\n"),
         "guarded"
     );
+    // Not awaited: an async guard would reject after the handler ran.
+    let c = run("export async function GET(req: Request) {\n  requireAuthContext(req);\n  return new Response('ok');\n}\n");
+    assert_eq!(c.report.handlers[0].auth, "unverified");
+    assert!(
+        c.findings[0].message.contains("not awaited"),
+        "{}",
+        c.findings[0].message
+    );
 }
 
 #[test]
