@@ -154,7 +154,6 @@ impl<'a> Ctx<'a, '_> {
 
     /// `Some` when the statements begin with a guard (or a returned wrapper).
     fn auth_of_statements(&self, stmts: &'a [Statement<'a>], depth: u32) -> Option<Auth> {
-        let s = &self.settings.routes;
         let first = stmts.iter().filter(|s| !is_noise(s)).find(|s| {
             // Declarations that do no work may come first: `const { id } = await params`.
             !matches!(s, Statement::VariableDeclaration(_)) || does_work(s)
