@@ -19,4 +19,5 @@ pub mod repo;
 pub mod rules;
 pub mod schema;
 pub mod sql;
+pub mod ts;
 pub mod ui;

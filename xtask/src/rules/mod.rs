@@ -1,5 +1,10 @@
-//! Rules over the schema model. They do not know whether a migration reader or a live
-//! catalog filled it.
+//! Rules over the evidence. The SQL rules (`policy`, `tenant`) judge the schema model and do
+//! not know whether a migration reader or a live catalog filled it; the code rules
+//! (`contracts`, `interpolation`, `routes`, `secrets`) read changed source files.
 
+pub mod contracts;
+pub mod interpolation;
 pub mod policy;
+pub mod routes;
+pub mod secrets;
 pub mod tenant;

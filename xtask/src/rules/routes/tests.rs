@@ -1,0 +1,583 @@
+//! Each handler form and each trap, with its exact verdict.
+
+use oxc_allocator::Allocator;
+
+use super::*;
+use crate::{config::Config, ts};
+
+const ROOT: &str = "apps/api/src/app/api";
+
+/// Check `code` as the route `<root>/<rel>` with the given `xtask.toml` text.
+fn run_with(rel: &str, code: &str, toml: &str, kind: Kind) -> Option<Checked> {
+    let config = Config::parse(toml).expect("test config");
+    let settings = Settings::new(&config, Some("@dashboard/contracts".into()));
+    let path = format!("{ROOT}/{rel}");
+    let alloc = Allocator::default();
+    let src = Source::new(&path, code);
+    let parsed = ts::parse(&alloc, &src);
+    let place = placement(&settings.routes, rel);
+    check(&src, parsed.as_ref(), &settings, kind, &place)
+}
+
+fn run(code: &str) -> Checked {
+    run_with("projects/route.ts", code, GUARDS, Kind::Route).unwrap()
+}
+
+const GUARDS: &str = "[routes]\nguard_calls = [\"requireAuthContext\"]\n";
+
+/// The only handler's (auth, validation).
+fn verdict(code: &str) -> (String, String) {
+    let c = run(code);
+    assert_eq!(c.report.handlers.len(), 1, "{:?}", c.report.handlers);
+    let h = &c.report.handlers[0];
+    (h.auth.clone(), h.validation.clone())
+}
+
+fn auth(code: &str) -> String {
+    verdict(code).0
+}
+
+fn rules(c: &Checked) -> Vec<&str> {
+    c.findings.iter().map(|f| f.rule).collect()
+}
+
+// ---- auth: the accepted forms ----
+
+#[test]
+fn function_returning_the_wrapper_is_guarded() {
+    let c = run(r#"
+import { withAuth } from "@/server/middleware/auth";
+export async function GET(req: Request) {
+  return withAuth(req, async (ctx) => Response.json({ tenant: ctx.tenantId }));
+}
+"#);
+    let h = &c.report.handlers[0];
+    assert_eq!(
+        (h.method.as_str(), h.line, h.auth.as_str()),
+        ("GET", 3, "guarded")
+    );
+    assert_eq!(h.validation, "no_input");
+    assert!(h.note.starts_with("withAuth"), "{}", h.note);
+    assert!(c.findings.is_empty(), "{:?}", c.findings);
+}
+
+#[test]
+fn const_built_with_the_wrapper_is_guarded() {
+    assert_eq!(
+        auth("import { withAuth } from '@/server/auth';\nexport const POST = withAuth(async (req, ctx) => new Response(null));\n"),
+        "guarded"
+    );
+}
+
+#[test]
+fn arrow_bodied_export_returning_the_wrapper_is_guarded() {
+    assert_eq!(
+        auth("import { withAuth } from '@/server/auth';\nexport const DELETE = (req: Request) => withAuth(req, async (ctx) => new Response(null, { status: 204 }));\n"),
+        "guarded"
+    );
+}
+
+#[test]
+fn guard_call_as_first_statement_is_guarded() {
+    assert_eq!(
+        auth("import { requireAuthContext } from '@/server/auth';\nexport async function GET(req: Request) {\n  const ctx = await requireAuthContext(req);\n  return Response.json(ctx);\n}\n"),
+        "guarded"
+    );
+    assert_eq!(
+        auth("export async function GET(req: Request) {\n  await requireAuthContext(req);\n  return new Response('ok');\n}\n"),
+        "guarded"
+    );
+    // Not awaited: an async guard would reject after the handler ran.
+    let c = run("export async function GET(req: Request) {\n  requireAuthContext(req);\n  return new Response('ok');\n}\n");
+    assert_eq!(c.report.handlers[0].auth, "unverified");
+    assert!(
+        c.findings[0].message.contains("not awaited"),
+        "{}",
+        c.findings[0].message
+    );
+}
+
+#[test]
+fn guard_call_first_inside_try_is_guarded() {
+    let c = run("export async function GET(req: Request) {\n  try {\n    const { tenantId } = await requireAuthContext(req);\n    return Response.json({ tenantId });\n  } catch (e) {\n    return new Response(null, { status: 401 });\n  }\n}\n");
+    assert_eq!(c.report.handlers[0].auth, "guarded");
+    assert!(
+        c.report.handlers[0].note.contains("(in try)"),
+        "{}",
+        c.report.handlers[0].note
+    );
+}
+
+#[test]
+fn declarations_that_do_no_work_may_precede_the_guard() {
+    assert_eq!(
+        auth("export async function GET(req: Request, { params }: { params: Promise<{ id: string }> }) {\n  const started = 1;\n  return withAuth(req, async () => new Response(String(started)));\n}\n"),
+        "guarded"
+    );
+}
+
+#[test]
+fn alias_export_is_followed() {
+    let guarded = run("async function handler(req: Request) {\n  return withAuth(req, async () => new Response('ok'));\n}\nexport { handler as GET, handler as HEAD };\n");
+    let methods: Vec<_> = guarded
+        .report
+        .handlers
+        .iter()
+        .map(|h| (h.method.as_str(), h.auth.as_str()))
+        .collect();
+    assert_eq!(methods, [("GET", "guarded"), ("HEAD", "guarded")]);
+    let open = run("const handler = async (req: Request) => new Response('open');\nexport { handler as GET };\n");
+    assert_eq!(open.report.handlers[0].auth, "unguarded");
+    assert_eq!(rules(&open), ["route-unguarded"]);
+}
+
+#[test]
+fn generic_wrapper_is_guarded_by_its_callback() {
+    assert_eq!(
+        auth("import { withErrorHandling } from '@/server/errors';\nexport const GET = withErrorHandling(async (req: Request) => {\n  const ctx = await requireAuthContext(req);\n  return Response.json(ctx);\n});\n"),
+        "guarded"
+    );
+    let c = run("import { withErrorHandling } from '@/server/errors';\nexport const GET = withErrorHandling(async (req: Request) => Response.json({}));\n");
+    assert_eq!(c.report.handlers[0].auth, "unguarded");
+    assert!(
+        c.findings[0].message.contains("withErrorHandling"),
+        "{}",
+        c.findings[0].message
+    );
+}
+
+#[test]
+fn local_helper_returned_first_is_followed() {
+    assert_eq!(
+        auth("async function handle(req: Request) { return withAuth(req, async () => new Response('ok')); }\nexport const GET = (req: Request) => handle(req);\n"),
+        "guarded"
+    );
+}
+
+#[test]
+fn non_method_exports_are_not_handlers() {
+    let c = run("export const dynamic = 'force-dynamic';\nexport const runtime = 'nodejs';\nexport async function GET(req: Request) { return withAuth(req, async () => new Response('ok')); }\n");
+    assert_eq!(c.report.handlers.len(), 1);
+}
+
+// ---- auth: the traps ----
+
+#[test]
+fn wrapper_named_only_in_a_comment_is_unguarded() {
+    let c = run("// every handler uses withAuth(req, ...)\nexport async function GET(req: Request) {\n  /* return withAuth(req, handler) */\n  return Response.json({ ok: true });\n}\n");
+    assert_eq!(c.report.handlers[0].auth, "unguarded");
+    assert_eq!(rules(&c), ["route-unguarded"]);
+    assert_eq!(c.findings[0].line, Some(2));
+    assert_eq!(
+        c.findings[0].path.as_deref(),
+        Some("apps/api/src/app/api/projects/route.ts")
+    );
+    assert!(
+        c.findings[0].message.contains("Fix:"),
+        "{}",
+        c.findings[0].message
+    );
+}
+
+#[test]
+fn wrapper_named_only_in_a_string_is_unguarded() {
+    assert_eq!(
+        auth("export async function GET(req: Request) {\n  const how = 'return withAuth(req, handler)';\n  return new Response(how);\n}\n"),
+        "unguarded"
+    );
+    assert_eq!(
+        auth("export const GET = () => new Response(`withAuth(${1})`);\n"),
+        "unguarded"
+    );
+}
+
+#[test]
+fn guard_after_a_return_is_unguarded() {
+    let c = run("export async function GET(req: Request) {\n  return Response.json({ secret: 1 });\n  await requireAuthContext(req);\n}\n");
+    assert_eq!(c.report.handlers[0].auth, "unguarded");
+    assert!(
+        c.findings[0].message.contains("line 3"),
+        "{}",
+        c.findings[0].message
+    );
+}
+
+#[test]
+fn guard_inside_if_false_is_unguarded() {
+    assert_eq!(
+        auth("export async function GET(req: Request) {\n  if (false) {\n    await requireAuthContext(req);\n  }\n  return Response.json({});\n}\n"),
+        "unguarded"
+    );
+}
+
+#[test]
+fn wrapper_returned_only_in_a_branch_is_unguarded() {
+    assert_eq!(
+        auth("export async function GET(req: Request) {\n  if (false) return withAuth(req, async () => new Response('x'));\n  return Response.json({ all: 1 });\n}\n"),
+        "unguarded"
+    );
+    assert_eq!(
+        auth("export const GET = (req: Request) => (req.headers.get('x') ? withAuth(req, async () => new Response('x')) : Response.json({}));\n"),
+        "unguarded"
+    );
+}
+
+#[test]
+fn guard_after_work_is_unguarded() {
+    assert_eq!(
+        auth("export async function POST(req: Request) {\n  await db.from('audit').insert({});\n  await requireAuthContext(req);\n  return new Response(null);\n}\n"),
+        "unguarded"
+    );
+}
+
+#[test]
+fn wrapper_defined_in_the_route_file_is_unverified() {
+    let c = run("function withAuth(req: Request, fn: () => Promise<Response>) { return fn(); }\nexport async function GET(req: Request) {\n  return withAuth(req, async () => new Response('x'));\n}\n");
+    assert_eq!(c.report.handlers[0].auth, "unverified");
+    assert_eq!(rules(&c), ["route-unverified"]);
+}
+
+#[test]
+fn factory_is_unverified_unless_configured() {
+    let code = "import { createExportHandler } from '@/server/export';\nexport const GET = createExportHandler({ table: 'projects' });\n";
+    let c = run(code);
+    assert_eq!(
+        (
+            c.report.handlers[0].auth.as_str(),
+            c.report.handlers[0].validation.as_str()
+        ),
+        ("unverified", "no_input")
+    );
+    assert_eq!(rules(&c), ["route-unverified"]);
+    assert!(
+        c.findings[0].message.contains("guarded_factories"),
+        "{}",
+        c.findings[0].message
+    );
+    let configured = run_with(
+        "projects/route.ts",
+        code,
+        "[routes]\nguarded_factories = [\"createExportHandler\"]\n",
+        Kind::Route,
+    )
+    .unwrap();
+    assert_eq!(configured.report.handlers[0].auth, "guarded");
+    assert!(configured.findings.is_empty());
+}
+
+#[test]
+fn re_exports_are_unverified() {
+    let c = run("export { GET, POST } from '../shared/handlers';\n");
+    let got: Vec<_> = c
+        .report
+        .handlers
+        .iter()
+        .map(|h| (h.method.as_str(), h.auth.as_str(), h.validation.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("GET", "unverified", "unverified"),
+            ("POST", "unverified", "unverified")
+        ]
+    );
+    assert_eq!(rules(&c), ["route-unverified", "route-unverified"]);
+
+    let star = run("export * from '../shared/handlers';\n");
+    assert_eq!(star.report.handlers[0].method, "*");
+    assert_eq!(star.report.handlers[0].auth, "unverified");
+
+    let imported = run("import { handler } from './handler';\nexport const GET = handler;\n");
+    assert_eq!(imported.report.handlers[0].auth, "unverified");
+    assert!(
+        imported.findings[0].message.contains("./handler"),
+        "{}",
+        imported.findings[0].message
+    );
+}
+
+#[test]
+fn a_parse_error_is_unverified() {
+    let c =
+        run("export async function GET(req: Request) {\n  return withAuth(req, async () => {\n}\n");
+    assert_eq!(c.report.handlers.len(), 1);
+    let h = &c.report.handlers[0];
+    assert_eq!(
+        (h.method.as_str(), h.auth.as_str(), h.validation.as_str()),
+        ("*", "unverified", "unverified")
+    );
+    assert_eq!(rules(&c), ["route-unverified"]);
+    assert!(
+        c.findings[0].message.contains("does not parse"),
+        "{}",
+        c.findings[0].message
+    );
+}
+
+#[test]
+fn exempt_route_is_exempt_with_its_reason() {
+    let toml = "[[routes.exempt]]\nglob = \"webhooks/**\"\nreason = \"Stripe signs the request\"\n";
+    let c = run_with(
+        "webhooks/stripe/route.ts",
+        "export async function POST(req: Request) { return new Response(null); }\n",
+        toml,
+        Kind::Route,
+    )
+    .unwrap();
+    assert_eq!(c.report.exempt.as_deref(), Some("Stripe signs the request"));
+    assert_eq!(c.report.handlers[0].auth, "exempt");
+    assert!(c.findings.is_empty(), "{:?}", c.findings);
+}
+
+// ---- validation ----
+
+const CONTRACTS_POST: &str = r#"
+import { CreateProjectInput } from "@dashboard/contracts";
+import { withAuth } from "@/server/middleware/auth";
+export async function POST(req: Request) {
+  return withAuth(req, async (ctx) => {
+    const input = CreateProjectInput.parse(await req.json());
+    return Response.json(input, { status: 201 });
+  });
+}
+"#;
+
+#[test]
+fn contracts_schema_passes_with_a_note() {
+    let c = run(CONTRACTS_POST);
+    let h = &c.report.handlers[0];
+    assert_eq!(
+        (h.auth.as_str(), h.validation.as_str()),
+        ("guarded", "contracts")
+    );
+    assert_eq!(
+        h.note,
+        "withAuth; schema CreateProjectInput from @dashboard/contracts"
+    );
+    assert!(c.findings.is_empty(), "{:?}", c.findings);
+}
+
+#[test]
+fn relative_import_into_the_contracts_package_passes() {
+    let code = "import * as c from '../../../../../../packages/contracts/src/projects';\nexport const POST = withAuth(async (req: Request) => {\n  const r = c.CreateProjectInput.safeParse(await req.json());\n  return Response.json(r);\n});\n";
+    assert_eq!(verdict(code), ("guarded".into(), "contracts".into()));
+}
+
+#[test]
+fn inline_schema_is_a_warning() {
+    let c = run("import { z } from 'zod';\nconst Body = z.object({ name: z.string() });\nexport const POST = withAuth(async (req: Request) => {\n  const body = Body.parse(await req.json());\n  return Response.json(body);\n});\n");
+    assert_eq!(c.report.handlers[0].validation, "inline");
+    assert_eq!(rules(&c), ["input-not-validated"]);
+    assert_eq!(c.findings[0].severity, Severity::Warning);
+    assert_eq!(c.findings[0].line, Some(4));
+    assert!(
+        c.findings[0]
+            .message
+            .contains("define it in packages/contracts"),
+        "{}",
+        c.findings[0].message
+    );
+    let chained = verdict("export const POST = withAuth(async (req: Request) => Response.json(z.object({}).parse(await req.json())));\n");
+    assert_eq!(chained.1, "inline");
+}
+
+#[test]
+fn unvalidated_body_is_an_error() {
+    let c = run("export const POST = withAuth(async (req: Request) => {\n  const body = await req.json();\n  return Response.json(JSON.parse(JSON.stringify(body)));\n});\n");
+    assert_eq!(c.report.handlers[0].validation, "none");
+    assert_eq!(rules(&c), ["input-not-validated"]);
+    assert_eq!(c.findings[0].severity, Severity::Error);
+    assert!(
+        c.findings[0].message.contains("body (line 2)"),
+        "{}",
+        c.findings[0].message
+    );
+}
+
+#[test]
+fn query_and_params_are_input() {
+    assert_eq!(
+        verdict("export async function GET(req: NextRequest) {\n  return withAuth(req, async () => Response.json({ q: req.nextUrl.searchParams.get('q') }));\n}\n").1,
+        "none"
+    );
+    assert_eq!(
+        verdict("export async function GET(req: Request, { params }: { params: Promise<{ id: string }> }) {\n  return withAuth(req, async () => Response.json({ id: (await params).id }));\n}\n").1,
+        "none"
+    );
+    assert_eq!(
+        verdict("export async function GET(req: Request, { params: { id } }: any) {\n  return withAuth(req, async () => Response.json({ id }));\n}\n").1,
+        "none"
+    );
+    assert_eq!(
+        verdict("import { ProjectIdParams } from '@dashboard/contracts';\nexport async function GET(req: Request, ctx: { params: Promise<{ id: string }> }) {\n  return withAuth(req, async () => Response.json(ProjectIdParams.parse(await ctx.params)));\n}\n").1,
+        "contracts"
+    );
+}
+
+#[test]
+fn no_input_needs_no_schema() {
+    assert_eq!(
+        verdict("export const GET = withAuth(async () => Response.json({ ok: true }));\n").1,
+        "no_input"
+    );
+}
+
+// ---- rate limits on public routes ----
+
+#[test]
+fn public_route_with_a_limiter_first_passes() {
+    let code = "import { rateLimit } from '@/server/rate-limit';\nexport async function GET(req: Request) {\n  const limited = await rateLimit(req, { key: 'health' });\n  if (limited) return limited;\n  return Response.json({ ok: true });\n}\n";
+    let c = run_with("public/health/route.ts", code, "", Kind::Route).unwrap();
+    assert!(c.report.public);
+    assert_eq!(c.report.rate_limited, Some(true));
+    let h = &c.report.handlers[0];
+    assert_eq!(h.auth, "exempt");
+    assert!(h.note.contains("rateLimit"), "{}", h.note);
+    assert!(c.findings.is_empty(), "{:?}", c.findings);
+    let in_if = "export async function GET(req: Request) {\n  if (!(await rateLimit(req)).ok) return new Response(null, { status: 429 });\n  return Response.json({});\n}\n";
+    assert_eq!(
+        run_with("public/a/route.ts", in_if, "", Kind::Route)
+            .unwrap()
+            .report
+            .rate_limited,
+        Some(true)
+    );
+}
+
+#[test]
+fn public_route_without_a_limiter_fails() {
+    let c = run_with(
+        "public/health/route.ts",
+        "export async function GET() { return Response.json({ ok: true }); }\n",
+        "",
+        Kind::Route,
+    )
+    .unwrap();
+    assert_eq!(c.report.rate_limited, Some(false));
+    assert_eq!(rules(&c), ["rate-limit-missing"]);
+    assert_eq!(c.findings[0].severity, Severity::Error);
+}
+
+#[test]
+fn limiter_after_work_or_in_dead_code_fails() {
+    let after = "export async function GET(req: Request) {\n  const rows = await db.from('t').select();\n  await rateLimit(req);\n  return Response.json(rows);\n}\n";
+    let c = run_with("public/x/route.ts", after, "", Kind::Route).unwrap();
+    assert_eq!(c.report.rate_limited, Some(false));
+    assert!(
+        c.findings[0].message.contains("after work at line 2"),
+        "{}",
+        c.findings[0].message
+    );
+    let dead = "export async function GET(req: Request) {\n  if (false) { await rateLimit(req); }\n  return Response.json({});\n}\n";
+    assert_eq!(
+        run_with("public/x/route.ts", dead, "", Kind::Route)
+            .unwrap()
+            .report
+            .rate_limited,
+        Some(false)
+    );
+}
+
+#[test]
+fn private_route_has_no_rate_limit_verdict() {
+    assert_eq!(run(CONTRACTS_POST).report.rate_limited, None);
+}
+
+// ---- server actions ----
+
+#[test]
+fn server_actions_are_checked_like_handlers() {
+    let code = "'use server';\nimport { CreateProjectInput } from '@dashboard/contracts';\nexport async function createProject(form: FormData) {\n  const ctx = await requireAuthContext();\n  const input = CreateProjectInput.parse(Object.fromEntries(form));\n  return input;\n}\nexport async function deleteAll(id: string) {\n  await db.from('projects').delete();\n}\n";
+    let c = run_with("actions/projects.ts", code, GUARDS, Kind::ServerActions).unwrap();
+    let got: Vec<_> = c
+        .report
+        .handlers
+        .iter()
+        .map(|h| (h.method.as_str(), h.auth.as_str(), h.validation.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("createProject", "guarded", "contracts"),
+            ("deleteAll", "unguarded", "none")
+        ]
+    );
+    assert_eq!(rules(&c), ["route-unguarded", "input-not-validated"]);
+    assert!(run_with(
+        "actions/util.ts",
+        "export async function f(x: string) { return x; }\n",
+        GUARDS,
+        Kind::ServerActions
+    )
+    .is_none());
+}
+
+// ---- config helpers ----
+
+#[test]
+fn globs_match_segments() {
+    assert!(glob_match("public/**", "public/health/route.ts"));
+    assert!(glob_match("public/**", "public/route.ts"));
+    assert!(!glob_match("public/**", "publications/route.ts"));
+    assert!(glob_match("webhooks/*", "webhooks/stripe"));
+    assert!(!glob_match("webhooks/*", "webhooks/stripe/route.ts"));
+    assert!(glob_match("**/cron/**", "admin/cron/daily/route.ts"));
+    assert!(glob_match("health", "health"));
+}
+
+#[test]
+fn contracts_sources() {
+    let config = Config::default();
+    let s = Settings::new(&config, Some("@dashboard/contracts".into()));
+    let from = "apps/api/src/app/api/projects/route.ts";
+    assert!(s.is_contracts_source("@dashboard/contracts", from));
+    assert!(s.is_contracts_source("@dashboard/contracts/projects", from));
+    assert!(!s.is_contracts_source("@dashboard/contracts-extra", from));
+    assert!(s.is_contracts_source("../../../../../../packages/contracts/src", from));
+    assert!(!s.is_contracts_source("../../lib/schemas", from));
+    assert!(!s.is_contracts_source("zod", from));
+}
+
+#[test]
+fn the_fix_names_only_what_is_configured() {
+    let code = "export async function GET() { return Response.json({}); }\n";
+    let default = run_with("x/route.ts", code, "", Kind::Route).unwrap();
+    let msg = &default.findings[0].message;
+    assert!(msg.contains("it does not return `withAuth(...)`"), "{msg}");
+    assert!(
+        msg.contains("`return withAuth(req, async (ctx) => ...)`"),
+        "{msg}"
+    );
+    assert!(!msg.contains("requireAuthContext"), "{msg}");
+    let guards = run_with("x/route.ts", code, GUARDS, Kind::Route).unwrap();
+    assert!(guards.findings[0]
+        .message
+        .contains("`await requireAuthContext(req)` as its first statement"));
+}
+
+#[test]
+fn each_input_must_reach_a_parse() {
+    // The query is read raw next to a validated body.
+    let c = run("import { CreateProjectInput } from '@dashboard/contracts';\nexport const POST = withAuth(async (req: NextRequest) => {\n  const input = CreateProjectInput.parse(await req.json());\n  const q = req.nextUrl.searchParams.get('q');\n  return Response.json({ input, q });\n});\n");
+    assert_eq!(c.report.handlers[0].validation, "none");
+    assert_eq!(rules(&c), ["input-not-validated"]);
+    assert!(
+        c.findings[0].message.contains("query (line 4)"),
+        "{}",
+        c.findings[0].message
+    );
+    // A schema parsing something else does not validate the body.
+    assert_eq!(
+        verdict("import { CreateProjectInput } from '@dashboard/contracts';\nexport const POST = withAuth(async (req: Request) => {\n  const body = await req.json();\n  CreateProjectInput.parse({});\n  return Response.json(body);\n});\n").1,
+        "none"
+    );
+    // Through names and objects it does.
+    assert_eq!(
+        verdict("import { CreateProjectInput } from '@dashboard/contracts';\nexport const POST = withAuth(async (req: Request) => {\n  const raw = await req.json();\n  const merged = { ...raw, source: 'api' };\n  const r = CreateProjectInput.safeParse(merged);\n  return Response.json(r);\n});\n").1,
+        "contracts"
+    );
+    assert_eq!(
+        verdict("import { ProjectIdParams } from '@dashboard/contracts';\nexport async function GET(req: Request, { params: { id } }: any) {\n  return withAuth(req, async () => Response.json(ProjectIdParams.parse({ id })));\n}\n").1,
+        "contracts"
+    );
+}
