@@ -1,7 +1,300 @@
-//! `cargo xtask backend-stage`: run the agent, then verify.
+//! `cargo xtask backend-stage`: run the agent on a work item, verify what it did, and give
+//! the failures back to the same agent thread for up to `--fix-rounds` more rounds.
+//!
+//! The handover's boxes come from `verify`'s evidence, never from the agent. What the agent
+//! said and did (final message, commands, the files it reported) is shown next to it and
+//! cross-checked against the files that really changed, measured by snapshots taken around
+//! each round — which is also how the user's own uncommitted changes are told apart.
 
-use crate::{exit, flags};
+use std::{
+    io::{Read, Write},
+    path::Path,
+    time::Duration,
+};
 
-pub fn run(_flags: flags::BackendStage) -> anyhow::Result<exit::Outcome> {
-    Err(exit::usage("backend-stage is not built yet: the agent stage comes in a later change; use `cargo xtask verify`"))
+use anyhow::Context;
+
+use crate::{
+    agent::{
+        codex::{self, RoundFiles, View},
+        fix, prompt,
+        snapshot::{self, Snapshot},
+    },
+    checklist,
+    commands::verify::{self, Target},
+    config::Config,
+    exit::{self, Outcome},
+    flags,
+    gather::Evidence,
+    model::{AgentReport, AgentRound, ChecklistItem, RoundVerify, Status},
+    render, repo,
+};
+
+pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
+    let target = Target::resolve(flags.repo.as_deref())?;
+    let config = Config::load(&target.root)?;
+    let task = read_task(&flags)?;
+    if !flags.no_verify {
+        verify::check_options(&flags.verify)?;
+    }
+    if flags.timeout == Some(0) {
+        return Err(exit::usage("--timeout must be at least 1 second"));
+    }
+    let prompt = prompt::build(&target.root, &config, &task);
+    for w in &prompt.warnings {
+        eprintln!("xtask: warning: {w}");
+    }
+    if flags.print_prompt {
+        let mut out = std::io::stdout().lock();
+        out.write_all(prompt.text.as_bytes())?;
+        out.flush()?;
+        return Ok(Outcome::Clean);
+    }
+
+    // codex insists on a git repository, and the snapshots need one.
+    repo::toplevel(&target.root)?;
+    let program = codex::locate(&config.agent, &target.root)?;
+    let timeout = Duration::from_secs(flags.timeout.unwrap_or(config.agent.timeout_secs));
+    let run_dir = snapshot::run_dir(&target.root)?;
+
+    let before = Snapshot::take(&target.root)?;
+    let backup = before.back_up(&target.root, &run_dir)?;
+    if let Some(b) = &backup {
+        eprintln!(
+            "xtask: {} file(s) were already changed before the run: they are yours, recorded as such, and copied to {} (nothing is reverted)",
+            before.files.len(),
+            b.display()
+        );
+    }
+    let mut report = AgentReport {
+        agent: "codex".into(),
+        run_dir: run_dir.display().to_string(),
+        prompt_bytes: prompt.text.len(),
+        prompt_notes: prompt.notes.clone(),
+        preexisting: before.preexisting(),
+        preexisting_backup: backup.map(|b| b.display().to_string()),
+        ..AgentReport::default()
+    };
+
+    let view = View::detect();
+    let mut round_prompt = prompt.text;
+    let mut last_snapshot = before.clone();
+    let mut earlier: Option<Evidence> = None;
+    let mut round = 1;
+    loop {
+        let files = RoundFiles::new(&run_dir, round);
+        std::fs::write(&files.prompt, &round_prompt)
+            .with_context(|| format!("cannot write {}", files.prompt.display()))?;
+        let argv = match (&report.thread_id, round) {
+            (_, 1) => codex::exec_argv(&config.agent, &program, &target.root, &files.last_message),
+            (Some(id), _) => codex::resume_argv(&config.agent, &program, id, &files.last_message),
+            (None, _) => unreachable!("fix rounds need a thread id"),
+        };
+        eprintln!(
+            "xtask: round {round}: {} (timeout {}s; log {})",
+            if round == 1 {
+                "codex exec"
+            } else {
+                "codex exec resume"
+            },
+            timeout.as_secs(),
+            files.events.display()
+        );
+        let run = codex::run(
+            argv.clone(),
+            &target.root,
+            &round_prompt,
+            timeout,
+            view,
+            &files.events,
+            &files.last_message,
+        )?;
+        let after = Snapshot::take(&target.root)?;
+        let mut r = round_report(
+            round,
+            argv,
+            &run,
+            &last_snapshot,
+            &after,
+            &before,
+            &target.root,
+            &files,
+            timeout,
+        );
+        last_snapshot = after;
+        if report.thread_id.is_none() {
+            report.thread_id = run.transcript.thread_id.clone();
+        }
+
+        if let Err(failed) = codex::check(&run, timeout, &files.events) {
+            report.rounds.push(r);
+            // A later round failed: what the earlier ones achieved is still reported.
+            if let Some(mut ev) = earlier {
+                report.stop_reason = Some(format!("round {round} failed to run: {failed}"));
+                ev.agent = Some(report);
+                let _ = verify::emit(&ev, &flags.verify);
+            }
+            return Err(failed);
+        }
+
+        if flags.no_verify {
+            report.rounds.push(r);
+            report.stop_reason = Some("not verified: --no-verify".into());
+            let mut out = std::io::stdout().lock();
+            out.write_all(render::markdown::agent_section(&report).as_bytes())?;
+            writeln!(
+                out,
+                "\nNot verified (--no-verify): run `cargo xtask verify` before the handover."
+            )?;
+            return Ok(Outcome::Clean);
+        }
+
+        let mut ev = verify::gather(&target, &config, &flags.verify)?;
+        let items = checklist::build(&ev, flags.verify.live);
+        let clear = checklist::all_clear(&items, &ev);
+        r.verify = Some(round_verify(&items, clear));
+        report.rounds.push(r);
+
+        let fix_prompt = if clear {
+            report.stop_reason = Some("every check passed".into());
+            None
+        } else if round > flags.fix_rounds {
+            report.stop_reason = Some(if flags.fix_rounds == 0 {
+                "checks did not pass; no fix round asked for (--fix-rounds N)".into()
+            } else {
+                format!(
+                    "checks did not pass after {} fix round(s)",
+                    flags.fix_rounds
+                )
+            });
+            None
+        } else if report.thread_id.is_none() {
+            report.stop_reason = Some(
+                "checks did not pass; codex reported no thread id, so no fix round could resume it"
+                    .into(),
+            );
+            None
+        } else {
+            let p = fix::prompt(&ev, &items, round, flags.fix_rounds);
+            if p.is_none() {
+                report.stop_reason = Some(
+                    "checks did not pass, but nothing left is the agent's to fix (items skipped by the user)".into(),
+                );
+            }
+            p
+        };
+        match fix_prompt {
+            Some(p) => {
+                eprintln!(
+                    "xtask: round {round}: checks did not pass; fix round {round} of {}",
+                    flags.fix_rounds
+                );
+                round_prompt = p;
+                round += 1;
+                earlier = Some(ev);
+            }
+            None => {
+                ev.agent = Some(report);
+                return verify::emit(&ev, &flags.verify);
+            }
+        }
+    }
+}
+
+/// The work item: `--task`, `--task-file` or stdin (`-`). An empty one is a usage error.
+fn read_task(flags: &flags::BackendStage) -> anyhow::Result<String> {
+    let text = if let Some(t) = &flags.task {
+        t.clone()
+    } else if let Some(f) = &flags.task_file {
+        let bytes = std::fs::read(f).map_err(|e| {
+            exit::usage(format!("--task-file {}: cannot read it: {e}", f.display()))
+        })?;
+        String::from_utf8(bytes)
+            .map_err(|_| exit::usage(format!("--task-file {}: not UTF-8 text", f.display())))?
+    } else if flags.stdin.is_some() {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| exit::usage(format!("cannot read the task from stdin: {e}")))?;
+        String::from_utf8(bytes).map_err(|_| exit::usage("the task on stdin is not UTF-8 text"))?
+    } else {
+        return Err(exit::usage(
+            "no task: give it with --task TEXT, --task-file FILE, or `-` to read it from stdin",
+        ));
+    };
+    if text.trim().is_empty() {
+        return Err(exit::usage("the task is empty"));
+    }
+    Ok(text)
+}
+
+/// What one round did, set against the files that changed on disk during it.
+#[allow(clippy::too_many_arguments)]
+fn round_report(
+    round: u32,
+    argv: Vec<String>,
+    run: &codex::Run,
+    snap_before: &Snapshot,
+    snap_after: &Snapshot,
+    first: &Snapshot,
+    repo: &Path,
+    files: &RoundFiles,
+    timeout: Duration,
+) -> AgentRound {
+    let t = &run.transcript;
+    let changed = snap_before.changed_since(snap_after);
+    let claimed = t.claimed_files(repo);
+    let claimed_paths: Vec<&str> = claimed.iter().map(|c| c.path.as_str()).collect();
+    AgentRound {
+        round,
+        argv,
+        exit_code: run.output.code,
+        outcome: run.output.describe(timeout),
+        duration_ms: run.output.duration.as_millis() as u64,
+        final_message: run
+            .last_message
+            .clone()
+            .or_else(|| t.messages.last().cloned()),
+        commands: t.commands.clone(),
+        claimed_not_changed: claimed_paths
+            .iter()
+            .filter(|p| !changed.iter().any(|c| c == *p))
+            .map(|p| p.to_string())
+            .collect(),
+        changed_not_claimed: changed
+            .iter()
+            .filter(|c| !claimed_paths.contains(&c.as_str()))
+            .cloned()
+            .collect(),
+        user_files_touched: changed
+            .iter()
+            .filter(|c| first.files.contains_key(*c))
+            .cloned()
+            .collect(),
+        claimed_files: claimed,
+        changed_files: changed,
+        usage: t.usage,
+        errors: t.errors.clone(),
+        events_file: files.events.display().to_string(),
+        verify: None,
+    }
+}
+
+fn round_verify(items: &[ChecklistItem], clear: bool) -> RoundVerify {
+    let n = |s| items.iter().filter(|i| i.status == s).count();
+    RoundVerify {
+        clear,
+        summary: format!(
+            "{} passed, {} failed, {} unknown, {} not applicable",
+            n(Status::Pass),
+            n(Status::Fail),
+            n(Status::Unknown),
+            n(Status::NotApplicable)
+        ),
+        not_passed: items
+            .iter()
+            .filter(|i| matches!(i.status, Status::Fail | Status::Unknown))
+            .map(|i| format!("{}: {}", i.id, i.status.as_str()))
+            .collect(),
+    }
 }

@@ -4,7 +4,7 @@
 use std::{fmt::Write as _, io};
 
 use super::Report;
-use crate::model::{ChangeStatus, LiveOutcome, Status, Verdict};
+use crate::model::{AgentReport, AgentRound, ChangeStatus, LiveOutcome, Status, Verdict};
 
 const TEMPLATE: &str = include_str!("../../../templates/handover.md");
 
@@ -330,7 +330,162 @@ fn commands(r: &Report) -> String {
 fn agent(r: &Report) -> String {
     match &r.ev.agent {
         None => String::new(),
-        Some(a) => format!("\n### Agent run\n```json\n{}\n```\n", super::to_json(a)),
+        Some(a) => format!("\n{}", agent_section(a)),
+    }
+}
+
+/// The agent's side of the story, every round: its final message verbatim, the commands it
+/// ran, the files it reported set against the files that changed on disk, token usage, and
+/// what `verify` said after the round. Also printed alone by `backend-stage --no-verify`.
+pub fn agent_section(a: &AgentReport) -> String {
+    let mut s = String::from("### Agent run\n\n");
+    let _ = writeln!(
+        s,
+        "`{}`{}, {} round(s); prompt {} bytes. Prompts, event logs and final messages are kept in `{}`.",
+        a.agent,
+        a.thread_id
+            .as_deref()
+            .map(|t| format!(", thread `{t}`"))
+            .unwrap_or_default(),
+        a.rounds.len(),
+        a.prompt_bytes,
+        a.run_dir
+    );
+    if let Some(why) = &a.stop_reason {
+        let _ = writeln!(s, "Stopped: {}.", one_line(why));
+    }
+    if !a.prompt_notes.is_empty() {
+        s.push_str("\nThe prompt was incomplete:\n");
+        for n in &a.prompt_notes {
+            let _ = writeln!(s, "- {}", one_line(n));
+        }
+    }
+    if !a.preexisting.is_empty() {
+        s.push_str("\nChanged before the run (the user's, not the agent's):\n");
+        for p in &a.preexisting {
+            let _ = writeln!(s, "- {} (`{}`)", code(&p.path), p.git_status.trim());
+        }
+        if let Some(b) = &a.preexisting_backup {
+            let _ = writeln!(s, "\nCopied before the run to `{b}`; nothing was reverted.");
+        }
+    }
+    for round in &a.rounds {
+        s.push('\n');
+        s.push_str(&agent_round(round));
+    }
+    s
+}
+
+fn agent_round(r: &AgentRound) -> String {
+    let mut s = String::new();
+    let what = if r.round == 1 {
+        "the task".to_string()
+    } else {
+        format!("fix round {}", r.round - 1)
+    };
+    let _ = writeln!(
+        s,
+        "#### Round {} ({what}) — {}, {:.1}s",
+        r.round,
+        r.outcome,
+        r.duration_ms as f64 / 1000.0
+    );
+    if let Some(u) = &r.usage {
+        let _ = writeln!(
+            s,
+            "\nTokens (thread total): {} input ({} cached), {} output ({} reasoning).",
+            u.input_tokens, u.cached_input_tokens, u.output_tokens, u.reasoning_output_tokens
+        );
+    }
+    match &r.final_message {
+        Some(m) => {
+            let fence = "`".repeat(crate::agent::fix::longest_backtick_run(m).max(3) + 1);
+            let _ = writeln!(
+                s,
+                "\nFinal message (verbatim):\n\n{fence}text\n{m}\n{fence}"
+            );
+        }
+        None => s.push_str("\nNo final message.\n"),
+    }
+    if r.commands.is_empty() {
+        s.push_str("\nCommands it ran: none.\n");
+    } else {
+        s.push_str("\nCommands it ran:\n");
+        for c in &r.commands {
+            let exit = match c.exit_code {
+                Some(e) => format!("exit {e}"),
+                None => c.status.replace('_', " "),
+            };
+            let _ = writeln!(s, "- {} — {exit}", code(&c.command));
+        }
+    }
+    let list = |paths: &[String]| paths.iter().map(|p| code(p)).collect::<Vec<_>>().join(", ");
+    if r.claimed_files.is_empty() {
+        s.push_str("\nFiles it reported changing: none.\n");
+    } else {
+        let claimed: Vec<String> = r
+            .claimed_files
+            .iter()
+            .map(|c| format!("{} ({})", code(&c.path), c.kind))
+            .collect();
+        let _ = writeln!(s, "\nFiles it reported changing: {}.", claimed.join(", "));
+    }
+    if r.changed_files.is_empty() {
+        s.push_str("Changed on disk during the round: none.\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "Changed on disk during the round: {}.",
+            list(&r.changed_files)
+        );
+    }
+    if !r.changed_not_claimed.is_empty() {
+        let _ = writeln!(
+            s,
+            "- **Changed but not reported by the agent** (written by a command, or left out of its account): {}",
+            list(&r.changed_not_claimed)
+        );
+    }
+    if !r.claimed_not_changed.is_empty() {
+        let _ = writeln!(
+            s,
+            "- **Reported by the agent but not changed on disk:** {}",
+            list(&r.claimed_not_changed)
+        );
+    }
+    if !r.user_files_touched.is_empty() {
+        let _ = writeln!(
+            s,
+            "- **Changed again by the agent although the user had changed them before the run** (the user's version is in the backup): {}",
+            list(&r.user_files_touched)
+        );
+    }
+    if !r.errors.is_empty() {
+        s.push_str("\nErrors and warnings it reported:\n");
+        for e in &r.errors {
+            let _ = writeln!(s, "- {}", one_line(e));
+        }
+    }
+    if let Some(v) = &r.verify {
+        let _ = write!(s, "\nVerify after round {}: {}", r.round, v.summary);
+        if v.not_passed.is_empty() {
+            s.push_str(".\n");
+        } else {
+            let _ = writeln!(s, "; not passed: {}.", v.not_passed.join(", "));
+        }
+    }
+    let _ = writeln!(s, "\nEvent log: `{}`.", r.events_file);
+    s
+}
+
+/// An inline code span that survives backticks and newlines in `text`.
+fn code(text: &str) -> String {
+    let t = text.replace('\n', " ");
+    let ticks = "`".repeat(crate::agent::fix::longest_backtick_run(&t) + 1);
+    if t.starts_with('`') || t.ends_with('`') {
+        format!("{ticks} {t} {ticks}")
+    } else {
+        format!("{ticks}{t}{ticks}")
     }
 }
 
