@@ -1,0 +1,471 @@
+//! `backend-stage` end to end: the REAL codex CLI (0.169.0, from npm) driven by a scripted
+//! model server on 127.0.0.1, on a temp git copy of the example monorepo.
+//!
+//! These run with `--skip-commands --live off`: lint and tests are `verify`'s business and
+//! tested there; here the subject is the agent stage (prompt, codex run, failure handling,
+//! cross-checks, fix rounds). Migration analysis is not in this branch yet, so its items are
+//! `unknown`; the assertions are written to hold before and after it lands.
+
+mod agent_support;
+
+use std::time::Duration;
+
+use agent_support::*;
+use serde_json::Value;
+
+/// A bound on every xtask run, far above what a passing run takes.
+const LIMIT: Duration = Duration::from_secs(120);
+
+const MIGRATION: &str = "supabase/migrations/20250601000000_invoices.sql";
+
+/// A shell command writing the invoices migration, without RLS (so `rls` can never pass).
+fn write_migration_without_rls() -> String {
+    format!(
+        "mkdir -p supabase/migrations && printf '%s\\n' 'create table public.invoices (' \
+         '  id uuid primary key default gen_random_uuid(),' \
+         '  tenant_id uuid not null references public.tenants (id) on delete cascade,' \
+         '  amount_cents integer not null' ');' > {MIGRATION}"
+    )
+}
+
+const FINAL: &str = "Created `supabase/migrations/20250601000000_invoices.sql`.\n\n\
+    - Tenant isolation: `tenant_id` NOT NULL | RLS: **pending**\n\
+    - Quotes \"double\" and 'single', a $(subshell) and a ``` fence\n\nDone.";
+
+struct Setup {
+    codex: std::path::PathBuf,
+    repo: TempDir,
+    server: ModelServer,
+    home: TempDir,
+}
+
+fn setup(name: &str, script: Vec<Reply>) -> Option<Setup> {
+    let codex = codex()?;
+    let repo = example_repo(name)?;
+    let server = ModelServer::start(script, Duration::from_secs(180));
+    let home = codex_home(server.port);
+    Some(Setup {
+        codex,
+        repo,
+        server,
+        home,
+    })
+}
+
+impl Setup {
+    fn run(&self, args: &[&str]) -> (std::process::Output, Duration) {
+        self.run_stdin(args, None)
+    }
+    fn run_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> (std::process::Output, Duration) {
+        let cmd = backend_stage(&self.codex, self.home.path(), self.repo.path(), args);
+        run_with_stdin(cmd, stdin, LIMIT)
+    }
+    fn assert_nothing_left(&self) {
+        // The group is ended before xtask exits; give the kernel a moment to reap.
+        std::thread::sleep(Duration::from_millis(200));
+        let left = leftovers(self.home.path());
+        assert!(left.is_empty(), "processes left behind: {left:#?}");
+    }
+}
+
+#[test]
+fn the_agent_writes_a_migration_and_the_handover_tells_its_story() {
+    let Some(s) = setup(
+        "stage-migration",
+        vec![
+            Reply::Turn(vec![shell("call_1", &write_migration_without_rls())]),
+            Reply::Turn(vec![message(FINAL)]),
+        ],
+    ) else {
+        return;
+    };
+    let (out, _) = s.run(&[
+        "--task",
+        "Add invoices.",
+        "--skip-commands",
+        "--live",
+        "off",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "checks cannot all pass: {stderr}\n{stdout}"
+    );
+
+    // The file is really there, written by codex's sandboxed command.
+    let sql = std::fs::read_to_string(s.repo.path().join(MIGRATION)).unwrap();
+    assert!(sql.starts_with("create table public.invoices ("), "{sql}");
+
+    // The handover: the final message verbatim, the file as changed, the command with its
+    // exit code, the token usage, and the cross-check (written by a command, not reported
+    // as a file edit).
+    assert!(stdout.contains(FINAL), "final message verbatim:\n{stdout}");
+    assert!(
+        stdout.contains(&format!("- `{MIGRATION}` (added)")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("— exit 0"), "{stdout}");
+    assert!(stdout.contains("mkdir -p supabase/migrations"), "{stdout}");
+    assert!(stdout.contains("Tokens (thread total): "), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "**Changed but not reported by the agent** (written by a command, or left out of its account): `{MIGRATION}`"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("#### Round 1 (the task) — exit code 0"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("#### Round 2"), "no fix round asked for");
+    assert!(stdout.contains("no fix round asked for"), "{stdout}");
+    // The live view went to stderr as plain lines (not a terminal).
+    assert!(stderr.contains("codex: $ "), "{stderr}");
+    assert!(stderr.contains("codex:   → exit 0"), "{stderr}");
+    assert_eq!(s.server.requests().len(), 2);
+    s.assert_nothing_left();
+}
+
+#[test]
+fn the_users_uncommitted_changes_are_told_apart_and_kept() {
+    let Some(s) = setup(
+        "stage-dirty",
+        vec![
+            Reply::Turn(vec![shell("call_1", &write_migration_without_rls())]),
+            Reply::Turn(vec![message("Done.")]),
+        ],
+    ) else {
+        return;
+    };
+    let readme = s.repo.path().join("README.md");
+    let mut mine = std::fs::read_to_string(&readme).unwrap();
+    mine.push_str("\nA line of the user's, not committed.\n");
+    std::fs::write(&readme, &mine).unwrap();
+    std::fs::write(s.repo.path().join("NOTES.md"), "my notes\n").unwrap();
+
+    let report = s.repo.path().join("../stage-dirty-report.json");
+    let report_arg = report.display().to_string();
+    let (out, _) = s.run(&[
+        "--task",
+        "Add invoices.",
+        "--skip-commands",
+        "--live",
+        "off",
+        "--format",
+        "json",
+        "--report",
+        &report_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report);
+    let agent = &json["agent"];
+    let pre: Vec<&str> = agent["preexisting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(pre, ["NOTES.md", "README.md"]);
+    let round = &agent["rounds"][0];
+    assert_eq!(
+        round["changed_files"],
+        serde_json::json!([MIGRATION]),
+        "only the agent's file"
+    );
+    assert_eq!(round["user_files_touched"], serde_json::json!([]));
+    // Nothing of the user's is lost: the files are as they were, and a copy was made.
+    assert_eq!(std::fs::read_to_string(&readme).unwrap(), mine);
+    assert_eq!(
+        std::fs::read_to_string(s.repo.path().join("NOTES.md")).unwrap(),
+        "my notes\n"
+    );
+    let backup = std::path::PathBuf::from(agent["preexisting_backup"].as_str().unwrap());
+    assert!(std::fs::read_to_string(backup.join("tracked.patch"))
+        .unwrap()
+        .contains("+A line of the user's, not committed."));
+    assert_eq!(
+        std::fs::read_to_string(backup.join("untracked/NOTES.md")).unwrap(),
+        "my notes\n"
+    );
+    // verify saw both; the report says which are whose.
+    let changed: Vec<&str> = json["changed_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        changed.contains(&"README.md") && changed.contains(&MIGRATION),
+        "{changed:?}"
+    );
+}
+
+#[test]
+fn a_model_server_error_is_exit_3_with_the_message() {
+    let Some(s) = setup(
+        "stage-500",
+        vec![Reply::Status(
+            500,
+            r#"{"error":{"message":"the model fell over","type":"server_error"}}"#.into(),
+        )],
+    ) else {
+        return;
+    };
+    let (out, took) = s.run(&[
+        "--task",
+        "Add invoices.",
+        "--timeout",
+        "60",
+        "--skip-commands",
+        "--live",
+        "off",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert!(
+        stderr.contains("xtask: failed: codex failed (exit code 1): "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("500"),
+        "the server's status is named: {stderr}"
+    );
+    assert!(stderr.contains("events: "), "the log is named: {stderr}");
+    assert!(
+        text(&out.stdout).is_empty(),
+        "no handover for a run that failed"
+    );
+    s.assert_nothing_left();
+}
+
+#[test]
+fn a_hanging_model_server_is_exit_3_within_the_timeout() {
+    let Some(s) = setup("stage-hang", vec![Reply::Hang]) else {
+        return;
+    };
+    let (out, took) = s.run(&[
+        "--task",
+        "Add invoices.",
+        "--timeout",
+        "4",
+        "--skip-commands",
+        "--live",
+        "off",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    // 4 s, plus at most the 2 s grace between SIGTERM and SIGKILL, plus start-up.
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(12),
+        "took {took:?}"
+    );
+    assert!(
+        stderr.contains("codex did not finish within 4s"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("whole process group was ended"), "{stderr}");
+    s.assert_nothing_left();
+}
+
+#[test]
+fn the_task_reaches_the_model_byte_for_byte() {
+    let Some(s) = setup("stage-bytes", vec![Reply::Turn(vec![message("ok")])]) else {
+        return;
+    };
+    // A canary under a HOME of our own: `$(rm -rf ~)` must stay text.
+    let home = TempDir::new("stage-bytes-home");
+    std::fs::write(home.path().join("canary"), "alive").unwrap();
+    let mut task = String::from(
+        "Add invoices. It's \"quoted\", `backticked`, $(rm -rf ~) and ${HOME}; echo pwned | sh && \\\n\
+         {{task}} {{context}} — ünïcödé ✓\n",
+    );
+    let mut i = 0;
+    while task.len() < 300_000 {
+        task.push_str(&format!("line {i}: lorem ipsum 'a' \"b\" `c` $(d) \\e\n"));
+        i += 1;
+    }
+    let run = |args: &[&str]| {
+        let mut cmd = backend_stage(&s.codex, s.home.path(), s.repo.path(), args);
+        cmd.env("HOME", home.path());
+        run_with_stdin(cmd, Some(task.as_bytes()), LIMIT).0
+    };
+    let printed = run(&["-", "--print-prompt"]);
+    assert_eq!(printed.status.code(), Some(0), "{}", text(&printed.stderr));
+    let prompt = text(&printed.stdout);
+    assert!(
+        prompt.contains(task.trim_end()),
+        "the task is in the prompt, whole"
+    );
+
+    let out = run(&["-", "--skip-commands", "--live", "off"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let requests = s.server.requests();
+    assert_eq!(requests.len(), 1);
+    let texts = user_texts(&requests[0]);
+    assert!(
+        texts.contains(&prompt),
+        "no user message equals the prompt byte for byte; user message sizes: {:?}, prompt: {}",
+        texts.iter().map(String::len).collect::<Vec<_>>(),
+        prompt.len()
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("canary")).unwrap(),
+        "alive"
+    );
+}
+
+#[test]
+fn a_fix_round_resumes_the_thread_with_the_failures() {
+    let Some(s) = setup(
+        "stage-fix",
+        vec![
+            Reply::Turn(vec![shell("call_1", &write_migration_without_rls())]),
+            Reply::Turn(vec![message("Round one done.")]),
+            Reply::Turn(vec![message("Round two: fixed what was listed.")]),
+        ],
+    ) else {
+        return;
+    };
+    let (out, _) = s.run(&[
+        "--task",
+        "Add invoices.",
+        "--fix-rounds",
+        "1",
+        "--skip-commands",
+        "--live",
+        "off",
+        "--format",
+        "json",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let agent = &json["agent"];
+    let rounds = agent["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "round 2 ran: {agent:#}");
+    assert_eq!(rounds[1]["round"], 2);
+    assert_eq!(rounds[0]["verify"]["clear"], false);
+    assert_eq!(
+        rounds[1]["final_message"],
+        "Round two: fixed what was listed."
+    );
+    assert!(rounds[1]["argv"]
+        .as_array()
+        .unwrap()
+        .windows(2)
+        .any(|w| w[0] == "exec" && w[1] == "resume"));
+    assert_eq!(
+        agent["stop_reason"],
+        "checks did not pass after 1 fix round(s)"
+    );
+
+    // The third request is the resume: same thread (the first round's tool output is in its
+    // history), and its new user message lists every item that did not pass in round 1
+    // (the ones the user skipped aside).
+    let requests = s.server.requests();
+    assert_eq!(requests.len(), 3);
+    let history = requests[2]["input"].to_string();
+    assert!(history.contains("function_call_output"), "same thread");
+    let resume = user_texts(&requests[2]).pop().unwrap();
+    assert!(resume.contains("fix round 1 of 1"), "{resume}");
+    let not_passed = rounds[0]["verify"]["not_passed"].as_array().unwrap();
+    let checklist = json["checklist"].as_array().unwrap();
+    let mut listed = 0;
+    for entry in not_passed {
+        let id = entry.as_str().unwrap().split(':').next().unwrap();
+        if matches!(id, "lint" | "tests") {
+            continue; // --skip-commands: the user's choice, not the agent's to fix
+        }
+        let item = checklist.iter().find(|i| i["id"] == id).unwrap();
+        let line = format!(
+            "- `{id}` {} — {}: {}",
+            item["label"].as_str().unwrap(),
+            if item["status"] == "fail" {
+                "failed"
+            } else {
+                "unknown"
+            },
+            item["evidence"].as_str().unwrap()
+        );
+        assert!(resume.contains(&line), "missing {line:?} in:\n{resume}");
+        listed += 1;
+    }
+    assert!(listed > 0, "something was listed: {not_passed:?}");
+    for f in json["findings"].as_array().unwrap() {
+        assert!(
+            resume.contains(f["rule"].as_str().unwrap()),
+            "finding {f} in:\n{resume}"
+        );
+    }
+    assert!(!resume.contains("`lint`"), "{resume}");
+    s.assert_nothing_left();
+}
+
+#[test]
+fn print_prompt_needs_no_codex_and_names_missing_context() {
+    let Some(repo) = example_repo("stage-print") else {
+        return;
+    };
+    std::fs::remove_file(repo.path().join("docs/db/schema.md")).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.current_dir(repo.path())
+        .args([
+            "backend-stage",
+            "--task-file",
+            "tasks/invoices.md",
+            "--print-prompt",
+        ])
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    let (out, _) = run_with_stdin(cmd, None, LIMIT);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "xtask: warning: docs/db/schema.md not found (prompt.schema_doc in xtask.toml)"
+        ),
+        "{stderr}"
+    );
+    let task = std::fs::read_to_string(repo.path().join("tasks/invoices.md")).unwrap();
+    assert!(stdout.contains(task.trim_end()), "the task");
+    assert!(stdout.contains("## 8. Data Model"), "agents.md section 8");
+    assert!(stdout.contains("CreateProjectInput"), "contracts");
+    assert!(
+        stdout.contains("20250102000000_projects.sql`: creates public.projects"),
+        "migrations"
+    );
+    assert!(
+        stdout.contains("not available: docs/db/schema.md not found"),
+        "said in the prompt"
+    );
+}
+
+#[test]
+fn a_missing_codex_is_exit_3_with_how_to_install_it() {
+    let Some(repo) = example_repo("stage-nocodex") else {
+        return;
+    };
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.current_dir(repo.path())
+        .args([
+            "backend-stage",
+            "--task",
+            "Add invoices.",
+            "--skip-commands",
+        ])
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    let (out, _) = run_with_stdin(cmd, None, LIMIT);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("`codex` not found"), "{stderr}");
+    assert!(
+        stderr.contains("npm install -g @openai/codex@0.169.0"),
+        "{stderr}"
+    );
+    assert!(
+        git(repo.path(), &["status", "--porcelain"]).is_empty(),
+        "nothing touched"
+    );
+}
