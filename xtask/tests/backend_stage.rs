@@ -160,6 +160,18 @@ fn the_users_uncommitted_changes_are_told_apart_and_kept() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let _ = std::fs::remove_file(&report);
+    // With --report the terminal gets the compact view, the agent's rounds included.
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("agent round 1: exit code 0, 1 command(s), 1 file(s) changed: Done."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "  changed but not reported by the agent: {MIGRATION}"
+        )),
+        "{stdout}"
+    );
     let agent = &json["agent"];
     let pre: Vec<&str> = agent["preexisting"]
         .as_array()
@@ -468,4 +480,78 @@ fn a_missing_codex_is_exit_3_with_how_to_install_it() {
         git(repo.path(), &["status", "--porcelain"]).is_empty(),
         "nothing touched"
     );
+}
+
+/// codex turns an `apply_patch` command into a `file_change` event: the agent's own account.
+fn apply_patch(call_id: &str, path: &str, lines: &[&str]) -> serde_json::Value {
+    let body: String = lines.iter().map(|l| format!("+{l}\n")).collect();
+    shell(
+        call_id,
+        &format!("apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: {path}\n{body}*** End Patch\nEOF\n"),
+    )
+}
+
+#[test]
+fn the_agents_account_of_its_files_is_checked_against_the_disk() {
+    const CONTRACT: &str = "packages/contracts/src/invoices.ts";
+    let Some(s) = setup(
+        "stage-crosscheck",
+        vec![
+            // Reported and real: a contract file. Reported, then undone by a command: scratch.
+            Reply::Turn(vec![apply_patch(
+                "call_1",
+                CONTRACT,
+                &[
+                    "import { z } from \"zod\";",
+                    "export const InvoiceIdParams = z.object({ id: z.string().uuid() });",
+                ],
+            )]),
+            Reply::Turn(vec![apply_patch("call_2", "scratch.txt", &["temporary"])]),
+            // Real but not reported: the migration, written by a shell command.
+            Reply::Turn(vec![shell(
+                "call_3",
+                &format!("rm scratch.txt && {}", write_migration_without_rls()),
+            )]),
+            Reply::Turn(vec![message("Added the contract and the migration.")]),
+        ],
+    ) else {
+        return;
+    };
+    let (out, _) = s.run(&[
+        "--task",
+        "Add invoices.",
+        "--skip-commands",
+        "--live",
+        "off",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let round = &json["agent"]["rounds"][0];
+    let claimed: Vec<(&str, &str)> = round["claimed_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap(), c["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(claimed, [(CONTRACT, "add"), ("scratch.txt", "add")]);
+    assert_eq!(
+        round["changed_files"],
+        serde_json::json!([CONTRACT, MIGRATION])
+    );
+    assert_eq!(
+        round["claimed_not_changed"],
+        serde_json::json!(["scratch.txt"])
+    );
+    assert_eq!(round["changed_not_claimed"], serde_json::json!([MIGRATION]));
+    let commands = round["commands"].as_array().unwrap();
+    assert!(
+        commands.iter().any(
+            |c| c["command"].as_str().unwrap().contains("rm scratch.txt") && c["exit_code"] == 0
+        ),
+        "{commands:?}"
+    );
+    assert!(s.repo.path().join(CONTRACT).is_file());
+    assert!(!s.repo.path().join("scratch.txt").exists());
 }
