@@ -305,6 +305,8 @@ pub struct AgentRound {
     pub errors: Vec<String>,
     /// The JSONL event log of this round.
     pub events_file: String,
+    /// Commits the agent made during the round (`git log --oneline`), which it was asked not to.
+    pub commits: Vec<String>,
     /// What `verify` said after this round (`None` with `--no-verify` or when it did not run).
     pub verify: Option<RoundVerify>,
 }

@@ -555,3 +555,66 @@ fn the_agents_account_of_its_files_is_checked_against_the_disk() {
     assert!(s.repo.path().join(CONTRACT).is_file());
     assert!(!s.repo.path().join("scratch.txt").exists());
 }
+
+#[test]
+fn no_verify_prints_only_the_agents_part() {
+    let Some(s) = setup(
+        "stage-noverify",
+        vec![Reply::Turn(vec![message("Nothing needed changing.")])],
+    ) else {
+        return;
+    };
+    let (out, _) = s.run(&["--task", "Look around.", "--no-verify"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.starts_with("### Agent run"), "{stdout}");
+    assert!(stdout.contains("Nothing needed changing."), "{stdout}");
+    assert!(
+        stdout.contains("Changed on disk during the round: none."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Not verified (--no-verify)"), "{stdout}");
+    assert!(!stdout.contains("Definition of done"), "{stdout}");
+}
+
+#[test]
+fn a_fix_round_that_fails_to_run_is_exit_3_after_the_report_so_far() {
+    let Some(s) = setup(
+        "stage-fixfail",
+        vec![
+            Reply::Turn(vec![shell("call_1", &write_migration_without_rls())]),
+            Reply::Turn(vec![message("Round one done.")]),
+            Reply::Status(
+                500,
+                r#"{"error":{"message":"gone","type":"server_error"}}"#.into(),
+            ),
+        ],
+    ) else {
+        return;
+    };
+    let (out, _) = s.run(&[
+        "--task",
+        "Add invoices.",
+        "--fix-rounds",
+        "2",
+        "--skip-commands",
+        "--live",
+        "off",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("codex failed (exit code 1)"), "{stderr}");
+    // The handover of what round 1 achieved is still printed, with the failed round in it.
+    assert!(stdout.contains("### Definition of done"), "{stdout}");
+    assert!(stdout.contains("Round one done."), "{stdout}");
+    assert!(
+        stdout.contains("#### Round 2 (fix round 1) — exit code 1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Stopped: round 2 failed to run: codex failed (exit code 1)"),
+        "{stdout}"
+    );
+    assert_eq!(s.server.requests().len(), 3, "no round 3 after a failure");
+    s.assert_nothing_left();
+}

@@ -21,6 +21,8 @@ use crate::model::PreexistingChange;
 /// The dirty files of a work tree at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// The commit checked out (`None` before the first commit).
+    pub head: Option<String>,
     /// path → (porcelain status, hash of the contents; `None` when the file is gone).
     pub files: BTreeMap<String, (String, Option<u64>)>,
 }
@@ -53,11 +55,16 @@ impl Snapshot {
                 (status[..2].to_string(), hash_file(&repo.join(path))),
             );
         }
-        Ok(Snapshot { files })
+        let head = git(repo, &["rev-parse", "--verify", "--quiet", "HEAD"])
+            .ok()
+            .map(|h| h.trim().to_string());
+        Ok(Snapshot { head, files })
     }
 
-    /// Paths whose state differs between `self` (before) and `after`, sorted.
-    pub fn changed_since(&self, after: &Snapshot) -> Vec<String> {
+    /// Paths whose state differs between `self` (before) and `after`, sorted. When `HEAD`
+    /// moved in between (the agent committed), the files of those commits count too: a
+    /// committed file is clean in `git status` but changed all the same.
+    pub fn changed_since(&self, after: &Snapshot, repo: &Path) -> Vec<String> {
         let mut paths: Vec<String> = self
             .files
             .keys()
@@ -65,9 +72,52 @@ impl Snapshot {
             .filter(|p| self.files.get(*p).map(|e| e.1) != after.files.get(*p).map(|e| e.1))
             .cloned()
             .collect();
+        if let (Some(old), Some(new)) = (&self.head, &after.head) {
+            if old != new {
+                let names = git(
+                    repo,
+                    &[
+                        "diff",
+                        "--name-only",
+                        "--relative",
+                        "-z",
+                        "--no-renames",
+                        old,
+                        new,
+                        "--",
+                        ".",
+                    ],
+                )
+                .unwrap_or_default();
+                paths.extend(
+                    names
+                        .split('\0')
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_string),
+                );
+            }
+        }
         paths.sort();
         paths.dedup();
         paths
+    }
+
+    /// The commits between `self` and `after` (`git log --oneline`), newest first.
+    pub fn commits_since(&self, after: &Snapshot, repo: &Path) -> Vec<String> {
+        match (&self.head, &after.head) {
+            (old, Some(new)) if old.as_ref() != Some(new) => {
+                let range = match old {
+                    Some(old) => format!("{old}..{new}"),
+                    None => new.clone(),
+                };
+                git(repo, &["log", "--oneline", "--no-decorate", &range, "--"])
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
     }
 
     pub fn preexisting(&self) -> Vec<PreexistingChange> {
@@ -221,13 +271,39 @@ mod tests {
         std::fs::write(dir.join("notes.md"), "draft, edited\n").unwrap();
         let after = Snapshot::take(&dir).unwrap();
         assert_eq!(
-            before.changed_since(&after),
+            before.changed_since(&after, &dir),
             ["b.txt", "m/new.sql", "notes.md"]
         );
         // Reverting a clean file back to HEAD counts too.
         std::fs::write(dir.join("b.txt"), "two\n").unwrap();
         let reverted = Snapshot::take(&dir).unwrap();
-        assert_eq!(after.changed_since(&reverted), ["b.txt"]);
+        assert_eq!(after.changed_since(&reverted, &dir), ["b.txt"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn files_the_agent_committed_count_as_changed() {
+        let dir = repo("commits");
+        let before = Snapshot::take(&dir).unwrap();
+        std::fs::write(dir.join("c.txt"), "committed\n").unwrap();
+        let add = |args: &[&str]| {
+            assert!(Command::new("git")
+                .arg("-C")
+                .arg(&dir)
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .status()
+                .unwrap()
+                .success())
+        };
+        add(&["add", "c.txt"]);
+        add(&["commit", "-q", "-m", "agent work"]);
+        let after = Snapshot::take(&dir).unwrap();
+        assert!(after.files.is_empty(), "clean in git status");
+        assert_eq!(before.changed_since(&after, &dir), ["c.txt"]);
+        let commits = before.commits_since(&after, &dir);
+        assert_eq!(commits.len(), 1);
+        assert!(commits[0].ends_with(" agent work"), "{commits:?}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -56,6 +56,12 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
     let program = codex::locate(&config.agent, &target.root)?;
     let timeout = Duration::from_secs(flags.timeout.unwrap_or(config.agent.timeout_secs));
     let run_dir = snapshot::run_dir(&target.root)?;
+    // The base is fixed before the agent starts, so every round is compared with the same
+    // commit — even if the agent commits (which moves `HEAD`, and with it the default base).
+    let mut opts = flags.verify.clone();
+    if !opts.all && opts.base.is_none() {
+        opts.base = repo::resolve_base(&target.root, None)?;
+    }
 
     let before = Snapshot::take(&target.root)?;
     let backup = before.back_up(&target.root, &run_dir)?;
@@ -132,7 +138,7 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
             if let Some(mut ev) = earlier {
                 report.stop_reason = Some(format!("round {round} failed to run: {failed}"));
                 ev.agent = Some(report);
-                let _ = verify::emit(&ev, &flags.verify);
+                let _ = verify::emit(&ev, &opts);
             }
             return Err(failed);
         }
@@ -149,8 +155,8 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Clean);
         }
 
-        let mut ev = verify::gather(&target, &config, &flags.verify)?;
-        let items = checklist::build(&ev, flags.verify.live);
+        let mut ev = verify::gather(&target, &config, &opts)?;
+        let items = checklist::build(&ev, opts.live);
         let clear = checklist::all_clear(&items, &ev);
         r.verify = Some(round_verify(&items, clear));
         report.rounds.push(r);
@@ -195,7 +201,7 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
             }
             None => {
                 ev.agent = Some(report);
-                return verify::emit(&ev, &flags.verify);
+                return verify::emit(&ev, &opts);
             }
         }
     }
@@ -242,7 +248,7 @@ fn round_report(
     timeout: Duration,
 ) -> AgentRound {
     let t = &run.transcript;
-    let changed = snap_before.changed_since(snap_after);
+    let changed = snap_before.changed_since(snap_after, repo);
     let claimed = t.claimed_files(repo);
     let claimed_paths: Vec<&str> = claimed.iter().map(|c| c.path.as_str()).collect();
     AgentRound {
@@ -276,6 +282,7 @@ fn round_report(
         usage: t.usage,
         errors: t.errors.clone(),
         events_file: files.events.display().to_string(),
+        commits: snap_before.commits_since(snap_after, repo),
         verify: None,
     }
 }

@@ -460,6 +460,13 @@ fn agent_round(r: &AgentRound) -> String {
             list(&r.user_files_touched)
         );
     }
+    if !r.commits.is_empty() {
+        let _ = writeln!(
+            s,
+            "- **The agent committed** (it was asked not to; the checks compare with the commit before the run): {}",
+            r.commits.iter().map(|c| code(c)).collect::<Vec<_>>().join(", ")
+        );
+    }
     if !r.errors.is_empty() {
         s.push_str("\nErrors and warnings it reported:\n");
         for e in &r.errors {
