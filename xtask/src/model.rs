@@ -342,4 +342,7 @@ pub struct RoundVerify {
     pub summary: String,
     /// `id: status` of every item that did not pass.
     pub not_passed: Vec<String>,
+    /// The whole checklist and the findings of this round, as the fix prompt saw them.
+    pub checklist: Vec<ChecklistItem>,
+    pub findings: Vec<Finding>,
 }

@@ -28,6 +28,20 @@ fn write_migration_without_rls() -> String {
     )
 }
 
+/// The fix: RLS and the four tenant policies appended to the same migration.
+fn enable_rls() -> String {
+    let t = "public.invoices";
+    let cond = "(tenant_id = public.get_current_tenant_id())";
+    format!(
+        "printf '%s\\n' 'create index invoices_tenant_id_idx on {t} (tenant_id);' \
+         'alter table {t} enable row level security;' \
+         'create policy invoices_select on {t} for select to authenticated using {cond};' \
+         'create policy invoices_insert on {t} for insert to authenticated with check {cond};' \
+         'create policy invoices_update on {t} for update to authenticated using {cond} with check {cond};' \
+         'create policy invoices_delete on {t} for delete to authenticated using {cond};' >> {MIGRATION}"
+    )
+}
+
 const FINAL: &str = "Created `supabase/migrations/20250601000000_invoices.sql`.\n\n\
     - Tenant isolation: `tenant_id` NOT NULL | RLS: **pending**\n\
     - Quotes \"double\" and 'single', a $(subshell) and a ``` fence\n\nDone.";
@@ -336,6 +350,7 @@ fn a_fix_round_resumes_the_thread_with_the_failures() {
         vec![
             Reply::Turn(vec![shell("call_1", &write_migration_without_rls())]),
             Reply::Turn(vec![message("Round one done.")]),
+            Reply::Turn(vec![shell("call_2", &enable_rls())]),
             Reply::Turn(vec![message("Round two: fixed what was listed.")]),
         ],
     ) else {
@@ -364,6 +379,14 @@ fn a_fix_round_resumes_the_thread_with_the_failures() {
         rounds[1]["final_message"],
         "Round two: fixed what was listed."
     );
+    // The resumed thread could write in the repository (the sandbox is set on resume too).
+    assert_eq!(rounds[1]["changed_files"], serde_json::json!([MIGRATION]));
+    let sql = std::fs::read_to_string(s.repo.path().join(MIGRATION)).unwrap();
+    assert!(
+        sql.lines()
+            .any(|l| l == "alter table public.invoices enable row level security;"),
+        "{sql}"
+    );
     assert!(rounds[1]["argv"]
         .as_array()
         .unwrap()
@@ -378,13 +401,13 @@ fn a_fix_round_resumes_the_thread_with_the_failures() {
     // history), and its new user message lists every item that did not pass in round 1
     // (the ones the user skipped aside).
     let requests = s.server.requests();
-    assert_eq!(requests.len(), 3);
+    assert_eq!(requests.len(), 4);
     let history = requests[2]["input"].to_string();
     assert!(history.contains("function_call_output"), "same thread");
     let resume = user_texts(&requests[2]).pop().unwrap();
     assert!(resume.contains("fix round 1 of 1"), "{resume}");
     let not_passed = rounds[0]["verify"]["not_passed"].as_array().unwrap();
-    let checklist = json["checklist"].as_array().unwrap();
+    let checklist = rounds[0]["verify"]["checklist"].as_array().unwrap();
     let mut listed = 0;
     for entry in not_passed {
         let id = entry.as_str().unwrap().split(':').next().unwrap();
@@ -406,11 +429,15 @@ fn a_fix_round_resumes_the_thread_with_the_failures() {
         listed += 1;
     }
     assert!(listed > 0, "something was listed: {not_passed:?}");
-    for f in json["findings"].as_array().unwrap() {
-        assert!(
-            resume.contains(f["rule"].as_str().unwrap()),
-            "finding {f} in:\n{resume}"
-        );
+    for f in rounds[0]["verify"]["findings"].as_array().unwrap() {
+        let rule = format!("`{}`", f["rule"].as_str().unwrap());
+        assert!(resume.contains(&rule), "finding {f} in:\n{resume}");
+        if let (Some(path), Some(line)) = (f["path"].as_str(), f["line"].as_u64()) {
+            assert!(
+                resume.contains(&format!("{path}:{line}")),
+                "finding {f} in:\n{resume}"
+            );
+        }
     }
     assert!(!resume.contains("`lint`"), "{resume}");
     s.assert_nothing_left();
@@ -616,5 +643,56 @@ fn a_fix_round_that_fails_to_run_is_exit_3_after_the_report_so_far() {
         "{stdout}"
     );
     assert_eq!(s.server.requests().len(), 3, "no round 3 after a failure");
+    s.assert_nothing_left();
+}
+
+#[test]
+fn ctrl_c_ends_codex_and_everything_it_started() {
+    let Some(s) = setup("stage-sigint", vec![Reply::Hang]) else {
+        return;
+    };
+    let mut cmd = backend_stage(
+        &s.codex,
+        s.home.path(),
+        s.repo.path(),
+        &[
+            "--task",
+            "Add invoices.",
+            "--timeout",
+            "120",
+            "--skip-commands",
+            "--live",
+            "off",
+        ],
+    );
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // Wait until codex is talking to the (hanging) model, then press Ctrl-C.
+    let start = std::time::Instant::now();
+    while s.server.requests().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "codex never called the model"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!leftovers(s.home.path()).is_empty(), "codex is running");
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let signalled = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        stderr.contains("interrupted: codex and its process group were ended"),
+        "{stderr}"
+    );
     s.assert_nothing_left();
 }

@@ -158,7 +158,7 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
         let mut ev = verify::gather(&target, &config, &opts)?;
         let items = checklist::build(&ev, opts.live);
         let clear = checklist::all_clear(&items, &ev);
-        r.verify = Some(round_verify(&items, clear));
+        r.verify = Some(round_verify(&ev, &items, clear));
         report.rounds.push(r);
 
         let fix_prompt = if clear {
@@ -287,7 +287,7 @@ fn round_report(
     }
 }
 
-fn round_verify(items: &[ChecklistItem], clear: bool) -> RoundVerify {
+fn round_verify(ev: &Evidence, items: &[ChecklistItem], clear: bool) -> RoundVerify {
     let n = |s| items.iter().filter(|i| i.status == s).count();
     RoundVerify {
         clear,
@@ -303,5 +303,7 @@ fn round_verify(items: &[ChecklistItem], clear: bool) -> RoundVerify {
             .filter(|i| matches!(i.status, Status::Fail | Status::Unknown))
             .map(|i| format!("{}: {}", i.id, i.status.as_str()))
             .collect(),
+        checklist: items.to_vec(),
+        findings: checklist::all_findings(ev).cloned().collect(),
     }
 }
