@@ -137,6 +137,10 @@ fn the_agent_writes_a_migration_and_the_handover_tells_its_story() {
     // The live view went to stderr as plain lines (not a terminal).
     assert!(stderr.contains("codex: $ "), "{stderr}");
     assert!(stderr.contains("codex:   → exit 0"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("1 file(s) changed on disk: {MIGRATION}")),
+        "{stderr}"
+    );
     assert_eq!(s.server.requests().len(), 2);
     s.assert_nothing_left();
 }

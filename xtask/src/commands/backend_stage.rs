@@ -128,6 +128,7 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
             timeout,
         );
         last_snapshot = after;
+        eprintln!("xtask: round {round}: {}", round_line(&r));
         if report.thread_id.is_none() {
             report.thread_id = run.transcript.thread_id.clone();
         }
@@ -285,6 +286,30 @@ fn round_report(
         commits: snap_before.commits_since(snap_after, repo),
         verify: None,
     }
+}
+
+/// One line for the live view: how codex ended and what changed on disk.
+fn round_line(r: &AgentRound) -> String {
+    const SHOWN: usize = 8;
+    let mut s = format!(
+        "codex {} after {:.1}s; {} file(s) changed on disk",
+        r.outcome,
+        r.duration_ms as f64 / 1000.0,
+        r.changed_files.len()
+    );
+    if !r.changed_files.is_empty() {
+        let shown: Vec<&str> = r
+            .changed_files
+            .iter()
+            .take(SHOWN)
+            .map(String::as_str)
+            .collect();
+        s.push_str(&format!(": {}", shown.join(", ")));
+        if r.changed_files.len() > SHOWN {
+            s.push_str(&format!(" and {} more", r.changed_files.len() - SHOWN));
+        }
+    }
+    s
 }
 
 fn round_verify(ev: &Evidence, items: &[ChecklistItem], clear: bool) -> RoundVerify {

@@ -521,3 +521,134 @@ fn next_stage(r: &Report) -> String {
         "Code review.".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AgentCommand, ClaimedFile, PreexistingChange, RoundVerify, TokenUsage};
+
+    #[test]
+    fn the_agent_section_shows_every_round_and_every_discrepancy() {
+        let round1 = AgentRound {
+            round: 1,
+            argv: vec!["codex".into(), "exec".into()],
+            exit_code: Some(0),
+            outcome: "exit code 0".into(),
+            duration_ms: 2500,
+            final_message: Some("Done: see ```sql``` below.\n\nAll `tests` pass.".into()),
+            commands: vec![
+                AgentCommand {
+                    command: "pnpm test:api".into(),
+                    exit_code: Some(1),
+                    status: "failed".into(),
+                },
+                AgentCommand {
+                    command: "echo `date`".into(),
+                    exit_code: None,
+                    status: "in_progress".into(),
+                },
+            ],
+            claimed_files: vec![ClaimedFile {
+                path: "packages/contracts/src/invoices.ts".into(),
+                kind: "add".into(),
+            }],
+            changed_files: vec!["README.md".into(), "supabase/migrations/1_x.sql".into()],
+            claimed_not_changed: vec!["packages/contracts/src/invoices.ts".into()],
+            changed_not_claimed: vec!["README.md".into(), "supabase/migrations/1_x.sql".into()],
+            user_files_touched: vec!["README.md".into()],
+            usage: Some(TokenUsage {
+                input_tokens: 120,
+                cached_input_tokens: 20,
+                output_tokens: 30,
+                reasoning_output_tokens: 5,
+            }),
+            errors: vec!["Reconnecting... 1/5".into()],
+            events_file: "/r/.git/xtask/backend-stage/1/round-1.jsonl".into(),
+            commits: vec!["abc1234 agent work".into()],
+            verify: Some(RoundVerify {
+                clear: false,
+                summary: "1 passed, 1 failed, 6 unknown, 0 not applicable".into(),
+                not_passed: vec!["rls: fail".into()],
+                checklist: Vec::new(),
+                findings: Vec::new(),
+            }),
+        };
+        let round2 = AgentRound {
+            round: 2,
+            outcome: "exit code 0".into(),
+            duration_ms: 1000,
+            final_message: None,
+            events_file: "/r/.git/xtask/backend-stage/1/round-2.jsonl".into(),
+            ..AgentRound::default()
+        };
+        let report = AgentReport {
+            agent: "codex".into(),
+            thread_id: Some("01a2".into()),
+            run_dir: "/r/.git/xtask/backend-stage/1".into(),
+            prompt_bytes: 18000,
+            prompt_notes: vec!["Schema: `docs/db/schema.md` cut to 100 of 3930 bytes".into()],
+            preexisting: vec![PreexistingChange {
+                path: "README.md".into(),
+                git_status: " M".into(),
+            }],
+            preexisting_backup: Some("/r/.git/xtask/backend-stage/1/user-changes".into()),
+            rounds: vec![round1, round2],
+            stop_reason: Some("checks did not pass after 1 fix round(s)".into()),
+        };
+        expect_test::expect![[r#"
+            ### Agent run
+
+            `codex`, thread `01a2`, 2 round(s); prompt 18000 bytes. Prompts, event logs and final messages are kept in `/r/.git/xtask/backend-stage/1`.
+            Stopped: checks did not pass after 1 fix round(s).
+
+            The prompt was incomplete:
+            - Schema: `docs/db/schema.md` cut to 100 of 3930 bytes
+
+            Changed before the run (the user's, not the agent's):
+            - `README.md` (`M`)
+
+            Copied before the run to `/r/.git/xtask/backend-stage/1/user-changes`; nothing was reverted.
+
+            #### Round 1 (the task) — exit code 0, 2.5s
+
+            Tokens (thread total): 120 input (20 cached), 30 output (5 reasoning).
+
+            Final message (verbatim):
+
+            ````text
+            Done: see ```sql``` below.
+
+            All `tests` pass.
+            ````
+
+            Commands it ran:
+            - `pnpm test:api` — exit 1
+            - `` echo `date` `` — in progress
+
+            Files it reported changing: `packages/contracts/src/invoices.ts` (add).
+            Changed on disk during the round: `README.md`, `supabase/migrations/1_x.sql`.
+            - **Changed but not reported by the agent** (written by a command, or left out of its account): `README.md`, `supabase/migrations/1_x.sql`
+            - **Reported by the agent but not changed on disk:** `packages/contracts/src/invoices.ts`
+            - **Changed again by the agent although the user had changed them before the run** (the user's version is in the backup): `README.md`
+            - **The agent committed** (it was asked not to; the checks compare with the commit before the run): `abc1234 agent work`
+
+            Errors and warnings it reported:
+            - Reconnecting... 1/5
+
+            Verify after round 1: 1 passed, 1 failed, 6 unknown, 0 not applicable; not passed: rls: fail.
+
+            Event log: `/r/.git/xtask/backend-stage/1/round-1.jsonl`.
+
+            #### Round 2 (fix round 1) — exit code 0, 1.0s
+
+            No final message.
+
+            Commands it ran: none.
+
+            Files it reported changing: none.
+            Changed on disk during the round: none.
+
+            Event log: `/r/.git/xtask/backend-stage/1/round-2.jsonl`.
+        "#]].assert_eq(&agent_section(&report));
+    }
+}
