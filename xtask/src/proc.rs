@@ -57,6 +57,29 @@ impl Spec {
     }
 }
 
+/// A command built with xshell's `cmd!` (argv, directory, environment), to be run here
+/// with a process group, a timeout and a live view, which xshell cannot do.
+impl From<xshell::Cmd<'_>> for Spec {
+    fn from(cmd: xshell::Cmd<'_>) -> Spec {
+        let cmd: Command = cmd.into();
+        let mut argv = vec![cmd.get_program().to_string_lossy().into_owned()];
+        argv.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+        let cwd = cmd
+            .get_current_dir()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut spec = Spec::new(argv, cwd, Duration::from_secs(600));
+        for (k, v) in cmd.get_envs() {
+            let k = k.to_string_lossy().into_owned();
+            match v {
+                Some(v) => spec.env.push((k, v.to_string_lossy().into_owned())),
+                None => spec.env_remove.push(k),
+            }
+        }
+        spec
+    }
+}
+
 /// How a child ended, with everything it printed.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -499,6 +522,20 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(10));
         thread::sleep(Duration::from_millis(100));
         assert!(!alive(grandchild));
+    }
+
+    #[test]
+    fn a_command_built_with_xshell_keeps_its_argv_dir_and_env() {
+        let sh = xshell::Shell::new().unwrap();
+        sh.change_dir(std::env::temp_dir());
+        let odd = "two words $(x)";
+        let script = r#"printf '%s|%s' "$1" "$XT""#;
+        let spec: Spec = xshell::cmd!(sh, "sh -c {script} _ {odd}")
+            .env("XT", "v")
+            .into();
+        assert_eq!(spec.argv[3..], ["_".to_string(), odd.to_string()]);
+        let out = run(spec).unwrap();
+        assert_eq!(out.stdout, format!("{odd}|v\n"));
     }
 
     #[test]

@@ -543,15 +543,16 @@ pub fn provision_pnpm(version: &str) -> Result<PathBuf, String> {
     std::fs::create_dir_all(&prefix).map_err(|e| format!("{hint}: {}: {e}", prefix.display()))?;
     let progress =
         crate::ui::Progress::start(&format!("installing pnpm@{version} from the npm registry"));
-    let argv = ["npm", "install", "--no-audit", "--no-fund", "--prefix"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
-            prefix.to_string_lossy().into_owned(),
-            format!("pnpm@{version}"),
-        ])
-        .collect();
-    let out = proc::run(Spec::new(argv, &prefix, Duration::from_secs(300)));
+    let sh = xshell::Shell::new().map_err(|e| format!("{hint}: {e}"))?;
+    sh.change_dir(&prefix);
+    let package = format!("pnpm@{version}");
+    let mut spec: Spec = xshell::cmd!(
+        sh,
+        "npm install --no-audit --no-fund --prefix {prefix} {package}"
+    )
+    .into();
+    spec.timeout = Duration::from_secs(300);
+    let out = proc::run(spec);
     match out {
         Ok(o) if o.success() && bin.is_file() => {
             progress.finish("done");

@@ -1,0 +1,210 @@
+//! The command line and exit statuses of the contract, through the built binary.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn no_arguments_lists_the_tasks() {
+    let t = TempDir::new("cli-noargs");
+    let r = run(xtask(t.path(), &[]));
+    assert_eq!(r.code, 2);
+    for task in [
+        "backend-stage",
+        "verify",
+        "check-migrations",
+        "install-hooks",
+    ] {
+        assert!(
+            r.stderr.contains(task),
+            "{task} missing from:\n{}",
+            r.stderr
+        );
+    }
+    let r = run(xtask(t.path(), &["--help"]));
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("Exit status: 0"), "{}", r.stdout);
+}
+
+#[test]
+fn every_subcommand_explains_its_flags() {
+    let t = TempDir::new("cli-help");
+    let r = run(xtask(t.path(), &["verify", "--help"]));
+    assert_eq!(r.code, 0);
+    for flag in [
+        "--repo",
+        "--base",
+        "--all",
+        "--live",
+        "--database-url",
+        "--skip-commands",
+        "--format",
+        "--report",
+    ] {
+        assert!(r.stdout.contains(flag), "{flag} missing");
+    }
+    let r = run(xtask(t.path(), &["backend-stage", "--help"]));
+    for flag in [
+        "--task",
+        "--task-file",
+        "--agent",
+        "--timeout",
+        "--fix-rounds",
+        "--print-prompt",
+        "--no-verify",
+    ] {
+        assert!(r.stdout.contains(flag), "{flag} missing");
+    }
+}
+
+#[test]
+fn an_unknown_config_key_is_named_and_exits_2() {
+    let t = git_repo(
+        "cli-badconfig",
+        &[(
+            "xtask.toml",
+            "[tenancy]\ncolumn = \"org_id\"\ntenant_colum = \"x\"\n",
+        )],
+    );
+    let r = run(xtask(t.path(), &["verify", "--skip-commands"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("xtask.toml"), "{}", r.stderr);
+    assert!(r.stderr.contains("tenant_colum"), "{}", r.stderr);
+    assert!(r.stderr.contains("line 3"), "{}", r.stderr);
+}
+
+#[test]
+fn outside_a_git_repository_is_exit_2_with_the_reason() {
+    let t = TempDir::outside_git("cli-nogit");
+    let r = run(xtask(
+        t.path(),
+        &["verify", "--repo", ".", "--skip-commands"],
+    ));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not a git repository"), "{}", r.stderr);
+    // With --all nothing needs git.
+    let r = run(xtask(
+        t.path(),
+        &["verify", "--repo", ".", "--all", "--skip-commands"],
+    ));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}
+
+#[test]
+fn a_base_that_does_not_exist_is_exit_2() {
+    let t = git_repo("cli-badbase", &[("README.md", "x\n")]);
+    let r = run(xtask(
+        t.path(),
+        &["verify", "--base", "origin/nope", "--skip-commands"],
+    ));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("base `origin/nope` does not exist"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_missing_repo_directory_is_exit_2() {
+    let t = TempDir::new("cli-norepo");
+    let r = run(xtask(t.path(), &["verify", "--repo", "does/not/exist"]));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("does/not/exist"), "{}", r.stderr);
+}
+
+#[test]
+fn capabilities_not_built_yet_say_so_and_exit_2() {
+    let t = git_repo("cli-notbuilt", &[("README.md", "x\n")]);
+    let r = run(xtask(
+        t.path(),
+        &["verify", "--live", "on", "--skip-commands"],
+    ));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not built yet"), "{}", r.stderr);
+}
+
+#[test]
+fn nothing_proven_is_never_exit_0() {
+    // An empty change: no item can pass from evidence while gatherers are missing or skipped.
+    let t = git_repo("cli-unknown", &[("README.md", "x\n")]);
+    let r = run(xtask(
+        t.path(),
+        &[
+            "verify",
+            "--skip-commands",
+            "--live",
+            "off",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(json["version"], 1);
+    let statuses: Vec<&str> = json["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 8);
+    assert!(statuses.contains(&"unknown"));
+}
+
+#[test]
+fn report_file_is_written_whole_and_stdout_gets_the_summary() {
+    let t = git_repo("cli-report", &[("README.md", "x\n")]);
+    let report = t.path().join("out/report.json");
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    std::fs::write(&report, "old").unwrap();
+    let r = run(xtask(
+        t.path(),
+        &[
+            "verify",
+            "--skip-commands",
+            "--format",
+            "json",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["checklist"].as_array().unwrap().len(), 8);
+    assert!(r.stdout.contains("report written to"), "{}", r.stdout);
+    // Nothing but the report is left in its directory (no temp file).
+    let names: Vec<_> = std::fs::read_dir(report.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["report.json"]);
+}
+
+#[test]
+fn task_text_goes_nowhere_near_a_shell() {
+    // A configured command with shell syntax in its arguments: printed, not executed.
+    let t = git_repo(
+        "cli-inert",
+        &[(
+            "xtask.toml",
+            "[commands]\nlint = [\"printf\", \"%s\\n\", \"$(touch pwned)\", \"`touch pwned2`; touch pwned3\"]\n\
+             test = [\"printf\", \"# tests 1\\n# pass 1\\n\"]\n",
+        )],
+    );
+    let (r, json) = run_json(xtask(
+        t.path(),
+        &["verify", "--format", "json", "--live", "off"],
+    ));
+    let lint = item(&json, "lint");
+    assert_eq!(lint["status"], "pass", "{lint}");
+    for f in ["pwned", "pwned2", "pwned3"] {
+        assert!(!t.path().join(f).exists(), "{f} was created: a shell ran");
+    }
+    assert!(
+        r.stderr.contains("$(touch pwned)"),
+        "the live view shows the literal text: {}",
+        r.stderr
+    );
+}
