@@ -7,10 +7,12 @@
 //! `unknown`; the assertions are written to hold before and after it lands.
 
 mod agent_support;
+mod common;
 
 use std::time::Duration;
 
 use agent_support::*;
+use common::{git, TempDir};
 use serde_json::Value;
 
 /// A bound on every xtask run, far above what a passing run takes.

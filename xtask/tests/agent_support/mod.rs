@@ -4,7 +4,8 @@
 //! and a temp git copy of the example monorepo.
 //!
 //! Without npm or the registry the tests are skipped with the reason printed; with `CI=true`
-//! they fail instead, so CI can never go green by skipping them.
+//! they fail instead, so CI can never go green by skipping them. Temp directories, git and
+//! the cross-process lock come from `common`.
 #![allow(dead_code)]
 
 use std::{
@@ -22,40 +23,22 @@ use std::{
 
 use serde_json::{json, Value};
 
+use crate::common::{copy_tree, git, lock, unavailable, workspace, TempDir};
+
 pub const CODEX_VERSION: &str = "0.169.0";
 
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Skip (print why) outside CI; fail in CI.
-pub fn unavailable(why: &str) {
-    if in_ci() {
-        panic!("CI=true and the test cannot run: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-}
-
-/// The codex binary, installed with npm into `target/xtask-cache/codex-<version>` on first use.
+/// The codex binary, installed with npm into `target/xtask-cache/codex-<version>` on first
+/// use (under a cross-process lock, so parallel tests install it once).
 pub fn codex() -> Option<PathBuf> {
     static INSTALL: Mutex<Option<Result<PathBuf, String>>> = Mutex::new(None);
     let mut guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     if guard.is_none() {
+        let _lock = lock("codex-install");
         *guard = Some(install_codex());
     }
     match guard.as_ref().unwrap() {
         Ok(p) => Some(p.clone()),
-        Err(why) => {
-            unavailable(why);
-            None
-        }
+        Err(why) => unavailable(why),
     }
 }
 
@@ -93,101 +76,21 @@ fn install_codex() -> Result<PathBuf, String> {
     }
 }
 
-/// A directory under `target/test-tmp`, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = workspace().join("target/test-tmp").join(format!(
-            "{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The example monorepo: in this workspace once merged, else the main work tree's copy
-/// (`XTASK_EXAMPLE_DIR` overrides both).
-pub fn example_source() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("XTASK_EXAMPLE_DIR").map(PathBuf::from),
-        Some(workspace().join("examples/dashboard")),
-        Some(PathBuf::from("/work/main/examples/dashboard")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.join("CLAUDE.md").is_file())
-}
-
 /// A git copy of the example monorepo (without node_modules), one commit on `main`.
 pub fn example_repo(name: &str) -> Option<TempDir> {
-    let Some(src) = example_source() else {
-        unavailable("the example monorepo (examples/dashboard) is not there");
-        return None;
-    };
+    let src = workspace().join("examples/dashboard");
+    if !src.join("CLAUDE.md").is_file() {
+        return unavailable(&format!(
+            "the example monorepo is missing: {}",
+            src.display()
+        ));
+    }
     let t = TempDir::new(name);
     copy_tree(&src, t.path());
     git(t.path(), &["init", "-q", "-b", "main"]);
     git(t.path(), &["add", "-A"]);
     git(t.path(), &["commit", "-q", "-m", "example"]);
     Some(t)
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if matches!(name.to_str(), Some("node_modules" | ".next" | ".git")) {
-            continue;
-        }
-        let ty = entry.file_type().unwrap();
-        let dest = to.join(&name);
-        if ty.is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else if ty.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
