@@ -702,3 +702,45 @@ fn ctrl_c_ends_codex_and_everything_it_started() {
     );
     s.assert_nothing_left();
 }
+
+#[test]
+fn contradictory_or_unbuilt_options_stop_before_the_agent_runs() {
+    let Some(repo) = example_repo("stage-usage") else {
+        return;
+    };
+    let stage = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.current_dir(repo.path())
+            .arg("backend-stage")
+            .args(args)
+            // No codex on PATH: reaching the agent would be exit 3, not 2.
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env_remove("GITHUB_ACTIONS");
+        run_with_stdin(cmd, None, LIMIT).0
+    };
+    for (args, says) in [
+        (
+            &["--task", "x", "--no-verify", "--fix-rounds", "1"][..],
+            "--fix-rounds needs verification",
+        ),
+        (&["--task", "x", "--format", "sarif"][..], "--format sarif"),
+        (
+            &["--task", "x", "--timeout", "0"][..],
+            "--timeout must be at least 1 second",
+        ),
+        (&["--task", "   "][..], "the task is empty"),
+        (&[][..], "no task: give it with --task TEXT"),
+        (
+            &["--task-file", "no/such/file.md"][..],
+            "--task-file no/such/file.md: cannot read it",
+        ),
+    ] {
+        let out = stage(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    // --print-prompt does not care about report options.
+    let out = stage(&["--task", "x", "--format", "sarif", "--print-prompt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

@@ -34,11 +34,13 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
     let target = Target::resolve(flags.repo.as_deref())?;
     let config = Config::load(&target.root)?;
     let task = read_task(&flags)?;
-    if !flags.no_verify {
-        verify::check_options(&flags.verify)?;
-    }
     if flags.timeout == Some(0) {
         return Err(exit::usage("--timeout must be at least 1 second"));
+    }
+    if flags.no_verify && flags.fix_rounds > 0 {
+        return Err(exit::usage(
+            "--fix-rounds needs verification: it gives verify's failures back to the agent; drop --no-verify",
+        ));
     }
     let prompt = prompt::build(&target.root, &config, &task);
     for w in &prompt.warnings {
@@ -49,6 +51,10 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
         out.write_all(prompt.text.as_bytes())?;
         out.flush()?;
         return Ok(Outcome::Clean);
+    }
+    // Before the agent runs: an option verify cannot honour must not cost an agent run.
+    if !flags.no_verify {
+        verify::check_options(&flags.verify)?;
     }
 
     // codex insists on a git repository, and the snapshots need one.
