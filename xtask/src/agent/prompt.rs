@@ -42,7 +42,7 @@ pub fn build(repo: &Path, config: &Config, task: &str) -> Prompt {
         match read(repo, rules, "prompt.rules") {
             Ok(text) => parts.push(Part {
                 title: format!("Rules: `{rules}`"),
-                body: text,
+                body: demote(&text),
             }),
             Err(w) => warnings.push(w),
         }
@@ -62,7 +62,7 @@ pub fn build(repo: &Path, config: &Config, task: &str) -> Prompt {
                     match section(&text, wanted) {
                         Some(s) => parts.push(Part {
                             title: format!("From `{}`", p.agents_doc),
-                            body: s,
+                            body: demote(&s),
                         }),
                         None => warnings.push(format!(
                             "{}: no section headed `{wanted}` (prompt.agents_sections in xtask.toml); the prompt goes without it",
@@ -78,7 +78,7 @@ pub fn build(repo: &Path, config: &Config, task: &str) -> Prompt {
         match read(repo, &p.schema_doc, "prompt.schema_doc") {
             Ok(text) => parts.push(Part {
                 title: format!("Schema: `{}`", p.schema_doc),
-                body: text,
+                body: demote(&text),
             }),
             Err(w) => warnings.push(w),
         }
@@ -236,6 +236,28 @@ fn fill(template: &str, values: &BTreeMap<&str, String>) -> String {
         }
     }
     out.push_str(rest);
+    out
+}
+
+/// A document's headings pushed two levels down (`#` → `###`, at most `######`), so that
+/// quoted files sit under the prompt's own `## ...` blocks instead of competing with them.
+/// Lines inside fenced code blocks are left alone.
+fn demote(doc: &str) -> String {
+    let mut out = String::with_capacity(doc.len() + 64);
+    let mut in_fence = false;
+    for line in doc.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        }
+        let level = line.chars().take_while(|&c| c == '#').count();
+        if !in_fence && (1..=6).contains(&level) && line[level..].starts_with(' ') {
+            out.push_str(&"#".repeat((level + 2).min(6)));
+            out.push_str(&line[level..]);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -528,9 +550,18 @@ mod tests {
         let t = &p.text;
         assert!(t.contains("Always tenant_id."), "rules");
         assert!(
-            t.contains("## 8. Data Model")
-                && t.contains("## 9. API Conventions")
-                && t.contains("## 10. API Endpoints")
+            t.contains("\n#### 8. Data Model\n")
+                && t.contains("\n#### 9. API Conventions\n")
+                && t.contains("\n#### 10. API Endpoints\n"),
+            "sections, demoted under the prompt's own headings: {t}"
+        );
+        assert!(
+            t.contains("\n### Rules\n"),
+            "CLAUDE.md's `# Rules`, demoted"
+        );
+        assert!(
+            t.contains("\n## not a heading\n"),
+            "fenced lines stay as they are"
         );
         assert!(!t.contains("## 7. Testing"), "only the configured sections");
         assert!(

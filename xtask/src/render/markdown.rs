@@ -123,8 +123,17 @@ fn changed_files(r: &Report) -> String {
     if ev.changes.files.is_empty() {
         return "No file changed.".into();
     }
+    // Under backend-stage, the files the user had changed before the agent started.
+    let users: Vec<&str> = ev
+        .agent
+        .iter()
+        .flat_map(|a| a.preexisting.iter().map(|p| p.path.as_str()))
+        .collect();
     for f in &ev.changes.files {
         let mut line = format!("- `{}` ({})", f.path, status_word(f.status));
+        if users.contains(&f.path.as_str()) {
+            line.push_str(" — already changed before the agent ran (the user's)");
+        }
         if let Some(from) = &f.from {
             let _ = write!(line, " from `{from}`");
         }
@@ -650,5 +659,45 @@ mod tests {
 
             Event log: `/r/.git/xtask/backend-stage/1/round-2.jsonl`.
         "#]].assert_eq(&agent_section(&report));
+    }
+
+    #[test]
+    fn changed_files_say_which_were_the_users() {
+        use crate::model::{ChangeStatus, ChangedFile};
+        let file = |path: &str, status| ChangedFile {
+            path: path.into(),
+            status,
+            from: None,
+            target: None,
+        };
+        let ev = crate::gather::Evidence {
+            repo: ".".into(),
+            changes: crate::repo::Changes {
+                base: Some("abc".into()),
+                all: false,
+                files: vec![
+                    file("README.md", ChangeStatus::Modified),
+                    file("supabase/migrations/1_x.sql", ChangeStatus::Added),
+                ],
+            },
+            migrations: Err("not built".into()),
+            routes: Err("not built".into()),
+            lint: Err("skipped".into()),
+            tests: Err("skipped".into()),
+            other_commands: Vec::new(),
+            agent: Some(AgentReport {
+                preexisting: vec![PreexistingChange {
+                    path: "README.md".into(),
+                    git_status: " M".into(),
+                }],
+                ..AgentReport::default()
+            }),
+        };
+        let r = super::super::Report::new(&ev, Vec::new());
+        assert_eq!(
+            changed_files(&r),
+            "- `README.md` (modified) — already changed before the agent ran (the user's)\n\
+             - `supabase/migrations/1_x.sql` (added)\n"
+        );
     }
 }
