@@ -9,7 +9,7 @@
 
 use std::{
     fs::File,
-    io::{IsTerminal, Write},
+    io::Write,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
@@ -21,7 +21,10 @@ use crate::{
     proc::{self, SpawnError, Spec, Stream},
 };
 
-use super::events::{self, Transcript};
+use super::{
+    events::{self, Transcript},
+    live::Live,
+};
 
 /// How to install the version these facts were measured on.
 pub const INSTALL_HINT: &str = "install it with `npm install -g @openai/codex@0.169.0`, or set `command` in the [agent] table of xtask.toml to its path";
@@ -103,30 +106,13 @@ pub struct Run {
     pub last_message: Option<String>,
 }
 
-/// How the live view looks: a compact view on a terminal, plain lines in CI and pipes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    Compact,
-    Plain,
-}
-
-impl View {
-    pub fn detect() -> View {
-        if std::io::stderr().is_terminal() && !crate::ui::in_ci() {
-            View::Compact
-        } else {
-            View::Plain
-        }
-    }
-}
-
 /// Run codex with `prompt` on stdin; the JSONL goes to `events_file` as it arrives.
 pub fn run(
     argv: Vec<String>,
     cwd: &Path,
     prompt: &str,
     timeout: Duration,
-    view: View,
+    live: Live,
     events_file: &Path,
     last_message: &Path,
 ) -> anyhow::Result<Run> {
@@ -140,10 +126,9 @@ pub fn run(
     })?;
     let log = Arc::new(Mutex::new(log));
     let transcript = Arc::new(Mutex::new(Transcript::default()));
+    let live = Arc::new(live);
     let sink: proc::Sink = {
-        let (log, transcript) = (log.clone(), transcript.clone());
-        let color =
-            view == View::Compact && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let (log, transcript, live) = (log.clone(), transcript.clone(), live.clone());
         Arc::new(move |stream, line| {
             if stream == Stream::Stderr {
                 return; // kept by proc for the error message; codex's warnings are noise live
@@ -157,16 +142,7 @@ pub fn run(
             if let Ok(mut t) = transcript.lock() {
                 t.push(&ev);
             }
-            if let Some(text) = events::live_line(&ev, view == View::Compact) {
-                let mut err = std::io::stderr().lock();
-                for l in text.lines() {
-                    let _ = if color {
-                        writeln!(err, "\x1b[2mcodex\x1b[0m {l}")
-                    } else {
-                        writeln!(err, "codex: {l}")
-                    };
-                }
-            }
+            live.event(&ev);
         })
     };
     let mut spec = Spec::new(argv.clone(), cwd, timeout);
@@ -176,6 +152,8 @@ pub fn run(
         SpawnError::NotFound(p) => exit::tool(format!("`{p}` not found: {INSTALL_HINT}")),
         other => exit::tool(format!("{other}")),
     })?;
+    // The reader threads are done with their sink: this drop stops the status line.
+    drop(live);
     if let Ok(mut f) = log.lock() {
         let _ = f.flush();
     }

@@ -4,5 +4,6 @@
 pub mod codex;
 pub mod events;
 pub mod fix;
+pub mod live;
 pub mod prompt;
 pub mod snapshot;

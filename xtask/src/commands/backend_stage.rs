@@ -16,8 +16,10 @@ use anyhow::Context;
 
 use crate::{
     agent::{
-        codex::{self, RoundFiles, View},
-        fix, prompt,
+        codex::{self, RoundFiles},
+        fix,
+        live::Live,
+        prompt,
         snapshot::{self, Snapshot},
     },
     checklist,
@@ -88,7 +90,6 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
         ..AgentReport::default()
     };
 
-    let view = View::detect();
     let mut round_prompt = prompt.text;
     let mut last_snapshot = before.clone();
     let mut earlier: Option<Evidence> = None;
@@ -117,7 +118,7 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
             &target.root,
             &round_prompt,
             timeout,
-            view,
+            Live::stderr(),
             &files.events,
             &files.last_message,
         )?;
