@@ -744,3 +744,93 @@ fn contradictory_or_unbuilt_options_stop_before_the_agent_runs() {
     let out = stage(&["--task", "x", "--format", "sarif", "--print-prompt"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_fix_round_gives_the_agent_the_real_lint_output_and_lint_then_passes() {
+    let Some(codex) = codex() else {
+        return;
+    };
+    let Some((repo, pnpm)) = common::example_with_node_modules("stage-lint") else {
+        return;
+    };
+    const SLOPPY: &str = "apps/api/src/server/sloppy.ts";
+    let server = ModelServer::start(
+        vec![
+            Reply::Turn(vec![shell(
+                "call_1",
+                &format!(
+                    "printf '%s\\n' 'export function sloppy(x: any) {{' '  return x;' '}}' > {SLOPPY}"
+                ),
+            )]),
+            Reply::Turn(vec![message("Added a helper.")]),
+            Reply::Turn(vec![shell(
+                "call_2",
+                &format!(
+                    "printf '%s\\n' 'export function sloppy(x: unknown): unknown {{' '  return x;' '}}' > {SLOPPY}"
+                ),
+            )]),
+            Reply::Turn(vec![message("Typed the helper.")]),
+        ],
+        Duration::from_secs(600),
+    );
+    let home = codex_home(server.port);
+    let mut cmd = backend_stage(
+        &codex,
+        home.path(),
+        repo.path(),
+        &[
+            "--task",
+            "Add a helper.",
+            "--fix-rounds",
+            "1",
+            "--live",
+            "off",
+            "--format",
+            "json",
+        ],
+    );
+    cmd.env("XTASK_PNPM", &pnpm)
+        .env(
+            "npm_config_store_dir",
+            common::workspace().join("target/xtask-cache/pnpm-store"),
+        )
+        .env("npm_config_manage_package_manager_versions", "false");
+    let (out, _) = run_with_stdin(cmd, None, Duration::from_secs(600));
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "migration/route items stay unknown: {stderr}"
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let rounds = json["agent"]["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{:#}", json["agent"]);
+    let lint_after = |round: &Value| {
+        round["verify"]["checklist"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == "lint")
+            .map(|i| i["status"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(lint_after(&rounds[0]), "fail");
+    assert_eq!(
+        lint_after(&rounds[1]),
+        "pass",
+        "the agent's fix made lint pass"
+    );
+    assert_eq!(common::item(&json, "lint")["status"], "pass");
+
+    // The resume prompt carried the failing lint command and the tail of ESLint's output.
+    let requests = server.requests();
+    let resume = user_texts(&requests[2]).pop().unwrap();
+    assert!(resume.contains("## Failing commands"), "{resume}");
+    assert!(resume.contains("--filter api lint` — exit 1"), "{resume}");
+    assert!(resume.contains(SLOPPY), "ESLint names the file: {resume}");
+    assert!(
+        resume.contains("no-explicit-any"),
+        "ESLint's rule: {resume}"
+    );
+    assert!(resume.contains("- `lint` "), "the failing item: {resume}");
+}
