@@ -155,19 +155,46 @@ impl Snapshot {
             std::fs::write(backup.join("tracked.patch"), patch)
                 .with_context(|| format!("cannot write {}", backup.display()))?;
         }
+        let mut not_copied = Vec::new();
         for (path, (status, _)) in &self.files {
-            if status == "??" {
-                let to = backup.join("untracked").join(path);
-                if let Some(parent) = to.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::copy(repo.join(path), &to)
+            if status != "??" {
+                continue;
+            }
+            let from = repo.join(path);
+            let to = backup.join("untracked").join(path);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let meta = std::fs::symlink_metadata(&from)
+                .with_context(|| format!("cannot read {}", from.display()))?;
+            if meta.file_type().is_symlink() {
+                // The link itself, not what it points at (which may be a directory).
+                let target = std::fs::read_link(&from)?;
+                std::os::unix::fs::symlink(target, &to)
+                    .with_context(|| format!("cannot copy the link {path} to {}", to.display()))?;
+            } else if meta.len() > MAX_COPY_BYTES {
+                not_copied.push(format!("{path} ({} bytes)", meta.len()));
+            } else {
+                std::fs::copy(&from, &to)
                     .with_context(|| format!("cannot copy {path} to {}", to.display()))?;
             }
+        }
+        if !not_copied.is_empty() {
+            let note = format!(
+                "Untracked files larger than {MAX_COPY_BYTES} bytes were not copied (they are still in the work tree):\n{}\n",
+                not_copied.join("\n")
+            );
+            std::fs::write(backup.join("NOT-COPIED.txt"), note)
+                .with_context(|| format!("cannot write {}", backup.display()))?;
         }
         Ok(Some(backup))
     }
 }
+
+/// Untracked files above this size are listed, not copied (a database dump left in the tree
+/// should not double its disk use on every run).
+const MAX_COPY_BYTES: u64 = 64 << 20;
 
 /// A hash of the file's bytes (a change detector, not a security measure).
 fn hash_file(path: &Path) -> Option<u64> {
@@ -312,6 +339,10 @@ mod tests {
         let dir = repo("backup");
         std::fs::write(dir.join("a.txt"), "mine\n").unwrap();
         std::fs::write(dir.join("untracked.txt"), "keep me\n").unwrap();
+        // A link to a directory is kept as a link (copying through it would fail).
+        std::fs::create_dir_all(dir.join("somedir")).unwrap();
+        std::fs::write(dir.join("somedir/f"), "x").unwrap();
+        std::os::unix::fs::symlink("somedir", dir.join("dirlink")).unwrap();
         let snap = Snapshot::take(&dir).unwrap();
         let keep = std::env::temp_dir().join(format!("xtask-snap-keep-{}", std::process::id()));
         let backup = snap.back_up(&dir, &keep).unwrap().unwrap();
@@ -320,6 +351,14 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(backup.join("untracked/untracked.txt")).unwrap(),
             "keep me\n"
+        );
+        assert_eq!(
+            std::fs::read_link(backup.join("untracked/dirlink")).unwrap(),
+            Path::new("somedir")
+        );
+        assert_eq!(
+            std::fs::read_to_string(backup.join("untracked/somedir/f")).unwrap(),
+            "x"
         );
         // The work tree is untouched.
         assert_eq!(
