@@ -169,36 +169,16 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
         r.verify = Some(round_verify(&ev, &items, clear));
         report.rounds.push(r);
 
-        let fix_prompt = if clear {
-            report.stop_reason = Some("every check passed".into());
-            None
-        } else if round > flags.fix_rounds {
-            report.stop_reason = Some(if flags.fix_rounds == 0 {
-                "checks did not pass; no fix round asked for (--fix-rounds N)".into()
-            } else {
-                format!(
-                    "checks did not pass after {} fix round(s)",
-                    flags.fix_rounds
-                )
-            });
-            None
-        } else if report.thread_id.is_none() {
-            report.stop_reason = Some(
-                "checks did not pass; codex reported no thread id, so no fix round could resume it"
-                    .into(),
-            );
-            None
-        } else {
-            let p = fix::prompt(&ev, &items, round, flags.fix_rounds);
-            if p.is_none() {
-                report.stop_reason = Some(
-                    "checks did not pass, but nothing left is the agent's to fix (items skipped by the user)".into(),
-                );
-            }
-            p
-        };
-        match fix_prompt {
-            Some(p) => {
+        let next = next_round(
+            &ev,
+            &items,
+            clear,
+            round,
+            flags.fix_rounds,
+            report.thread_id.is_some(),
+        );
+        match next {
+            Ok(p) => {
                 eprintln!(
                     "xtask: round {round}: checks did not pass; fix round {round} of {}",
                     flags.fix_rounds
@@ -207,12 +187,44 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
                 round += 1;
                 earlier = Some(ev);
             }
-            None => {
+            Err(why) => {
+                report.stop_reason = Some(why);
                 ev.agent = Some(report);
                 return verify::emit(&ev, &opts);
             }
         }
     }
+}
+
+/// After a verified round: the prompt of the next fix round, or why there is none.
+fn next_round(
+    ev: &Evidence,
+    items: &[ChecklistItem],
+    clear: bool,
+    round: u32,
+    fix_rounds: u32,
+    has_thread: bool,
+) -> Result<String, String> {
+    if clear {
+        return Err("every check passed".into());
+    }
+    if round > fix_rounds {
+        return Err(if fix_rounds == 0 {
+            "checks did not pass; no fix round asked for (--fix-rounds N)".into()
+        } else {
+            format!("checks did not pass after {fix_rounds} fix round(s)")
+        });
+    }
+    if !has_thread {
+        return Err(
+            "checks did not pass; codex reported no thread id, so no fix round could resume it"
+                .into(),
+        );
+    }
+    fix::prompt(ev, items, round, fix_rounds).ok_or_else(|| {
+        "checks did not pass, but nothing left is the agent's to fix (items skipped by the user)"
+            .into()
+    })
 }
 
 /// The work item: `--task`, `--task-file` or stdin (`-`). An empty one is a usage error.
@@ -337,5 +349,56 @@ fn round_verify(ev: &Evidence, items: &[ChecklistItem], clear: bool) -> RoundVer
             .collect(),
         checklist: items.to_vec(),
         findings: checklist::all_findings(ev).cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::Changes;
+
+    fn evidence() -> Evidence {
+        Evidence {
+            repo: ".".into(),
+            changes: Changes::default(),
+            migrations: Err("migration analysis is not built yet".into()),
+            routes: Err("route checks are not built yet".into()),
+            lint: Err("not run: --skip-commands".into()),
+            tests: Err("not run: --skip-commands".into()),
+            other_commands: Vec::new(),
+            agent: None,
+        }
+    }
+
+    #[test]
+    fn fix_rounds_happen_only_while_there_is_something_to_fix_and_rounds_left() {
+        let ev = evidence();
+        let items = checklist::build(&ev, flags::Live::Off);
+        let skipped_only: Vec<_> = items
+            .iter()
+            .filter(|i| matches!(i.id, "lint" | "tests"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            next_round(&ev, &items, true, 1, 3, true).unwrap_err(),
+            "every check passed"
+        );
+        assert_eq!(
+            next_round(&ev, &items, false, 1, 0, true).unwrap_err(),
+            "checks did not pass; no fix round asked for (--fix-rounds N)"
+        );
+        assert_eq!(
+            next_round(&ev, &items, false, 3, 2, true).unwrap_err(),
+            "checks did not pass after 2 fix round(s)"
+        );
+        assert!(next_round(&ev, &items, false, 1, 2, false)
+            .unwrap_err()
+            .contains("no thread id"));
+        assert!(next_round(&ev, &skipped_only, false, 1, 2, true)
+            .unwrap_err()
+            .contains("nothing left is the agent's to fix"));
+        let prompt = next_round(&ev, &items, false, 2, 2, true).unwrap();
+        assert!(prompt.contains("fix round 2 of 2"), "{prompt}");
+        assert!(prompt.contains("`rls`"), "{prompt}");
     }
 }
