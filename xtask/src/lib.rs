@@ -17,4 +17,7 @@ pub mod model;
 pub mod proc;
 pub mod render;
 pub mod repo;
+pub mod rules;
+pub mod schema;
+pub mod sql;
 pub mod ui;

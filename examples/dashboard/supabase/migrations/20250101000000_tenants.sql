@@ -56,8 +56,7 @@ $$;
 alter table public.tenants enable row level security;
 alter table public.tenant_members enable row level security;
 
--- Tenants and memberships are created by the service role (signup / invite flows),
--- so only select policies exist for signed-in users.
+-- Tenants are created by the service role (signup flow): signed-in users only read theirs.
 create policy tenants_select on public.tenants
   for select
   to authenticated
@@ -74,3 +73,41 @@ create policy tenant_members_select_own on public.tenant_members
   for select
   to authenticated
   using (user_id = auth.uid());
+
+-- Owners and admins manage the members of their current tenant. The role check runs in a
+-- security definer function: a policy on tenant_members that read tenant_members itself
+-- would recurse.
+create or replace function public.is_tenant_admin()
+returns boolean
+language sql
+stable
+security definer
+set search_path = public
+as $$
+  select exists (
+    select 1
+    from public.tenant_members tm
+    where tm.tenant_id = public.get_current_tenant_id()
+      and tm.user_id = auth.uid()
+      and tm.role in ('owner', 'admin')
+  )
+$$;
+
+revoke execute on function public.is_tenant_admin() from public, anon;
+grant execute on function public.is_tenant_admin() to authenticated, service_role;
+
+create policy tenant_members_insert on public.tenant_members
+  for insert
+  to authenticated
+  with check (tenant_id = public.get_current_tenant_id() and public.is_tenant_admin());
+
+create policy tenant_members_update on public.tenant_members
+  for update
+  to authenticated
+  using (tenant_id = public.get_current_tenant_id() and public.is_tenant_admin())
+  with check (tenant_id = public.get_current_tenant_id() and public.is_tenant_admin());
+
+create policy tenant_members_delete on public.tenant_members
+  for delete
+  to authenticated
+  using (tenant_id = public.get_current_tenant_id() and public.is_tenant_admin());

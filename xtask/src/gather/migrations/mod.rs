@@ -1,0 +1,218 @@
+//! Migration analysis: read every configured migration history, replay it into the schema
+//! model, and judge tenant isolation of the new or changed tables.
+//!
+//! Files are parsed on all cores (`read`), then replayed one history at a time in file-name
+//! order (`replay`), then judged (`rules::tenant`). Static only: a later live check can
+//! confirm or overrule it, never the other way round.
+
+pub mod files;
+pub mod read;
+pub mod replay;
+
+use std::{
+    path::Path,
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+use crate::{
+    config::Config,
+    model::{Finding, MigrationEvidence, Severity, Source},
+    repo::Changes,
+    rules::{policy::Judge, tenant},
+};
+
+use self::{
+    read::{FileRead, SyntaxProblem},
+    replay::Replay,
+};
+
+use super::Missing;
+
+/// Files larger than this are not parsed: a syntax tree of them would take gigabytes, and no
+/// hand-written migration is this big. Their tables are unverified.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// One file, read and parsed.
+struct Loaded {
+    read: FileRead,
+    /// The text, when it is needed again (to find the tables a broken file names).
+    text: Option<String>,
+    /// Could not be read whole: the rule and the problems (line, message).
+    broken: Option<(&'static str, Vec<SyntaxProblem>)>,
+    empty: bool,
+}
+
+pub fn analyze(
+    repo: &Path,
+    config: &Config,
+    changes: &Changes,
+) -> Result<MigrationEvidence, Missing> {
+    Ok(analyze_with(repo, config, changes, threads()))
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+}
+
+/// `analyze` with a chosen number of parser threads (the benchmark compares them).
+pub fn analyze_with(
+    repo: &Path,
+    config: &Config,
+    changes: &Changes,
+    threads: usize,
+) -> MigrationEvidence {
+    let judge = Judge::new(&config.tenancy);
+    let mut ev = MigrationEvidence::default();
+    for dir in &config.migrations.dirs {
+        let (list, list_findings) = files::list(repo, dir);
+        ev.findings.extend(list_findings);
+        let loaded = load_all(&list, threads);
+        let mut replay = Replay::new(&judge);
+        for (file, loaded) in list.iter().zip(&loaded) {
+            let new = changes.is_new(&file.path);
+            if new {
+                ev.new_files.push(file.path.clone());
+            }
+            replay.file(&file.path, new);
+            if let Some(why) = &file.unreadable {
+                replay.distrust_all(&format!("{} {why}", file.path));
+                continue;
+            }
+            for stmt in &loaded.read.stmts {
+                replay.apply(stmt);
+            }
+            if let Some((rule, problems)) = &loaded.broken {
+                replay.distrust_file(loaded.text.as_deref(), problems, rule);
+            }
+            if loaded.empty && new {
+                ev.findings.push(
+                    Finding::new(
+                        "migration-empty",
+                        Severity::Info,
+                        "empty migration: nothing to apply",
+                    )
+                    .at(file.path.clone(), None),
+                );
+            }
+        }
+        ev.files_read += list.len();
+        let judged = replay
+            .schema
+            .tables
+            .values()
+            .filter(|t| changes.all || t.touched_by.iter().any(|p| changes.is_new(p)));
+        let out = tenant::judge(judged, &config.tenancy, &judge, Source::Static);
+        ev.findings.extend(replay.findings);
+        let new_functions = replay
+            .schema
+            .functions
+            .values()
+            .filter(|f| changes.is_new(&f.origin.path));
+        ev.findings.extend(tenant::functions(new_functions));
+        ev.findings.extend(out.findings);
+        ev.tables.extend(out.tables);
+        ev.impact.extend(replay.impact);
+    }
+    ev
+}
+
+/// Read and parse every file, on `threads` threads; results in list order.
+fn load_all(list: &[files::MigrationFile], threads: usize) -> Vec<Loaded> {
+    let next = AtomicUsize::new(0);
+    let threads = threads.clamp(1, list.len().max(1));
+    let mut done: Vec<(usize, Loaded)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(f) = list.get(i) else { break };
+                        let loaded = match f.unreadable {
+                            Some(_) => Loaded {
+                                read: FileRead::default(),
+                                text: None,
+                                broken: None,
+                                empty: false,
+                            },
+                            None => load(&f.full),
+                        };
+                        out.push((i, loaded));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("parser thread panicked"))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, l)| l).collect()
+}
+
+fn load(path: &Path) -> Loaded {
+    let problem = |message: String| Loaded {
+        read: FileRead::default(),
+        text: None,
+        broken: Some(("sql-syntax-error", vec![SyntaxProblem { line: 1, message }])),
+        empty: false,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_FILE_BYTES => {
+            return problem(format!(
+                "file is {} MB, over the {} MB the static reader parses: split it into smaller migrations",
+                m.len() / (1024 * 1024),
+                MAX_FILE_BYTES / (1024 * 1024)
+            ))
+        }
+        _ => {}
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return problem(format!("cannot read the file: {e}")),
+    };
+    let (text, encoding) = match String::from_utf8(bytes) {
+        Ok(t) => (t, None),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+            let msg =
+                format!("not valid UTF-8 (byte {at}): Postgres rejects the file; save it as UTF-8");
+            (
+                String::from_utf8_lossy(&bytes).into_owned(),
+                Some(SyntaxProblem { line, message: msg }),
+            )
+        }
+    };
+    let read = read::read(&text);
+    let empty = read.stmts.is_empty() && read.errors.is_empty() && is_blank(&text);
+    let mut problems: Vec<SyntaxProblem> = encoding.into_iter().collect();
+    problems.extend(read.errors.iter().cloned());
+    if problems.is_empty() {
+        return Loaded {
+            read,
+            text: None,
+            broken: None,
+            empty,
+        };
+    }
+    Loaded {
+        read,
+        text: Some(text),
+        broken: Some(("sql-syntax-error", problems)),
+        empty,
+    }
+}
+
+/// Only whitespace and comments.
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with("--")
+    })
+}

@@ -1,0 +1,769 @@
+//! One migration file → the statements that matter for tenant isolation, as plain data.
+//!
+//! Reading is separate from replaying so that files can be parsed on several threads (the
+//! syntax tree is not `Send`; these statements are) while the replay stays in file order.
+//! Statements the reader cannot follow become [`Op::Unverifiable`]: never silently skipped
+//! when they could change what is protected.
+
+use std::collections::HashSet;
+
+use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
+
+use crate::{
+    schema::{Command, QualName},
+    sql::{self, child, children, has_token, paren_body, qual_name, simple_name, Lines},
+};
+
+/// One statement, with the line it starts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    pub line: u32,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    CreateTable(CreateTable),
+    AlterTable {
+        table: QualName,
+        if_exists: bool,
+        actions: Vec<Action>,
+    },
+    DropTable {
+        tables: Vec<QualName>,
+        if_exists: bool,
+    },
+    CreatePolicy {
+        table: QualName,
+        policy: PolicyDef,
+    },
+    AlterPolicy {
+        table: QualName,
+        name: String,
+        change: PolicyChange,
+    },
+    DropPolicy {
+        table: QualName,
+        name: String,
+        if_exists: bool,
+    },
+    CreateIndex {
+        table: QualName,
+        index: IndexDef,
+        if_not_exists: bool,
+    },
+    DropIndex {
+        names: Vec<QualName>,
+        if_exists: bool,
+    },
+    CreateFunction {
+        name: QualName,
+        security_definer: bool,
+        fixed_search_path: bool,
+    },
+    /// A statement whose effect the reader cannot know (`DO`, `EXECUTE`, `CALL`).
+    Unverifiable(Unverifiable),
+    /// Data-destroying statements for the migration impact (`TRUNCATE`, `DELETE` without `WHERE`).
+    Destructive {
+        what: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateTable {
+    pub name: QualName,
+    pub if_not_exists: bool,
+    pub columns: Vec<ColumnDef>,
+    pub indexes: Vec<IndexDef>,
+    /// Table-level `PRIMARY KEY (...)` columns: they become NOT NULL.
+    pub pk_columns: Vec<String>,
+    pub likes: Vec<Like>,
+    pub partition_of: Option<QualName>,
+    /// `CREATE TABLE ... AS` / `SELECT INTO`: columns come from a query the reader cannot type.
+    pub from_query: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnDef {
+    pub name: String,
+    pub not_null: bool,
+    pub references: Option<QualName>,
+    pub line: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexDef {
+    pub name: Option<String>,
+    pub columns: Vec<Option<String>>,
+    pub unique: bool,
+    pub partial: bool,
+    /// A PRIMARY KEY: its columns become NOT NULL.
+    pub primary: bool,
+}
+
+/// `LIKE source INCLUDING ...`: columns and NOT NULL always; indexes only when included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Like {
+    pub source: QualName,
+    pub indexes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    AddColumn {
+        column: ColumnDef,
+        indexes: Vec<IndexDef>,
+        if_not_exists: bool,
+    },
+    DropColumn {
+        name: String,
+        if_exists: bool,
+        cascade: bool,
+    },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    SetNotNull(String),
+    DropNotNull(String),
+    AddIndex(IndexDef),
+    DropConstraint(String),
+    Rls(bool),
+    ForceRls(bool),
+    RenameTo(String),
+    SetSchema(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyDef {
+    pub name: String,
+    pub command: Command,
+    pub permissive: bool,
+    pub roles: Vec<String>,
+    pub using: Option<String>,
+    pub with_check: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PolicyChange {
+    pub rename: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub using: Option<String>,
+    pub with_check: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unverifiable {
+    /// What it is, for the message: "DO block", "EXECUTE", ...
+    pub what: String,
+    /// Tables named as DDL targets in its text (`ALTER TABLE x`, `ON x`, `CREATE TABLE x`).
+    pub targets: Vec<QualName>,
+    /// Every word of its text: any existing table named there may be touched.
+    pub words: HashSet<String>,
+    /// It names no table at all but runs dynamic SQL: any table might be touched.
+    pub anything: bool,
+}
+
+/// A parse error, at its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxProblem {
+    pub line: u32,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FileRead {
+    pub stmts: Vec<Stmt>,
+    pub errors: Vec<SyntaxProblem>,
+}
+
+/// Parse one file's text.
+pub fn read(text: &str) -> FileRead {
+    let parse = SourceFile::parse(text);
+    let lines = Lines::new(text);
+    let mut errors: Vec<SyntaxProblem> = parse
+        .errors()
+        .iter()
+        .map(|e| SyntaxProblem {
+            line: lines.line(usize::from(e.range().start())),
+            message: e.message().to_string(),
+        })
+        .collect();
+    errors.dedup_by(|a, b| a.line == b.line);
+    let root = parse.syntax_node();
+    let mut stmts = Vec::new();
+    for node in root.children() {
+        let line = lines.of_node(&node);
+        if let Some(op) = statement(&node, text, &lines) {
+            stmts.push(Stmt { line, op });
+        }
+    }
+    FileRead { stmts, errors }
+}
+
+fn statement(node: &SyntaxNode, text: &str, lines: &Lines) -> Option<Op> {
+    Some(match node.kind() {
+        K::CREATE_TABLE => {
+            if child(node, K::TEMP).is_some()
+                || has_token(node, K::TEMP_KW)
+                || has_token(node, K::TEMPORARY_KW)
+            {
+                return None; // temporary tables vanish with the session
+            }
+            Op::CreateTable(create_table(node, lines)?)
+        }
+        K::CREATE_TABLE_AS | K::SELECT_INTO => {
+            let name = node
+                .descendants()
+                .find(|n| n.kind() == K::TABLE_NAME || n.kind() == K::INTO_CLAUSE)?;
+            if has_token(node, K::TEMP_KW)
+                || has_token(node, K::TEMPORARY_KW)
+                || child(node, K::TEMP).is_some()
+            {
+                return None;
+            }
+            Op::CreateTable(CreateTable {
+                name: qual_name(&name)?,
+                if_not_exists: child(node, K::IF_NOT_EXISTS).is_some(),
+                columns: Vec::new(),
+                indexes: Vec::new(),
+                pk_columns: Vec::new(),
+                likes: Vec::new(),
+                partition_of: None,
+                from_query: true,
+            })
+        }
+        K::ALTER_TABLE => alter_table(node, lines)?,
+        K::DROP_TABLE => Op::DropTable {
+            tables: children(node, K::TABLE_NAME_REF)
+                .filter_map(|n| qual_name(&n))
+                .collect(),
+            if_exists: child(node, K::IF_EXISTS).is_some(),
+        },
+        K::CREATE_POLICY => create_policy(node, text)?,
+        K::ALTER_POLICY => alter_policy(node, text)?,
+        K::DROP_POLICY => Op::DropPolicy {
+            table: on_table(node)?,
+            name: simple_name(&child(node, K::POLICY_REF)?)?,
+            if_exists: child(node, K::IF_EXISTS).is_some(),
+        },
+        K::CREATE_INDEX => create_index(node)?,
+        K::DROP_INDEX => Op::DropIndex {
+            names: children(node, K::INDEX_REF)
+                .filter_map(|n| qual_name(&n))
+                .collect(),
+            if_exists: child(node, K::IF_EXISTS).is_some(),
+        },
+        K::CREATE_FUNCTION | K::CREATE_PROCEDURE => create_function(node)?,
+        K::DO => Op::Unverifiable(unverifiable("DO block", &node.text().to_string(), true)),
+        K::EXECUTE => Op::Unverifiable(unverifiable("EXECUTE of a prepared statement", "", true)),
+        K::CALL => Op::Unverifiable(unverifiable(
+            "CALL of a procedure",
+            &node.text().to_string(),
+            true,
+        )),
+        K::TRUNCATE => Op::Destructive {
+            what: one_line(&node.text().to_string()),
+        },
+        K::DELETE | K::UPDATE if child(node, K::WHERE_CLAUSE).is_none() => {
+            let verb = if node.kind() == K::DELETE {
+                "DELETE"
+            } else {
+                "UPDATE"
+            };
+            let target = child(node, K::RELATION_NAME).and_then(|n| qual_name(&n));
+            Op::Destructive {
+                what: format!(
+                    "{verb} without WHERE on {}",
+                    target.map_or("?".into(), |t| t.to_string())
+                ),
+            }
+        }
+        K::DROP_SCHEMA => Op::Destructive {
+            what: one_line(&node.text().to_string()),
+        },
+        _ => return None,
+    })
+}
+
+fn one_line(s: &str) -> String {
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.chars().count() > 100 {
+        format!("{}...", s.chars().take(100).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// The fail-closed guess of what a statement we cannot follow might touch.
+fn unverifiable(what: &str, body: &str, dynamic_possible: bool) -> Unverifiable {
+    let targets = ddl_targets(body);
+    let words = sql::words(body);
+    let lower = body.to_ascii_lowercase();
+    let dynamic = lower.contains("execute") || body.is_empty();
+    Unverifiable {
+        what: what.to_string(),
+        anything: dynamic_possible && dynamic && targets.is_empty(),
+        targets,
+        words,
+    }
+}
+
+/// `ALTER TABLE x`, `CREATE TABLE [IF NOT EXISTS] x`, `... ON x` (policies, indexes, triggers)
+/// inside text the parser does not descend into (a DO body).
+fn ddl_targets(body: &str) -> Vec<QualName> {
+    let lower = body.to_ascii_lowercase();
+    let toks: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ';' || c == '\'')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let start = match (toks[i], toks.get(i + 1)) {
+            ("table", _) if i > 0 && matches!(toks[i - 1], "alter" | "create" | "drop") => {
+                Some(i + 1)
+            }
+            ("on", _)
+                if i > 1
+                    && toks[..i]
+                        .iter()
+                        .rev()
+                        .take(4)
+                        .any(|t| *t == "policy" || *t == "index") =>
+            {
+                Some(i + 1)
+            }
+            _ => None,
+        };
+        if let Some(mut j) = start {
+            while j < toks.len() && matches!(toks[j], "if" | "not" | "exists" | "only") {
+                j += 1;
+            }
+            if let Some(name) = toks.get(j) {
+                // Take the original spelling back to keep quoted names as written.
+                let name = name.trim_matches(|c: char| c == ',' || c == ')');
+                if !name.is_empty() && !name.contains('%') && !name.contains('$') {
+                    let original = find_original(body, name).unwrap_or_else(|| name.to_string());
+                    let parts = crate::schema::split_config_name(&original);
+                    let q = match parts.as_slice() {
+                        [n] => QualName::new("public", n.clone()),
+                        [.., s, n] => QualName::new(s.clone(), n.clone()),
+                        [] => QualName::new("public", ""),
+                    };
+                    if !q.name.is_empty() {
+                        out.push(q);
+                    }
+                }
+            }
+            i = j;
+        }
+        i += 1;
+    }
+    out
+}
+
+fn find_original(body: &str, lower: &str) -> Option<String> {
+    let at = body.to_ascii_lowercase().find(lower)?;
+    body.get(at..at + lower.len()).map(str::to_string)
+}
+
+fn on_table(node: &SyntaxNode) -> Option<QualName> {
+    let on = child(node, K::ON_TABLE)?;
+    qual_name(&child(&on, K::TABLE_NAME_REF)?)
+}
+
+fn create_table(node: &SyntaxNode, lines: &Lines) -> Option<CreateTable> {
+    let name = qual_name(&child(node, K::TABLE_NAME)?)?;
+    let mut t = CreateTable {
+        name,
+        if_not_exists: child(node, K::IF_NOT_EXISTS).is_some(),
+        columns: Vec::new(),
+        indexes: Vec::new(),
+        pk_columns: Vec::new(),
+        likes: Vec::new(),
+        partition_of: child(node, K::PARTITION_OF)
+            .and_then(|p| child(&p, K::TABLE_NAME_REF))
+            .and_then(|n| qual_name(&n)),
+        from_query: false,
+    };
+    if let Some(inherits) = child(node, K::INHERITS) {
+        // INHERITS copies the parent's columns like LIKE does (not its indexes).
+        for n in inherits
+            .descendants()
+            .filter(|n| n.kind() == K::PATH_REF || n.kind() == K::TABLE_NAME_REF)
+        {
+            if n.parent().is_some_and(|p| p.kind() == K::PATH_REF) {
+                continue;
+            }
+            if let Some(q) = qual_name(&n) {
+                t.likes.push(Like {
+                    source: q,
+                    indexes: false,
+                });
+            }
+        }
+    }
+    let Some(args) = child(node, K::TABLE_ARG_LIST) else {
+        return Some(t);
+    };
+    for item in args.children() {
+        match item.kind() {
+            K::COLUMN => {
+                let (col, idx) = column(&item, lines.of_node(&item))?;
+                t.columns.push(col);
+                t.indexes.extend(idx);
+            }
+            K::LIKE_CLAUSE => {
+                let source = child(&item, K::RELATION_NAME_REF)
+                    .or_else(|| child(&item, K::TABLE_NAME_REF))
+                    .and_then(|n| qual_name(&n))?;
+                let indexes = item
+                    .children()
+                    .filter(|c| c.kind() == K::INCLUDING_PROPERTY)
+                    .any(|p| {
+                        p.children()
+                            .any(|c| matches!(c.kind(), K::PROPERTY_ALL | K::PROPERTY_INDEXES))
+                            || sql::tokens(&p).any(|t| {
+                                matches!(t.kind(), K::ALL_KW)
+                                    || t.text().eq_ignore_ascii_case("indexes")
+                            })
+                    });
+                t.likes.push(Like { source, indexes });
+            }
+            _ => {
+                if let Some(idx) = table_constraint(&item) {
+                    if idx.primary {
+                        t.pk_columns.extend(idx.columns.iter().flatten().cloned());
+                    }
+                    t.indexes.push(idx);
+                }
+            }
+        }
+    }
+    Some(t)
+}
+
+/// A column definition, with the indexes its inline PRIMARY KEY / UNIQUE make.
+fn column(node: &SyntaxNode, line: u32) -> Option<(ColumnDef, Vec<IndexDef>)> {
+    let name = simple_name(&child(node, K::COLUMN_NAME)?)?;
+    let mut def = ColumnDef {
+        name: name.clone(),
+        not_null: false,
+        references: None,
+        line,
+    };
+    let mut indexes = Vec::new();
+    for c in node.children() {
+        match c.kind() {
+            K::NOT_NULL_CONSTRAINT => def.not_null = true,
+            K::NULL_CONSTRAINT => def.not_null = false,
+            K::PRIMARY_KEY_CONSTRAINT => {
+                def.not_null = true;
+                indexes.push(IndexDef {
+                    name: constraint_name(&c),
+                    columns: vec![Some(name.clone())],
+                    unique: true,
+                    partial: false,
+                    primary: true,
+                });
+            }
+            K::UNIQUE_CONSTRAINT => indexes.push(IndexDef {
+                name: constraint_name(&c),
+                columns: vec![Some(name.clone())],
+                unique: true,
+                partial: false,
+                primary: false,
+            }),
+            K::REFERENCES_CONSTRAINT => {
+                def.references = child(&c, K::TABLE_NAME_REF).and_then(|n| qual_name(&n));
+            }
+            _ => {}
+        }
+    }
+    Some((def, indexes))
+}
+
+fn constraint_name(node: &SyntaxNode) -> Option<String> {
+    child(node, K::CONSTRAINT_NAME_CLAUSE)
+        .and_then(|c| child(&c, K::CONSTRAINT_NAME))
+        .and_then(|n| simple_name(&n))
+}
+
+/// `PRIMARY KEY (...)` / `UNIQUE (...)` as a table constraint → the index it creates.
+fn table_constraint(node: &SyntaxNode) -> Option<IndexDef> {
+    let primary = match node.kind() {
+        K::PRIMARY_KEY_CONSTRAINT => true,
+        K::UNIQUE_CONSTRAINT => false,
+        _ => return None,
+    };
+    let list = node
+        .descendants()
+        .find(|n| n.kind() == K::CONSTRAINT_COLUMN_REF_LIST || n.kind() == K::COLUMN_LIST)?;
+    let columns = list
+        .children()
+        .filter(|n| matches!(n.kind(), K::COLUMN_NAME_REF | K::COLUMN_NAME | K::COLUMN))
+        .map(|n| simple_name(&n))
+        .collect::<Vec<_>>();
+    if columns.is_empty() {
+        // `PRIMARY KEY USING INDEX idx`: the columns are the index's, which we track elsewhere.
+        return None;
+    }
+    Some(IndexDef {
+        name: constraint_name(node),
+        columns,
+        unique: true,
+        partial: false,
+        primary,
+    })
+}
+
+fn alter_table(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
+    let rel = child(node, K::TABLE_RELATION_NAME)?;
+    let table = qual_name(&child(&rel, K::TABLE_NAME_REF)?)?;
+    let mut actions = Vec::new();
+    for a in node.children() {
+        let action = match a.kind() {
+            K::ADD_COLUMN => {
+                let (column, indexes) = column(&a, lines.of_node(&a))?;
+                Action::AddColumn {
+                    column,
+                    indexes,
+                    if_not_exists: child(&a, K::IF_NOT_EXISTS).is_some(),
+                }
+            }
+            K::DROP_COLUMN => Action::DropColumn {
+                name: simple_name(&child(&a, K::COLUMN_NAME_REF)?)?,
+                if_exists: child(&a, K::IF_EXISTS).is_some(),
+                cascade: child(&a, K::CASCADE).is_some(),
+            },
+            K::RENAME_COLUMN => Action::RenameColumn {
+                from: simple_name(&child(&a, K::COLUMN_NAME_REF)?)?,
+                to: simple_name(&child(&a, K::COLUMN_NAME)?)?,
+            },
+            K::ALTER_COLUMN => {
+                let col = simple_name(&child(&a, K::COLUMN_NAME_REF)?)?;
+                if child(&a, K::SET_NOT_NULL).is_some() {
+                    Action::SetNotNull(col)
+                } else if child(&a, K::DROP_NOT_NULL).is_some() {
+                    Action::DropNotNull(col)
+                } else {
+                    continue;
+                }
+            }
+            K::ADD_CONSTRAINT => {
+                let Some(c) = a
+                    .children()
+                    .find(|c| matches!(c.kind(), K::PRIMARY_KEY_CONSTRAINT | K::UNIQUE_CONSTRAINT))
+                else {
+                    continue;
+                };
+                match table_constraint(&c) {
+                    Some(idx) => Action::AddIndex(idx),
+                    None => continue,
+                }
+            }
+            K::DROP_CONSTRAINT => {
+                Action::DropConstraint(simple_name(&child(&a, K::CONSTRAINT_NAME_REF)?)?)
+            }
+            K::ENABLE_RLS => Action::Rls(true),
+            K::DISABLE_RLS => Action::Rls(false),
+            K::FORCE_RLS => Action::ForceRls(true),
+            K::NO_FORCE_RLS => Action::ForceRls(false),
+            K::TABLE_RENAME_TO => Action::RenameTo(simple_name(
+                &a.children().find(|c| c.kind() == K::TABLE_NAME)?,
+            )?),
+            K::SET_SCHEMA => Action::SetSchema(simple_name(&child(&a, K::SCHEMA_REF)?)?),
+            _ => continue,
+        };
+        actions.push(action);
+    }
+    Some(Op::AlterTable {
+        table,
+        if_exists: child(node, K::IF_EXISTS).is_some(),
+        actions,
+    })
+}
+
+fn roles(node: &SyntaxNode) -> Option<Vec<String>> {
+    let roles = child(node, K::POLICY_ROLES)?;
+    let list = child(&roles, K::ROLE_REF_LIST)?;
+    Some(
+        children(&list, K::ROLE_REF)
+            .filter_map(|r| simple_name(&r))
+            .collect(),
+    )
+}
+
+fn create_policy(node: &SyntaxNode, text: &str) -> Option<Op> {
+    let name = simple_name(&child(node, K::POLICY)?)?;
+    let table = on_table(node)?;
+    let permissive = child(node, K::AS_POLICY_TYPE)
+        .and_then(|t| sql::tokens(&t).last())
+        .is_none_or(|t| !t.text().eq_ignore_ascii_case("restrictive"));
+    let command = match child(node, K::POLICY_COMMAND)
+        .and_then(|c| c.children().next())
+        .map(|c| c.kind())
+    {
+        None | Some(K::POLICY_COMMAND_ALL) => Command::All,
+        Some(K::POLICY_COMMAND_SELECT) => Command::Select,
+        Some(K::POLICY_COMMAND_INSERT) => Command::Insert,
+        Some(K::POLICY_COMMAND_UPDATE) => Command::Update,
+        Some(K::POLICY_COMMAND_DELETE) => Command::Delete,
+        Some(_) => return None,
+    };
+    let using = child(node, K::USING_EXPR_CLAUSE).and_then(|c| paren_body(&c, text));
+    let with_check = child(node, K::WITH_CHECK_EXPR_CLAUSE).and_then(|c| paren_body(&c, text));
+    let roles = roles(node).unwrap_or_else(|| vec!["public".into()]);
+    Some(Op::CreatePolicy {
+        table,
+        policy: PolicyDef {
+            name,
+            command,
+            permissive,
+            roles,
+            using,
+            with_check,
+        },
+    })
+}
+
+fn alter_policy(node: &SyntaxNode, text: &str) -> Option<Op> {
+    let name = simple_name(&child(node, K::POLICY_REF)?)?;
+    let table = on_table(node)?;
+    let mut change = PolicyChange::default();
+    if let Some(r) = child(node, K::POLICY_RENAME_TO) {
+        change.rename = simple_name(&child(&r, K::POLICY)?);
+    }
+    let body = child(node, K::ALTER_POLICY_TO).unwrap_or_else(|| node.clone());
+    change.roles = roles(&body);
+    change.using = child(&body, K::USING_EXPR_CLAUSE).and_then(|c| paren_body(&c, text));
+    change.with_check = child(&body, K::WITH_CHECK_EXPR_CLAUSE).and_then(|c| paren_body(&c, text));
+    Some(Op::AlterPolicy {
+        table,
+        name,
+        change,
+    })
+}
+
+fn create_index(node: &SyntaxNode) -> Option<Op> {
+    let rel = child(node, K::TABLE_RELATION_NAME)?;
+    let table = qual_name(&child(&rel, K::TABLE_NAME_REF)?)?;
+    let name = child(node, K::INDEX).and_then(|n| simple_name(&n));
+    let items = child(node, K::PARTITION_ITEM_LIST)?;
+    let columns = children(&items, K::PARTITION_ITEM)
+        .map(|item| {
+            let first = item.children().next()?;
+            (first.kind() == K::NAME_REF)
+                .then(|| simple_name(&first))
+                .flatten()
+        })
+        .collect();
+    Some(Op::CreateIndex {
+        table,
+        index: IndexDef {
+            name,
+            columns,
+            unique: has_token(node, K::UNIQUE_KW),
+            partial: child(node, K::WHERE_CLAUSE).is_some(),
+            primary: false,
+        },
+        if_not_exists: child(node, K::IF_NOT_EXISTS).is_some(),
+    })
+}
+
+fn create_function(node: &SyntaxNode) -> Option<Op> {
+    let name = qual_name(
+        &node
+            .children()
+            .find(|c| matches!(c.kind(), K::FUNCTION_NAME | K::PROCEDURE_NAME | K::PATH))?,
+    )?;
+    let opts = child(node, K::FUNC_OPTION_LIST);
+    let security_definer = opts.as_ref().is_some_and(|o| {
+        o.children()
+            .any(|c| c.kind() == K::SECURITY_DEFINER_FUNC_OPTION)
+    });
+    let fixed_search_path = opts.as_ref().is_some_and(|o| {
+        o.descendants()
+            .filter(|c| c.kind() == K::CONFIG_PARAMETER_REF)
+            .any(|c| simple_name(&c).as_deref() == Some("search_path"))
+    });
+    Some(Op::CreateFunction {
+        name,
+        security_definer,
+        fixed_search_path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_statements_that_matter() {
+        let r = read(
+            "-- comment\ncreate table public.\"AuditTrail\" (id uuid primary key, tenant_id uuid not null references tenants(id));\n\
+             alter table only \"AuditTrail\" enable row level security;\n\
+             select 1;\n",
+        );
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.stmts.len(), 2);
+        assert_eq!(r.stmts[0].line, 2);
+        let Op::CreateTable(t) = &r.stmts[0].op else {
+            panic!("{:?}", r.stmts[0])
+        };
+        assert_eq!(t.name, QualName::new("public", "AuditTrail"));
+        assert_eq!(t.columns[1].name, "tenant_id");
+        assert!(t.columns[1].not_null);
+        assert_eq!(
+            t.columns[1].references,
+            Some(QualName::new("public", "tenants"))
+        );
+        assert!(t.columns[0].not_null, "primary key implies NOT NULL");
+        assert_eq!(
+            r.stmts[1].op,
+            Op::AlterTable {
+                table: QualName::new("public", "AuditTrail"),
+                if_exists: false,
+                actions: vec![Action::Rls(true)]
+            }
+        );
+    }
+
+    #[test]
+    fn policy_clauses_keep_their_text() {
+        let r = read("create policy \"Read\" on t as restrictive for update to authenticated using (tenant_id = get_current_tenant_id() /* c */) with check (true);");
+        let Op::CreatePolicy { table, policy } = &r.stmts[0].op else {
+            panic!()
+        };
+        assert_eq!(table.name, "t");
+        assert_eq!(policy.name, "Read");
+        assert!(!policy.permissive);
+        assert_eq!(policy.command, Command::Update);
+        assert_eq!(policy.roles, ["authenticated"]);
+        assert_eq!(
+            policy.using.as_deref(),
+            Some("tenant_id = get_current_tenant_id() /* c */")
+        );
+        assert_eq!(policy.with_check.as_deref(), Some("true"));
+    }
+
+    #[test]
+    fn do_blocks_name_their_targets() {
+        let r = read(
+            "do $$ begin alter table if exists Public.Docs disable row level security; end $$;",
+        );
+        let Op::Unverifiable(u) = &r.stmts[0].op else {
+            panic!()
+        };
+        assert_eq!(u.targets, [QualName::new("public", "docs")]);
+        assert!(!u.anything);
+        let r = read(
+            "do $$ begin execute format('alter table %I disable row level security', t); end $$;",
+        );
+        let Op::Unverifiable(u) = &r.stmts[0].op else {
+            panic!()
+        };
+        assert!(u.anything);
+    }
+}

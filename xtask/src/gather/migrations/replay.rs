@@ -1,0 +1,567 @@
+//! Replay the statements of one migration history, in order, into the schema model, as
+//! `supabase db reset` would apply them. Whatever the reader cannot follow leaves a
+//! [`Doubt`](crate::schema::Doubt) on the tables it may have touched, so they can never be
+//! called protected.
+
+use crate::{
+    model::{Finding, Severity},
+    rules::policy::Judge,
+    schema::{Column, Function, Index, Origin, Policy, QualName, Schema, Table},
+    sql,
+};
+
+use super::read::{
+    Action, ColumnDef, CreateTable, IndexDef, Op, PolicyChange, Stmt, SyntaxProblem, Unverifiable,
+};
+
+pub struct Replay<'a> {
+    pub schema: Schema,
+    judge: &'a Judge,
+    /// Findings of the reader on new files.
+    pub findings: Vec<Finding>,
+    /// Human lines for the migration impact (new files only).
+    pub impact: Vec<String>,
+    path: String,
+    new: bool,
+}
+
+impl<'a> Replay<'a> {
+    pub fn new(judge: &'a Judge) -> Replay<'a> {
+        Replay {
+            schema: Schema::default(),
+            judge,
+            findings: Vec::new(),
+            impact: Vec::new(),
+            path: String::new(),
+            new: false,
+        }
+    }
+
+    /// Start a file: its statements follow.
+    pub fn file(&mut self, path: &str, new: bool) {
+        self.path = path.to_string();
+        self.new = new;
+    }
+
+    fn at(&self, line: u32) -> Origin {
+        Origin::new(self.path.clone(), line)
+    }
+
+    fn note(&mut self, line: u32, what: impl std::fmt::Display) {
+        if self.new {
+            self.impact.push(format!("{what} ({}:{line})", self.path));
+        }
+    }
+
+    fn finding(&mut self, f: Finding) {
+        if self.new {
+            self.findings.push(f);
+        }
+    }
+
+    /// A file that could not be read whole (syntax errors, bad encoding): every table it
+    /// names loses the reader's trust.
+    /// Without the text (the file could not be read), every table is in doubt.
+    pub fn distrust_file(
+        &mut self,
+        text: Option<&str>,
+        problems: &[SyntaxProblem],
+        rule: &'static str,
+    ) {
+        let words = text.map(sql::words);
+        const SHOWN: usize = 5;
+        for p in problems.iter().take(SHOWN) {
+            let f = Finding::new(
+                rule,
+                Severity::Error,
+                format!(
+                    "{}: fix the SQL; until then no table this file names can be proved protected",
+                    p.message
+                ),
+            )
+            .at(self.path.clone(), Some(p.line));
+            self.finding(f);
+        }
+        let Some(first) = problems.first() else {
+            return;
+        };
+        let origin = self.at(first.line);
+        let path = self.path.clone();
+        for t in self.schema.tables.values_mut() {
+            if words.as_ref().is_none_or(|w| w.contains(&t.name.name)) {
+                t.doubt(
+                    origin.clone(),
+                    format!("{origin} cannot be read whole ({})", first.message),
+                );
+                t.touch(&path);
+            }
+        }
+    }
+
+    /// A file in the history that cannot be read at all: any table that exists may have been
+    /// changed by it.
+    pub fn distrust_all(&mut self, reason: &str) {
+        let origin = self.at(1);
+        let path = self.path.clone();
+        for t in self.schema.tables.values_mut() {
+            t.doubt(
+                origin.clone(),
+                format!("the history cannot be replayed: {reason}"),
+            );
+            t.touch(&path);
+        }
+    }
+
+    pub fn apply(&mut self, stmt: &Stmt) {
+        let line = stmt.line;
+        match &stmt.op {
+            Op::CreateTable(c) => self.create_table(c, line),
+            Op::AlterTable {
+                table,
+                if_exists,
+                actions,
+            } => {
+                if !self.schema.tables.contains_key(table) && *if_exists {
+                    return;
+                }
+                let mut name = table.clone();
+                self.table_mut(&name, line, "ALTER TABLE");
+                for a in actions {
+                    name = self.alter(&name, a, line);
+                }
+            }
+            Op::DropTable { tables, .. } => {
+                for t in tables {
+                    if self.schema.tables.remove(t).is_some() {
+                        self.note(line, format!("destructive: dropped table {t}"));
+                    }
+                }
+            }
+            Op::CreatePolicy { table, policy } => {
+                let origin = self.at(line);
+                let t = self.table_mut(table, line, "CREATE POLICY");
+                t.policies.retain(|p| p.name != policy.name);
+                t.policies.push(Policy {
+                    name: policy.name.clone(),
+                    command: policy.command,
+                    permissive: policy.permissive,
+                    roles: policy.roles.clone(),
+                    using: policy.using.clone(),
+                    with_check: policy.with_check.clone(),
+                    origin,
+                });
+                self.note(
+                    line,
+                    format!("created policy \"{}\" on {table}", policy.name),
+                );
+            }
+            Op::AlterPolicy {
+                table,
+                name,
+                change,
+            } => self.alter_policy(table, name, change, line),
+            Op::DropPolicy { table, name, .. } => {
+                let Some(t) = self.schema.tables.get_mut(table) else {
+                    return;
+                };
+                let before = t.policies.len();
+                t.policies.retain(|p| p.name != *name);
+                let dropped = t.policies.len() < before;
+                t.touch(&self.path);
+                if dropped {
+                    self.note(line, format!("dropped policy \"{name}\" on {table}"));
+                }
+            }
+            Op::CreateIndex {
+                table,
+                index,
+                if_not_exists,
+            } => {
+                let origin = self.at(line);
+                let path = self.path.clone();
+                // An index on something the history never created is most likely on a view or
+                // materialized view: it cannot change tenant isolation.
+                let Some(t) = self.schema.tables.get_mut(table) else {
+                    return;
+                };
+                if *if_not_exists
+                    && index.name.is_some()
+                    && t.indexes.iter().any(|i| i.name == index.name)
+                {
+                    return;
+                }
+                t.indexes.push(to_index(index, origin));
+                t.touch(&path);
+            }
+            Op::DropIndex { names, .. } => {
+                let path = self.path.clone();
+                for n in names {
+                    for t in self
+                        .schema
+                        .tables
+                        .values_mut()
+                        .filter(|t| t.name.schema == n.schema)
+                    {
+                        let before = t.indexes.len();
+                        t.indexes
+                            .retain(|i| i.name.as_deref() != Some(n.name.as_str()));
+                        if t.indexes.len() < before {
+                            t.touch(&path);
+                        }
+                    }
+                }
+            }
+            Op::CreateFunction {
+                name,
+                security_definer,
+                fixed_search_path,
+            } => {
+                let f = Function {
+                    name: name.clone(),
+                    security_definer: *security_definer,
+                    fixed_search_path: *fixed_search_path,
+                    origin: self.at(line),
+                };
+                self.schema.functions.insert(name.clone(), f);
+            }
+            Op::Unverifiable(u) => self.unverifiable(u, line),
+            Op::Destructive { what } => self.note(line, format!("destructive: {what}")),
+        }
+    }
+
+    /// The table, or a placeholder that the reader cannot vouch for (made by a DO block, an
+    /// extension, or a file out of order).
+    fn table_mut(&mut self, name: &QualName, line: u32, what: &str) -> &mut Table {
+        let origin = self.at(line);
+        let path = self.path.clone();
+        let t = self.schema.tables.entry(name.clone()).or_insert_with(|| {
+            let mut t = Table::new(name.clone(), origin.clone());
+            t.doubt(
+                origin.clone(),
+                format!("{what} at {origin} on a table no migration before it creates"),
+            );
+            t
+        });
+        t.touch(&path);
+        t
+    }
+
+    fn create_table(&mut self, c: &CreateTable, line: u32) {
+        let origin = self.at(line);
+        if let Some(existing) = self.schema.tables.get_mut(&c.name) {
+            if !c.if_not_exists {
+                existing.doubt(
+                    origin.clone(),
+                    format!(
+                        "CREATE TABLE at {origin} of a table that already exists fails in Postgres"
+                    ),
+                );
+                existing.touch(&self.path);
+            }
+            // IF NOT EXISTS on an existing table: Postgres keeps the old one, whatever this says.
+            return;
+        }
+        let mut t = Table::new(c.name.clone(), origin.clone());
+        let sources = c
+            .likes
+            .iter()
+            .map(|l| (l.source.clone(), l.indexes))
+            .chain(c.partition_of.clone().map(|p| (p, true)));
+        for (source, with_indexes) in sources {
+            match self.schema.tables.get(&source) {
+                Some(src) => {
+                    // LIKE copies columns and NOT NULL (and indexes when included), never RLS
+                    // or policies; a partition gets the parent's columns and indexes but
+                    // keeps its own RLS switch.
+                    for col in &src.columns {
+                        let mut col = col.clone();
+                        col.origin = origin.clone();
+                        col.null_origin = origin.clone();
+                        t.columns.push(col);
+                    }
+                    if with_indexes {
+                        t.indexes.extend(src.indexes.iter().map(|i| Index {
+                            name: None,
+                            origin: origin.clone(),
+                            ..i.clone()
+                        }));
+                    }
+                    if !src.unverified.is_empty() {
+                        t.doubt(
+                            origin.clone(),
+                            format!("copies {source}, which the reader could not verify"),
+                        );
+                    }
+                }
+                None => t.doubt(
+                    origin.clone(),
+                    format!("copies {source}, which no migration before {origin} creates"),
+                ),
+            }
+        }
+        for col in &c.columns {
+            let col = to_column(col, &origin);
+            t.columns.retain(|c| c.name != col.name);
+            t.columns.push(col);
+        }
+        for idx in &c.indexes {
+            let mut i = to_index(idx, origin.clone());
+            if idx.primary && i.name.is_none() {
+                i.name = Some(format!("{}_pkey", c.name.name));
+            }
+            t.indexes.push(i);
+        }
+        for pk in &c.pk_columns {
+            if let Some(col) = t.column_mut(pk) {
+                col.not_null = true;
+            }
+        }
+        if c.from_query {
+            t.doubt(
+                origin.clone(),
+                "its columns come from a query (CREATE TABLE AS / SELECT INTO)",
+            );
+        }
+        t.touch(&self.path);
+        self.schema.tables.insert(c.name.clone(), t);
+        self.note(line, format!("created table {}", c.name));
+    }
+
+    /// Apply one ALTER TABLE action; returns the table's name afterwards.
+    fn alter(&mut self, name: &QualName, action: &Action, line: u32) -> QualName {
+        let origin = self.at(line);
+        let Some(t) = self.schema.tables.get_mut(name) else {
+            return name.clone();
+        };
+        let mut note: Option<String> = None;
+        match action {
+            Action::AddColumn {
+                column,
+                indexes,
+                if_not_exists,
+            } => {
+                if t.column(&column.name).is_some() {
+                    if !if_not_exists {
+                        t.doubt(
+                            origin.clone(),
+                            format!(
+                                "ADD COLUMN {} at {origin}: the column exists, Postgres fails",
+                                column.name
+                            ),
+                        );
+                    }
+                } else {
+                    t.columns.push(to_column(column, &origin));
+                    t.indexes
+                        .extend(indexes.iter().map(|i| to_index(i, origin.clone())));
+                    note = Some(format!("added column {name}.{}", column.name));
+                }
+            }
+            Action::DropColumn {
+                name: col, cascade, ..
+            } => {
+                if t.column(col).is_some() {
+                    t.columns.retain(|c| c.name != *col);
+                    t.indexes
+                        .retain(|i| !i.columns.iter().any(|c| c.as_deref() == Some(col.as_str())));
+                    if *cascade {
+                        // Policies depend on the columns they read: CASCADE drops them too.
+                        t.policies.retain(|p| {
+                            ![&p.using, &p.with_check]
+                                .iter()
+                                .any(|e| e.as_deref().is_some_and(|e| sql::words(e).contains(col)))
+                        });
+                    }
+                    note = Some(format!("destructive: dropped column {name}.{col}"));
+                }
+            }
+            Action::RenameColumn { from, to } => {
+                if let Some(c) = t.column_mut(from) {
+                    c.name = to.clone();
+                    for i in &mut t.indexes {
+                        for c in i.columns.iter_mut().flatten() {
+                            if c == from {
+                                *c = to.clone();
+                            }
+                        }
+                    }
+                    for p in &mut t.policies {
+                        for e in [&mut p.using, &mut p.with_check].into_iter().flatten() {
+                            *e = sql::replace_ident(e, from, to);
+                        }
+                    }
+                    note = Some(format!("renamed column {name}.{from} to {to}"));
+                } else {
+                    t.doubt(
+                        origin.clone(),
+                        format!("RENAME COLUMN {from} at {origin}: no such column"),
+                    );
+                }
+            }
+            Action::SetNotNull(col) | Action::DropNotNull(col) => {
+                let on = matches!(action, Action::SetNotNull(_));
+                match t.column_mut(col) {
+                    Some(c) => {
+                        c.not_null = on;
+                        c.null_origin = origin.clone();
+                    }
+                    None => t.doubt(
+                        origin.clone(),
+                        format!("ALTER COLUMN {col} at {origin}: no such column"),
+                    ),
+                }
+            }
+            Action::AddIndex(idx) => {
+                let mut i = to_index(idx, origin.clone());
+                if idx.primary {
+                    if i.name.is_none() {
+                        i.name = Some(format!("{}_pkey", name.name));
+                    }
+                    for c in idx.columns.iter().flatten() {
+                        if let Some(col) = t.column_mut(c) {
+                            col.not_null = true;
+                            col.null_origin = origin.clone();
+                        }
+                    }
+                }
+                t.indexes.push(i);
+            }
+            Action::DropConstraint(c) => {
+                t.indexes.retain(|i| i.name.as_deref() != Some(c.as_str()))
+            }
+            Action::Rls(on) => {
+                t.rls.set(*on, origin.clone());
+                if !on {
+                    note = Some(format!("disabled row level security on {name}"));
+                }
+            }
+            Action::ForceRls(on) => t.rls_forced.set(*on, origin.clone()),
+            Action::RenameTo(new) | Action::SetSchema(new) => {
+                let to = match action {
+                    Action::RenameTo(_) => QualName::new(name.schema.clone(), new.clone()),
+                    _ => QualName::new(new.clone(), name.name.clone()),
+                };
+                let mut t = self.schema.tables.remove(name).expect("present above");
+                // RLS, policies and indexes stay with the table: Postgres stores the table, not its name.
+                t.former_names.push(t.name.clone());
+                t.name = to.clone();
+                self.schema.tables.insert(to.clone(), t);
+                self.note(line, format!("renamed table {name} to {to}"));
+                return to;
+            }
+        }
+        if let Some(n) = note {
+            self.note(line, n);
+        }
+        name.clone()
+    }
+
+    fn alter_policy(&mut self, table: &QualName, name: &str, change: &PolicyChange, line: u32) {
+        let origin = self.at(line);
+        let t = self.table_mut(table, line, "ALTER POLICY");
+        let Some(p) = t.policies.iter_mut().find(|p| p.name == name) else {
+            t.doubt(
+                origin.clone(),
+                format!("ALTER POLICY \"{name}\" at {origin}: no such policy on {table}"),
+            );
+            return;
+        };
+        let before = p.clone();
+        if let Some(r) = &change.rename {
+            p.name = r.clone();
+        }
+        if let Some(r) = &change.roles {
+            p.roles = r.clone();
+        }
+        if change.using.is_some() {
+            p.using = change.using.clone();
+        }
+        if change.with_check.is_some() {
+            p.with_check = change.with_check.clone();
+        }
+        p.origin = origin;
+        let after = p.clone();
+        let names: Vec<QualName> = std::iter::once(t.name.clone())
+            .chain(t.former_names.iter().cloned())
+            .collect();
+        let scoped = |p: &Policy| {
+            crate::schema::Command::EACH
+                .iter()
+                .filter(|c| p.command.covers(**c))
+                .all(|c| {
+                    p.exprs_for(*c)
+                        .iter()
+                        .all(|(_, e)| self.judge.scoped(*e, &names).is_ok())
+                })
+        };
+        if scoped(&before) && !scoped(&after) {
+            self.note(
+                line,
+                format!("loosened policy \"{name}\" on {table}: no longer tenant-scoped"),
+            );
+        } else {
+            self.note(line, format!("altered policy \"{name}\" on {table}"));
+        }
+    }
+
+    fn unverifiable(&mut self, u: &Unverifiable, line: u32) {
+        let origin = self.at(line);
+        let path = self.path.clone();
+        let reason = format!(
+            "{} at {origin} may change it, and no static reader can see inside",
+            u.what
+        );
+        for target in &u.targets {
+            if !self.schema.tables.contains_key(target) {
+                self.table_mut(target, line, &u.what);
+            }
+        }
+        let mut touched = Vec::new();
+        for t in self.schema.tables.values_mut() {
+            let named = u.targets.contains(&t.name) || u.words.contains(&t.name.name);
+            if named || u.anything {
+                t.doubt(origin.clone(), reason.clone());
+                t.touch(&path);
+                touched.push(t.name.to_string());
+            }
+        }
+        let scope = if u.anything {
+            "it runs dynamic SQL: every table that exists at this point is unverified".to_string()
+        } else if touched.is_empty() {
+            "it names no table the history knows".to_string()
+        } else {
+            format!("unverified: {}", touched.join(", "))
+        };
+        let msg = format!(
+            "{}: a static reader cannot see what it does ({scope}); move the DDL out of it, or let the live check prove the result",
+            u.what
+        );
+        self.finding(Finding::new("unverifiable-sql", Severity::Warning, msg).at(path, Some(line)));
+    }
+}
+
+fn to_column(c: &ColumnDef, origin: &Origin) -> Column {
+    Column {
+        name: c.name.clone(),
+        not_null: c.not_null,
+        references: c.references.clone(),
+        origin: Origin::new(
+            origin.path.clone(),
+            if c.line > 0 { c.line } else { origin.line },
+        ),
+        null_origin: Origin::new(
+            origin.path.clone(),
+            if c.line > 0 { c.line } else { origin.line },
+        ),
+    }
+}
+
+fn to_index(i: &IndexDef, origin: Origin) -> Index {
+    Index {
+        name: i.name.clone(),
+        columns: i.columns.clone(),
+        unique: i.unique,
+        partial: i.partial,
+        origin,
+    }
+}

@@ -1,0 +1,381 @@
+//! The schema model: what a database looks like after a migration history, as far as tenant
+//! isolation is concerned.
+//!
+//! Two readers fill it: the static reader (`gather::migrations`, replaying `.sql` files) and,
+//! later, the live reader (a Postgres catalog). The rules in `rules::tenant` judge it and do
+//! not know which reader filled it. Policy expressions are therefore kept as SQL *text* (what
+//! `pg_get_expr` also returns), and `rules::policy` re-parses that text to judge it.
+//!
+//! Every fact keeps its [`Origin`] so that findings can name the file and line to fix.
+
+use std::{collections::BTreeMap, fmt};
+
+/// Where a fact came from: a migration file and line, or a catalog (`line` 0, `path` naming it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    /// Repository path, `/`-separated.
+    pub path: String,
+    /// 1-based line of the statement.
+    pub line: u32,
+}
+
+impl Origin {
+    pub fn new(path: impl Into<String>, line: u32) -> Origin {
+        Origin {
+            path: path.into(),
+            line,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.path, self.line)
+    }
+}
+
+/// A schema-qualified name, each part folded as Postgres folds identifiers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QualName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualName {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> QualName {
+        QualName {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Parse a name as written in `xtask.toml` (`audit_log`, `public.audit_log`,
+    /// `public."AuditTrail"`): unquoted parts fold to lower case, the schema defaults to `public`.
+    pub fn from_config(s: &str) -> QualName {
+        let parts = split_config_name(s);
+        match parts.as_slice() {
+            [name] => QualName::new("public", name.clone()),
+            [.., schema, name] => QualName::new(schema.clone(), name.clone()),
+            [] => QualName::new("public", ""),
+        }
+    }
+}
+
+impl QualName {
+    /// As SQL: parts quoted where Postgres would otherwise fold or reject them.
+    pub fn sql(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// Quote an identifier unless it reads back the same unquoted.
+pub fn quote_ident(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+impl fmt::Display for QualName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// Split `a."B".c` into folded parts; a trailing `()` is ignored (`auth.uid()`).
+pub fn split_config_name(s: &str) -> Vec<String> {
+    let s = s.trim().trim_end_matches("()");
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            '"' => {
+                quoted = !quoted;
+                was_quoted = true;
+            }
+            '.' if !quoted => {
+                parts.push(fold_part(std::mem::take(&mut cur), was_quoted));
+                was_quoted = false;
+            }
+            c => cur.push(c),
+        }
+    }
+    parts.push(fold_part(cur, was_quoted));
+    parts
+}
+
+fn fold_part(s: String, quoted: bool) -> String {
+    if quoted {
+        s
+    } else {
+        s.trim().to_ascii_lowercase()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Schema {
+    /// Keyed by the qualified name.
+    pub tables: BTreeMap<QualName, Table>,
+    pub functions: BTreeMap<QualName, Function>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub name: QualName,
+    /// Names the table had before `RENAME TO` / `SET SCHEMA` (policies written against them
+    /// still apply: Postgres stores the table, not its name).
+    pub former_names: Vec<QualName>,
+    /// The `CREATE TABLE`, or the first statement that mentioned a table the reader never saw created.
+    pub origin: Origin,
+    pub columns: Vec<Column>,
+    pub indexes: Vec<Index>,
+    /// Set by `ENABLE ROW LEVEL SECURITY`, cleared by `DISABLE`: where that happened.
+    pub rls: Switch,
+    /// `FORCE ROW LEVEL SECURITY` (the owner is subject to policies too).
+    pub rls_forced: Switch,
+    pub policies: Vec<Policy>,
+    /// Why the reader cannot vouch for this table (DO blocks, syntax errors, ...). Non-empty
+    /// means the verdict can never be `protected`.
+    pub unverified: Vec<Doubt>,
+    /// Files (repository paths) whose statements created or changed this table.
+    pub touched_by: Vec<String>,
+}
+
+impl Table {
+    pub fn new(name: QualName, origin: Origin) -> Table {
+        Table {
+            name,
+            former_names: Vec::new(),
+            origin,
+            columns: Vec::new(),
+            indexes: Vec::new(),
+            rls: Switch::default(),
+            rls_forced: Switch::default(),
+            policies: Vec::new(),
+            unverified: Vec::new(),
+            touched_by: Vec::new(),
+        }
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
+        self.columns.iter_mut().find(|c| c.name == name)
+    }
+
+    pub fn touch(&mut self, path: &str) {
+        if !self.touched_by.iter().any(|p| p == path) {
+            self.touched_by.push(path.to_string());
+        }
+    }
+
+    pub fn doubt(&mut self, origin: Origin, reason: impl Into<String>) {
+        let reason = reason.into();
+        if !self
+            .unverified
+            .iter()
+            .any(|d| d.origin == origin && d.reason == reason)
+        {
+            self.unverified.push(Doubt { origin, reason });
+        }
+    }
+
+    /// Is there an index whose first column is `column`?
+    pub fn has_index_on(&self, column: &str) -> bool {
+        self.indexes.iter().any(|i| {
+            i.columns
+                .first()
+                .is_some_and(|c| c.as_deref() == Some(column))
+        })
+    }
+}
+
+/// An on/off state and where it was last set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Switch {
+    pub on: bool,
+    pub origin: Option<Origin>,
+}
+
+impl Switch {
+    pub fn set(&mut self, on: bool, origin: Origin) {
+        self.on = on;
+        self.origin = Some(origin);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doubt {
+    pub origin: Origin,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub not_null: bool,
+    /// `REFERENCES other(col)`: the referenced table.
+    pub references: Option<QualName>,
+    pub origin: Origin,
+    /// Where NOT NULL was last set or dropped.
+    pub null_origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    /// The index name (`None` when Postgres would generate one the reader does not model).
+    pub name: Option<String>,
+    /// Key columns in order; `None` for an expression.
+    pub columns: Vec<Option<String>>,
+    pub unique: bool,
+    /// A partial index (`WHERE ...`) does not serve every query on its first column.
+    pub partial: bool,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Command {
+    All,
+    Select,
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Command {
+    /// The four commands a table must cover.
+    pub const EACH: [Command; 4] = [
+        Command::Select,
+        Command::Insert,
+        Command::Update,
+        Command::Delete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::All => "all",
+            Command::Select => "select",
+            Command::Insert => "insert",
+            Command::Update => "update",
+            Command::Delete => "delete",
+        }
+    }
+
+    /// Does a policy `FOR self` apply to `cmd`?
+    pub fn covers(self, cmd: Command) -> bool {
+        self == Command::All || self == cmd
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub command: Command,
+    pub permissive: bool,
+    /// Folded role names; `public` when no `TO` was given.
+    pub roles: Vec<String>,
+    /// Expression text of `USING (...)`, without the parentheses of the clause.
+    pub using: Option<String>,
+    /// Expression text of `WITH CHECK (...)`.
+    pub with_check: Option<String>,
+    pub origin: Origin,
+}
+
+impl Policy {
+    /// The expressions Postgres evaluates for `cmd`: rows it lets the command see (`USING`)
+    /// and new rows it accepts (`WITH CHECK`, which for ALL and UPDATE falls back to `USING`).
+    /// Each `None` means "no expression": for a permissive policy, nothing filters.
+    pub fn exprs_for(&self, cmd: Command) -> Vec<(&'static str, Option<&str>)> {
+        let using = self.using.as_deref();
+        let check = self.with_check.as_deref().or(match self.command {
+            Command::All | Command::Update => using,
+            _ => None,
+        });
+        match cmd {
+            Command::Select | Command::Delete => vec![("USING", using)],
+            Command::Insert => vec![("WITH CHECK", check)],
+            Command::Update => vec![("USING", using), ("WITH CHECK", check)],
+            Command::All => vec![("USING", using), ("WITH CHECK", check)],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub name: QualName,
+    pub security_definer: bool,
+    /// `SET search_path = ...` on the function: a security definer function without it can be
+    /// tricked by objects a caller puts earlier on the path.
+    pub fixed_search_path: bool,
+    pub origin: Origin,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_names_fold_like_postgres() {
+        assert_eq!(
+            QualName::from_config("audit_log"),
+            QualName::new("public", "audit_log")
+        );
+        assert_eq!(
+            QualName::from_config("Private.Audit"),
+            QualName::new("private", "audit")
+        );
+        assert_eq!(
+            QualName::from_config("public.\"AuditTrail\""),
+            QualName::new("public", "AuditTrail")
+        );
+        assert_eq!(split_config_name("auth.uid()"), ["auth", "uid"]);
+        assert_eq!(
+            QualName::new("public", "AuditTrail").sql(),
+            "public.\"AuditTrail\""
+        );
+        assert_eq!(
+            QualName::new("public", "audit_trail").sql(),
+            "public.audit_trail"
+        );
+        assert_eq!(split_config_name("\"a.b\".\"c\"\"d\""), ["a.b", "c\"d"]);
+    }
+
+    #[test]
+    fn update_without_check_reuses_using() {
+        let p = Policy {
+            name: "p".into(),
+            command: Command::Update,
+            permissive: true,
+            roles: vec!["public".into()],
+            using: Some("a".into()),
+            with_check: None,
+            origin: Origin::new("x.sql", 1),
+        };
+        assert_eq!(
+            p.exprs_for(Command::Update),
+            [("USING", Some("a")), ("WITH CHECK", Some("a"))]
+        );
+        let ins = Policy {
+            command: Command::Insert,
+            using: None,
+            ..p
+        };
+        assert_eq!(ins.exprs_for(Command::Insert), [("WITH CHECK", None)]);
+    }
+}

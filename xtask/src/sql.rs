@@ -1,0 +1,250 @@
+//! Small helpers over squawk-syntax's lossless tree, shared by the static migration reader
+//! and the policy judge.
+//!
+//! squawk does not fold identifiers; Postgres does: unquoted names fold to lower case, quoted
+//! ones stay as written (`"AuditTrail"` and `audittrail` are two tables). Every name that
+//! leaves this module is folded.
+
+use squawk_syntax::{SyntaxKind, SyntaxNode, SyntaxToken};
+
+use crate::schema::QualName;
+
+/// Fold one identifier token as Postgres does.
+pub fn fold_ident(text: &str) -> String {
+    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        inner.replace("\"\"", "\"")
+    } else if let Some(rest) = text.strip_prefix("U&").or_else(|| text.strip_prefix("u&")) {
+        // Unicode-escaped quoted identifier: keep the body as written (escapes are rare in DDL).
+        rest.trim_matches('"').to_string()
+    } else {
+        text.to_ascii_lowercase()
+    }
+}
+
+pub fn is_trivia(kind: SyntaxKind) -> bool {
+    matches!(kind, SyntaxKind::WHITESPACE | SyntaxKind::COMMENT)
+}
+
+/// The non-trivia tokens under a node, in order.
+pub fn tokens(node: &SyntaxNode) -> impl Iterator<Item = SyntaxToken> {
+    node.descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !is_trivia(t.kind()))
+}
+
+/// A dotted name under a node (`public."AuditTrail"`), folded, in parts.
+pub fn name_parts(node: &SyntaxNode) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur: Option<String> = None;
+    for t in tokens(node) {
+        match t.kind() {
+            SyntaxKind::DOT => parts.extend(cur.take()),
+            SyntaxKind::L_PAREN | SyntaxKind::R_PAREN | SyntaxKind::COMMA => break,
+            _ => {
+                // A name part is one token; anything else (an operator) ends the name.
+                if cur.is_some() {
+                    break;
+                }
+                cur = Some(fold_ident(t.text()));
+            }
+        }
+    }
+    parts.extend(cur);
+    parts
+}
+
+/// A relation name: one part means the `public` schema (Supabase's search path), three parts
+/// (`db.schema.table`) drop the database.
+pub fn qual_name(node: &SyntaxNode) -> Option<QualName> {
+    let parts = name_parts(node);
+    match parts.as_slice() {
+        [] => None,
+        [name] => Some(QualName::new("public", name.clone())),
+        [.., schema, name] => Some(QualName::new(schema.clone(), name.clone())),
+    }
+}
+
+/// A single folded name (the last part of whatever the node holds).
+pub fn simple_name(node: &SyntaxNode) -> Option<String> {
+    name_parts(node).pop()
+}
+
+pub fn child(node: &SyntaxNode, kind: SyntaxKind) -> Option<SyntaxNode> {
+    node.children().find(|c| c.kind() == kind)
+}
+
+pub fn children(node: &SyntaxNode, kind: SyntaxKind) -> impl Iterator<Item = SyntaxNode> {
+    node.children().filter(move |c| c.kind() == kind)
+}
+
+pub fn has_token(node: &SyntaxNode, kind: SyntaxKind) -> bool {
+    node.children_with_tokens().any(|e| e.kind() == kind)
+}
+
+pub fn first_token_kind(node: &SyntaxNode) -> Option<SyntaxKind> {
+    tokens(node).next().map(|t| t.kind())
+}
+
+/// The source text between the first `(` and the last `)` directly under `node`: the
+/// expression of a `USING (...)` or `WITH CHECK (...)` clause, comments included.
+pub fn paren_body(node: &SyntaxNode, source: &str) -> Option<String> {
+    let toks: Vec<SyntaxToken> = node
+        .children_with_tokens()
+        .filter_map(|e| e.into_token())
+        .collect();
+    let open = toks.iter().find(|t| t.kind() == SyntaxKind::L_PAREN)?;
+    let close = toks
+        .iter()
+        .rev()
+        .find(|t| t.kind() == SyntaxKind::R_PAREN)?;
+    let (a, b) = (
+        usize::from(open.text_range().end()),
+        usize::from(close.text_range().start()),
+    );
+    let body = source.get(a..b)?.trim();
+    Some(body.to_string())
+}
+
+/// 1-based line numbers from byte offsets.
+pub struct Lines {
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    pub fn new(text: &str) -> Lines {
+        let mut starts = vec![0];
+        starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
+        Lines { starts }
+    }
+
+    pub fn line(&self, offset: usize) -> u32 {
+        let idx = self.starts.partition_point(|&s| s <= offset);
+        u32::try_from(idx.max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// The line of a node's first non-trivia token (leading comments are not the statement).
+    pub fn of_node(&self, node: &SyntaxNode) -> u32 {
+        let start = tokens(node)
+            .next()
+            .map(|t| t.text_range().start())
+            .unwrap_or(node.text_range().start());
+        self.line(usize::from(start))
+    }
+}
+
+/// Words of SQL text as Postgres would read identifiers (`"Quoted"` kept, others lower-cased),
+/// for the fail-closed guesses about what an unreadable statement might touch.
+pub fn words(text: &str) -> std::collections::HashSet<String> {
+    let mut out = std::collections::HashSet::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' {
+            let start = i + 1;
+            let mut j = start;
+            while j < b.len() && b[j] != b'"' {
+                j += 1;
+            }
+            if let Some(w) = text.get(start..j) {
+                out.insert(w.to_string());
+            }
+            i = j + 1;
+        } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
+            let start = i;
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
+            {
+                i += 1;
+            }
+            if let Some(w) = text.get(start..i) {
+                out.insert(w.to_ascii_lowercase());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Rename an identifier in expression text (after `RENAME COLUMN`, Postgres shows the new
+/// name in a policy; so must the stored text). String literals and other words are kept.
+pub fn replace_ident(text: &str, from: &str, to: &str) -> String {
+    let quoted_to = if to
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        to.to_string()
+    } else {
+        format!("\"{}\"", to.replace('"', "\"\""))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let len = if c == '\'' || c == '"' {
+            let end = rest[1..].find(c).map_or(rest.len(), |i| i + 2);
+            let tok = &rest[..end];
+            if c == '"' && tok.len() >= 2 && &tok[1..tok.len() - 1] == from {
+                out.push_str(&quoted_to);
+            } else {
+                out.push_str(tok);
+            }
+            end
+        } else if c.is_alphanumeric() || c == '_' {
+            let end = rest
+                .find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '$'))
+                .unwrap_or(rest.len());
+            let tok = &rest[..end];
+            if tok.to_ascii_lowercase() == from {
+                out.push_str(&quoted_to);
+            } else {
+                out.push_str(tok);
+            }
+            end
+        } else {
+            out.push(c);
+            c.len_utf8()
+        };
+        rest = &rest[len..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding() {
+        assert_eq!(fold_ident("Invoices"), "invoices");
+        assert_eq!(fold_ident("\"AuditTrail\""), "AuditTrail");
+        assert_eq!(fold_ident("\"a\"\"b\""), "a\"b");
+    }
+
+    #[test]
+    fn lines_are_one_based() {
+        let l = Lines::new("a\nbc\n\nd");
+        assert_eq!(l.line(0), 1);
+        assert_eq!(l.line(2), 2);
+        assert_eq!(l.line(5), 3);
+        assert_eq!(l.line(6), 4);
+    }
+
+    #[test]
+    fn rename_ident_in_text() {
+        assert_eq!(
+            replace_ident(
+                "org_id = get('org_id') and t.Org_Id = \"org_id\"",
+                "org_id",
+                "tenant_id"
+            ),
+            "tenant_id = get('org_id') and t.tenant_id = tenant_id"
+        );
+    }
+
+    #[test]
+    fn words_fold_and_keep_quotes() {
+        let w = words("ALTER TABLE \"AuditTrail\" x.Foo_bar -- c");
+        assert!(w.contains("AuditTrail") && w.contains("foo_bar") && w.contains("alter"));
+    }
+}

@@ -1,0 +1,656 @@
+//! Fixtures under `tests/fixtures/migrations/<case>/`: one history each, replayed with
+//! `--all`, with the exact verdict and rule ids every table must get.
+
+use std::path::{Path, PathBuf};
+
+use xtask::{
+    config::{Config, Exemption},
+    gather::migrations::analyze,
+    model::{ChangeStatus, ChangedFile, MigrationEvidence, Verdict},
+    repo::Changes,
+};
+
+use Verdict::{Exempt, Protected, Unprotected, Unverified};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations")
+}
+
+fn config_for(dir: &str) -> Config {
+    let mut c = Config::default();
+    c.migrations.dirs = vec![dir.to_string()];
+    c
+}
+
+fn run(case: &str, config: &Config, changes: &Changes) -> MigrationEvidence {
+    analyze(&fixtures(), config, changes).unwrap_or_else(|e| panic!("{case}: {e}"))
+}
+
+/// A table's name, verdict and sorted rule ids.
+type TableSummary = (String, Verdict, Vec<&'static str>);
+
+/// Every table reported, with its verdict and the sorted rule ids of its findings; and the
+/// rule ids of the findings about no table.
+fn summary(ev: &MigrationEvidence) -> (Vec<TableSummary>, Vec<&'static str>) {
+    let mut tables: Vec<_> = ev
+        .tables
+        .iter()
+        .map(|t| {
+            let mut rules: Vec<&'static str> = ev
+                .findings
+                .iter()
+                .filter(|f| f.table.as_deref() == Some(t.name.as_str()))
+                .map(|f| f.rule)
+                .collect();
+            rules.sort();
+            rules.dedup();
+            (t.name.clone(), t.verdict, rules)
+        })
+        .collect();
+    tables.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut other: Vec<&'static str> = ev
+        .findings
+        .iter()
+        .filter(|f| f.table.is_none())
+        .map(|f| f.rule)
+        .collect();
+    other.sort();
+    other.dedup();
+    (tables, other)
+}
+
+#[track_caller]
+fn expect(case: &str, tables: &[(&str, Verdict, &[&str])], other: &[&str]) -> MigrationEvidence {
+    let ev = run(case, &config_for(case), &Changes::all());
+    let (got, got_other) = summary(&ev);
+    let want: Vec<(String, Verdict, Vec<&str>)> = tables
+        .iter()
+        .map(|(n, v, r)| (n.to_string(), *v, r.to_vec()))
+        .collect();
+    let mut want = want;
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, want, "{case}: tables\nfindings: {:#?}", ev.findings);
+    assert_eq!(
+        got_other, other,
+        "{case}: findings about no table\n{:#?}",
+        ev.findings
+    );
+    ev
+}
+
+fn line_of(ev: &MigrationEvidence, rule: &str) -> Option<String> {
+    ev.findings
+        .iter()
+        .find(|f| f.rule == rule)
+        .and_then(|f| f.location())
+}
+
+// --- one fixture per rule -------------------------------------------------------------
+
+#[test]
+fn protected_table_and_exempt_root() {
+    let ev = expect(
+        "protected",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.tenants", Exempt, &[]),
+        ],
+        &[],
+    );
+    let docs = ev.tables.iter().find(|t| t.name == "public.docs").unwrap();
+    assert!(docs.tenant_column && docs.tenant_not_null && docs.rls_enabled && docs.tenant_index);
+    assert_eq!(docs.policies.len(), 1);
+    assert!(docs.policies[0].tenant_scoped);
+    assert_eq!(
+        docs.policies[0].using.as_deref(),
+        Some("tenant_id = get_current_tenant_id()")
+    );
+    let root = ev
+        .tables
+        .iter()
+        .find(|t| t.name == "public.tenants")
+        .unwrap();
+    assert!(
+        root.reason.as_deref().unwrap().contains("root"),
+        "{:?}",
+        root.reason
+    );
+}
+
+#[test]
+fn tenant_column_missing() {
+    expect(
+        "tenant_column_missing",
+        &[(
+            "public.docs",
+            Unprotected,
+            &["policy-not-tenant-scoped", "tenant-column-missing"],
+        )],
+        &[],
+    );
+}
+
+#[test]
+fn tenant_column_nullable() {
+    let ev = expect(
+        "tenant_column_nullable",
+        &[("public.docs", Unprotected, &["tenant-column-nullable"])],
+        &[],
+    );
+    assert_eq!(
+        line_of(&ev, "tenant-column-nullable").as_deref(),
+        Some("tenant_column_nullable/0001.sql:3")
+    );
+}
+
+#[test]
+fn rls_not_enabled() {
+    let ev = expect(
+        "rls_not_enabled",
+        &[("public.docs", Unprotected, &["rls-not-enabled"])],
+        &[],
+    );
+    assert_eq!(
+        line_of(&ev, "rls-not-enabled").as_deref(),
+        Some("rls_not_enabled/0001.sql:1")
+    );
+}
+
+#[test]
+fn policy_missing() {
+    let ev = expect(
+        "policy_missing",
+        &[("public.docs", Unprotected, &["policy-missing"])],
+        &[],
+    );
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "policy-missing")
+        .unwrap();
+    assert!(
+        f.message.contains("insert, update, delete"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn policy_not_tenant_scoped() {
+    let ev = expect(
+        "policy_not_tenant_scoped",
+        &[("public.docs", Unprotected, &["policy-not-tenant-scoped"])],
+        &[],
+    );
+    assert_eq!(
+        line_of(&ev, "policy-not-tenant-scoped").as_deref(),
+        Some("policy_not_tenant_scoped/0001.sql:5")
+    );
+    let docs = &ev.tables[0];
+    let open = docs
+        .policies
+        .iter()
+        .find(|p| p.name == "docs_open_read")
+        .unwrap();
+    assert!(!open.tenant_scoped);
+    assert_eq!(open.roles, ["authenticated"]);
+}
+
+#[test]
+fn tenant_index_missing_is_a_warning_and_partial_indexes_do_not_count() {
+    let ev = expect(
+        "tenant_index_missing",
+        &[("public.docs", Protected, &["tenant-index-missing"])],
+        &[],
+    );
+    assert!(!ev.tables[0].tenant_index);
+}
+
+// --- one fixture per statement form -----------------------------------------------------
+
+#[test]
+fn create_table_if_not_exists_keeps_the_first_definition() {
+    expect("if_not_exists", &[("public.docs", Protected, &[])], &[]);
+}
+
+#[test]
+fn like_including_all_copies_columns_and_indexes_but_not_rls_or_policies() {
+    let ev = expect(
+        "like_including_all",
+        &[
+            ("public.docs", Protected, &[]),
+            (
+                "public.docs_archive",
+                Unprotected,
+                &["policy-missing", "rls-not-enabled"],
+            ),
+        ],
+        &[],
+    );
+    let archive = ev
+        .tables
+        .iter()
+        .find(|t| t.name == "public.docs_archive")
+        .unwrap();
+    assert!(archive.tenant_not_null && archive.tenant_index && archive.policies.is_empty());
+}
+
+#[test]
+fn partition_has_its_own_rls_switch() {
+    expect(
+        "partition_of",
+        &[
+            ("public.events", Protected, &[]),
+            (
+                "public.events_2026",
+                Unprotected,
+                &["policy-missing", "rls-not-enabled"],
+            ),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn alter_table_if_exists_only() {
+    expect(
+        "alter_if_exists_only",
+        &[("public.docs", Protected, &[])],
+        &[],
+    );
+}
+
+#[test]
+fn add_column_in_a_later_file() {
+    expect("add_column_later", &[("public.docs", Protected, &[])], &[]);
+}
+
+#[test]
+fn rename_column_is_followed_by_policies_and_indexes() {
+    let ev = expect("rename_column", &[("public.docs", Protected, &[])], &[]);
+    assert_eq!(
+        ev.tables[0].policies[0].using.as_deref(),
+        Some("tenant_id = get_current_tenant_id()")
+    );
+}
+
+#[test]
+fn drop_not_null_in_a_later_file() {
+    let ev = expect(
+        "drop_not_null",
+        &[("public.docs", Unprotected, &["tenant-column-nullable"])],
+        &[],
+    );
+    assert_eq!(
+        line_of(&ev, "tenant-column-nullable").as_deref(),
+        Some("drop_not_null/0002.sql:1")
+    );
+}
+
+#[test]
+fn set_not_null() {
+    expect("set_not_null", &[("public.docs", Protected, &[])], &[]);
+}
+
+#[test]
+fn primary_key_constraint_gives_not_null_and_the_tenant_index() {
+    expect(
+        "primary_key_constraint",
+        &[("public.docs", Protected, &[])],
+        &[],
+    );
+}
+
+#[test]
+fn drop_constraint_drops_its_index() {
+    expect(
+        "drop_constraint",
+        &[("public.docs", Protected, &["tenant-index-missing"])],
+        &[],
+    );
+}
+
+#[test]
+fn a_later_file_disables_rls() {
+    let ev = expect(
+        "disable_later",
+        &[("public.docs", Unprotected, &["rls-not-enabled"])],
+        &[],
+    );
+    assert_eq!(
+        line_of(&ev, "rls-not-enabled").as_deref(),
+        Some("disable_later/0002.sql:3")
+    );
+    assert!(
+        ev.impact
+            .iter()
+            .any(|l| l.contains("disabled row level security on public.docs")),
+        "{:?}",
+        ev.impact
+    );
+}
+
+#[test]
+fn rename_to_keeps_rls_and_policies() {
+    let ev = expect("rename_table", &[("public.documents", Protected, &[])], &[]);
+    assert!(
+        ev.impact
+            .iter()
+            .any(|l| l.contains("renamed table public.docs to public.documents")),
+        "{:?}",
+        ev.impact
+    );
+}
+
+#[test]
+fn set_schema_moves_the_table() {
+    expect("set_schema", &[("private.docs", Protected, &[])], &[]);
+}
+
+#[test]
+fn drop_table_and_destructive_statements_are_impact() {
+    let ev = expect("drop_table", &[], &[]);
+    let impact = ev.impact.join("\n");
+    assert!(
+        impact.contains("destructive: dropped table public.docs (drop_table/0001.sql:2)"),
+        "{impact}"
+    );
+    assert!(
+        impact.contains("destructive: truncate table tenants"),
+        "{impact}"
+    );
+    assert!(
+        impact.contains("destructive: DELETE without WHERE on public.tenants"),
+        "{impact}"
+    );
+}
+
+#[test]
+fn alter_policy_that_loosens() {
+    let ev = expect(
+        "alter_policy",
+        &[("public.docs", Unprotected, &["policy-not-tenant-scoped"])],
+        &[],
+    );
+    assert_eq!(
+        line_of(&ev, "policy-not-tenant-scoped").as_deref(),
+        Some("alter_policy/0002.sql:1")
+    );
+    assert!(
+        ev.impact
+            .iter()
+            .any(|l| l.contains("loosened policy \"p\" on public.docs")),
+        "{:?}",
+        ev.impact
+    );
+}
+
+#[test]
+fn drop_policy_in_a_later_file() {
+    let ev = expect(
+        "drop_policy",
+        &[("public.docs", Unprotected, &["policy-missing"])],
+        &[],
+    );
+    assert!(
+        ev.impact
+            .iter()
+            .any(|l| l.contains("dropped policy \"p\" on public.docs")),
+        "{:?}",
+        ev.impact
+    );
+}
+
+#[test]
+fn drop_index_removes_the_tenant_index() {
+    expect(
+        "drop_index",
+        &[("public.docs", Protected, &["tenant-index-missing"])],
+        &[],
+    );
+}
+
+#[test]
+fn create_function_security_definer_without_search_path() {
+    let ev = expect("create_function", &[], &["function-search-path-mutable"]);
+    assert_eq!(
+        line_of(&ev, "function-search-path-mutable").as_deref(),
+        Some("create_function/0001.sql:4")
+    );
+}
+
+#[test]
+fn drop_column_cascade_drops_the_policies_that_read_it() {
+    let ev = expect(
+        "drop_column_cascade",
+        &[("public.docs", Protected, &[])],
+        &[],
+    );
+    assert_eq!(ev.tables[0].policies.len(), 1);
+    assert!(
+        ev.impact
+            .iter()
+            .any(|l| l.contains("destructive: dropped column public.docs.owner")),
+        "{:?}",
+        ev.impact
+    );
+}
+
+#[test]
+fn create_table_as_is_unverified() {
+    expect(
+        "create_table_as",
+        &[(
+            "public.docs_copy",
+            Unverified,
+            &["policy-missing", "rls-not-enabled", "tenant-column-missing"],
+        )],
+        &[],
+    );
+}
+
+// --- Postgres subtleties ----------------------------------------------------------------
+
+#[test]
+fn quoted_names_keep_their_case() {
+    expect(
+        "quoted_names",
+        &[
+            ("public.Docs", Unprotected, &["rls-not-enabled"]),
+            (
+                "public.docs",
+                Unverified,
+                &["policy-missing", "tenant-column-missing"],
+            ),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn dynamic_sql_in_do_is_unverified() {
+    let ev = expect(
+        "do_block",
+        &[("public.docs", Unverified, &[])],
+        &["unverifiable-sql"],
+    );
+    assert_eq!(
+        line_of(&ev, "unverifiable-sql").as_deref(),
+        Some("do_block/0002.sql:1")
+    );
+    assert!(ev.tables[0].reason.as_deref().unwrap().contains("DO block"));
+}
+
+#[test]
+fn or_true_opens_the_table() {
+    expect(
+        "or_true",
+        &[("public.docs", Unprotected, &["policy-not-tenant-scoped"])],
+        &[],
+    );
+}
+
+#[test]
+fn restrictive_policies_alone_are_no_policy() {
+    let ev = expect(
+        "restrictive_only",
+        &[("public.docs", Unprotected, &["policy-missing"])],
+        &[],
+    );
+    assert!(
+        ev.findings[0].message.contains("restrictive"),
+        "{}",
+        ev.findings[0].message
+    );
+}
+
+#[test]
+fn insert_without_with_check_is_open() {
+    let ev = expect(
+        "insert_without_check",
+        &[("public.docs", Unprotected, &["policy-not-tenant-scoped"])],
+        &[],
+    );
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "policy-not-tenant-scoped")
+        .unwrap();
+    assert!(
+        f.message.contains("\"i\"") && f.message.contains("no WITH CHECK"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn update_without_with_check_reuses_using_and_all_using_only_covers_insert() {
+    expect("all_using_only", &[("public.docs", Protected, &[])], &[]);
+}
+
+#[test]
+fn a_policy_on_another_table_does_not_count() {
+    expect(
+        "policy_on_other_table",
+        &[
+            ("public.docs", Unprotected, &["policy-missing"]),
+            ("public.notes", Protected, &[]),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn auth_uid_is_not_null_is_not_tenant_scoped() {
+    expect(
+        "auth_uid_not_null",
+        &[("public.docs", Unprotected, &["policy-not-tenant-scoped"])],
+        &[],
+    );
+}
+
+#[test]
+fn membership_sub_selects_are_tenant_sources() {
+    expect("membership", &[("public.docs", Protected, &[])], &[]);
+}
+
+#[test]
+fn unqualified_column_inside_exists_is_the_member_tables() {
+    expect(
+        "exists_unqualified",
+        &[("public.docs", Unprotected, &["policy-not-tenant-scoped"])],
+        &[],
+    );
+}
+
+#[test]
+fn syntax_error_makes_the_file_unverified() {
+    let ev = run("syntax_error", &config_for("syntax_error"), &Changes::all());
+    let docs = ev.tables.iter().find(|t| t.name == "public.docs").unwrap();
+    assert_eq!(docs.verdict, Unverified);
+    assert!(
+        docs.reason
+            .as_deref()
+            .unwrap()
+            .contains("cannot be read whole"),
+        "{:?}",
+        docs.reason
+    );
+    assert_eq!(
+        line_of(&ev, "sql-syntax-error").as_deref(),
+        Some("syntax_error/0001.sql:5")
+    );
+}
+
+#[test]
+fn empty_file_is_noted() {
+    expect("empty", &[], &["migration-empty"]);
+}
+
+#[test]
+fn statements_on_a_table_never_created_are_unverified() {
+    expect(
+        "unknown_table",
+        &[("public.docs", Unverified, &["tenant-column-missing"])],
+        &[],
+    );
+}
+
+#[test]
+fn exempt_tables_from_config() {
+    let mut config = config_for("rls_not_enabled");
+    config.tenancy.exempt_tables = vec![Exemption {
+        name: "public.docs".into(),
+        reason: "global lookup".into(),
+    }];
+    let ev = run("rls_not_enabled", &config, &Changes::all());
+    assert_eq!(ev.tables[0].verdict, Exempt);
+    assert!(ev.findings.is_empty(), "{:?}", ev.findings);
+    assert!(ev.tables[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("global lookup"));
+}
+
+#[test]
+fn only_tables_touched_by_new_files_are_judged() {
+    // disable_later/0002 is the only new file: it touches docs.
+    let changes = Changes {
+        base: None,
+        all: false,
+        files: vec![ChangedFile {
+            path: "disable_later/0002.sql".into(),
+            status: ChangeStatus::Added,
+            from: None,
+            target: None,
+        }],
+    };
+    let ev = run("disable_later", &config_for("disable_later"), &changes);
+    assert_eq!(ev.new_files, ["disable_later/0002.sql"]);
+    assert_eq!(ev.files_read, 2);
+    assert_eq!(ev.tables.len(), 1);
+    // policy_on_other_table: no file new → nothing judged, nothing reported.
+    let none = Changes {
+        base: None,
+        all: false,
+        files: Vec::new(),
+    };
+    let ev = run(
+        "policy_on_other_table",
+        &config_for("policy_on_other_table"),
+        &none,
+    );
+    assert!(ev.tables.is_empty() && ev.findings.is_empty() && ev.impact.is_empty());
+}
+
+#[test]
+fn each_directory_is_its_own_history() {
+    // notes exists only in the second history; the first knows nothing of it.
+    let mut config = Config::default();
+    config.migrations.dirs = vec!["rls_not_enabled".into(), "policy_on_other_table".into()];
+    let ev = run("two histories", &config, &Changes::all());
+    let names: Vec<&str> = ev.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["public.docs", "public.docs", "public.notes"]);
+    assert_eq!(ev.files_read, 2);
+}

@@ -1,0 +1,253 @@
+//! Files a reader must survive: malformed, empty, huge, not UTF-8, links that dangle or
+//! loop. Each gives a clear finding and no panic; none can make a table `protected`.
+
+use std::path::PathBuf;
+
+use xtask::{
+    config::Config,
+    gather::migrations::analyze,
+    model::{MigrationEvidence, Severity, Verdict},
+    repo::Changes,
+};
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempRepo(PathBuf);
+
+impl TempRepo {
+    fn new(name: &str) -> TempRepo {
+        let dir = std::env::temp_dir().join(format!("xtask-robust-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("supabase/migrations")).unwrap();
+        TempRepo(dir)
+    }
+    fn migrations(&self) -> PathBuf {
+        self.0.join("supabase/migrations")
+    }
+    fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.migrations().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+    fn analyze(&self) -> MigrationEvidence {
+        analyze(&self.0, &Config::default(), &Changes::all()).unwrap()
+    }
+}
+
+impl Drop for TempRepo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const PROTECTED: &str = "create table docs (id uuid primary key, tenant_id uuid not null);\n\
+create index on docs (tenant_id);\n\
+alter table docs enable row level security;\n\
+create policy p on docs for all using (tenant_id = get_current_tenant_id());\n";
+
+fn rules(ev: &MigrationEvidence) -> Vec<&'static str> {
+    let mut r: Vec<_> = ev.findings.iter().map(|f| f.rule).collect();
+    r.sort();
+    r.dedup();
+    r
+}
+
+fn verdict(ev: &MigrationEvidence, table: &str) -> Verdict {
+    ev.tables
+        .iter()
+        .find(|t| t.name == table)
+        .unwrap_or_else(|| panic!("no {table}: {:?}", ev.tables))
+        .verdict
+}
+
+#[test]
+fn malformed_sql_is_a_syntax_error_and_unverified() {
+    let repo = TempRepo::new("malformed");
+    repo.write("0001.sql", PROTECTED);
+    repo.write(
+        "0002.sql",
+        "alter table docs )))((( enable;;; create create table\n'unterminated docs",
+    );
+    let ev = repo.analyze();
+    assert!(
+        rules(&ev).contains(&"sql-syntax-error"),
+        "{:?}",
+        ev.findings
+    );
+    assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
+    // Never a flood: at most five errors and a count per file.
+    assert!(
+        ev.findings
+            .iter()
+            .filter(|f| f.rule == "sql-syntax-error")
+            .count()
+            <= 6
+    );
+}
+
+#[test]
+fn garbage_bytes_do_not_panic() {
+    let repo = TempRepo::new("garbage");
+    let mut bytes = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..20_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let alphabet = b"()';$\"-/* \ncreatetableDOpolicy_x0";
+        bytes.push(alphabet[(x >> 16) as usize % alphabet.len()]);
+    }
+    repo.write("0001.sql", &bytes);
+    let ev = repo.analyze();
+    assert!(ev
+        .findings
+        .iter()
+        .any(|f| f.rule == "sql-syntax-error" && f.severity == Severity::Error));
+}
+
+#[test]
+fn empty_files_are_noted() {
+    let repo = TempRepo::new("empty");
+    repo.write("0001.sql", "");
+    repo.write("0002.sql", "\n  -- only a comment\n");
+    let ev = repo.analyze();
+    assert_eq!(
+        ev.findings
+            .iter()
+            .filter(|f| f.rule == "migration-empty")
+            .count(),
+        2,
+        "{:?}",
+        ev.findings
+    );
+    assert!(ev.findings.iter().all(|f| f.severity == Severity::Info));
+    assert_eq!(ev.files_read, 2);
+}
+
+#[test]
+fn non_utf8_names_its_line() {
+    let repo = TempRepo::new("latin1");
+    repo.write("0001.sql", PROTECTED);
+    let mut bytes = b"-- caf\n-- ok\ncomment on table docs is 'caf".to_vec();
+    bytes.push(0xe9); // Latin-1 é
+    bytes.extend_from_slice(b"';\n");
+    repo.write("0002.sql", bytes);
+    let ev = repo.analyze();
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "sql-syntax-error")
+        .expect("finding");
+    assert!(f.message.contains("UTF-8"), "{}", f.message);
+    assert_eq!(
+        f.location().as_deref(),
+        Some("supabase/migrations/0002.sql:3")
+    );
+    assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
+}
+
+#[test]
+fn a_50_mb_file_is_read() {
+    let repo = TempRepo::new("huge");
+    let mut text = String::with_capacity(51 << 20);
+    text.push_str(PROTECTED);
+    let mut n = 0u64;
+    while text.len() < 50 << 20 {
+        text.push_str("insert into docs (id, tenant_id, body) values ");
+        for i in 0..10 {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&format!(
+                "('{:08x}-0000-0000-0000-000000000000', '00000000-0000-0000-0000-000000000001', 'lorem ipsum dolor')",
+                n * 10 + i
+            ));
+        }
+        text.push_str(";\n");
+        n += 1;
+    }
+    text.push_str("alter table docs disable row level security;\n");
+    repo.write("0001.sql", &text);
+    let ev = repo.analyze();
+    // The statement at the very end was seen.
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "rls-not-enabled")
+        .expect("rls-not-enabled");
+    let last_line = text.lines().count() as u32;
+    assert_eq!(f.line, Some(last_line));
+    assert_eq!(verdict(&ev, "public.docs"), Verdict::Unprotected);
+}
+
+#[test]
+fn files_over_the_limit_are_refused_clearly() {
+    let repo = TempRepo::new("limit");
+    repo.write("0001.sql", PROTECTED);
+    let f = std::fs::File::create(repo.migrations().join("0002.sql")).unwrap();
+    // Sparse: no disk is spent on it.
+    f.set_len(xtask::gather::migrations::MAX_FILE_BYTES + 1)
+        .unwrap();
+    let ev = repo.analyze();
+    let finding = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "sql-syntax-error")
+        .expect("finding");
+    assert!(finding.message.contains("split it"), "{}", finding.message);
+    assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
+}
+
+#[cfg(unix)]
+#[test]
+fn links_are_followed_once_and_bad_links_are_findings() {
+    use std::os::unix::fs::symlink;
+    let repo = TempRepo::new("links");
+    let shared = repo.0.join("shared.sql");
+    std::fs::write(&shared, PROTECTED).unwrap();
+    symlink(&shared, repo.migrations().join("0001_init.sql")).unwrap();
+    // The same file again through a second link: read once.
+    symlink(&shared, repo.migrations().join("0002_again.sql")).unwrap();
+    let ev = repo.analyze();
+    assert_eq!(
+        verdict(&ev, "public.docs"),
+        Verdict::Protected,
+        "{:?}",
+        ev.findings
+    );
+    assert_eq!(rules(&ev), ["migration-duplicate"]);
+    assert_eq!(ev.files_read, 1);
+
+    // A loop and a dangling link: errors that name the file, and nothing is protected after them.
+    symlink(
+        repo.migrations().join("0003_b.sql"),
+        repo.migrations().join("0003_a.sql"),
+    )
+    .unwrap();
+    symlink(
+        repo.migrations().join("0003_a.sql"),
+        repo.migrations().join("0003_b.sql"),
+    )
+    .unwrap();
+    symlink(
+        repo.0.join("nowhere.sql"),
+        repo.migrations().join("0004_gone.sql"),
+    )
+    .unwrap();
+    let ev = repo.analyze();
+    let unreadable: Vec<_> = ev
+        .findings
+        .iter()
+        .filter(|f| f.rule == "migration-unreadable")
+        .collect();
+    assert_eq!(unreadable.len(), 3, "{unreadable:?}");
+    assert!(unreadable.iter().any(|f| f.message.contains("loop")));
+    assert!(unreadable.iter().any(|f| f.message.contains("dangling")));
+    assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
+}
+
+#[test]
+fn missing_directory_is_a_warning() {
+    let repo = TempRepo::new("nodir");
+    std::fs::remove_dir_all(repo.migrations()).unwrap();
+    let ev = repo.analyze();
+    assert_eq!(rules(&ev), ["migration-unreadable"]);
+    assert_eq!(ev.findings[0].severity, Severity::Warning);
+}
