@@ -6,6 +6,7 @@
 //! agent run) → `checklist` (the contract's eight items, decided from evidence) → `render`
 //! (markdown handover, json, text, ...). `commands` holds one module per subcommand.
 
+pub mod agent;
 pub mod checklist;
 pub mod commands;
 pub mod config;

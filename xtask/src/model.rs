@@ -244,3 +244,105 @@ pub struct HandlerReport {
     /// Free text for the handover notes: the guard, the schema, ...
     pub note: String,
 }
+
+/// The agent run of `backend-stage`: what the agent said and did in every round, set against
+/// what git shows. Nothing here ticks a checklist box; it is the agent's side of the story,
+/// printed next to the evidence so a reviewer can compare the two.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AgentReport {
+    /// `codex`.
+    pub agent: String,
+    /// The thread the rounds share (from `thread.started`).
+    pub thread_id: Option<String>,
+    /// Where the prompts, the JSONL event logs and the final messages are kept.
+    pub run_dir: String,
+    pub prompt_bytes: usize,
+    /// What the prompt left out or cut to fit, and context files that were missing.
+    pub prompt_notes: Vec<String>,
+    /// Files already changed before the run: the user's, not the agent's.
+    pub preexisting: Vec<PreexistingChange>,
+    /// Where the user's changes were copied before the run (nothing when there were none).
+    pub preexisting_backup: Option<String>,
+    pub rounds: Vec<AgentRound>,
+    /// Why the rounds ended: "every check passed", "checks did not pass after 2 fix round(s)", ...
+    pub stop_reason: Option<String>,
+}
+
+/// A file that differed from `HEAD` before the agent started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreexistingChange {
+    pub path: String,
+    /// git's two-letter porcelain status (`" M"`, `"??"`, ...).
+    pub git_status: String,
+}
+
+/// One run of the agent: round 1 is the task, later rounds are fix rounds (`exec resume`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AgentRound {
+    pub round: u32,
+    /// The command line (the prompt went on stdin, so it is not part of it).
+    pub argv: Vec<String>,
+    pub exit_code: Option<i32>,
+    /// "exit code 0", "timed out after 30s", ...
+    pub outcome: String,
+    pub duration_ms: u64,
+    /// The agent's last message, verbatim.
+    pub final_message: Option<String>,
+    pub commands: Vec<AgentCommand>,
+    /// Files the agent reported changing (`file_change` events), relative to the repository.
+    pub claimed_files: Vec<ClaimedFile>,
+    /// Files whose contents changed during the round, measured on disk.
+    pub changed_files: Vec<String>,
+    /// Reported by the agent, but unchanged on disk.
+    pub claimed_not_changed: Vec<String>,
+    /// Changed on disk, but not reported as a file change (written by a command, say).
+    pub changed_not_claimed: Vec<String>,
+    /// Files the user had changed before the run that the agent changed again (or reverted).
+    pub user_files_touched: Vec<String>,
+    /// Token usage, the running total of the thread after this round.
+    pub usage: Option<TokenUsage>,
+    /// Non-fatal errors the agent reported, and the fatal one if the turn failed.
+    pub errors: Vec<String>,
+    /// The JSONL event log of this round.
+    pub events_file: String,
+    /// Commits the agent made during the round (`git log --oneline`), which it was asked not to.
+    pub commits: Vec<String>,
+    /// What `verify` said after this round (`None` with `--no-verify` or when it did not run).
+    pub verify: Option<RoundVerify>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentCommand {
+    pub command: String,
+    pub exit_code: Option<i32>,
+    /// `completed`, `failed`, `declined`, `in_progress` (never finished).
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClaimedFile {
+    pub path: String,
+    /// `add`, `update`, `delete`.
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_output_tokens: u64,
+}
+
+/// The checklist after one round, in short.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoundVerify {
+    pub clear: bool,
+    /// "2 passed, 1 failed, 5 unknown, 0 not applicable".
+    pub summary: String,
+    /// `id: status` of every item that did not pass.
+    pub not_passed: Vec<String>,
+    /// The whole checklist and the findings of this round, as the fix prompt saw them.
+    pub checklist: Vec<ChecklistItem>,
+    pub findings: Vec<Finding>,
+}

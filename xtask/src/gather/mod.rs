@@ -6,7 +6,7 @@ pub mod migrations;
 pub mod routes;
 
 use crate::{
-    model::{CommandReport, MigrationEvidence, RouteEvidence},
+    model::{AgentReport, CommandReport, MigrationEvidence, RouteEvidence},
     repo::Changes,
 };
 
@@ -29,5 +29,5 @@ pub struct Evidence {
     /// Other commands that ran (setup), shown in the report.
     pub other_commands: Vec<CommandReport>,
     /// The agent run, for `backend-stage`.
-    pub agent: Option<serde_json::Value>,
+    pub agent: Option<AgentReport>,
 }

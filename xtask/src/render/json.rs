@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::Report;
 use crate::model::{
-    ChangedFile, ChecklistItem, CommandReport, Finding, LiveOutcome, RouteReport, TableReport,
+    AgentReport, ChangedFile, ChecklistItem, CommandReport, Finding, LiveOutcome, RouteReport,
+    TableReport,
 };
 
 #[derive(Serialize)]
@@ -20,7 +21,7 @@ struct Json<'a> {
     tables: &'a [TableReport],
     changed_files: &'a [ChangedFile],
     commands: Vec<&'a CommandReport>,
-    agent: &'a Option<serde_json::Value>,
+    agent: &'a Option<AgentReport>,
     // Additions beyond version 1's fixed fields.
     all: bool,
     migration_impact: &'a [String],

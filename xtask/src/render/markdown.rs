@@ -4,7 +4,7 @@
 use std::{fmt::Write as _, io};
 
 use super::Report;
-use crate::model::{ChangeStatus, LiveOutcome, Status, Verdict};
+use crate::model::{AgentReport, AgentRound, ChangeStatus, LiveOutcome, Status, Verdict};
 
 const TEMPLATE: &str = include_str!("../../../templates/handover.md");
 
@@ -123,8 +123,17 @@ fn changed_files(r: &Report) -> String {
     if ev.changes.files.is_empty() {
         return "No file changed.".into();
     }
+    // Under backend-stage, the files the user had changed before the agent started.
+    let users: Vec<&str> = ev
+        .agent
+        .iter()
+        .flat_map(|a| a.preexisting.iter().map(|p| p.path.as_str()))
+        .collect();
     for f in &ev.changes.files {
         let mut line = format!("- `{}` ({})", f.path, status_word(f.status));
+        if users.contains(&f.path.as_str()) {
+            line.push_str(" — already changed before the agent ran (the user's)");
+        }
         if let Some(from) = &f.from {
             let _ = write!(line, " from `{from}`");
         }
@@ -330,7 +339,169 @@ fn commands(r: &Report) -> String {
 fn agent(r: &Report) -> String {
     match &r.ev.agent {
         None => String::new(),
-        Some(a) => format!("\n### Agent run\n```json\n{}\n```\n", super::to_json(a)),
+        Some(a) => format!("\n{}", agent_section(a)),
+    }
+}
+
+/// The agent's side of the story, every round: its final message verbatim, the commands it
+/// ran, the files it reported set against the files that changed on disk, token usage, and
+/// what `verify` said after the round. Also printed alone by `backend-stage --no-verify`.
+pub fn agent_section(a: &AgentReport) -> String {
+    let mut s = String::from("### Agent run\n\n");
+    let _ = writeln!(
+        s,
+        "`{}`{}, {} round(s); prompt {} bytes. Prompts, event logs and final messages are kept in `{}`.",
+        a.agent,
+        a.thread_id
+            .as_deref()
+            .map(|t| format!(", thread `{t}`"))
+            .unwrap_or_default(),
+        a.rounds.len(),
+        a.prompt_bytes,
+        a.run_dir
+    );
+    if let Some(why) = &a.stop_reason {
+        let _ = writeln!(s, "Stopped: {}.", one_line(why));
+    }
+    if !a.prompt_notes.is_empty() {
+        s.push_str("\nThe prompt was incomplete:\n");
+        for n in &a.prompt_notes {
+            let _ = writeln!(s, "- {}", one_line(n));
+        }
+    }
+    if !a.preexisting.is_empty() {
+        s.push_str("\nChanged before the run (the user's, not the agent's):\n");
+        for p in &a.preexisting {
+            let _ = writeln!(s, "- {} (`{}`)", code(&p.path), p.git_status.trim());
+        }
+        if let Some(b) = &a.preexisting_backup {
+            let _ = writeln!(s, "\nCopied before the run to `{b}`; nothing was reverted.");
+        }
+    }
+    for round in &a.rounds {
+        s.push('\n');
+        s.push_str(&agent_round(round));
+    }
+    s
+}
+
+fn agent_round(r: &AgentRound) -> String {
+    let mut s = String::new();
+    let what = if r.round == 1 {
+        "the task".to_string()
+    } else {
+        format!("fix round {}", r.round - 1)
+    };
+    let _ = writeln!(
+        s,
+        "#### Round {} ({what}) — {}, {:.1}s",
+        r.round,
+        r.outcome,
+        r.duration_ms as f64 / 1000.0
+    );
+    if let Some(u) = &r.usage {
+        let _ = writeln!(
+            s,
+            "\nTokens (thread total): {} input ({} cached), {} output ({} reasoning).",
+            u.input_tokens, u.cached_input_tokens, u.output_tokens, u.reasoning_output_tokens
+        );
+    }
+    match &r.final_message {
+        Some(m) => {
+            let fence = "`".repeat(crate::agent::fix::longest_backtick_run(m).max(3) + 1);
+            let _ = writeln!(
+                s,
+                "\nFinal message (verbatim):\n\n{fence}text\n{m}\n{fence}"
+            );
+        }
+        None => s.push_str("\nNo final message.\n"),
+    }
+    if r.commands.is_empty() {
+        s.push_str("\nCommands it ran: none.\n");
+    } else {
+        s.push_str("\nCommands it ran:\n");
+        for c in &r.commands {
+            let exit = match c.exit_code {
+                Some(e) => format!("exit {e}"),
+                None => c.status.replace('_', " "),
+            };
+            let _ = writeln!(s, "- {} — {exit}", code(&c.command));
+        }
+    }
+    let list = |paths: &[String]| paths.iter().map(|p| code(p)).collect::<Vec<_>>().join(", ");
+    if r.claimed_files.is_empty() {
+        s.push_str("\nFiles it reported changing: none.\n");
+    } else {
+        let claimed: Vec<String> = r
+            .claimed_files
+            .iter()
+            .map(|c| format!("{} ({})", code(&c.path), c.kind))
+            .collect();
+        let _ = writeln!(s, "\nFiles it reported changing: {}.", claimed.join(", "));
+    }
+    if r.changed_files.is_empty() {
+        s.push_str("Changed on disk during the round: none.\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "Changed on disk during the round: {}.",
+            list(&r.changed_files)
+        );
+    }
+    if !r.changed_not_claimed.is_empty() {
+        let _ = writeln!(
+            s,
+            "- **Changed but not reported by the agent** (written by a command, or left out of its account): {}",
+            list(&r.changed_not_claimed)
+        );
+    }
+    if !r.claimed_not_changed.is_empty() {
+        let _ = writeln!(
+            s,
+            "- **Reported by the agent but not changed on disk:** {}",
+            list(&r.claimed_not_changed)
+        );
+    }
+    if !r.user_files_touched.is_empty() {
+        let _ = writeln!(
+            s,
+            "- **Changed again by the agent although the user had changed them before the run** (the user's version is in the backup): {}",
+            list(&r.user_files_touched)
+        );
+    }
+    if !r.commits.is_empty() {
+        let _ = writeln!(
+            s,
+            "- **The agent committed** (it was asked not to; the checks compare with the commit before the run): {}",
+            r.commits.iter().map(|c| code(c)).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if !r.errors.is_empty() {
+        s.push_str("\nErrors and warnings it reported:\n");
+        for e in &r.errors {
+            let _ = writeln!(s, "- {}", one_line(e));
+        }
+    }
+    if let Some(v) = &r.verify {
+        let _ = write!(s, "\nVerify after round {}: {}", r.round, v.summary);
+        if v.not_passed.is_empty() {
+            s.push_str(".\n");
+        } else {
+            let _ = writeln!(s, "; not passed: {}.", v.not_passed.join(", "));
+        }
+    }
+    let _ = writeln!(s, "\nEvent log: `{}`.", r.events_file);
+    s
+}
+
+/// An inline code span that survives backticks and newlines in `text`.
+fn code(text: &str) -> String {
+    let t = text.replace('\n', " ");
+    let ticks = "`".repeat(crate::agent::fix::longest_backtick_run(&t) + 1);
+    if t.starts_with('`') || t.ends_with('`') {
+        format!("{ticks} {t} {ticks}")
+    } else {
+        format!("{ticks}{t}{ticks}")
     }
 }
 
@@ -357,5 +528,176 @@ fn next_stage(r: &Report) -> String {
         "Code review, with the open questions above answered by hand: the tool could not prove them.".into()
     } else {
         "Code review.".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AgentCommand, ClaimedFile, PreexistingChange, RoundVerify, TokenUsage};
+
+    #[test]
+    fn the_agent_section_shows_every_round_and_every_discrepancy() {
+        let round1 = AgentRound {
+            round: 1,
+            argv: vec!["codex".into(), "exec".into()],
+            exit_code: Some(0),
+            outcome: "exit code 0".into(),
+            duration_ms: 2500,
+            final_message: Some("Done: see ```sql``` below.\n\nAll `tests` pass.".into()),
+            commands: vec![
+                AgentCommand {
+                    command: "pnpm test:api".into(),
+                    exit_code: Some(1),
+                    status: "failed".into(),
+                },
+                AgentCommand {
+                    command: "echo `date`".into(),
+                    exit_code: None,
+                    status: "in_progress".into(),
+                },
+            ],
+            claimed_files: vec![ClaimedFile {
+                path: "packages/contracts/src/invoices.ts".into(),
+                kind: "add".into(),
+            }],
+            changed_files: vec!["README.md".into(), "supabase/migrations/1_x.sql".into()],
+            claimed_not_changed: vec!["packages/contracts/src/invoices.ts".into()],
+            changed_not_claimed: vec!["README.md".into(), "supabase/migrations/1_x.sql".into()],
+            user_files_touched: vec!["README.md".into()],
+            usage: Some(TokenUsage {
+                input_tokens: 120,
+                cached_input_tokens: 20,
+                output_tokens: 30,
+                reasoning_output_tokens: 5,
+            }),
+            errors: vec!["Reconnecting... 1/5".into()],
+            events_file: "/r/.git/xtask/backend-stage/1/round-1.jsonl".into(),
+            commits: vec!["abc1234 agent work".into()],
+            verify: Some(RoundVerify {
+                clear: false,
+                summary: "1 passed, 1 failed, 6 unknown, 0 not applicable".into(),
+                not_passed: vec!["rls: fail".into()],
+                checklist: Vec::new(),
+                findings: Vec::new(),
+            }),
+        };
+        let round2 = AgentRound {
+            round: 2,
+            outcome: "exit code 0".into(),
+            duration_ms: 1000,
+            final_message: None,
+            events_file: "/r/.git/xtask/backend-stage/1/round-2.jsonl".into(),
+            ..AgentRound::default()
+        };
+        let report = AgentReport {
+            agent: "codex".into(),
+            thread_id: Some("01a2".into()),
+            run_dir: "/r/.git/xtask/backend-stage/1".into(),
+            prompt_bytes: 18000,
+            prompt_notes: vec!["Schema: `docs/db/schema.md` cut to 100 of 3930 bytes".into()],
+            preexisting: vec![PreexistingChange {
+                path: "README.md".into(),
+                git_status: " M".into(),
+            }],
+            preexisting_backup: Some("/r/.git/xtask/backend-stage/1/user-changes".into()),
+            rounds: vec![round1, round2],
+            stop_reason: Some("checks did not pass after 1 fix round(s)".into()),
+        };
+        expect_test::expect![[r#"
+            ### Agent run
+
+            `codex`, thread `01a2`, 2 round(s); prompt 18000 bytes. Prompts, event logs and final messages are kept in `/r/.git/xtask/backend-stage/1`.
+            Stopped: checks did not pass after 1 fix round(s).
+
+            The prompt was incomplete:
+            - Schema: `docs/db/schema.md` cut to 100 of 3930 bytes
+
+            Changed before the run (the user's, not the agent's):
+            - `README.md` (`M`)
+
+            Copied before the run to `/r/.git/xtask/backend-stage/1/user-changes`; nothing was reverted.
+
+            #### Round 1 (the task) — exit code 0, 2.5s
+
+            Tokens (thread total): 120 input (20 cached), 30 output (5 reasoning).
+
+            Final message (verbatim):
+
+            ````text
+            Done: see ```sql``` below.
+
+            All `tests` pass.
+            ````
+
+            Commands it ran:
+            - `pnpm test:api` — exit 1
+            - `` echo `date` `` — in progress
+
+            Files it reported changing: `packages/contracts/src/invoices.ts` (add).
+            Changed on disk during the round: `README.md`, `supabase/migrations/1_x.sql`.
+            - **Changed but not reported by the agent** (written by a command, or left out of its account): `README.md`, `supabase/migrations/1_x.sql`
+            - **Reported by the agent but not changed on disk:** `packages/contracts/src/invoices.ts`
+            - **Changed again by the agent although the user had changed them before the run** (the user's version is in the backup): `README.md`
+            - **The agent committed** (it was asked not to; the checks compare with the commit before the run): `abc1234 agent work`
+
+            Errors and warnings it reported:
+            - Reconnecting... 1/5
+
+            Verify after round 1: 1 passed, 1 failed, 6 unknown, 0 not applicable; not passed: rls: fail.
+
+            Event log: `/r/.git/xtask/backend-stage/1/round-1.jsonl`.
+
+            #### Round 2 (fix round 1) — exit code 0, 1.0s
+
+            No final message.
+
+            Commands it ran: none.
+
+            Files it reported changing: none.
+            Changed on disk during the round: none.
+
+            Event log: `/r/.git/xtask/backend-stage/1/round-2.jsonl`.
+        "#]].assert_eq(&agent_section(&report));
+    }
+
+    #[test]
+    fn changed_files_say_which_were_the_users() {
+        use crate::model::{ChangeStatus, ChangedFile};
+        let file = |path: &str, status| ChangedFile {
+            path: path.into(),
+            status,
+            from: None,
+            target: None,
+        };
+        let ev = crate::gather::Evidence {
+            repo: ".".into(),
+            changes: crate::repo::Changes {
+                base: Some("abc".into()),
+                all: false,
+                files: vec![
+                    file("README.md", ChangeStatus::Modified),
+                    file("supabase/migrations/1_x.sql", ChangeStatus::Added),
+                ],
+            },
+            migrations: Err("not built".into()),
+            routes: Err("not built".into()),
+            lint: Err("skipped".into()),
+            tests: Err("skipped".into()),
+            other_commands: Vec::new(),
+            agent: Some(AgentReport {
+                preexisting: vec![PreexistingChange {
+                    path: "README.md".into(),
+                    git_status: " M".into(),
+                }],
+                ..AgentReport::default()
+            }),
+        };
+        let r = super::super::Report::new(&ev, Vec::new());
+        assert_eq!(
+            changed_files(&r),
+            "- `README.md` (modified) — already changed before the agent ran (the user's)\n\
+             - `supabase/migrations/1_x.sql` (added)\n"
+        );
     }
 }

@@ -54,6 +54,41 @@ pub fn render(r: &Report, color: bool, out: &mut dyn io::Write) -> io::Result<()
             )?;
         }
     }
+    if let Some(a) = &r.ev.agent {
+        writeln!(out)?;
+        for round in &a.rounds {
+            let first = round
+                .final_message
+                .as_deref()
+                .and_then(|m| m.lines().find(|l| !l.trim().is_empty()))
+                .unwrap_or("(no final message)");
+            writeln!(
+                out,
+                "agent round {}: {}, {} command(s), {} file(s) changed: {first}",
+                round.round,
+                round.outcome,
+                round.commands.len(),
+                round.changed_files.len()
+            )?;
+            for (what, paths) in [
+                (
+                    "changed but not reported by the agent",
+                    &round.changed_not_claimed,
+                ),
+                (
+                    "reported by the agent but not changed",
+                    &round.claimed_not_changed,
+                ),
+            ] {
+                if !paths.is_empty() {
+                    writeln!(out, "  {}: {}", p.wrap("33", what), paths.join(", "))?;
+                }
+            }
+        }
+        if let Some(why) = &a.stop_reason {
+            writeln!(out, "agent stopped: {why}")?;
+        }
+    }
     let n = |s| r.checklist.iter().filter(|i| i.status == s).count();
     let errors = r
         .findings

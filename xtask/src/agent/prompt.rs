@@ -1,0 +1,648 @@
+//! The prompt of the backend stage: `templates/backend-prompt.md` (the stack, where work
+//! goes, the rules, the templates, the commands, the handover format) filled with facts read
+//! from the repository — its rules files, the configured sections of the agents guide, the
+//! schema document, the existing contracts and migrations — and the task.
+//!
+//! Paths, headings and the size budget come from `[prompt]` of `xtask.toml`. The task is never
+//! cut (it is what the user asked for); the repository context is cut to fit the budget, in
+//! reverse order of importance, and the prompt says what was cut. A context file that is
+//! missing is a warning, not an error: the agent can still read the repository itself.
+
+use std::{collections::BTreeMap, fmt::Write as _, path::Path, sync::OnceLock};
+
+use regex::Regex;
+
+use crate::config::Config;
+
+const TEMPLATE: &str = include_str!("../../../templates/backend-prompt.md");
+
+/// The assembled prompt and what the user should know about it.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub text: String,
+    /// What was cut or left out (also said in the prompt itself).
+    pub notes: Vec<String>,
+    /// Context files that were configured but missing or unreadable.
+    pub warnings: Vec<String>,
+}
+
+/// One block of repository context, before the budget is applied.
+struct Part {
+    title: String,
+    body: String,
+}
+
+pub fn build(repo: &Path, config: &Config, task: &str) -> Prompt {
+    let mut warnings = Vec::new();
+    let mut parts = Vec::new();
+    let p = &config.prompt;
+
+    // In order of importance: the first parts are the last to be cut.
+    for rules in &p.rules {
+        match read(repo, rules, "prompt.rules") {
+            Ok(text) => parts.push(Part {
+                title: format!("Rules: `{rules}`"),
+                body: demote(&text),
+            }),
+            Err(w) => warnings.push(w),
+        }
+    }
+    parts.push(Part {
+        title: format!("Existing contracts (`{}`)", config.contracts.package),
+        body: contracts(repo, &config.contracts.package),
+    });
+    parts.push(Part {
+        title: "Existing migrations".into(),
+        body: migrations(repo, &config.migrations.dirs),
+    });
+    if !p.agents_doc.is_empty() {
+        match read(repo, &p.agents_doc, "prompt.agents_doc") {
+            Ok(text) => {
+                for wanted in &p.agents_sections {
+                    match section(&text, wanted) {
+                        Some(s) => parts.push(Part {
+                            title: format!("From `{}`", p.agents_doc),
+                            body: demote(&s),
+                        }),
+                        None => warnings.push(format!(
+                            "{}: no section headed `{wanted}` (prompt.agents_sections in xtask.toml); the prompt goes without it",
+                            p.agents_doc
+                        )),
+                    }
+                }
+            }
+            Err(w) => warnings.push(w),
+        }
+    }
+    if !p.schema_doc.is_empty() {
+        match read(repo, &p.schema_doc, "prompt.schema_doc") {
+            Ok(text) => parts.push(Part {
+                title: format!("Schema: `{}`", p.schema_doc),
+                body: demote(&text),
+            }),
+            Err(w) => warnings.push(w),
+        }
+    }
+
+    let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    let c = &config.commands;
+    let line = |cmd: &crate::config::CommandLine, what: &str| {
+        if cmd.is_empty() {
+            format!("# (no {what} command configured)")
+        } else {
+            cmd.to_string()
+        }
+    };
+    let tenancy = &config.tenancy;
+    values.insert("routes_root", config.routes.root.clone());
+    values.insert(
+        "migrations_dir",
+        config.migrations.dirs.first().cloned().unwrap_or_default(),
+    );
+    values.insert("contracts_dir", config.contracts.package.clone());
+    values.insert("tenant_column", tenancy.column.clone());
+    values.insert(
+        "tenant_function",
+        tenancy
+            .source_functions
+            .first()
+            .map(|f| {
+                let f = if f.contains('.') {
+                    f.clone()
+                } else {
+                    format!("public.{f}")
+                };
+                format!("{f}()")
+            })
+            .unwrap_or_else(|| "the current tenant".into()),
+    );
+    values.insert(
+        "auth_wrapper",
+        config
+            .routes
+            .auth_wrappers
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "withAuth".into()),
+    );
+    values.insert(
+        "rate_limiter",
+        config
+            .routes
+            .rate_limiters
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "rateLimit".into()),
+    );
+    values.insert("setup_command", line(&c.setup, "setup"));
+    values.insert("lint_command", line(&c.lint, "lint"));
+    values.insert("test_command", line(&c.test, "test"));
+    values.insert("task", task.trim_end().to_string());
+
+    // The budget: whatever the template and the task leave is shared by the context parts,
+    // in order; a part that does not fit whole is cut at a line boundary.
+    let fixed = fill(TEMPLATE, &values).len();
+    let wanted: usize = parts.iter().map(|p| p.title.len() + p.body.len() + 8).sum();
+    // When something must be cut, the note saying so needs room too.
+    const NOTES_ROOM: usize = 1024;
+    let mut left = if fixed + wanted <= p.budget_bytes {
+        wanted
+    } else {
+        p.budget_bytes.saturating_sub(fixed + NOTES_ROOM)
+    };
+    let mut notes = Vec::new();
+    let mut context = String::new();
+    for part in parts {
+        let block_head = format!("## {}\n\n", part.title);
+        let whole = block_head.len() + part.body.len() + 2;
+        if whole <= left {
+            left -= whole;
+            let _ = write!(context, "{block_head}{}\n\n", part.body.trim_end());
+            continue;
+        }
+        // Room for the head and a marker line at least, else the part is left out.
+        const MARKER_ROOM: usize = 120;
+        if left > block_head.len() + MARKER_ROOM + 200 {
+            let room = left - block_head.len() - MARKER_ROOM;
+            let kept = cut_at_line(&part.body, room);
+            let _ = write!(
+                context,
+                "{block_head}{}\n[... cut to fit the prompt budget: {} of {} bytes kept ...]\n\n",
+                kept.trim_end(),
+                kept.len(),
+                part.body.len()
+            );
+            notes.push(format!(
+                "{} cut to {} of {} bytes to fit the prompt budget ({} bytes, prompt.budget_bytes)",
+                part.title,
+                kept.len(),
+                part.body.len(),
+                p.budget_bytes
+            ));
+            left = 0;
+        } else {
+            notes.push(format!(
+                "{} left out to fit the prompt budget ({} bytes, prompt.budget_bytes)",
+                part.title, p.budget_bytes
+            ));
+        }
+    }
+    for w in &warnings {
+        notes.push(format!("not available: {w}"));
+    }
+    if context.is_empty() {
+        context = "(none: read the repository yourself)\n".into();
+    }
+    values.insert("context", context.trim_end().to_string());
+    values.insert(
+        "notes",
+        if notes.is_empty() {
+            String::new()
+        } else {
+            let mut s = String::from(
+                "\n> Note: this prompt is incomplete. Read the repository for what is missing:\n",
+            );
+            for n in &notes {
+                let _ = writeln!(s, "> - {n}");
+            }
+            s
+        },
+    );
+    Prompt {
+        text: fill(TEMPLATE, &values),
+        notes,
+        warnings,
+    }
+}
+
+/// Replace each `{{name}}` of the template in ONE pass, so text from the repository or the
+/// task that happens to contain `{{...}}` is never substituted again.
+fn fill(template: &str, values: &BTreeMap<&str, String>) -> String {
+    let mut out =
+        String::with_capacity(template.len() + values.values().map(String::len).sum::<usize>());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) if values.contains_key(&after[..end]) => {
+                out.push_str(&values[&after[..end]]);
+                rest = &after[end + 2..];
+            }
+            _ => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A document's headings pushed two levels down (`#` → `###`, at most `######`), so that
+/// quoted files sit under the prompt's own `## ...` blocks instead of competing with them.
+/// Lines inside fenced code blocks are left alone.
+fn demote(doc: &str) -> String {
+    let mut out = String::with_capacity(doc.len() + 64);
+    let mut in_fence = false;
+    for line in doc.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        }
+        let level = line.chars().take_while(|&c| c == '#').count();
+        if !in_fence && (1..=6).contains(&level) && line[level..].starts_with(' ') {
+            out.push_str(&"#".repeat((level + 2).min(6)));
+            out.push_str(&line[level..]);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The longest prefix of `s` that ends at a line end and is at most `max` bytes.
+fn cut_at_line(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    match s[..end].rfind('\n') {
+        Some(nl) => &s[..nl + 1],
+        None => &s[..end],
+    }
+}
+
+/// A context file, or the warning that names it.
+fn read(repo: &Path, rel: &str, key: &str) -> Result<String, String> {
+    match std::fs::read(repo.join(rel)) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "{rel} not found ({key} in xtask.toml); the prompt goes without it"
+        )),
+        Err(e) => Err(format!(
+            "{rel}: cannot read it ({e}); the prompt goes without it"
+        )),
+    }
+}
+
+/// The section of a markdown document whose heading is `wanted`: a number (`8` matches
+/// `## 8. Data Model`) or the heading's text (`Data Model`), case-insensitive. It runs to the
+/// next heading of the same or a higher level.
+pub fn section(doc: &str, wanted: &str) -> Option<String> {
+    let wanted = wanted.trim().trim_end_matches('.').to_lowercase();
+    let heading = |line: &str| -> Option<(usize, String)> {
+        let level = line.chars().take_while(|&c| c == '#').count();
+        let text = line[level..].strip_prefix(' ')?;
+        (1..=6)
+            .contains(&level)
+            .then(|| (level, text.trim().to_lowercase()))
+    };
+    let matches = |text: &str| {
+        let (number, title) = match text.split_once(' ') {
+            Some((n, t))
+                if n.trim_end_matches('.')
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '.') =>
+            {
+                (n.trim_end_matches('.'), t.trim())
+            }
+            _ => ("", text),
+        };
+        text == wanted || (!number.is_empty() && number == wanted) || title == wanted
+    };
+    let mut lines = doc.lines();
+    let mut out = String::new();
+    let mut in_fence = false;
+    let mut level = 0;
+    for line in lines.by_ref() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        }
+        if in_fence {
+            continue;
+        }
+        if let Some((l, text)) = heading(line) {
+            if matches(&text) {
+                level = l;
+                out.push_str(line);
+                out.push('\n');
+                break;
+            }
+        }
+    }
+    if level == 0 {
+        return None;
+    }
+    in_fence = false;
+    for line in lines {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        }
+        if !in_fence {
+            if let Some((l, _)) = heading(line) {
+                if l <= level {
+                    break;
+                }
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Some(out.trim_end().to_string())
+}
+
+/// The contracts package: each TypeScript source file with the names it exports as values
+/// (the schemas; `export type` aliases are left out).
+fn contracts(repo: &Path, package: &str) -> String {
+    static EXPORT: OnceLock<Regex> = OnceLock::new();
+    let export = EXPORT.get_or_init(|| {
+        Regex::new(r"(?m)^\s*export\s+(?:const|let|function)\s+([A-Za-z_$][\w$]*)").unwrap()
+    });
+    let root = repo.join(package);
+    if !root.is_dir() {
+        return format!("(no `{package}` directory yet)");
+    }
+    let mut lines = Vec::new();
+    for entry in walkdir::WalkDir::new(&root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let name = e.file_name().to_string_lossy();
+            !(e.file_type().is_dir()
+                && matches!(
+                    name.as_ref(),
+                    "node_modules" | "dist" | "test" | "tests" | "__tests__"
+                ))
+        })
+        .filter_map(Result::ok)
+    {
+        let path = entry.path();
+        let name = path.to_string_lossy();
+        if !entry.file_type().is_file()
+            || !(name.ends_with(".ts") || name.ends_with(".tsx"))
+            || name.ends_with(".d.ts")
+            || name.contains(".test.")
+        {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let names: Vec<&str> = export
+            .captures_iter(&text)
+            .map(|c| c.get(1).unwrap().as_str())
+            .collect();
+        let rel = crate::repo::to_slash(path.strip_prefix(repo).unwrap_or(path));
+        if names.is_empty() {
+            lines.push(format!("- `{rel}`"));
+        } else {
+            lines.push(format!("- `{rel}`: {}", names.join(", ")));
+        }
+    }
+    if lines.is_empty() {
+        format!("(no TypeScript files in `{package}`)")
+    } else {
+        format!(
+            "Schemas (exported names) per file — reuse them, add new ones beside them:\n\n{}",
+            lines.join("\n")
+        )
+    }
+}
+
+/// The migration files of each configured directory, in replay order, with the tables each
+/// creates. The table names come from a simple text scan, not from the schema model.
+fn migrations(repo: &Path, dirs: &[String]) -> String {
+    static CREATE: OnceLock<Regex> = OnceLock::new();
+    let create = CREATE.get_or_init(|| {
+        Regex::new(r#"(?i)\bcreate\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?((?:"[^"]+"|[\w$]+)(?:\s*\.\s*(?:"[^"]+"|[\w$]+))?)"#)
+            .unwrap()
+    });
+    let mut s = String::new();
+    for dir in dirs {
+        let mut files: Vec<_> = std::fs::read_dir(repo.join(dir))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".sql"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        if files.is_empty() {
+            let _ = writeln!(s, "`{dir}/`: no migration yet.");
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "`{dir}/`, in the order they apply (tables from a simple `create table` scan, not the full schema model):\n"
+        );
+        for f in files {
+            let text = std::fs::read_to_string(repo.join(dir).join(&f)).unwrap_or_default();
+            let tables: Vec<String> = create
+                .captures_iter(&strip_sql_comments(&text))
+                .map(|c| c[1].split_whitespace().collect::<String>())
+                .collect();
+            if tables.is_empty() {
+                let _ = writeln!(s, "- `{f}`");
+            } else {
+                let _ = writeln!(s, "- `{f}`: creates {}", tables.join(", "));
+            }
+        }
+        s.push('\n');
+    }
+    s.trim_end().to_string()
+}
+
+/// SQL without `--` line comments and `/* */` block comments (strings are not parsed: a
+/// comment marker inside a string literal is rare in DDL, and this only feeds a listing).
+fn strip_sql_comments(sql: &str) -> String {
+    static COMMENT: OnceLock<Regex> = OnceLock::new();
+    COMMENT
+        .get_or_init(|| Regex::new(r"(?s)/\*.*?\*/|--[^\n]*").unwrap())
+        .replace_all(sql, "")
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GUIDE: &str = "# Guide\n\n## 7. Testing\n\nTests.\n\n## 8. Data Model\n\nTables.\n\n### Adding a table\n\nSteps.\n\n```sh\n## not a heading\n```\n\n## 9. API Conventions\n\nConventions.\n\n## 10. API Endpoints\n\nEndpoints.\n";
+
+    #[test]
+    fn sections_are_found_by_number_or_title() {
+        let s8 = section(GUIDE, "8").unwrap();
+        assert!(s8.starts_with("## 8. Data Model"), "{s8}");
+        assert!(s8.contains("### Adding a table"), "subsections stay: {s8}");
+        assert!(
+            s8.contains("## not a heading"),
+            "fenced lines are not headings: {s8}"
+        );
+        assert!(!s8.contains("Conventions"), "{s8}");
+        assert_eq!(section(GUIDE, "data model").unwrap(), s8);
+        assert!(section(GUIDE, "10").unwrap().ends_with("Endpoints."));
+        assert!(section(GUIDE, "1").is_none(), "`1` must not match `10.`");
+        assert!(section(GUIDE, "11").is_none());
+    }
+
+    #[test]
+    fn fill_is_one_pass() {
+        let mut v = BTreeMap::new();
+        v.insert("task", "use {{context}} literally".to_string());
+        v.insert("context", "CTX".to_string());
+        assert_eq!(
+            fill("{{context}} / {{task}} / {{unknown}}", &v),
+            "CTX / use {{context}} literally / {{unknown}}"
+        );
+    }
+
+    #[test]
+    fn cutting_keeps_whole_lines() {
+        assert_eq!(cut_at_line("ab\ncd\nef\n", 7), "ab\ncd\n");
+        assert_eq!(cut_at_line("ab\n", 10), "ab\n");
+        assert_eq!(cut_at_line("ééé", 3), "é");
+    }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-prompt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let w = |rel: &str, text: &str| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w("CLAUDE.md", "# Rules\n\nAlways tenant_id.\n");
+        w("docs/agents.md", GUIDE);
+        w("docs/db/schema.md", &"| column | type |\n".repeat(200));
+        w(
+            "packages/contracts/src/invoices.ts",
+            "export const Invoice = z.object({});\nexport type Invoice = z.infer<typeof Invoice>;\nexport const CreateInvoiceInput = Invoice.strict();\n",
+        );
+        w(
+            "packages/contracts/test/x.test.ts",
+            "export const NotASchema = 1;\n",
+        );
+        w(
+            "supabase/migrations/20250101000000_init.sql",
+            "-- create table public.commented_out ();\ncreate table public.tenants (id uuid);\nCREATE TABLE IF NOT EXISTS \"Audit\" ();\n",
+        );
+        w(
+            "supabase/migrations/20250102000000_fn.sql",
+            "create function f() returns int as $$ select 1 $$ language sql;\n",
+        );
+        dir
+    }
+
+    #[test]
+    fn the_prompt_carries_the_repository_facts_and_the_task() {
+        let dir = fixture("facts");
+        let p = build(
+            &dir,
+            &Config::default(),
+            "Add invoices. Use `{{task}}` and $(rm -rf ~).",
+        );
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        let t = &p.text;
+        assert!(t.contains("Always tenant_id."), "rules");
+        assert!(
+            t.contains("\n#### 8. Data Model\n")
+                && t.contains("\n#### 9. API Conventions\n")
+                && t.contains("\n#### 10. API Endpoints\n"),
+            "sections, demoted under the prompt's own headings: {t}"
+        );
+        assert!(
+            t.contains("\n### Rules\n"),
+            "CLAUDE.md's `# Rules`, demoted"
+        );
+        assert!(
+            t.contains("\n## not a heading\n"),
+            "fenced lines stay as they are"
+        );
+        assert!(!t.contains("## 7. Testing"), "only the configured sections");
+        assert!(
+            t.contains("`packages/contracts/src/invoices.ts`: Invoice, CreateInvoiceInput"),
+            "{t}"
+        );
+        assert!(!t.contains("NotASchema"), "tests are not contracts");
+        assert!(
+            t.contains("`20250101000000_init.sql`: creates public.tenants, \"Audit\""),
+            "{t}"
+        );
+        assert!(!t.contains("commented_out"));
+        assert!(t.contains("- `20250102000000_fn.sql`\n"));
+        assert!(
+            t.contains("tenant_id = public.get_current_tenant_id()"),
+            "config fills the rules"
+        );
+        assert!(t.contains("pnpm --filter api lint") && t.contains("pnpm test:api"));
+        assert!(
+            t.ends_with("Add invoices. Use `{{task}}` and $(rm -rf ~).\n"),
+            "task last, verbatim"
+        );
+        let head = &t[..t.find("# The work item").unwrap()];
+        assert!(!head.contains("{{"), "every placeholder filled");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn missing_files_are_warnings_that_name_them() {
+        let dir = fixture("missing");
+        std::fs::remove_file(dir.join("docs/db/schema.md")).unwrap();
+        let mut config = Config::default();
+        config.prompt.agents_sections.push("Deployment".into());
+        let p = build(&dir, &config, "task");
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("no section headed `Deployment`"));
+        assert!(
+            p.warnings[1].contains("docs/db/schema.md not found"),
+            "{:?}",
+            p.warnings
+        );
+        assert!(p
+            .text
+            .contains("not available: docs/db/schema.md not found"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_budget_cuts_context_never_the_task_and_says_what() {
+        let dir = fixture("budget");
+        let mut config = Config::default();
+        let whole = build(&dir, &config, "task").text.len();
+        config.prompt.budget_bytes = whole - 2000;
+        let p = build(&dir, &config, "task");
+        assert!(
+            p.text.len() <= config.prompt.budget_bytes,
+            "{} > {}",
+            p.text.len(),
+            config.prompt.budget_bytes
+        );
+        assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+        assert!(
+            p.notes[0].starts_with("Schema: `docs/db/schema.md` cut to"),
+            "{:?}",
+            p.notes
+        );
+        assert!(p.text.contains("[... cut to fit the prompt budget:"));
+        assert!(p.text.contains("> Note: this prompt is incomplete"));
+
+        // A task larger than the budget: all context goes, the task stays whole.
+        let task = "x".repeat(config.prompt.budget_bytes * 2);
+        let p = build(&dir, &config, &task);
+        assert!(p.text.contains(&task));
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.starts_with("Rules: `CLAUDE.md` left out")),
+            "{:?}",
+            p.notes
+        );
+        assert!(p.text.contains("(none: read the repository yourself)"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
