@@ -196,6 +196,9 @@ pub struct MigrationEvidence {
     pub impact: Vec<String>,
     /// Was the history applied to a real Postgres, and what came of it.
     pub live: LiveOutcome,
+    /// How the live check ran: scratch databases, statements not sent, probes skipped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub live_notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

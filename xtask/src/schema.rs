@@ -295,6 +295,9 @@ pub struct Policy {
     /// Expression text of `WITH CHECK (...)`.
     pub with_check: Option<String>,
     pub origin: Origin,
+    /// The columns of its own table the policy's expressions read, as Postgres records them
+    /// in `pg_depend` (live catalog only; `None` from the static reader).
+    pub reads_columns: Option<Vec<String>>,
 }
 
 impl Policy {
@@ -366,6 +369,7 @@ mod tests {
             using: Some("a".into()),
             with_check: None,
             origin: Origin::new("x.sql", 1),
+            reads_columns: None,
         };
         assert_eq!(
             p.exprs_for(Command::Update),

@@ -113,6 +113,18 @@ fn the_agent_writes_a_migration_and_the_handover_tells_its_story() {
     let sql = std::fs::read_to_string(s.repo.path().join(MIGRATION)).unwrap();
     assert!(sql.starts_with("create table public.invoices ("), "{sql}");
 
+    // Verified from evidence, not the agent's word: the table has no RLS.
+    assert!(
+        stdout.contains("- [ ] RLS policies active and tested — **failed:** not isolated by tenant: public.invoices"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "`{MIGRATION}:1` **error** `rls-not-enabled` (`public.invoices`)"
+        )),
+        "{stdout}"
+    );
+
     // The handover: the final message verbatim, the file as changed, the command with its
     // exit code, the token usage, and the cross-check (written by a command, not reported
     // as a file edit).
@@ -797,12 +809,20 @@ fn a_fix_round_gives_the_agent_the_real_lint_output_and_lint_then_passes() {
         .env("npm_config_manage_package_manager_versions", "false");
     let (out, _) = run_with_stdin(cmd, None, Duration::from_secs(600));
     let stderr = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "migration/route items stay unknown: {stderr}"
-    );
+    // No migration or route changed (their items are not applicable), lint is fixed in
+    // round 2 and the tests pass: every item is decided from evidence, so exit 0.
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
     let json: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    for id in [
+        "tenant_id",
+        "rls",
+        "migration",
+        "auth",
+        "contracts",
+        "rate_limit",
+    ] {
+        assert_eq!(common::item(&json, id)["status"], "not_applicable", "{id}");
+    }
     let rounds = json["agent"]["rounds"].as_array().unwrap();
     assert_eq!(rounds.len(), 2, "{:#}", json["agent"]);
     let lint_after = |round: &Value| {

@@ -85,6 +85,7 @@ pub fn sample() -> Evidence {
             ],
             impact: vec!["created table `public.invoices`".into(), "dropped column `public.projects.legacy`".into()],
             live: LiveOutcome::Unavailable("no Postgres binaries on PATH".into()),
+            live_notes: vec![],
         }),
         routes: Ok(RouteEvidence {
             routes: vec![RouteReport {

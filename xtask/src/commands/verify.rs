@@ -12,8 +12,8 @@ use crate::{
     config::Config,
     exit::{self, Outcome},
     flags::{self, Format, Live, VerifyOptions},
-    gather::{self, Evidence},
-    model::Status,
+    gather::{self, live::Database, migrations::History, Evidence},
+    model::{LiveOutcome, MigrationEvidence, Status},
     render::{self, Report},
     repo::{self, Changes},
     ui,
@@ -70,11 +70,6 @@ pub fn check_options(opts: &VerifyOptions) -> anyhow::Result<Format> {
             format_name(format)
         )));
     }
-    if opts.live == Live::On {
-        return Err(exit::usage(
-            "--live on: the live Postgres check is not built yet; use --live auto or --live off",
-        ));
-    }
     Ok(format)
 }
 
@@ -99,9 +94,11 @@ pub fn gather(target: &Target, config: &Config, opts: &VerifyOptions) -> anyhow:
     };
 
     let progress = ui::Progress::start("reading migrations and routes");
-    let migrations = gather::migrations::analyze(&target.root, config, &changes);
+    let (mut migrations, histories) =
+        gather::migrations::analyze_full(&target.root, config, &changes);
     let routes = gather::routes::analyze(&target.root, config, &changes);
     progress.finish("done");
+    live_check(&mut migrations, &histories, config, &changes, opts)?;
 
     let (lint, tests, other_commands) = if opts.skip_commands {
         let why = "not run: --skip-commands".to_string();
@@ -118,13 +115,55 @@ pub fn gather(target: &Target, config: &Config, opts: &VerifyOptions) -> anyhow:
     Ok(Evidence {
         repo: target.display.clone(),
         changes,
-        migrations,
+        migrations: Ok(migrations),
         routes,
         lint,
         tests,
         other_commands,
         agent: None,
     })
+}
+
+/// Apply the migrations to a real Postgres unless `--live off` (or nothing is new). With
+/// `--live on`, a live check that cannot run is exit 3; with `auto` its items are `unknown`.
+fn live_check(
+    m: &mut MigrationEvidence,
+    histories: &[History],
+    config: &Config,
+    changes: &Changes,
+    opts: &VerifyOptions,
+) -> anyhow::Result<()> {
+    if opts.live == Live::Off || !gather::live::wanted(histories, changes) {
+        return Ok(());
+    }
+    let db = match &opts.database_url {
+        Some(url) => Database::Url(url.clone()),
+        None => Database::Throwaway,
+    };
+    let progress = ui::Progress::start("applying the migrations to Postgres");
+    match gather::live::check(config, changes, histories, &db) {
+        Ok(live) => {
+            let ok = live.apply_failures == 0;
+            progress.finish(&format!(
+                "{} ({} statements, {} ms{})",
+                if ok { "applied" } else { "did not apply" },
+                live.statements,
+                live.check.as_millis(),
+                live.startup
+                    .map(|d| format!(", start-up {} ms", d.as_millis()))
+                    .unwrap_or_default()
+            ));
+            gather::live::merge(m, live);
+        }
+        Err(why) => {
+            progress.finish("could not run");
+            if opts.live == Live::On {
+                return Err(exit::tool(format!("--live on: {why}")));
+            }
+            m.live = LiveOutcome::Unavailable(why);
+        }
+    }
+    Ok(())
 }
 
 /// Decide, print (and write the report file), and give the exit outcome.

@@ -2,6 +2,7 @@
 //! child process) and returns what it measured, or the reason it could not measure.
 
 pub mod commands;
+pub mod live;
 pub mod migrations;
 pub mod routes;
 

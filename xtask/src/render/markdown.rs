@@ -216,6 +216,9 @@ fn tenant_isolation(r: &Report) -> String {
         }
         LiveOutcome::NotRun => {}
     }
+    for note in &m.live_notes {
+        let _ = writeln!(s, "- {}", one_line(note));
+    }
     s
 }
 

@@ -57,6 +57,17 @@ impl Judge {
         &self.column
     }
 
+    /// The columns of its own table a scoped policy must read (as Postgres records the use in
+    /// `pg_depend`): the tenant column, or on the membership table its user column too (a
+    /// policy keeping users to their own membership rows).
+    pub fn scoping_columns(&self, names: &[QualName]) -> Vec<&str> {
+        let mut cols = vec![self.column.as_str()];
+        if names.contains(&self.membership) {
+            cols.push(&self.member_user);
+        }
+        cols
+    }
+
     /// Does `expr` keep every row to the current tenant? `Err` says why not, in one line.
     /// `names` are the table's names (current and former) that may qualify its column.
     pub fn scoped(&self, expr: Option<&str>, names: &[QualName]) -> Result<(), String> {

@@ -69,6 +69,17 @@ fn names(t: &Table) -> Vec<QualName> {
 
 /// Why a permissive policy does not scope `cmd`, if it does not.
 fn unscoped_for(p: &Policy, cmd: Command, judge: &Judge, names: &[QualName]) -> Option<String> {
+    // A live catalog knows which columns the policy really reads: one that never reads the
+    // tenant column of its table cannot filter on it, whatever its text seems to say.
+    if let Some(cols) = &p.reads_columns {
+        let needed = judge.scoping_columns(names);
+        if !cols.iter().any(|c| needed.contains(&c.as_str())) {
+            return Some(format!(
+                "Postgres records no use of `{}` in this policy (pg_depend)",
+                needed.join("` or `")
+            ));
+        }
+    }
     for (clause, expr) in p.exprs_for(cmd) {
         if let Err(why) = judge.scoped(expr, names) {
             return Some(match expr {

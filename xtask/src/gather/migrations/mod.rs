@@ -19,6 +19,7 @@ use crate::{
     model::{Finding, MigrationEvidence, Severity, Source},
     repo::Changes,
     rules::{policy::Judge, tenant},
+    schema::Schema,
 };
 
 use self::{
@@ -63,8 +64,36 @@ pub fn analyze_with(
     changes: &Changes,
     threads: usize,
 ) -> MigrationEvidence {
+    analyze_histories(repo, config, changes, threads).0
+}
+
+/// One migration history as the static reader saw it: its files in replay order and the
+/// schema they make. The live check applies the same files and points its findings at the
+/// lines this schema remembers.
+pub struct History {
+    pub dir: String,
+    pub files: Vec<files::MigrationFile>,
+    pub schema: Schema,
+}
+
+/// The static analysis, and each history it replayed.
+pub fn analyze_full(
+    repo: &Path,
+    config: &Config,
+    changes: &Changes,
+) -> (MigrationEvidence, Vec<History>) {
+    analyze_histories(repo, config, changes, threads())
+}
+
+fn analyze_histories(
+    repo: &Path,
+    config: &Config,
+    changes: &Changes,
+    threads: usize,
+) -> (MigrationEvidence, Vec<History>) {
     let judge = Judge::new(&config.tenancy);
     let mut ev = MigrationEvidence::default();
+    let mut histories = Vec::new();
     for dir in &config.migrations.dirs {
         let (list, list_findings) = files::list(repo, dir);
         ev.findings.extend(list_findings);
@@ -114,8 +143,13 @@ pub fn analyze_with(
         ev.findings.extend(out.findings);
         ev.tables.extend(out.tables);
         ev.impact.extend(replay.impact);
+        histories.push(History {
+            dir: dir.clone(),
+            files: list,
+            schema: replay.schema,
+        });
     }
-    ev
+    (ev, histories)
 }
 
 /// Read and parse every file, on `threads` threads; results in list order.

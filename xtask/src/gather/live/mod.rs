@@ -1,0 +1,504 @@
+//! The live check: every migration history applied to a real Postgres, the catalog read into
+//! the same schema model the static reader fills and judged by the same rules, and a
+//! cross-tenant probe on the judged tables — all in one transaction that is rolled back, so
+//! the database is left exactly as it was found.
+//!
+//! The database is `--database-url` (or `XTASK_DATABASE_URL`), else a throwaway cluster
+//! started from the Postgres binaries on this machine ([`cluster`]). A history holding a
+//! statement that cannot run inside a transaction (`create index concurrently`, ...) is
+//! applied in a scratch database of the throwaway cluster instead, created and dropped, and
+//! the report says so; against `--database-url` such a history is not applied (we never
+//! commit anything to a database we do not own).
+
+pub mod apply;
+pub mod catalog;
+pub mod cluster;
+pub mod probe;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+    str::FromStr,
+    time::{Duration, Instant},
+};
+
+use postgres::{Client, NoTls};
+
+use crate::{
+    config::Config,
+    gather::migrations::History,
+    model::{Finding, LiveOutcome, MigrationEvidence, Severity, Source, TableReport, Verdict},
+    repo::Changes,
+    rules::{policy::Judge, tenant},
+    schema::{Origin, QualName, Schema},
+    sql::Lines,
+};
+
+use self::{
+    apply::{describe, line_of, Kind},
+    cluster::Cluster,
+    probe::{Identity, Probe},
+};
+
+/// The shim that gives a plain Postgres what Supabase migrations expect.
+pub const SHIM: &str = include_str!("../../../../templates/supabase-shim.sql");
+
+/// Rules whose findings about a table the live judgment replaces.
+const TABLE_RULES: [&str; 6] = [
+    "tenant-column-missing",
+    "tenant-column-nullable",
+    "rls-not-enabled",
+    "policy-missing",
+    "policy-not-tenant-scoped",
+    "tenant-index-missing",
+];
+
+/// Where the live database comes from.
+pub enum Database {
+    /// A connection string (`postgres://...` or `host=... dbname=...`).
+    Url(String),
+    /// A throwaway cluster started for this run.
+    Throwaway,
+}
+
+/// What the live check measured.
+#[derive(Debug, Default)]
+pub struct LiveEvidence {
+    /// Judged tables, `source: live`.
+    pub tables: Vec<TableReport>,
+    /// `migration-apply-failed`, the live rule findings and probe findings.
+    pub findings: Vec<Finding>,
+    /// What the report should say about how the check ran (scratch databases, skipped
+    /// transaction control, probes that were skipped, timings).
+    pub notes: Vec<String>,
+    /// "throwaway Postgres 15.18", "the database of --database-url".
+    pub database: String,
+    pub statements: usize,
+    pub apply_failures: usize,
+    /// Start-up time of the throwaway cluster.
+    pub startup: Option<Duration>,
+    /// Time to apply, read and probe (without the start-up).
+    pub check: Duration,
+}
+
+/// Is there anything for the live check to do? (No migration files, or nothing new: no.)
+pub fn wanted(histories: &[History], changes: &Changes) -> bool {
+    histories.iter().any(|h| {
+        !h.files.is_empty() && (changes.all || h.files.iter().any(|f| changes.is_new(&f.path)))
+    })
+}
+
+/// Run the live check. `Err` is the reason it could not run at all (no Postgres, cannot
+/// connect, timed out).
+pub fn check(
+    config: &Config,
+    changes: &Changes,
+    histories: &[History],
+    db: &Database,
+) -> Result<LiveEvidence, String> {
+    let timeout = Duration::from_secs(config.live.timeout_secs.max(1));
+    let deadline = Instant::now() + timeout;
+    let _busy = crate::proc::Busy::new();
+    let mut ev = LiveEvidence::default();
+    let (base, cluster) = match db {
+        Database::Url(url) => {
+            let mut c = postgres::Config::from_str(url)
+                .map_err(|e| format!("--database-url is not a Postgres connection string: {e}"))?;
+            if c.get_connect_timeout().is_none() {
+                c.connect_timeout(Duration::from_secs(10));
+            }
+            ev.database = "the database of --database-url".into();
+            (c, None)
+        }
+        Database::Throwaway => {
+            let cluster = Cluster::start(timeout)?;
+            ev.startup = Some(cluster.startup);
+            let version: String = connect(&cluster.config())?
+                .query_one("show server_version", &[])
+                .map(|r| r.get(0))
+                .unwrap_or_default();
+            let version = version.split_whitespace().next().unwrap_or("").to_string();
+            ev.database = format!("throwaway Postgres {version}");
+            (cluster.config(), Some(cluster))
+        }
+    };
+    let started = Instant::now();
+    let judge = Judge::new(&config.tenancy);
+    for h in histories {
+        if h.files.is_empty() {
+            continue;
+        }
+        if crate::proc::interrupted() {
+            return Err("interrupted".into());
+        }
+        one_history(
+            config,
+            changes,
+            h,
+            &base,
+            cluster.is_some(),
+            deadline,
+            &judge,
+            &mut ev,
+        )?;
+    }
+    ev.check = started.elapsed();
+    drop(cluster);
+    Ok(ev)
+}
+
+fn connect(config: &postgres::Config) -> Result<Client, String> {
+    config
+        .connect(NoTls)
+        .map_err(|e| format!("cannot connect to Postgres: {}", describe(&e).0))
+}
+
+fn remaining(deadline: Instant) -> Result<Duration, String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err("the live check timed out (`[live] timeout_secs`)".into())
+    } else {
+        Ok(left)
+    }
+}
+
+/// The file's pieces, or why it cannot be sent.
+fn pieces_of(full: &Path) -> Result<(String, Vec<apply::Piece>), (u32, String)> {
+    let bytes = std::fs::read(full).map_err(|e| (1, format!("cannot read the file: {e}")))?;
+    match String::from_utf8(bytes) {
+        Ok(text) => {
+            let pieces = apply::split(&text);
+            Ok((text, pieces))
+        }
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+            Err((
+                line,
+                format!(
+                    "not valid UTF-8 (byte {at}): Postgres would reject the file; save it as UTF-8"
+                ),
+            ))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn one_history(
+    config: &Config,
+    changes: &Changes,
+    h: &History,
+    base: &postgres::Config,
+    own_cluster: bool,
+    deadline: Instant,
+    judge: &Judge,
+    ev: &mut LiveEvidence,
+) -> Result<(), String> {
+    // Read and cut every file first: what cannot run in a transaction decides the mode.
+    let mut files = Vec::new();
+    let mut no_tx: Option<String> = None;
+    for f in &h.files {
+        if f.unreadable.is_some() {
+            continue; // reported by the static reader; nothing to send
+        }
+        let read = pieces_of(&f.full);
+        if let Ok((_, pieces)) = &read {
+            if let Some(p) = pieces
+                .iter()
+                .find(|p| matches!(p.kind, Kind::NoTransaction(_)))
+            {
+                if let Kind::NoTransaction(what) = p.kind {
+                    no_tx.get_or_insert(format!("{what} at {}:{}", f.path, p.line));
+                }
+            }
+        }
+        files.push((f, read));
+    }
+    let scratch = match (&no_tx, own_cluster) {
+        (None, _) => None,
+        (Some(_), true) => Some(format!("xtask_scratch_{}", std::process::id())),
+        (Some(what), false) => {
+            return Err(format!(
+                "history `{}` has {what}, which cannot run inside the transaction the check rolls back; without --database-url the check uses a throwaway cluster where it can",
+                h.dir
+            ))
+        }
+    };
+
+    let mut admin = None;
+    let mut c = match &scratch {
+        None => connect(base)?,
+        Some(name) => {
+            let mut a = connect(base)?;
+            a.batch_execute(&format!("create database {name}"))
+                .map_err(|e| format!("cannot create the scratch database: {}", describe(&e).0))?;
+            let mut cfg = base.clone();
+            cfg.dbname(name);
+            ev.notes.push(format!(
+                "history `{}` has {}, which cannot run in a transaction: applied in scratch database `{name}` of the throwaway cluster, dropped afterwards",
+                h.dir,
+                no_tx.as_deref().unwrap_or("")
+            ));
+            admin = Some(a);
+            connect(&cfg)?
+        }
+    };
+    let timeouts = |left: Duration| {
+        format!(
+            "set statement_timeout = {}; set lock_timeout = {}",
+            left.as_millis().max(1),
+            left.as_millis().max(1)
+        )
+    };
+    c.batch_execute(&timeouts(remaining(deadline)?))
+        .map_err(|e| describe(&e).0)?;
+    if scratch.is_none() {
+        c.batch_execute("begin").map_err(|e| describe(&e).0)?;
+    }
+    c.batch_execute(SHIM)
+        .map_err(|e| format!("the Supabase shim does not apply: {}", describe(&e).0))?;
+
+    let before = catalog::table_oids(&mut c).map_err(|e| describe(&e).0)?;
+    let mut created_by: BTreeMap<u32, String> = BTreeMap::new();
+    let mut known = before.clone();
+    let mut skipped_tx = 0usize;
+    for (f, read) in &files {
+        let (text, pieces) = match read {
+            Ok(r) => r,
+            Err((line, msg)) => {
+                ev.apply_failures += 1;
+                ev.findings.push(
+                    Finding::new("migration-apply-failed", Severity::Error, msg.clone())
+                        .at(f.path.clone(), Some(*line)),
+                );
+                continue;
+            }
+        };
+        let lines = Lines::new(text);
+        for p in pieces {
+            if p.kind == Kind::TransactionControl {
+                skipped_tx += 1;
+                continue;
+            }
+            remaining(deadline)?;
+            if crate::proc::interrupted() {
+                return Err("interrupted".into());
+            }
+            ev.statements += 1;
+            let failed = if scratch.is_some() {
+                c.batch_execute(&p.text).err()
+            } else {
+                c.batch_execute("savepoint xtask_stmt")
+                    .map_err(|e| describe(&e).0)?;
+                match c.batch_execute(&p.text) {
+                    Ok(()) => {
+                        c.batch_execute("release savepoint xtask_stmt")
+                            .map_err(|e| describe(&e).0)?;
+                        None
+                    }
+                    Err(e) => {
+                        c.batch_execute(
+                            "rollback to savepoint xtask_stmt; release savepoint xtask_stmt",
+                        )
+                        .map_err(|e| describe(&e).0)?;
+                        Some(e)
+                    }
+                }
+            };
+            if let Some(e) = failed {
+                if e.is_closed() {
+                    return Err(format!("the connection to Postgres was lost: {e}"));
+                }
+                let (msg, pos) = describe(&e);
+                let line = line_of(p, &lines, pos);
+                ev.apply_failures += 1;
+                ev.findings.push(
+                    Finding::new(
+                        "migration-apply-failed",
+                        Severity::Error,
+                        format!("Postgres rejects this statement: {msg}"),
+                    )
+                    .at(f.path.clone(), Some(line)),
+                );
+            }
+        }
+        if changes.is_new(&f.path) {
+            let now = catalog::table_oids(&mut c).map_err(|e| describe(&e).0)?;
+            for oid in now.keys() {
+                if !known.contains_key(oid) {
+                    created_by.insert(*oid, f.path.clone());
+                }
+            }
+            known = now;
+        }
+    }
+    if skipped_tx > 0 {
+        ev.notes.push(format!(
+            "history `{}`: {skipped_tx} transaction-control statement(s) (begin/commit/...) not sent: the check runs the whole history in one transaction and rolls it back",
+            h.dir
+        ));
+    }
+
+    // Whatever the migrations set for their session (search_path, role, timeouts) is undone.
+    c.batch_execute("reset all; reset role")
+        .map_err(|e| describe(&e).0)?;
+    c.batch_execute(&timeouts(remaining(deadline)?))
+        .map_err(|e| describe(&e).0)?;
+    if scratch.is_some() {
+        c.batch_execute("begin").map_err(|e| describe(&e).0)?;
+    }
+
+    let all = catalog::table_oids(&mut c).map_err(|e| describe(&e).0)?;
+    let static_judged: BTreeSet<&QualName> = h
+        .schema
+        .tables
+        .values()
+        .filter(|t| changes.all || t.touched_by.iter().any(|p| changes.is_new(p)))
+        .map(|t| &t.name)
+        .collect();
+    let judged: BTreeMap<u32, QualName> = all
+        .into_iter()
+        .filter(|(oid, name)| {
+            (changes.all && !before.contains_key(oid))
+                || created_by.contains_key(oid)
+                || static_judged.contains(name)
+        })
+        .collect();
+    let origin = |name: &QualName| -> Origin {
+        if let Some(t) = h.schema.tables.get(name) {
+            return t.origin.clone();
+        }
+        if let Some(f) = h.schema.functions.get(name) {
+            return f.origin.clone();
+        }
+        let file = judged
+            .iter()
+            .find(|(_, n)| *n == name)
+            .and_then(|(oid, _)| created_by.get(oid));
+        Origin::new(file.cloned().unwrap_or_else(|| h.dir.clone()), 1)
+    };
+    let mut schema = catalog::read(&mut c, &judged, &origin).map_err(|e| describe(&e).0)?;
+    point_at_static(&mut schema, &h.schema);
+
+    let out = tenant::judge(schema.tables.values(), &config.tenancy, judge, Source::Live);
+    let mut findings = out.findings;
+    let mut tables = out.tables;
+    let id = Identity {
+        tenancy: &config.tenancy,
+        become_tenant: &config.live.become_tenant,
+    };
+    for report in &mut tables {
+        if report.verdict == Verdict::Exempt || !report.tenant_column {
+            continue;
+        }
+        remaining(deadline)?;
+        let name = schema
+            .tables
+            .keys()
+            .find(|n| n.to_string() == report.name)
+            .cloned()
+            .expect("judged table is in the schema");
+        let t = &schema.tables[&name];
+        match probe::probe(&mut c, &name, &id) {
+            Probe::Isolated => {}
+            Probe::Leaks(leaks) => {
+                report.verdict = Verdict::Unprotected;
+                findings.push(
+                    Finding::new(
+                        "policy-not-tenant-scoped",
+                        Severity::Error,
+                        format!(
+                            "live probe on {name}: {}; the policies let one tenant reach another's rows",
+                            leaks.join(", ")
+                        ),
+                    )
+                    .at(t.origin.path.clone(), Some(t.origin.line))
+                    .on_table(name.to_string()),
+                );
+            }
+            Probe::Skipped(why) => {
+                let note = format!("live probe skipped: {why}");
+                report.reason = Some(match report.reason.take() {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note.clone(),
+                });
+                findings.push(
+                    Finding::new(
+                        "live-probe-skipped",
+                        Severity::Info,
+                        format!("{name}: {note}"),
+                    )
+                    .at(t.origin.path.clone(), Some(t.origin.line))
+                    .on_table(name.to_string()),
+                );
+            }
+        }
+    }
+    ev.tables.extend(tables);
+    ev.findings.extend(findings);
+
+    let _ = c.batch_execute("rollback");
+    drop(c);
+    if let (Some(mut a), Some(name)) = (admin, scratch) {
+        a.batch_execute(&format!("drop database if exists {name} with (force)"))
+            .map_err(|e| format!("cannot drop the scratch database: {}", describe(&e).0))?;
+    }
+    Ok(())
+}
+
+/// Point the live facts at the lines the static reader remembers for the same objects, so a
+/// live finding names the file and line to fix.
+fn point_at_static(live: &mut Schema, stat: &Schema) {
+    for (name, t) in live.tables.iter_mut() {
+        let Some(s) = stat.tables.get(name) else {
+            continue;
+        };
+        t.rls.origin = s.rls.origin.clone().or_else(|| Some(s.origin.clone()));
+        for col in &mut t.columns {
+            if let Some(sc) = s.column(&col.name) {
+                col.origin = sc.origin.clone();
+                col.null_origin = sc.null_origin.clone();
+            }
+        }
+        for p in &mut t.policies {
+            if let Some(sp) = s.policies.iter().find(|sp| sp.name == p.name) {
+                p.origin = sp.origin.clone();
+            }
+        }
+        for file in &s.touched_by {
+            t.touch(file);
+        }
+    }
+}
+
+/// Fold the live results into the static evidence: for every table Postgres judged, its
+/// verdict and findings replace the static ones (Postgres cannot be fooled by what a reader
+/// could not follow); everything else the static reader found stays.
+pub fn merge(m: &mut MigrationEvidence, live: LiveEvidence) {
+    for t in &live.tables {
+        m.tables.retain(|s| s.name != t.name);
+        m.findings.retain(|f| {
+            !(f.table.as_deref() == Some(t.name.as_str()) && TABLE_RULES.contains(&f.rule))
+        });
+    }
+    m.tables.extend(live.tables);
+    m.findings.extend(live.findings);
+    m.live_notes.extend(live.notes);
+    let how = format!(
+        "{}, {} statement(s) applied in a rolled-back transaction",
+        live.database, live.statements
+    );
+    m.live = if live.apply_failures > 0 {
+        LiveOutcome::Failed(format!(
+            "{} statement(s) rejected by {}",
+            live.apply_failures, live.database
+        ))
+    } else {
+        LiveOutcome::Applied(how)
+    };
+}
+
+/// Judge tables that have no static counterpart (used by tests comparing the two readers).
+pub fn verdicts(tables: &[TableReport]) -> BTreeMap<String, Verdict> {
+    tables.iter().map(|t| (t.name.clone(), t.verdict)).collect()
+}

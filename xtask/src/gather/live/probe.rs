@@ -1,0 +1,479 @@
+//! The isolation probe: can tenant A reach tenant B's rows?
+//!
+//! As the superuser, a row is made for tenant A and one for tenant B (values from defaults,
+//! made up from column types, parent rows created for foreign keys). Then, as the
+//! `authenticated` role with tenant A's identity, the probe counts B's rows that A can
+//! SELECT, UPDATE and DELETE, and tries to INSERT a row for B. Before any of that counts, A
+//! must be able to read its own row: a probe whose identity the policies do not recognise
+//! proves nothing, and says so instead of passing.
+//!
+//! Everything happens under a savepoint that is rolled back, inside the transaction that is
+//! itself rolled back at the end of the check.
+
+use postgres::Client;
+
+use crate::{config::Tenancy, schema::QualName};
+
+use super::apply::describe;
+
+/// What the probe found on one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Tenant A saw its own row and nothing of B's.
+    Isolated,
+    /// Tenant A reached B's rows: each line is one piece of evidence.
+    Leaks(Vec<String>),
+    /// The probe could not be run or proves nothing: why.
+    Skipped(String),
+}
+
+/// How the probe becomes a tenant.
+pub struct Identity<'a> {
+    pub tenancy: &'a Tenancy,
+    /// `[live] become_tenant`: SQL with `:tenant` and `:user`; empty = membership + claims.
+    pub become_tenant: &'a str,
+}
+
+/// A column as the probe needs it.
+struct Col {
+    name: String,
+    /// `format_type` of the column's type.
+    ty: String,
+    not_null: bool,
+    has_default: bool,
+    identity: bool,
+    generated: bool,
+    /// Single-column foreign key: referenced table and column.
+    references: Option<(QualName, String)>,
+    /// First label of an enum type.
+    enum_label: Option<String>,
+}
+
+fn q(s: &str) -> String {
+    crate::schema::quote_ident(s)
+}
+
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
+    let rows = c
+        .query(
+            "select a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+               a.atthasdef, a.attidentity <> '', a.attgenerated <> '', \
+               (select fn.nspname::text || '.' || fc.relname::text || '.' || fa.attname::text \
+                  from pg_catalog.pg_constraint f \
+                  join pg_catalog.pg_class fc on fc.oid = f.confrelid \
+                  join pg_catalog.pg_namespace fn on fn.oid = fc.relnamespace \
+                  join pg_catalog.pg_attribute fa on fa.attrelid = f.confrelid and fa.attnum = f.confkey[1] \
+                 where f.conrelid = a.attrelid and f.contype = 'f' and f.conkey = array[a.attnum] limit 1), \
+               (select e.enumlabel::text from pg_catalog.pg_enum e where e.enumtypid = a.atttypid \
+                 order by e.enumsortorder limit 1) \
+             from pg_catalog.pg_attribute a \
+             where a.attrelid = $1::text::regclass and a.attnum > 0 and not a.attisdropped \
+             order by a.attnum",
+            &[&table.sql()],
+        )
+        .map_err(|e| describe(&e).0)?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let reference: Option<String> = r.get(6);
+            Col {
+                name: r.get(0),
+                ty: r.get(1),
+                not_null: r.get(2),
+                has_default: r.get(3),
+                identity: r.get(4),
+                generated: r.get(5),
+                references: reference.and_then(|s| {
+                    let mut parts = s.splitn(3, '.');
+                    let (schema, name, col) = (parts.next()?, parts.next()?, parts.next()?);
+                    Some((QualName::new(schema, name), col.to_string()))
+                }),
+                enum_label: r.get(7),
+            }
+        })
+        .collect())
+}
+
+/// A made-up value of a type, as SQL.
+fn made_up(col: &Col) -> Option<String> {
+    if let Some(label) = &col.enum_label {
+        return Some(format!("{}::{}", lit(label), col.ty));
+    }
+    let ty = col.ty.as_str();
+    let base = ty.split('(').next().unwrap_or(ty).trim();
+    let v = match base {
+        "uuid" => "gen_random_uuid()".to_string(),
+        "text" | "character varying" | "character" | "citext" | "name" => {
+            format!(
+                "left('xtask-probe-' || gen_random_uuid()::text, {})",
+                char_limit(ty)
+            )
+        }
+        "smallint" => "(random() * 30000)::int2".into(),
+        "integer" => "(random() * 2000000000)::int4".into(),
+        "bigint" => "(random() * 9000000000000000)::int8".into(),
+        "numeric" | "real" | "double precision" => format!("1::{ty}"),
+        "boolean" => "false".into(),
+        "date" => "current_date".into(),
+        "timestamp with time zone" | "timestamp without time zone" => format!("now()::{ty}"),
+        "time without time zone" | "time with time zone" => format!("now()::{ty}"),
+        "interval" => "interval '1 day'".into(),
+        "jsonb" | "json" => format!("'{{}}'::{ty}"),
+        "bytea" => "'\\x00'::bytea".into(),
+        "inet" => "'127.0.0.1'::inet".into(),
+        _ if ty.ends_with("[]") => format!("'{{}}'::{ty}"),
+        _ => return None,
+    };
+    Some(v)
+}
+
+fn char_limit(ty: &str) -> usize {
+    ty.split_once('(')
+        .and_then(|(_, r)| r.trim_end_matches(')').parse().ok())
+        .unwrap_or(64)
+}
+
+/// Builds rows for the probe, creating parent rows for foreign keys as it goes.
+struct Maker<'c> {
+    c: &'c mut Client,
+    tenant_col: String,
+}
+
+impl Maker<'_> {
+    /// The SQL values for a new row of `table` owned by `tenant` (a SQL literal), keyed by
+    /// column. Columns left out take their defaults.
+    fn values(
+        &mut self,
+        table: &QualName,
+        tenant: Option<&str>,
+        depth: u32,
+    ) -> Result<Vec<(String, String)>, String> {
+        if depth > 4 {
+            return Err(format!("foreign keys nest too deep at {table}"));
+        }
+        let cols = columns(self.c, table)?;
+        let mut out = Vec::new();
+        for col in &cols {
+            if col.generated || col.identity {
+                continue;
+            }
+            if col.name == self.tenant_col {
+                if let Some(t) = tenant {
+                    out.push((col.name.clone(), format!("{t}::{}", col.ty)));
+                    continue;
+                }
+            }
+            if !col.not_null || col.has_default {
+                continue;
+            }
+            if let Some((parent, pcol)) = &col.references {
+                let id = self.insert(parent, tenant, Some(pcol), depth + 1)?;
+                out.push((col.name.clone(), id));
+                continue;
+            }
+            match made_up(col) {
+                Some(v) => out.push((col.name.clone(), v)),
+                None => {
+                    return Err(format!(
+                        "cannot make up a value for {table}.{} of type {}",
+                        col.name, col.ty
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Insert a row into `table` for `tenant`; return the value of `returning` (as a SQL literal).
+    fn insert(
+        &mut self,
+        table: &QualName,
+        tenant: Option<&str>,
+        returning: Option<&str>,
+        depth: u32,
+    ) -> Result<String, String> {
+        let values = self.values(table, tenant, depth)?;
+        let sql = insert_sql(table, &values, returning);
+        let row = self
+            .c
+            .query_one(&sql, &[])
+            .map_err(|e| format!("cannot insert a row into {table}: {}", describe(&e).0))?;
+        Ok(match returning {
+            Some(_) => {
+                let v: Option<String> = row.get(0);
+                v.map_or("null".into(), |v| lit(&v))
+            }
+            None => "null".into(),
+        })
+    }
+}
+
+fn insert_sql(table: &QualName, values: &[(String, String)], returning: Option<&str>) -> String {
+    let ret = returning.map_or("1".to_string(), |c| format!("{}::text", q(c)));
+    if values.is_empty() {
+        format!("insert into {} default values returning {ret}", table.sql())
+    } else {
+        let cols: Vec<String> = values.iter().map(|(c, _)| q(c)).collect();
+        let vals: Vec<&str> = values.iter().map(|(_, v)| v.as_str()).collect();
+        format!(
+            "insert into {} ({}) values ({}) returning {ret}",
+            table.sql(),
+            cols.join(", "),
+            vals.join(", ")
+        )
+    }
+}
+
+/// Run the probe on one table. The caller holds the transaction; this function leaves it
+/// as it found it (savepoint rolled back, role reset) whatever happens.
+pub fn probe(c: &mut Client, table: &QualName, id: &Identity) -> Probe {
+    if let Err(e) = c.batch_execute("savepoint xtask_probe") {
+        return Probe::Skipped(format!("cannot start the probe: {}", describe(&e).0));
+    }
+    let result = run(c, table, id);
+    let _ = c.batch_execute("rollback to savepoint xtask_probe; release savepoint xtask_probe");
+    match result {
+        Ok(p) => p,
+        Err(why) => Probe::Skipped(why),
+    }
+}
+
+fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String> {
+    let col = crate::schema::split_config_name(&id.tenancy.column)
+        .pop()
+        .unwrap_or_default();
+    let cols = columns(c, table)?;
+    let Some(tenant_col) = cols.iter().find(|k| k.name == col) else {
+        return Err(format!("{table} has no `{col}` column"));
+    };
+
+    // The two tenants: rows of the referenced table when the tenant column is a foreign key.
+    let mut maker = Maker {
+        c,
+        tenant_col: col.clone(),
+    };
+    let (a, b) = match &tenant_col.references {
+        Some((parent, pcol)) => (
+            maker.insert(parent, None, Some(pcol), 1)?,
+            maker.insert(parent, None, Some(pcol), 1)?,
+        ),
+        None => {
+            let v = made_up(tenant_col)
+                .ok_or_else(|| format!("cannot make up a tenant of type {}", tenant_col.ty))?;
+            let a: String = maker
+                .c
+                .query_one(&format!("select ({v})::text"), &[])
+                .map_err(|e| describe(&e).0)?
+                .get(0);
+            let b: String = maker
+                .c
+                .query_one(&format!("select ({v})::text"), &[])
+                .map_err(|e| describe(&e).0)?
+                .get(0);
+            (lit(&a), lit(&b))
+        }
+    };
+    maker.insert(table, Some(&a), None, 1)?;
+    let b_row = maker.values(table, Some(&b), 1)?;
+    maker
+        .c
+        .query_one(&insert_sql(table, &b_row, None), &[])
+        .map_err(|e| format!("cannot insert a row into {table}: {}", describe(&e).0))?;
+    // A second row for B, made the same way, for the INSERT attempt as A.
+    let b_insert = maker.values(table, Some(&b), 1)?;
+
+    become_tenant(c, id, &a)?;
+
+    let t = table.sql();
+    let tc = q(&col);
+    let ty = &tenant_col.ty;
+    let b_rows = format!("select ctid::text from {t} where {tc} = {b}::{ty}");
+    let b_before: Vec<String> = c
+        .query(&b_rows, &[])
+        .map_err(|e| describe(&e).0)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+
+    let own = as_tenant(
+        c,
+        &format!("select count(*) from {t} where {tc} = {a}::{ty}"),
+        |_, r| Ok(r.unwrap_or(0)),
+    )?;
+    if own == 0 {
+        return Err(format!(
+            "tenant A could not read its own row of {table}, so the probe's identity is not the one the policies expect and proves nothing; set `[live] become_tenant` in xtask.toml"
+        ));
+    }
+    let mut leaks = Vec::new();
+    let n = as_tenant(
+        c,
+        &format!("select count(*) from {t} where {tc} = {b}::{ty}"),
+        |_, r| Ok(r.unwrap_or(0)),
+    )?;
+    if n > 0 {
+        leaks.push(format!("tenant A read {n} row(s) of tenant B"));
+    }
+    // UPDATE and DELETE without a WHERE: a WHERE would need the SELECT policy too and could
+    // hide an open UPDATE or DELETE policy. What happened to B's rows is then looked up as
+    // the superuser: an updated row has a new ctid, a deleted one is gone.
+    let n = as_tenant(c, &format!("update {t} set {tc} = {tc}"), |c, _| {
+        let now: Vec<String> = c
+            .query(&b_rows, &[])
+            .map_err(|e| describe(&e).0)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(now.iter().filter(|x| !b_before.contains(x)).count() as i64)
+    })?;
+    if n > 0 {
+        leaks.push(format!("tenant A updated {n} row(s) of tenant B"));
+    }
+    let n = as_tenant(c, &format!("delete from {t}"), |c, _| {
+        let left = c.query(&b_rows, &[]).map_err(|e| describe(&e).0)?.len();
+        Ok(b_before.len().saturating_sub(left) as i64)
+    })?;
+    if n > 0 {
+        leaks.push(format!("tenant A deleted {n} row(s) of tenant B"));
+    }
+    let insert = insert_sql(table, &b_insert, None);
+    let inserted = as_tenant(c, &insert, |_, r| Ok(r.map_or(0, |_| 1)));
+    match inserted {
+        Ok(1) => leaks.push("tenant A inserted a row for tenant B".into()),
+        Ok(_) => {}
+        Err(e) => {
+            return Err(format!(
+                "the INSERT for tenant B failed for another reason than row level security: {e}"
+            ))
+        }
+    }
+    Ok(if leaks.is_empty() {
+        Probe::Isolated
+    } else {
+        Probe::Leaks(leaks)
+    })
+}
+
+/// Run `sql` as the `authenticated` role under a savepoint; then, back as the superuser,
+/// `check` sees the database as the statement left it (`Some(count)` from the statement's
+/// first column or rows affected, `None` when it was denied); then the savepoint is rolled
+/// back. Denied (no grant, or a row level security violation) is not an error.
+fn as_tenant(
+    c: &mut Client,
+    sql: &str,
+    check: impl FnOnce(&mut Client, Option<i64>) -> Result<i64, String>,
+) -> Result<i64, String> {
+    c.batch_execute("savepoint xtask_step; set local role authenticated")
+        .map_err(|e| {
+            format!(
+                "cannot switch to the authenticated role: {}",
+                describe(&e).0
+            )
+        })?;
+    let ran = if sql.starts_with("select") {
+        c.query_one(sql, &[]).map(|r| r.get::<_, i64>(0))
+    } else {
+        c.execute(sql, &[]).map(|n| n as i64)
+    };
+    let result = match ran {
+        Ok(n) => {
+            let back = c.batch_execute("reset role").map_err(|e| describe(&e).0);
+            back.and_then(|()| check(c, Some(n)))
+        }
+        Err(e) if is_denied(&e) => {
+            let _ = c.batch_execute("rollback to savepoint xtask_step");
+            check(c, None)
+        }
+        Err(e) => Err(describe(&e).0),
+    };
+    c.batch_execute("rollback to savepoint xtask_step; release savepoint xtask_step")
+        .map_err(|e| describe(&e).0)?;
+    result
+}
+
+/// `insufficient_privilege`: no grant, or "new row violates row-level security policy".
+fn is_denied(e: &postgres::Error) -> bool {
+    e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+}
+
+/// Make the session tenant A: configured SQL, or a user who is a member of A and whose JWT
+/// claims name A (plus any configured tenant settings).
+fn become_tenant(c: &mut Client, id: &Identity, tenant: &str) -> Result<(), String> {
+    let user: String = c
+        .query_one("select gen_random_uuid()::text", &[])
+        .map_err(|e| describe(&e).0)?
+        .get(0);
+    let tenant_text: String = c
+        .query_one(&format!("select ({tenant})::text"), &[])
+        .map_err(|e| describe(&e).0)?
+        .get(0);
+    if !id.become_tenant.trim().is_empty() {
+        let sql = id
+            .become_tenant
+            .replace(":tenant", &lit(&tenant_text))
+            .replace(":user", &lit(&user));
+        return c
+            .batch_execute(&sql)
+            .map_err(|e| format!("`[live] become_tenant` failed: {}", describe(&e).0));
+    }
+    // Best effort (a real auth.users may want more): under a savepoint, so a failure does
+    // not abort the transaction.
+    c.batch_execute("savepoint xtask_user")
+        .map_err(|e| describe(&e).0)?;
+    let undo = match c.batch_execute(&format!(
+        "insert into auth.users (id) values ({}) on conflict do nothing",
+        lit(&user)
+    )) {
+        Ok(()) => "release savepoint xtask_user",
+        Err(_) => "rollback to savepoint xtask_user; release savepoint xtask_user",
+    };
+    c.batch_execute(undo).map_err(|e| describe(&e).0)?;
+    let members = QualName::from_config(&id.tenancy.membership_table);
+    let exists: bool = c
+        .query_one("select to_regclass($1) is not null", &[&members.sql()])
+        .map_err(|e| describe(&e).0)?
+        .get(0);
+    if exists {
+        let tcol = crate::schema::split_config_name(&id.tenancy.membership_tenant_column)
+            .pop()
+            .unwrap_or_default();
+        let ucol = crate::schema::split_config_name(&id.tenancy.membership_user_column)
+            .pop()
+            .unwrap_or_default();
+        let mut maker = Maker {
+            c,
+            tenant_col: tcol.clone(),
+        };
+        let mut values = maker.values(&members, Some(tenant), 1)?;
+        values.retain(|(k, _)| *k != ucol);
+        values.push((ucol, format!("{}::uuid", lit(&user))));
+        let sql = insert_sql(&members, &values, None);
+        c.query_one(&sql, &[]).map_err(|e| {
+            format!(
+                "cannot make the probe's user a member of tenant A: {}",
+                describe(&e).0
+            )
+        })?;
+    }
+    let claims = format!(
+        r#"{{"sub":"{user}","role":"authenticated","aud":"authenticated","tenant_id":"{tenant_text}","app_metadata":{{"tenant_id":"{tenant_text}"}}}}"#
+    );
+    let mut sql = format!(
+        "select set_config('request.jwt.claims', {}, true), set_config('request.jwt.claim.sub', {}, true), set_config('request.jwt.claim.role', 'authenticated', true)",
+        lit(&claims),
+        lit(&user)
+    );
+    for s in &id.tenancy.settings {
+        sql.push_str(&format!(
+            ", set_config({}, {}, true)",
+            lit(s.trim()),
+            lit(&tenant_text)
+        ));
+    }
+    c.batch_execute(&sql)
+        .map_err(|e| format!("cannot set the probe's claims: {}", describe(&e).0))
+}
