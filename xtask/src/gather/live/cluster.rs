@@ -262,6 +262,19 @@ impl Cluster {
         c
     }
 
+    /// The same connection as a `--database-url` value (key=value form).
+    pub fn url(&self) -> String {
+        format!(
+            "host={} port={PORT} user=postgres dbname=postgres",
+            self.dir.display()
+        )
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.server.as_ref().map(|s| s.id())
+    }
+
     /// Stop the server and remove the directory; wait until both are done.
     pub fn stop(&mut self) {
         if let Some(mut server) = self.server.take() {

@@ -59,6 +59,9 @@ pub enum Database {
     Url(String),
     /// A throwaway cluster started for this run.
     Throwaway,
+    /// A server of our own that is thrown away afterwards (a test's or a benchmark's): like
+    /// `Url`, but scratch databases may be created in it.
+    Disposable(String),
 }
 
 /// What the live check measured.
@@ -101,7 +104,7 @@ pub fn check(
     let _busy = crate::proc::Busy::new();
     let mut ev = LiveEvidence::default();
     let (base, cluster) = match db {
-        Database::Url(url) => {
+        Database::Url(url) | Database::Disposable(url) => {
             let mut c = postgres::Config::from_str(url)
                 .map_err(|e| format!("--database-url is not a Postgres connection string: {e}"))?;
             if c.get_connect_timeout().is_none() {
@@ -136,7 +139,7 @@ pub fn check(
             changes,
             h,
             &base,
-            cluster.is_some(),
+            cluster.is_some() || matches!(db, Database::Disposable(_)),
             deadline,
             &judge,
             &mut ev,
@@ -243,11 +246,14 @@ fn one_history(
             connect(&cfg)?
         }
     };
+    // Limits for every statement; and (Postgres 14+) a check every second that we are still
+    // there, so a killed run's transaction is rolled back at once, not at the statement's end.
     let timeouts = |left: Duration| {
         format!(
-            "set statement_timeout = {}; set lock_timeout = {}",
-            left.as_millis().max(1),
-            left.as_millis().max(1)
+            "set statement_timeout = {ms}; set lock_timeout = {ms}; \
+             select set_config(name, '1000', false) from pg_catalog.pg_settings \
+              where name = 'client_connection_check_interval'",
+            ms = left.as_millis().max(1)
         )
     };
     c.batch_execute(&timeouts(remaining(deadline)?))

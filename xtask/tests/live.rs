@@ -1,0 +1,518 @@
+//! The live check against a real Postgres: the example passes, isolation holes fail with the
+//! probe's evidence, an error the static reader tolerates is caught at its line, and the
+//! database (or the throwaway cluster) is left exactly as it was found — after a passing run,
+//! a failing run, and a run killed with SIGKILL half-way.
+//!
+//! Needs the Postgres binaries (`initdb`, `postgres`): skipped with a printed reason when they
+//! are missing, except in CI (`CI=true`), where that fails.
+
+mod common;
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{copy_tree, item, run_json, unavailable, workspace, xtask, TempDir};
+use postgres::NoTls;
+use xtask::gather::live::cluster::{find_program, Cluster};
+
+fn postgres_here() -> bool {
+    find_program("initdb").is_some() || unavailable::<()>("no Postgres binaries (initdb)").is_some()
+}
+
+/// A running throwaway server for tests that pass `--database-url`.
+fn server() -> Option<Cluster> {
+    if !postgres_here() {
+        return None;
+    }
+    match Cluster::start(Duration::from_secs(60)) {
+        Ok(c) => Some(c),
+        Err(e) => unavailable(&format!("cannot start a Postgres: {e}")),
+    }
+}
+
+/// A copy of the example (no git needed: the tests use `--all`) with extra migration files.
+fn example_with(name: &str, extra: &[(&str, &str)]) -> TempDir {
+    let t = TempDir::new(name);
+    copy_tree(&workspace().join("examples/dashboard"), t.path());
+    for (rel, text) in extra {
+        common::write(t.path(), rel, text);
+    }
+    t
+}
+
+fn verify(repo: &Path, extra: &[&str]) -> (common::Run, serde_json::Value) {
+    let mut args = vec![
+        "verify",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--all",
+        "--skip-commands",
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    run_json(xtask(&workspace(), &args))
+}
+
+fn findings<'a>(json: &'a serde_json::Value, rule: &str) -> Vec<&'a serde_json::Value> {
+    json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
+
+fn table<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    json["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no table {name}: {json:#}"))
+}
+
+#[test]
+fn the_example_passes_live() {
+    if !postgres_here() {
+        return;
+    }
+    let repo = workspace().join("examples/dashboard");
+    let (r, json) = verify(&repo, &["--live", "on"]);
+    // lint and tests are skipped, so the run as a whole is not clean.
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    for id in ["tenant_id", "rls", "migration"] {
+        assert_eq!(item(&json, id)["status"], "pass", "{id}: {json:#}");
+    }
+    let rls = item(&json, "rls")["evidence"].as_str().unwrap();
+    assert!(rls.contains("proved live (throwaway Postgres"), "{rls}");
+    for name in [
+        "public.projects",
+        "public.documents",
+        "public.tenant_members",
+    ] {
+        let t = table(&json, name);
+        assert_eq!(t["verdict"], "protected", "{t:#}");
+        assert_eq!(t["source"], "live", "{t:#}");
+        // A live policy report carries Postgres's own rendering of the expression.
+        assert!(
+            t["policies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["tenant_scoped"] == true),
+            "{t:#}"
+        );
+    }
+    assert_eq!(table(&json, "public.tenants")["verdict"], "exempt");
+    assert!(
+        findings(&json, "live-probe-skipped").is_empty(),
+        "every table was probed: {json:#}"
+    );
+}
+
+/// Each hole fails live, with the probe's evidence at the table's file.
+#[test]
+fn isolation_holes_fail_live_with_the_probes_evidence() {
+    if !postgres_here() {
+        return;
+    }
+    let cases: [(&str, &str, &str, &[&str]); 3] = [
+        (
+            "or-true",
+            "create table public.notes (\n  id uuid primary key default gen_random_uuid(),\n  tenant_id uuid not null references public.tenants (id),\n  body text not null\n);\ncreate index on public.notes (tenant_id);\nalter table public.notes enable row level security;\ncreate policy notes_all on public.notes for all to authenticated\n  using (tenant_id = public.get_current_tenant_id() or true);\n",
+            "public.notes",
+            &[
+                "tenant A read 1 row(s) of tenant B",
+                "tenant A updated 1 row(s) of tenant B",
+                "tenant A deleted 1 row(s) of tenant B",
+                "tenant A inserted a row for tenant B",
+            ],
+        ),
+        (
+            "using-true",
+            "create policy documents_peek on public.documents for select to authenticated using (true);\n",
+            "public.documents",
+            &["tenant A read 1 row(s) of tenant B"],
+        ),
+        (
+            "disabled-later",
+            "alter table public.projects disable row level security;\n",
+            "public.projects",
+            &[
+                "tenant A read 1 row(s) of tenant B",
+                "tenant A inserted a row for tenant B",
+            ],
+        ),
+    ];
+    for (case, sql, name, evidence) in cases {
+        let rel = "supabase/migrations/20250201000000_hole.sql";
+        let t = example_with(case, &[(rel, sql)]);
+        let (r, json) = verify(t.path(), &["--live", "on"]);
+        assert_eq!(r.code, 1, "{case}: {}", r.stderr);
+        assert_eq!(item(&json, "rls")["status"], "fail", "{case}: {json:#}");
+        let tbl = table(&json, name);
+        assert_eq!(tbl["verdict"], "unprotected", "{case}");
+        assert_eq!(tbl["source"], "live", "{case}");
+        let probe: Vec<_> = findings(&json, "policy-not-tenant-scoped")
+            .into_iter()
+            .filter(|f| f["message"].as_str().unwrap().starts_with("live probe on"))
+            .filter(|f| f["table"] == name)
+            .collect();
+        assert_eq!(probe.len(), 1, "{case}: {json:#}");
+        let msg = probe[0]["message"].as_str().unwrap();
+        for e in evidence {
+            assert!(msg.contains(e), "{case}: {msg}");
+        }
+    }
+}
+
+#[test]
+fn an_error_the_static_reader_tolerates_is_caught_live_at_its_line() {
+    if !postgres_here() {
+        return;
+    }
+    let rel = "supabase/migrations/20250201000000_insert_policy.sql";
+    let sql = "-- Members may add comments.\ncreate policy documents_insert_using on public.documents\n  for insert\n  to authenticated\n  using (tenant_id = public.get_current_tenant_id());\n";
+    let t = example_with("insert-using", &[(rel, sql)]);
+
+    let (_, stat) = verify(t.path(), &["--live", "off"]);
+    assert!(
+        findings(&stat, "sql-syntax-error").is_empty(),
+        "the static reader accepts it: {stat:#}"
+    );
+
+    let (r, json) = verify(t.path(), &["--live", "on"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let failed = findings(&json, "migration-apply-failed");
+    assert_eq!(failed.len(), 1, "{json:#}");
+    assert_eq!(failed[0]["path"], rel);
+    assert_eq!(failed[0]["line"], 2);
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only WITH CHECK expression allowed for INSERT"),
+        "{:#}",
+        failed[0]
+    );
+    let migration = item(&json, "migration");
+    assert_eq!(migration["status"], "fail", "{migration:#}");
+    assert!(
+        migration["evidence"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{rel}:2")),
+        "{migration:#}"
+    );
+}
+
+/// Databases, roles and every object of every schema: what "left as found" compares.
+fn snapshot(url: &str) -> Vec<String> {
+    let mut c = url
+        .parse::<postgres::Config>()
+        .unwrap()
+        .connect(NoTls)
+        .unwrap();
+    let mut out = Vec::new();
+    for q in [
+        "select 'db ' || datname::text from pg_database",
+        "select 'role ' || rolname::text from pg_roles",
+        "select 'rel ' || n.nspname::text || '.' || c.relname::text || ' ' || c.relkind::text || ' ' || c.relrowsecurity::text from pg_class c join pg_namespace n on n.oid = c.relnamespace",
+        "select 'ns ' || nspname::text from pg_namespace",
+        "select 'fn ' || n.nspname::text || '.' || p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace",
+        "select 'policy ' || polname::text from pg_policy",
+        "select 'defacl ' || count(*)::text from pg_default_acl",
+        "select 'ext ' || extname::text from pg_extension",
+    ] {
+        for row in c.query(q, &[]).unwrap() {
+            out.push(row.get::<_, String>(0));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Wait until no backend but ours is connected (a killed client's transaction is over).
+fn wait_idle(url: &str) {
+    let mut c = url
+        .parse::<postgres::Config>()
+        .unwrap()
+        .connect(NoTls)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = c
+            .query_one(
+                "select count(*) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "a backend is still connected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Run xtask in the background and SIGKILL it once `ready` says it is half-way.
+fn kill_midway(mut cmd: Command, mut ready: impl FnMut() -> bool) -> i32 {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "xtask ended before it was killed"
+        );
+        assert!(Instant::now() < deadline, "xtask never got half-way");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id() as i32;
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    pid
+}
+
+const SLOW: &str = "create table public.slow (id uuid primary key, tenant_id uuid not null);\nselect pg_sleep(4);\n";
+
+#[test]
+fn the_database_is_left_as_found() {
+    let Some(cluster) = server() else { return };
+    let url = cluster.url();
+    let before = snapshot(&url);
+
+    // A passing run.
+    let repo = workspace().join("examples/dashboard");
+    let (r, json) = verify(&repo, &["--live", "on", "--database-url", &url]);
+    assert_eq!(item(&json, "migration")["status"], "pass", "{}", r.stderr);
+    assert!(
+        item(&json, "rls")["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("the database of --database-url"),
+        "{json:#}"
+    );
+    assert_eq!(snapshot(&url), before, "after a passing run");
+
+    // A failing run: a leaking policy and a statement Postgres rejects.
+    let t = example_with(
+        "left-as-found",
+        &[(
+            "supabase/migrations/20250201000000_bad.sql",
+            "create policy peek on public.documents for select using (true);\ncreate table public.broken (id int primary key primary key);\n",
+        )],
+    );
+    let (r, json) = verify(t.path(), &["--live", "on", "--database-url", &url]);
+    assert_eq!(r.code, 1);
+    assert_eq!(item(&json, "migration")["status"], "fail", "{json:#}");
+    assert_eq!(item(&json, "rls")["status"], "fail", "{json:#}");
+    assert_eq!(snapshot(&url), before, "after a failing run");
+
+    // A run killed with SIGKILL while a migration is running.
+    let t = example_with(
+        "killed",
+        &[("supabase/migrations/20250201000000_slow.sql", SLOW)],
+    );
+    let mut probe = url
+        .parse::<postgres::Config>()
+        .unwrap()
+        .connect(NoTls)
+        .unwrap();
+    let mut cmd = xtask(&workspace(), &[]);
+    cmd.args(["verify", "--repo", t.path().to_str().unwrap(), "--all"])
+        .args(["--skip-commands", "--live", "on", "--database-url", &url]);
+    kill_midway(cmd, || {
+        let n: i64 = probe
+            .query_one(
+                "select count(*) from pg_stat_activity where query like '%pg_sleep(4)%' and pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        n > 0
+    });
+    drop(probe);
+    wait_idle(&url);
+    assert_eq!(snapshot(&url), before, "after a run killed mid-way");
+}
+
+fn postgres_dirs(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("xtask-pg-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie (exited, not yet reaped by whoever inherited it) is not running.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn the_throwaway_cluster_is_gone_afterwards_even_after_sigkill() {
+    if !postgres_here() {
+        return;
+    }
+    // Under the system temp directory, which the postgres account can reach.
+    let tmp = TempDir::outside_git("pg-tmp");
+
+    // A normal run: nothing left.
+    let repo = workspace().join("examples/dashboard");
+    let mut cmd = xtask(&workspace(), &[]);
+    cmd.args(["verify", "--repo", repo.to_str().unwrap(), "--all"])
+        .args(["--skip-commands", "--live", "on", "--format", "json"])
+        .env("TMPDIR", tmp.path());
+    let (_, json) = run_json(cmd);
+    assert_eq!(item(&json, "migration")["status"], "pass", "{json:#}");
+    assert_eq!(postgres_dirs(tmp.path()), Vec::<String>::new());
+
+    // Killed while the server runs a migration: the reaper stops it and removes its files.
+    let t = example_with(
+        "killed-throwaway",
+        &[("supabase/migrations/20250201000000_slow.sql", SLOW)],
+    );
+    let mut cmd = xtask(&workspace(), &[]);
+    cmd.args(["verify", "--repo", t.path().to_str().unwrap(), "--all"])
+        .args(["--skip-commands", "--live", "on"])
+        .env("TMPDIR", tmp.path());
+    let server_pid = std::cell::Cell::new(None);
+    kill_midway(cmd, || {
+        let dirs = postgres_dirs(tmp.path());
+        let Some(d) = dirs.first() else { return false };
+        let pidfile = tmp.path().join(d).join("data/postmaster.pid");
+        let Some(pid) = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+        else {
+            return false;
+        };
+        server_pid.set(Some(pid));
+        // Half-way: the slow migration is running (its table exists in the data directory
+        // only as far as the server knows; give it time to get there).
+        std::thread::sleep(Duration::from_millis(1500));
+        true
+    });
+    let pid = server_pid.get().expect("the server's pid");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (!postgres_dirs(tmp.path()).is_empty() || alive(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        postgres_dirs(tmp.path()),
+        Vec::<String>::new(),
+        "the cluster's files are gone"
+    );
+    assert!(!alive(pid), "the server (pid {pid}) is gone");
+}
+
+/// What the fixtures assume exists: the tenant root, the membership table and the tenant
+/// source function, as in the example.
+const FIXTURE_BASE: &str = "create table public.tenants (id uuid primary key default gen_random_uuid(), name text not null default 'probe');
+create table public.tenant_members (
+  tenant_id uuid not null references public.tenants (id) on delete cascade,
+  user_id uuid not null,
+  primary key (tenant_id, user_id)
+);
+create function public.get_current_tenant_id() returns uuid language sql stable security definer set search_path = public as $$
+  select tm.tenant_id from public.tenant_members tm
+  where tm.tenant_id = (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'tenant_id')::uuid
+    and tm.user_id = auth.uid()
+$$;
+alter table public.tenants enable row level security;
+alter table public.tenant_members enable row level security;
+create policy tenants_select on public.tenants for select using (id = public.get_current_tenant_id());
+create policy members_own on public.tenant_members for select using (user_id = auth.uid());
+";
+
+/// The differential check: every migration fixture of the static reader is applied to a real
+/// Postgres, and the static verdict of each table must equal the live one — or be
+/// `unverified`, which never counts as a pass. A disagreement is a bug in one of the two
+/// readers: the message names the fixture, the table and both verdicts.
+#[test]
+fn static_verdicts_agree_with_postgres_on_every_fixture() {
+    use xtask::{
+        config::Config,
+        gather::{
+            live::{self, Database},
+            migrations::analyze_full,
+        },
+        model::Verdict,
+        repo::Changes,
+    };
+    let Some(cluster) = server() else { return };
+    let db = Database::Disposable(cluster.url());
+    let fixtures = workspace().join("xtask/tests/fixtures/migrations");
+    let mut cases: Vec<_> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 30, "{cases:?}");
+    let config = Config::default();
+    let changes = Changes::all();
+    let mut disagreements = Vec::new();
+    let mut compared = 0;
+    for case in &cases {
+        let t = TempDir::new(&format!("diff-{case}"));
+        common::write(t.path(), "supabase/migrations/0000_base.sql", FIXTURE_BASE);
+        let mut files: Vec<_> = std::fs::read_dir(fixtures.join(case))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            let dest = t
+                .path()
+                .join("supabase/migrations")
+                .join(format!("1_{name}"));
+            std::fs::copy(&f, dest).unwrap();
+        }
+        let (stat, histories) = analyze_full(t.path(), &config, &changes);
+        let live = live::check(&config, &changes, &histories, &db)
+            .unwrap_or_else(|e| panic!("{case}: the live check did not run: {e}"));
+        let live_verdicts = live::verdicts(&live.tables);
+        for s in &stat.tables {
+            if s.name == "public.tenants" || s.name == "public.tenant_members" {
+                continue;
+            }
+            if s.verdict == Verdict::Unverified {
+                continue;
+            }
+            compared += 1;
+            match live_verdicts.get(&s.name) {
+                Some(v) if *v == s.verdict => {}
+                other => disagreements.push(format!(
+                    "{case}: {}: static {:?}, live {:?}",
+                    s.name, s.verdict, other
+                )),
+            }
+        }
+    }
+    assert!(compared >= 30, "only {compared} verdicts compared");
+    assert!(
+        disagreements.is_empty(),
+        "the static reader and Postgres disagree:\n{}",
+        disagreements.join("\n")
+    );
+}
