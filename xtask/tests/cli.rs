@@ -114,14 +114,56 @@ fn a_missing_repo_directory_is_exit_2() {
 }
 
 #[test]
-fn capabilities_not_built_yet_say_so_and_exit_2() {
-    let t = git_repo("cli-notbuilt", &[("README.md", "x\n")]);
+fn a_postgres_that_cannot_be_had_is_exit_3_with_live_on_and_unknown_with_auto() {
+    let t = git_repo(
+        "cli-nopg",
+        &[(
+            "supabase/migrations/0001.sql",
+            "create table public.t (id int primary key);\n",
+        )],
+    );
+    let url = "host=/nonexistent/socket/dir port=5432 user=postgres dbname=postgres";
     let r = run(xtask(
         t.path(),
-        &["verify", "--live", "on", "--skip-commands"],
+        &[
+            "verify",
+            "--all",
+            "--live",
+            "on",
+            "--database-url",
+            url,
+            "--skip-commands",
+        ],
     ));
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("not built yet"), "{}", r.stderr);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--live on: cannot connect to Postgres"),
+        "{}",
+        r.stderr
+    );
+
+    let (r, json) = run_json(xtask(
+        t.path(),
+        &[
+            "verify",
+            "--all",
+            "--database-url",
+            url,
+            "--skip-commands",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let migration = item(&json, "migration");
+    assert_eq!(migration["status"], "unknown", "{migration:#}");
+    assert!(
+        migration["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("not applied to a Postgres: cannot connect to Postgres"),
+        "{migration:#}"
+    );
 }
 
 #[test]
