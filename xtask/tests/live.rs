@@ -516,3 +516,60 @@ fn static_verdicts_agree_with_postgres_on_every_fixture() {
         disagreements.join("\n")
     );
 }
+
+/// Bad input is a finding at its line, never a crash: a file that is not UTF-8, an empty
+/// one, one with only comments, one whose statement never ends.
+#[test]
+fn bad_files_are_findings_not_failures_of_the_check() {
+    if !postgres_here() {
+        return;
+    }
+    let t = example_with(
+        "live-bad-input",
+        &[
+            ("supabase/migrations/20250201000000_empty.sql", ""),
+            (
+                "supabase/migrations/20250202000000_comments.sql",
+                "-- nothing yet\n/* still nothing */\n",
+            ),
+            (
+                "supabase/migrations/20250204000000_unterminated.sql",
+                "select 1;\ncreate table public.half (\n  id int\n",
+            ),
+        ],
+    );
+    let latin1 = b"-- caf\xe9\nselect 1;\nselect '\xe9';\n";
+    std::fs::write(
+        t.path()
+            .join("supabase/migrations/20250203000000_latin1.sql"),
+        latin1,
+    )
+    .unwrap();
+    let (r, json) = verify(t.path(), &["--live", "on"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let failed: Vec<(String, u64)> = findings(&json, "migration-apply-failed")
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            (
+                "supabase/migrations/20250203000000_latin1.sql".to_string(),
+                1
+            ),
+            (
+                "supabase/migrations/20250204000000_unterminated.sql".to_string(),
+                4
+            ),
+        ],
+        "{json:#}"
+    );
+    // The rest of the history was applied and judged.
+    assert_eq!(table(&json, "public.documents")["source"], "live");
+}

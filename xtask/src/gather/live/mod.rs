@@ -26,7 +26,7 @@ use postgres::{Client, NoTls};
 
 use crate::{
     config::Config,
-    gather::migrations::History,
+    gather::migrations::{decode, History},
     model::{Finding, LiveOutcome, MigrationEvidence, Severity, Source, TableReport, Verdict},
     repo::Changes,
     rules::{policy::Judge, tenant},
@@ -168,22 +168,9 @@ fn remaining(deadline: Instant) -> Result<Duration, String> {
 /// The file's pieces, or why it cannot be sent.
 fn pieces_of(full: &Path) -> Result<(String, Vec<apply::Piece>), (u32, String)> {
     let bytes = std::fs::read(full).map_err(|e| (1, format!("cannot read the file: {e}")))?;
-    match String::from_utf8(bytes) {
-        Ok(text) => {
-            let pieces = apply::split(&text);
-            Ok((text, pieces))
-        }
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
-            Err((
-                line,
-                format!(
-                    "not valid UTF-8 (byte {at}): Postgres would reject the file; save it as UTF-8"
-                ),
-            ))
-        }
-    }
+    let text = decode(bytes).map_err(|(_, p)| (p.line, p.message))?;
+    let pieces = apply::split(&text);
+    Ok((text, pieces))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -188,6 +188,22 @@ fn load_all(list: &[files::MigrationFile], threads: usize) -> Vec<Loaded> {
     done.into_iter().map(|(_, l)| l).collect()
 }
 
+/// A migration file's text; or, when it is not UTF-8 (which Postgres rejects), the text with
+/// the bad bytes replaced and the line and message of the first one.
+pub fn decode(bytes: Vec<u8>) -> Result<String, (String, SyntaxProblem)> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.into_bytes();
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+        let message =
+            format!("not valid UTF-8 (byte {at}): Postgres rejects the file; save it as UTF-8");
+        (
+            String::from_utf8_lossy(&bytes).into_owned(),
+            SyntaxProblem { line, message },
+        )
+    })
+}
+
 fn load(path: &Path) -> Loaded {
     let problem = |message: String| Loaded {
         read: FileRead::default(),
@@ -209,19 +225,9 @@ fn load(path: &Path) -> Loaded {
         Ok(b) => b,
         Err(e) => return problem(format!("cannot read the file: {e}")),
     };
-    let (text, encoding) = match String::from_utf8(bytes) {
+    let (text, encoding) = match decode(bytes) {
         Ok(t) => (t, None),
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let bytes = e.into_bytes();
-            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
-            let msg =
-                format!("not valid UTF-8 (byte {at}): Postgres rejects the file; save it as UTF-8");
-            (
-                String::from_utf8_lossy(&bytes).into_owned(),
-                Some(SyntaxProblem { line, message: msg }),
-            )
-        }
+        Err((lossy, problem)) => (lossy, Some(problem)),
     };
     let read = read::read(&text);
     let empty = read.stmts.is_empty() && read.errors.is_empty() && is_blank(&text);
