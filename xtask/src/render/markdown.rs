@@ -206,7 +206,7 @@ fn tenant_isolation(r: &Report) -> String {
     }
     match &m.live {
         LiveOutcome::Applied(how) => {
-            let _ = writeln!(s, "\nProved on a live Postgres: {how}.");
+            let _ = writeln!(s, "\nChecked on a live Postgres: {how}.");
         }
         LiveOutcome::Failed(why) => {
             let _ = writeln!(s, "\nLive check failed: {why}.");
