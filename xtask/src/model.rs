@@ -118,6 +118,9 @@ pub struct PolicyReport {
     pub using: Option<String>,
     pub with_check: Option<String>,
     pub tenant_scoped: bool,
+    /// Live only: the columns, functions and tables the policy uses, from `pg_depend`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uses: Option<crate::schema::PolicyUses>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -295,9 +295,20 @@ pub struct Policy {
     /// Expression text of `WITH CHECK (...)`.
     pub with_check: Option<String>,
     pub origin: Origin,
-    /// The columns of its own table the policy's expressions read, as Postgres records them
-    /// in `pg_depend` (live catalog only; `None` from the static reader).
-    pub reads_columns: Option<Vec<String>>,
+    /// What the policy's expressions use, as Postgres records it in `pg_depend` (live
+    /// catalog only; `None` from the static reader).
+    pub uses: Option<PolicyUses>,
+}
+
+/// The objects a policy's expressions depend on, from `pg_depend`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyUses {
+    /// Columns of the policy's own table.
+    pub columns: Vec<String>,
+    /// Functions, schema-qualified (`public.get_current_tenant_id`).
+    pub functions: Vec<String>,
+    /// Other tables and views (a membership sub-select), schema-qualified.
+    pub relations: Vec<String>,
 }
 
 impl Policy {
@@ -369,7 +380,7 @@ mod tests {
             using: Some("a".into()),
             with_check: None,
             origin: Origin::new("x.sql", 1),
-            reads_columns: None,
+            uses: None,
         };
         assert_eq!(
             p.exprs_for(Command::Update),

@@ -107,6 +107,22 @@ fn the_example_passes_live() {
             "{t:#}"
         );
     }
+    // What Postgres records in pg_depend for each policy: the tenant column and the source.
+    for p in table(&json, "public.documents")["policies"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(
+            p["uses"]["columns"],
+            serde_json::json!(["tenant_id"]),
+            "{p:#}"
+        );
+        assert_eq!(
+            p["uses"]["functions"],
+            serde_json::json!(["public.get_current_tenant_id"]),
+            "{p:#}"
+        );
+    }
     assert_eq!(table(&json, "public.tenants")["verdict"], "exempt");
     assert!(
         findings(&json, "live-probe-skipped").is_empty(),

@@ -34,6 +34,7 @@ fn table(name: &str, verdict: Verdict, rls: bool, scoped: bool) -> TableReport {
             ),
             with_check: None,
             tenant_scoped: scoped,
+            uses: None,
         }],
         tenant_index: true,
         source: Source::Static,

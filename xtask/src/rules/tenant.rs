@@ -71,9 +71,9 @@ fn names(t: &Table) -> Vec<QualName> {
 fn unscoped_for(p: &Policy, cmd: Command, judge: &Judge, names: &[QualName]) -> Option<String> {
     // A live catalog knows which columns the policy really reads: one that never reads the
     // tenant column of its table cannot filter on it, whatever its text seems to say.
-    if let Some(cols) = &p.reads_columns {
+    if let Some(uses) = &p.uses {
         let needed = judge.scoping_columns(names);
-        if !cols.iter().any(|c| needed.contains(&c.as_str())) {
+        if !uses.columns.iter().any(|c| needed.contains(&c.as_str())) {
             return Some(format!(
                 "Postgres records no use of `{}` in this policy (pg_depend)",
                 needed.join("` or `")
@@ -129,6 +129,7 @@ fn one(
             using: p.using.clone(),
             with_check: p.with_check.clone(),
             tenant_scoped: open.is_empty(),
+            uses: p.uses.clone(),
         })
         .collect();
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use postgres::Client;
 
 use crate::schema::{
-    Column, Command, Function, Index, Origin, Policy, QualName, Schema, Switch, Table,
+    Column, Command, Function, Index, Origin, Policy, PolicyUses, QualName, Schema, Switch, Table,
 };
 
 /// Schemas that are Postgres's own.
@@ -134,11 +134,21 @@ pub fn read(
                 else array(select r.rolname::text from pg_catalog.pg_roles r where r.oid = any(p.polroles) order by r.rolname) end, \
            pg_catalog.pg_get_expr(p.polqual, p.polrelid), \
            pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), \
-           array(select a.attname::text from pg_catalog.pg_depend d \
+           array(select distinct a.attname::text from pg_catalog.pg_depend d \
                    join pg_catalog.pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid \
                   where d.classid = 'pg_catalog.pg_policy'::regclass and d.objid = p.oid \
                     and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjid = p.polrelid \
-                    and d.refobjsubid > 0) \
+                    and d.refobjsubid > 0 order by 1), \
+           array(select distinct n.nspname::text || '.' || f.proname::text from pg_catalog.pg_depend d \
+                   join pg_catalog.pg_proc f on f.oid = d.refobjid \
+                   join pg_catalog.pg_namespace n on n.oid = f.pronamespace \
+                  where d.classid = 'pg_catalog.pg_policy'::regclass and d.objid = p.oid \
+                    and d.refclassid = 'pg_catalog.pg_proc'::regclass order by 1), \
+           array(select distinct n.nspname::text || '.' || c.relname::text from pg_catalog.pg_depend d \
+                   join pg_catalog.pg_class c on c.oid = d.refobjid \
+                   join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+                  where d.classid = 'pg_catalog.pg_policy'::regclass and d.objid = p.oid \
+                    and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjid <> p.polrelid order by 1) \
          from pg_catalog.pg_policy p where p.polrelid = any($1) order by p.polrelid, p.polname",
         &[&oids],
     )?;
@@ -161,7 +171,11 @@ pub fn read(
                 using: r.get(6),
                 with_check: r.get(7),
                 origin: t.origin.clone(),
-                reads_columns: Some(r.get(8)),
+                uses: Some(PolicyUses {
+                    columns: r.get(8),
+                    functions: r.get(9),
+                    relations: r.get(10),
+                }),
             });
         }
     }

@@ -149,7 +149,7 @@ impl<'a> Replay<'a> {
                     using: policy.using.clone(),
                     with_check: policy.with_check.clone(),
                     origin,
-                    reads_columns: None,
+                    uses: None,
                 });
                 self.note(
                     line,
