@@ -79,13 +79,23 @@ fn generate(dir: &Path) {
 }
 
 fn check(repo: &Path, db: &Database) -> (Duration, usize, usize) {
+    let (d, s, t, _) = check_parts(repo, db);
+    (d, s, t)
+}
+
+fn check_parts(repo: &Path, db: &Database) -> (Duration, usize, usize, (Duration, Duration)) {
     let config = Config::load(repo).unwrap_or_default();
     let changes = Changes::all();
     let t = Instant::now();
     let (_, histories) = analyze_full(repo, &config, &changes);
     let ev = live::check(&config, &changes, &histories, db).expect("the live check runs");
     assert_eq!(ev.apply_failures, 0, "{:?}", ev.findings);
-    (t.elapsed(), ev.statements, ev.tables.len())
+    (
+        t.elapsed(),
+        ev.statements,
+        ev.tables.len(),
+        (ev.apply, ev.probe),
+    )
 }
 
 fn main() {
@@ -129,17 +139,21 @@ fn main() {
     let corpus = workspace().join("target/bench-live");
     generate(&corpus);
     let mut times = Vec::new();
+    let mut parts = (Duration::ZERO, Duration::ZERO);
     for _ in 0..3 {
-        let (d, stmts, tables) = check(&corpus, &db);
+        let (d, stmts, tables, p) = check_parts(&corpus, &db);
         times.push(d);
         shape = (stmts, tables);
+        parts = p;
     }
     println!(
-        "200 migration files, server running: median {} (min {}) over 3 runs; {} statements, {} tables judged and probed",
+        "200 migration files, server running: median {} (min {}) over 3 runs; {} statements, {} tables judged and probed (last run: applying {}, probing {})",
         ms(median(times.clone())),
         ms(*times.iter().min().unwrap()),
         shape.0,
-        shape.1
+        shape.1,
+        ms(parts.0),
+        ms(parts.1)
     );
     println!(
         "throwaway cluster start-up: median {}",

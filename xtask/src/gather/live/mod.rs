@@ -82,6 +82,9 @@ pub struct LiveEvidence {
     pub startup: Option<Duration>,
     /// Time to apply, read and probe (without the start-up).
     pub check: Duration,
+    /// Of which: applying the files, and probing the tables.
+    pub apply: Duration,
+    pub probe: Duration,
 }
 
 /// Is there anything for the live check to do? (No migration files, or nothing new: no.)
@@ -251,6 +254,7 @@ fn one_history(
     c.batch_execute(SHIM)
         .map_err(|e| format!("the Supabase shim does not apply: {}", describe(&e).0))?;
 
+    let applying = Instant::now();
     let before = catalog::table_oids(&mut c).map_err(|e| describe(&e).0)?;
     let mut created_by: BTreeMap<u32, String> = BTreeMap::new();
     let mut known = before.clone();
@@ -278,25 +282,25 @@ fn one_history(
                 return Err("interrupted".into());
             }
             ev.statements += 1;
+            // The savepoint first, on its own: Postgres parses a whole multi-statement string
+            // before running any of it, so a syntax error would take a savepoint sent with it
+            // down too. Then the statement and the release in one round trip; the statement
+            // ends on a line of its own, so a trailing comment cannot swallow the release.
             let failed = if scratch.is_some() {
                 c.batch_execute(&p.text).err()
             } else {
                 c.batch_execute("savepoint xtask_stmt")
                     .map_err(|e| describe(&e).0)?;
-                match c.batch_execute(&p.text) {
-                    Ok(()) => {
-                        c.batch_execute("release savepoint xtask_stmt")
-                            .map_err(|e| describe(&e).0)?;
-                        None
-                    }
-                    Err(e) => {
-                        c.batch_execute(
-                            "rollback to savepoint xtask_stmt; release savepoint xtask_stmt",
-                        )
-                        .map_err(|e| describe(&e).0)?;
-                        Some(e)
-                    }
+                let failed = c
+                    .batch_execute(&format!("{}\n;release savepoint xtask_stmt", p.text))
+                    .err();
+                if failed.as_ref().is_some_and(|e| !e.is_closed()) {
+                    c.batch_execute(
+                        "rollback to savepoint xtask_stmt; release savepoint xtask_stmt",
+                    )
+                    .map_err(|e| describe(&e).0)?;
                 }
+                failed
             };
             if let Some(e) = failed {
                 if e.is_closed() {
@@ -332,6 +336,7 @@ fn one_history(
         ));
     }
 
+    ev.apply += applying.elapsed();
     // Whatever the migrations set for their session (search_path, role, timeouts) is undone.
     c.batch_execute("reset all; reset role")
         .map_err(|e| describe(&e).0)?;
@@ -376,6 +381,7 @@ fn one_history(
     let out = tenant::judge(schema.tables.values(), &config.tenancy, judge, Source::Live);
     let mut findings = out.findings;
     let mut tables = out.tables;
+    let probing = Instant::now();
     let id = Identity {
         tenancy: &config.tenancy,
         become_tenant: &config.live.become_tenant,
@@ -427,6 +433,7 @@ fn one_history(
             }
         }
     }
+    ev.probe += probing.elapsed();
     ev.tables.extend(tables);
     ev.findings.extend(findings);
 
