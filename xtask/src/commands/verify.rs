@@ -65,10 +65,7 @@ impl Target {
 /// the log: with `--format github`, or inside GitHub Actions, the output of the children
 /// that run from here on cannot issue workflow commands, and phases become log groups.
 pub fn check_options(opts: &VerifyOptions) -> anyhow::Result<Format> {
-    let format = Format::resolve(opts.format, Format::Markdown);
-    if format == Format::Github || actions::in_actions() {
-        actions::protect();
-    }
+    let format = guard_log(opts);
     if opts.live == Live::On {
         return Err(exit::usage(
             "--live on: the live Postgres check is not built yet; use --live auto or --live off",
@@ -172,6 +169,15 @@ pub fn emit(ev: &Evidence, opts: &VerifyOptions) -> anyhow::Result<Outcome> {
 }
 
 /// A required command that could not run (missing, killed, timed out): exit 3.
+/// Turn the log guard on with `--format github` or inside GitHub Actions; the format.
+pub fn guard_log(opts: &VerifyOptions) -> Format {
+    let format = Format::resolve(opts.format, Format::Markdown);
+    if format == Format::Github || actions::in_actions() {
+        actions::protect();
+    }
+    format
+}
+
 fn failed_to_run(ev: &Evidence) -> Option<String> {
     let commands = [&ev.lint, &ev.tests]
         .into_iter()
