@@ -371,7 +371,12 @@ const NO_RLS: &str =
 create index on notes (tenant_id);\n";
 
 fn push(repo: &Path) -> Run {
+    push_with(repo, &[])
+}
+
+fn push_with(repo: &Path, env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new("git");
+    cmd.envs(env.iter().copied());
     cmd.current_dir(repo)
         .args(["push", "-q", "origin", "HEAD:refs/heads/feature"])
         .env("XTASK_BIN", env!("CARGO_BIN_EXE_xtask"))
@@ -405,6 +410,12 @@ fn the_installed_hook_stops_a_push_with_an_unprotected_table() {
     git(t.path(), &["push", "-q", "origin", "main"]);
     let r = install(t.path(), &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // The tool's workspace is not this repository: the hook names it.
+    let installed = std::fs::read_to_string(t.path().join(".git/hooks/pre-push")).unwrap();
+    assert!(
+        installed.contains(&format!("workspace_default='{}'\n", workspace().display())),
+        "{installed}"
+    );
 
     git(t.path(), &["checkout", "-q", "-b", "feature"]);
     write(t.path(), "supabase/migrations/0002_notes.sql", NO_RLS);
