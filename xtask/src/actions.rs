@@ -35,6 +35,20 @@ pub fn protecting() -> bool {
     PROTECT.load(Ordering::SeqCst)
 }
 
+/// The guard is on and stdout goes to the log, not into a file (`> handover.md` must get
+/// the plain view, without stop-commands lines).
+pub fn stdout_is_guarded_log() -> bool {
+    protecting() && !fd_is_regular_file(1)
+}
+
+fn fd_is_regular_file(fd: libc::c_int) -> bool {
+    // SAFETY: fstat fills the zeroed struct it is given; no other memory is touched.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+    }
+}
+
 /// Inside GitHub Actions (`GITHUB_ACTIONS=true`).
 pub fn in_actions() -> bool {
     std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")

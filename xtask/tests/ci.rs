@@ -130,6 +130,17 @@ fn child_output_cannot_issue_workflow_commands() {
         "{}",
         r.stderr
     );
+
+    // Into a file (`> handover.md`), the markdown stays plain: the file is not the log.
+    let file = t.path().join("handover.md");
+    let mut cmd = xtask(t.path(), &["verify", "--all", "--live", "off"]);
+    cmd.env("GITHUB_ACTIONS", "true")
+        .env("XTASK_GITHUB", "0")
+        .stdout(std::fs::File::create(&file).unwrap());
+    run(cmd);
+    let md = std::fs::read_to_string(&file).unwrap();
+    assert!(md.starts_with("## 6. Backend → Code Review"), "{md}");
+    assert!(!md.contains("::stop-commands::"), "{md}");
 }
 
 #[test]

@@ -160,7 +160,7 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
             report.stop_reason = Some("not verified: --no-verify".into());
             let mut out = std::io::stdout().lock();
             let section = render::markdown::agent_section(&report);
-            if actions::protecting() {
+            if actions::stdout_is_guarded_log() {
                 // The agent's final message, verbatim: none of its lines may be a command.
                 actions::write_untrusted(&mut out, &section, &actions::random_token())?;
             } else {

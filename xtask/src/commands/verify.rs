@@ -126,10 +126,11 @@ pub fn emit(ev: &Evidence, opts: &VerifyOptions) -> anyhow::Result<Outcome> {
     }
     let mut stdout = std::io::stdout().lock();
     // The views for people hold text from the repository and the agent verbatim; while the
-    // log is guarded, none of their lines may act as a workflow command. (github escapes its
-    // own; json, sarif and junit never start a line with foreign text.)
+    // log is guarded, none of their lines may act as a workflow command (unless stdout goes
+    // to a file, which must hold the plain view). github escapes its own; json, sarif and
+    // junit never start a line with foreign text.
     let to_screen = |format: Format, color: bool, out: &mut dyn Write| -> std::io::Result<()> {
-        if actions::protecting() && matches!(format, Format::Markdown | Format::Text) {
+        if actions::stdout_is_guarded_log() && matches!(format, Format::Markdown | Format::Text) {
             let mut buf = Vec::new();
             render::render(&report, format, false, &mut buf)?;
             actions::write_untrusted(
@@ -168,7 +169,6 @@ pub fn emit(ev: &Evidence, opts: &VerifyOptions) -> anyhow::Result<Outcome> {
     })
 }
 
-/// A required command that could not run (missing, killed, timed out): exit 3.
 /// Turn the log guard on with `--format github` or inside GitHub Actions; the format.
 pub fn guard_log(opts: &VerifyOptions) -> Format {
     let format = Format::resolve(opts.format, Format::Markdown);
@@ -178,6 +178,7 @@ pub fn guard_log(opts: &VerifyOptions) -> Format {
     format
 }
 
+/// A required command that could not run (missing, killed, timed out): exit 3.
 fn failed_to_run(ev: &Evidence) -> Option<String> {
     let commands = [&ev.lint, &ev.tests]
         .into_iter()
