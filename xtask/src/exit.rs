@@ -68,7 +68,17 @@ pub fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
         Err(err) => {
             let code = code_of(&err);
             let kind = if code == 2 { "error" } else { "failed" };
-            eprintln!("xtask: {kind}: {err:#}");
+            let message = format!("xtask: {kind}: {err:#}");
+            if crate::actions::protecting() && message.contains('\n') {
+                // It may quote a child's output (codex's stderr): no line of it is a command.
+                let _ = crate::actions::write_untrusted(
+                    &mut std::io::stderr(),
+                    &message,
+                    &crate::actions::random_token(),
+                );
+            } else {
+                eprintln!("{message}");
+            }
             ExitCode::from(code)
         }
     }

@@ -184,10 +184,10 @@ pub struct InstallHooks {
     /// The repository to install into [default: the git work tree of the current directory].
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
-    /// Replace a different existing hook (a backup is kept).
-    #[arg(long)]
+    /// Replace a different existing hook (it is kept as pre-push.xtask-backup).
+    #[arg(long, conflicts_with = "uninstall")]
     pub force: bool,
-    /// Remove the hook and restore the backup, if any.
+    /// Remove our hook and put back the one it replaced, if any.
     #[arg(long)]
     pub uninstall: bool,
 }

@@ -4,8 +4,10 @@
 //! The flow runs one way, and the modules follow it:
 //! `config` + `repo` (what changed) → `gather` (evidence: migrations, routes, commands, the
 //! agent run) → `checklist` (the contract's eight items, decided from evidence) → `render`
-//! (markdown handover, json, text, ...). `commands` holds one module per subcommand.
+//! (markdown handover, json, text, github, sarif, junit); `actions` keeps GitHub
+//! Actions' log safe from what children print. `commands` holds one module per subcommand.
 
+pub mod actions;
 pub mod agent;
 pub mod checklist;
 pub mod commands;

@@ -232,6 +232,9 @@ pub fn run(spec: Spec) -> Result<Output, SpawnError> {
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
+    // Output streamed to the log is the child's, not ours: in GitHub Actions it must not be
+    // read as workflow commands (see `actions`). Closed after the readers are done.
+    let _untrusted = spec.sink.is_some().then(crate::actions::Untrusted::begin);
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound(program.clone()),

@@ -1,5 +1,6 @@
 //! Terminal niceties: colour (off with NO_COLOR or when not a terminal) and progress on
-//! long steps (a spinner on a terminal, plain lines in CI or when piped).
+//! long steps (a spinner on a terminal, plain lines in CI or when piped; in GitHub Actions
+//! each step is also a `::group::` of the log).
 
 use std::{
     io::{IsTerminal, Write},
@@ -31,10 +32,13 @@ pub struct Progress {
     label: String,
     start: Instant,
     stop: Option<(Arc<AtomicBool>, thread::JoinHandle<()>)>,
+    /// In GitHub Actions: the phase is a foldable group of the log.
+    group: Option<crate::actions::Group>,
 }
 
 impl Progress {
     pub fn start(label: &str) -> Progress {
+        let group = Some(crate::actions::Group::start(label));
         let animated = std::io::stderr().is_terminal()
             && !in_ci()
             && std::env::var_os("XTASK_NO_SPINNER").is_none();
@@ -67,6 +71,7 @@ impl Progress {
             label: label.to_string(),
             start: Instant::now(),
             stop,
+            group,
         }
     }
 
@@ -78,6 +83,7 @@ impl Progress {
             self.label,
             self.start.elapsed().as_secs_f64()
         );
+        self.group.take();
     }
 
     fn halt(&mut self) {

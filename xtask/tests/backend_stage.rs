@@ -735,7 +735,7 @@ fn contradictory_or_unbuilt_options_stop_before_the_agent_runs() {
             &["--task", "x", "--no-verify", "--fix-rounds", "1"][..],
             "--fix-rounds needs verification",
         ),
-        (&["--task", "x", "--format", "sarif"][..], "--format sarif"),
+        (&["--task", "x", "--live", "on"][..], "--live on"),
         (
             &["--task", "x", "--timeout", "0"][..],
             "--timeout must be at least 1 second",

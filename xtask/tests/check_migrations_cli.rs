@@ -222,9 +222,42 @@ fn usage_and_configuration_errors_exit_2() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
 
+#[test]
+fn ci_formats_render_the_same_findings() {
+    let repo = committed_repo("ci-formats");
+    repo.write("supabase/migrations/0002_notes.sql", NO_RLS);
     let out = repo.xtask(&["--format", "sarif"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let sarif: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let r = results
+        .iter()
+        .find(|r| r["ruleId"] == "rls-not-enabled")
+        .expect("the finding is a result");
+    let loc = &r["locations"][0]["physicalLocation"];
+    assert!(loc["artifactLocation"]["uri"]
+        .as_str()
+        .unwrap()
+        .ends_with("supabase/migrations/0002_notes.sql"));
+    assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1);
+
+    let out = repo.xtask(&["--format", "junit"]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = stdout(&out);
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        3 + 1,
+        "3 migration items, 1 finding: {xml}"
+    );
+    assert!(xml.contains("<failure type=\"rls-not-enabled\""), "{xml}");
+
+    let out = repo.xtask(&["--format", "github"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out)
+        .lines()
+        .any(|l| l.starts_with("::error file=") && l.contains("0002_notes.sql,line=")));
 }
 
 #[test]

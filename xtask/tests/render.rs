@@ -1,6 +1,8 @@
 //! Snapshot tests of the renderers on one fixed evidence set. `UPDATE_EXPECT=1 cargo test`
 //! rewrites the snapshots; review the diff.
 
+mod common;
+
 use expect_test::expect_file;
 use xtask::{
     checklist,
@@ -222,4 +224,269 @@ fn atomic_write_replaces_whole_and_leaves_no_temp_file() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn report_of(ev: &Evidence) -> Report<'_> {
+    Report::new(ev, checklist::build(ev, Live::Auto))
+}
+
+fn github_with_token(ev: &Evidence) -> String {
+    let mut out = Vec::new();
+    render::github::render_with_token(&report_of(ev), "T0KEN", &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn sarif_of(ev: &Evidence) -> String {
+    let mut out = Vec::new();
+    render::sarif::render_with_uri(&report_of(ev), "urn:cargo-xtask:backend-verify", &mut out)
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// The lines GitHub's runner would act on: it trims leading blanks, takes a line starting
+/// with `::` as a command, and between `::stop-commands::T` and `::T::` takes none.
+fn commands_seen(log: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut stopped: Option<String> = None;
+    for line in log.lines() {
+        let l = line.trim_start();
+        if let Some(token) = &stopped {
+            if l == format!("::{token}::") {
+                stopped = None;
+            }
+            continue;
+        }
+        if let Some(token) = l.strip_prefix("::stop-commands::") {
+            stopped = Some(token.to_string());
+            continue;
+        }
+        if l.starts_with("::") {
+            seen.push(l.to_string());
+        }
+    }
+    seen
+}
+
+#[test]
+fn github_annotations() {
+    let text = github_with_token(&sample());
+    expect_file!["snapshots/report.github.txt"].assert_eq(&text);
+    let seen = commands_seen(&text);
+    // The group, the checklist error, then findings: errors first.
+    assert!(
+        seen[0].starts_with("::group::Backend handover: 2 passed, 4 failed"),
+        "{seen:?}"
+    );
+    assert_eq!(seen[1], "::endgroup::");
+    assert!(seen[2].starts_with("::error title=Backend handover%3A not ready for review::"));
+    assert!(seen[3].starts_with(
+        "::error file=examples/dashboard/apps/api/src/app/api/invoices/route.ts,line=20,title=route-unguarded::"
+    ), "{seen:?}");
+    assert_eq!(seen.len(), 6, "one annotation per finding: {seen:?}");
+}
+
+#[test]
+fn github_escapes_data_and_properties() {
+    let mut ev = sample();
+    let nasty_path = "supabase/migrations/50%_a:b,c\nd.sql";
+    let routes = ev.routes.as_mut().unwrap();
+    routes.findings = vec![
+        Finding::new(
+            "hardcoded-secret",
+            Severity::Error,
+            "100% sure: key, token\n::error::pwned\r\nend",
+        )
+        .at(nasty_path, Some(3))
+        .on_table("public.a:b,c"),
+        Finding::new("tenant-index-missing", Severity::Warning, "no file: 1, 2")
+            .on_table("public.x"),
+    ];
+    ev.migrations.as_mut().unwrap().findings.clear();
+    let text = github_with_token(&ev);
+    let seen = commands_seen(&text);
+    let secret = seen
+        .iter()
+        .find(|l| l.contains("hardcoded-secret"))
+        .expect("annotated");
+    assert_eq!(
+        secret,
+        "::error file=examples/dashboard/supabase/migrations/50%25_a%3Ab%2Cc%0Ad.sql,line=3,\
+         title=hardcoded-secret (public.a%3Ab%2Cc)::100%25 sure: key, token%0A::error::pwned%0D%0Aend"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l == "::warning title=tenant-index-missing (public.x)::no file: 1, 2"),
+        "a finding without a file has no file= or line=: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.starts_with("::error::pwned")),
+        "the message's second line is data, never a command: {seen:?}"
+    );
+    // The compact view holds the raw text, but only inside the stop-commands block.
+    assert!(text.contains("\n::error::pwned\n") || text.contains("::error::pwned"));
+
+    // SARIF keeps the text exactly (JSON escaping), with the path as the location.
+    let sarif: serde_json::Value = serde_json::from_str(&sarif_of(&ev)).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let r = results
+        .iter()
+        .find(|r| r["ruleId"] == "hardcoded-secret")
+        .unwrap();
+    assert_eq!(
+        r["message"]["text"],
+        "100% sure: key, token\n::error::pwned\r\nend (table public.a:b,c)"
+    );
+    assert_eq!(
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        format!("examples/dashboard/{nasty_path}")
+    );
+
+    // JUnit: one line per element start; the text survives an XML parser unchanged.
+    let junit = rendered_ev(&ev, Format::Junit);
+    assert!(
+        !junit.lines().any(|l| l.trim_start().starts_with("::")),
+        "{junit}"
+    );
+    assert!(junit.contains("100% sure: key, token&#10;::error::pwned&#13;&#10;end"));
+    if let Some(parsed) = parse_junit(&junit) {
+        assert!(
+            parsed.contains("failure|100% sure: key, token\n::error::pwned\r\nend"),
+            "{parsed}"
+        );
+    }
+}
+
+fn rendered_ev(ev: &Evidence, format: Format) -> String {
+    let mut out = Vec::new();
+    render::render(&report_of(ev), format, false, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// Parse with Python's XML parser (when python3 is there): `tag|message` of every failure,
+/// error and skipped element, one per line; `None` when skipped.
+fn parse_junit(xml: &str) -> Option<String> {
+    let script = r#"
+import sys, xml.etree.ElementTree as E
+root = E.fromstring(sys.stdin.buffer.read())
+assert root.tag == "testsuites", root.tag
+n = 0
+for case in root.iter("testcase"):
+    n += 1
+    for child in case:
+        if child.tag in ("failure", "error", "skipped"):
+            sys.stdout.write(child.tag + "|" + child.get("message", "") + "\n")
+sys.stdout.write("cases=%d\n" % n)
+"#;
+    use std::io::Write;
+    let child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        return common::unavailable("python3 is not on PATH (it parses the JUnit XML)");
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not well-formed XML: {}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn sarif_for_code_scanning() {
+    let text = sarif_of(&sample());
+    expect_file!["snapshots/report.sarif"].assert_eq(&text);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let run = &v["runs"][0];
+    let driver = &run["tool"]["driver"];
+    for key in ["name", "version", "informationUri", "rules"] {
+        assert!(driver.get(key).is_some(), "driver.{key}");
+    }
+    let rules = driver["rules"].as_array().unwrap();
+    for rule in rules {
+        for key in ["id", "shortDescription", "fullDescription", "help"] {
+            assert!(rule.get(key).is_some(), "{key} of {rule}");
+        }
+        let level = rule["defaultConfiguration"]["level"].as_str().unwrap();
+        assert!(["error", "warning", "note"].contains(&level), "{rule}");
+    }
+    // Every contract rule id is described.
+    for id in [
+        "tenant-column-missing",
+        "tenant-column-nullable",
+        "rls-not-enabled",
+        "policy-missing",
+        "policy-not-tenant-scoped",
+        "tenant-index-missing",
+        "unverifiable-sql",
+        "sql-syntax-error",
+        "migration-apply-failed",
+        "route-unguarded",
+        "route-unverified",
+        "input-not-validated",
+        "rate-limit-missing",
+        "hardcoded-secret",
+        "raw-sql-interpolation",
+    ] {
+        assert!(rules.iter().any(|r| r["id"] == id), "{id}");
+    }
+    let results = run["results"].as_array().unwrap();
+    // 3 findings, and the 5 checklist items that did not pass (4 fail, 1 unknown).
+    assert_eq!(results.len(), 8, "{results:#?}");
+    for r in results {
+        let idx = r["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[idx]["id"], r["ruleId"], "ruleIndex matches");
+        assert!(["error", "warning", "note"].contains(&r["level"].as_str().unwrap()));
+        assert!(!r["message"]["text"].as_str().unwrap().is_empty());
+        let loc = &r["locations"][0]["physicalLocation"];
+        assert!(
+            !loc["artifactLocation"]["uri"].as_str().unwrap().is_empty(),
+            "{r}"
+        );
+        assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1, "{r}");
+    }
+    let tests = results
+        .iter()
+        .find(|r| r["ruleId"] == "checklist/tests")
+        .unwrap();
+    assert_eq!(tests["level"], "error");
+    assert_eq!(
+        tests["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "examples/dashboard/package.json"
+    );
+    let migration = results
+        .iter()
+        .find(|r| r["ruleId"] == "checklist/migration")
+        .unwrap();
+    assert_eq!(migration["level"], "warning", "unknown is never a pass");
+}
+
+#[test]
+fn junit_one_case_per_item_and_finding() {
+    let text = rendered(Format::Junit, false);
+    expect_file!["snapshots/report.junit.xml"].assert_eq(&text);
+    assert_eq!(text.matches("<testcase ").count(), 8 + 3);
+    // fail → failure, unknown → error, not_applicable → skipped; never a pass for unknown.
+    assert_eq!(text.matches("<failure type=\"fail\"").count(), 4);
+    assert!(text.contains("name=\"migration: Migration file created and tested\" time=\"0.000\">\n      <error type=\"unknown\""));
+    assert!(text.contains(
+        "name=\"rate_limit: Rate limiting on public endpoints\" time=\"0.000\">\n      <skipped"
+    ));
+    if let Some(parsed) = parse_junit(&text) {
+        assert!(parsed.ends_with("cases=11\n"), "{parsed}");
+        assert_eq!(parsed.matches("failure|").count(), 4 + 3, "{parsed}");
+        assert_eq!(parsed.matches("error|").count(), 1, "{parsed}");
+        assert_eq!(parsed.matches("skipped|").count(), 1, "{parsed}");
+    }
 }

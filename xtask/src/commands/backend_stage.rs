@@ -15,6 +15,7 @@ use std::{
 use anyhow::Context;
 
 use crate::{
+    actions,
     agent::{
         codex::{self, RoundFiles},
         fix,
@@ -44,6 +45,7 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
             "--fix-rounds needs verification: it gives verify's failures back to the agent; drop --no-verify",
         ));
     }
+    verify::guard_log(&flags.verify);
     let prompt = prompt::build(&target.root, &config, &task);
     for w in &prompt.warnings {
         eprintln!("xtask: warning: {w}");
@@ -113,6 +115,7 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
             timeout.as_secs(),
             files.events.display()
         );
+        let group = actions::Group::start(&format!("round {round}: codex"));
         let run = codex::run(
             argv.clone(),
             &target.root,
@@ -122,6 +125,7 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
             &files.events,
             &files.last_message,
         )?;
+        drop(group);
         let after = Snapshot::take(&target.root)?;
         let mut r = round_report(
             round,
@@ -155,7 +159,13 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
             report.rounds.push(r);
             report.stop_reason = Some("not verified: --no-verify".into());
             let mut out = std::io::stdout().lock();
-            out.write_all(render::markdown::agent_section(&report).as_bytes())?;
+            let section = render::markdown::agent_section(&report);
+            if actions::stdout_is_guarded_log() {
+                // The agent's final message, verbatim: none of its lines may be a command.
+                actions::write_untrusted(&mut out, &section, &actions::random_token())?;
+            } else {
+                out.write_all(section.as_bytes())?;
+            }
             writeln!(
                 out,
                 "\nNot verified (--no-verify): run `cargo xtask verify` before the handover."

@@ -1,6 +1,7 @@
 //! `cargo xtask check-migrations`: static migration checks only, fast enough for a
 //! pre-commit hook. Prints `path:line: severity: rule: message` per finding and a count, or
-//! the contract's JSON report (`--format json`). Exit 1 on an error finding or a new table
+//! the contract's JSON report (`--format json`), or the github, sarif, junit or markdown
+//! view of the same three checklist items. Exit 1 on an error finding or a new table
 //! that is not proved protected.
 
 use std::{
@@ -14,14 +15,17 @@ use crate::{
     exit::{self, Outcome},
     flags::{self, Format, Live},
     gather::{self, Evidence},
-    model::{ChangeStatus, ChangedFile, Finding, MigrationEvidence, Severity, Verdict},
+    model::{
+        ChangeStatus, ChangedFile, ChecklistItem, Finding, MigrationEvidence, Severity, Verdict,
+    },
+    render::{self, Report},
     repo::{self, Changes},
 };
 
 pub fn run(flags: flags::CheckMigrations) -> anyhow::Result<Outcome> {
-    let format = flags.format.unwrap_or(Format::Text);
-    if !matches!(format, Format::Text | Format::Json) {
-        return Err(exit::usage("check-migrations prints `--format text` or `--format json`; the other formats belong to `verify`"));
+    let format = Format::resolve(flags.format, Format::Text);
+    if format == Format::Github || crate::actions::in_actions() {
+        crate::actions::protect();
     }
     let cwd = std::env::current_dir()?;
     let repo = match &flags.repo {
@@ -51,7 +55,8 @@ pub fn run(flags: flags::CheckMigrations) -> anyhow::Result<Outcome> {
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => write_json(&mut out, &repo, &changes, ev)?,
-        _ => write_text(&mut out, &ev)?,
+        Format::Text => write_text(&mut out, &ev)?,
+        other => write_report(&mut out, other, &repo, &changes, ev)?,
     }
     out.flush()?;
     Ok(if failed {
@@ -166,14 +171,12 @@ pub fn write_text(out: &mut dyn Write, ev: &MigrationEvidence) -> std::io::Resul
     )
 }
 
-/// The contract's JSON report (version 1), with what a static check can fill honestly: the
-/// three migration items of the checklist, the findings, the tables, the changed files.
-fn write_json(
-    out: &mut dyn Write,
+/// The evidence of a static migration check, and the three checklist items it can decide.
+fn static_evidence(
     repo: &Path,
     changes: &Changes,
     ev: MigrationEvidence,
-) -> anyhow::Result<()> {
+) -> (Evidence, Vec<ChecklistItem>) {
     let not_here = || "not part of check-migrations (run `cargo xtask verify`)".to_string();
     let evidence = Evidence {
         repo: repo.display().to_string(),
@@ -189,6 +192,38 @@ fn write_json(
         .into_iter()
         .filter(|i| matches!(i.id, "tenant_id" | "rls" | "migration"))
         .collect();
+    (evidence, items)
+}
+
+/// The other formats (github, sarif, junit, markdown) from the same report model as
+/// `verify`, with the three migration items only.
+fn write_report(
+    out: &mut dyn Write,
+    format: Format,
+    repo: &Path,
+    changes: &Changes,
+    ev: MigrationEvidence,
+) -> anyhow::Result<()> {
+    let (evidence, items) = static_evidence(repo, changes, ev);
+    let report = Report::new(&evidence, items);
+    if format == Format::Github {
+        if let Err(e) = render::github::step_summary(&report) {
+            eprintln!("xtask: warning: cannot append to $GITHUB_STEP_SUMMARY: {e}");
+        }
+    }
+    render::render(&report, format, false, out)?;
+    Ok(())
+}
+
+/// The contract's JSON report (version 1), with what a static check can fill honestly: the
+/// three migration items of the checklist, the findings, the tables, the changed files.
+fn write_json(
+    out: &mut dyn Write,
+    repo: &Path,
+    changes: &Changes,
+    ev: MigrationEvidence,
+) -> anyhow::Result<()> {
+    let (evidence, items) = static_evidence(repo, changes, ev);
     let ev = evidence.migrations.as_ref().expect("set above");
     let mut findings = sorted(&ev.findings);
     findings.sort_by_key(|f| f.severity);

@@ -8,7 +8,7 @@ use std::{
 use anyhow::Context;
 
 use crate::{
-    checklist,
+    actions, checklist,
     config::Config,
     exit::{self, Outcome},
     flags::{self, Format, Live, VerifyOptions},
@@ -61,27 +61,11 @@ impl Target {
     }
 }
 
-/// Check the options that name capabilities not built yet: saying so is exit 2.
+/// Resolve the output format and guard the log: with `--format github`, or inside GitHub
+/// Actions, the output of the children that run from here on cannot issue workflow
+/// commands, and phases become log groups.
 pub fn check_options(opts: &VerifyOptions) -> anyhow::Result<Format> {
-    let format = Format::resolve(opts.format, Format::Markdown);
-    if !render::available(format) {
-        return Err(exit::usage(format!(
-            "--format {}: this output format is not built yet (available: markdown, json, text)",
-            format_name(format)
-        )));
-    }
-    Ok(format)
-}
-
-fn format_name(f: Format) -> &'static str {
-    match f {
-        Format::Markdown => "markdown",
-        Format::Json => "json",
-        Format::Text => "text",
-        Format::Github => "github",
-        Format::Sarif => "sarif",
-        Format::Junit => "junit",
-    }
+    Ok(guard_log(opts))
 }
 
 /// Gather every piece of evidence for one run.
@@ -173,18 +157,39 @@ pub fn emit(ev: &Evidence, opts: &VerifyOptions) -> anyhow::Result<Outcome> {
     let clear = checklist::all_clear(&items, ev);
     let report = Report::new(ev, items);
 
+    if format == Format::Github {
+        if let Err(e) = render::github::step_summary(&report) {
+            eprintln!("xtask: warning: cannot append the handover to $GITHUB_STEP_SUMMARY: {e}");
+        }
+    }
     let mut stdout = std::io::stdout().lock();
+    // The views for people hold text from the repository and the agent verbatim; while the
+    // log is guarded, none of their lines may act as a workflow command (unless stdout goes
+    // to a file, which must hold the plain view). github escapes its own; json, sarif and
+    // junit never start a line with foreign text.
+    let to_screen = |format: Format, color: bool, out: &mut dyn Write| -> std::io::Result<()> {
+        if actions::stdout_is_guarded_log() && matches!(format, Format::Markdown | Format::Text) {
+            let mut buf = Vec::new();
+            render::render(&report, format, false, &mut buf)?;
+            actions::write_untrusted(
+                out,
+                &String::from_utf8_lossy(&buf),
+                &actions::random_token(),
+            )
+        } else {
+            render::render(&report, format, color, out)
+        }
+    };
     match &opts.report {
         Some(path) => {
             let mut buf = Vec::new();
             render::render(&report, format, false, &mut buf)?;
             render::write_atomic(path, &buf)
                 .with_context(|| format!("cannot write the report to {}", path.display()))?;
-            render::render(&report, Format::Text, ui::color_stdout(), &mut stdout)?;
+            to_screen(Format::Text, ui::color_stdout(), &mut stdout)?;
             writeln!(stdout, "report written to {}", path.display())?;
         }
-        None => render::render(
-            &report,
+        None => to_screen(
             format,
             format == Format::Text && ui::color_stdout(),
             &mut stdout,
@@ -200,6 +205,15 @@ pub fn emit(ev: &Evidence, opts: &VerifyOptions) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Failed
     })
+}
+
+/// Turn the log guard on with `--format github` or inside GitHub Actions; the format.
+pub fn guard_log(opts: &VerifyOptions) -> Format {
+    let format = Format::resolve(opts.format, Format::Markdown);
+    if format == Format::Github || actions::in_actions() {
+        actions::protect();
+    }
+    format
 }
 
 /// A required command that could not run (missing, killed, timed out): exit 3.

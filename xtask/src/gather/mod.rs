@@ -14,9 +14,6 @@ use crate::{
 /// Why a piece of evidence is missing: shown as the `unknown` item's reason.
 pub type Missing = String;
 
-/// The reason for capabilities that a later change adds.
-pub const NOT_BUILT: &str = "not built yet";
-
 /// Everything one verification run measured.
 #[derive(Debug, Clone)]
 pub struct Evidence {

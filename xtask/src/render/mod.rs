@@ -1,7 +1,10 @@
 //! Renderers: one report model, several formats, each written against `impl Write`.
 
+pub mod github;
 pub mod json;
+pub mod junit;
 pub mod markdown;
+pub mod sarif;
 pub mod text;
 
 use std::{io, path::Path};
@@ -47,16 +50,23 @@ pub fn render(
         Format::Markdown => markdown::render(report, out),
         Format::Json => json::render(report, out),
         Format::Text => text::render(report, color, out),
-        Format::Github | Format::Sarif | Format::Junit => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "this output format is not built yet",
-        )),
+        Format::Github => github::render(report, out),
+        Format::Sarif => sarif::render(report, out),
+        Format::Junit => junit::render(report, out),
     }
 }
 
-/// Is this format built? (`--format github|sarif|junit` exit 2 until they are.)
-pub fn available(format: Format) -> bool {
-    matches!(format, Format::Markdown | Format::Json | Format::Text)
+/// A repository path as seen from where the tool runs (the checkout root in CI): a relative
+/// `--repo DIR` is put in front, so annotations and SARIF locations land on the right file.
+/// An absolute `--repo` (the default: the top of the work tree) leaves the path as it is.
+pub fn repo_path(ev: &Evidence, path: &str) -> String {
+    let repo = ev.repo.trim_end_matches('/');
+    let repo = repo.strip_prefix("./").unwrap_or(repo);
+    if repo.is_empty() || repo == "." || repo.starts_with('/') || path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{repo}/{path}")
+    }
 }
 
 /// Write a file atomically: a temporary file beside it, then a rename, so a reader never

