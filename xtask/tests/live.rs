@@ -589,3 +589,38 @@ fn bad_files_are_findings_not_failures_of_the_check() {
     // The rest of the history was applied and judged.
     assert_eq!(table(&json, "public.documents")["source"], "live");
 }
+
+/// A `--database-url` that already holds the schema makes every `create` fail: the report
+/// says why, instead of leaving the reader with a wall of "already exists".
+#[test]
+fn a_database_that_is_not_empty_is_named_in_the_report() {
+    let Some(cluster) = server() else { return };
+    let url = cluster.url();
+    let mut c = url
+        .parse::<postgres::Config>()
+        .unwrap()
+        .connect(NoTls)
+        .unwrap();
+    c.batch_execute("create table public.tenants (id uuid primary key)")
+        .unwrap();
+    let repo = workspace().join("examples/dashboard");
+    let (r, json) = verify(&repo, &["--live", "on", "--database-url", &url]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(item(&json, "migration")["status"], "fail", "{json:#}");
+    let notes = json["live_notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .starts_with("the database was not empty before history `supabase/migrations` was applied (1 table(s), e.g. public.tenants)")),
+        "{notes:#?}"
+    );
+    let failed = findings(&json, "migration-apply-failed");
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{failed:#?}"
+    );
+}

@@ -26,6 +26,7 @@ struct Json<'a> {
     all: bool,
     migration_impact: &'a [String],
     live: Option<&'a LiveOutcome>,
+    live_notes: &'a [String],
     routes: &'a [RouteReport],
     new_schemas: &'a [String],
     /// Why a whole area could not be measured, by area.
@@ -68,6 +69,7 @@ pub fn render(r: &Report, out: &mut dyn io::Write) -> io::Result<()> {
         all: ev.changes.all,
         migration_impact: m.map(|m| m.impact.as_slice()).unwrap_or_default(),
         live: m.map(|m| &m.live),
+        live_notes: m.map(|m| m.live_notes.as_slice()).unwrap_or_default(),
         routes: routes.map(|r| r.routes.as_slice()).unwrap_or_default(),
         new_schemas: routes.map(|r| r.new_schemas.as_slice()).unwrap_or_default(),
         not_measured,

@@ -256,6 +256,19 @@ fn one_history(
 
     let applying = Instant::now();
     let before = catalog::table_oids(&mut c).map_err(|e| describe(&e).0)?;
+    let present: Vec<String> = before
+        .values()
+        .filter(|n| !["auth", "storage", "extensions"].contains(&n.schema.as_str()))
+        .map(|n| n.to_string())
+        .collect();
+    if !present.is_empty() {
+        ev.notes.push(format!(
+            "the database was not empty before history `{}` was applied ({} table(s), e.g. {}): migrations that create them again fail; point --database-url at an empty database",
+            h.dir,
+            present.len(),
+            present[0]
+        ));
+    }
     let mut created_by: BTreeMap<u32, String> = BTreeMap::new();
     let mut known = before.clone();
     let mut skipped_tx = 0usize;
