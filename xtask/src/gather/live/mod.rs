@@ -26,7 +26,7 @@ use postgres::{Client, NoTls};
 
 use crate::{
     config::Config,
-    gather::migrations::{decode, History},
+    gather::migrations::{decode, files::MigrationFile, History},
     model::{Finding, LiveOutcome, MigrationEvidence, Severity, Source, TableReport, Verdict},
     repo::Changes,
     rules::{policy::Judge, tenant},
@@ -130,6 +130,14 @@ pub fn check(
     };
     let started = Instant::now();
     let judge = Judge::new(&config.tenancy);
+    let run = Run {
+        config,
+        changes,
+        judge: &judge,
+        deadline,
+        base: &base,
+        own_cluster: cluster.is_some() || matches!(db, Database::Disposable(_)),
+    };
     for h in histories {
         if h.files.is_empty() {
             continue;
@@ -137,16 +145,7 @@ pub fn check(
         if crate::proc::interrupted() {
             return Err("interrupted".into());
         }
-        one_history(
-            config,
-            changes,
-            h,
-            &base,
-            cluster.is_some() || matches!(db, Database::Disposable(_)),
-            deadline,
-            &judge,
-            &mut ev,
-        )?;
+        one_history(&run, h, &mut ev)?;
     }
     ev.check = started.elapsed();
     drop(cluster);
@@ -176,40 +175,162 @@ fn pieces_of(full: &Path) -> Result<(String, Vec<apply::Piece>), (u32, String)> 
     Ok((text, pieces))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn one_history(
-    config: &Config,
-    changes: &Changes,
-    h: &History,
-    base: &postgres::Config,
-    own_cluster: bool,
-    deadline: Instant,
-    judge: &Judge,
-    ev: &mut LiveEvidence,
-) -> Result<(), String> {
-    // Read and cut every file first: what cannot run in a transaction decides the mode.
-    let mut files = Vec::new();
-    let mut no_tx: Option<String> = None;
-    for f in &h.files {
-        if f.unreadable.is_some() {
-            continue; // reported by the static reader; nothing to send
-        }
-        let read = pieces_of(&f.full);
-        if let Ok((_, pieces)) = &read {
-            if let Some(p) = pieces
-                .iter()
-                .find(|p| matches!(p.kind, Kind::NoTransaction(_)))
-            {
-                if let Kind::NoTransaction(what) = p.kind {
-                    no_tx.get_or_insert(format!("{what} at {}:{}", f.path, p.line));
-                }
+/// One file as read for applying: its text and statements, or the line and reason it
+/// cannot be sent.
+type FileToApply<'h> = (
+    &'h MigrationFile,
+    Result<(String, Vec<apply::Piece>), (u32, String)>,
+);
+
+/// The connection for one history: inside the transaction that is rolled back, or in a
+/// scratch database that is dropped. Either happens when the session ends, early returns
+/// included.
+struct Session {
+    c: Client,
+    /// The admin connection and the scratch database's name.
+    scratch: Option<(Client, String)>,
+}
+
+impl Session {
+    fn open(base: &postgres::Config, scratch: Option<String>) -> Result<Session, String> {
+        match scratch {
+            None => {
+                let mut c = connect(base)?;
+                c.batch_execute("begin").map_err(|e| describe(&e).0)?;
+                Ok(Session { c, scratch: None })
+            }
+            Some(name) => {
+                let mut admin = connect(base)?;
+                admin
+                    .batch_execute(&format!("create database {name}"))
+                    .map_err(|e| {
+                        format!("cannot create the scratch database: {}", describe(&e).0)
+                    })?;
+                let mut cfg = base.clone();
+                cfg.dbname(&name);
+                let scratch = Some((admin, name));
+                // From here on, Drop removes the scratch database whatever happens.
+                let c = match connect(&cfg) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        drop(Session::drop_scratch(scratch));
+                        return Err(e);
+                    }
+                };
+                Ok(Session { c, scratch })
             }
         }
-        files.push((f, read));
     }
-    let scratch = match (&no_tx, own_cluster) {
+
+    fn drop_scratch(scratch: Option<(Client, String)>) -> Result<(), String> {
+        if let Some((mut admin, name)) = scratch {
+            admin
+                .batch_execute(&format!("drop database if exists {name} with (force)"))
+                .map_err(|e| format!("cannot drop the scratch database: {}", describe(&e).0))?;
+        }
+        Ok(())
+    }
+
+    /// Limits for every statement; and (Postgres 14+) a check every second that we are still
+    /// there, so a killed run's transaction is rolled back at once, not at the statement's end.
+    fn limit(&mut self, deadline: Instant) -> Result<(), String> {
+        let ms = remaining(deadline)?.as_millis().max(1);
+        self.c
+            .batch_execute(&format!(
+                "set statement_timeout = {ms}; set lock_timeout = {ms}; \
+                 select set_config(name, '1000', false) from pg_catalog.pg_settings \
+                  where name = 'client_connection_check_interval'"
+            ))
+            .map_err(|e| describe(&e).0)
+    }
+
+    /// Run one statement of a migration; its error, if Postgres rejects it. Inside the
+    /// transaction the savepoint is sent alone first (Postgres parses a whole multi-statement
+    /// string before running any of it, so a syntax error would take a savepoint sent with it
+    /// down too); the statement and the release then share one round trip, the statement
+    /// ending on a line of its own so that a trailing comment cannot swallow the release.
+    fn run(&mut self, sql: &str) -> Result<Option<postgres::Error>, String> {
+        if self.scratch.is_some() {
+            return Ok(self.c.batch_execute(sql).err());
+        }
+        self.c
+            .batch_execute("savepoint xtask_stmt")
+            .map_err(|e| describe(&e).0)?;
+        let failed = self
+            .c
+            .batch_execute(&format!("{sql}\n;release savepoint xtask_stmt"))
+            .err();
+        if failed.as_ref().is_some_and(|e| !e.is_closed()) {
+            self.c
+                .batch_execute("rollback to savepoint xtask_stmt; release savepoint xtask_stmt")
+                .map_err(|e| describe(&e).0)?;
+        }
+        Ok(failed)
+    }
+
+    /// After the migrations: undo what they set for their session (search_path, role,
+    /// timeouts), and make sure what follows (catalog, probe) runs in a transaction.
+    fn settle(&mut self, deadline: Instant) -> Result<(), String> {
+        self.c
+            .batch_execute("reset all; reset role")
+            .map_err(|e| describe(&e).0)?;
+        self.limit(deadline)?;
+        if self.scratch.is_some() {
+            self.c.batch_execute("begin").map_err(|e| describe(&e).0)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.c.batch_execute("rollback");
+        let _ = Session::drop_scratch(self.scratch.take());
+    }
+}
+
+/// Tables as the history left them, and which new file created which.
+struct Applied {
+    /// Tables that existed before the first migration (the shim's, a non-empty database's).
+    before: BTreeMap<u32, QualName>,
+    created_by: BTreeMap<u32, String>,
+}
+
+/// What every history of one run shares.
+struct Run<'a> {
+    config: &'a Config,
+    changes: &'a Changes,
+    judge: &'a Judge,
+    deadline: Instant,
+    base: &'a postgres::Config,
+    /// A server of our own: scratch databases may be created in it.
+    own_cluster: bool,
+}
+
+fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), String> {
+    // Read and cut every file first: what cannot run in a transaction decides the mode.
+    let files: Vec<FileToApply> = h
+        .files
+        .iter()
+        .filter(|f| f.unreadable.is_none()) // reported by the static reader; nothing to send
+        .map(|f| (f, pieces_of(&f.full)))
+        .collect();
+    let no_tx = files.iter().find_map(|(f, read)| {
+        let (_, pieces) = read.as_ref().ok()?;
+        pieces.iter().find_map(|p| match p.kind {
+            Kind::NoTransaction(what) => Some(format!("{what} at {}:{}", f.path, p.line)),
+            _ => None,
+        })
+    });
+    let scratch = match (&no_tx, run.own_cluster) {
         (None, _) => None,
-        (Some(_), true) => Some(format!("xtask_scratch_{}", std::process::id())),
+        (Some(what), true) => {
+            ev.notes.push(format!(
+                "history `{}` has {what}, which cannot run in a transaction: applied in a scratch database of the throwaway cluster, dropped afterwards",
+                h.dir
+            ));
+            Some(format!("xtask_scratch_{}", std::process::id()))
+        }
         (Some(what), false) => {
             return Err(format!(
                 "history `{}` has {what}, which cannot run inside the transaction the check rolls back; without --database-url the check uses a throwaway cluster where it can",
@@ -218,44 +339,27 @@ fn one_history(
         }
     };
 
-    let mut admin = None;
-    let mut c = match &scratch {
-        None => connect(base)?,
-        Some(name) => {
-            let mut a = connect(base)?;
-            a.batch_execute(&format!("create database {name}"))
-                .map_err(|e| format!("cannot create the scratch database: {}", describe(&e).0))?;
-            let mut cfg = base.clone();
-            cfg.dbname(name);
-            ev.notes.push(format!(
-                "history `{}` has {}, which cannot run in a transaction: applied in scratch database `{name}` of the throwaway cluster, dropped afterwards",
-                h.dir,
-                no_tx.as_deref().unwrap_or("")
-            ));
-            admin = Some(a);
-            connect(&cfg)?
-        }
-    };
-    // Limits for every statement; and (Postgres 14+) a check every second that we are still
-    // there, so a killed run's transaction is rolled back at once, not at the statement's end.
-    let timeouts = |left: Duration| {
-        format!(
-            "set statement_timeout = {ms}; set lock_timeout = {ms}; \
-             select set_config(name, '1000', false) from pg_catalog.pg_settings \
-              where name = 'client_connection_check_interval'",
-            ms = left.as_millis().max(1)
-        )
-    };
-    c.batch_execute(&timeouts(remaining(deadline)?))
-        .map_err(|e| describe(&e).0)?;
-    if scratch.is_none() {
-        c.batch_execute("begin").map_err(|e| describe(&e).0)?;
-    }
-    c.batch_execute(SHIM)
+    let mut s = Session::open(run.base, scratch)?;
+    s.limit(run.deadline)?;
+    s.c.batch_execute(SHIM)
         .map_err(|e| format!("the Supabase shim does not apply: {}", describe(&e).0))?;
-
     let applying = Instant::now();
-    let before = catalog::table_oids(&mut c).map_err(|e| describe(&e).0)?;
+    let applied = apply_files(&mut s, run, h, &files, ev)?;
+    ev.apply += applying.elapsed();
+    s.settle(run.deadline)?;
+    judge_and_probe(&mut s.c, run, h, &applied, ev)
+}
+
+/// Apply the files in order, each statement on its own; rejected statements become findings.
+fn apply_files(
+    s: &mut Session,
+    run: &Run,
+    h: &History,
+    files: &[FileToApply],
+    ev: &mut LiveEvidence,
+) -> Result<Applied, String> {
+    let (changes, deadline) = (run.changes, run.deadline);
+    let before = catalog::table_oids(&mut s.c).map_err(|e| describe(&e).0)?;
     let present: Vec<String> = before
         .values()
         .filter(|n| !["auth", "storage", "extensions"].contains(&n.schema.as_str()))
@@ -272,7 +376,7 @@ fn one_history(
     let mut created_by: BTreeMap<u32, String> = BTreeMap::new();
     let mut known = before.clone();
     let mut skipped_tx = 0usize;
-    for (f, read) in &files {
+    for (f, read) in files {
         let (text, pieces) = match read {
             Ok(r) => r,
             Err((line, msg)) => {
@@ -295,32 +399,11 @@ fn one_history(
                 return Err("interrupted".into());
             }
             ev.statements += 1;
-            // The savepoint first, on its own: Postgres parses a whole multi-statement string
-            // before running any of it, so a syntax error would take a savepoint sent with it
-            // down too. Then the statement and the release in one round trip; the statement
-            // ends on a line of its own, so a trailing comment cannot swallow the release.
-            let failed = if scratch.is_some() {
-                c.batch_execute(&p.text).err()
-            } else {
-                c.batch_execute("savepoint xtask_stmt")
-                    .map_err(|e| describe(&e).0)?;
-                let failed = c
-                    .batch_execute(&format!("{}\n;release savepoint xtask_stmt", p.text))
-                    .err();
-                if failed.as_ref().is_some_and(|e| !e.is_closed()) {
-                    c.batch_execute(
-                        "rollback to savepoint xtask_stmt; release savepoint xtask_stmt",
-                    )
-                    .map_err(|e| describe(&e).0)?;
-                }
-                failed
-            };
-            if let Some(e) = failed {
+            if let Some(e) = s.run(&p.text)? {
                 if e.is_closed() {
                     return Err(format!("the connection to Postgres was lost: {e}"));
                 }
                 let (msg, pos) = describe(&e);
-                let line = line_of(p, &lines, pos);
                 ev.apply_failures += 1;
                 ev.findings.push(
                     Finding::new(
@@ -328,12 +411,12 @@ fn one_history(
                         Severity::Error,
                         format!("Postgres rejects this statement: {msg}"),
                     )
-                    .at(f.path.clone(), Some(line)),
+                    .at(f.path.clone(), Some(line_of(p, &lines, pos))),
                 );
             }
         }
         if changes.is_new(&f.path) {
-            let now = catalog::table_oids(&mut c).map_err(|e| describe(&e).0)?;
+            let now = catalog::table_oids(&mut s.c).map_err(|e| describe(&e).0)?;
             for oid in now.keys() {
                 if !known.contains_key(oid) {
                     created_by.insert(*oid, f.path.clone());
@@ -348,18 +431,20 @@ fn one_history(
             h.dir
         ));
     }
+    Ok(Applied { before, created_by })
+}
 
-    ev.apply += applying.elapsed();
-    // Whatever the migrations set for their session (search_path, role, timeouts) is undone.
-    c.batch_execute("reset all; reset role")
-        .map_err(|e| describe(&e).0)?;
-    c.batch_execute(&timeouts(remaining(deadline)?))
-        .map_err(|e| describe(&e).0)?;
-    if scratch.is_some() {
-        c.batch_execute("begin").map_err(|e| describe(&e).0)?;
-    }
-
-    let all = catalog::table_oids(&mut c).map_err(|e| describe(&e).0)?;
+/// Read the judged tables from the catalog, judge them with the static reader's rules, and
+/// probe each tenant table.
+fn judge_and_probe(
+    c: &mut Client,
+    run: &Run,
+    h: &History,
+    applied: &Applied,
+    ev: &mut LiveEvidence,
+) -> Result<(), String> {
+    let (config, changes) = (run.config, run.changes);
+    let all = catalog::table_oids(c).map_err(|e| describe(&e).0)?;
     let static_judged: BTreeSet<&QualName> = h
         .schema
         .tables
@@ -370,8 +455,8 @@ fn one_history(
     let judged: BTreeMap<u32, QualName> = all
         .into_iter()
         .filter(|(oid, name)| {
-            (changes.all && !before.contains_key(oid))
-                || created_by.contains_key(oid)
+            (changes.all && !applied.before.contains_key(oid))
+                || applied.created_by.contains_key(oid)
                 || static_judged.contains(name)
         })
         .collect();
@@ -385,13 +470,18 @@ fn one_history(
         let file = judged
             .iter()
             .find(|(_, n)| *n == name)
-            .and_then(|(oid, _)| created_by.get(oid));
+            .and_then(|(oid, _)| applied.created_by.get(oid));
         Origin::new(file.cloned().unwrap_or_else(|| h.dir.clone()), 1)
     };
-    let mut schema = catalog::read(&mut c, &judged, &origin).map_err(|e| describe(&e).0)?;
+    let mut schema = catalog::read(c, &judged, &origin).map_err(|e| describe(&e).0)?;
     point_at_static(&mut schema, &h.schema);
 
-    let out = tenant::judge(schema.tables.values(), &config.tenancy, judge, Source::Live);
+    let out = tenant::judge(
+        schema.tables.values(),
+        &config.tenancy,
+        run.judge,
+        Source::Live,
+    );
     let mut findings = out.findings;
     let mut tables = out.tables;
     let probing = Instant::now();
@@ -399,34 +489,30 @@ fn one_history(
         tenancy: &config.tenancy,
         become_tenant: &config.live.become_tenant,
     };
-    for report in &mut tables {
+    for (name, t) in &schema.tables {
+        let Some(report) = tables.iter_mut().find(|r| r.name == name.to_string()) else {
+            continue;
+        };
         if report.verdict == Verdict::Exempt || !report.tenant_column {
             continue;
         }
-        remaining(deadline)?;
-        let name = schema
-            .tables
-            .keys()
-            .find(|n| n.to_string() == report.name)
-            .cloned()
-            .expect("judged table is in the schema");
-        let t = &schema.tables[&name];
-        match probe::probe(&mut c, &name, &id) {
+        remaining(run.deadline)?;
+        let at = |f: Finding| {
+            f.at(t.origin.path.clone(), Some(t.origin.line))
+                .on_table(name.to_string())
+        };
+        match probe::probe(c, name, &id) {
             Probe::Isolated => {}
             Probe::Leaks(leaks) => {
                 report.verdict = Verdict::Unprotected;
-                findings.push(
-                    Finding::new(
-                        "policy-not-tenant-scoped",
-                        Severity::Error,
-                        format!(
-                            "live probe on {name}: {}; the policies let one tenant reach another's rows",
-                            leaks.join(", ")
-                        ),
-                    )
-                    .at(t.origin.path.clone(), Some(t.origin.line))
-                    .on_table(name.to_string()),
-                );
+                findings.push(at(Finding::new(
+                    "policy-not-tenant-scoped",
+                    Severity::Error,
+                    format!(
+                        "live probe on {name}: {}; the policies let one tenant reach another's rows",
+                        leaks.join(", ")
+                    ),
+                )));
             }
             Probe::Skipped(why) => {
                 let note = format!("live probe skipped: {why}");
@@ -434,28 +520,17 @@ fn one_history(
                     Some(r) => format!("{r}; {note}"),
                     None => note.clone(),
                 });
-                findings.push(
-                    Finding::new(
-                        "live-probe-skipped",
-                        Severity::Info,
-                        format!("{name}: {note}"),
-                    )
-                    .at(t.origin.path.clone(), Some(t.origin.line))
-                    .on_table(name.to_string()),
-                );
+                findings.push(at(Finding::new(
+                    "live-probe-skipped",
+                    Severity::Info,
+                    format!("{name}: {note}"),
+                )));
             }
         }
     }
     ev.probe += probing.elapsed();
     ev.tables.extend(tables);
     ev.findings.extend(findings);
-
-    let _ = c.batch_execute("rollback");
-    drop(c);
-    if let (Some(mut a), Some(name)) = (admin, scratch) {
-        a.batch_execute(&format!("drop database if exists {name} with (force)"))
-            .map_err(|e| format!("cannot drop the scratch database: {}", describe(&e).0))?;
-    }
     Ok(())
 }
 
