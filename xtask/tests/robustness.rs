@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use xtask::{
     config::Config,
-    gather::migrations::analyze,
+    gather::migrations::{analyze, analyze_contents},
     model::{MigrationEvidence, Severity, Verdict},
     repo::Changes,
 };
@@ -141,6 +141,51 @@ fn non_utf8_names_its_line() {
         Some("supabase/migrations/0002.sql:3")
     );
     assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
+}
+
+/// The fuzz target's entry point (`analyze_contents`: files as bytes) is the analysis of the
+/// same files on disk, finding for finding.
+#[test]
+fn contents_in_memory_are_analysed_like_files_on_disk() {
+    let repo = TempRepo::new("contents");
+    let mut latin1 = b"alter table docs disable row level security; -- caf".to_vec();
+    latin1.push(0xe9);
+    let files: Vec<(String, Vec<u8>)> = vec![
+        ("0001.sql".into(), PROTECTED.as_bytes().to_vec()),
+        (
+            "0002.sql".into(),
+            b"create table notes (id int);\n".to_vec(),
+        ),
+        ("0003.sql".into(), latin1),
+        ("0004.sql".into(), Vec::new()),
+    ];
+    for (name, bytes) in &files {
+        repo.write(name, bytes);
+    }
+    let on_disk = repo.analyze();
+    let in_memory = analyze_contents(
+        &files
+            .iter()
+            .map(|(n, b)| (format!("supabase/migrations/{n}"), b.clone()))
+            .collect::<Vec<_>>(),
+        &Config::default(),
+        &Changes::all(),
+    );
+    assert_eq!(in_memory, on_disk);
+    assert_eq!(in_memory.files_read, 4);
+    assert_eq!(
+        rules(&in_memory),
+        [
+            "migration-empty",
+            "policy-missing",
+            "rls-not-enabled",
+            "sql-syntax-error",
+            "tenant-column-missing"
+        ],
+        "{:?}",
+        in_memory.findings
+    );
+    assert_eq!(verdict(&in_memory, "public.docs"), Verdict::Unverified);
 }
 
 #[test]

@@ -69,53 +69,88 @@ pub fn analyze_with(
         let (list, list_findings) = files::list(repo, dir);
         ev.findings.extend(list_findings);
         let loaded = load_all(&list, threads);
-        let mut replay = Replay::new(&judge);
-        for (file, loaded) in list.iter().zip(&loaded) {
-            let new = changes.is_new(&file.path);
-            if new {
-                ev.new_files.push(file.path.clone());
-            }
-            replay.file(&file.path, new);
-            if let Some(why) = &file.unreadable {
-                replay.distrust_all(&format!("{} {why}", file.path));
-                continue;
-            }
-            for stmt in &loaded.read.stmts {
-                replay.apply(stmt);
-            }
-            if let Some((rule, problems)) = &loaded.broken {
-                replay.distrust_file(loaded.text.as_deref(), problems, rule);
-            }
-            if loaded.empty && new {
-                ev.findings.push(
-                    Finding::new(
-                        "migration-empty",
-                        Severity::Info,
-                        "empty migration: nothing to apply",
-                    )
-                    .at(file.path.clone(), None),
-                );
-            }
-        }
-        ev.files_read += list.len();
-        let judged = replay
-            .schema
-            .tables
-            .values()
-            .filter(|t| changes.all || t.touched_by.iter().any(|p| changes.is_new(p)));
-        let out = tenant::judge(judged, &config.tenancy, &judge, Source::Static);
-        ev.findings.extend(replay.findings);
-        let new_functions = replay
-            .schema
-            .functions
-            .values()
-            .filter(|f| changes.is_new(&f.origin.path));
-        ev.findings.extend(tenant::functions(new_functions));
-        ev.findings.extend(out.findings);
-        ev.tables.extend(out.tables);
-        ev.impact.extend(replay.impact);
+        let history = list
+            .iter()
+            .zip(&loaded)
+            .map(|(f, l)| (f.path.as_str(), f.unreadable.as_deref(), l));
+        replay_history(&mut ev, history, config, &judge, changes);
     }
     ev
+}
+
+/// One history given as (repository path, contents) in the order it applies: the same
+/// decoding, parsing, replay and judgement as [`analyze`], without the file system. The
+/// fuzz target (`fuzz/`) drives the reader through it.
+pub fn analyze_contents(
+    files: &[(String, Vec<u8>)],
+    config: &Config,
+    changes: &Changes,
+) -> MigrationEvidence {
+    let judge = Judge::new(&config.tenancy);
+    let mut ev = MigrationEvidence::default();
+    let loaded: Vec<Loaded> = files.iter().map(|(_, b)| decode(b.clone())).collect();
+    let history = files
+        .iter()
+        .zip(&loaded)
+        .map(|((path, _), l)| (path.as_str(), None, l));
+    replay_history(&mut ev, history, config, &judge, changes);
+    ev
+}
+
+/// Replay one history's loaded files (path, why it is unreadable, what was read) in order,
+/// then judge its new or changed tables into `ev`.
+fn replay_history<'f>(
+    ev: &mut MigrationEvidence,
+    history: impl Iterator<Item = (&'f str, Option<&'f str>, &'f Loaded)>,
+    config: &Config,
+    judge: &Judge,
+    changes: &Changes,
+) {
+    let mut replay = Replay::new(judge);
+    for (path, unreadable, loaded) in history {
+        ev.files_read += 1;
+        let new = changes.is_new(path);
+        if new {
+            ev.new_files.push(path.to_string());
+        }
+        replay.file(path, new);
+        if let Some(why) = unreadable {
+            replay.distrust_all(&format!("{path} {why}"));
+            continue;
+        }
+        for stmt in &loaded.read.stmts {
+            replay.apply(stmt);
+        }
+        if let Some((rule, problems)) = &loaded.broken {
+            replay.distrust_file(loaded.text.as_deref(), problems, rule);
+        }
+        if loaded.empty && new {
+            ev.findings.push(
+                Finding::new(
+                    "migration-empty",
+                    Severity::Info,
+                    "empty migration: nothing to apply",
+                )
+                .at(path.to_string(), None),
+            );
+        }
+    }
+    let judged = replay
+        .schema
+        .tables
+        .values()
+        .filter(|t| changes.all || t.touched_by.iter().any(|p| changes.is_new(p)));
+    let out = tenant::judge(judged, &config.tenancy, judge, Source::Static);
+    ev.findings.extend(replay.findings);
+    let new_functions = replay
+        .schema
+        .functions
+        .values()
+        .filter(|f| changes.is_new(&f.origin.path));
+    ev.findings.extend(tenant::functions(new_functions));
+    ev.findings.extend(out.findings);
+    ev.tables.extend(out.tables);
+    ev.impact.extend(replay.impact);
 }
 
 /// Read and parse every file, on `threads` threads; results in list order.
@@ -171,10 +206,15 @@ fn load(path: &Path) -> Loaded {
         }
         _ => {}
     }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return problem(format!("cannot read the file: {e}")),
-    };
+    match std::fs::read(path) {
+        Ok(bytes) => decode(bytes),
+        Err(e) => problem(format!("cannot read the file: {e}")),
+    }
+}
+
+/// A file's bytes → its statements and problems: not UTF-8 is a problem at its line, and
+/// the text is read as lossy UTF-8 so the rest of the file still counts.
+fn decode(bytes: Vec<u8>) -> Loaded {
     let (text, encoding) = match String::from_utf8(bytes) {
         Ok(t) => (t, None),
         Err(e) => {
