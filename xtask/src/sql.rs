@@ -168,7 +168,8 @@ pub fn words(text: &str) -> std::collections::HashSet<String> {
 }
 
 /// Rename an identifier in expression text (after `RENAME COLUMN`, Postgres shows the new
-/// name in a policy; so must the stored text). String literals and other words are kept.
+/// name in a policy; so must the stored text). String literals, comments and other words are
+/// kept; an unterminated quote or comment runs to the end of the text.
 pub fn replace_ident(text: &str, from: &str, to: &str) -> String {
     let quoted_to = if to
         .chars()
@@ -181,10 +182,23 @@ pub fn replace_ident(text: &str, from: &str, to: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
-        let len = if c == '\'' || c == '"' {
-            let end = rest[1..].find(c).map_or(rest.len(), |i| i + 2);
+        let comment = if rest.starts_with("--") {
+            Some(rest.find('\n').unwrap_or(rest.len()))
+        } else {
+            rest.strip_prefix("/*")
+                .map(|body| body.find("*/").map_or(rest.len(), |i| i + 4))
+        };
+        let len = if let Some(end) = comment {
+            out.push_str(&rest[..end]);
+            end
+        } else if c == '\'' || c == '"' {
+            let end = quoted_end(rest, c);
             let tok = &rest[..end];
-            if c == '"' && tok.len() >= 2 && &tok[1..tok.len() - 1] == from {
+            let name = (c == '"')
+                .then(|| tok[1..].strip_suffix('"'))
+                .flatten()
+                .map(|inner| inner.replace("\"\"", "\""));
+            if name.as_deref() == Some(from) {
                 out.push_str(&quoted_to);
             } else {
                 out.push_str(tok);
@@ -208,6 +222,25 @@ pub fn replace_ident(text: &str, from: &str, to: &str) -> String {
         rest = &rest[len..];
     }
     out
+}
+
+/// The byte after the closing `quote` of the quoted token at the start of `s` (a doubled quote
+/// is one quote inside it), or the end of `s` when it is not closed.
+fn quoted_end(s: &str, quote: char) -> usize {
+    let b = s.as_bytes();
+    let q = quote as u8;
+    let mut i = 1;
+    while i < b.len() {
+        if b[i] == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    b.len()
 }
 
 #[cfg(test)]
@@ -239,6 +272,31 @@ mod tests {
                 "tenant_id"
             ),
             "tenant_id = get('org_id') and t.tenant_id = tenant_id"
+        );
+    }
+
+    /// Found by review while writing the fuzz target: a lone `"` (in a comment) ran to the
+    /// end of the text, and the slice that dropped its closing quote cut a multi-byte
+    /// character in two: a panic on `RENAME COLUMN` of a table with such a policy.
+    #[test]
+    fn rename_ident_survives_unbalanced_quotes_and_keeps_comments() {
+        assert_eq!(
+            replace_ident(
+                "org_id = get() /* 5\" screen */ or é",
+                "org_id",
+                "tenant_id"
+            ),
+            "tenant_id = get() /* 5\" screen */ or é"
+        );
+        assert_eq!(replace_ident("org_id = \"é", "org_id", "x"), "x = \"é");
+        assert_eq!(
+            replace_ident("org_id = 1 -- org_id \"é\norg_id", "org_id", "x"),
+            "x = 1 -- org_id \"é\nx"
+        );
+        // A doubled quote is one quote inside a quoted name.
+        assert_eq!(
+            replace_ident("\"a\"\"b\" = \"a\"", "a\"b", "c"),
+            "c = \"a\""
         );
     }
 
