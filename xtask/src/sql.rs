@@ -141,15 +141,11 @@ pub fn words(text: &str) -> std::collections::HashSet<String> {
     while i < b.len() {
         let c = b[i];
         if c == b'"' {
-            let start = i + 1;
-            let mut j = start;
-            while j < b.len() && b[j] != b'"' {
-                j += 1;
-            }
-            if let Some(w) = text.get(start..j) {
-                out.insert(w.to_string());
-            }
-            i = j + 1;
+            let end = quoted_end(&text[i..], '"') + i;
+            let inner = text.get(i + 1..end).unwrap_or_default();
+            let inner = inner.strip_suffix('"').unwrap_or(inner);
+            out.insert(inner.replace("\"\"", "\""));
+            i = end;
         } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
             let start = i;
             while i < b.len()
@@ -304,5 +300,8 @@ mod tests {
     fn words_fold_and_keep_quotes() {
         let w = words("ALTER TABLE \"AuditTrail\" x.Foo_bar -- c");
         assert!(w.contains("AuditTrail") && w.contains("foo_bar") && w.contains("alter"));
+        // A doubled quote is one quote of the name, as Postgres folds it.
+        let w = words("drop table \"a\"\"b\", \"unterminated");
+        assert!(w.contains("a\"b") && w.contains("unterminated"), "{w:?}");
     }
 }

@@ -143,6 +143,25 @@ fn non_utf8_names_its_line() {
     assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
 }
 
+/// A quoted name with a doubled quote (`"a""b"` is the table `a"b`) in a file that does not
+/// parse whole: its table was left `protected`, because the words of the file did not hold
+/// the folded name. Every table the file's statements touched is in doubt now.
+#[test]
+fn a_broken_file_never_vouches_for_its_own_tables() {
+    let repo = TempRepo::new("quoted-broken");
+    repo.write(
+        "0001.sql",
+        PROTECTED.replace("docs", "\"do\"\"cs\"") + "create table ((( broken;\n",
+    );
+    let ev = repo.analyze();
+    assert!(
+        rules(&ev).contains(&"sql-syntax-error"),
+        "{:?}",
+        ev.findings
+    );
+    assert_eq!(verdict(&ev, "public.do\"cs"), Verdict::Unverified);
+}
+
 /// The fuzz target's entry point (`analyze_contents`: files as bytes) is the analysis of the
 /// same files on disk, finding for finding.
 #[test]
