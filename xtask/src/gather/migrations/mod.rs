@@ -50,10 +50,17 @@ pub fn analyze(
     Ok(analyze_with(repo, config, changes, threads()))
 }
 
+/// Parser threads: `XTASK_THREADS` when set to a positive number (the benchmark compares one
+/// thread with all), else the available cores, at most 8.
 fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    threads_from(std::env::var("XTASK_THREADS").ok().as_deref(), cores)
+}
+
+fn threads_from(var: Option<&str>, cores: usize) -> usize {
+    var.and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(cores.min(8))
 }
 
 /// `analyze` with a chosen number of parser threads (the benchmark compares them).
@@ -255,4 +262,19 @@ fn is_blank(text: &str) -> bool {
         let l = l.trim();
         l.is_empty() || l.starts_with("--")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::threads_from;
+
+    #[test]
+    fn xtask_threads_overrides_the_cores() {
+        assert_eq!(threads_from(None, 2), 2);
+        assert_eq!(threads_from(None, 64), 8);
+        assert_eq!(threads_from(Some("1"), 2), 1);
+        assert_eq!(threads_from(Some(" 3 "), 2), 3);
+        assert_eq!(threads_from(Some("0"), 2), 2);
+        assert_eq!(threads_from(Some("many"), 2), 2);
+    }
 }
