@@ -132,8 +132,11 @@ impl Lines {
     }
 }
 
-/// Words of SQL text as Postgres would read identifiers (`"Quoted"` kept, others lower-cased),
-/// for the fail-closed guesses about what an unreadable statement might touch.
+/// Every word of SQL text that could name a table, for the fail-closed guesses about what an
+/// unreadable statement might touch: unquoted words lower-cased, the body of every `"quoted"`
+/// run as Postgres reads the name. Comments and strings count too, and a quote never hides
+/// what follows it (a lone `"` in a comment must not swallow the statements after it): a word
+/// too many only costs trust, a word too few would vouch for a table.
 pub fn words(text: &str) -> std::collections::HashSet<String> {
     let mut out = std::collections::HashSet::new();
     let b = text.as_bytes();
@@ -145,7 +148,7 @@ pub fn words(text: &str) -> std::collections::HashSet<String> {
             let inner = text.get(i + 1..end).unwrap_or_default();
             let inner = inner.strip_suffix('"').unwrap_or(inner);
             out.insert(inner.replace("\"\"", "\""));
-            i = end;
+            i += 1; // and read the words inside too
         } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
             let start = i;
             while i < b.len()
@@ -159,6 +162,38 @@ pub fn words(text: &str) -> std::collections::HashSet<String> {
         } else {
             i += 1;
         }
+    }
+    out
+}
+
+/// The identifiers of expression text as Postgres reads them (which columns a policy reads):
+/// comments and string literals skipped, quoted names unquoted, other words lower-cased.
+pub fn idents(text: &str) -> std::collections::HashSet<String> {
+    let mut out = std::collections::HashSet::new();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let len = if rest.starts_with("--") {
+            rest.find('\n').unwrap_or(rest.len())
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            body.find("*/").map_or(rest.len(), |i| i + 4)
+        } else if c == '\'' || c == '"' {
+            let end = quoted_end(rest, c);
+            if c == '"' {
+                let inner = &rest[1..end];
+                let inner = inner.strip_suffix('"').unwrap_or(inner);
+                out.insert(inner.replace("\"\"", "\""));
+            }
+            end
+        } else if c.is_alphanumeric() || c == '_' {
+            let end = rest
+                .find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '$'))
+                .unwrap_or(rest.len());
+            out.insert(rest[..end].to_ascii_lowercase());
+            end
+        } else {
+            c.len_utf8()
+        };
+        rest = &rest[len..];
     }
     out
 }
@@ -303,5 +338,16 @@ mod tests {
         // A doubled quote is one quote of the name, as Postgres folds it.
         let w = words("drop table \"a\"\"b\", \"unterminated");
         assert!(w.contains("a\"b") && w.contains("unterminated"), "{w:?}");
+        // A lone quote in a comment does not hide the statement after it.
+        let w = words("-- the 27\" screen\nalter table Docs x; -- \"end\"");
+        assert!(w.contains("docs") && w.contains("end"), "{w:?}");
+    }
+
+    #[test]
+    fn idents_skip_comments_and_strings() {
+        let i = idents("true -- legacy: x\nand y = 'z' /* w */ and \"Q\"\"r\" = é");
+        let mut got: Vec<_> = i.into_iter().collect();
+        got.sort();
+        assert_eq!(got, ["Q\"r", "and", "true", "y", "é"]);
     }
 }

@@ -451,6 +451,18 @@ fn drop_column_cascade_drops_the_policies_that_read_it() {
     );
 }
 
+/// A column named only in a policy's comment: Postgres keeps the policy (it does not depend on
+/// the column), so the open policy still opens the table. It was dropped with the column.
+#[test]
+fn drop_column_cascade_keeps_a_policy_that_names_it_only_in_a_comment() {
+    let ev = expect(
+        "drop_column_cascade_comment",
+        &[("public.docs", Unprotected, &["policy-not-tenant-scoped"])],
+        &[],
+    );
+    assert_eq!(ev.tables[0].policies.len(), 2);
+}
+
 #[test]
 fn create_table_as_is_unverified() {
     expect(

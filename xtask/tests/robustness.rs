@@ -162,6 +162,25 @@ fn a_broken_file_never_vouches_for_its_own_tables() {
     assert_eq!(verdict(&ev, "public.do\"cs"), Verdict::Unverified);
 }
 
+/// Found by the fuzz target: a lone `"` in a comment of a broken file hid every word after
+/// it, so a table named only by the broken statement kept its `protected`.
+#[test]
+fn a_lone_quote_in_a_comment_hides_nothing_of_a_broken_file() {
+    let repo = TempRepo::new("lone-quote");
+    repo.write("0001.sql", PROTECTED);
+    repo.write(
+        "0002.sql",
+        "-- shown on 27\" screens\nalter tabel docs disable row level security;\n",
+    );
+    let ev = repo.analyze();
+    assert!(
+        rules(&ev).contains(&"sql-syntax-error"),
+        "{:?}",
+        ev.findings
+    );
+    assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
+}
+
 /// The fuzz target's entry point (`analyze_contents`: files as bytes) is the analysis of the
 /// same files on disk, finding for finding.
 #[test]

@@ -372,7 +372,7 @@ impl<'a> Replay<'a> {
                         t.policies.retain(|p| {
                             ![&p.using, &p.with_check]
                                 .iter()
-                                .any(|e| e.as_deref().is_some_and(|e| sql::words(e).contains(col)))
+                                .any(|e| e.as_deref().is_some_and(|e| sql::idents(e).contains(col)))
                         });
                     }
                     note = Some(format!("destructive: dropped column {name}.{col}"));
