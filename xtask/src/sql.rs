@@ -105,6 +105,99 @@ pub fn paren_body(node: &SyntaxNode, source: &str) -> Option<String> {
     Some(body.to_string())
 }
 
+/// Brackets nested deeper than this are not parsed (see [`too_deep`]).
+pub const MAX_BRACKETS: usize = 1_000;
+/// Nor is a syntax tree deeper than this, operators chained at one level included.
+pub const MAX_NESTING: usize = 10_000;
+
+/// Words that chain expressions like operators do (`a OR b OR c`, `x UNION y UNION z`).
+const WORD_OPERATORS: [&str; 16] = [
+    "and",
+    "or",
+    "not",
+    "is",
+    "in",
+    "like",
+    "ilike",
+    "similar",
+    "between",
+    "overlaps",
+    "collate",
+    "at",
+    "case",
+    "union",
+    "intersect",
+    "except",
+];
+
+/// Where SQL text nests deeper than the reader builds a syntax tree for: the byte offset and
+/// why. squawk's parser and rowan recurse once per level of the tree, so deeper text would
+/// overflow the stack: an abort of the whole run instead of a finding. Judged from the
+/// tokens, an upper bound: each bracket opens a level, and each operator chained at one level
+/// adds one (`a + b + c` is a tree two levels deep); a comma or `;` ends the chain. No
+/// hand-written migration comes near; Postgres stops at its `max_stack_depth` first.
+pub fn too_deep(text: &str) -> Option<(usize, String)> {
+    use squawk_lexer::TokenKind as T;
+    // Operators chained at each open bracket level; `depth` is their sum plus the levels.
+    let mut levels: Vec<usize> = vec![0];
+    let mut depth = 1usize;
+    let mut at = 0usize;
+    for tok in squawk_lexer::tokenize(text) {
+        let len = tok.len as usize;
+        let chains = match tok.kind {
+            T::OpenParen | T::OpenBracket => {
+                levels.push(0);
+                depth += 1;
+                if levels.len() > MAX_BRACKETS {
+                    return Some((
+                        at,
+                        format!("brackets nested more than {MAX_BRACKETS} deep: the reader does not parse this file (split the expression)"),
+                    ));
+                }
+                false
+            }
+            T::CloseParen | T::CloseBracket => {
+                if levels.len() > 1 {
+                    depth -= levels.pop().unwrap_or_default() + 1;
+                }
+                false
+            }
+            T::Comma | T::Semi => {
+                if let Some(top) = levels.last_mut() {
+                    depth -= *top;
+                    *top = 0;
+                }
+                false
+            }
+            T::Ident => text
+                .get(at..at + len)
+                .is_some_and(|w| WORD_OPERATORS.iter().any(|o| o.eq_ignore_ascii_case(w))),
+            T::Whitespace
+            | T::LineComment
+            | T::BlockComment { .. }
+            | T::Literal { .. }
+            | T::QuotedIdent { .. }
+            | T::PositionalParam { .. }
+            | T::Eof => false,
+            _ => true, // operators, `.`, `::` and the unknown
+        };
+        if chains {
+            if let Some(top) = levels.last_mut() {
+                *top += 1;
+            }
+            depth += 1;
+            if depth > MAX_NESTING {
+                return Some((
+                    at,
+                    format!("an expression nested or chained more than {MAX_NESTING} deep: the reader does not parse this file (split the expression)"),
+                ));
+            }
+        }
+        at += len;
+    }
+    None
+}
+
 /// 1-based line numbers from byte offsets.
 pub struct Lines {
     starts: Vec<usize>,
@@ -283,6 +376,30 @@ mod tests {
         assert_eq!(fold_ident("Invoices"), "invoices");
         assert_eq!(fold_ident("\"AuditTrail\""), "AuditTrail");
         assert_eq!(fold_ident("\"a\"\"b\""), "a\"b");
+    }
+
+    #[test]
+    fn nesting_limits() {
+        let parens = |n: usize| format!("select {}1{};", "(".repeat(n), ")".repeat(n));
+        assert_eq!(too_deep(&parens(MAX_BRACKETS - 1)), None);
+        let (at, why) = too_deep(&parens(MAX_BRACKETS)).unwrap();
+        assert_eq!(at, "select ".len() + MAX_BRACKETS - 1);
+        assert!(why.contains("brackets"), "{why}");
+        assert!(too_deep(&format!("select {}1;", "array[".repeat(MAX_BRACKETS))).is_some());
+        let chain = |n: usize, op: &str| format!("select 1{};", format!(" {op} 1").repeat(n));
+        assert_eq!(too_deep(&chain(MAX_NESTING - 2, "+")), None);
+        assert!(too_deep(&chain(MAX_NESTING, "+")).is_some());
+        assert!(too_deep(&chain(MAX_NESTING, "OR")).is_some());
+        // Lists and statements are not chains; strings, comments and dollar bodies are no tokens.
+        let list = format!("select {};", vec!["-1 + 1"; 3 * MAX_NESTING].join(", "));
+        assert_eq!(too_deep(&list), None);
+        let statements = "select 1 + 1;\n".repeat(MAX_NESTING);
+        assert_eq!(too_deep(&statements), None);
+        let quoted = format!(
+            "select '{0}' -- {0}\n, $${0}$$;",
+            "((((+".repeat(MAX_NESTING)
+        );
+        assert_eq!(too_deep(&quoted), None);
     }
 
     #[test]

@@ -181,6 +181,67 @@ fn a_lone_quote_in_a_comment_hides_nothing_of_a_broken_file() {
     assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
 }
 
+/// Nesting deep enough to overflow the parser's stack aborted the whole run (5,000 brackets
+/// in a 10 KB file; a 100,000-term chain). Now it is a syntax error at its line, and the
+/// tables the file names are unverified; nesting just under the limit still parses.
+#[test]
+fn nesting_too_deep_is_a_finding_not_an_abort() {
+    let deep = |n: usize| format!("select {}1{};\n", "(".repeat(n), ")".repeat(n));
+    let chain = |n: usize| format!("select 1{};\n", " + 1".repeat(n));
+    for (name, text) in [
+        ("brackets", deep(5_000)),
+        ("chain", chain(100_000)),
+        (
+            "arrays",
+            format!(
+                "select {}1{};\n",
+                "array[".repeat(50_000),
+                "]".repeat(50_000)
+            ),
+        ),
+    ] {
+        let repo = TempRepo::new(&format!("deep-{name}"));
+        repo.write("0001.sql", PROTECTED);
+        repo.write(
+            "0002.sql",
+            format!("-- {name}\nalter table docs enable row level security;\n{text}"),
+        );
+        let ev = repo.analyze();
+        let f = ev
+            .findings
+            .iter()
+            .find(|f| f.rule == "sql-syntax-error")
+            .unwrap_or_else(|| panic!("{name}: {:?}", ev.findings));
+        assert!(f.message.contains("deep"), "{}", f.message);
+        assert_eq!(
+            f.location().as_deref(),
+            Some("supabase/migrations/0002.sql:3")
+        );
+        assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified, "{name}");
+    }
+    // Just under the limits: parsed, and the policy (judged on this 2 MB test thread) too.
+    let repo = TempRepo::new("deep-ok");
+    let n = xtask::sql::MAX_BRACKETS - 3;
+    let expr = format!(
+        "{}tenant_id = get_current_tenant_id(){}",
+        "(".repeat(n),
+        ")".repeat(n)
+    );
+    repo.write(
+        "0001.sql",
+        PROTECTED.replace("tenant_id = get_current_tenant_id()", &expr)
+            + &deep(n)
+            + &chain(xtask::sql::MAX_NESTING - 10),
+    );
+    let ev = repo.analyze();
+    assert!(
+        !rules(&ev).contains(&"sql-syntax-error"),
+        "{:?}",
+        ev.findings
+    );
+    assert_eq!(verdict(&ev, "public.docs"), Verdict::Protected);
+}
+
 /// The fuzz target's entry point (`analyze_contents`: files as bytes) is the analysis of the
 /// same files on disk, finding for finding.
 #[test]

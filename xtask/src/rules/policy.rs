@@ -18,7 +18,7 @@ use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
 use crate::{
     config::Tenancy,
     schema::{split_config_name, QualName},
-    sql::{child, name_parts, qual_name},
+    sql::{self, child, name_parts, qual_name},
 };
 
 /// The configured tenancy, folded once.
@@ -83,6 +83,9 @@ impl Judge {
         names: &[QualName],
         consulted: &Cell<bool>,
     ) -> Result<(), String> {
+        if sql::too_deep(expr).is_some() {
+            return Err(format!("`{}` nests too deep to judge", short(expr)));
+        }
         const PREFIX: &str = "select 1 where ";
         let wrapped = format!("{PREFIX}(\n{expr}\n);");
         let parse = SourceFile::parse(&wrapped);
@@ -524,6 +527,13 @@ mod tests {
         ));
         assert!(!ok("tenant_id = get_current_tenant_id()) or (true"));
         assert!(!ok("tenant_id = get_current_tenant_id()) and (true"));
+        // Too deep for the parser's stack: not judged (it used to abort the run).
+        let n = 5_000;
+        assert!(!ok(&format!(
+            "{}tenant_id = get_current_tenant_id(){}",
+            "(".repeat(n),
+            ")".repeat(n)
+        )));
         assert!(judge().scoped(None, &[]).is_err());
     }
 

@@ -32,6 +32,9 @@ use super::Missing;
 /// hand-written migration is this big. Their tables are unverified.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Stack of a parser thread.
+const PARSER_STACK: usize = 32 * 1024 * 1024;
+
 /// One file, read and parsed.
 struct Loaded {
     read: FileRead,
@@ -167,24 +170,29 @@ fn load_all(list: &[files::MigrationFile], threads: usize) -> Vec<Loaded> {
     let mut done: Vec<(usize, Loaded)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(f) = list.get(i) else { break };
-                        let loaded = match f.unreadable {
-                            Some(_) => Loaded {
-                                read: FileRead::default(),
-                                text: None,
-                                broken: None,
-                                empty: false,
-                            },
-                            None => load(&f.full),
-                        };
-                        out.push((i, loaded));
-                    }
-                    out
-                })
+                // The parser recurses once per level of nesting, which `sql::too_deep` bounds;
+                // the stack leaves room for that bound in an unoptimised build.
+                std::thread::Builder::new()
+                    .stack_size(PARSER_STACK)
+                    .spawn_scoped(s, || {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(f) = list.get(i) else { break };
+                            let loaded = match f.unreadable {
+                                Some(_) => Loaded {
+                                    read: FileRead::default(),
+                                    text: None,
+                                    broken: None,
+                                    empty: false,
+                                },
+                                None => load(&f.full),
+                            };
+                            out.push((i, loaded));
+                        }
+                        out
+                    })
+                    .expect("spawn a parser thread")
             })
             .collect();
         handles
