@@ -105,6 +105,99 @@ pub fn paren_body(node: &SyntaxNode, source: &str) -> Option<String> {
     Some(body.to_string())
 }
 
+/// Brackets nested deeper than this are not parsed (see [`too_deep`]).
+pub const MAX_BRACKETS: usize = 1_000;
+/// Nor is a syntax tree deeper than this, operators chained at one level included.
+pub const MAX_NESTING: usize = 10_000;
+
+/// Words that chain expressions like operators do (`a OR b OR c`, `x UNION y UNION z`).
+const WORD_OPERATORS: [&str; 16] = [
+    "and",
+    "or",
+    "not",
+    "is",
+    "in",
+    "like",
+    "ilike",
+    "similar",
+    "between",
+    "overlaps",
+    "collate",
+    "at",
+    "case",
+    "union",
+    "intersect",
+    "except",
+];
+
+/// Where SQL text nests deeper than the reader builds a syntax tree for: the byte offset and
+/// why. squawk's parser and rowan recurse once per level of the tree, so deeper text would
+/// overflow the stack: an abort of the whole run instead of a finding. Judged from the
+/// tokens, an upper bound: each bracket opens a level, and each operator chained at one level
+/// adds one (`a + b + c` is a tree two levels deep); a comma or `;` ends the chain. No
+/// hand-written migration comes near; Postgres stops at its `max_stack_depth` first.
+pub fn too_deep(text: &str) -> Option<(usize, String)> {
+    use squawk_lexer::TokenKind as T;
+    // Operators chained at each open bracket level; `depth` is their sum plus the levels.
+    let mut levels: Vec<usize> = vec![0];
+    let mut depth = 1usize;
+    let mut at = 0usize;
+    for tok in squawk_lexer::tokenize(text) {
+        let len = tok.len as usize;
+        let chains = match tok.kind {
+            T::OpenParen | T::OpenBracket => {
+                levels.push(0);
+                depth += 1;
+                if levels.len() > MAX_BRACKETS {
+                    return Some((
+                        at,
+                        format!("brackets nested more than {MAX_BRACKETS} deep: the reader does not parse this file (split the expression)"),
+                    ));
+                }
+                false
+            }
+            T::CloseParen | T::CloseBracket => {
+                if levels.len() > 1 {
+                    depth -= levels.pop().unwrap_or_default() + 1;
+                }
+                false
+            }
+            T::Comma | T::Semi => {
+                if let Some(top) = levels.last_mut() {
+                    depth -= *top;
+                    *top = 0;
+                }
+                false
+            }
+            T::Ident => text
+                .get(at..at + len)
+                .is_some_and(|w| WORD_OPERATORS.iter().any(|o| o.eq_ignore_ascii_case(w))),
+            T::Whitespace
+            | T::LineComment
+            | T::BlockComment { .. }
+            | T::Literal { .. }
+            | T::QuotedIdent { .. }
+            | T::PositionalParam { .. }
+            | T::Eof => false,
+            _ => true, // operators, `.`, `::` and the unknown
+        };
+        if chains {
+            if let Some(top) = levels.last_mut() {
+                *top += 1;
+            }
+            depth += 1;
+            if depth > MAX_NESTING {
+                return Some((
+                    at,
+                    format!("an expression nested or chained more than {MAX_NESTING} deep: the reader does not parse this file (split the expression)"),
+                ));
+            }
+        }
+        at += len;
+    }
+    None
+}
+
 /// 1-based line numbers from byte offsets.
 pub struct Lines {
     starts: Vec<usize>,
@@ -132,8 +225,11 @@ impl Lines {
     }
 }
 
-/// Words of SQL text as Postgres would read identifiers (`"Quoted"` kept, others lower-cased),
-/// for the fail-closed guesses about what an unreadable statement might touch.
+/// Every word of SQL text that could name a table, for the fail-closed guesses about what an
+/// unreadable statement might touch: unquoted words lower-cased, the body of every `"quoted"`
+/// run as Postgres reads the name. Comments and strings count too, and a quote never hides
+/// what follows it (a lone `"` in a comment must not swallow the statements after it): a word
+/// too many only costs trust, a word too few would vouch for a table.
 pub fn words(text: &str) -> std::collections::HashSet<String> {
     let mut out = std::collections::HashSet::new();
     let b = text.as_bytes();
@@ -141,15 +237,11 @@ pub fn words(text: &str) -> std::collections::HashSet<String> {
     while i < b.len() {
         let c = b[i];
         if c == b'"' {
-            let start = i + 1;
-            let mut j = start;
-            while j < b.len() && b[j] != b'"' {
-                j += 1;
-            }
-            if let Some(w) = text.get(start..j) {
-                out.insert(w.to_string());
-            }
-            i = j + 1;
+            let end = quoted_end(&text[i..], '"') + i;
+            let inner = text.get(i + 1..end).unwrap_or_default();
+            let inner = inner.strip_suffix('"').unwrap_or(inner);
+            out.insert(inner.replace("\"\"", "\""));
+            i += 1; // and read the words inside too
         } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
             let start = i;
             while i < b.len()
@@ -167,8 +259,41 @@ pub fn words(text: &str) -> std::collections::HashSet<String> {
     out
 }
 
+/// The identifiers of expression text as Postgres reads them (which columns a policy reads):
+/// comments and string literals skipped, quoted names unquoted, other words lower-cased.
+pub fn idents(text: &str) -> std::collections::HashSet<String> {
+    let mut out = std::collections::HashSet::new();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let len = if rest.starts_with("--") {
+            rest.find('\n').unwrap_or(rest.len())
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            body.find("*/").map_or(rest.len(), |i| i + 4)
+        } else if c == '\'' || c == '"' {
+            let end = quoted_end(rest, c);
+            if c == '"' {
+                let inner = &rest[1..end];
+                let inner = inner.strip_suffix('"').unwrap_or(inner);
+                out.insert(inner.replace("\"\"", "\""));
+            }
+            end
+        } else if c.is_alphanumeric() || c == '_' {
+            let end = rest
+                .find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '$'))
+                .unwrap_or(rest.len());
+            out.insert(rest[..end].to_ascii_lowercase());
+            end
+        } else {
+            c.len_utf8()
+        };
+        rest = &rest[len..];
+    }
+    out
+}
+
 /// Rename an identifier in expression text (after `RENAME COLUMN`, Postgres shows the new
-/// name in a policy; so must the stored text). String literals and other words are kept.
+/// name in a policy; so must the stored text). String literals, comments and other words are
+/// kept; an unterminated quote or comment runs to the end of the text.
 pub fn replace_ident(text: &str, from: &str, to: &str) -> String {
     let quoted_to = if to
         .chars()
@@ -181,10 +306,23 @@ pub fn replace_ident(text: &str, from: &str, to: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
-        let len = if c == '\'' || c == '"' {
-            let end = rest[1..].find(c).map_or(rest.len(), |i| i + 2);
+        let comment = if rest.starts_with("--") {
+            Some(rest.find('\n').unwrap_or(rest.len()))
+        } else {
+            rest.strip_prefix("/*")
+                .map(|body| body.find("*/").map_or(rest.len(), |i| i + 4))
+        };
+        let len = if let Some(end) = comment {
+            out.push_str(&rest[..end]);
+            end
+        } else if c == '\'' || c == '"' {
+            let end = quoted_end(rest, c);
             let tok = &rest[..end];
-            if c == '"' && tok.len() >= 2 && &tok[1..tok.len() - 1] == from {
+            let name = (c == '"')
+                .then(|| tok[1..].strip_suffix('"'))
+                .flatten()
+                .map(|inner| inner.replace("\"\"", "\""));
+            if name.as_deref() == Some(from) {
                 out.push_str(&quoted_to);
             } else {
                 out.push_str(tok);
@@ -210,6 +348,25 @@ pub fn replace_ident(text: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// The byte after the closing `quote` of the quoted token at the start of `s` (a doubled quote
+/// is one quote inside it), or the end of `s` when it is not closed.
+fn quoted_end(s: &str, quote: char) -> usize {
+    let b = s.as_bytes();
+    let q = quote as u8;
+    let mut i = 1;
+    while i < b.len() {
+        if b[i] == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +376,30 @@ mod tests {
         assert_eq!(fold_ident("Invoices"), "invoices");
         assert_eq!(fold_ident("\"AuditTrail\""), "AuditTrail");
         assert_eq!(fold_ident("\"a\"\"b\""), "a\"b");
+    }
+
+    #[test]
+    fn nesting_limits() {
+        let parens = |n: usize| format!("select {}1{};", "(".repeat(n), ")".repeat(n));
+        assert_eq!(too_deep(&parens(MAX_BRACKETS - 1)), None);
+        let (at, why) = too_deep(&parens(MAX_BRACKETS)).unwrap();
+        assert_eq!(at, "select ".len() + MAX_BRACKETS - 1);
+        assert!(why.contains("brackets"), "{why}");
+        assert!(too_deep(&format!("select {}1;", "array[".repeat(MAX_BRACKETS))).is_some());
+        let chain = |n: usize, op: &str| format!("select 1{};", format!(" {op} 1").repeat(n));
+        assert_eq!(too_deep(&chain(MAX_NESTING - 2, "+")), None);
+        assert!(too_deep(&chain(MAX_NESTING, "+")).is_some());
+        assert!(too_deep(&chain(MAX_NESTING, "OR")).is_some());
+        // Lists and statements are not chains; strings, comments and dollar bodies are no tokens.
+        let list = format!("select {};", vec!["-1 + 1"; 3 * MAX_NESTING].join(", "));
+        assert_eq!(too_deep(&list), None);
+        let statements = "select 1 + 1;\n".repeat(MAX_NESTING);
+        assert_eq!(too_deep(&statements), None);
+        let quoted = format!(
+            "select '{0}' -- {0}\n, $${0}$$;",
+            "((((+".repeat(MAX_NESTING)
+        );
+        assert_eq!(too_deep(&quoted), None);
     }
 
     #[test]
@@ -242,9 +423,48 @@ mod tests {
         );
     }
 
+    /// Found by review while writing the fuzz target: a lone `"` (in a comment) ran to the
+    /// end of the text, and the slice that dropped its closing quote cut a multi-byte
+    /// character in two: a panic on `RENAME COLUMN` of a table with such a policy.
+    #[test]
+    fn rename_ident_survives_unbalanced_quotes_and_keeps_comments() {
+        assert_eq!(
+            replace_ident(
+                "org_id = get() /* 5\" screen */ or é",
+                "org_id",
+                "tenant_id"
+            ),
+            "tenant_id = get() /* 5\" screen */ or é"
+        );
+        assert_eq!(replace_ident("org_id = \"é", "org_id", "x"), "x = \"é");
+        assert_eq!(
+            replace_ident("org_id = 1 -- org_id \"é\norg_id", "org_id", "x"),
+            "x = 1 -- org_id \"é\nx"
+        );
+        // A doubled quote is one quote inside a quoted name.
+        assert_eq!(
+            replace_ident("\"a\"\"b\" = \"a\"", "a\"b", "c"),
+            "c = \"a\""
+        );
+    }
+
     #[test]
     fn words_fold_and_keep_quotes() {
         let w = words("ALTER TABLE \"AuditTrail\" x.Foo_bar -- c");
         assert!(w.contains("AuditTrail") && w.contains("foo_bar") && w.contains("alter"));
+        // A doubled quote is one quote of the name, as Postgres folds it.
+        let w = words("drop table \"a\"\"b\", \"unterminated");
+        assert!(w.contains("a\"b") && w.contains("unterminated"), "{w:?}");
+        // A lone quote in a comment does not hide the statement after it.
+        let w = words("-- the 27\" screen\nalter table Docs x; -- \"end\"");
+        assert!(w.contains("docs") && w.contains("end"), "{w:?}");
+    }
+
+    #[test]
+    fn idents_skip_comments_and_strings() {
+        let i = idents("true -- legacy: x\nand y = 'z' /* w */ and \"Q\"\"r\" = é");
+        let mut got: Vec<_> = i.into_iter().collect();
+        got.sort();
+        assert_eq!(got, ["Q\"r", "and", "true", "y", "é"]);
     }
 }

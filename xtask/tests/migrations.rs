@@ -274,6 +274,21 @@ fn rename_column_is_followed_by_policies_and_indexes() {
     );
 }
 
+/// Found while writing the fuzz target: a policy whose text has an unbalanced `"` (in a
+/// comment) and ends in a multi-byte character panicked `RENAME COLUMN`.
+#[test]
+fn rename_column_with_a_lone_quote_in_the_policy_comment() {
+    let ev = expect(
+        "rename_column_comment_quote",
+        &[("public.docs", Protected, &[])],
+        &[],
+    );
+    assert_eq!(
+        ev.tables[0].policies[0].using.as_deref(),
+        Some("tenant_id = get_current_tenant_id() -- 27\" écran réservé")
+    );
+}
+
 #[test]
 fn drop_not_null_in_a_later_file() {
     let ev = expect(
@@ -434,6 +449,18 @@ fn drop_column_cascade_drops_the_policies_that_read_it() {
         "{:?}",
         ev.impact
     );
+}
+
+/// A column named only in a policy's comment: Postgres keeps the policy (it does not depend on
+/// the column), so the open policy still opens the table. It was dropped with the column.
+#[test]
+fn drop_column_cascade_keeps_a_policy_that_names_it_only_in_a_comment() {
+    let ev = expect(
+        "drop_column_cascade_comment",
+        &[("public.docs", Unprotected, &["policy-not-tenant-scoped"])],
+        &[],
+    );
+    assert_eq!(ev.tables[0].policies.len(), 2);
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use xtask::{
     config::Config,
-    gather::migrations::analyze,
+    gather::migrations::{analyze, analyze_contents},
     model::{MigrationEvidence, Severity, Verdict},
     repo::Changes,
 };
@@ -141,6 +141,150 @@ fn non_utf8_names_its_line() {
         Some("supabase/migrations/0002.sql:3")
     );
     assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
+}
+
+/// A quoted name with a doubled quote (`"a""b"` is the table `a"b`) in a file that does not
+/// parse whole: its table was left `protected`, because the words of the file did not hold
+/// the folded name. Every table the file's statements touched is in doubt now.
+#[test]
+fn a_broken_file_never_vouches_for_its_own_tables() {
+    let repo = TempRepo::new("quoted-broken");
+    repo.write(
+        "0001.sql",
+        PROTECTED.replace("docs", "\"do\"\"cs\"") + "create table ((( broken;\n",
+    );
+    let ev = repo.analyze();
+    assert!(
+        rules(&ev).contains(&"sql-syntax-error"),
+        "{:?}",
+        ev.findings
+    );
+    assert_eq!(verdict(&ev, "public.do\"cs"), Verdict::Unverified);
+}
+
+/// Found by the fuzz target: a lone `"` in a comment of a broken file hid every word after
+/// it, so a table named only by the broken statement kept its `protected`.
+#[test]
+fn a_lone_quote_in_a_comment_hides_nothing_of_a_broken_file() {
+    let repo = TempRepo::new("lone-quote");
+    repo.write("0001.sql", PROTECTED);
+    repo.write(
+        "0002.sql",
+        "-- shown on 27\" screens\nalter tabel docs disable row level security;\n",
+    );
+    let ev = repo.analyze();
+    assert!(
+        rules(&ev).contains(&"sql-syntax-error"),
+        "{:?}",
+        ev.findings
+    );
+    assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
+}
+
+/// Nesting deep enough to overflow the parser's stack aborted the whole run (5,000 brackets
+/// in a 10 KB file; a 100,000-term chain). Now it is a syntax error at its line, and the
+/// tables the file names are unverified; nesting just under the limit still parses.
+#[test]
+fn nesting_too_deep_is_a_finding_not_an_abort() {
+    let deep = |n: usize| format!("select {}1{};\n", "(".repeat(n), ")".repeat(n));
+    let chain = |n: usize| format!("select 1{};\n", " + 1".repeat(n));
+    for (name, text) in [
+        ("brackets", deep(5_000)),
+        ("chain", chain(100_000)),
+        (
+            "arrays",
+            format!(
+                "select {}1{};\n",
+                "array[".repeat(50_000),
+                "]".repeat(50_000)
+            ),
+        ),
+    ] {
+        let repo = TempRepo::new(&format!("deep-{name}"));
+        repo.write("0001.sql", PROTECTED);
+        repo.write(
+            "0002.sql",
+            format!("-- {name}\nalter table docs enable row level security;\n{text}"),
+        );
+        let ev = repo.analyze();
+        let f = ev
+            .findings
+            .iter()
+            .find(|f| f.rule == "sql-syntax-error")
+            .unwrap_or_else(|| panic!("{name}: {:?}", ev.findings));
+        assert!(f.message.contains("deep"), "{}", f.message);
+        assert_eq!(
+            f.location().as_deref(),
+            Some("supabase/migrations/0002.sql:3")
+        );
+        assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified, "{name}");
+    }
+    // Just under the limits: parsed, and the policy (judged on this 2 MB test thread) too.
+    let repo = TempRepo::new("deep-ok");
+    let n = xtask::sql::MAX_BRACKETS - 3;
+    let expr = format!(
+        "{}tenant_id = get_current_tenant_id(){}",
+        "(".repeat(n),
+        ")".repeat(n)
+    );
+    repo.write(
+        "0001.sql",
+        PROTECTED.replace("tenant_id = get_current_tenant_id()", &expr)
+            + &deep(n)
+            + &chain(xtask::sql::MAX_NESTING - 10),
+    );
+    let ev = repo.analyze();
+    assert!(
+        !rules(&ev).contains(&"sql-syntax-error"),
+        "{:?}",
+        ev.findings
+    );
+    assert_eq!(verdict(&ev, "public.docs"), Verdict::Protected);
+}
+
+/// The fuzz target's entry point (`analyze_contents`: files as bytes) is the analysis of the
+/// same files on disk, finding for finding.
+#[test]
+fn contents_in_memory_are_analysed_like_files_on_disk() {
+    let repo = TempRepo::new("contents");
+    let mut latin1 = b"alter table docs disable row level security; -- caf".to_vec();
+    latin1.push(0xe9);
+    let files: Vec<(String, Vec<u8>)> = vec![
+        ("0001.sql".into(), PROTECTED.as_bytes().to_vec()),
+        (
+            "0002.sql".into(),
+            b"create table notes (id int);\n".to_vec(),
+        ),
+        ("0003.sql".into(), latin1),
+        ("0004.sql".into(), Vec::new()),
+    ];
+    for (name, bytes) in &files {
+        repo.write(name, bytes);
+    }
+    let on_disk = repo.analyze();
+    let in_memory = analyze_contents(
+        &files
+            .iter()
+            .map(|(n, b)| (format!("supabase/migrations/{n}"), b.clone()))
+            .collect::<Vec<_>>(),
+        &Config::default(),
+        &Changes::all(),
+    );
+    assert_eq!(in_memory, on_disk);
+    assert_eq!(in_memory.files_read, 4);
+    assert_eq!(
+        rules(&in_memory),
+        [
+            "migration-empty",
+            "policy-missing",
+            "rls-not-enabled",
+            "sql-syntax-error",
+            "tenant-column-missing"
+        ],
+        "{:?}",
+        in_memory.findings
+    );
+    assert_eq!(verdict(&in_memory, "public.docs"), Verdict::Unverified);
 }
 
 #[test]

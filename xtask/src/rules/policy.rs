@@ -18,7 +18,7 @@ use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
 use crate::{
     config::Tenancy,
     schema::{split_config_name, QualName},
-    sql::{child, name_parts, qual_name},
+    sql::{self, child, name_parts, qual_name},
 };
 
 /// The configured tenancy, folded once.
@@ -94,18 +94,31 @@ impl Judge {
         names: &[QualName],
         consulted: &Cell<bool>,
     ) -> Result<(), String> {
-        let wrapped = format!("select 1 where (\n{expr}\n);");
+        if sql::too_deep(expr).is_some() {
+            return Err(format!("`{}` nests too deep to judge", short(expr)));
+        }
+        const PREFIX: &str = "select 1 where ";
+        let wrapped = format!("{PREFIX}(\n{expr}\n);");
         let parse = SourceFile::parse(&wrapped);
+        let bad = || format!("`{}` does not parse", short(expr));
         if !parse.errors().is_empty() {
-            return Err(format!("`{}` does not parse", short(expr)));
+            return Err(bad());
         }
         let root = parse.syntax_node();
-        let node = root
-            .children()
-            .next()
-            .and_then(|s| child(&s, K::WHERE_CLAUSE))
+        let mut stmts = root.children();
+        let (Some(stmt), None) = (stmts.next(), stmts.next()) else {
+            return Err(bad());
+        };
+        let node = child(&stmt, K::WHERE_CLAUSE)
             .and_then(|w| w.children().next())
-            .ok_or_else(|| format!("`{}` does not parse", short(expr)))?;
+            .ok_or_else(bad)?;
+        // The text is one expression only when the wrapper's parentheses hold it whole:
+        // `a) or (b` or `a); select 1 where (b` would close them early.
+        let whole = usize::from(node.text_range().start()) == PREFIX.len()
+            && usize::from(node.text_range().end()) == wrapped.len() - 1;
+        if node.kind() != K::PAREN_EXPR || !whole {
+            return Err(bad());
+        }
         let cx = Cx {
             judge: self,
             names,
@@ -518,6 +531,20 @@ mod tests {
         // Unqualified inside EXISTS, `tenant_id` is the member table's own column.
         assert!(!ok("exists (select 1 from tenant_members m where m.tenant_id = tenant_id and m.user_id = auth.uid())"));
         assert!(!ok("tenant_id = get_current_tenant_id( "));
+        // Text that closes the judge's wrapper and opens a statement of its own (a live
+        // catalog gives the text; the judge must not read only its first statement).
+        assert!(!ok(
+            "tenant_id = get_current_tenant_id()); select 1 where (true"
+        ));
+        assert!(!ok("tenant_id = get_current_tenant_id()) or (true"));
+        assert!(!ok("tenant_id = get_current_tenant_id()) and (true"));
+        // Too deep for the parser's stack: not judged (it used to abort the run).
+        let n = 5_000;
+        assert!(!ok(&format!(
+            "{}tenant_id = get_current_tenant_id(){}",
+            "(".repeat(n),
+            ")".repeat(n)
+        )));
         assert!(judge().scoped(None, &[]).is_err());
     }
 

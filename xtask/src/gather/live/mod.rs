@@ -26,7 +26,7 @@ use postgres::{Client, NoTls};
 
 use crate::{
     config::Config,
-    gather::migrations::{decode, files::MigrationFile, History},
+    gather::migrations::{decode_text, files::MigrationFile, History},
     model::{Finding, LiveOutcome, MigrationEvidence, Severity, Source, TableReport, Verdict},
     repo::Changes,
     rules::{policy::Judge, tenant},
@@ -170,7 +170,7 @@ fn remaining(deadline: Instant) -> Result<Duration, String> {
 /// The file's pieces, or why it cannot be sent.
 fn pieces_of(full: &Path) -> Result<(String, Vec<apply::Piece>), (u32, String)> {
     let bytes = std::fs::read(full).map_err(|e| (1, format!("cannot read the file: {e}")))?;
-    let text = decode(bytes).map_err(|(_, p)| (p.line, p.message))?;
+    let text = decode_text(bytes).map_err(|(_, p)| (p.line, p.message))?;
     let pieces = apply::split(&text);
     Ok((text, pieces))
 }

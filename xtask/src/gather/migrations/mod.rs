@@ -33,6 +33,9 @@ use super::Missing;
 /// hand-written migration is this big. Their tables are unverified.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Stack of a parser thread.
+const PARSER_STACK: usize = 32 * 1024 * 1024;
+
 /// One file, read and parsed.
 struct Loaded {
     read: FileRead,
@@ -51,10 +54,17 @@ pub fn analyze(
     Ok(analyze_with(repo, config, changes, threads()))
 }
 
+/// Parser threads: `XTASK_THREADS` when set to a positive number (the benchmark compares one
+/// thread with all), else the available cores, at most 8.
 fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    threads_from(std::env::var("XTASK_THREADS").ok().as_deref(), cores)
+}
+
+fn threads_from(var: Option<&str>, cores: usize) -> usize {
+    var.and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(cores.min(8))
 }
 
 /// `analyze` with a chosen number of parser threads (the benchmark compares them).
@@ -98,58 +108,94 @@ fn analyze_histories(
         let (list, list_findings) = files::list(repo, dir);
         ev.findings.extend(list_findings);
         let loaded = load_all(&list, threads);
-        let mut replay = Replay::new(&judge);
-        for (file, loaded) in list.iter().zip(&loaded) {
-            let new = changes.is_new(&file.path);
-            if new {
-                ev.new_files.push(file.path.clone());
-            }
-            replay.file(&file.path, new);
-            if let Some(why) = &file.unreadable {
-                replay.distrust_all(&format!("{} {why}", file.path));
-                continue;
-            }
-            for stmt in &loaded.read.stmts {
-                replay.apply(stmt);
-            }
-            if let Some((rule, problems)) = &loaded.broken {
-                replay.distrust_file(loaded.text.as_deref(), problems, rule);
-            }
-            if loaded.empty && new {
-                ev.findings.push(
-                    Finding::new(
-                        "migration-empty",
-                        Severity::Info,
-                        "empty migration: nothing to apply",
-                    )
-                    .at(file.path.clone(), None),
-                );
-            }
-        }
-        ev.files_read += list.len();
-        let judged = replay
-            .schema
-            .tables
-            .values()
-            .filter(|t| changes.all || t.touched_by.iter().any(|p| changes.is_new(p)));
-        let out = tenant::judge(judged, &config.tenancy, &judge, Source::Static);
-        ev.findings.extend(replay.findings);
-        let new_functions = replay
-            .schema
-            .functions
-            .values()
-            .filter(|f| changes.is_new(&f.origin.path));
-        ev.findings.extend(tenant::functions(new_functions));
-        ev.findings.extend(out.findings);
-        ev.tables.extend(out.tables);
-        ev.impact.extend(replay.impact);
+        let history = list
+            .iter()
+            .zip(&loaded)
+            .map(|(f, l)| (f.path.as_str(), f.unreadable.as_deref(), l));
+        let schema = replay_history(&mut ev, history, config, &judge, changes);
         histories.push(History {
             dir: dir.clone(),
             files: list,
-            schema: replay.schema,
+            schema,
         });
     }
     (ev, histories)
+}
+
+/// One history given as (repository path, contents) in the order it applies: the same
+/// decoding, parsing, replay and judgement as [`analyze`], without the file system. The
+/// fuzz target (`fuzz/`) drives the reader through it.
+pub fn analyze_contents(
+    files: &[(String, Vec<u8>)],
+    config: &Config,
+    changes: &Changes,
+) -> MigrationEvidence {
+    let judge = Judge::new(&config.tenancy);
+    let mut ev = MigrationEvidence::default();
+    let loaded: Vec<Loaded> = files.iter().map(|(_, b)| decode(b.clone())).collect();
+    let history = files
+        .iter()
+        .zip(&loaded)
+        .map(|((path, _), l)| (path.as_str(), None, l));
+    replay_history(&mut ev, history, config, &judge, changes);
+    ev
+}
+
+/// Replay one history's loaded files (path, why it is unreadable, what was read) in order,
+/// then judge its new or changed tables into `ev`. Returns the schema the history makes.
+fn replay_history<'f>(
+    ev: &mut MigrationEvidence,
+    history: impl Iterator<Item = (&'f str, Option<&'f str>, &'f Loaded)>,
+    config: &Config,
+    judge: &Judge,
+    changes: &Changes,
+) -> Schema {
+    let mut replay = Replay::new(judge);
+    for (path, unreadable, loaded) in history {
+        ev.files_read += 1;
+        let new = changes.is_new(path);
+        if new {
+            ev.new_files.push(path.to_string());
+        }
+        replay.file(path, new);
+        if let Some(why) = unreadable {
+            replay.distrust_all(&format!("{path} {why}"));
+            continue;
+        }
+        for stmt in &loaded.read.stmts {
+            replay.apply(stmt);
+        }
+        if let Some((rule, problems)) = &loaded.broken {
+            replay.distrust_file(loaded.text.as_deref(), problems, rule);
+        }
+        if loaded.empty && new {
+            ev.findings.push(
+                Finding::new(
+                    "migration-empty",
+                    Severity::Info,
+                    "empty migration: nothing to apply",
+                )
+                .at(path.to_string(), None),
+            );
+        }
+    }
+    let judged = replay
+        .schema
+        .tables
+        .values()
+        .filter(|t| changes.all || t.touched_by.iter().any(|p| changes.is_new(p)));
+    let out = tenant::judge(judged, &config.tenancy, judge, Source::Static);
+    ev.findings.extend(replay.findings);
+    let new_functions = replay
+        .schema
+        .functions
+        .values()
+        .filter(|f| changes.is_new(&f.origin.path));
+    ev.findings.extend(tenant::functions(new_functions));
+    ev.findings.extend(out.findings);
+    ev.tables.extend(out.tables);
+    ev.impact.extend(replay.impact);
+    replay.schema
 }
 
 /// Read and parse every file, on `threads` threads; results in list order.
@@ -159,24 +205,29 @@ fn load_all(list: &[files::MigrationFile], threads: usize) -> Vec<Loaded> {
     let mut done: Vec<(usize, Loaded)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(f) = list.get(i) else { break };
-                        let loaded = match f.unreadable {
-                            Some(_) => Loaded {
-                                read: FileRead::default(),
-                                text: None,
-                                broken: None,
-                                empty: false,
-                            },
-                            None => load(&f.full),
-                        };
-                        out.push((i, loaded));
-                    }
-                    out
-                })
+                // The parser recurses once per level of nesting, which `sql::too_deep` bounds;
+                // the stack leaves room for that bound in an unoptimised build.
+                std::thread::Builder::new()
+                    .stack_size(PARSER_STACK)
+                    .spawn_scoped(s, || {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(f) = list.get(i) else { break };
+                            let loaded = match f.unreadable {
+                                Some(_) => Loaded {
+                                    read: FileRead::default(),
+                                    text: None,
+                                    broken: None,
+                                    empty: false,
+                                },
+                                None => load(&f.full),
+                            };
+                            out.push((i, loaded));
+                        }
+                        out
+                    })
+                    .expect("spawn a parser thread")
             })
             .collect();
         handles
@@ -190,7 +241,7 @@ fn load_all(list: &[files::MigrationFile], threads: usize) -> Vec<Loaded> {
 
 /// A migration file's text; or, when it is not UTF-8 (which Postgres rejects), the text with
 /// the bad bytes replaced and the line and message of the first one.
-pub fn decode(bytes: Vec<u8>) -> Result<String, (String, SyntaxProblem)> {
+pub fn decode_text(bytes: Vec<u8>) -> Result<String, (String, SyntaxProblem)> {
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let bytes = e.into_bytes();
@@ -221,11 +272,16 @@ fn load(path: &Path) -> Loaded {
         }
         _ => {}
     }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return problem(format!("cannot read the file: {e}")),
-    };
-    let (text, encoding) = match decode(bytes) {
+    match std::fs::read(path) {
+        Ok(bytes) => decode(bytes),
+        Err(e) => problem(format!("cannot read the file: {e}")),
+    }
+}
+
+/// A file's bytes → its statements and problems: not UTF-8 is a problem at its line, and
+/// the text is read as lossy UTF-8 so the rest of the file still counts.
+fn decode(bytes: Vec<u8>) -> Loaded {
+    let (text, encoding) = match decode_text(bytes) {
         Ok(t) => (t, None),
         Err((lossy, problem)) => (lossy, Some(problem)),
     };
@@ -255,4 +311,19 @@ fn is_blank(text: &str) -> bool {
         let l = l.trim();
         l.is_empty() || l.starts_with("--")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::threads_from;
+
+    #[test]
+    fn xtask_threads_overrides_the_cores() {
+        assert_eq!(threads_from(None, 2), 2);
+        assert_eq!(threads_from(None, 64), 8);
+        assert_eq!(threads_from(Some("1"), 2), 1);
+        assert_eq!(threads_from(Some(" 3 "), 2), 3);
+        assert_eq!(threads_from(Some("0"), 2), 2);
+        assert_eq!(threads_from(Some("many"), 2), 2);
+    }
 }

@@ -179,8 +179,17 @@ pub struct FileRead {
 
 /// Parse one file's text.
 pub fn read(text: &str) -> FileRead {
-    let parse = SourceFile::parse(text);
     let lines = Lines::new(text);
+    if let Some((at, why)) = sql::too_deep(text) {
+        return FileRead {
+            stmts: Vec::new(),
+            errors: vec![SyntaxProblem {
+                line: lines.line(at),
+                message: why,
+            }],
+        };
+    }
+    let parse = SourceFile::parse(text);
     let mut errors: Vec<SyntaxProblem> = parse
         .errors()
         .iter()

@@ -60,7 +60,7 @@ impl<'a> Replay<'a> {
     }
 
     /// A file that could not be read whole (syntax errors, bad encoding): every table it
-    /// names loses the reader's trust.
+    /// touched or names loses the reader's trust.
     /// Without the text (the file could not be read), every table is in doubt.
     pub fn distrust_file(
         &mut self,
@@ -88,7 +88,10 @@ impl<'a> Replay<'a> {
         let origin = self.at(first.line);
         let path = self.path.clone();
         for t in self.schema.tables.values_mut() {
-            if words.as_ref().is_none_or(|w| w.contains(&t.name.name)) {
+            // What the file's statements touched, and whatever its words may name.
+            let named = t.touched_by.contains(&path)
+                || words.as_ref().is_none_or(|w| w.contains(&t.name.name));
+            if named {
                 t.doubt(
                     origin.clone(),
                     format!("{origin} cannot be read whole ({})", first.message),
@@ -370,7 +373,7 @@ impl<'a> Replay<'a> {
                         t.policies.retain(|p| {
                             ![&p.using, &p.with_check]
                                 .iter()
-                                .any(|e| e.as_deref().is_some_and(|e| sql::words(e).contains(col)))
+                                .any(|e| e.as_deref().is_some_and(|e| sql::idents(e).contains(col)))
                         });
                     }
                     note = Some(format!("destructive: dropped column {name}.{col}"));

@@ -1,0 +1,37 @@
+//! Arbitrary text → the policy judge (`rules::policy::Judge::scoped`), which reads the USING
+//! and WITH CHECK text of the migrations and, later, of a live catalog (`pg_get_expr`).
+//!
+//! Beyond "no panic, no hang", one soundness property that holds for every expression:
+//! `(e) OR true` lets every row pass (new lines around `e` end a `--` comment in it), so it is never tenant-scoped, whatever `e` is; and
+//! `(e) AND true` is scoped whenever `e` is.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use xtask::{config::Tenancy, rules::policy::Judge, schema::QualName};
+
+fuzz_target!(|data: &[u8]| {
+    let expr = String::from_utf8_lossy(data);
+    let judge = Judge::new(&Tenancy {
+        settings: vec!["app.tenant_id".into()],
+        check_functions: vec!["is_tenant_member".into()],
+        ..Tenancy::default()
+    });
+    for names in [
+        vec![QualName::new("public", "docs")],
+        vec![QualName::new("public", "tenant_members")],
+    ] {
+        let scoped = judge.scoped(Some(&expr), &names).is_ok();
+        let widened = format!("(\n{expr}\n) or true");
+        assert!(
+            judge.scoped(Some(&widened), &names).is_err(),
+            "`{widened}` judged tenant-scoped"
+        );
+        if scoped {
+            let narrowed = format!("(\n{expr}\n) and true");
+            assert!(
+                judge.scoped(Some(&narrowed), &names).is_ok(),
+                "`{expr}` is scoped but `{narrowed}` is not"
+            );
+        }
+    }
+});
