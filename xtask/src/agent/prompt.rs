@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, fmt::Write as _, path::Path, sync::OnceLock};
 
 use regex::Regex;
 
-use crate::config::Config;
+use crate::{config::Config, gather::migrations::analyze_full, repo::Changes};
 
 const TEMPLATE: &str = include_str!("../../../templates/backend-prompt.md");
 
@@ -53,7 +53,7 @@ pub fn build(repo: &Path, config: &Config, task: &str) -> Prompt {
     });
     parts.push(Part {
         title: "Existing migrations".into(),
-        body: migrations(repo, &config.migrations.dirs),
+        body: migrations(repo, config),
     });
     if !p.agents_doc.is_empty() {
         match read(repo, &p.agents_doc, "prompt.agents_doc") {
@@ -413,58 +413,54 @@ fn contracts(repo: &Path, package: &str) -> String {
     }
 }
 
-/// The migration files of each configured directory, in replay order, with the tables each
-/// creates. The table names come from a simple text scan, not from the schema model.
-fn migrations(repo: &Path, dirs: &[String]) -> String {
-    static CREATE: OnceLock<Regex> = OnceLock::new();
-    let create = CREATE.get_or_init(|| {
-        Regex::new(r#"(?i)\bcreate\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?((?:"[^"]+"|[\w$]+)(?:\s*\.\s*(?:"[^"]+"|[\w$]+))?)"#)
-            .unwrap()
-    });
+/// The migration files of each configured history, in replay order, with the tables each
+/// creates as the schema model knows them at the end of the history (what a later file
+/// dropped is gone, a renamed table has its new name; names folded as Postgres folds them).
+fn migrations(repo: &Path, config: &Config) -> String {
+    let (_, histories) = analyze_full(repo, config, &Changes::default());
+    let col = &config.tenancy.column;
     let mut s = String::new();
-    for dir in dirs {
-        let mut files: Vec<_> = std::fs::read_dir(repo.join(dir))
-            .map(|rd| {
-                rd.filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".sql"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        if files.is_empty() {
-            let _ = writeln!(s, "`{dir}/`: no migration yet.");
+    for h in histories {
+        if h.files.is_empty() {
+            let _ = writeln!(s, "`{}/`: no migration yet.", h.dir);
             continue;
         }
         let _ = writeln!(
             s,
-            "`{dir}/`, in the order they apply (tables from a simple `create table` scan, not the full schema model):\n"
+            "`{}/`, in the order they apply, with the tables each creates as they stand at the end (tenant column, RLS, policies):\n",
+            h.dir
         );
-        for f in files {
-            let text = std::fs::read_to_string(repo.join(dir).join(&f)).unwrap_or_default();
-            let tables: Vec<String> = create
-                .captures_iter(&strip_sql_comments(&text))
-                .map(|c| c[1].split_whitespace().collect::<String>())
+        for f in &h.files {
+            let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+            let tables: Vec<String> = h
+                .schema
+                .tables
+                .values()
+                .filter(|t| t.origin.path == f.path)
+                .map(|t| {
+                    let tenant = match t.column(col) {
+                        Some(c) if c.not_null => format!("{col} NOT NULL"),
+                        Some(_) => format!("{col} nullable"),
+                        None => format!("no {col}"),
+                    };
+                    format!(
+                        "{} ({tenant}, RLS {}, {} polic{})",
+                        t.name.sql(),
+                        if t.rls.on { "on" } else { "off" },
+                        t.policies.len(),
+                        if t.policies.len() == 1 { "y" } else { "ies" }
+                    )
+                })
                 .collect();
             if tables.is_empty() {
-                let _ = writeln!(s, "- `{f}`");
+                let _ = writeln!(s, "- `{name}`");
             } else {
-                let _ = writeln!(s, "- `{f}`: creates {}", tables.join(", "));
+                let _ = writeln!(s, "- `{name}`: creates {}", tables.join("; "));
             }
         }
         s.push('\n');
     }
     s.trim_end().to_string()
-}
-
-/// SQL without `--` line comments and `/* */` block comments (strings are not parsed: a
-/// comment marker inside a string literal is rare in DDL, and this only feeds a listing).
-fn strip_sql_comments(sql: &str) -> String {
-    static COMMENT: OnceLock<Regex> = OnceLock::new();
-    COMMENT
-        .get_or_init(|| Regex::new(r"(?s)/\*.*?\*/|--[^\n]*").unwrap())
-        .replace_all(sql, "")
-        .into_owned()
 }
 
 #[cfg(test)]
@@ -570,7 +566,7 @@ mod tests {
         );
         assert!(!t.contains("NotASchema"), "tests are not contracts");
         assert!(
-            t.contains("`20250101000000_init.sql`: creates public.tenants, \"Audit\""),
+            t.contains("`20250101000000_init.sql`: creates public.\"Audit\" (no tenant_id, RLS off, 0 policies); public.tenants (no tenant_id, RLS off, 0 policies)"),
             "{t}"
         );
         assert!(!t.contains("commented_out"));
