@@ -1,9 +1,11 @@
 //! Arbitrary text → the policy judge (`rules::policy::Judge::scoped`), which reads the USING
 //! and WITH CHECK text of the migrations and, later, of a live catalog (`pg_get_expr`).
 //!
-//! Beyond "no panic, no hang", one soundness property that holds for every expression:
-//! `(e) OR true` lets every row pass (new lines around `e` end a `--` comment in it), so it is never tenant-scoped, whatever `e` is; and
-//! `(e) AND true` is scoped whenever `e` is.
+//! Beyond "no panic, no hang", two soundness properties that hold for every expression `e`
+//! (new lines around `e` end a `--` comment in it):
+//! - `(e) OR true` lets every row pass, so it is never tenant-scoped;
+//! - `(e) AND true` is scoped whenever `e` is (unless the extra level takes it over the
+//!   nesting the judge parses at all).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,8 +28,9 @@ fuzz_target!(|data: &[u8]| {
             judge.scoped(Some(&widened), &names).is_err(),
             "`{widened}` judged tenant-scoped"
         );
-        if scoped {
-            let narrowed = format!("(\n{expr}\n) and true");
+        let narrowed = format!("(\n{expr}\n) and true");
+        // (Unless the extra level takes it over the nesting the judge parses at all.)
+        if scoped && xtask::sql::too_deep(&narrowed).is_none() {
             assert!(
                 judge.scoped(Some(&narrowed), &names).is_ok(),
                 "`{expr}` is scoped but `{narrowed}` is not"
