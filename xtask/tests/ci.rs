@@ -8,33 +8,13 @@ use std::{path::Path, process::Command};
 
 use common::*;
 
-/// The lines GitHub's runner would act on: it trims leading blanks, takes a line starting
-/// with `::` as a command, and between `::stop-commands::T` and `::T::` takes none.
-/// Returns (commands, lines inside stop-commands blocks).
+/// What the runner acts on and what it leaves inert; every block's token must be unguessable.
 fn runner_view(log: &str) -> (Vec<String>, Vec<String>) {
-    let (mut commands, mut inert) = (Vec::new(), Vec::new());
-    let mut stopped: Option<String> = None;
-    for line in log.lines() {
-        let l = line.trim_start();
-        if let Some(token) = &stopped {
-            if l == format!("::{token}::") {
-                stopped = None;
-            } else {
-                inert.push(line.to_string());
-            }
-            continue;
-        }
-        if let Some(token) = l.strip_prefix("::stop-commands::") {
-            assert!(token.len() >= 16, "a guessable token: {token}");
-            stopped = Some(token.to_string());
-            continue;
-        }
-        if l.starts_with("::") {
-            commands.push(l.to_string());
-        }
+    let v = common::runner_view(log);
+    for token in &v.tokens {
+        assert!(token.len() >= 16, "a guessable token: {token}");
     }
-    assert!(stopped.is_none(), "a stop-commands block left open:\n{log}");
-    (commands, inert)
+    (v.commands, v.inert)
 }
 
 const EVIL_LINT: &str = r#"[commands]

@@ -243,35 +243,11 @@ fn sarif_of(ev: &Evidence) -> String {
     String::from_utf8(out).unwrap()
 }
 
-/// The lines GitHub's runner would act on: it trims leading blanks, takes a line starting
-/// with `::` as a command, and between `::stop-commands::T` and `::T::` takes none.
-fn commands_seen(log: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    let mut stopped: Option<String> = None;
-    for line in log.lines() {
-        let l = line.trim_start();
-        if let Some(token) = &stopped {
-            if l == format!("::{token}::") {
-                stopped = None;
-            }
-            continue;
-        }
-        if let Some(token) = l.strip_prefix("::stop-commands::") {
-            stopped = Some(token.to_string());
-            continue;
-        }
-        if l.starts_with("::") {
-            seen.push(l.to_string());
-        }
-    }
-    seen
-}
-
 #[test]
 fn github_annotations() {
     let text = github_with_token(&sample());
     expect_file!["snapshots/report.github.txt"].assert_eq(&text);
-    let seen = commands_seen(&text);
+    let seen = common::runner_view(&text).commands;
     // The group, the checklist error, then findings: errors first.
     assert!(
         seen[0].starts_with("::group::Backend handover: 2 passed, 4 failed"),
@@ -303,7 +279,7 @@ fn github_escapes_data_and_properties() {
     ];
     ev.migrations.as_mut().unwrap().findings.clear();
     let text = github_with_token(&ev);
-    let seen = commands_seen(&text);
+    let seen = common::runner_view(&text).commands;
     let secret = seen
         .iter()
         .find(|l| l.contains("hardcoded-secret"))

@@ -296,3 +296,44 @@ pub fn ci_tools() -> Option<(PathBuf, PathBuf)> {
         Err(e) => unavailable(&format!("python3 -m pip cannot run: {e}")),
     }
 }
+
+/// How GitHub's runner reads a log: it trims leading blanks, takes a line starting with `::`
+/// as a workflow command, and between `::stop-commands::T` and `::T::` takes none.
+pub struct RunnerView {
+    /// The lines the runner would act on.
+    pub commands: Vec<String>,
+    /// The lines inside stop-commands blocks (inert).
+    pub inert: Vec<String>,
+    /// The token of each stop-commands block.
+    pub tokens: Vec<String>,
+}
+
+pub fn runner_view(log: &str) -> RunnerView {
+    let mut v = RunnerView {
+        commands: Vec::new(),
+        inert: Vec::new(),
+        tokens: Vec::new(),
+    };
+    let mut stopped: Option<String> = None;
+    for line in log.lines() {
+        let l = line.trim_start();
+        if let Some(token) = &stopped {
+            if l == format!("::{token}::") {
+                stopped = None;
+            } else {
+                v.inert.push(line.to_string());
+            }
+            continue;
+        }
+        if let Some(token) = l.strip_prefix("::stop-commands::") {
+            v.tokens.push(token.to_string());
+            stopped = Some(token.to_string());
+            continue;
+        }
+        if l.starts_with("::") {
+            v.commands.push(l.to_string());
+        }
+    }
+    assert!(stopped.is_none(), "a stop-commands block left open:\n{log}");
+    v
+}

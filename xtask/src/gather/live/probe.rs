@@ -49,6 +49,13 @@ struct Col {
     enum_label: Option<String>,
 }
 
+/// The value of a SQL expression, as text.
+fn eval_text(c: &mut Client, expr: &str) -> Result<String, String> {
+    c.query_one(&format!("select ({expr})::text"), &[])
+        .map(|r| r.get(0))
+        .map_err(|e| describe(&e).0)
+}
+
 fn q(s: &str) -> String {
     crate::schema::quote_ident(s)
 }
@@ -264,17 +271,7 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
         None => {
             let v = made_up(tenant_col)
                 .ok_or_else(|| format!("cannot make up a tenant of type {}", tenant_col.ty))?;
-            let a: String = maker
-                .c
-                .query_one(&format!("select ({v})::text"), &[])
-                .map_err(|e| describe(&e).0)?
-                .get(0);
-            let b: String = maker
-                .c
-                .query_one(&format!("select ({v})::text"), &[])
-                .map_err(|e| describe(&e).0)?
-                .get(0);
-            (lit(&a), lit(&b))
+            (lit(&eval_text(maker.c, &v)?), lit(&eval_text(maker.c, &v)?))
         }
     };
     maker.insert(table, Some(&a), None, 1)?;
@@ -403,14 +400,8 @@ fn is_denied(e: &postgres::Error) -> bool {
 /// Make the session tenant A: configured SQL, or a user who is a member of A and whose JWT
 /// claims name A (plus any configured tenant settings).
 fn become_tenant(c: &mut Client, id: &Identity, tenant: &str) -> Result<(), String> {
-    let user: String = c
-        .query_one("select gen_random_uuid()::text", &[])
-        .map_err(|e| describe(&e).0)?
-        .get(0);
-    let tenant_text: String = c
-        .query_one(&format!("select ({tenant})::text"), &[])
-        .map_err(|e| describe(&e).0)?
-        .get(0);
+    let user = eval_text(c, "gen_random_uuid()")?;
+    let tenant_text = eval_text(c, tenant)?;
     if !id.become_tenant.trim().is_empty() {
         let sql = id
             .become_tenant
