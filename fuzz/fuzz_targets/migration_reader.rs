@@ -1,6 +1,6 @@
 //! Arbitrary bytes → the migration reader: decoding (a file that is not UTF-8 takes the
 //! lossy path with a finding), parsing, replay into the schema model and the tenant rules
-//! with the default config — `gather::migrations::analyze_contents`, the path of
+//! with the default config — `judge::static_contents`, the path of
 //! `check-migrations --all` without the file system.
 //!
 //! When the first byte is odd, the rest is split on NUL bytes into up to 8 files of one
@@ -15,7 +15,8 @@
 use libfuzzer_sys::fuzz_target;
 use xtask::{
     config::Config,
-    gather::migrations::{analyze_contents, read},
+    gather::migrations::read,
+    judge::static_contents,
     model::Verdict,
     repo::Changes,
 };
@@ -57,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The whole path: decode, read, replay, judge.
-    let ev = analyze_contents(&files, &Config::default(), &Changes::all());
+    let ev = static_contents(&files, &Config::default(), &Changes::all());
     assert_eq!(ev.files_read, files.len());
     for f in &ev.findings {
         if let (Some(path), Some(line)) = (&f.path, f.line) {

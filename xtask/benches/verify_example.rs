@@ -6,7 +6,7 @@
 //! Uses a temporary copy of the example with node modules installed by the pinned pnpm
 //! (provisioned under target/), like the tests.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

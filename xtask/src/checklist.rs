@@ -3,6 +3,7 @@
 //! An item passes only when the evidence proves it; missing evidence is `unknown` with the
 //! reason; nothing of its kind in the change is `not_applicable` with the reason.
 
+use crate::rules::catalog::Rule;
 use crate::{
     flags::Live,
     gather::Evidence,
@@ -227,7 +228,7 @@ fn migration(m: &MigrationEvidence, live: Live) -> Decided {
     let syntax: Vec<String> = m
         .findings
         .iter()
-        .filter(|f| f.rule == "sql-syntax-error" || f.rule == "migration-apply-failed")
+        .filter(|f| f.rule == Rule::SqlSyntaxError || f.rule == Rule::MigrationApplyFailed)
         .filter_map(|f| f.location())
         .collect();
     if !syntax.is_empty() {

@@ -2,8 +2,9 @@
 //! Next.js + Supabase monorepo.
 //!
 //! The flow runs one way, and the modules follow it:
-//! `config` + `repo` (what changed) → `gather` (evidence: migrations, routes, commands, the
-//! agent run) → `checklist` (the contract's eight items, decided from evidence) → `render`
+//! `config` + `repo` (what changed) → `gather` (facts: migrations, live Postgres, routes,
+//! commands, the agent run) → `judge` (the one rule catalogue, `rules`, turns facts into
+//! verdicts and findings) → `checklist` (the contract's eight items) → `render`
 //! (markdown handover, json, text, github, sarif, junit); `actions` keeps GitHub
 //! Actions' log safe from what children print. `commands` holds one module per subcommand.
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod exit;
 pub mod flags;
 pub mod gather;
+pub mod judge;
 pub mod model;
 pub mod proc;
 pub mod render;

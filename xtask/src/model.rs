@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+pub use crate::rules::catalog::Rule;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -22,10 +24,10 @@ impl Severity {
     }
 }
 
-/// One finding of one rule (`rule` is a contract rule id such as `rls-not-enabled`).
+/// One finding of one rule of the catalogue (serialized as its id, `rls-not-enabled`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    pub rule: &'static str,
+    pub rule: Rule,
     pub severity: Severity,
     pub path: Option<String>,
     pub line: Option<u32>,
@@ -34,7 +36,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(rule: &'static str, severity: Severity, message: impl Into<String>) -> Finding {
+    pub fn new(rule: Rule, severity: Severity, message: impl Into<String>) -> Finding {
         Finding {
             rule,
             severity,
@@ -351,4 +353,11 @@ pub struct RoundVerify {
     /// The whole checklist and the findings of this round, as the fix prompt saw them.
     pub checklist: Vec<ChecklistItem>,
     pub findings: Vec<Finding>,
+}
+
+/// Tests and scripts compare rule ids as text (the JSON report's form).
+impl PartialEq<&str> for Rule {
+    fn eq(&self, other: &&str) -> bool {
+        self.id() == *other
+    }
 }

@@ -123,6 +123,7 @@ pub fn longest_backtick_run(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::catalog::Rule;
     use crate::{
         model::{Finding, MigrationEvidence, Severity},
         repo::Changes,
@@ -134,7 +135,7 @@ mod tests {
             changes: Changes::default(),
             migrations: Ok(MigrationEvidence {
                 findings: vec![Finding::new(
-                    "rls-not-enabled",
+                    Rule::RlsNotEnabled,
                     Severity::Error,
                     "row level security is not enabled",
                 )

@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, fmt::Write as _, path::Path, sync::OnceLock};
 
 use regex::Regex;
 
-use crate::{config::Config, gather::migrations::analyze_full, repo::Changes};
+use crate::{config::Config, gather::migrations::read_all, repo::Changes};
 
 const TEMPLATE: &str = include_str!("../../../templates/backend-prompt.md");
 
@@ -417,7 +417,7 @@ fn contracts(repo: &Path, package: &str) -> String {
 /// creates as the schema model knows them at the end of the history (what a later file
 /// dropped is gone, a renamed table has its new name; names folded as Postgres folds them).
 fn migrations(repo: &Path, config: &Config) -> String {
-    let (_, histories) = analyze_full(repo, config, &Changes::default());
+    let histories = read_all(repo, config, &Changes::default());
     let col = &config.tenancy.column;
     let mut s = String::new();
     for h in histories {
@@ -430,7 +430,7 @@ fn migrations(repo: &Path, config: &Config) -> String {
             "`{}/`, in the order they apply, with the tables each creates as they stand at the end (tenant column, RLS, policies):\n",
             h.dir
         );
-        for f in &h.files {
+        for (f, _) in &h.files {
             let name = f.path.rsplit('/').next().unwrap_or(&f.path);
             let tables: Vec<String> = h
                 .schema

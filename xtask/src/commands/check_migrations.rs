@@ -1,8 +1,8 @@
 //! `cargo xtask check-migrations`: static migration checks only, fast enough for a
-//! pre-commit hook. Prints `path:line: severity: rule: message` per finding and a count, or
-//! the contract's JSON report (`--format json`), or the github, sarif, junit or markdown
-//! view of the same three checklist items. Exit 1 on an error finding or a new table
-//! that is not proved protected.
+//! pre-commit hook. Prints `path:line: severity: rule: message` per finding and a count
+//! (`render::lines`), or any other format of `render` from the same report as `verify`
+//! (`--format json` is the same JSON shape). Exit with the same rule as `verify`, over the
+//! items a static check decides: 1 on an error finding or a new table not proved protected.
 
 use std::{
     io::Write,
@@ -14,10 +14,8 @@ use crate::{
     config::Config,
     exit::{self, Outcome},
     flags::{self, Format, Live},
-    gather::{self, Evidence},
-    model::{
-        ChangeStatus, ChangedFile, ChecklistItem, Finding, MigrationEvidence, Severity, Verdict,
-    },
+    gather::Evidence,
+    model::{ChangeStatus, ChangedFile, ChecklistItem, MigrationEvidence, Status},
     render::{self, Report},
     repo::{self, Changes},
 };
@@ -50,29 +48,31 @@ pub fn run(flags: flags::CheckMigrations) -> anyhow::Result<Outcome> {
     } else {
         repo::changes(&repo, flags.base.as_deref())?
     };
-    let ev = gather::migrations::analyze(&repo, &config, &changes).map_err(exit::tool)?;
-    let failed = fails(&ev);
+    let ev = crate::judge::static_migrations(&repo, &config, &changes);
+    let (evidence, items) = static_evidence(&repo, &changes, ev);
+    let decided: Vec<ChecklistItem> = items
+        .iter()
+        .filter(|i| STATIC_ITEMS.contains(&i.id) || i.status == Status::Fail)
+        .cloned()
+        .collect();
+    let clear = checklist::all_clear(&decided, &evidence);
+    let report = Report::new(&evidence, items);
+    if format == Format::Github {
+        if let Err(e) = render::github::step_summary(&report) {
+            eprintln!("xtask: warning: cannot append to $GITHUB_STEP_SUMMARY: {e}");
+        }
+    }
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => write_json(&mut out, &repo, &changes, ev)?,
-        Format::Text => write_text(&mut out, &ev)?,
-        other => write_report(&mut out, other, &repo, &changes, ev)?,
+        Format::Text => render::lines::render(&report, &mut out)?,
+        other => render::render(&report, other, false, &mut out)?,
     }
     out.flush()?;
-    Ok(if failed {
-        Outcome::Failed
-    } else {
+    Ok(if clear {
         Outcome::Clean
+    } else {
+        Outcome::Failed
     })
-}
-
-/// Exit 1: an error finding, or a new table not proved protected (`unverified` is no pass).
-pub fn fails(ev: &MigrationEvidence) -> bool {
-    ev.findings.iter().any(|f| f.severity == Severity::Error)
-        || ev
-            .tables
-            .iter()
-            .any(|t| t.new && matches!(t.verdict, Verdict::Unprotected | Verdict::Unverified))
 }
 
 /// FILES: only these count as new. Paths may be relative to the repository or to the
@@ -121,57 +121,12 @@ fn given_files(repo: &Path, cwd: &Path, files: &[PathBuf]) -> anyhow::Result<Cha
     })
 }
 
-fn sorted(findings: &[Finding]) -> Vec<&Finding> {
-    let mut v: Vec<&Finding> = findings.iter().collect();
-    v.sort_by(|a, b| {
-        (&a.path, a.line, a.severity, a.rule).cmp(&(&b.path, b.line, b.severity, b.rule))
-    });
-    v
-}
+/// The checklist items a static check decides. `migration` is shown too, but only its
+/// failure counts: "not applied to a Postgres" is what a static check is, and its syntax
+/// errors are error findings.
+const STATIC_ITEMS: [&str; 2] = ["tenant_id", "rls"];
 
-pub fn write_text(out: &mut dyn Write, ev: &MigrationEvidence) -> std::io::Result<()> {
-    for f in sorted(&ev.findings) {
-        match f.location() {
-            Some(loc) => writeln!(
-                out,
-                "{loc}: {}: {}: {}",
-                f.severity.as_str(),
-                f.rule,
-                f.message
-            )?,
-            None => writeln!(out, "{}: {}: {}", f.severity.as_str(), f.rule, f.message)?,
-        }
-    }
-    for t in ev
-        .tables
-        .iter()
-        .filter(|t| t.verdict == Verdict::Unverified)
-    {
-        writeln!(
-            out,
-            "note: {} is unverified: {}",
-            t.name,
-            t.reason.as_deref().unwrap_or("see the findings")
-        )?;
-    }
-    let count = |s: Severity| ev.findings.iter().filter(|f| f.severity == s).count();
-    let verdict = |v: Verdict| ev.tables.iter().filter(|t| t.verdict == v).count();
-    writeln!(
-        out,
-        "check-migrations: {} error(s), {} warning(s); {} table(s) checked: {} protected, {} unprotected, {} unverified, {} exempt ({} file(s) read, {} new)",
-        count(Severity::Error),
-        count(Severity::Warning),
-        ev.tables.len(),
-        verdict(Verdict::Protected),
-        verdict(Verdict::Unprotected),
-        verdict(Verdict::Unverified),
-        verdict(Verdict::Exempt),
-        ev.files_read,
-        ev.new_files.len(),
-    )
-}
-
-/// The evidence of a static migration check, and the three checklist items it can decide.
+/// The evidence of a static migration check, and the checklist items it can decide.
 fn static_evidence(
     repo: &Path,
     changes: &Changes,
@@ -193,55 +148,4 @@ fn static_evidence(
         .filter(|i| matches!(i.id, "tenant_id" | "rls" | "migration"))
         .collect();
     (evidence, items)
-}
-
-/// The other formats (github, sarif, junit, markdown) from the same report model as
-/// `verify`, with the three migration items only.
-fn write_report(
-    out: &mut dyn Write,
-    format: Format,
-    repo: &Path,
-    changes: &Changes,
-    ev: MigrationEvidence,
-) -> anyhow::Result<()> {
-    let (evidence, items) = static_evidence(repo, changes, ev);
-    let report = Report::new(&evidence, items);
-    if format == Format::Github {
-        if let Err(e) = render::github::step_summary(&report) {
-            eprintln!("xtask: warning: cannot append to $GITHUB_STEP_SUMMARY: {e}");
-        }
-    }
-    render::render(&report, format, false, out)?;
-    Ok(())
-}
-
-/// The contract's JSON report (version 1), with what a static check can fill honestly: the
-/// three migration items of the checklist, the findings, the tables, the changed files.
-fn write_json(
-    out: &mut dyn Write,
-    repo: &Path,
-    changes: &Changes,
-    ev: MigrationEvidence,
-) -> anyhow::Result<()> {
-    let (evidence, items) = static_evidence(repo, changes, ev);
-    let ev = evidence.migrations.as_ref().expect("set above");
-    let mut findings = sorted(&ev.findings);
-    findings.sort_by_key(|f| f.severity);
-    let report = serde_json::json!({
-        "version": 1,
-        "repo": evidence.repo,
-        "base": changes.base,
-        "checklist": items,
-        "findings": findings,
-        "tables": ev.tables,
-        "changed_files": changes.files,
-        "commands": [],
-        "agent": null,
-        "impact": ev.impact,
-        "files_read": ev.files_read,
-        "new_files": ev.new_files,
-    });
-    serde_json::to_writer_pretty(&mut *out, &report)?;
-    writeln!(out)?;
-    Ok(())
 }

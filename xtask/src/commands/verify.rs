@@ -13,7 +13,8 @@ use crate::{
     exit::{self, Outcome},
     flags::{self, Format, Live, VerifyOptions},
     gather::{self, live::Database, migrations::History, Evidence},
-    model::{LiveOutcome, MigrationEvidence, Status},
+    judge,
+    model::Status,
     render::{self, Report},
     repo::{self, Changes},
     ui,
@@ -78,11 +79,11 @@ pub fn gather(target: &Target, config: &Config, opts: &VerifyOptions) -> anyhow:
     };
 
     let progress = ui::Progress::start("reading migrations and routes");
-    let (mut migrations, histories) =
-        gather::migrations::analyze_full(&target.root, config, &changes);
+    let histories = gather::migrations::read_all(&target.root, config, &changes);
     let routes = gather::routes::analyze(&target.root, config, &changes);
     progress.finish("done");
-    live_check(&mut migrations, &histories, config, &changes, opts)?;
+    let live = live_check(&histories, config, &changes, opts)?;
+    let migrations = judge::migrations(&histories, live, config, &changes);
 
     let (lint, tests, other_commands) = if opts.skip_commands {
         let why = "not run: --skip-commands".to_string();
@@ -111,14 +112,13 @@ pub fn gather(target: &Target, config: &Config, opts: &VerifyOptions) -> anyhow:
 /// Apply the migrations to a real Postgres unless `--live off` (or nothing is new). With
 /// `--live on`, a live check that cannot run is exit 3; with `auto` its items are `unknown`.
 fn live_check(
-    m: &mut MigrationEvidence,
     histories: &[History],
     config: &Config,
     changes: &Changes,
     opts: &VerifyOptions,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<judge::Live> {
     if opts.live == Live::Off || !gather::live::wanted(histories, changes) {
-        return Ok(());
+        return Ok(judge::Live::NotRun);
     }
     let db = match &opts.database_url {
         Some(url) => Database::Url(url.clone()),
@@ -137,17 +137,16 @@ fn live_check(
                     .map(|d| format!(", start-up {} ms", d.as_millis()))
                     .unwrap_or_default()
             ));
-            gather::live::merge(m, live);
+            Ok(judge::Live::Ran(live))
         }
         Err(why) => {
             progress.finish("could not run");
             if opts.live == Live::On {
                 return Err(exit::tool(format!("--live on: {why}")));
             }
-            m.live = LiveOutcome::Unavailable(why);
+            Ok(judge::Live::Unavailable(why))
         }
     }
-    Ok(())
 }
 
 /// Decide, print (and write the report file), and give the exit outcome.

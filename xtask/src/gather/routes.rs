@@ -7,6 +7,7 @@
 //! same tree. With `--all`, the route root, the server-actions directory and the contracts
 //! package are walked instead of the change.
 
+use crate::rules::catalog::Rule;
 use std::path::Path;
 
 use oxc_allocator::Allocator;
@@ -99,7 +100,7 @@ pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteE
         } else if let Err(e) = &parsed {
             ev.findings.push(
                 Finding::new(
-                    "ts-syntax-error",
+                    Rule::TsSyntaxError,
                     Severity::Warning,
                     format!(
                         "does not parse ({}): its SQL and filter strings could not be checked",
@@ -320,9 +321,9 @@ mod tests {
         assert_eq!(
             rules,
             [
-                ("hardcoded-secret", "apps/api/.env.local"),
-                ("route-unguarded", "apps/api/src/app/api/open/route.ts"),
-                ("ts-syntax-error", "apps/api/src/lib/broken.ts"),
+                (Rule::HardcodedSecret, "apps/api/.env.local"),
+                (Rule::RouteUnguarded, "apps/api/src/app/api/open/route.ts"),
+                (Rule::TsSyntaxError, "apps/api/src/lib/broken.ts"),
             ]
         );
         let _ = std::fs::remove_dir_all(&repo);
@@ -443,7 +444,7 @@ mod tests {
         assert_eq!(
             f,
             [(
-                "route-unguarded",
+                Rule::RouteUnguarded,
                 "apps/api/src/app/api/linked/route.ts:1".to_string()
             )]
         );
@@ -460,7 +461,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ev.routes[0].handlers[0].auth, "unverified");
-        assert_eq!(ev.findings[0].rule, "route-unverified");
+        assert_eq!(ev.findings[0].rule, Rule::RouteUnverified);
         assert!(
             ev.findings[0].message.contains("cannot be read"),
             "{}",

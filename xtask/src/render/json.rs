@@ -25,6 +25,9 @@ struct Json<'a> {
     // Additions beyond version 1's fixed fields.
     all: bool,
     migration_impact: &'a [String],
+    /// Migration files read, and those new in this change.
+    migration_files_read: usize,
+    new_migrations: &'a [String],
     live: Option<&'a LiveOutcome>,
     live_notes: &'a [String],
     routes: &'a [RouteReport],
@@ -68,6 +71,8 @@ pub fn render(r: &Report, out: &mut dyn io::Write) -> io::Result<()> {
         agent: &ev.agent,
         all: ev.changes.all,
         migration_impact: m.map(|m| m.impact.as_slice()).unwrap_or_default(),
+        migration_files_read: m.map_or(0, |m| m.files_read),
+        new_migrations: m.map(|m| m.new_files.as_slice()).unwrap_or_default(),
         live: m.map(|m| &m.live),
         live_notes: m.map(|m| m.live_notes.as_slice()).unwrap_or_default(),
         routes: routes.map(|r| r.routes.as_slice()).unwrap_or_default(),

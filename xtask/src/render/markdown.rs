@@ -1,6 +1,7 @@
 //! The "Backend → Code Review" handover (section 6 of the stage templates), filled from
 //! evidence. The layout lives in `templates/handover.md`; this fills its `{{fields}}`.
 
+use crate::rules::catalog::Rule;
 use std::{fmt::Write as _, io};
 
 use super::Report;
@@ -270,7 +271,7 @@ fn route_notes(r: &Report) -> String {
     let security: Vec<_> = r
         .findings
         .iter()
-        .filter(|f| matches!(f.rule, "hardcoded-secret" | "raw-sql-interpolation"))
+        .filter(|f| matches!(f.rule, Rule::HardcodedSecret | Rule::RawSqlInterpolation))
         .collect();
     if !security.is_empty() {
         s.push_str("\nSecurity:\n");

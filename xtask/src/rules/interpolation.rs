@@ -13,6 +13,7 @@
 //! followed within the file. Parameterised forms (`query('... $1', [id])`, the `sql`
 //! tag of postgres.js / Prisma / drizzle, `.eq(col, value)`) are what the fix asks for.
 
+use crate::rules::catalog::Rule;
 use std::{collections::HashMap, sync::OnceLock};
 
 use oxc_ast::ast::{
@@ -28,7 +29,7 @@ use crate::{
     ts::Source,
 };
 
-pub const RULE: &str = "raw-sql-interpolation";
+pub const RULE: Rule = Rule::RawSqlInterpolation;
 
 const QUERY_CALLS: [&str; 4] = ["query", "execute", "raw", "queryRaw"];
 const UNSAFE_CALLS: [&str; 4] = [

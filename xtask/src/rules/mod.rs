@@ -2,6 +2,7 @@
 //! not know whether a migration reader or a live catalog filled it; the code rules
 //! (`contracts`, `interpolation`, `routes`, `secrets`) read changed source files.
 
+pub mod catalog;
 pub mod contracts;
 pub mod interpolation;
 pub mod policy;

@@ -136,6 +136,11 @@ impl Judge {
     }
 }
 
+/// The configured tenant column, folded as Postgres folds it.
+pub fn tenant_column(t: &Tenancy) -> String {
+    fold(&t.column)
+}
+
 fn fold(s: &str) -> String {
     split_config_name(s).pop().unwrap_or_default()
 }

@@ -6,6 +6,7 @@
 //! `unverified` (the checklist item becomes `unknown`), never a pass. A file that does not
 //! parse yields one handler `*` that is unverified in every respect.
 
+use crate::rules::catalog::Rule;
 mod auth;
 mod ctx;
 mod input;
@@ -270,7 +271,7 @@ pub fn unverified_file(path: &str, line: u32, why: &str, place: &Placement) -> C
             rate_limited: None,
         },
         findings: vec![Finding::new(
-            "route-unverified",
+            Rule::RouteUnverified,
             Severity::Warning,
             format!("the file {why}"),
         )
@@ -313,7 +314,7 @@ fn check_handler(
             notes.push("no auth guard".into());
             findings.push(
                 Finding::new(
-                    "route-unguarded",
+                    Rule::RouteUnguarded,
                     Severity::Error,
                     format!(
                         "{what} is not guarded: {why}. Fix: {}",
@@ -328,7 +329,7 @@ fn check_handler(
             notes.push(format!("auth not verified: {why}"));
             findings.push(
                 Finding::new(
-                    "route-unverified",
+                    Rule::RouteUnverified,
                     Severity::Warning,
                     format!("{what}: auth could not be verified: {why}"),
                 )
@@ -378,7 +379,7 @@ fn check_handler(
                 notes.push("no rate limit".into());
                 findings.push(
                     Finding::new(
-                        "rate-limit-missing",
+                        Rule::RateLimitMissing,
                         Severity::Error,
                         format!(
                             "{what} of a public route is not rate limited: {why}. Fix: call `await {}(req)` first and return 429 when it refuses",
@@ -472,7 +473,7 @@ fn validation(
         notes.push(format!("reads {read} without validation"));
         findings.push(
             Finding::new(
-                "input-not-validated",
+                Rule::InputNotValidated,
                 Severity::Error,
                 format!(
                     "{what} reads {read} but never passes it through a schema's .parse/.safeParse: validate it with a schema from {contracts}"
@@ -495,7 +496,7 @@ fn validation(
         notes.push(format!("reads {unvalidated} without validation"));
         findings.push(
             Finding::new(
-                "input-not-validated",
+                Rule::InputNotValidated,
                 Severity::Error,
                 format!(
                     "{what} reads {unvalidated} but it never reaches a schema's .parse/.safeParse: validate it with a schema from {contracts}"
@@ -528,7 +529,7 @@ fn validation(
     for (s, whence) in outside {
         findings.push(
             Finding::new(
-                "input-not-validated",
+                Rule::InputNotValidated,
                 Severity::Warning,
                 format!(
                     "{what} validates with schema `{}` {whence}: define it in {} and import it from {contracts}",

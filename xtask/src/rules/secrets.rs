@@ -8,6 +8,7 @@
 //! Binary and very large files are not read; each gives an info finding
 //! (`secret-scan-skipped`) so a reviewer knows what was not looked at.
 
+use crate::rules::catalog::Rule;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -17,9 +18,9 @@ use crate::{
     ts::Source,
 };
 
-pub const RULE: &str = "hardcoded-secret";
+pub const RULE: Rule = Rule::HardcodedSecret;
 /// Info finding for a changed file the scan did not read (binary or too large).
-pub const SKIPPED_RULE: &str = "secret-scan-skipped";
+pub const SKIPPED_RULE: Rule = Rule::SecretScanSkipped;
 /// Files larger than this are not scanned (lock files and bundles; secrets hide in small files).
 pub const MAX_BYTES: usize = 2 * 1024 * 1024;
 

@@ -7,6 +7,7 @@
 //! opens the table). Anything the reader could not follow makes the table `unverified`,
 //! which never counts as a pass.
 
+use crate::rules::catalog::Rule;
 use crate::{
     config::Tenancy,
     model::{Finding, PolicyReport, Severity, Source, TableReport, Verdict},
@@ -20,36 +21,35 @@ pub struct Judged {
     pub findings: Vec<Finding>,
 }
 
-/// Judge the given tables (the new or changed ones, or all with `--all`).
-pub fn judge<'t>(
-    tables: impl IntoIterator<Item = &'t Table>,
-    tenancy: &Tenancy,
-    judge: &Judge,
-    source: Source,
-) -> Judged {
-    let root = QualName::from_config(&tenancy.root_table);
-    let exempt: Vec<(QualName, &str)> = tenancy
+/// Why config exempts a table from the tenant rules (the tenant root table, or
+/// `[tenancy] exempt_tables`), if it does.
+pub fn exemption(name: &QualName, tenancy: &Tenancy) -> Option<String> {
+    if *name == QualName::from_config(&tenancy.root_table) {
+        return Some(format!(
+            "the tenant root table (`tenancy.root_table = \"{}\"`)",
+            tenancy.root_table
+        ));
+    }
+    tenancy
         .exempt_tables
         .iter()
-        .map(|e| (QualName::from_config(&e.name), e.reason.as_str()))
-        .collect();
+        .find(|e| QualName::from_config(&e.name) == *name)
+        .map(|e| format!("exempt by config: {}", e.reason))
+}
+
+/// Judge the given tables (the new or changed ones, or all with `--all`), each with where
+/// its facts come from (the static reader or the live catalog).
+pub fn judge<'t>(
+    tables: impl IntoIterator<Item = (&'t Table, Source)>,
+    tenancy: &Tenancy,
+    judge: &Judge,
+) -> Judged {
     let mut out = Judged {
         tables: Vec::new(),
         findings: Vec::new(),
     };
-    for t in tables {
-        let exemption = if t.name == root {
-            Some(format!(
-                "the tenant root table (`tenancy.root_table = \"{}\"`)",
-                tenancy.root_table
-            ))
-        } else {
-            exempt
-                .iter()
-                .find(|(n, _)| *n == t.name)
-                .map(|(_, r)| format!("exempt by config: {r}"))
-        };
-        let (report, findings) = one(t, judge, exemption, source);
+    for (t, source) in tables {
+        let (report, findings) = one(t, judge, exemption(&t.name, tenancy), source);
         out.tables.push(report);
         out.findings.extend(findings);
     }
@@ -157,7 +157,7 @@ fn one(
     match tenant {
         None => findings.push(at(
             Finding::new(
-                "tenant-column-missing",
+                Rule::TenantColumnMissing,
                 Severity::Error,
                 format!("{} has no `{col}` column: add `{col} uuid not null references tenants(id)` (or exempt the table in xtask.toml with a reason)", t.name),
             ),
@@ -166,7 +166,7 @@ fn one(
         )),
         Some(c) if !c.not_null => findings.push(at(
             Finding::new(
-                "tenant-column-nullable",
+                Rule::TenantColumnNullable,
                 Severity::Error,
                 format!("{}.{col} may be NULL: a row without a tenant belongs to no one and slips past tenant checks; `alter table {} alter column {col} set not null`", t.name, t.name.sql()),
             ),
@@ -183,7 +183,7 @@ fn one(
         };
         findings.push(at(
             Finding::new(
-                "rls-not-enabled",
+                Rule::RlsNotEnabled,
                 Severity::Error,
                 format!("row level security on {} {how}: every role with table grants sees every tenant's rows; add `alter table {} enable row level security;`", t.name, t.name.sql()),
             ),
@@ -213,7 +213,7 @@ fn one(
         let origin = t.rls.origin.as_ref().unwrap_or(&t.origin);
         findings.push(at(
             Finding::new(
-                "policy-missing",
+                Rule::PolicyMissing,
                 Severity::Error,
                 format!(
                     "{} has no permissive policy for {}{extra}: add `create policy ... on {} for {} {} ({col} = get_current_tenant_id())`",
@@ -242,7 +242,7 @@ fn one(
         }
         findings.push(at(
             Finding::new(
-                "policy-not-tenant-scoped",
+                Rule::PolicyNotTenantScoped,
                 Severity::Error,
                 format!(
                     "policy \"{}\" on {} (permissive, for {}, to {}) opens {} to every tenant: {}; permissive policies are OR-ed, so this one alone decides",
@@ -262,7 +262,7 @@ fn one(
     if report.tenant_column && !report.tenant_index {
         findings.push(at(
             Finding::new(
-                "tenant-index-missing",
+                Rule::TenantIndexMissing,
                 Severity::Warning,
                 format!("no index on {} starts with `{col}`: every policy check scans the table; add `create index on {} ({col});`", t.name, t.name.sql()),
             ),
@@ -294,7 +294,7 @@ pub fn functions<'f>(functions: impl IntoIterator<Item = &'f Function>) -> Vec<F
         .filter(|f| f.security_definer && !f.fixed_search_path)
         .map(|f| {
             Finding::new(
-                "function-search-path-mutable",
+                Rule::FunctionSearchPathMutable,
                 Severity::Warning,
                 format!(
                     "security definer function {} has no fixed search_path: add `set search_path = ''` (and qualify the names it uses) or `set search_path = public`",

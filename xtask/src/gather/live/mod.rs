@@ -1,7 +1,7 @@
 //! The live check: every migration history applied to a real Postgres, the catalog read into
-//! the same schema model the static reader fills and judged by the same rules, and a
-//! cross-tenant probe on the judged tables — all in one transaction that is rolled back, so
-//! the database is left exactly as it was found.
+//! the same schema model the static reader fills (the judge decides from it with the same
+//! rules), and a cross-tenant probe on the tenant tables — all in one transaction that is
+//! rolled back, so the database is left exactly as it was found.
 //!
 //! The database is `--database-url` (or `XTASK_DATABASE_URL`), else a throwaway cluster
 //! started from the Postgres binaries on this machine ([`cluster`]). A history holding a
@@ -10,6 +10,7 @@
 //! the report says so; against `--database-url` such a history is not applied (we never
 //! commit anything to a database we do not own).
 
+use crate::rules::catalog::Rule;
 pub mod apply;
 pub mod catalog;
 pub mod cluster;
@@ -17,7 +18,6 @@ pub mod probe;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::Path,
     str::FromStr,
     time::{Duration, Instant},
 };
@@ -26,10 +26,10 @@ use postgres::{Client, NoTls};
 
 use crate::{
     config::Config,
-    gather::migrations::{decode_text, files::MigrationFile, History},
-    model::{Finding, LiveOutcome, MigrationEvidence, Severity, Source, TableReport, Verdict},
+    gather::migrations::{files::MigrationFile, History, Loaded},
+    model::{Finding, Severity},
     repo::Changes,
-    rules::{policy::Judge, tenant},
+    rules::tenant,
     schema::{Origin, QualName, Schema},
     sql::Lines,
 };
@@ -43,16 +43,6 @@ use self::{
 /// The shim that gives a plain Postgres what Supabase migrations expect.
 pub const SHIM: &str = include_str!("../../../../templates/supabase-shim.sql");
 
-/// Rules whose findings about a table the live judgment replaces.
-const TABLE_RULES: [&str; 6] = [
-    "tenant-column-missing",
-    "tenant-column-nullable",
-    "rls-not-enabled",
-    "policy-missing",
-    "policy-not-tenant-scoped",
-    "tenant-index-missing",
-];
-
 /// Where the live database comes from.
 pub enum Database {
     /// A connection string (`postgres://...` or `host=... dbname=...`).
@@ -64,12 +54,12 @@ pub enum Database {
     Disposable(String),
 }
 
-/// What the live check measured.
+/// What the live check measured: facts, judged by `judge::migrations`.
 #[derive(Debug, Default)]
 pub struct LiveEvidence {
-    /// Judged tables, `source: live`.
-    pub tables: Vec<TableReport>,
-    /// `migration-apply-failed`, the live rule findings and probe findings.
+    /// Per history applied: the catalog of its judged tables and the probe of each.
+    pub histories: Vec<LiveHistory>,
+    /// `migration-apply-failed`: statements Postgres rejected.
     pub findings: Vec<Finding>,
     /// What the report should say about how the check ran (scratch databases, skipped
     /// transaction control, probes that were skipped, timings).
@@ -87,10 +77,21 @@ pub struct LiveEvidence {
     pub probe: Duration,
 }
 
+/// One history as Postgres left it.
+#[derive(Debug, Default)]
+pub struct LiveHistory {
+    pub dir: String,
+    /// The tables to judge (created by new files, or every table with `--all`), read from
+    /// the catalog, pointed at the lines the static reader remembers.
+    pub schema: Schema,
+    /// The isolation probe of each tenant table.
+    pub probes: Vec<(QualName, Probe)>,
+}
+
 /// Is there anything for the live check to do? (No migration files, or nothing new: no.)
 pub fn wanted(histories: &[History], changes: &Changes) -> bool {
     histories.iter().any(|h| {
-        !h.files.is_empty() && (changes.all || h.files.iter().any(|f| changes.is_new(&f.path)))
+        !h.files.is_empty() && (changes.all || h.files.iter().any(|(f, _)| changes.is_new(&f.path)))
     })
 }
 
@@ -129,11 +130,9 @@ pub fn check(
         }
     };
     let started = Instant::now();
-    let judge = Judge::new(&config.tenancy);
     let run = Run {
         config,
         changes,
-        judge: &judge,
         deadline,
         base: &base,
         own_cluster: cluster.is_some() || matches!(db, Database::Disposable(_)),
@@ -166,21 +165,6 @@ fn remaining(deadline: Instant) -> Result<Duration, String> {
         Ok(left)
     }
 }
-
-/// The file's pieces, or why it cannot be sent.
-fn pieces_of(full: &Path) -> Result<(String, Vec<apply::Piece>), (u32, String)> {
-    let bytes = std::fs::read(full).map_err(|e| (1, format!("cannot read the file: {e}")))?;
-    let text = decode_text(bytes).map_err(|(_, p)| (p.line, p.message))?;
-    let pieces = apply::split(&text);
-    Ok((text, pieces))
-}
-
-/// One file as read for applying: its text and statements, or the line and reason it
-/// cannot be sent.
-type FileToApply<'h> = (
-    &'h MigrationFile,
-    Result<(String, Vec<apply::Piece>), (u32, String)>,
-);
 
 /// The connection for one history: inside the transaction that is rolled back, or in a
 /// scratch database that is dropped. Either happens when the session ends, early returns
@@ -300,7 +284,6 @@ struct Applied {
 struct Run<'a> {
     config: &'a Config,
     changes: &'a Changes,
-    judge: &'a Judge,
     deadline: Instant,
     base: &'a postgres::Config,
     /// A server of our own: scratch databases may be created in it.
@@ -308,16 +291,18 @@ struct Run<'a> {
 }
 
 fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), String> {
-    // Read and cut every file first: what cannot run in a transaction decides the mode.
-    let files: Vec<FileToApply> = h
+    // The files as the static reader read and cut them; an unreadable link was reported by
+    // it and has nothing to send. What cannot run in a transaction decides the mode.
+    let files: Vec<&(MigrationFile, Loaded)> = h
         .files
         .iter()
-        .filter(|f| f.unreadable.is_none()) // reported by the static reader; nothing to send
-        .map(|f| (f, pieces_of(&f.full)))
+        .filter(|(f, _)| f.unreadable.is_none())
         .collect();
-    let no_tx = files.iter().find_map(|(f, read)| {
-        let (_, pieces) = read.as_ref().ok()?;
-        pieces.iter().find_map(|p| match p.kind {
+    let no_tx = files.iter().find_map(|(f, l)| {
+        if l.unsendable.is_some() {
+            return None;
+        }
+        l.read.pieces.iter().find_map(|p| match p.kind {
             Kind::NoTransaction(what) => Some(format!("{what} at {}:{}", f.path, p.line)),
             _ => None,
         })
@@ -355,7 +340,7 @@ fn apply_files(
     s: &mut Session,
     run: &Run,
     h: &History,
-    files: &[FileToApply],
+    files: &[&(MigrationFile, Loaded)],
     ev: &mut LiveEvidence,
 ) -> Result<Applied, String> {
     let (changes, deadline) = (run.changes, run.deadline);
@@ -376,14 +361,17 @@ fn apply_files(
     let mut created_by: BTreeMap<u32, String> = BTreeMap::new();
     let mut known = before.clone();
     let mut skipped_tx = 0usize;
-    for (f, read) in files {
-        let (text, pieces) = match read {
-            Ok(r) => r,
-            Err((line, msg)) => {
+    for (f, loaded) in files {
+        let (text, pieces) = match (&loaded.unsendable, &loaded.text) {
+            (None, Some(text)) => (text, &loaded.read.pieces),
+            (why, _) => {
+                let (line, msg) = why
+                    .clone()
+                    .unwrap_or_else(|| (1, "the file could not be read".into()));
                 ev.apply_failures += 1;
                 ev.findings.push(
-                    Finding::new("migration-apply-failed", Severity::Error, msg.clone())
-                        .at(f.path.clone(), Some(*line)),
+                    Finding::new(Rule::MigrationApplyFailed, Severity::Error, msg)
+                        .at(f.path.clone(), Some(line)),
                 );
                 continue;
             }
@@ -407,7 +395,7 @@ fn apply_files(
                 ev.apply_failures += 1;
                 ev.findings.push(
                     Finding::new(
-                        "migration-apply-failed",
+                        Rule::MigrationApplyFailed,
                         Severity::Error,
                         format!("Postgres rejects this statement: {msg}"),
                     )
@@ -434,8 +422,8 @@ fn apply_files(
     Ok(Applied { before, created_by })
 }
 
-/// Read the judged tables from the catalog, judge them with the static reader's rules, and
-/// probe each tenant table.
+/// Read the tables to judge from the catalog and probe each tenant table (one with the
+/// tenant column that config does not exempt).
 fn judge_and_probe(
     c: &mut Client,
     run: &Run,
@@ -476,61 +464,26 @@ fn judge_and_probe(
     let mut schema = catalog::read(c, &judged, &origin).map_err(|e| describe(&e).0)?;
     point_at_static(&mut schema, &h.schema);
 
-    let out = tenant::judge(
-        schema.tables.values(),
-        &config.tenancy,
-        run.judge,
-        Source::Live,
-    );
-    let mut findings = out.findings;
-    let mut tables = out.tables;
     let probing = Instant::now();
     let id = Identity {
         tenancy: &config.tenancy,
         become_tenant: &config.live.become_tenant,
     };
+    let column = crate::rules::policy::tenant_column(&config.tenancy);
+    let mut probes = Vec::new();
     for (name, t) in &schema.tables {
-        let Some(report) = tables.iter_mut().find(|r| r.name == name.to_string()) else {
-            continue;
-        };
-        if report.verdict == Verdict::Exempt || !report.tenant_column {
+        if tenant::exemption(name, &config.tenancy).is_some() || t.column(&column).is_none() {
             continue;
         }
         remaining(run.deadline)?;
-        let at = |f: Finding| {
-            f.at(t.origin.path.clone(), Some(t.origin.line))
-                .on_table(name.to_string())
-        };
-        match probe::probe(c, name, &id) {
-            Probe::Isolated => {}
-            Probe::Leaks(leaks) => {
-                report.verdict = Verdict::Unprotected;
-                findings.push(at(Finding::new(
-                    "policy-not-tenant-scoped",
-                    Severity::Error,
-                    format!(
-                        "live probe on {name}: {}; the policies let one tenant reach another's rows",
-                        leaks.join(", ")
-                    ),
-                )));
-            }
-            Probe::Skipped(why) => {
-                let note = format!("live probe skipped: {why}");
-                report.reason = Some(match report.reason.take() {
-                    Some(r) => format!("{r}; {note}"),
-                    None => note.clone(),
-                });
-                findings.push(at(Finding::new(
-                    "live-probe-skipped",
-                    Severity::Info,
-                    format!("{name}: {note}"),
-                )));
-            }
-        }
+        probes.push((name.clone(), probe::probe(c, name, &id)));
     }
     ev.probe += probing.elapsed();
-    ev.tables.extend(tables);
-    ev.findings.extend(findings);
+    ev.histories.push(LiveHistory {
+        dir: h.dir.clone(),
+        schema,
+        probes,
+    });
     Ok(())
 }
 
@@ -557,36 +510,4 @@ fn point_at_static(live: &mut Schema, stat: &Schema) {
             t.touch(file);
         }
     }
-}
-
-/// Fold the live results into the static evidence: for every table Postgres judged, its
-/// verdict and findings replace the static ones (Postgres cannot be fooled by what a reader
-/// could not follow); everything else the static reader found stays.
-pub fn merge(m: &mut MigrationEvidence, live: LiveEvidence) {
-    for t in &live.tables {
-        m.tables.retain(|s| s.name != t.name);
-        m.findings.retain(|f| {
-            !(f.table.as_deref() == Some(t.name.as_str()) && TABLE_RULES.contains(&f.rule))
-        });
-    }
-    m.tables.extend(live.tables);
-    m.findings.extend(live.findings);
-    m.live_notes.extend(live.notes);
-    let how = format!(
-        "{}, {} statement(s) applied in a rolled-back transaction",
-        live.database, live.statements
-    );
-    m.live = if live.apply_failures > 0 {
-        LiveOutcome::Failed(format!(
-            "{} statement(s) rejected by {}",
-            live.apply_failures, live.database
-        ))
-    } else {
-        LiveOutcome::Applied(how)
-    };
-}
-
-/// Judge tables that have no static counterpart (used by tests comparing the two readers).
-pub fn verdicts(tables: &[TableReport]) -> BTreeMap<String, Verdict> {
-    tables.iter().map(|t| (t.name.clone(), t.verdict)).collect()
 }

@@ -2,6 +2,7 @@
 //! `supabase db reset` applies them. Symbolic links are followed; a file reached twice is
 //! read once; a link that dangles or loops is a finding, never a hang.
 
+use crate::rules::catalog::Rule;
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
@@ -35,7 +36,8 @@ pub fn list(repo: &Path, dir: &str) -> (Vec<MigrationFile>, Vec<Finding>) {
             } else {
                 Severity::Error
             };
-            findings.push(Finding::new("migration-unreadable", sev, msg).at(dir.to_string(), None));
+            findings
+                .push(Finding::new(Rule::MigrationUnreadable, sev, msg).at(dir.to_string(), None));
             return (Vec::new(), findings);
         }
     };
@@ -67,7 +69,7 @@ pub fn list(repo: &Path, dir: &str) -> (Vec<MigrationFile>, Vec<Finding>) {
                 };
                 findings.push(
                     Finding::new(
-                        "migration-unreadable",
+                        Rule::MigrationUnreadable,
                         Severity::Error,
                         format!("{rel} {what}: point it at a real migration file or remove it; its statements cannot be checked"),
                     )
@@ -85,7 +87,7 @@ pub fn list(repo: &Path, dir: &str) -> (Vec<MigrationFile>, Vec<Finding>) {
         if !seen.insert(canonical) {
             findings.push(
                 Finding::new(
-                    "migration-duplicate",
+                    Rule::MigrationDuplicate,
                     Severity::Info,
                     format!("{rel} is a link to a file already read in this history: read once"),
                 )

@@ -1,13 +1,14 @@
-//! Migration analysis: read every configured migration history, replay it into the schema
-//! model, and judge tenant isolation of the new or changed tables.
+//! Migration facts: every configured migration history read once, each file parsed once
+//! (its statements for the reader, its pieces for the live applier), replayed into the
+//! schema model. Judging is not done here: `judge::migrations` decides from these facts.
 //!
 //! Files are parsed on all cores (`read`), then replayed one history at a time in file-name
-//! order (`replay`), then judged (`rules::tenant`). Static only: a later live check can
-//! confirm or overrule it, never the other way round.
+//! order (`replay`).
 
 pub mod files;
 pub mod read;
 pub mod replay;
+pub mod split;
 
 use std::{
     path::Path,
@@ -16,18 +17,16 @@ use std::{
 
 use crate::{
     config::Config,
-    model::{Finding, MigrationEvidence, Severity, Source},
+    model::{Finding, Severity},
     repo::Changes,
-    rules::{policy::Judge, tenant},
+    rules::catalog::Rule,
     schema::Schema,
 };
 
 use self::{
     read::{FileRead, SyntaxProblem},
-    replay::Replay,
+    replay::{Altered, Replay},
 };
-
-use super::Missing;
 
 /// Files larger than this are not parsed: a syntax tree of them would take gigabytes, and no
 /// hand-written migration is this big. Their tables are unverified.
@@ -36,22 +35,51 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Stack of a parser thread.
 const PARSER_STACK: usize = 32 * 1024 * 1024;
 
-/// One file, read and parsed.
-struct Loaded {
-    read: FileRead,
-    /// The text, when it is needed again (to find the tables a broken file names).
-    text: Option<String>,
+/// One file, read and parsed once.
+pub struct Loaded {
+    pub read: FileRead,
+    /// The text (lossy when not UTF-8); `None` when the file could not be read.
+    pub text: Option<String>,
     /// Could not be read whole: the rule and the problems (line, message).
-    broken: Option<(&'static str, Vec<SyntaxProblem>)>,
-    empty: bool,
+    pub broken: Option<(Rule, Vec<SyntaxProblem>)>,
+    pub empty: bool,
+    /// Why the file cannot be sent to Postgres as it is (line, reason): unreadable, not UTF-8.
+    pub unsendable: Option<(u32, String)>,
 }
 
-pub fn analyze(
-    repo: &Path,
-    config: &Config,
-    changes: &Changes,
-) -> Result<MigrationEvidence, Missing> {
-    Ok(analyze_with(repo, config, changes, threads()))
+impl Loaded {
+    fn unreadable() -> Loaded {
+        Loaded {
+            read: FileRead::default(),
+            text: None,
+            broken: None,
+            empty: false,
+            unsendable: None,
+        }
+    }
+}
+
+/// One migration history as the static reader saw it: its files in replay order, read once,
+/// and the schema they make. The live check applies the same pieces and points its findings
+/// at the lines this schema remembers.
+pub struct History {
+    pub dir: String,
+    pub files: Vec<(files::MigrationFile, Loaded)>,
+    pub schema: Schema,
+    /// What the reader found about the files: listing problems, syntax errors, unreadable
+    /// or empty files, SQL it cannot follow.
+    pub findings: Vec<Finding>,
+    /// Human lines for the handover's "Migration impact" field (new files only).
+    pub impact: Vec<String>,
+    /// Policies altered by new files, for the judge to say which were loosened.
+    pub altered: Vec<Altered>,
+    /// Migration files that are new in this change (repository paths).
+    pub new_files: Vec<String>,
+}
+
+/// Read every configured history.
+pub fn read_all(repo: &Path, config: &Config, changes: &Changes) -> Vec<History> {
+    read_with(repo, config, changes, threads())
 }
 
 /// Parser threads: `XTASK_THREADS` when set to a positive number (the benchmark compares one
@@ -67,98 +95,57 @@ fn threads_from(var: Option<&str>, cores: usize) -> usize {
         .unwrap_or(cores.min(8))
 }
 
-/// `analyze` with a chosen number of parser threads (the benchmark compares them).
-pub fn analyze_with(
-    repo: &Path,
-    config: &Config,
-    changes: &Changes,
-    threads: usize,
-) -> MigrationEvidence {
-    analyze_histories(repo, config, changes, threads).0
-}
-
-/// One migration history as the static reader saw it: its files in replay order and the
-/// schema they make. The live check applies the same files and points its findings at the
-/// lines this schema remembers.
-pub struct History {
-    pub dir: String,
-    pub files: Vec<files::MigrationFile>,
-    pub schema: Schema,
-}
-
-/// The static analysis, and each history it replayed.
-pub fn analyze_full(
-    repo: &Path,
-    config: &Config,
-    changes: &Changes,
-) -> (MigrationEvidence, Vec<History>) {
-    analyze_histories(repo, config, changes, threads())
-}
-
-fn analyze_histories(
-    repo: &Path,
-    config: &Config,
-    changes: &Changes,
-    threads: usize,
-) -> (MigrationEvidence, Vec<History>) {
-    let judge = Judge::new(&config.tenancy);
-    let mut ev = MigrationEvidence::default();
-    let mut histories = Vec::new();
-    for dir in &config.migrations.dirs {
-        let (list, list_findings) = files::list(repo, dir);
-        ev.findings.extend(list_findings);
-        let loaded = load_all(&list, threads);
-        let history = list
-            .iter()
-            .zip(&loaded)
-            .map(|(f, l)| (f.path.as_str(), f.unreadable.as_deref(), l));
-        let schema = replay_history(&mut ev, history, config, &judge, changes);
-        histories.push(History {
-            dir: dir.clone(),
-            files: list,
-            schema,
-        });
-    }
-    (ev, histories)
+/// [`read_all`] with a chosen number of parser threads (the benchmark compares them).
+pub fn read_with(repo: &Path, config: &Config, changes: &Changes, threads: usize) -> Vec<History> {
+    config
+        .migrations
+        .dirs
+        .iter()
+        .map(|dir| {
+            let (list, list_findings) = files::list(repo, dir);
+            let loaded = load_all(&list, threads);
+            let mut h = replay_history(dir, list.into_iter().zip(loaded).collect(), changes);
+            h.findings.splice(0..0, list_findings);
+            h
+        })
+        .collect()
 }
 
 /// One history given as (repository path, contents) in the order it applies: the same
-/// decoding, parsing, replay and judgement as [`analyze`], without the file system. The
-/// fuzz target (`fuzz/`) drives the reader through it.
-pub fn analyze_contents(
-    files: &[(String, Vec<u8>)],
-    config: &Config,
-    changes: &Changes,
-) -> MigrationEvidence {
-    let judge = Judge::new(&config.tenancy);
-    let mut ev = MigrationEvidence::default();
-    let loaded: Vec<Loaded> = files.iter().map(|(_, b)| decode(b.clone())).collect();
-    let history = files
+/// decoding, parsing and replay as [`read_all`], without the file system. The fuzz target
+/// (`fuzz/`) drives the reader through it.
+pub fn read_contents(files: &[(String, Vec<u8>)], changes: &Changes) -> History {
+    let files = files
         .iter()
-        .zip(&loaded)
-        .map(|((path, _), l)| (path.as_str(), None, l));
-    replay_history(&mut ev, history, config, &judge, changes);
-    ev
+        .map(|(path, bytes)| {
+            let f = files::MigrationFile {
+                path: path.clone(),
+                full: path.into(),
+                unreadable: None,
+            };
+            (f, decode(bytes.clone()))
+        })
+        .collect();
+    replay_history("", files, changes)
 }
 
-/// Replay one history's loaded files (path, why it is unreadable, what was read) in order,
-/// then judge its new or changed tables into `ev`. Returns the schema the history makes.
-fn replay_history<'f>(
-    ev: &mut MigrationEvidence,
-    history: impl Iterator<Item = (&'f str, Option<&'f str>, &'f Loaded)>,
-    config: &Config,
-    judge: &Judge,
+/// Replay one history's loaded files in order. Returns the history with the schema it makes.
+fn replay_history(
+    dir: &str,
+    files: Vec<(files::MigrationFile, Loaded)>,
     changes: &Changes,
-) -> Schema {
-    let mut replay = Replay::new(judge);
-    for (path, unreadable, loaded) in history {
-        ev.files_read += 1;
+) -> History {
+    let mut replay = Replay::new();
+    let mut findings = Vec::new();
+    let mut new_files = Vec::new();
+    for (f, loaded) in &files {
+        let path = f.path.as_str();
         let new = changes.is_new(path);
         if new {
-            ev.new_files.push(path.to_string());
+            new_files.push(path.to_string());
         }
         replay.file(path, new);
-        if let Some(why) = unreadable {
+        if let Some(why) = &f.unreadable {
             replay.distrust_all(&format!("{path} {why}"));
             continue;
         }
@@ -166,12 +153,12 @@ fn replay_history<'f>(
             replay.apply(stmt);
         }
         if let Some((rule, problems)) = &loaded.broken {
-            replay.distrust_file(loaded.text.as_deref(), problems, rule);
+            replay.distrust_file(loaded.text.as_deref(), problems, *rule);
         }
         if loaded.empty && new {
-            ev.findings.push(
+            findings.push(
                 Finding::new(
-                    "migration-empty",
+                    Rule::MigrationEmpty,
                     Severity::Info,
                     "empty migration: nothing to apply",
                 )
@@ -179,23 +166,16 @@ fn replay_history<'f>(
             );
         }
     }
-    let judged = replay
-        .schema
-        .tables
-        .values()
-        .filter(|t| changes.all || t.touched_by.iter().any(|p| changes.is_new(p)));
-    let out = tenant::judge(judged, &config.tenancy, judge, Source::Static);
-    ev.findings.extend(replay.findings);
-    let new_functions = replay
-        .schema
-        .functions
-        .values()
-        .filter(|f| changes.is_new(&f.origin.path));
-    ev.findings.extend(tenant::functions(new_functions));
-    ev.findings.extend(out.findings);
-    ev.tables.extend(out.tables);
-    ev.impact.extend(replay.impact);
-    replay.schema
+    findings.extend(replay.findings);
+    History {
+        dir: dir.to_string(),
+        files,
+        schema: replay.schema,
+        findings,
+        impact: replay.impact,
+        altered: replay.altered,
+        new_files,
+    }
 }
 
 /// Read and parse every file, on `threads` threads; results in list order.
@@ -215,12 +195,7 @@ fn load_all(list: &[files::MigrationFile], threads: usize) -> Vec<Loaded> {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(f) = list.get(i) else { break };
                             let loaded = match f.unreadable {
-                                Some(_) => Loaded {
-                                    read: FileRead::default(),
-                                    text: None,
-                                    broken: None,
-                                    empty: false,
-                                },
+                                Some(_) => Loaded::unreadable(),
                                 None => load(&f.full),
                             };
                             out.push((i, loaded));
@@ -259,8 +234,15 @@ fn load(path: &Path) -> Loaded {
     let problem = |message: String| Loaded {
         read: FileRead::default(),
         text: None,
-        broken: Some(("sql-syntax-error", vec![SyntaxProblem { line: 1, message }])),
+        broken: Some((
+            Rule::SqlSyntaxError,
+            vec![SyntaxProblem {
+                line: 1,
+                message: message.clone(),
+            }],
+        )),
         empty: false,
+        unsendable: Some((1, message)),
     };
     match std::fs::metadata(path) {
         Ok(m) if m.len() > MAX_FILE_BYTES => {
@@ -285,6 +267,7 @@ fn decode(bytes: Vec<u8>) -> Loaded {
         Ok(t) => (t, None),
         Err((lossy, problem)) => (lossy, Some(problem)),
     };
+    let unsendable = encoding.as_ref().map(|p| (p.line, p.message.clone()));
     let read = read::read(&text);
     let empty = read.stmts.is_empty() && read.errors.is_empty() && is_blank(&text);
     let mut problems: Vec<SyntaxProblem> = encoding.into_iter().collect();
@@ -292,16 +275,18 @@ fn decode(bytes: Vec<u8>) -> Loaded {
     if problems.is_empty() {
         return Loaded {
             read,
-            text: None,
+            text: Some(text),
             broken: None,
             empty,
+            unsendable,
         };
     }
     Loaded {
         read,
         text: Some(text),
-        broken: Some(("sql-syntax-error", problems)),
+        broken: Some((Rule::SqlSyntaxError, problems)),
         empty,
+        unsendable,
     }
 }
 

@@ -175,6 +175,8 @@ pub struct SyntaxProblem {
 pub struct FileRead {
     pub stmts: Vec<Stmt>,
     pub errors: Vec<SyntaxProblem>,
+    /// The statements as Postgres will be sent them, cut from the same tree.
+    pub pieces: Vec<super::split::Piece>,
 }
 
 /// Parse one file's text.
@@ -187,6 +189,7 @@ pub fn read(text: &str) -> FileRead {
                 line: lines.line(at),
                 message: why,
             }],
+            pieces: super::split::whole(text),
         };
     }
     let parse = SourceFile::parse(text);
@@ -207,7 +210,12 @@ pub fn read(text: &str) -> FileRead {
             stmts.push(Stmt { line, op });
         }
     }
-    FileRead { stmts, errors }
+    let pieces = super::split::pieces(&root, text, &lines);
+    FileRead {
+        stmts,
+        errors,
+        pieces,
+    }
 }
 
 fn statement(node: &SyntaxNode, text: &str, lines: &Lines) -> Option<Op> {

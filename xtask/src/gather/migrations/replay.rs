@@ -3,9 +3,9 @@
 //! [`Doubt`](crate::schema::Doubt) on the tables it may have touched, so they can never be
 //! called protected.
 
+use crate::rules::catalog::Rule;
 use crate::{
     model::{Finding, Severity},
-    rules::policy::Judge,
     schema::{Column, Function, Index, Origin, Policy, QualName, Schema, Table},
     sql,
 };
@@ -14,24 +14,44 @@ use super::read::{
     Action, ColumnDef, CreateTable, IndexDef, Op, PolicyChange, Stmt, SyntaxProblem, Unverifiable,
 };
 
-pub struct Replay<'a> {
+pub struct Replay {
     pub schema: Schema,
-    judge: &'a Judge,
     /// Findings of the reader on new files.
     pub findings: Vec<Finding>,
     /// Human lines for the migration impact (new files only).
     pub impact: Vec<String>,
+    /// Policies altered by new files: the judge says which were loosened.
+    pub altered: Vec<Altered>,
     path: String,
     new: bool,
 }
 
-impl<'a> Replay<'a> {
-    pub fn new(judge: &'a Judge) -> Replay<'a> {
+/// A policy altered by a new file (`ALTER POLICY`): as it was and as it is, for the judge.
+#[derive(Debug, Clone)]
+pub struct Altered {
+    /// Index of its line in `impact`.
+    pub impact_line: usize,
+    /// The table's names (current and former), which may qualify its columns.
+    pub names: Vec<QualName>,
+    pub before: Policy,
+    pub after: Policy,
+    /// The impact line to show when the judge finds it no longer tenant-scoped.
+    pub loosened: String,
+}
+
+impl Default for Replay {
+    fn default() -> Replay {
+        Replay::new()
+    }
+}
+
+impl Replay {
+    pub fn new() -> Replay {
         Replay {
             schema: Schema::default(),
-            judge,
             findings: Vec::new(),
             impact: Vec::new(),
+            altered: Vec::new(),
             path: String::new(),
             new: false,
         }
@@ -62,12 +82,7 @@ impl<'a> Replay<'a> {
     /// A file that could not be read whole (syntax errors, bad encoding): every table it
     /// touched or names loses the reader's trust.
     /// Without the text (the file could not be read), every table is in doubt.
-    pub fn distrust_file(
-        &mut self,
-        text: Option<&str>,
-        problems: &[SyntaxProblem],
-        rule: &'static str,
-    ) {
+    pub fn distrust_file(&mut self, text: Option<&str>, problems: &[SyntaxProblem], rule: Rule) {
         let words = text.map(sql::words);
         const SHOWN: usize = 5;
         for p in problems.iter().take(SHOWN) {
@@ -488,23 +503,18 @@ impl<'a> Replay<'a> {
         let names: Vec<QualName> = std::iter::once(t.name.clone())
             .chain(t.former_names.iter().cloned())
             .collect();
-        let scoped = |p: &Policy| {
-            crate::schema::Command::EACH
-                .iter()
-                .filter(|c| p.command.covers(**c))
-                .all(|c| {
-                    p.exprs_for(*c)
-                        .iter()
-                        .all(|(_, e)| self.judge.scoped(*e, &names).is_ok())
-                })
-        };
-        if scoped(&before) && !scoped(&after) {
-            self.note(
-                line,
-                format!("loosened policy \"{name}\" on {table}: no longer tenant-scoped"),
-            );
-        } else {
-            self.note(line, format!("altered policy \"{name}\" on {table}"));
+        self.note(line, format!("altered policy \"{name}\" on {table}"));
+        if self.new {
+            self.altered.push(Altered {
+                impact_line: self.impact.len() - 1,
+                names,
+                before,
+                after,
+                loosened: format!(
+                    "loosened policy \"{name}\" on {table}: no longer tenant-scoped ({}:{line})",
+                    self.path
+                ),
+            });
         }
     }
 
@@ -540,7 +550,9 @@ impl<'a> Replay<'a> {
             "{}: a static reader cannot see what it does ({scope}); move the DDL out of it, or let the live check prove the result",
             u.what
         );
-        self.finding(Finding::new("unverifiable-sql", Severity::Warning, msg).at(path, Some(line)));
+        self.finding(
+            Finding::new(Rule::UnverifiableSql, Severity::Warning, msg).at(path, Some(line)),
+        );
     }
 }
 

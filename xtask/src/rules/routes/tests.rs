@@ -3,7 +3,7 @@
 use oxc_allocator::Allocator;
 
 use super::*;
-use crate::{config::Config, ts};
+use crate::{config::Config, rules::catalog::Rule, ts};
 
 const ROOT: &str = "apps/api/src/app/api";
 
@@ -37,7 +37,7 @@ fn auth(code: &str) -> String {
     verdict(code).0
 }
 
-fn rules(c: &Checked) -> Vec<&str> {
+fn rules(c: &Checked) -> Vec<Rule> {
     c.findings.iter().map(|f| f.rule).collect()
 }
 
@@ -128,7 +128,7 @@ fn alias_export_is_followed() {
     assert_eq!(methods, [("GET", "guarded"), ("HEAD", "guarded")]);
     let open = run("const handler = async (req: Request) => new Response('open');\nexport { handler as GET };\n");
     assert_eq!(open.report.handlers[0].auth, "unguarded");
-    assert_eq!(rules(&open), ["route-unguarded"]);
+    assert_eq!(rules(&open), [Rule::RouteUnguarded]);
 }
 
 #[test]
@@ -166,7 +166,7 @@ fn non_method_exports_are_not_handlers() {
 fn wrapper_named_only_in_a_comment_is_unguarded() {
     let c = run("// every handler uses withAuth(req, ...)\nexport async function GET(req: Request) {\n  /* return withAuth(req, handler) */\n  return Response.json({ ok: true });\n}\n");
     assert_eq!(c.report.handlers[0].auth, "unguarded");
-    assert_eq!(rules(&c), ["route-unguarded"]);
+    assert_eq!(rules(&c), [Rule::RouteUnguarded]);
     assert_eq!(c.findings[0].line, Some(2));
     assert_eq!(
         c.findings[0].path.as_deref(),
@@ -234,7 +234,7 @@ fn guard_after_work_is_unguarded() {
 fn wrapper_defined_in_the_route_file_is_unverified() {
     let c = run("function withAuth(req: Request, fn: () => Promise<Response>) { return fn(); }\nexport async function GET(req: Request) {\n  return withAuth(req, async () => new Response('x'));\n}\n");
     assert_eq!(c.report.handlers[0].auth, "unverified");
-    assert_eq!(rules(&c), ["route-unverified"]);
+    assert_eq!(rules(&c), [Rule::RouteUnverified]);
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn factory_is_unverified_unless_configured() {
         ),
         ("unverified", "no_input")
     );
-    assert_eq!(rules(&c), ["route-unverified"]);
+    assert_eq!(rules(&c), [Rule::RouteUnverified]);
     assert!(
         c.findings[0].message.contains("guarded_factories"),
         "{}",
@@ -281,7 +281,7 @@ fn re_exports_are_unverified() {
             ("POST", "unverified", "unverified")
         ]
     );
-    assert_eq!(rules(&c), ["route-unverified", "route-unverified"]);
+    assert_eq!(rules(&c), [Rule::RouteUnverified, Rule::RouteUnverified]);
 
     let star = run("export * from '../shared/handlers';\n");
     assert_eq!(star.report.handlers[0].method, "*");
@@ -306,7 +306,7 @@ fn a_parse_error_is_unverified() {
         (h.method.as_str(), h.auth.as_str(), h.validation.as_str()),
         ("*", "unverified", "unverified")
     );
-    assert_eq!(rules(&c), ["route-unverified"]);
+    assert_eq!(rules(&c), [Rule::RouteUnverified]);
     assert!(
         c.findings[0].message.contains("does not parse"),
         "{}",
@@ -367,7 +367,7 @@ fn relative_import_into_the_contracts_package_passes() {
 fn inline_schema_is_a_warning() {
     let c = run("import { z } from 'zod';\nconst Body = z.object({ name: z.string() });\nexport const POST = withAuth(async (req: Request) => {\n  const body = Body.parse(await req.json());\n  return Response.json(body);\n});\n");
     assert_eq!(c.report.handlers[0].validation, "inline");
-    assert_eq!(rules(&c), ["input-not-validated"]);
+    assert_eq!(rules(&c), [Rule::InputNotValidated]);
     assert_eq!(c.findings[0].severity, Severity::Warning);
     assert_eq!(c.findings[0].line, Some(4));
     assert!(
@@ -385,7 +385,7 @@ fn inline_schema_is_a_warning() {
 fn unvalidated_body_is_an_error() {
     let c = run("export const POST = withAuth(async (req: Request) => {\n  const body = await req.json();\n  return Response.json(JSON.parse(JSON.stringify(body)));\n});\n");
     assert_eq!(c.report.handlers[0].validation, "none");
-    assert_eq!(rules(&c), ["input-not-validated"]);
+    assert_eq!(rules(&c), [Rule::InputNotValidated]);
     assert_eq!(c.findings[0].severity, Severity::Error);
     assert!(
         c.findings[0].message.contains("body (line 2)"),
@@ -454,7 +454,7 @@ fn public_route_without_a_limiter_fails() {
     )
     .unwrap();
     assert_eq!(c.report.rate_limited, Some(false));
-    assert_eq!(rules(&c), ["rate-limit-missing"]);
+    assert_eq!(rules(&c), [Rule::RateLimitMissing]);
     assert_eq!(c.findings[0].severity, Severity::Error);
 }
 
@@ -502,7 +502,7 @@ fn server_actions_are_checked_like_handlers() {
             ("deleteAll", "unguarded", "none")
         ]
     );
-    assert_eq!(rules(&c), ["route-unguarded", "input-not-validated"]);
+    assert_eq!(rules(&c), [Rule::RouteUnguarded, Rule::InputNotValidated]);
     assert!(run_with(
         "actions/util.ts",
         "export async function f(x: string) { return x; }\n",
@@ -560,7 +560,7 @@ fn each_input_must_reach_a_parse() {
     // The query is read raw next to a validated body.
     let c = run("import { CreateProjectInput } from '@dashboard/contracts';\nexport const POST = withAuth(async (req: NextRequest) => {\n  const input = CreateProjectInput.parse(await req.json());\n  const q = req.nextUrl.searchParams.get('q');\n  return Response.json({ input, q });\n});\n");
     assert_eq!(c.report.handlers[0].validation, "none");
-    assert_eq!(rules(&c), ["input-not-validated"]);
+    assert_eq!(rules(&c), [Rule::InputNotValidated]);
     assert!(
         c.findings[0].message.contains("query (line 4)"),
         "{}",

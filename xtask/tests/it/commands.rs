@@ -1,6 +1,6 @@
 //! Lint and tests as children: concurrency, timeouts, missing tools.
 
-mod common;
+use crate::common;
 
 use common::*;
 

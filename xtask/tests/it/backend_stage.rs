@@ -6,8 +6,8 @@
 //! real — codex, then ESLint, vitest and the live Postgres check — and reach exit 0 only when
 //! every box is ticked from evidence.
 
-mod agent_support;
-mod common;
+use crate::agent_support;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Snapshot tests of the renderers on one fixed evidence set. `UPDATE_EXPECT=1 cargo test`
 //! rewrites the snapshots; review the diff.
 
-mod common;
+use crate::common;
 
 use expect_test::expect_file;
 use xtask::{
@@ -79,10 +79,10 @@ pub fn sample() -> Evidence {
                 TableReport { reason: Some("global price list".into()), ..table("public.plans", Verdict::Exempt, false, false) },
             ],
             findings: vec![
-                Finding::new("rls-not-enabled", Severity::Error, "RLS is not enabled on public.AuditTrail: add `alter table \"AuditTrail\" enable row level security;`")
+                Finding::new(rule("rls-not-enabled"), Severity::Error, "RLS is not enabled on public.AuditTrail: add `alter table \"AuditTrail\" enable row level security;`")
                     .at(mig, Some(14))
                     .on_table("public.AuditTrail"),
-                Finding::new("policy-not-tenant-scoped", Severity::Error, "policy `audit_select` USING (true) | lets every tenant read")
+                Finding::new(rule("policy-not-tenant-scoped"), Severity::Error, "policy `audit_select` USING (true) | lets every tenant read")
                     .at(mig, Some(20))
                     .on_table("public.AuditTrail"),
             ],
@@ -101,7 +101,7 @@ pub fn sample() -> Evidence {
                 exempt: None,
                 rate_limited: None,
             }],
-            findings: vec![Finding::new("route-unguarded", Severity::Error, "POST does not call withAuth").at("apps/api/src/app/api/invoices/route.ts", Some(20))],
+            findings: vec![Finding::new(rule("route-unguarded"), Severity::Error, "POST does not call withAuth").at("apps/api/src/app/api/invoices/route.ts", Some(20))],
             new_schemas: vec!["packages/contracts/src/invoices.ts: CreateInvoiceInput".into()],
         }),
         lint: Ok(cmd("lint", "pnpm --fail-if-no-match --filter api lint", 0, Status::Pass, "0 errors, 2 warnings")),
@@ -268,14 +268,18 @@ fn github_escapes_data_and_properties() {
     let routes = ev.routes.as_mut().unwrap();
     routes.findings = vec![
         Finding::new(
-            "hardcoded-secret",
+            rule("hardcoded-secret"),
             Severity::Error,
             "100% sure: key, token\n::error::pwned\r\nend",
         )
         .at(nasty_path, Some(3))
         .on_table("public.a:b,c"),
-        Finding::new("tenant-index-missing", Severity::Warning, "no file: 1, 2")
-            .on_table("public.x"),
+        Finding::new(
+            rule("tenant-index-missing"),
+            Severity::Warning,
+            "no file: 1, 2",
+        )
+        .on_table("public.x"),
     ];
     ev.migrations.as_mut().unwrap().findings.clear();
     let text = github_with_token(&ev);
@@ -465,4 +469,8 @@ fn junit_one_case_per_item_and_finding() {
         assert_eq!(parsed.matches("error|").count(), 1, "{parsed}");
         assert_eq!(parsed.matches("skipped|").count(), 1, "{parsed}");
     }
+}
+
+fn rule(id: &str) -> xtask::model::Rule {
+    id.parse().unwrap()
 }

@@ -2,7 +2,7 @@
 //! manager files (YAML, actionlint), `install-hooks` in temporary repositories, and the
 //! installed pre-push hook stopping a real `git push`.
 
-mod common;
+use crate::common;
 
 use std::{path::Path, process::Command};
 

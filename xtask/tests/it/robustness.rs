@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use xtask::{
     config::Config,
-    gather::migrations::{analyze, analyze_contents},
+    judge::{static_contents, static_migrations},
     model::{MigrationEvidence, Severity, Verdict},
     repo::Changes,
 };
@@ -29,7 +29,7 @@ impl TempRepo {
         p
     }
     fn analyze(&self) -> MigrationEvidence {
-        analyze(&self.0, &Config::default(), &Changes::all()).unwrap()
+        static_migrations(&self.0, &Config::default(), &Changes::all())
     }
 }
 
@@ -45,7 +45,7 @@ alter table docs enable row level security;\n\
 create policy p on docs for all using (tenant_id = get_current_tenant_id());\n";
 
 fn rules(ev: &MigrationEvidence) -> Vec<&'static str> {
-    let mut r: Vec<_> = ev.findings.iter().map(|f| f.rule).collect();
+    let mut r: Vec<_> = ev.findings.iter().map(|f| f.rule.id()).collect();
     r.sort();
     r.dedup();
     r
@@ -242,7 +242,7 @@ fn nesting_too_deep_is_a_finding_not_an_abort() {
     assert_eq!(verdict(&ev, "public.docs"), Verdict::Protected);
 }
 
-/// The fuzz target's entry point (`analyze_contents`: files as bytes) is the analysis of the
+/// The fuzz target's entry point (`judge::static_contents`: files as bytes) is the analysis of the
 /// same files on disk, finding for finding.
 #[test]
 fn contents_in_memory_are_analysed_like_files_on_disk() {
@@ -262,7 +262,7 @@ fn contents_in_memory_are_analysed_like_files_on_disk() {
         repo.write(name, bytes);
     }
     let on_disk = repo.analyze();
-    let in_memory = analyze_contents(
+    let in_memory = static_contents(
         &files
             .iter()
             .map(|(n, b)| (format!("supabase/migrations/{n}"), b.clone()))

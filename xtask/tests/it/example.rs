@@ -1,7 +1,7 @@
 //! The real tools on the example monorepo: pnpm 9.15.0, eslint, vitest. Each test works on
 //! its own temporary copy, so the example itself is never changed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -6,7 +6,7 @@
 //! Needs the Postgres binaries (`initdb`, `postgres`): skipped with a printed reason when they
 //! are missing, except in CI (`CI=true`), where that fails.
 
-mod common;
+use crate::common;
 
 use std::{
     path::Path,
@@ -468,9 +468,10 @@ fn static_verdicts_agree_with_postgres_on_every_fixture() {
         config::Config,
         gather::{
             live::{self, Database},
-            migrations::analyze_full,
+            migrations::read_all,
         },
-        model::Verdict,
+        judge::{self, Live},
+        model::{Source, Verdict},
         repo::Changes,
     };
     let Some(cluster) = server() else { return };
@@ -504,10 +505,17 @@ fn static_verdicts_agree_with_postgres_on_every_fixture() {
                 .join(format!("1_{name}"));
             std::fs::copy(&f, dest).unwrap();
         }
-        let (stat, histories) = analyze_full(t.path(), &config, &changes);
+        let histories = read_all(t.path(), &config, &changes);
+        let stat = judge::migrations(&histories, Live::NotRun, &config, &changes);
         let live = live::check(&config, &changes, &histories, &db)
             .unwrap_or_else(|e| panic!("{case}: the live check did not run: {e}"));
-        let live_verdicts = live::verdicts(&live.tables);
+        let judged = judge::migrations(&histories, Live::Ran(live), &config, &changes);
+        let live_verdicts: std::collections::BTreeMap<String, Verdict> = judged
+            .tables
+            .iter()
+            .filter(|t| t.source == Source::Live)
+            .map(|t| (t.name.clone(), t.verdict))
+            .collect();
         for s in &stat.tables {
             if s.name == "public.tenants" || s.name == "public.tenant_members" {
                 continue;

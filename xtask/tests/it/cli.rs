@@ -1,6 +1,6 @@
 //! The command line and exit statuses of the contract, through the built binary.
 
-mod common;
+use crate::common;
 
 use common::*;
 

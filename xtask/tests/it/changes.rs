@@ -1,6 +1,6 @@
 //! What changed: base resolution, statuses, untracked and ignored files, symbolic links.
 
-mod common;
+use crate::common;
 
 use common::*;
 use xtask::{model::ChangeStatus, repo};

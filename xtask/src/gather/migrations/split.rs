@@ -1,0 +1,159 @@
+//! Cutting a migration file into the statements Postgres will be sent, once, from the same
+//! syntax tree the static reader reads: the live applier reuses these pieces.
+//!
+//! Statements are cut where squawk's parser puts statement boundaries, and every byte of the
+//! file belongs to some piece (comments and text the parser could not read included).
+
+use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
+
+use crate::sql::Lines;
+
+/// One statement of a file, as sent to Postgres.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// 1-based line where the statement starts.
+    pub line: u32,
+    /// Byte offset of `text` in the file.
+    pub offset: usize,
+    pub text: String,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// An ordinary statement.
+    Run,
+    /// `begin`, `commit`, `savepoint`, ...: not sent (the check owns the transaction).
+    TransactionControl,
+    /// A statement Postgres refuses inside a transaction block: what it is.
+    NoTransaction(&'static str),
+}
+
+/// Cut a file into statements (parsing it; the reader uses [`pieces`] on its own tree).
+pub fn split(text: &str) -> Vec<Piece> {
+    let parse = SourceFile::parse(text);
+    pieces(&parse.syntax_node(), text, &Lines::new(text))
+}
+
+/// The statements of a parsed file.
+pub fn pieces(root: &SyntaxNode, text: &str, lines: &Lines) -> Vec<Piece> {
+    let nodes: Vec<SyntaxNode> = root.children().collect();
+    let mut pieces = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let start = if i == 0 {
+            0
+        } else {
+            usize::from(node.text_range().start())
+        };
+        let end = nodes
+            .get(i + 1)
+            .map_or(text.len(), |n| usize::from(n.text_range().start()));
+        let Some(chunk) = text.get(start..end) else {
+            continue;
+        };
+        pieces.push(Piece {
+            line: lines.of_node(node),
+            offset: start,
+            text: chunk.to_string(),
+            kind: classify(node),
+        });
+    }
+    if pieces.is_empty() && !text.trim().is_empty() {
+        return whole(text);
+    }
+    pieces
+}
+
+/// Nothing the parser can cut (nothing recognised, or nested too deep to parse): the file is
+/// sent whole and Postgres says what it makes of it.
+pub fn whole(text: &str) -> Vec<Piece> {
+    vec![Piece {
+        line: 1,
+        offset: 0,
+        text: text.to_string(),
+        kind: Kind::Run,
+    }]
+}
+
+fn keywords(node: &SyntaxNode) -> Vec<K> {
+    node.descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .take(4)
+        .map(|t| t.kind())
+        .collect()
+}
+
+fn classify(node: &SyntaxNode) -> Kind {
+    let kw = keywords(node);
+    let first = kw.first().copied();
+    let second = kw.get(1).copied();
+    match first {
+        Some(K::BEGIN_KW | K::COMMIT_KW | K::END_KW | K::ROLLBACK_KW | K::ABORT_KW) => {
+            return Kind::TransactionControl
+        }
+        Some(K::START_KW) if second == Some(K::TRANSACTION_KW) => return Kind::TransactionControl,
+        Some(K::SAVEPOINT_KW | K::RELEASE_KW) => return Kind::TransactionControl,
+        Some(K::PREPARE_KW) if second == Some(K::TRANSACTION_KW) => {
+            return Kind::TransactionControl
+        }
+        Some(K::VACUUM_KW) => return Kind::NoTransaction("VACUUM"),
+        _ => {}
+    }
+    match node.kind() {
+        K::CREATE_DATABASE => Kind::NoTransaction("CREATE DATABASE"),
+        K::DROP_DATABASE => Kind::NoTransaction("DROP DATABASE"),
+        K::ALTER_SYSTEM => Kind::NoTransaction("ALTER SYSTEM"),
+        K::CREATE_TABLESPACE => Kind::NoTransaction("CREATE TABLESPACE"),
+        K::CREATE_SUBSCRIPTION | K::DROP_SUBSCRIPTION => Kind::NoTransaction("SUBSCRIPTION"),
+        K::CREATE_INDEX | K::DROP_INDEX | K::REINDEX
+            if node
+                .children_with_tokens()
+                .any(|e| e.kind() == K::CONCURRENTLY_KW) =>
+        {
+            Kind::NoTransaction(match node.kind() {
+                K::CREATE_INDEX => "CREATE INDEX CONCURRENTLY",
+                K::DROP_INDEX => "DROP INDEX CONCURRENTLY",
+                _ => "REINDEX CONCURRENTLY",
+            })
+        }
+        _ => Kind::Run,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_cut_and_transaction_control_is_recognised() {
+        let sql = "-- head\nbegin;\ncreate table a (x int);\n\ncommit;\nstart transaction;\nend;\nrollback;\ncreate index concurrently i on a (x);\nvacuum a;\n";
+        let p = split(sql);
+        let kinds: Vec<(u32, Kind)> = p.iter().map(|p| (p.line, p.kind.clone())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (2, Kind::TransactionControl),
+                (3, Kind::Run),
+                (5, Kind::TransactionControl),
+                (6, Kind::TransactionControl),
+                (7, Kind::TransactionControl),
+                (8, Kind::TransactionControl),
+                (9, Kind::NoTransaction("CREATE INDEX CONCURRENTLY")),
+                (10, Kind::NoTransaction("VACUUM")),
+            ]
+        );
+        // Every byte is sent with some statement.
+        let joined: String = p.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(joined, sql);
+    }
+
+    #[test]
+    fn a_function_body_with_begin_is_one_statement() {
+        let sql = "create function f() returns void language plpgsql as $$\nbegin\n  perform 1;\nend;\n$$;\nselect 1;";
+        let p = split(sql);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert_eq!(p[0].kind, Kind::Run);
+        assert_eq!(p[1].line, 6);
+    }
+}

@@ -1,0 +1,186 @@
+//! The one judge step: facts in, verdicts and findings out.
+//!
+//! The gatherers only measure: each migration history as the static reader replayed it
+//! (`gather::migrations`), the same history as Postgres left it with the isolation probe of
+//! each tenant table (`gather::live`). Here, per history, the live schema replaces the static
+//! one table by table *before* anything is judged, so nothing is ever retracted afterwards;
+//! then one set of rules (`rules::tenant`) judges every table, whichever reader filled it.
+
+use std::collections::BTreeSet;
+
+use crate::{
+    config::Config,
+    gather::{
+        live::{probe::Probe, LiveEvidence},
+        migrations::History,
+    },
+    model::{Finding, LiveOutcome, MigrationEvidence, Severity, Source, Verdict},
+    repo::Changes,
+    rules::{catalog::Rule, policy::Judge, tenant},
+    schema::Table,
+};
+
+/// What became of the live check.
+pub enum Live {
+    /// Not part of this run (`--live off`, nothing new, `check-migrations`).
+    NotRun,
+    /// Wanted, but it could not run: why.
+    Unavailable(String),
+    Ran(LiveEvidence),
+}
+
+/// Judge the migration histories: the static facts, replaced per table by the live ones
+/// where the live check ran.
+pub fn migrations(
+    histories: &[History],
+    live: Live,
+    config: &Config,
+    changes: &Changes,
+) -> MigrationEvidence {
+    let judge = Judge::new(&config.tenancy);
+    let mut ev = MigrationEvidence::default();
+    let ran = match live {
+        Live::Ran(l) => Some(l),
+        Live::NotRun => None,
+        Live::Unavailable(why) => {
+            ev.live = LiveOutcome::Unavailable(why);
+            None
+        }
+    };
+    for h in histories {
+        ev.files_read += h.files.len();
+        ev.new_files.extend(h.new_files.iter().cloned());
+        ev.findings.extend(h.findings.iter().cloned());
+        ev.impact.extend(impact(h, &judge));
+
+        let live = ran
+            .as_ref()
+            .and_then(|l| l.histories.iter().find(|lh| lh.dir == h.dir));
+        let live_names: BTreeSet<_> = live
+            .map(|l| l.schema.tables.keys().collect())
+            .unwrap_or_default();
+        let static_tables = h
+            .schema
+            .tables
+            .values()
+            .filter(|t| changes.all || t.touched_by.iter().any(|p| changes.is_new(p)))
+            .filter(|t| !live_names.contains(&t.name))
+            .map(|t| (t, Source::Static));
+        let live_tables = live
+            .into_iter()
+            .flat_map(|l| l.schema.tables.values())
+            .map(|t: &Table| (t, Source::Live));
+        let mut out = tenant::judge(static_tables.chain(live_tables), &config.tenancy, &judge);
+
+        for (name, probe) in live.map(|l| l.probes.as_slice()).unwrap_or_default() {
+            let (Some(report), Some(t)) = (
+                out.tables.iter_mut().find(|r| r.name == name.to_string()),
+                live.and_then(|l| l.schema.tables.get(name)),
+            ) else {
+                continue;
+            };
+            if report.verdict == Verdict::Exempt || !report.tenant_column {
+                continue;
+            }
+            let at = |f: Finding| {
+                f.at(t.origin.path.clone(), Some(t.origin.line))
+                    .on_table(name.to_string())
+            };
+            match probe {
+                Probe::Isolated => {}
+                Probe::Leaks(leaks) => {
+                    report.verdict = Verdict::Unprotected;
+                    out.findings.push(at(Finding::new(
+                        Rule::PolicyNotTenantScoped,
+                        Severity::Error,
+                        format!(
+                            "live probe on {name}: {}; the policies let one tenant reach another's rows",
+                            leaks.join(", ")
+                        ),
+                    )));
+                }
+                Probe::Skipped(why) => {
+                    let note = format!("live probe skipped: {why}");
+                    report.reason = Some(match report.reason.take() {
+                        Some(r) => format!("{r}; {note}"),
+                        None => note.clone(),
+                    });
+                    out.findings.push(at(Finding::new(
+                        Rule::LiveProbeSkipped,
+                        Severity::Info,
+                        format!("{name}: {note}"),
+                    )));
+                }
+            }
+        }
+        ev.tables.extend(out.tables);
+        ev.findings.extend(out.findings);
+        let new_functions = h
+            .schema
+            .functions
+            .values()
+            .filter(|f| changes.is_new(&f.origin.path));
+        ev.findings.extend(tenant::functions(new_functions));
+    }
+    if let Some(l) = ran {
+        ev.findings.extend(l.findings);
+        ev.live_notes.extend(l.notes);
+        ev.live = if l.apply_failures > 0 {
+            LiveOutcome::Failed(format!(
+                "{} statement(s) rejected by {}",
+                l.apply_failures, l.database
+            ))
+        } else {
+            LiveOutcome::Applied(format!(
+                "{}, {} statement(s) applied in a rolled-back transaction",
+                l.database, l.statements
+            ))
+        };
+    }
+    ev
+}
+
+/// The history's impact lines, with each altered policy that is no longer tenant-scoped
+/// said to be loosened.
+fn impact(h: &History, judge: &Judge) -> Vec<String> {
+    let mut lines = h.impact.clone();
+    let scoped = |p: &crate::schema::Policy, names| {
+        crate::schema::Command::EACH
+            .iter()
+            .filter(|c| p.command.covers(**c))
+            .all(|c| {
+                p.exprs_for(*c)
+                    .iter()
+                    .all(|(_, e)| judge.scoped(*e, names).is_ok())
+            })
+    };
+    for a in &h.altered {
+        if scoped(&a.before, &a.names) && !scoped(&a.after, &a.names) {
+            if let Some(line) = lines.get_mut(a.impact_line) {
+                *line = a.loosened.clone();
+            }
+        }
+    }
+    lines
+}
+
+/// The static check alone: read the histories and judge them (`check-migrations`, and the
+/// tests of the reader).
+pub fn static_migrations(
+    repo: &std::path::Path,
+    config: &Config,
+    changes: &Changes,
+) -> MigrationEvidence {
+    let histories = crate::gather::migrations::read_all(repo, config, changes);
+    migrations(&histories, Live::NotRun, config, changes)
+}
+
+/// One history given as bytes, judged statically (the fuzz target's entry point).
+pub fn static_contents(
+    files: &[(String, Vec<u8>)],
+    config: &Config,
+    changes: &Changes,
+) -> MigrationEvidence {
+    let h = crate::gather::migrations::read_contents(files, changes);
+    migrations(&[h], Live::NotRun, config, changes)
+}

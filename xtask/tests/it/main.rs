@@ -1,0 +1,20 @@
+//! The integration tests, one crate (one link of oxc, squawk and the Postgres client): one
+//! module per area. Support code is in `common` (temp dirs, git, the built binary, the real
+//! tools provisioned under `target/`) and `agent_support` (the scripted model server).
+
+mod agent_support;
+mod common;
+
+mod backend_stage;
+mod bench_migrations;
+mod changes;
+mod check_migrations_cli;
+mod ci;
+mod cli;
+mod commands;
+mod example;
+mod live;
+mod migrations;
+mod render;
+mod robustness;
+mod tidy;
