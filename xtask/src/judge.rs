@@ -70,7 +70,13 @@ pub fn migrations(
             .into_iter()
             .flat_map(|l| l.schema.tables.values())
             .map(|t: &Table| (t, Source::Live));
-        let mut out = tenant::judge(static_tables.chain(live_tables), &config.tenancy, &judge);
+        let bypass: &[String] = live.map_or(&[], |l| l.schema.bypass_roles.as_slice());
+        let mut out = tenant::judge(
+            static_tables.chain(live_tables),
+            &config.tenancy,
+            &judge,
+            bypass,
+        );
 
         for (name, probe) in live.map(|l| l.probes.as_slice()).unwrap_or_default() {
             let (Some(report), Some(t)) = (

@@ -136,6 +136,10 @@ pub struct TableReport {
     pub rls_enabled: bool,
     pub policies: Vec<PolicyReport>,
     pub tenant_index: bool,
+    /// Commands no permissive policy grants to a client role: Postgres denies them (only
+    /// roles that bypass RLS, such as the service role, can run them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<String>,
     pub source: Source,
     /// Why the verdict is what it is (exemption reason, what could not be followed, ...).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -128,6 +128,8 @@ fn fold_part(s: String, quoted: bool) -> String {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Schema {
+    /// Roles that bypass RLS (BYPASSRLS or superuser), as the live catalog knows them.
+    pub bypass_roles: Vec<String>,
     /// Keyed by the qualified name.
     pub tables: BTreeMap<QualName, Table>,
     pub functions: BTreeMap<QualName, Function>,

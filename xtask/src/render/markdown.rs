@@ -204,6 +204,13 @@ fn tenant_isolation(r: &Report) -> String {
         if let Some(reason) = &t.reason {
             let _ = writeln!(s, "|  | _{}_ | | | | | |", one_line(reason));
         }
+        if !t.denied.is_empty() {
+            let _ = writeln!(
+                s,
+                "|  | _{}: denied to clients by RLS (no permissive policy; service role only)_ | | | | | |",
+                t.denied.join(", ")
+            );
+        }
     }
     match &m.live {
         LiveOutcome::Applied(how) => {

@@ -43,13 +43,14 @@ pub fn judge<'t>(
     tables: impl IntoIterator<Item = (&'t Table, Source)>,
     tenancy: &Tenancy,
     judge: &Judge,
+    bypass: &[String],
 ) -> Judged {
     let mut out = Judged {
         tables: Vec::new(),
         findings: Vec::new(),
     };
     for (t, source) in tables {
-        let (report, findings) = one(t, judge, exemption(&t.name, tenancy), source);
+        let (report, findings) = one(t, judge, exemption(&t.name, tenancy), source, bypass);
         out.tables.push(report);
         out.findings.extend(findings);
     }
@@ -67,8 +68,38 @@ fn names(t: &Table) -> Vec<QualName> {
         .collect()
 }
 
-/// Why a permissive policy does not scope `cmd`, if it does not.
+/// Roles that bypass row level security on a Supabase project (`service_role` has
+/// BYPASSRLS, `postgres` and `supabase_admin` own the tables or are superusers): a policy for
+/// them alone says nothing about tenant isolation. The live catalog adds every role with
+/// BYPASSRLS or superuser (`Schema::bypass_roles`).
+pub const BYPASS_ROLES: [&str; 3] = ["service_role", "postgres", "supabase_admin"];
+
+/// Does the policy apply only to roles that bypass RLS anyway?
+fn for_bypass_roles_only(p: &Policy, bypass: &[String]) -> bool {
+    !p.roles.is_empty()
+        && p.roles
+            .iter()
+            .all(|r| BYPASS_ROLES.contains(&r.as_str()) || bypass.contains(r))
+}
+
+/// Does a permissive policy let `cmd` through at all? A clause Postgres has no expression for
+/// grants nothing: no USING shows no row to select, update or delete; no WITH CHECK (and no
+/// USING to fall back on) accepts no new row.
+fn grants(p: &Policy, cmd: Command) -> bool {
+    let exprs = p.exprs_for(cmd);
+    match cmd {
+        Command::Insert => exprs.iter().any(|(_, e)| e.is_some()),
+        // Rows must be visible (USING) to be updated or deleted.
+        _ => exprs.first().is_some_and(|(_, e)| e.is_some()),
+    }
+}
+
+/// Why a permissive policy does not scope `cmd`, if it does not. A clause without an
+/// expression grants nothing, so it opens nothing either.
 fn unscoped_for(p: &Policy, cmd: Command, judge: &Judge, names: &[QualName]) -> Option<String> {
+    if !grants(p, cmd) {
+        return None;
+    }
     // A live catalog knows which columns the policy really reads: one that never reads the
     // tenant column of its table cannot filter on it, whatever its text seems to say.
     if let Some(uses) = &p.uses {
@@ -81,17 +112,32 @@ fn unscoped_for(p: &Policy, cmd: Command, judge: &Judge, names: &[QualName]) -> 
         }
     }
     for (clause, expr) in p.exprs_for(cmd) {
-        if let Err(why) = judge.scoped(expr, names) {
-            return Some(match expr {
-                None if cmd == Command::Insert => {
-                    "no WITH CHECK: rows of any tenant can be inserted".to_string()
-                }
-                None => format!("no {clause}: every row passes"),
-                Some(_) => format!("{clause} {why}"),
-            });
+        let Some(expr) = expr else { continue };
+        if let Err(why) = judge.scoped(Some(expr), names) {
+            return Some(format!("{clause} {why}"));
         }
     }
     None
+}
+
+/// A restrictive policy that is tenant-scoped for `cmd` and applies to every role of
+/// `permissive` narrows it to the tenant: restrictive policies are AND-ed with the OR of the
+/// permissive ones.
+fn narrowed_by_restrictive(
+    permissive: &Policy,
+    cmd: Command,
+    t: &Table,
+    judge: &Judge,
+    names: &[QualName],
+) -> bool {
+    t.policies.iter().any(|q| {
+        !q.permissive
+            && q.command.covers(cmd)
+            && (q.roles.iter().any(|r| r == "public")
+                || permissive.roles.iter().all(|r| q.roles.contains(r)))
+            && q.exprs_for(cmd).iter().all(|(_, e)| e.is_some())
+            && unscoped_for(q, cmd, judge, names).is_none()
+    })
 }
 
 fn one(
@@ -99,13 +145,15 @@ fn one(
     judge: &Judge,
     exemption: Option<String>,
     source: Source,
+    bypass: &[String],
 ) -> (TableReport, Vec<Finding>) {
     let col = judge.column();
     let names = names(t);
     let tenant = t.column(col);
     let mut findings = Vec::new();
 
-    // For each policy, the commands it leaves open and why (judged once, used twice).
+    // For each policy, the commands it leaves open and why (judged once, used twice). A
+    // command a tenant-scoped restrictive policy narrows for all its roles is not open.
     let open: Vec<Vec<(&str, String)>> = t
         .policies
         .iter()
@@ -113,10 +161,14 @@ fn one(
             Command::EACH
                 .into_iter()
                 .filter(|c| p.command.covers(*c))
-                .filter_map(|c| unscoped_for(p, c, judge, &names).map(|why| (c.as_str(), why)))
+                .filter_map(|c| unscoped_for(p, c, judge, &names).map(|why| (c, why)))
+                .filter(|(c, _)| !p.permissive || !narrowed_by_restrictive(p, *c, t, judge, &names))
+                .map(|(c, why)| (c.as_str(), why))
                 .collect()
         })
         .collect();
+    // The permissive policies that apply to roles subject to RLS: the tenant policies.
+    let client = |p: &Policy| p.permissive && !for_bypass_roles_only(p, bypass);
     let policies: Vec<PolicyReport> = t
         .policies
         .iter()
@@ -145,6 +197,7 @@ fn one(
             .indexes
             .iter()
             .any(|i| !i.partial && i.columns.first().is_some_and(|c| c.as_deref() == Some(col))),
+        denied: Vec::new(),
         source,
         reason: None,
     };
@@ -192,21 +245,26 @@ fn one(
         ));
     }
 
-    let mut missing = Vec::new();
-    for cmd in Command::EACH {
-        let permissive: Vec<&Policy> = t
-            .policies
-            .iter()
-            .filter(|p| p.permissive && p.command.covers(cmd))
-            .collect();
-        if permissive.is_empty() {
-            missing.push(cmd.as_str());
-        }
+    // With RLS on, a command no permissive policy grants is denied to clients: Postgres's
+    // default, not a hole. Only a table no client can use at all is `policy-missing`.
+    let denied: Vec<&str> = Command::EACH
+        .into_iter()
+        .filter(|c| {
+            !t.policies
+                .iter()
+                .any(|p| client(p) && p.command.covers(*c) && grants(p, *c))
+        })
+        .map(|c| c.as_str())
+        .collect();
+    if t.rls.on && denied.len() < Command::EACH.len() {
+        report.denied = denied.iter().map(|c| c.to_string()).collect();
     }
-    if !missing.is_empty() {
+    if denied.len() == Command::EACH.len() {
         let restrictive = t.policies.iter().any(|p| !p.permissive);
         let extra = if restrictive {
             " (restrictive policies only narrow permissive ones; alone they let nothing through)"
+        } else if t.policies.iter().any(|p| p.permissive) {
+            " (its permissive policies are for roles that bypass RLS, or grant nothing)"
         } else {
             ""
         };
@@ -216,12 +274,9 @@ fn one(
                 Rule::PolicyMissing,
                 Severity::Error,
                 format!(
-                    "{} has no permissive policy for {}{extra}: add `create policy ... on {} for {} {} ({col} = get_current_tenant_id())`",
+                    "{} has no permissive policy for a client role{extra}: signed-in users can do nothing with it; add `create policy ... on {} for select using ({col} = get_current_tenant_id())`, or exempt it as a service-only table",
                     t.name,
-                    missing.join(", "),
                     t.name.sql(),
-                    missing[0],
-                    if missing[0] == "insert" { "with check" } else { "using" }
                 ),
             ),
             origin,
@@ -229,7 +284,7 @@ fn one(
         ));
     }
 
-    for (p, open) in t.policies.iter().zip(&open).filter(|(p, _)| p.permissive) {
+    for (p, open) in t.policies.iter().zip(&open).filter(|(p, _)| client(p)) {
         if open.is_empty() {
             continue;
         }
