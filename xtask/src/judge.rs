@@ -65,10 +65,12 @@ pub fn migrations(
             .values()
             .filter(|t| changes.all || t.touched_by.iter().any(|p| changes.is_new(p)))
             .filter(|t| !live_names.contains(&t.name))
+            .filter(|t| !tenant::is_platform(&t.name))
             .map(|t| (t, Source::Static));
         let live_tables = live
             .into_iter()
             .flat_map(|l| l.schema.tables.values())
+            .filter(|t| !tenant::is_platform(&t.name))
             .map(|t: &Table| (t, Source::Live));
         let bypass: &[String] = live.map_or(&[], |l| l.schema.bypass_roles.as_slice());
         let mut out = tenant::judge(

@@ -189,6 +189,12 @@ fn strip(mut n: SyntaxNode) -> SyntaxNode {
     }
 }
 
+/// The literal `true`.
+fn is_true(n: &SyntaxNode) -> bool {
+    let n = strip(n.clone());
+    n.kind() == K::LITERAL && n.children_with_tokens().any(|e| e.kind() == K::TRUE_KW)
+}
+
 /// The operator token directly under a binary expression.
 fn bin_op(n: &SyntaxNode) -> Option<K> {
     n.children_with_tokens()
@@ -203,7 +209,17 @@ impl Cx<'_> {
         if n.kind() == K::BIN_EXPR {
             let kids: Vec<_> = n.children().collect();
             if let [l, r] = kids.as_slice() {
-                match bin_op(&n) {
+                let op = bin_op(&n);
+                // `is_member(tenant_id) = true`, `... IS TRUE`: the check itself.
+                if matches!(op, Some(K::EQ | K::IS_KW)) {
+                    if is_true(r) {
+                        return self.filters(l);
+                    }
+                    if op == Some(K::EQ) && is_true(l) {
+                        return self.filters(r);
+                    }
+                }
+                match op {
                     Some(K::AND_KW) => return self.filters(l) || self.filters(r),
                     Some(K::OR_KW) => return self.filters(l) && self.filters(r),
                     Some(K::EQ) => {
@@ -216,6 +232,15 @@ impl Cx<'_> {
                 }
             }
             return false;
+        }
+        // `(select is_member(tenant_id))`: a scalar sub-select of one expression, no FROM.
+        if n.kind() == K::PAREN_EXPR {
+            return n.children().any(|s| {
+                s.kind() == K::SELECT
+                    && child(&s, K::FROM_CLAUSE).is_none()
+                    && child(&s, K::WHERE_CLAUSE).is_none()
+                    && matches!(targets(&s).as_slice(), [t] if self.filters(t))
+            });
         }
         if n.kind() == K::CALL_EXPR {
             if let Some(exists) = child(&n, K::EXISTS_FN) {
@@ -485,6 +510,17 @@ mod tests {
         judge()
             .scoped(Some(expr), &[QualName::new("public", "docs")])
             .is_ok()
+    }
+
+    #[test]
+    fn a_check_compared_with_true_is_the_check() {
+        assert!(ok("is_tenant_member(tenant_id) = true"));
+        assert!(ok("true = is_tenant_member(tenant_id)"));
+        assert!(ok("is_tenant_member(tenant_id) is true"));
+        assert!(ok("(select is_tenant_member(tenant_id)) is true"));
+        assert!(!ok("is_tenant_member(tenant_id) = false"));
+        assert!(!ok("is_tenant_member(tenant_id) is not true"));
+        assert!(!ok("is_tenant_member(tenant_id) is false"));
     }
 
     #[test]

@@ -74,6 +74,27 @@ fn names(t: &Table) -> Vec<QualName> {
 /// BYPASSRLS or superuser (`Schema::bypass_roles`).
 pub const BYPASS_ROLES: [&str; 3] = ["service_role", "postgres", "supabase_admin"];
 
+/// Supabase's own schemas: their tables are the platform's, not the application's tenant
+/// tables, and are never judged as such.
+pub const PLATFORM_SCHEMAS: [&str; 11] = [
+    "auth",
+    "storage",
+    "realtime",
+    "extensions",
+    "vault",
+    "graphql",
+    "graphql_public",
+    "cron",
+    "net",
+    "supabase_functions",
+    "pgsodium",
+];
+
+/// Is the table one of the platform's?
+pub fn is_platform(name: &QualName) -> bool {
+    PLATFORM_SCHEMAS.contains(&name.schema.as_str())
+}
+
 /// Does the policy apply only to roles that bypass RLS anyway?
 fn for_bypass_roles_only(p: &Policy, bypass: &[String]) -> bool {
     !p.roles.is_empty()

@@ -218,6 +218,20 @@ fn a_policy_without_using_shows_no_rows() {
 }
 
 #[test]
+fn a_check_compared_with_true_scopes_like_the_check() {
+    expect(
+        "compared_with_true",
+        &[("public.docs", Protected, &[])],
+        &[],
+    );
+}
+
+#[test]
+fn tables_of_supabase_schemas_are_not_tenant_tables() {
+    expect("platform_schema", &[("public.docs", Protected, &[])], &[]);
+}
+
+#[test]
 fn an_open_policy_for_anon_is_judged_like_any_other() {
     expect(
         "anon_policy_open",
