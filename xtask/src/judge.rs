@@ -16,7 +16,7 @@ use crate::{
     },
     model::{Finding, LiveOutcome, MigrationEvidence, Severity, Source, Verdict},
     repo::Changes,
-    rules::{catalog::Rule, policy::Judge, tenant},
+    rules::{catalog::Rule, policy::Judge, tenant, trust},
     schema::Table,
 };
 
@@ -79,6 +79,24 @@ pub fn migrations(
             &judge,
             bypass,
         );
+
+        // The trust chain, over the history's tables as the live catalog (else the static
+        // reader) knows them.
+        let lookup = |name: &str| {
+            live.and_then(|l| {
+                l.schema
+                    .tables
+                    .values()
+                    .find(|t| t.name.to_string() == name)
+            })
+            .or_else(|| {
+                h.schema
+                    .tables
+                    .values()
+                    .find(|t| t.name.to_string() == name)
+            })
+        };
+        trust::apply(&mut out.tables, &mut out.findings, lookup, &judge, bypass);
 
         for (name, probe) in live.map(|l| l.probes.as_slice()).unwrap_or_default() {
             let (Some(report), Some(t)) = (

@@ -229,7 +229,7 @@ catalogue! {
     },
     TenantSourceWritable => {
         id: "tenant-source-writable", severity: Error, item: Some("rls"), live: true,
-        origin: Contract, planned: true,
+        origin: Contract, planned: false,
         summary: "A policy trusts a tenant source users can write",
         description: "A policy decides the tenant from a table or function that a user can write to for another tenant (a membership table whose INSERT lets anyone add themself to any tenant): every table relying on it is not isolated.",
         help: "Scope the INSERT and UPDATE policies of the membership table so a user cannot add themself to another tenant.",

@@ -78,7 +78,7 @@ impl Judge {
             return hit.clone();
         }
         let consulted = Cell::new(false);
-        let result = self.judge_text(expr, names, &consulted);
+        let result = self.judge_text(expr, names, &consulted, true);
         if !consulted.get() {
             self.cache
                 .lock()
@@ -88,11 +88,39 @@ impl Judge {
         result
     }
 
+    /// Like [`Judge::scoped`] for a row being written to the membership table: keeping the
+    /// user to their own rows is not enough there (`with check (user_id = auth.uid())` lets
+    /// any user add themself to any tenant).
+    pub fn scoped_for_membership_write(
+        &self,
+        expr: Option<&str>,
+        names: &[QualName],
+    ) -> Result<(), String> {
+        let Some(expr) = expr else {
+            return Err("no expression: every row passes".into());
+        };
+        self.judge_text(expr, names, &Cell::new(false), false)
+    }
+
+    /// The configured membership table.
+    pub fn membership(&self) -> &QualName {
+        &self.membership
+    }
+
+    /// Does the expression call a configured check function (which decides membership)?
+    pub fn calls_check_function(&self, expr: &str) -> bool {
+        let words = sql::words(expr);
+        self.checks
+            .iter()
+            .any(|f| f.last().is_some_and(|name| words.contains(name)))
+    }
+
     fn judge_text(
         &self,
         expr: &str,
         names: &[QualName],
         consulted: &Cell<bool>,
+        own_membership: bool,
     ) -> Result<(), String> {
         if sql::too_deep(expr).is_some() {
             return Err(format!("`{}` nests too deep to judge", short(expr)));
@@ -122,6 +150,7 @@ impl Judge {
         let cx = Cx {
             judge: self,
             names,
+            own_membership,
             consulted,
         };
         if cx.filters(&node) {
@@ -157,6 +186,9 @@ fn short(expr: &str) -> String {
 struct Cx<'a> {
     judge: &'a Judge,
     names: &'a [QualName],
+    /// Does `user_id = auth.uid()` on the membership table count as scoped? For reading
+    /// one's own membership rows it does; for writing them it does not (the self-join hole).
+    own_membership: bool,
     /// Set when the answer depended on `names` (it cannot be reused for another table).
     consulted: &'a Cell<bool>,
 }
@@ -416,7 +448,8 @@ impl Cx<'_> {
     /// any other table it does not (a user's rows can span tenants).
     fn own_membership(&self, l: &SyntaxNode, r: &SyntaxNode) -> bool {
         self.consulted.set(true);
-        self.names.contains(&self.judge.membership)
+        self.own_membership
+            && self.names.contains(&self.judge.membership)
             && ((self.is_user_column(l) && self.is_user(r))
                 || (self.is_user_column(r) && self.is_user(l)))
     }

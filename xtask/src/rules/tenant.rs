@@ -96,7 +96,7 @@ pub fn is_platform(name: &QualName) -> bool {
 }
 
 /// Does the policy apply only to roles that bypass RLS anyway?
-fn for_bypass_roles_only(p: &Policy, bypass: &[String]) -> bool {
+pub fn for_bypass_roles_only(p: &Policy, bypass: &[String]) -> bool {
     !p.roles.is_empty()
         && p.roles
             .iter()
@@ -106,7 +106,7 @@ fn for_bypass_roles_only(p: &Policy, bypass: &[String]) -> bool {
 /// Does a permissive policy let `cmd` through at all? A clause Postgres has no expression for
 /// grants nothing: no USING shows no row to select, update or delete; no WITH CHECK (and no
 /// USING to fall back on) accepts no new row.
-fn grants(p: &Policy, cmd: Command) -> bool {
+pub fn grants(p: &Policy, cmd: Command) -> bool {
     let exprs = p.exprs_for(cmd);
     match cmd {
         Command::Insert => exprs.iter().any(|(_, e)| e.is_some()),

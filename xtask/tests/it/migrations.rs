@@ -231,6 +231,50 @@ fn tables_of_supabase_schemas_are_not_tenant_tables() {
     expect("platform_schema", &[("public.docs", Protected, &[])], &[]);
 }
 
+/// The trust chain: three tables scoped through the membership table are open when a user
+/// can write a membership row for another tenant.
+#[test]
+fn a_writable_membership_table_opens_every_table_that_trusts_it() {
+    for case in [
+        "membership_self_join",
+        "membership_open_insert",
+        "membership_update_hop",
+    ] {
+        let ev = expect(
+            case,
+            &[
+                ("public.invoices", Unprotected, &["tenant-source-writable"]),
+                ("public.notes", Unprotected, &["tenant-source-writable"]),
+                ("public.projects", Unprotected, &["tenant-source-writable"]),
+                (
+                    "public.tenant_members",
+                    Unprotected,
+                    if case == "membership_open_insert" {
+                        &["policy-not-tenant-scoped", "tenant-source-writable"]
+                    } else {
+                        &["tenant-source-writable"]
+                    },
+                ),
+            ],
+            &[],
+        );
+        let f = ev
+            .findings
+            .iter()
+            .find(|f| {
+                f.rule == "tenant-source-writable" && f.table.as_deref() == Some("public.invoices")
+            })
+            .unwrap();
+        assert!(
+            f.message.contains("trusts public.tenant_members") && f.message.contains("0001.sql:"),
+            "{case}: {}",
+            f.message
+        );
+    }
+    // The membership fixture trusts a membership table it does not define: nothing to say.
+    expect("membership", &[("public.docs", Protected, &[])], &[]);
+}
+
 #[test]
 fn an_open_policy_for_anon_is_judged_like_any_other() {
     expect(

@@ -1,0 +1,137 @@
+//! The trust chain: a policy is only as strong as what it trusts to know the tenant. A table
+//! whose policies read the membership table (directly, or through a configured check
+//! function) is open to any user who can write a membership row for another tenant — the
+//! self-join hole (`with check (user_id = auth.uid())` on the membership table's INSERT, an
+//! UPDATE that lets a member move their row to another tenant, or RLS off).
+
+use crate::{
+    model::{Finding, Severity, TableReport, Verdict},
+    schema::{Command, Origin, Policy, QualName, Table},
+};
+
+use super::{catalog::Rule, policy::Judge, tenant};
+
+/// How a user can write a membership row for another tenant: the words for the message and
+/// where it is written.
+pub struct Hole {
+    pub how: String,
+    pub origin: Origin,
+}
+
+/// Can a signed-in user write a row of the membership table for another tenant?
+pub fn membership_hole(m: &Table, judge: &Judge, bypass: &[String]) -> Option<Hole> {
+    if !m.rls.on {
+        return Some(Hole {
+            how: format!("row level security is off on {}: any user with table grants can add themself to any tenant", m.name),
+            origin: m.rls.origin.clone().unwrap_or_else(|| m.origin.clone()),
+        });
+    }
+    let names = [m.name.clone()];
+    for p in m
+        .policies
+        .iter()
+        .filter(|p| p.permissive && !tenant::for_bypass_roles_only(p, bypass))
+    {
+        for cmd in [Command::Insert, Command::Update] {
+            if !p.command.covers(cmd) || !tenant::grants(p, cmd) {
+                continue;
+            }
+            let check = p
+                .exprs_for(cmd)
+                .into_iter()
+                .rev()
+                .map(|(_, e)| e)
+                .next()
+                .flatten();
+            if let Err(why) = judge.scoped_for_membership_write(check, &names) {
+                return Some(Hole {
+                    how: format!(
+                        "its {} policy \"{}\" accepts rows for any tenant (WITH CHECK {}): a user can add themself to another tenant",
+                        cmd.as_str().to_uppercase(),
+                        p.name,
+                        match check {
+                            Some(_) => why,
+                            None => "none".into(),
+                        }
+                    ),
+                    origin: p.origin.clone(),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Does the policy decide the tenant from the membership table?
+fn trusts(p: &Policy, m: &QualName, judge: &Judge) -> bool {
+    let live = p
+        .uses
+        .as_ref()
+        .is_some_and(|u| u.relations.iter().any(|r| *r == m.to_string()));
+    live || [p.using.as_deref(), p.with_check.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|e| crate::sql::words(e).contains(&m.name) || judge.calls_check_function(e))
+}
+
+/// Mark every judged table whose policies trust a writable membership table: unprotected,
+/// with the chain in the message. `lookup` finds a table of the history by its name as
+/// reported (`public.docs`).
+pub fn apply<'t>(
+    reports: &mut [TableReport],
+    findings: &mut Vec<Finding>,
+    lookup: impl Fn(&str) -> Option<&'t Table>,
+    judge: &Judge,
+    bypass: &[String],
+) {
+    let m_name = judge.membership().clone();
+    let Some(m) = lookup(&m_name.to_string()) else {
+        return;
+    };
+    let Some(hole) = membership_hole(m, judge, bypass) else {
+        return;
+    };
+    for report in reports.iter_mut() {
+        if report.verdict == Verdict::Exempt {
+            continue;
+        }
+        let Some(t) = lookup(&report.name) else {
+            continue;
+        };
+        let at_hole = format!("{}:{}", hole.origin.path, hole.origin.line);
+        if t.name == m_name {
+            report.verdict = Verdict::Unprotected;
+            findings.push(
+                Finding::new(
+                    Rule::TenantSourceWritable,
+                    Severity::Error,
+                    format!("{m_name} is the membership table every tenant check trusts, and {} ({at_hole})", hole.how),
+                )
+                .at(hole.origin.path.clone(), Some(hole.origin.line))
+                .on_table(report.name.clone()),
+            );
+            continue;
+        }
+        let Some(p) = t
+            .policies
+            .iter()
+            .filter(|p| p.permissive && !tenant::for_bypass_roles_only(p, bypass))
+            .find(|p| trusts(p, &m_name, judge))
+        else {
+            continue;
+        };
+        report.verdict = Verdict::Unprotected;
+        findings.push(
+            Finding::new(
+                Rule::TenantSourceWritable,
+                Severity::Error,
+                format!(
+                    "{} trusts {m_name} (policy \"{}\"), and {m_name} is writable for other tenants: {} ({at_hole}); every row of {} is open to a user who joins another tenant",
+                    t.name, p.name, hole.how, t.name
+                ),
+            )
+            .at(p.origin.path.clone(), Some(p.origin.line))
+            .on_table(report.name.clone()),
+        );
+    }
+}
