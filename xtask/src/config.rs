@@ -45,6 +45,25 @@ pub struct Tenancy {
     pub check_functions: Vec<String>,
     /// Tables that need no tenant isolation, each with the reason shown in the report.
     pub exempt_tables: Vec<Exemption>,
+    /// Tables whose tenancy differs from the rest (`[[tenancy.tables]]`), each with a reason.
+    pub tables: Vec<TableTenancy>,
+}
+
+/// One table's own tenancy: another tenant column, scoped by its owner, or readable by every
+/// signed-in user by design (writes still scoped). The reason is shown in the handover.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableTenancy {
+    /// `public.invoices`, or `invoices` for the `public` schema.
+    pub table: String,
+    /// Its tenant column, when not `[tenancy] column`.
+    pub column: Option<String>,
+    /// Scoped by its owner: policies compare this column with the current user
+    /// (`user_id = auth.uid()`); it plays the tenant column's part.
+    pub owner_column: Option<String>,
+    /// SELECT is open to every signed-in user by design; INSERT, UPDATE, DELETE must be scoped.
+    pub public_read: bool,
+    pub reason: String,
 }
 
 impl Default for Tenancy {
@@ -60,6 +79,7 @@ impl Default for Tenancy {
             settings: Vec::new(),
             check_functions: Vec::new(),
             exempt_tables: Vec::new(),
+            tables: Vec::new(),
         }
     }
 }
@@ -372,6 +392,26 @@ impl Config {
         for e in self.tenancy.exempt_tables.iter().chain(&self.routes.exempt) {
             if e.reason.trim().is_empty() {
                 return Err(format!("exemption `{}` needs a reason", e.name));
+            }
+        }
+        for t in &self.tenancy.tables {
+            if t.table.trim().is_empty() {
+                return Err("[[tenancy.tables]]: `table` is required".into());
+            }
+            if t.reason.trim().is_empty() {
+                return Err(format!("[[tenancy.tables]] `{}` needs a reason", t.table));
+            }
+            if t.column.is_some() && t.owner_column.is_some() {
+                return Err(format!(
+                    "[[tenancy.tables]] `{}`: give `column` or `owner_column`, not both",
+                    t.table
+                ));
+            }
+            if t.column.is_none() && t.owner_column.is_none() && !t.public_read {
+                return Err(format!(
+                    "[[tenancy.tables]] `{}`: say what differs (`column`, `owner_column` or `public_read = true`)",
+                    t.table
+                ));
             }
         }
         Ok(())

@@ -155,6 +155,9 @@ pub struct Table {
     pub unverified: Vec<Doubt>,
     /// Files (repository paths) whose statements created or changed this table.
     pub touched_by: Vec<String>,
+    /// Can `anon` or `authenticated` reach it at all (any table privilege)? Known live only
+    /// (`has_table_privilege`); `None` from the static reader.
+    pub exposed: Option<bool>,
 }
 
 impl Table {
@@ -170,6 +173,7 @@ impl Table {
             policies: Vec::new(),
             unverified: Vec::new(),
             touched_by: Vec::new(),
+            exposed: None,
         }
     }
 

@@ -28,6 +28,8 @@ use crate::{
 pub struct Judge {
     cache: Mutex<HashMap<String, Result<(), String>>>,
     column: String,
+    /// Tables with their own tenancy: (name, column, scoped by owner, public read).
+    tables: Vec<(QualName, String, bool, bool)>,
     sources: Vec<Vec<String>>,
     users: Vec<Vec<String>>,
     checks: Vec<Vec<String>>,
@@ -43,6 +45,18 @@ impl Judge {
         Judge {
             cache: Mutex::new(HashMap::new()),
             column: fold(&t.column),
+            tables: t
+                .tables
+                .iter()
+                .map(|tt| {
+                    let (col, owner) = match (&tt.column, &tt.owner_column) {
+                        (_, Some(o)) => (fold(o), true),
+                        (Some(c), None) => (fold(c), false),
+                        (None, None) => (fold(&t.column), false),
+                    };
+                    (QualName::from_config(&tt.table), col, owner, tt.public_read)
+                })
+                .collect(),
             sources: fns(&t.source_functions),
             users: fns(&t.user_functions),
             checks: fns(&t.check_functions),
@@ -53,15 +67,35 @@ impl Judge {
         }
     }
 
+    /// The configured tenant column (of tables without their own tenancy).
     pub fn column(&self) -> &str {
         &self.column
+    }
+
+    /// The table's own tenancy, if config gives one.
+    fn own(&self, names: &[QualName]) -> Option<&(QualName, String, bool, bool)> {
+        self.tables.iter().find(|t| names.contains(&t.0))
+    }
+
+    /// The column that carries the tenant of this table (its owner column for a table scoped
+    /// by its owner), and whether it is an owner column.
+    pub fn column_for(&self, names: &[QualName]) -> (&str, bool) {
+        match self.own(names) {
+            Some((_, col, owner, _)) => (col, *owner),
+            None => (&self.column, false),
+        }
+    }
+
+    /// Is SELECT open by design on this table?
+    pub fn public_read(&self, names: &[QualName]) -> bool {
+        self.own(names).is_some_and(|t| t.3)
     }
 
     /// The columns of its own table a scoped policy must read (as Postgres records the use in
     /// `pg_depend`): the tenant column, or on the membership table its user column too (a
     /// policy keeping users to their own membership rows).
     pub fn scoping_columns(&self, names: &[QualName]) -> Vec<&str> {
-        let mut cols = vec![self.column.as_str()];
+        let mut cols = vec![self.column_for(names).0];
         if names.contains(&self.membership) {
             cols.push(&self.member_user);
         }
@@ -74,7 +108,10 @@ impl Judge {
         let Some(expr) = expr else {
             return Err("no expression: every row passes".into());
         };
-        if let Some(hit) = self.cache.lock().expect("judge cache").get(expr) {
+        // The answer depends on the table's tenancy: part of the key.
+        let (column, owner) = self.column_for(names);
+        let key = format!("{column}\u{0}{owner}\u{0}{expr}");
+        if let Some(hit) = self.cache.lock().expect("judge cache").get(&key) {
             return hit.clone();
         }
         let consulted = Cell::new(false);
@@ -83,7 +120,7 @@ impl Judge {
             self.cache
                 .lock()
                 .expect("judge cache")
-                .insert(expr.to_string(), result.clone());
+                .insert(key, result.clone());
         }
         result
     }
@@ -147,9 +184,12 @@ impl Judge {
         if node.kind() != K::PAREN_EXPR || !whole {
             return Err(bad());
         }
+        let (column, owner) = self.column_for(names);
         let cx = Cx {
             judge: self,
             names,
+            column,
+            owner,
             own_membership,
             consulted,
         };
@@ -157,9 +197,13 @@ impl Judge {
             Ok(())
         } else {
             Err(format!(
-                "`{}` does not compare {} with a tenant source",
+                "`{}` does not compare {column} with {}",
                 short(expr),
-                self.column
+                if owner {
+                    "the current user"
+                } else {
+                    "a tenant source"
+                }
             ))
         }
     }
@@ -186,6 +230,10 @@ fn short(expr: &str) -> String {
 struct Cx<'a> {
     judge: &'a Judge,
     names: &'a [QualName],
+    /// This table's tenant column (or owner column).
+    column: &'a str,
+    /// Scoped by its owner: the column is compared with the current user.
+    owner: bool,
     /// Does `user_id = auth.uid()` on the membership table count as scoped? For reading
     /// one's own membership rows it does; for writing them it does not (the self-join hole).
     own_membership: bool,
@@ -291,9 +339,7 @@ impl Cx<'_> {
     fn is_column(&self, n: &SyntaxNode) -> bool {
         let n = strip(n.clone());
         match n.kind() {
-            K::NAME_REF => name_parts(&n)
-                .last()
-                .is_some_and(|c| *c == self.judge.column),
+            K::NAME_REF => name_parts(&n).last().is_some_and(|c| *c == self.column),
             K::FIELD_EXPR => self.is_qualified_column(&n),
             _ => false,
         }
@@ -303,11 +349,9 @@ impl Cx<'_> {
         self.consulted.set(true);
         let parts = name_parts(n);
         match parts.as_slice() {
-            [table, col] => {
-                *col == self.judge.column && self.names.iter().any(|q| q.name == *table)
-            }
+            [table, col] => *col == self.column && self.names.iter().any(|q| q.name == *table),
             [schema, table, col] => {
-                *col == self.judge.column
+                *col == self.column
                     && self
                         .names
                         .iter()
@@ -318,6 +362,9 @@ impl Cx<'_> {
     }
 
     fn is_source(&self, n: &SyntaxNode) -> bool {
+        if self.owner {
+            return self.is_user(n);
+        }
         let n = strip(n.clone());
         match n.kind() {
             K::CALL_EXPR => {

@@ -50,7 +50,7 @@ pub fn judge<'t>(
         findings: Vec::new(),
     };
     for (t, source) in tables {
-        let (report, findings) = one(t, judge, exemption(&t.name, tenancy), source, bypass);
+        let (report, findings) = one(t, judge, tenancy, source, bypass);
         out.tables.push(report);
         out.findings.extend(findings);
     }
@@ -93,6 +93,29 @@ pub const PLATFORM_SCHEMAS: [&str; 11] = [
 /// Is the table one of the platform's?
 pub fn is_platform(name: &QualName) -> bool {
     PLATFORM_SCHEMAS.contains(&name.schema.as_str())
+}
+
+/// What `[[tenancy.tables]]` says of the table, for the handover: how it is scoped and why.
+fn own_tenancy(name: &QualName, tenancy: &Tenancy) -> Option<String> {
+    let t = tenancy
+        .tables
+        .iter()
+        .find(|t| QualName::from_config(&t.table) == *name)?;
+    let mut how = Vec::new();
+    if let Some(c) = &t.column {
+        how.push(format!("tenant column `{c}`"));
+    }
+    if let Some(c) = &t.owner_column {
+        how.push(format!("scoped by its owner `{c}`"));
+    }
+    if t.public_read {
+        how.push("SELECT open to every signed-in user by design".to_string());
+    }
+    Some(format!(
+        "per-table tenancy: {} ({})",
+        how.join(", "),
+        t.reason
+    ))
 }
 
 /// Does the policy apply only to roles that bypass RLS anyway?
@@ -164,13 +187,15 @@ fn narrowed_by_restrictive(
 fn one(
     t: &Table,
     judge: &Judge,
-    exemption: Option<String>,
+    tenancy: &Tenancy,
     source: Source,
     bypass: &[String],
 ) -> (TableReport, Vec<Finding>) {
-    let col = judge.column();
+    let exemption = exemption(&t.name, tenancy);
     let names = names(t);
+    let (col, _owner) = judge.column_for(&names);
     let tenant = t.column(col);
+    let public_read = judge.public_read(&names);
     let mut findings = Vec::new();
 
     // For each policy, the commands it leaves open and why (judged once, used twice). A
@@ -184,6 +209,8 @@ fn one(
                 .filter(|c| p.command.covers(*c))
                 .filter_map(|c| unscoped_for(p, c, judge, &names).map(|why| (c, why)))
                 .filter(|(c, _)| !p.permissive || !narrowed_by_restrictive(p, *c, t, judge, &names))
+                // SELECT open to every signed-in user by design (config, with a reason).
+                .filter(|(c, _)| !(public_read && *c == Command::Select))
                 .map(|(c, why)| (c.as_str(), why))
                 .collect()
         })
@@ -227,6 +254,7 @@ fn one(
         report.reason = Some(reason);
         return (report, findings);
     }
+    report.reason = own_tenancy(&t.name, tenancy);
 
     match tenant {
         None => findings.push(at(
@@ -250,6 +278,27 @@ fn one(
         Some(_) => {}
     }
 
+    if !t.rls.on && t.exposed == Some(false) {
+        // No client role has any privilege on it: nothing reaches it but the service role
+        // and the owner. Not an open table; RLS would still be the safer default.
+        let origin = t.rls.origin.as_ref().unwrap_or(&t.origin);
+        findings.push(at(
+            Finding::new(
+                Rule::RlsNotEnabled,
+                Severity::Warning,
+                format!("row level security on {} is off, but anon and authenticated have no privileges on it (not exposed to clients, checked live); enable RLS before granting it to any client role", t.name),
+            ),
+            origin,
+            &t.name,
+        ));
+        report.reason = Some("not exposed: no client role has privileges on it".into());
+        report.verdict = if t.unverified.is_empty() {
+            Verdict::Protected
+        } else {
+            Verdict::Unverified
+        };
+        return (report, findings);
+    }
     if !t.rls.on {
         let (origin, how) = match &t.rls.origin {
             Some(o) => (o, "is disabled here"),

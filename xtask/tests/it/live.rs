@@ -226,6 +226,38 @@ fn an_error_the_static_reader_tolerates_is_caught_live_at_its_line() {
     );
 }
 
+/// A table with RLS off that no client role can reach (the history revoked every grant) is
+/// not an open table: a warning, verdict protected, "not exposed" — known only live.
+#[test]
+fn a_table_no_client_can_reach_is_not_exposed() {
+    if !postgres_here() {
+        return;
+    }
+    let rel = "supabase/migrations/20250201000000_internal.sql";
+    let sql = "create table public.job_queue (id bigint primary key, tenant_id uuid not null references public.tenants (id), payload jsonb);\ncreate index on public.job_queue (tenant_id);\nrevoke all on public.job_queue from anon, authenticated;\n";
+    let t = example_with("not-exposed", &[(rel, sql)]);
+    let (_, json) = verify(t.path(), &["--live", "on"]);
+    let q = table(&json, "public.job_queue");
+    assert_eq!(q["verdict"], "protected", "{q:#}");
+    assert_eq!(q["source"], "live", "{q:#}");
+    let f: Vec<_> = findings(&json, "rls-not-enabled")
+        .into_iter()
+        .filter(|f| f["table"] == "public.job_queue")
+        .collect();
+    assert_eq!(f.len(), 1, "{json:#}");
+    assert_eq!(f[0]["severity"], "warning", "{:#}", f[0]);
+    assert!(f[0]["message"].as_str().unwrap().contains("not exposed"));
+
+    // The same table with its grants left in place is an open table.
+    let sql = sql.replace(
+        "revoke all on public.job_queue from anon, authenticated;\n",
+        "",
+    );
+    let t = example_with("exposed", &[(rel, &sql)]);
+    let (_, json) = verify(t.path(), &["--live", "on"]);
+    assert_eq!(table(&json, "public.job_queue")["verdict"], "unprotected");
+}
+
 /// Databases, roles and every object of every schema: what "left as found" compares.
 fn snapshot(url: &str) -> Vec<String> {
     let mut c = url

@@ -276,6 +276,76 @@ fn a_writable_membership_table_opens_every_table_that_trusts_it() {
 }
 
 #[test]
+fn tables_with_their_own_tenancy() {
+    let mut config = config_for("per_table_tenancy");
+    config.tenancy.tables = Config::parse(
+        r#"
+[[tenancy.tables]]
+table = "profiles"
+owner_column = "user_id"
+reason = "each user's own profile"
+[[tenancy.tables]]
+table = "public.plans"
+column = "org_id"
+public_read = true
+reason = "the price list every member sees"
+[[tenancy.tables]]
+table = "prices"
+column = "org_id"
+public_read = true
+reason = "readable by all"
+"#,
+    )
+    .unwrap()
+    .tenancy
+    .tables;
+    let ev = run("per_table_tenancy", &config, &Changes::all());
+    let (got, _) = summary(&ev);
+    assert_eq!(
+        got,
+        [
+            ("public.plans".to_string(), Protected, vec![]),
+            (
+                "public.prices".to_string(),
+                Unprotected,
+                vec!["policy-not-tenant-scoped"]
+            ),
+            ("public.profiles".to_string(), Protected, vec![]),
+        ],
+        "{:#?}",
+        ev.findings
+    );
+    let plans = ev.tables.iter().find(|t| t.name == "public.plans").unwrap();
+    assert!(
+        plans
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("the price list every member sees"),
+        "{:?}",
+        plans.reason
+    );
+    // Without the per-table config the same history is judged by the defaults.
+    let ev = run(
+        "per_table_tenancy",
+        &config_for("per_table_tenancy"),
+        &Changes::all(),
+    );
+    assert!(ev.tables.iter().all(|t| t.verdict == Unprotected));
+}
+
+#[test]
+fn per_table_tenancy_needs_a_reason_and_one_meaning() {
+    for bad in [
+        "[[tenancy.tables]]\ntable = \"a\"\ncolumn = \"org_id\"\n",
+        "[[tenancy.tables]]\ntable = \"a\"\nreason = \"r\"\n",
+        "[[tenancy.tables]]\ntable = \"a\"\ncolumn = \"x\"\nowner_column = \"y\"\nreason = \"r\"\n",
+    ] {
+        assert!(Config::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn an_open_policy_for_anon_is_judged_like_any_other() {
     expect(
         "anon_policy_open",

@@ -47,8 +47,12 @@ pub fn read(
 ) -> Result<Schema, postgres::Error> {
     let oids: Vec<u32> = tables.keys().copied().collect();
     let mut by_oid: HashMap<u32, Table> = HashMap::new();
+    // Exposure: can a client role reach the table at all (after the history's REVOKEs)?
     let rows = client.query(
-        "select c.oid, c.relrowsecurity, c.relforcerowsecurity from pg_catalog.pg_class c where c.oid = any($1)",
+        "select c.oid, c.relrowsecurity, c.relforcerowsecurity, \
+           coalesce((select bool_or(has_table_privilege(r.oid, c.oid, 'select,insert,update,delete')) \
+                     from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated')), true) \
+         from pg_catalog.pg_class c where c.oid = any($1)",
         &[&oids],
     )?;
     for r in rows {
@@ -65,6 +69,7 @@ pub fn read(
             origin: Some(o.clone()),
         };
         t.touch(&o.path);
+        t.exposed = Some(r.get(3));
         by_oid.insert(oid, t);
     }
 
