@@ -307,7 +307,10 @@ impl Cx<'_> {
                             || (self.is_column(r) && self.is_source(l))
                             || self.own_membership(l, r)
                     }
-                    Some(K::IN_KW) => return self.is_column(l) && self.is_source(r),
+                    Some(K::IN_KW) => {
+                        return (self.is_column(l) && self.is_source(r))
+                            || (self.is_own_column(l) && self.parent_select(r))
+                    }
                     _ => return false,
                 }
             }
@@ -324,9 +327,9 @@ impl Cx<'_> {
         }
         if n.kind() == K::CALL_EXPR {
             if let Some(exists) = child(&n, K::EXISTS_FN) {
-                return exists
-                    .children()
-                    .any(|s| s.kind() == K::SELECT && self.membership_exists(&s));
+                return exists.children().any(|s| {
+                    s.kind() == K::SELECT && (self.membership_exists(&s) || self.parent_exists(&s))
+                });
             }
             if self.callee_in(&n, &self.judge.checks) {
                 return args(&n).iter().any(|a| self.is_column(a));
@@ -453,6 +456,101 @@ impl Cx<'_> {
             }
         }
         links && self.where_is_current_user(select, None)
+    }
+
+    /// A column of this table, by name (`project_id`, `tasks.project_id`): the link to a parent.
+    fn is_own_column(&self, n: &SyntaxNode) -> bool {
+        let n = strip(n.clone());
+        match n.kind() {
+            K::NAME_REF => true,
+            K::FIELD_EXPR => {
+                self.consulted.set(true);
+                let parts = name_parts(&n);
+                parts.len() >= 2 && self.names.iter().any(|q| q.name == parts[parts.len() - 2])
+            }
+            _ => false,
+        }
+    }
+
+    /// The parent of a child table, scoped in its own right: a sub-select of one relation
+    /// (not this table, not the membership table) whose WHERE keeps the parent's rows to the
+    /// tenant, judged with the parent's own tenancy. `(names, where)`.
+    fn parent_scope(&self, select: &SyntaxNode) -> Option<(Vec<QualName>, SyntaxNode)> {
+        let from = child(select, K::FROM_CLAUSE)?;
+        let items: Vec<_> = from.children().collect();
+        let [item] = items.as_slice() else {
+            return None;
+        };
+        if item.kind() != K::RELATION_FROM_ITEM {
+            return None;
+        }
+        let parent = child(item, K::RELATION_NAME_REF).and_then(|r| qual_name(&r))?;
+        if parent == self.judge.membership || self.names.contains(&parent) {
+            return None;
+        }
+        let mut names = vec![parent.clone()];
+        if let Some(alias) = child(item, K::FROM_ALIAS)
+            .and_then(|a| child(&a, K::TABLE_ALIAS))
+            .map(|a| crate::sql::fold_ident(a.text().to_string().trim()))
+        {
+            names.push(QualName::new(parent.schema.clone(), alias));
+        }
+        let w = child(select, K::WHERE_CLAUSE).and_then(|w| w.children().next())?;
+        Some((names, w))
+    }
+
+    /// Does `w` keep the parent's rows to the tenant (a nested judgement with its tenancy)?
+    fn parent_filters(&self, names: &[QualName], w: &SyntaxNode) -> bool {
+        self.consulted.set(true);
+        let (column, owner) = self.judge.column_for(names);
+        let inner = Cx {
+            judge: self.judge,
+            names,
+            column,
+            owner,
+            own_membership: false,
+            consulted: self.consulted,
+        };
+        inner.filters(w)
+    }
+
+    /// `parent_id IN (select id from parents where <parents scoped>)`.
+    fn parent_select(&self, n: &SyntaxNode) -> bool {
+        let n = strip(n.clone());
+        n.kind() == K::PAREN_EXPR
+            && n.children().any(|s| {
+                s.kind() == K::SELECT
+                    && targets(&s).len() == 1
+                    && self
+                        .parent_scope(&s)
+                        .is_some_and(|(names, w)| self.parent_filters(&names, &w))
+            })
+    }
+
+    /// `EXISTS (select 1 from parents p where p.id = child.parent_id and <p scoped>)`: one
+    /// conjunct links the parent to this row, the rest keep the parent to the tenant.
+    fn parent_exists(&self, select: &SyntaxNode) -> bool {
+        let Some((names, w)) = self.parent_scope(select) else {
+            return false;
+        };
+        let parts = conjuncts(&w);
+        let links = |c: &SyntaxNode| {
+            c.kind() == K::BIN_EXPR
+                && bin_op(c) == Some(K::EQ)
+                && c.children().map(strip).any(|side| {
+                    side.kind() == K::FIELD_EXPR && {
+                        let p = name_parts(&side);
+                        p.len() >= 2 && self.names.iter().any(|q| q.name == p[p.len() - 2])
+                    }
+                })
+        };
+        let Some(link) = parts.iter().position(links) else {
+            return false;
+        };
+        parts
+            .iter()
+            .enumerate()
+            .any(|(i, c)| i != link && self.parent_filters(&names, c))
     }
 
     /// `FROM tenant_members [alias]`, one relation, no joins.
@@ -590,6 +688,27 @@ mod tests {
         judge()
             .scoped(Some(expr), &[QualName::new("public", "docs")])
             .is_ok()
+    }
+
+    #[test]
+    fn child_tables_scoped_through_their_parent() {
+        let j = judge();
+        let tasks = [QualName::new("public", "tasks")];
+        let ok = |e: &str| j.scoped(Some(e), &tasks).is_ok();
+        assert!(ok(
+            "project_id in (select id from projects where tenant_id = get_current_tenant_id())"
+        ));
+        assert!(ok("exists (select 1 from public.projects p where p.id = tasks.project_id and p.tenant_id = get_current_tenant_id())"));
+        assert!(ok("exists (select 1 from projects p where p.id = tasks.project_id and p.tenant_id in (select tenant_id from tenant_members where user_id = auth.uid()))"));
+        // The parent sub-select must itself be scoped, and linked to this row.
+        assert!(!ok("project_id in (select id from projects)"));
+        assert!(!ok("project_id in (select id from projects where true)"));
+        assert!(!ok(
+            "exists (select 1 from projects p where p.tenant_id = get_current_tenant_id())"
+        ));
+        assert!(!ok(
+            "exists (select 1 from projects p where p.id = tasks.project_id)"
+        ));
     }
 
     #[test]

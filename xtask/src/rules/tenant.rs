@@ -148,7 +148,9 @@ fn unscoped_for(p: &Policy, cmd: Command, judge: &Judge, names: &[QualName]) -> 
     // tenant column of its table cannot filter on it, whatever its text seems to say.
     if let Some(uses) = &p.uses {
         let needed = judge.scoping_columns(names);
-        if !uses.columns.iter().any(|c| needed.contains(&c.as_str())) {
+        // A child scoped through its parent reads its link column and the parent table.
+        let through_parent = !uses.relations.is_empty() && !uses.columns.is_empty();
+        if !through_parent && !uses.columns.iter().any(|c| needed.contains(&c.as_str())) {
             return Some(format!(
                 "Postgres records no use of `{}` in this policy (pg_depend)",
                 needed.join("` or `")

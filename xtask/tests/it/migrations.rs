@@ -346,6 +346,23 @@ fn per_table_tenancy_needs_a_reason_and_one_meaning() {
 }
 
 #[test]
+fn child_tables_scoped_through_their_parent() {
+    expect(
+        "child_through_parent",
+        &[
+            (
+                "public.comments",
+                Unprotected,
+                &["policy-not-tenant-scoped"],
+            ),
+            ("public.projects", Protected, &[]),
+            ("public.tasks", Protected, &[]),
+        ],
+        &[],
+    );
+}
+
+#[test]
 fn an_open_policy_for_anon_is_judged_like_any_other() {
     expect(
         "anon_policy_open",
