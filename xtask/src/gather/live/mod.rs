@@ -347,7 +347,7 @@ fn apply_files(
     let before = catalog::table_oids(&mut s.c).map_err(|e| describe(&e).0)?;
     let present: Vec<String> = before
         .values()
-        .filter(|n| !["auth", "storage", "extensions"].contains(&n.schema.as_str()))
+        .filter(|n| !tenant::is_platform(n))
         .map(|n| n.to_string())
         .collect();
     if !present.is_empty() {
