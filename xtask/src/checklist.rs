@@ -189,6 +189,25 @@ fn rls(m: &MigrationEvidence, live: Live) -> Decided {
         );
     }
     let n = tables.len();
+    // Proved live means exercised by the isolation probe too: a table the probe could not
+    // exercise leaves the item unknown, with why.
+    let unprobed: Vec<String> = tables
+        .iter()
+        .filter_map(|t| match &t.probe {
+            Some(p) if p.status != "probed" => Some(format!("{} ({})", t.name, p.reason)),
+            _ => None,
+        })
+        .collect();
+    if matches!(m.live, LiveOutcome::Applied(_)) && !unprobed.is_empty() {
+        let refs: Vec<&str> = unprobed.iter().map(String::as_str).collect();
+        return (
+            Status::Unknown,
+            format!(
+                "RLS and policies hold, but the isolation probe could not exercise: {}",
+                names(&refs)
+            ),
+        );
+    }
     match (&m.live, live) {
         (LiveOutcome::Applied(how), _) => (
             Status::Pass,

@@ -14,7 +14,7 @@ use crate::{
         live::{probe::Probe, LiveEvidence},
         migrations::History,
     },
-    model::{Finding, LiveOutcome, MigrationEvidence, Severity, Source, Verdict},
+    model::{Finding, LiveOutcome, MigrationEvidence, ProbeReport, Severity, Source, Verdict},
     repo::Changes,
     rules::{catalog::Rule, policy::Judge, tenant, trust},
     schema::Table,
@@ -98,45 +98,76 @@ pub fn migrations(
         };
         trust::apply(&mut out.tables, &mut out.findings, lookup, &judge, bypass);
 
-        for (name, probe) in live.map(|l| l.probes.as_slice()).unwrap_or_default() {
-            let (Some(report), Some(t)) = (
-                out.tables.iter_mut().find(|r| r.name == name.to_string()),
-                live.and_then(|l| l.schema.tables.get(name)),
-            ) else {
-                continue;
-            };
-            if report.verdict == Verdict::Exempt || !report.tenant_column {
-                continue;
-            }
-            let at = |f: Finding| {
-                f.at(t.origin.path.clone(), Some(t.origin.line))
-                    .on_table(name.to_string())
-            };
-            match probe {
-                Probe::Isolated => {}
-                Probe::Leaks(leaks) => {
-                    report.verdict = Verdict::Unprotected;
-                    out.findings.push(at(Finding::new(
-                        Rule::PolicyNotTenantScoped,
-                        Severity::Error,
-                        format!(
-                            "live probe on {name}: {}; the policies let one tenant reach another's rows",
-                            leaks.join(", ")
-                        ),
-                    )));
+        if let Some(l) = live {
+            for report in out.tables.iter_mut().filter(|r| r.source == Source::Live) {
+                if report.verdict == Verdict::Exempt || !report.tenant_column {
+                    continue;
                 }
-                Probe::Skipped(why) => {
-                    let note = format!("live probe skipped: {why}");
-                    report.reason = Some(match report.reason.take() {
-                        Some(r) => format!("{r}; {note}"),
-                        None => note.clone(),
-                    });
-                    out.findings.push(at(Finding::new(
-                        Rule::LiveProbeSkipped,
-                        Severity::Info,
-                        format!("{name}: {note}"),
-                    )));
-                }
+                let probe = l
+                    .probes
+                    .iter()
+                    .find(|(n, _)| n.to_string() == report.name)
+                    .map(|(_, p)| p);
+                let (name, t) = match l
+                    .schema
+                    .tables
+                    .iter()
+                    .find(|(n, _)| n.to_string() == report.name)
+                {
+                    Some(found) => found,
+                    None => continue,
+                };
+                let at = |f: Finding| {
+                    f.at(t.origin.path.clone(), Some(t.origin.line))
+                        .on_table(name.to_string())
+                };
+                let identity =
+                    vec!["a member of tenant A (membership row and JWT claims)".to_string()];
+                report.probe = Some(match probe {
+                    Some(Probe::Isolated) => ProbeReport {
+                        status: "probed",
+                        reason: String::new(),
+                        identities: identity,
+                    },
+                    Some(Probe::Leaks(leaks)) => {
+                        report.verdict = Verdict::Unprotected;
+                        out.findings.push(at(Finding::new(
+                            Rule::PolicyNotTenantScoped,
+                            Severity::Error,
+                            format!(
+                                "live probe on {name}: {}; the policies let one tenant reach another's rows",
+                                leaks.join(", ")
+                            ),
+                        )));
+                        ProbeReport {
+                            status: "probed",
+                            reason: leaks.join(", "),
+                            identities: identity,
+                        }
+                    }
+                    Some(Probe::Skipped(why)) => {
+                        let note = format!("live probe skipped: {why}");
+                        report.reason = Some(match report.reason.take() {
+                            Some(r) => format!("{r}; {note}"),
+                            None => note.clone(),
+                        });
+                        out.findings.push(at(Finding::new(
+                            Rule::LiveProbeSkipped,
+                            Severity::Info,
+                            format!("{name}: {note}"),
+                        )));
+                        ProbeReport {
+                            status: "skipped",
+                            reason: why.clone(),
+                            identities: Vec::new(),
+                        }
+                    }
+                    None => ProbeReport {
+                        status: "not_run",
+                        reason: "the live check did not reach this table".into(),
+                        identities: Vec::new(),
+                    },
+                });
             }
         }
         ev.tables.extend(out.tables);

@@ -144,6 +144,20 @@ pub struct TableReport {
     /// Why the verdict is what it is (exemption reason, what could not be followed, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The isolation probe on this table (live only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeReport>,
+}
+
+/// `tables[].probe` of the contract: was the table exercised by the isolation probe?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeReport {
+    /// `probed`, `skipped` or `not_run`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The identities the probe acted as ("member of tenant A").
+    pub identities: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

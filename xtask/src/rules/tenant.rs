@@ -250,6 +250,7 @@ fn one(
         denied: Vec::new(),
         source,
         reason: None,
+        probe: None,
     };
     if let Some(reason) = exemption {
         report.verdict = Verdict::Exempt;

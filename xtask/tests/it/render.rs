@@ -39,6 +39,7 @@ fn table(name: &str, verdict: Verdict, rls: bool, scoped: bool) -> TableReport {
             uses: None,
         }],
         tenant_index: true,
+        probe: None,
         denied: vec![],
         source: Source::Static,
         reason: None,
