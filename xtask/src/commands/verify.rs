@@ -45,6 +45,7 @@ impl Target {
                         dir.display()
                     )));
                 }
+                repo::not_bare(dir)?;
                 Ok(Target {
                     root: dir.to_path_buf(),
                     display: dir.display().to_string(),

@@ -250,3 +250,132 @@ fn task_text_goes_nowhere_near_a_shell() {
         r.stderr
     );
 }
+
+#[test]
+fn a_default_base_that_cannot_be_found_is_exit_2_not_ready_for_review() {
+    // A repository whose only branch is not a default branch (as in a single-branch or
+    // detached CI checkout): nothing to compare with.
+    let t = git_repo("cli-nodefault", &[("README.md", "x\n")]);
+    git(t.path(), &["branch", "-q", "-m", "main", "feature"]);
+    write(
+        t.path(),
+        "supabase/migrations/0001.sql",
+        "create table public.t (id int primary key);\n",
+    );
+    git(t.path(), &["add", "-A"]);
+    git(t.path(), &["commit", "-q", "-m", "work"]);
+    let r = run(xtask(
+        t.path(),
+        &["verify", "--skip-commands", "--live", "off"],
+    ));
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.is_empty(), "no handover: {}", r.stdout);
+    for needed in ["--base <ref>", "git fetch origin", "fetch-depth: 0"] {
+        assert!(r.stderr.contains(needed), "{needed} missing: {}", r.stderr);
+    }
+    let r = run(xtask(t.path(), &["check-migrations"]));
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    // `--base HEAD` given explicitly: the uncommitted work, as asked.
+    let r = run(xtask(
+        t.path(),
+        &[
+            "verify",
+            "--base",
+            "HEAD",
+            "--skip-commands",
+            "--live",
+            "off",
+        ],
+    ));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // `--all` needs no base.
+    let (r, json) = run_json(xtask(
+        t.path(),
+        &[
+            "verify",
+            "--all",
+            "--skip-commands",
+            "--live",
+            "off",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(item(&json, "tenant_id")["status"], "fail");
+}
+
+#[test]
+fn git_variables_in_the_environment_do_not_redirect_the_repository() {
+    let checked = git_repo("cli-gitenv-checked", &[("README.md", "x\n")]);
+    write(
+        checked.path(),
+        "supabase/migrations/0001_checked.sql",
+        "create table public.checked (id int primary key);\n",
+    );
+    let decoy = git_repo("cli-gitenv-decoy", &[("README.md", "x\n")]);
+    write(decoy.path(), "decoy.txt", "nothing\n");
+    let decoy_git = decoy.path().join(".git");
+    let mut cmd = xtask(
+        checked.path(),
+        &[
+            "verify",
+            "--repo",
+            checked.path().to_str().unwrap(),
+            "--skip-commands",
+            "--live",
+            "off",
+            "--format",
+            "json",
+        ],
+    );
+    cmd.env("GIT_DIR", &decoy_git)
+        .env("GIT_WORK_TREE", decoy.path())
+        .env("GIT_INDEX_FILE", decoy_git.join("index"));
+    let (r, json) = run_json(cmd);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let changed: Vec<&str> = json["changed_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["supabase/migrations/0001_checked.sql"]);
+    assert_eq!(item(&json, "tenant_id")["status"], "fail");
+}
+
+#[test]
+fn a_file_name_that_is_not_utf8_is_named_and_does_not_stop_the_run() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = git_repo("cli-notutf8", &[("README.md", "x\n")]);
+    let name = std::ffi::OsStr::from_bytes(b"secret-\xff.env");
+    std::fs::write(t.path().join(name), "API_KEY=sk_live_0123456789abcdef\n").unwrap();
+    let (r, json) = run_json(xtask(
+        t.path(),
+        &[
+            "verify",
+            "--skip-commands",
+            "--live",
+            "off",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("secret-\u{FFFD}.env") && r.stderr.contains("not UTF-8"),
+        "{}",
+        r.stderr
+    );
+    let finding = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "secret-\u{FFFD}.env")
+        .unwrap_or_else(|| panic!("no finding names the file: {json:#}"));
+    assert_eq!(finding["rule"], "secret-scan-skipped", "{finding:#}");
+    assert!(
+        finding["message"].as_str().unwrap().contains("not UTF-8"),
+        "{finding:#}"
+    );
+}
