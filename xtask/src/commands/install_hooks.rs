@@ -155,7 +155,7 @@ pub fn install(hooks: &Path, text: &str, force: bool) -> anyhow::Result<String> 
         None => {}
     }
     std::fs::create_dir_all(hooks).with_context(|| format!("cannot create {}", hooks.display()))?;
-    crate::render::write_atomic(&hook, text.as_bytes())
+    crate::outfile::write_atomic(&hook, text.as_bytes())
         .with_context(|| format!("cannot write {}", hook.display()))?;
     ensure_executable(&hook)?;
     Ok(said)

@@ -379,3 +379,161 @@ fn a_file_name_that_is_not_utf8_is_named_and_does_not_stop_the_run() {
         "{finding:#}"
     );
 }
+
+/// `verify --report PATH` on a repository with one unprotected table (exit 1 when it runs).
+fn verify_report(t: &TempDir, report: &std::path::Path) -> Run {
+    run(xtask(
+        t.path(),
+        &[
+            "verify",
+            "--skip-commands",
+            "--live",
+            "off",
+            "--format",
+            "json",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    ))
+}
+
+#[test]
+fn a_report_path_that_is_not_a_regular_file_is_refused_before_the_run() {
+    use std::os::unix::fs::FileTypeExt;
+    let t = git_repo("cli-report-kinds", &[("README.md", "x\n")]);
+    let out = t.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+
+    // A FIFO: never replaced by a regular file (nor opened: no hang).
+    let fifo = out.join("fifo.json");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    // A symbolic link to a file that is not the report.
+    let victim = out.join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let link = out.join("link.json");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    // A socket, and a directory.
+    let sock = out.join("sock.json");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let dir = out.join("dir.json");
+    std::fs::create_dir(&dir).unwrap();
+
+    for (path, what) in [
+        (&fifo, "a FIFO"),
+        (&link, "a symbolic link"),
+        (&sock, "a socket"),
+        (&dir, "a directory"),
+    ] {
+        let r = verify_report(&t, path);
+        assert_eq!(r.code, 2, "{what}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(&format!("--report {}", path.display())) && r.stderr.contains(what),
+            "{what}: {}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("reading migrations"),
+            "{what}: refused before the run: {}",
+            r.stderr
+        );
+    }
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(std::fs::symlink_metadata(&sock)
+        .unwrap()
+        .file_type()
+        .is_socket());
+    assert!(dir.is_dir());
+
+    // A directory that does not exist: said before the run, not after it.
+    let r = verify_report(&t, &out.join("no/such/dir/report.json"));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no/such/dir"), "{}", r.stderr);
+    assert!(!r.stderr.contains("reading migrations"), "{}", r.stderr);
+}
+
+#[test]
+fn the_verdict_is_printed_even_when_the_report_cannot_be_written() {
+    // The lint command turns the report's path into a directory while the run goes on.
+    let t = git_repo(
+        "cli-report-late",
+        &[(
+            "xtask.toml",
+            "[commands]\nlint = [\"mkdir\", \"-p\", \"out/report.json/x\"]\ntest = [\"true\"]\n",
+        )],
+    );
+    let report = t.path().join("out/report.json");
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    let r = run(xtask(
+        t.path(),
+        &[
+            "verify",
+            "--live",
+            "off",
+            "--format",
+            "json",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("tenant_id") && r.stdout.contains("not applicable"),
+        "the compact verdict: {}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("cannot write the report to {}", report.display())),
+        "{}",
+        r.stderr
+    );
+    // Nothing left behind beside it.
+    let names: Vec<_> = std::fs::read_dir(report.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["report.json"]);
+}
+
+#[test]
+fn the_temporary_report_file_cannot_be_planted() {
+    // The old temporary name was `.NAME.PID.tmp`: anyone able to write in the directory could
+    // put a link there and have the report written through it. Plant every name a pid gives.
+    let t = TempDir::new("cli-report-tmp");
+    let victim = t.path().join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let report = t.path().join("report.json");
+    let tmp = t
+        .path()
+        .join(format!(".report.json.{}.tmp", std::process::id()));
+    std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+    xtask::outfile::write_atomic(&report, b"{}\n").unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "{}\n");
+    assert!(std::fs::symlink_metadata(&tmp)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let mut names: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            format!(".report.json.{}.tmp", std::process::id()),
+            "report.json".into(),
+            "victim.txt".into()
+        ]
+    );
+}
