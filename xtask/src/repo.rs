@@ -3,6 +3,7 @@
 
 use std::{
     ffi::OsStr,
+    os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     process::Command,
 };
@@ -62,13 +63,15 @@ impl Changes {
 /// The root of the git work tree that contains `dir`.
 pub fn toplevel(dir: &Path) -> Result<PathBuf, RepoError> {
     not_bare(dir)?;
-    let out = git(dir, ["rev-parse", "--show-toplevel"]).map_err(|e| {
+    let out = git_bytes(dir, ["rev-parse", "--show-toplevel"]).map_err(|e| {
         RepoError(format!(
             "{}: not inside a git work tree ({e}); pass --repo DIR",
             dir.display()
         ))
     })?;
-    Ok(PathBuf::from(out.trim_end()))
+    // The path as bytes: the directory a repository lives in need not be UTF-8.
+    let out = out.strip_suffix(b"\n").unwrap_or(&out);
+    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(out)))
 }
 
 /// Resolve the base: the given ref, else the merge base with the default branch (on the

@@ -537,3 +537,33 @@ fn the_temporary_report_file_cannot_be_planted() {
         ]
     );
 }
+
+#[test]
+fn a_repository_in_a_directory_whose_name_is_not_utf8_is_checked() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = TempDir::new("cli-notutf8-dir");
+    let dir = t.path().join(std::ffi::OsStr::from_bytes(b"work-\xfe"));
+    std::fs::create_dir(&dir).unwrap();
+    git(&dir, &["init", "-q", "-b", "main"]);
+    write(&dir, "README.md", "x\n");
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "init"]);
+    write(
+        &dir,
+        "supabase/migrations/0001.sql",
+        "create table public.t (id int primary key);\n",
+    );
+    let (r, json) = run_json(xtask(
+        &dir,
+        &[
+            "verify",
+            "--skip-commands",
+            "--live",
+            "off",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(item(&json, "tenant_id")["status"], "fail", "{json:#}");
+}
