@@ -18,6 +18,7 @@ pub mod flags;
 pub mod gather;
 pub mod judge;
 pub mod model;
+pub mod outfile;
 pub mod proc;
 pub mod render;
 pub mod repo;

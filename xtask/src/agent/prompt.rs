@@ -3,10 +3,12 @@
 //! from the repository — its rules files, the configured sections of the agents guide, the
 //! schema document, the existing contracts and migrations — and the task.
 //!
-//! Paths, headings and the size budget come from `[prompt]` of `xtask.toml`. The task is never
-//! cut (it is what the user asked for); the repository context is cut to fit the budget, in
-//! reverse order of importance, and the prompt says what was cut. A context file that is
-//! missing is a warning, not an error: the agent can still read the repository itself.
+//! Paths, headings and the size budget come from `[prompt]` of `xtask.toml`. The budget holds
+//! for the whole prompt: the repository context is cut to fit, in reverse order of
+//! importance, and the prompt says what was cut; the task is cut only when it does not fit
+//! beside the template and the rules files (which stay), with a note saying how much. A
+//! context file that is missing is a warning, not an error: the agent can still read the
+//! repository itself.
 
 use std::{collections::BTreeMap, fmt::Write as _, path::Path, sync::OnceLock};
 
@@ -32,18 +34,30 @@ struct Part {
     body: String,
 }
 
+impl Part {
+    /// Its size in the prompt: `## title`, a blank line, the body, a blank line.
+    fn size(&self) -> usize {
+        self.title.len() + self.body.len() + 8
+    }
+}
+
 pub fn build(repo: &Path, config: &Config, task: &str) -> Prompt {
     let mut warnings = Vec::new();
     let mut parts = Vec::new();
     let p = &config.prompt;
 
     // In order of importance: the first parts are the last to be cut.
+    let mut rules_bytes = 0;
     for rules in &p.rules {
         match read(repo, rules, "prompt.rules") {
-            Ok(text) => parts.push(Part {
-                title: format!("Rules: `{rules}`"),
-                body: demote(&text),
-            }),
+            Ok(text) => {
+                let part = Part {
+                    title: format!("Rules: `{rules}`"),
+                    body: demote(&text),
+                };
+                rules_bytes += part.size();
+                parts.push(part);
+            }
             Err(w) => warnings.push(w),
         }
     }
@@ -137,20 +151,53 @@ pub fn build(repo: &Path, config: &Config, task: &str) -> Prompt {
     values.insert("setup_command", line(&c.setup, "setup"));
     values.insert("lint_command", line(&c.lint, "lint"));
     values.insert("test_command", line(&c.test, "test"));
-    values.insert("task", task.trim_end().to_string());
+    // When something must be cut, the notes saying so need room too.
+    const NOTES_ROOM: usize = 1024;
+    let notes_room = NOTES_ROOM + warnings.iter().map(|w| w.len() + 24).sum::<usize>();
+    let mut notes = Vec::new();
+
+    // The task first: it must fit beside the template and the rules files (at most half the
+    // budget is kept for those); a task that does not is cut at a line end, and says so.
+    let task = task.trim_end();
+    values.insert("task", String::new());
+    let template = fill(TEMPLATE, &values).len();
+    const TASK_MARKER_ROOM: usize = 160;
+    let task_room = p.budget_bytes.saturating_sub(
+        template + rules_bytes.min(p.budget_bytes / 2) + notes_room + TASK_MARKER_ROOM,
+    );
+    if task.len() <= task_room {
+        values.insert("task", task.to_string());
+    } else {
+        let kept = cut_at_line(task, task_room);
+        values.insert(
+            "task",
+            format!(
+                "{}\n\n[... the task was cut here to fit the prompt budget: {} of {} bytes kept, {} cut ...]",
+                kept.trim_end(),
+                kept.len(),
+                task.len(),
+                task.len() - kept.len()
+            ),
+        );
+        notes.push(format!(
+            "the task cut to {} of {} bytes ({} bytes cut) to fit the prompt budget ({} bytes, prompt.budget_bytes); the rules are kept whole",
+            kept.len(),
+            task.len(),
+            task.len() - kept.len(),
+            p.budget_bytes
+        ));
+    }
 
     // The budget: whatever the template and the task leave is shared by the context parts,
     // in order; a part that does not fit whole is cut at a line boundary.
     let fixed = fill(TEMPLATE, &values).len();
-    let wanted: usize = parts.iter().map(|p| p.title.len() + p.body.len() + 8).sum();
-    // When something must be cut, the note saying so needs room too.
-    const NOTES_ROOM: usize = 1024;
-    let mut left = if fixed + wanted <= p.budget_bytes {
+    let wanted: usize = parts.iter().map(Part::size).sum();
+    let mut left = if fixed + wanted + notes_room * usize::from(!notes.is_empty()) <= p.budget_bytes
+    {
         wanted
     } else {
-        p.budget_bytes.saturating_sub(fixed + NOTES_ROOM)
+        p.budget_bytes.saturating_sub(fixed + notes_room)
     };
-    let mut notes = Vec::new();
     let mut context = String::new();
     for part in parts {
         let block_head = format!("## {}\n\n", part.title);
@@ -606,7 +653,7 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_cuts_context_never_the_task_and_says_what() {
+    fn the_budget_cuts_context_first_and_says_what() {
         let dir = fixture("budget");
         let mut config = Config::default();
         let whole = build(&dir, &config, "task").text.len();
@@ -627,18 +674,52 @@ mod tests {
         assert!(p.text.contains("[... cut to fit the prompt budget:"));
         assert!(p.text.contains("> Note: this prompt is incomplete"));
 
-        // A task larger than the budget: all context goes, the task stays whole.
-        let task = "x".repeat(config.prompt.budget_bytes * 2);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_huge_task_is_cut_to_the_budget_and_the_rules_stay() {
+        let dir = fixture("huge-task");
+        let config = Config::default();
+        let budget = config.prompt.budget_bytes;
+        // 5 MB of task, in lines.
+        let task = "Add the invoices table with its policies and routes.\n".repeat(100_000);
         let p = build(&dir, &config, &task);
-        assert!(p.text.contains(&task));
         assert!(
-            p.notes
-                .iter()
-                .any(|n| n.starts_with("Rules: `CLAUDE.md` left out")),
+            p.text.len() <= budget,
+            "{} bytes > the budget of {budget}",
+            p.text.len()
+        );
+        assert!(p.text.contains("Always tenant_id."), "the rules stay");
+        assert!(
+            !p.notes.iter().any(|n| n.starts_with("Rules:")),
             "{:?}",
             p.notes
         );
-        assert!(p.text.contains("(none: read the repository yourself)"));
+        let note = p
+            .notes
+            .iter()
+            .find(|n| n.starts_with("the task cut to "))
+            .unwrap_or_else(|| panic!("no note: {:?}", p.notes));
+        assert!(
+            note.contains(&format!("of {} bytes", task.trim_end().len())),
+            "{note}"
+        );
+        assert!(p
+            .text
+            .contains("[... the task was cut here to fit the prompt budget:"));
+        assert!(
+            p.text.contains("> - the task cut to"),
+            "said in the prompt too"
+        );
+        assert!(
+            p.text
+                .contains("Add the invoices table with its policies and routes.\n"),
+            "the task's start is kept"
+        );
+        // A task that fits is never cut.
+        let p = build(&dir, &config, "Add invoices.");
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

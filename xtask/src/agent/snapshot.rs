@@ -11,7 +11,6 @@ use std::{
     collections::BTreeMap,
     hash::{Hash, Hasher},
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use anyhow::{bail, Context};
@@ -211,11 +210,8 @@ fn hash_file(path: &Path) -> Option<u64> {
 }
 
 fn git(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
+    let out = crate::repo::git_command(repo)
         .args(args)
-        .env("GIT_OPTIONAL_LOCKS", "0")
         .output()
         .context("cannot run git: install git")?;
     if !out.status.success() {
@@ -246,6 +242,7 @@ pub fn run_dir(repo: &Path) -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     fn repo(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("xtask-snap-{name}-{}", std::process::id()));

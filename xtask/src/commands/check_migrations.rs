@@ -40,6 +40,8 @@ pub fn run(flags: flags::CheckMigrations) -> anyhow::Result<Outcome> {
             repo.display()
         )));
     }
+    // `--all` and FILES need no git, but a bare repository has no files to check at all.
+    repo::not_bare(&repo)?;
     let config = Config::load(&repo)?;
     let changes = if !flags.files.is_empty() {
         given_files(&repo, &cwd, &flags.files)?

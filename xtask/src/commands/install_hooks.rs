@@ -9,7 +9,6 @@ use std::{
     io::Write,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use anyhow::Context;
@@ -51,9 +50,7 @@ pub fn run(flags: flags::InstallHooks) -> anyhow::Result<Outcome> {
 
 /// Where git looks for hooks in this repository (`core.hooksPath` respected).
 pub fn hooks_dir(root: &Path) -> anyhow::Result<PathBuf> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(root)
+    let out = repo::git_command(root)
         .args(["rev-parse", "--git-path", "hooks"])
         .output()
         .map_err(|e| exit::tool(format!("cannot run git: {e}")))?;
@@ -158,7 +155,7 @@ pub fn install(hooks: &Path, text: &str, force: bool) -> anyhow::Result<String> 
         None => {}
     }
     std::fs::create_dir_all(hooks).with_context(|| format!("cannot create {}", hooks.display()))?;
-    crate::render::write_atomic(&hook, text.as_bytes())
+    crate::outfile::write_atomic(&hook, text.as_bytes())
         .with_context(|| format!("cannot write {}", hook.display()))?;
     ensure_executable(&hook)?;
     Ok(said)

@@ -15,6 +15,7 @@ use crate::{
     gather::{self, live::Database, migrations::History, Evidence},
     judge,
     model::Status,
+    outfile,
     render::{self, Report},
     repo::{self, Changes},
     ui,
@@ -45,6 +46,7 @@ impl Target {
                         dir.display()
                     )));
                 }
+                repo::not_bare(dir)?;
                 Ok(Target {
                     root: dir.to_path_buf(),
                     display: dir.display().to_string(),
@@ -65,7 +67,14 @@ impl Target {
 /// Resolve the output format and guard the log: with `--format github`, or inside GitHub
 /// Actions, the output of the children that run from here on cannot issue workflow
 /// commands, and phases become log groups.
+/// `--report FILE` is checked here too, before anything runs: a path that cannot take the
+/// report (a device, FIFO, socket, directory or symbolic link; a missing or read-only
+/// directory) is exit 2 now, not an error after a long run.
 pub fn check_options(opts: &VerifyOptions) -> anyhow::Result<Format> {
+    if let Some(path) = &opts.report {
+        outfile::check_report_target(path)
+            .map_err(|why| exit::usage(format!("--report {}: {why}", path.display())))?;
+    }
     Ok(guard_log(opts))
 }
 
@@ -181,12 +190,32 @@ pub fn emit(ev: &Evidence, opts: &VerifyOptions) -> anyhow::Result<Outcome> {
     };
     match &opts.report {
         Some(path) => {
+            // The verdict is printed whatever happens to the file; then a failure to write it
+            // is the exit status, naming the path (checked again: it may have changed during
+            // the run).
             let mut buf = Vec::new();
             render::render(&report, format, false, &mut buf)?;
-            render::write_atomic(path, &buf)
-                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            let written = match outfile::check_report_target(path) {
+                Err(why) => Err(exit::usage(format!(
+                    "cannot write the report to {}: {why}",
+                    path.display()
+                ))),
+                Ok(()) => outfile::write_atomic(path, &buf).map_err(|e| {
+                    exit::tool(format!(
+                        "cannot write the report to {}: {e}",
+                        path.display()
+                    ))
+                }),
+            };
             to_screen(Format::Text, ui::color_stdout(), &mut stdout)?;
-            writeln!(stdout, "report written to {}", path.display())?;
+            match written {
+                Ok(()) => writeln!(stdout, "report written to {}", path.display())?,
+                Err(e) => {
+                    writeln!(stdout, "report NOT written to {}", path.display())?;
+                    stdout.flush()?;
+                    return Err(e);
+                }
+            }
         }
         None => to_screen(
             format,

@@ -53,16 +53,27 @@ pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteE
         let bytes = match std::fs::read(repo.join(&f.content)) {
             Ok(b) => b,
             Err(e) => {
+                // A name that is not UTF-8 comes with U+FFFD in it (`repo::changes`): nothing
+                // is found under that name, and that must not pass for "nothing to check".
+                let why = if f.path.contains('\u{FFFD}') {
+                    "its file name is not UTF-8 (shown with \u{FFFD}), so it cannot be read: rename it".to_string()
+                } else {
+                    format!("cannot be read ({e})")
+                };
                 if let Some((_, rel)) = role {
                     let place = routes::placement(&config.routes, rel);
-                    let checked = routes::unverified_file(
-                        &f.path,
-                        1,
-                        &format!("cannot be read ({e})"),
-                        &place,
-                    );
+                    let checked = routes::unverified_file(&f.path, 1, &why, &place);
                     ev.routes.push(checked.report);
                     ev.findings.extend(checked.findings);
+                } else if f.path.contains('\u{FFFD}') {
+                    ev.findings.push(
+                        Finding::new(
+                            secrets::SKIPPED_RULE,
+                            Severity::Info,
+                            format!("not scanned for secrets: {why}; review it by hand"),
+                        )
+                        .at(&f.path, None),
+                    );
                 }
                 continue;
             }
@@ -202,11 +213,8 @@ fn is_contracts_source(config: &Config, path: &str) -> bool {
 
 /// The schemas a contracts file already had in the base, so only new ones are listed.
 fn base_schemas(repo: &Path, base: &str, path: &str) -> Vec<String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
+    let out = crate::repo::git_command(repo)
         .args(["show", &format!("{base}:{path}")])
-        .env("GIT_OPTIONAL_LOCKS", "0")
         .output();
     let Ok(out) = out else { return Vec::new() };
     let Ok(text) = String::from_utf8(out.stdout) else {

@@ -8,7 +8,7 @@ pub mod markdown;
 pub mod sarif;
 pub mod text;
 
-use std::{io, path::Path};
+use std::io;
 
 use serde::Serialize;
 
@@ -68,33 +68,6 @@ pub fn repo_path(ev: &Evidence, path: &str) -> String {
     } else {
         format!("{repo}/{path}")
     }
-}
-
-/// Write a file atomically: a temporary file beside it, then a rename, so a reader never
-/// sees half a report and a killed run leaves the old one intact.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("report path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        io::Write::write_all(&mut f, bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Serialize helper shared by the json renderer and tests.

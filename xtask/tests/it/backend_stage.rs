@@ -331,6 +331,16 @@ fn the_task_reaches_the_model_byte_for_byte() {
         task.push_str(&format!("line {i}: lorem ipsum 'a' \"b\" `c` $(d) \\e\n"));
         i += 1;
     }
+    // The whole prompt is held to the budget (a longer task is cut, with a note): room for
+    // this one, so it goes whole.
+    let config = s.repo.path().join("xtask.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("\n[prompt]\nbudget_bytes = 1000000\n");
+    std::fs::write(&config, toml).unwrap();
+    git(
+        s.repo.path(),
+        &["commit", "-q", "-am", "a larger prompt budget"],
+    );
     let run = |args: &[&str]| {
         let mut cmd = backend_stage(&s.codex, s.home.path(), s.repo.path(), args);
         cmd.env("HOME", home.path());

@@ -74,13 +74,112 @@ fn default_base_is_the_merge_base_with_the_default_branch() {
     // An explicit base wins.
     let c = repo::changes(p, Some("HEAD")).unwrap();
     assert!(c.files.is_empty(), "{:?}", c.files);
-    // Without a default branch the base is HEAD.
+    // Without a default branch there is no honest base: HEAD would check nothing.
     git(p, &["branch", "-q", "-m", "main", "trunk"]);
+    let err = repo::resolve_base(p, None).unwrap_err();
+    assert!(err.0.contains("no default branch found"), "{err}");
+    // An explicit `--base HEAD` is still a choice the user may make.
     let head = git(p, &["rev-parse", "HEAD"]).trim().to_string();
     assert_eq!(
-        repo::resolve_base(p, None).unwrap().as_deref(),
+        repo::resolve_base(p, Some("HEAD")).unwrap().as_deref(),
         Some(head.as_str())
     );
+}
+
+/// `main` (two commits) and `feature` (forked at the first, one commit of its own), in a
+/// repository to clone from.
+fn upstream(name: &str) -> TempDir {
+    let t = git_repo(name, &[("a.sql", "select 1;\n")]);
+    let p = t.path();
+    git(p, &["checkout", "-q", "-b", "feature"]);
+    write(p, "feature.sql", "select 2;\n");
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "-q", "-m", "feature"]);
+    git(p, &["checkout", "-q", "main"]);
+    write(p, "b.sql", "select 3;\n");
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "-q", "-m", "main moves"]);
+    t
+}
+
+fn clone(from: &TempDir, name: &str, args: &[&str]) -> TempDir {
+    let t = TempDir::new(name);
+    let url = format!("file://{}", from.path().display());
+    let mut all = vec!["clone", "-q"];
+    all.extend(args);
+    all.extend([url.as_str(), "w"]);
+    git(t.path(), &all);
+    t
+}
+
+#[test]
+fn a_single_branch_clone_has_no_default_base_and_says_how_to_fix_it() {
+    let up = upstream("changes-single-branch-up");
+    let t = clone(
+        &up,
+        "changes-single-branch",
+        &["--single-branch", "--branch", "feature"],
+    );
+    let p = t.path().join("w");
+    let err = repo::changes(&p, None).unwrap_err();
+    for needed in [
+        "no default branch found",
+        "--base <ref>",
+        "git fetch origin main",
+        "fetch-depth: 0",
+    ] {
+        assert!(err.0.contains(needed), "{needed} missing: {err}");
+    }
+    // Detached (as a CI checkout is): said too.
+    git(&p, &["checkout", "-q", "--detach"]);
+    let err = repo::changes(&p, None).unwrap_err();
+    assert!(err.0.contains("HEAD is detached"), "{err}");
+    // Fetching the default branch is the fix.
+    git(
+        &p,
+        &["fetch", "-q", "origin", "main:refs/remotes/origin/main"],
+    );
+    let c = repo::changes(&p, None).unwrap();
+    let paths: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["feature.sql"]);
+}
+
+#[test]
+fn a_shallow_clone_without_the_fork_point_is_an_error_not_head() {
+    let up = upstream("changes-shallow-up");
+    let t = clone(
+        &up,
+        "changes-shallow",
+        &["--depth", "1", "--no-single-branch"],
+    );
+    let p = t.path().join("w");
+    git(&p, &["checkout", "-q", "feature"]);
+    let err = repo::changes(&p, None).unwrap_err();
+    assert!(err.0.contains("shares no history with origin/"), "{err}");
+    assert!(err.0.contains("shallow clone"), "{err}");
+    assert!(err.0.contains("--unshallow"), "{err}");
+}
+
+#[test]
+fn on_the_default_branch_the_base_is_its_upstream_else_head() {
+    let up = upstream("changes-on-main-up");
+    let t = clone(&up, "changes-on-main", &[]);
+    let p = t.path().join("w");
+    let pushed = git(&p, &["rev-parse", "HEAD"]).trim().to_string();
+    write(&p, "c.sql", "select 4;\n");
+    git(&p, &["add", "-A"]);
+    git(
+        &p,
+        &["-c", "user.name=t", "commit", "-q", "-m", "not pushed yet"],
+    );
+    // A commit not pushed yet is part of the change.
+    let c = repo::changes(&p, None).unwrap();
+    assert_eq!(c.base.as_deref(), Some(pushed.as_str()));
+    assert!(c.is_new("c.sql"));
+    // Only a local `main`: the uncommitted work.
+    let c = repo::changes(up.path(), None).unwrap();
+    let head = git(up.path(), &["rev-parse", "HEAD"]).trim().to_string();
+    assert_eq!(c.base.as_deref(), Some(head.as_str()));
 }
 
 #[test]
@@ -150,4 +249,16 @@ fn unusual_file_names_survive() {
     write(t.path(), "dir with space/quote\"d ünï.sql", "select 1;\n");
     let c = repo::changes(t.path(), None).unwrap();
     assert_eq!(c.files[0].path, "dir with space/quote\"d ünï.sql");
+}
+
+#[test]
+fn a_file_name_that_is_not_utf8_is_named_and_the_run_goes_on() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = git_repo("changes-not-utf8", &[("a", "1")]);
+    let name = std::ffi::OsStr::from_bytes(b"notes-\xff.txt");
+    std::fs::write(t.path().join(name), "x").unwrap();
+    write(t.path(), "ok.sql", "select 1;\n");
+    let c = repo::changes(t.path(), None).expect("not a usage error");
+    let paths: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["notes-\u{FFFD}.txt", "ok.sql"]);
 }

@@ -267,3 +267,51 @@ fn nothing_new_is_clean() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("0 table(s) checked"));
 }
+
+#[test]
+fn a_bare_repository_is_exit_2_not_clean() {
+    let repo = committed_repo("bare-src");
+    let bare = TempRepo::new("bare");
+    std::fs::remove_dir_all(&bare.0).unwrap();
+    let out = Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&repo.0)
+        .arg(&bare.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for args in [&[][..], &["--all"][..]] {
+        let out = bare.xtask(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}{err}",
+            stdout(&out)
+        );
+        assert!(err.contains("a bare git repository"), "{err}");
+    }
+}
+
+#[test]
+fn a_migration_name_that_is_not_utf8_is_named_as_such_not_as_a_dangling_link() {
+    use std::os::unix::ffi::OsStrExt;
+    let repo = committed_repo("not-utf8");
+    let name = std::ffi::OsStr::from_bytes(b"0002_notes-\xff.sql");
+    std::fs::write(repo.0.join("supabase/migrations").join(name), NO_RLS).unwrap();
+    let out = repo.xtask(&[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("migration-unreadable"))
+        .unwrap_or_else(|| panic!("no finding: {text}"));
+    assert!(
+        line.starts_with("supabase/migrations/0002_notes-\u{FFFD}.sql"),
+        "{line}"
+    );
+    assert!(
+        line.contains("not UTF-8") && !line.contains("dangling"),
+        "{line}"
+    );
+}

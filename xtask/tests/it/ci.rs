@@ -433,3 +433,29 @@ fn the_installed_hook_stops_a_push_with_an_unprotected_table() {
         r.stderr
     );
 }
+
+#[test]
+fn the_hook_stops_a_push_when_there_is_no_base_to_compare_with() {
+    // A repository whose only branch is not a default branch, pushing a new branch: nothing
+    // to compare with. Before, the base silently became HEAD and nothing was checked.
+    let t = git_repo(
+        "hooks-nobase",
+        &[("supabase/migrations/0001_init.sql", INIT)],
+    );
+    git(t.path(), &["branch", "-q", "-m", "main", "work"]);
+    write(t.path(), "supabase/migrations/0002_notes.sql", NO_RLS);
+    git(t.path(), &["add", "-A"]);
+    git(t.path(), &["commit", "-q", "-m", "notes"]);
+    let remote = TempDir::new("hooks-nobase-remote");
+    git(remote.path(), &["init", "-q", "--bare"]);
+    git(
+        t.path(),
+        &["remote", "add", "origin", remote.path().to_str().unwrap()],
+    );
+    let r = install(t.path(), &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = push(t.path());
+    assert_ne!(r.code, 0, "the push went through:\n{}", r.stderr);
+    assert!(r.stderr.contains("could not run (exit 2)"), "{}", r.stderr);
+    assert!(r.stderr.contains("--base <ref>"), "{}", r.stderr);
+}

@@ -207,7 +207,7 @@ fn atomic_write_replaces_whole_and_leaves_no_temp_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("r.md");
     std::fs::write(&path, "old report").unwrap();
-    render::write_atomic(&path, b"new report").unwrap();
+    xtask::outfile::write_atomic(&path, b"new report").unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "new report");
     let names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -216,10 +216,10 @@ fn atomic_write_replaces_whole_and_leaves_no_temp_file() {
     assert_eq!(names.len(), 1, "{names:?}");
     // A failed write (directory gone) leaves nothing behind and reports the error.
     let missing = dir.join("no/such/dir/r.md");
-    assert!(render::write_atomic(&missing, b"x").is_err());
+    assert!(xtask::outfile::write_atomic(&missing, b"x").is_err());
     // Writing over a directory fails at the rename: the old contents stay, no temp file left.
     std::fs::create_dir_all(dir.join("taken")).unwrap();
-    assert!(render::write_atomic(&dir.join("taken"), b"x").is_err());
+    assert!(xtask::outfile::write_atomic(&dir.join("taken"), b"x").is_err());
     let names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())

@@ -387,6 +387,39 @@ fn links_are_followed_once_and_bad_links_are_findings() {
     assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
 }
 
+#[cfg(unix)]
+#[test]
+fn a_migration_directory_or_file_outside_the_repository_is_not_read() {
+    use std::os::unix::fs::symlink;
+    let outside = TempRepo::new("outside-target");
+    outside.write("0001_elsewhere.sql", PROTECTED);
+    let repo = TempRepo::new("outside-dir");
+    std::fs::remove_dir_all(repo.migrations()).unwrap();
+    symlink(outside.migrations(), repo.migrations()).unwrap();
+    let ev = repo.analyze();
+    assert_eq!(rules(&ev), ["migration-unreadable"]);
+    assert_eq!(ev.findings[0].severity, Severity::Error);
+    assert!(
+        ev.findings[0].message.contains("outside the repository"),
+        "{}",
+        ev.findings[0].message
+    );
+    assert_eq!(ev.files_read, 0);
+    assert!(ev.tables.is_empty(), "{:?}", ev.tables);
+
+    // One file linked out of the repository: not read either.
+    let repo = TempRepo::new("outside-file");
+    symlink(
+        outside.migrations().join("0001_elsewhere.sql"),
+        repo.migrations().join("0001_init.sql"),
+    )
+    .unwrap();
+    let ev = repo.analyze();
+    assert_eq!(rules(&ev), ["migration-unreadable"]);
+    assert!(ev.findings[0].message.contains("leaves the repository"));
+    assert!(ev.tables.iter().all(|t| t.verdict != Verdict::Protected));
+}
+
 #[test]
 fn missing_directory_is_a_warning() {
     let repo = TempRepo::new("nodir");

@@ -152,3 +152,29 @@ fn readme_layout_matches_the_folders() {
         }
     }
 }
+
+/// git is started only through `repo::git_command`, which removes `GIT_DIR`, `GIT_WORK_TREE`
+/// and the other variables that would point it at another repository than `--repo`. Test
+/// modules (after `#[cfg(test)]`) may set up repositories as they like.
+#[test]
+fn git_is_started_only_through_repo_rs() {
+    let src = workspace().join("xtask/src");
+    let mut offenders = Vec::new();
+    for file in rust_files(&src) {
+        if file.ends_with("repo.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in code.lines().enumerate() {
+            if line.contains("Command::new(\"git\")") || line.contains("cmd!(sh, \"git") {
+                offenders.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "start git with `repo::git_command(dir)`:\n{}",
+        offenders.join("\n")
+    );
+}
