@@ -110,7 +110,7 @@ fn tenant_id(m: &MigrationEvidence) -> Decided {
     }
     let checked: Vec<_> = tables
         .iter()
-        .filter(|t| t.verdict != Verdict::Exempt)
+        .filter(|t| t.verdict != Verdict::Exempt && !t.service_only)
         .collect();
     let missing: Vec<&str> = checked
         .iter()

@@ -63,6 +63,9 @@ pub struct TableTenancy {
     pub owner_column: Option<String>,
     /// SELECT is open to every signed-in user by design; INSERT, UPDATE, DELETE must be scoped.
     pub public_read: bool,
+    /// Only the service role uses it: RLS on and no client policy is the design (no tenant
+    /// column needed, `policy-missing` not raised); any client policy is still judged.
+    pub service_only: bool,
     pub reason: String,
 }
 
@@ -407,9 +410,15 @@ impl Config {
                     t.table
                 ));
             }
-            if t.column.is_none() && t.owner_column.is_none() && !t.public_read {
+            if t.service_only && (t.column.is_some() || t.owner_column.is_some() || t.public_read) {
                 return Err(format!(
-                    "[[tenancy.tables]] `{}`: say what differs (`column`, `owner_column` or `public_read = true`)",
+                    "[[tenancy.tables]] `{}`: `service_only` stands alone",
+                    t.table
+                ));
+            }
+            if t.column.is_none() && t.owner_column.is_none() && !t.public_read && !t.service_only {
+                return Err(format!(
+                    "[[tenancy.tables]] `{}`: say what differs (`column`, `owner_column`, `public_read = true` or `service_only = true`)",
                     t.table
                 ));
             }

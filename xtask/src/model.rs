@@ -140,6 +140,10 @@ pub struct TableReport {
     /// roles that bypass RLS, such as the service role, can run them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub denied: Vec<String>,
+    /// Declared used by the service role only (`[[tenancy.tables]] service_only`): needs no
+    /// tenant column.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub service_only: bool,
     pub source: Source,
     /// Why the verdict is what it is (exemption reason, what could not be followed, ...).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -74,6 +74,20 @@ fn names(t: &Table) -> Vec<QualName> {
 /// BYPASSRLS or superuser (`Schema::bypass_roles`).
 pub const BYPASS_ROLES: [&str; 3] = ["service_role", "postgres", "supabase_admin"];
 
+/// Supabase's own service roles: the auth server, storage, realtime and the dashboard connect
+/// as them, never a signed-in user, so policies for them alone are not tenant policies.
+pub const SERVICE_ROLES: [&str; 9] = [
+    "supabase_auth_admin",
+    "supabase_storage_admin",
+    "supabase_realtime_admin",
+    "supabase_functions_admin",
+    "supabase_replication_admin",
+    "supabase_read_only_user",
+    "dashboard_user",
+    "pgbouncer",
+    "authenticator",
+];
+
 /// Supabase's own schemas: their tables are the platform's, not the application's tenant
 /// tables, and are never judged as such.
 pub const PLATFORM_SCHEMAS: [&str; 11] = [
@@ -111,6 +125,9 @@ fn own_tenancy(name: &QualName, tenancy: &Tenancy) -> Option<String> {
     if t.public_read {
         how.push("SELECT open to every signed-in user by design".to_string());
     }
+    if t.service_only {
+        how.push("used by the service role only (no client policy by design)".to_string());
+    }
     Some(format!(
         "per-table tenancy: {} ({})",
         how.join(", "),
@@ -118,12 +135,15 @@ fn own_tenancy(name: &QualName, tenancy: &Tenancy) -> Option<String> {
     ))
 }
 
-/// Does the policy apply only to roles that bypass RLS anyway?
+/// Does the policy apply only to roles that bypass RLS anyway, or to Supabase's own service
+/// roles (never a signed-in user)?
 pub fn for_bypass_roles_only(p: &Policy, bypass: &[String]) -> bool {
     !p.roles.is_empty()
-        && p.roles
-            .iter()
-            .all(|r| BYPASS_ROLES.contains(&r.as_str()) || bypass.contains(r))
+        && p.roles.iter().all(|r| {
+            BYPASS_ROLES.contains(&r.as_str())
+                || SERVICE_ROLES.contains(&r.as_str())
+                || bypass.contains(r)
+        })
 }
 
 /// Does a permissive policy let `cmd` through at all? A clause Postgres has no expression for
@@ -195,7 +215,7 @@ fn one(
 ) -> (TableReport, Vec<Finding>) {
     let exemption = exemption(&t.name, tenancy);
     let names = names(t);
-    let (col, _owner) = judge.column_for(&names);
+    let (col, owner) = judge.column_for(&names);
     let tenant = t.column(col);
     let public_read = judge.public_read(&names);
     let mut findings = Vec::new();
@@ -248,6 +268,7 @@ fn one(
             .iter()
             .any(|i| !i.partial && i.columns.first().is_some_and(|c| c.as_deref() == Some(col))),
         denied: Vec::new(),
+        service_only: false,
         source,
         reason: None,
         probe: None,
@@ -258,8 +279,14 @@ fn one(
         return (report, findings);
     }
     report.reason = own_tenancy(&t.name, tenancy);
+    let service_only = tenancy
+        .tables
+        .iter()
+        .any(|tt| tt.service_only && QualName::from_config(&tt.table) == t.name);
+    report.service_only = service_only;
 
     match tenant {
+        _ if service_only => {}
         None => findings.push(at(
             Finding::new(
                 Rule::TenantColumnMissing,
@@ -267,6 +294,16 @@ fn one(
                 format!("{} has no `{col}` column: add `{col} uuid not null references tenants(id)` (or exempt the table in xtask.toml with a reason)", t.name),
             ),
             &t.origin,
+            &t.name,
+        )),
+        // A row without an owner matches no `owner = auth.uid()`: nobody's, not everybody's.
+        Some(c) if !c.not_null && owner => findings.push(at(
+            Finding::new(
+                Rule::TenantColumnNullable,
+                Severity::Warning,
+                format!("{}.{col} (its owner) may be NULL: such a row belongs to no user and no policy shows it; `alter table {} alter column {col} set not null` if every row has an owner", t.name, t.name.sql()),
+            ),
+            &c.null_origin,
             &t.name,
         )),
         Some(c) if !c.not_null => findings.push(at(
@@ -332,7 +369,7 @@ fn one(
     if t.rls.on && denied.len() < Command::EACH.len() {
         report.denied = denied.iter().map(|c| c.to_string()).collect();
     }
-    if denied.len() == Command::EACH.len() {
+    if denied.len() == Command::EACH.len() && !service_only {
         let restrictive = t.policies.iter().any(|p| !p.permissive);
         let extra = if restrictive {
             " (restrictive policies only narrow permissive ones; alone they let nothing through)"

@@ -112,10 +112,14 @@ pub fn apply<'t>(
             );
             continue;
         }
+        // On a table readable by all by design, a SELECT policy's trust decides nothing.
+        let names = [t.name.clone()];
+        let public_read = judge.public_read(&names);
         let Some(p) = t
             .policies
             .iter()
             .filter(|p| p.permissive && !tenant::for_bypass_roles_only(p, bypass))
+            .filter(|p| !(public_read && p.command == Command::Select))
             .find(|p| trusts(p, &m_name, judge))
         else {
             continue;

@@ -294,6 +294,14 @@ table = "prices"
 column = "org_id"
 public_read = true
 reason = "readable by all"
+[[tenancy.tables]]
+table = "stripe_events"
+service_only = true
+reason = "written by the billing webhook with the service role"
+[[tenancy.tables]]
+table = "webhook_log"
+service_only = true
+reason = "written by the service role"
 "#,
     )
     .unwrap()
@@ -311,6 +319,12 @@ reason = "readable by all"
                 vec!["policy-not-tenant-scoped"]
             ),
             ("public.profiles".to_string(), Protected, vec![]),
+            ("public.stripe_events".to_string(), Protected, vec![]),
+            (
+                "public.webhook_log".to_string(),
+                Unprotected,
+                vec!["rls-not-enabled"]
+            ),
         ],
         "{:#?}",
         ev.findings
@@ -332,6 +346,7 @@ reason = "readable by all"
         &Changes::all(),
     );
     assert!(ev.tables.iter().all(|t| t.verdict == Unprotected));
+    assert!(Config::parse("[[tenancy.tables]]\ntable = \"a\"\nservice_only = true\npublic_read = true\nreason = \"r\"\n").is_err());
 }
 
 #[test]

@@ -41,6 +41,7 @@ fn table(name: &str, verdict: Verdict, rls: bool, scoped: bool) -> TableReport {
         tenant_index: true,
         probe: None,
         denied: vec![],
+        service_only: false,
         source: Source::Static,
         reason: None,
     }
