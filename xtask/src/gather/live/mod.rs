@@ -359,7 +359,10 @@ fn apply_files(
         ));
     }
     let mut created_by: BTreeMap<u32, String> = BTreeMap::new();
-    let mut known = before.clone();
+    // The tables as they were before the current file; `None` after a file of the base
+    // (read again, only when a new file follows: what the history made before it is
+    // context, not what the new file created).
+    let mut known = Some(before.clone());
     let mut skipped_tx = 0usize;
     for (f, loaded) in files {
         let (text, pieces) = match (&loaded.unsendable, &loaded.text) {
@@ -376,6 +379,10 @@ fn apply_files(
                 continue;
             }
         };
+        let is_new = changes.is_new(&f.path);
+        if is_new && known.is_none() {
+            known = Some(catalog::table_oids(&mut s.c).map_err(|e| describe(&e).0)?);
+        }
         let lines = Lines::new(text);
         for p in pieces {
             if p.kind == Kind::TransactionControl {
@@ -403,14 +410,17 @@ fn apply_files(
                 );
             }
         }
-        if changes.is_new(&f.path) {
+        if is_new {
             let now = catalog::table_oids(&mut s.c).map_err(|e| describe(&e).0)?;
+            let was = known.take().unwrap_or_default();
             for oid in now.keys() {
-                if !known.contains_key(oid) {
+                if !was.contains_key(oid) {
                     created_by.insert(*oid, f.path.clone());
                 }
             }
-            known = now;
+            known = Some(now);
+        } else {
+            known = None;
         }
     }
     if skipped_tx > 0 {
