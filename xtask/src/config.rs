@@ -221,6 +221,9 @@ pub struct Live {
     /// plus the `request.jwt.claims` setting.
     pub become_tenant: String,
     pub timeout_secs: u64,
+    /// Extensions a migration may create besides those a Supabase project offers by default
+    /// (`gather::live::role::EXTENSIONS`): created by the superuser on its behalf.
+    pub allow_extensions: Vec<String>,
 }
 
 impl Default for Live {
@@ -228,6 +231,7 @@ impl Default for Live {
         Live {
             become_tenant: String::new(),
             timeout_secs: 120,
+            allow_extensions: Vec::new(),
         }
     }
 }

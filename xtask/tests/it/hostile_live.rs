@@ -7,13 +7,17 @@
 //! in CI (`CI=true`), where that fails.
 
 use crate::common;
-use crate::live::{postgres_here, table};
+use crate::live::{example_with, findings, postgres_here, server, snapshot, table, wait_idle};
 
-use std::path::Path;
+use std::{
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use common::{copy_tree, git, item, run_json, workspace, xtask, TempDir};
+use postgres::NoTls;
 
-#[allow(dead_code)]
 fn verify_all(repo: &Path, extra: &[&str]) -> (common::Run, serde_json::Value) {
     let mut args = vec![
         "verify",
@@ -133,4 +137,221 @@ fn an_index_only_change_proves_no_untouched_table_live() {
     );
     let rls = item(&json, "rls")["evidence"].as_str().unwrap();
     assert!(!rls.contains("3 table(s)"), "{rls}");
+}
+
+/// A path the server's account can write, that must not appear.
+fn proof_path(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("xtask-proof-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// `copy ... from program` and `copy ... to 'file'` run as the migration role, which may do
+/// neither: no command runs, no file is written, and the finding names the line.
+#[test]
+fn a_migration_cannot_run_a_shell_command_or_write_a_file() {
+    if !postgres_here() {
+        return;
+    }
+    let program = proof_path("program");
+    let file = proof_path("file");
+    let sql = format!(
+        "create table public.scratch (line text);\n\ncopy public.scratch from program 'touch {}';\ncopy (select 1) to '{}';\n",
+        program.display(),
+        file.display()
+    );
+    let rel = "supabase/migrations/20250201000000_shell.sql";
+    let t = example_with("shell", &[(rel, &sql)]);
+    let (r, json) = verify_all(t.path(), &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        !program.exists(),
+        "the shell command ran: {}",
+        program.display()
+    );
+    assert!(!file.exists(), "the file was written: {}", file.display());
+    let failed: Vec<(String, u64)> = findings(&json, "migration-apply-failed")
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        [(rel.to_string(), 3), (rel.to_string(), 4)],
+        "{json:#}"
+    );
+    assert_eq!(item(&json, "migration")["status"], "fail", "{json:#}");
+}
+
+/// The same catalog: what was added and what went missing, when not.
+fn assert_same(before: &[String], after: &[String], what: &str) {
+    let added: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();
+    let gone: Vec<_> = before.iter().filter(|l| !after.contains(l)).collect();
+    assert!(
+        added.is_empty() && gone.is_empty(),
+        "{what} changed: added {added:?}, gone {gone:?}"
+    );
+}
+
+/// A database of the test's server for `--database-url`, and the server's own URL.
+fn target_database(cluster: &xtask::gather::live::cluster::Cluster, name: &str) -> String {
+    let mut c = cluster.config().connect(NoTls).unwrap();
+    c.batch_execute(&format!("create database {name}")).unwrap();
+    format!(
+        "{} dbname={name}",
+        cluster.url().replace(" dbname=postgres", "")
+    )
+}
+
+/// dblink would reach the server on a connection of its own and commit there: the
+/// extension is not the migration's to create, and nothing is left behind.
+#[test]
+fn dblink_cannot_leave_a_superuser_behind() {
+    let Some(cluster) = server() else { return };
+    let url = target_database(&cluster, "target_dblink");
+    let before = snapshot(&cluster.url());
+    let before_target = snapshot(&url);
+    let sql = format!(
+        "create extension if not exists dblink;\nselect dblink_exec('host={} port=5432 user=postgres dbname=postgres', 'create role intruder superuser login');\n",
+        cluster.dir.display()
+    );
+    let rel = "supabase/migrations/20250201000000_dblink.sql";
+    let t = example_with("dblink", &[(rel, &sql)]);
+    let (r, json) = verify_all(t.path(), &["--database-url", &url]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    wait_idle(&cluster.url());
+    assert_same(&before, &snapshot(&cluster.url()), "the server");
+    assert_same(&before_target, &snapshot(&url), "the database");
+    let failed = findings(&json, "migration-apply-failed");
+    assert!(
+        failed
+            .iter()
+            .any(|f| f["line"] == 1 && f["message"].as_str().unwrap().contains("dblink")),
+        "{json:#}"
+    );
+}
+
+/// `standard_conforming_strings = off` makes Postgres read one piece of our splitter as
+/// several statements, a COMMIT among them: Postgres refuses the second statement, nothing
+/// is committed, and the report does not claim a clean rolled-back run.
+#[test]
+fn a_commit_cannot_be_smuggled_past_the_splitter() {
+    let Some(cluster) = server() else { return };
+    let url = target_database(&cluster, "target_smuggle");
+    let before = snapshot(&cluster.url());
+    let before_target = snapshot(&url);
+    // Our splitter reads line 2 as one statement (a string from `'a\'` to `'x`); with
+    // the setting off, Postgres reads four.
+    let sql = "set standard_conforming_strings = off;\nselect 'a\\'';commit;create role smuggled superuser login;commit;select 'x''\n';\n";
+    let rel = "supabase/migrations/20250201000000_smuggle.sql";
+    let t = example_with("smuggle", &[(rel, sql)]);
+    let (r, json) = verify_all(t.path(), &["--database-url", &url]);
+    wait_idle(&cluster.url());
+    assert_same(&before, &snapshot(&cluster.url()), "the server");
+    assert_same(&before_target, &snapshot(&url), "the database");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(item(&json, "migration")["status"], "fail", "{json:#}");
+    let failed = findings(&json, "migration-apply-failed");
+    assert!(
+        failed.iter().any(|f| f["path"] == rel && f["line"] == 2),
+        "{json:#}"
+    );
+}
+
+/// `statement_timeout = 0` does not outlive `[live] timeout_secs`: the running statement is
+/// cancelled on the server at the deadline.
+#[test]
+fn a_statement_cannot_run_past_the_deadline() {
+    let Some(cluster) = server() else { return };
+    let url = cluster.url();
+    let rel = "supabase/migrations/20250201000000_sleep.sql";
+    let t = example_with(
+        "sleep-timeout",
+        &[(rel, "set statement_timeout = 0;\nselect pg_sleep(60);\n")],
+    );
+    let toml = t.path().join("xtask.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("\n[live]\ntimeout_secs = 3\n");
+    std::fs::write(&toml, text).unwrap();
+    let started = Instant::now();
+    let r = common::run({
+        let mut cmd = xtask(&workspace(), &[]);
+        cmd.args(["verify", "--repo", t.path().to_str().unwrap(), "--all"])
+            .args(["--skip-commands", "--format", "json", "--live", "on"])
+            .args(["--database-url", &url]);
+        cmd
+    });
+    let took = started.elapsed();
+    eprintln!("stopped {took:?} after the start (limit 3 s)");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("timed out"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("{rel}:2")), "{}", r.stderr);
+    wait_idle(&url);
+}
+
+/// Ctrl-C during a long statement: the statement is cancelled on the server and the
+/// command exits 130 at once.
+#[test]
+fn sigint_during_a_long_statement_exits_130_promptly() {
+    let Some(cluster) = server() else { return };
+    let url = cluster.url();
+    let rel = "supabase/migrations/20250201000000_sleep.sql";
+    let t = example_with(
+        "sleep-sigint",
+        &[(rel, "set statement_timeout = 0;\nselect pg_sleep(60);\n")],
+    );
+    let mut cmd = xtask(&workspace(), &[]);
+    cmd.args(["verify", "--repo", t.path().to_str().unwrap(), "--all"])
+        .args(["--skip-commands", "--live", "on", "--database-url", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut probe = url
+        .parse::<postgres::Config>()
+        .unwrap()
+        .connect(NoTls)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: i64 = probe
+            .query_one(
+                "select count(*) from pg_stat_activity where wait_event = 'PgSleep' and pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "xtask ended early");
+        assert!(Instant::now() < deadline, "the statement never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if sent.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("xtask still runs 10 s after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = sent.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    eprintln!("exited {took:?} after SIGINT");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(stderr.contains(&format!("{rel}:2")), "{stderr}");
+    drop(probe);
+    wait_idle(&url);
 }

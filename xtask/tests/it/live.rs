@@ -353,7 +353,7 @@ fn the_database_is_left_as_found() {
     kill_midway(cmd, || {
         let n: i64 = probe
             .query_one(
-                "select count(*) from pg_stat_activity where query like '%pg_sleep(4)%' and pid <> pg_backend_pid()",
+                "select count(*) from pg_stat_activity where wait_event = 'PgSleep' and pid <> pg_backend_pid()",
                 &[],
             )
             .unwrap()
