@@ -216,7 +216,7 @@ impl Default for Prompt {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Live {
-    /// How the probe becomes a tenant: SQL run as the superuser before switching role, with
+    /// How the probe becomes a tenant: SQL run as the migration role (`xtask_migrator`), with
     /// `:tenant` and `:user` replaced by literals. Empty: the membership table of `[tenancy]`
     /// plus the `request.jwt.claims` setting.
     pub become_tenant: String,

@@ -187,6 +187,74 @@ fn a_migration_cannot_run_a_shell_command_or_write_a_file() {
     assert_eq!(item(&json, "migration")["status"], "fail", "{json:#}");
 }
 
+/// The ways back to the superuser are closed: `RESET ROLE` and `SET SESSION AUTHORIZATION`
+/// (in a `DO` block too), making the check's wrapper SECURITY INVOKER, and a trigger that the
+/// probe's fixture rows set off. Each would end in a shell command; none runs.
+#[test]
+fn a_migration_cannot_become_the_superuser_again() {
+    if !postgres_here() {
+        return;
+    }
+    let proofs: Vec<_> = (1..=5).map(|i| proof_path(&format!("escape{i}"))).collect();
+    let copy = |i: usize| {
+        format!(
+            "copy public.scratch from program 'touch {}'",
+            proofs[i].display()
+        )
+    };
+    let sql = format!(
+        "create table public.scratch (line text);
+reset role; {c0};
+do $$ begin execute 'reset session authorization'; execute $q${c1}$q$; end $$;
+do $$ begin perform set_config('role', 'none', false); execute $q${c2}$q$; end $$;
+alter function xtask_live.apply(text) security invoker;
+{c3};
+create table public.trap (id uuid primary key default gen_random_uuid(), tenant_id uuid not null references public.tenants (id));
+create index on public.trap (tenant_id);
+alter table public.trap enable row level security;
+create policy trap_all on public.trap for all to authenticated using (tenant_id = public.get_current_tenant_id());
+create function public.trap_fire() returns trigger language plpgsql as $$
+begin
+  begin execute 'reset role'; exception when others then null; end;
+  execute $q${c4}$q$;
+  return new;
+end $$;
+create trigger trap_fire before insert on public.trap for each row execute function public.trap_fire();
+",
+        c0 = copy(0),
+        c1 = copy(1),
+        c2 = copy(2),
+        c3 = copy(3),
+        c4 = copy(4),
+    );
+    let rel = "supabase/migrations/20250201000000_escape.sql";
+    let t = example_with("escape", &[(rel, &sql)]);
+    let (r, json) = verify_all(t.path(), &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    for p in &proofs {
+        assert!(
+            !p.exists(),
+            "a shell command ran: {}: {json:#}",
+            p.display()
+        );
+    }
+    let lines: Vec<u64> = findings(&json, "migration-apply-failed")
+        .iter()
+        .filter(|f| f["path"] == rel)
+        .map(|f| f["line"].as_u64().unwrap())
+        .collect();
+    for line in [2, 3, 4, 5, 6] {
+        assert!(lines.contains(&line), "line {line}: {json:#}");
+    }
+    // The trap's fixture row could not be made: the probe says so instead of passing.
+    let trap = table(&json, "public.trap");
+    let reason = trap["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("live probe skipped") && reason.contains("COPY"),
+        "{trap:#}"
+    );
+}
+
 /// The same catalog: what was added and what went missing, when not.
 fn assert_same(before: &[String], after: &[String], what: &str) {
     let added: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();

@@ -264,19 +264,24 @@ impl Session {
     /// the transaction each statement has a savepoint of its own, so a refused one is undone
     /// and the rest of the history still runs.
     fn run(&mut self, sql: &str) -> Result<Option<Refusal>, String> {
-        self.guarded(sql, |c| role::through(c, Wrapper::Apply, sql).map(|_| ()))
+        self.guarded(sql, true, |c| {
+            role::through(c, Wrapper::Apply, sql).map(|_| ())
+        })
     }
 
     /// Run one statement as the superuser (an allowed extension, `create index
     /// concurrently`): only ever a statement whose kind our reader recognised and Postgres
     /// confirms is alone.
     fn run_as_superuser(&mut self, sql: &str) -> Result<Option<Refusal>, String> {
-        self.guarded(sql, |c| c.execute(sql, &[]).map(|_| ()))
+        self.guarded(sql, false, |c| c.execute(sql, &[]).map(|_| ()))
     }
 
+    /// `wrapped`: the statement runs through the migration role's wrapper (in a scratch
+    /// database, inside a transaction of its own); else as the superuser, on its own.
     fn guarded(
         &mut self,
         sql: &str,
+        wrapped: bool,
         send: impl FnOnce(&mut Client) -> Result<(), postgres::Error>,
     ) -> Result<Option<Refusal>, String> {
         let tx = self.scratch.is_none();
@@ -311,7 +316,7 @@ impl Session {
                 )));
             }
         }
-        let failed = if tx {
+        let failed = if tx || !wrapped {
             send(&mut self.c).err()
         } else {
             // Each statement in a transaction of its own, deferred constraints checked (and
@@ -336,12 +341,15 @@ impl Session {
             }
             Some(e) if e.is_closed() => Err(format!("the connection to Postgres was lost: {e}")),
             Some(e) => {
-                let undo = if tx {
-                    "rollback to savepoint xtask_stmt; release savepoint xtask_stmt"
-                } else {
-                    "rollback"
-                };
-                self.c.batch_execute(undo).map_err(sql_err)?;
+                if tx {
+                    self.c
+                        .batch_execute(
+                            "rollback to savepoint xtask_stmt; release savepoint xtask_stmt",
+                        )
+                        .map_err(sql_err)?;
+                } else if wrapped {
+                    self.c.batch_execute("rollback").map_err(sql_err)?;
+                }
                 let (mut msg, mut pos) = describe(&e);
                 // Through the wrapper, Postgres places the error in the text it ran (when it
                 // is not a statement nested further down, in a DO block say).

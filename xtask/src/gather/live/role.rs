@@ -95,7 +95,13 @@ pub fn setup_sql() -> String {
         r#"
 do $xtask$
 begin
-  create role {ROLE} nologin nosuperuser nocreaterole createdb bypassrls;
+  -- Left by a run killed half-way through a scratch database (the only time it is
+  -- committed): made what it must be again.
+  if not exists (select from pg_catalog.pg_roles where rolname = '{ROLE}') then
+    create role {ROLE};
+  end if;
+  alter role {ROLE} nologin nosuperuser nocreaterole createdb bypassrls noreplication;
+  revoke pg_execute_server_program, pg_read_server_files, pg_write_server_files from {ROLE};
   if current_setting('server_version_num')::int >= 160000 then
     alter role {ROLE} createrole;
   end if;
