@@ -156,7 +156,7 @@ fn a_migration_cannot_run_a_shell_command_or_write_a_file() {
     let program = proof_path("program");
     let file = proof_path("file");
     let sql = format!(
-        "create table public.scratch (line text);\n\ncopy public.scratch from program 'touch {}';\ncopy (select 1) to '{}';\n",
+        "create table public.scratch (line text);\n\ncopy public.scratch from program 'touch {}';\ncopy (select 1) to '{}';\nselect pg_read_file('/etc/hostname');\nselect lo_import('/etc/hostname');\n",
         program.display(),
         file.display()
     );
@@ -181,7 +181,7 @@ fn a_migration_cannot_run_a_shell_command_or_write_a_file() {
         .collect();
     assert_eq!(
         failed,
-        [(rel.to_string(), 3), (rel.to_string(), 4)],
+        [3, 4, 5, 6].map(|l| (rel.to_string(), l)),
         "{json:#}"
     );
     assert_eq!(item(&json, "migration")["status"], "fail", "{json:#}");
@@ -253,6 +253,27 @@ create trigger trap_fire before insert on public.trap for each row execute funct
         reason.contains("live probe skipped") && reason.contains("COPY"),
         "{trap:#}"
     );
+}
+
+/// What cannot run in a transaction: `create index concurrently` is still applied (in a
+/// scratch database, by the superuser, alone), what needs a superuser is refused at its line.
+#[test]
+fn statements_for_a_superuser_are_refused_and_concurrent_indexes_still_apply() {
+    if !postgres_here() {
+        return;
+    }
+    let rel = "supabase/migrations/20250201000000_ops.sql";
+    let sql = "create index concurrently projects_name_idx on public.projects (name);\nvacuum public.projects;\nalter system set work_mem = '1MB';\nset role postgres;\ncreate extension if not exists citext;\n";
+    let t = example_with("superuser-ops", &[(rel, sql)]);
+    let (r, json) = verify_all(t.path(), &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let failed: Vec<u64> = findings(&json, "migration-apply-failed")
+        .iter()
+        .map(|f| f["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(failed, [3, 4], "{json:#}");
+    let notes = json["live_notes"].to_string();
+    assert!(notes.contains("scratch database"), "{notes}");
 }
 
 /// The same catalog: what was added and what went missing, when not.
