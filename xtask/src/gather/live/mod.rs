@@ -28,7 +28,7 @@ use postgres::{Client, NoTls};
 
 use crate::{
     config::Config,
-    gather::migrations::{files::MigrationFile, History, Loaded},
+    gather::migrations::{files::MigrationFile, split::without_comments, History, Loaded},
     model::{Finding, Severity},
     repo::Changes,
     rules::tenant,
@@ -273,7 +273,27 @@ impl Session {
     /// concurrently`): only ever a statement whose kind our reader recognised and Postgres
     /// confirms is alone.
     fn run_as_superuser(&mut self, sql: &str) -> Result<Option<Refusal>, String> {
-        self.guarded(sql, false, |c| c.execute(sql, &[]).map(|_| ()))
+        // Its strings read as our reader reads them, whatever the migrations set.
+        let err = |e: postgres::Error| describe(&e).0;
+        let scs: String = self
+            .c
+            .query_one(
+                "select pg_catalog.current_setting('standard_conforming_strings')",
+                &[],
+            )
+            .map_err(err)?
+            .get(0);
+        self.c
+            .batch_execute("set standard_conforming_strings = on")
+            .map_err(err)?;
+        let refused = self.guarded(sql, false, |c| c.execute(sql, &[]).map(|_| ()))?;
+        self.c
+            .execute(
+                "select pg_catalog.set_config('standard_conforming_strings', $1, false)",
+                &[&scs],
+            )
+            .map_err(err)?;
+        Ok(refused)
     }
 
     /// `wrapped`: the statement runs through the migration role's wrapper (in a scratch
@@ -610,7 +630,7 @@ fn apply_files(
                     }
                 }
                 Kind::NoTransaction(what) if superuser_may_run(what) => {
-                    s.run_as_superuser(&p.text)?
+                    s.run_as_superuser(&without_comments(&p.text))?
                 }
                 Kind::NoTransaction(what) => Some((
                     format!("{what} needs a superuser, which a Supabase migration is not: refused"),

@@ -129,6 +129,25 @@ fn classify(node: &SyntaxNode) -> Kind {
     }
 }
 
+/// The text with its comments (as our reader lexes them) turned into spaces: what the live
+/// check sends when the superuser runs a statement for a migration, so that a comment Postgres
+/// would read differently cannot hide another statement kind behind the one we recognised.
+pub fn without_comments(text: &str) -> String {
+    let parse = SourceFile::parse(text);
+    parse
+        .syntax_node()
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .map(|t| {
+            if t.kind() == K::COMMENT {
+                " ".to_string()
+            } else {
+                t.text().to_string()
+            }
+        })
+        .collect()
+}
+
 /// The name, `if not exists` and schema of a `create extension`, from its tokens.
 fn extension(node: &SyntaxNode) -> Kind {
     let tokens: Vec<_> = node
@@ -213,6 +232,16 @@ mod tests {
                 ext("pgcrypto", false, None),
                 ext("dblink", false, Some("public")),
             ]
+        );
+    }
+
+    #[test]
+    fn comments_are_taken_out_for_the_superuser() {
+        assert_eq!(
+            without_comments(
+                "/* a /* nested */ one */ create index concurrently i on t (x); -- end\n"
+            ),
+            "  create index concurrently i on t (x);  \n"
         );
     }
 }
