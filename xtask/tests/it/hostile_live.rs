@@ -444,3 +444,24 @@ fn sigint_during_a_long_statement_exits_130_promptly() {
     drop(probe);
     wait_idle(&url);
 }
+
+/// A `--database-url` whose role is not a superuser cannot host the migration role: the
+/// check says so instead of running the migrations with whatever powers that role has.
+#[test]
+fn a_database_url_without_a_superuser_is_named() {
+    let Some(cluster) = server() else { return };
+    let mut c = cluster.config().connect(NoTls).unwrap();
+    c.batch_execute("create role plain login").unwrap();
+    let url = cluster.url().replace("user=postgres", "user=plain");
+    let repo = workspace().join("examples/dashboard");
+    let mut cmd = xtask(&workspace(), &[]);
+    cmd.args(["verify", "--repo", repo.to_str().unwrap(), "--all"])
+        .args(["--skip-commands", "--live", "on", "--database-url", &url]);
+    let r = common::run(cmd);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("role `plain` is not a superuser"),
+        "{}",
+        r.stderr
+    );
+}

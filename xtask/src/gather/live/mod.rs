@@ -510,6 +510,19 @@ fn prepare_apply_judge(
     ev: &mut LiveEvidence,
 ) -> Result<(), String> {
     s.limit(run.deadline)?;
+    let (user, superuser): (String, bool) =
+        s.c.query_one(
+            "select rolname::text, rolsuper from pg_catalog.pg_roles where rolname = current_user",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .map_err(|e| describe(&e).0)?;
+    if !superuser {
+        return Err(format!(
+            "the database connection's role `{user}` is not a superuser: the live check needs one to set up the migration role `{}` it applies the migrations as (they never run as the superuser)",
+            role::ROLE
+        ));
+    }
     s.doing = "the Supabase shim".into();
     s.c.batch_execute(SHIM)
         .map_err(|e| format!("the Supabase shim does not apply: {}", describe(&e).0))?;
