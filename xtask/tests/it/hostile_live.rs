@@ -465,3 +465,31 @@ fn a_database_url_without_a_superuser_is_named() {
         r.stderr
     );
 }
+
+/// `[live] allow_extensions` lets a migration have dblink; dblink still runs as the
+/// migration role, which may not open a connection without a password: nothing escapes.
+#[test]
+fn an_allowed_dblink_still_cannot_reach_the_server_as_the_superuser() {
+    let Some(cluster) = server() else { return };
+    let url = target_database(&cluster, "target_allowed");
+    let before = snapshot(&cluster.url());
+    let sql = format!(
+        "create extension if not exists dblink;\nselect dblink_exec('host={} port=5432 user=postgres dbname=postgres', 'create role intruder superuser login');\n",
+        cluster.dir.display()
+    );
+    let rel = "supabase/migrations/20250201000000_dblink.sql";
+    let t = example_with("dblink-allowed", &[(rel, &sql)]);
+    let toml = t.path().join("xtask.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("\n[live]\nallow_extensions = [\"dblink\"]\n");
+    std::fs::write(&toml, text).unwrap();
+    let (r, json) = verify_all(t.path(), &["--database-url", &url]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    wait_idle(&cluster.url());
+    assert_same(&before, &snapshot(&cluster.url()), "the server");
+    let lines: Vec<u64> = findings(&json, "migration-apply-failed")
+        .iter()
+        .map(|f| f["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [2], "{json:#}");
+}
