@@ -9,6 +9,10 @@
 //! applied in a scratch database of the throwaway cluster instead, created and dropped, and
 //! the report says so; against `--database-url` such a history is not applied (we never
 //! commit anything to a database we do not own).
+//!
+//! The migrations (and the probe's statements) never run as the superuser: see [`role`]. Each
+//! statement is prepared by Postgres first, which refuses a text holding several; a
+//! [`watch`] cancels what runs at the deadline or on Ctrl-C.
 
 use crate::rules::catalog::Rule;
 pub mod apply;
