@@ -239,11 +239,14 @@ impl Default for Prompt {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Live {
-    /// How the probe becomes a tenant: SQL run as the superuser before switching role, with
+    /// How the probe becomes a tenant: SQL run as the migration role (`xtask_migrator`), with
     /// `:tenant` and `:user` replaced by literals. Empty: the membership table of `[tenancy]`
     /// plus the `request.jwt.claims` setting.
     pub become_tenant: String,
     pub timeout_secs: u64,
+    /// Extensions a migration may create besides those a Supabase project offers by default
+    /// (`gather::live::role::EXTENSIONS`): created by the superuser on its behalf.
+    pub allow_extensions: Vec<String>,
 }
 
 impl Default for Live {
@@ -251,6 +254,7 @@ impl Default for Live {
         Live {
             become_tenant: String::new(),
             timeout_secs: 120,
+            allow_extensions: Vec::new(),
         }
     }
 }

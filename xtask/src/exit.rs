@@ -1,7 +1,7 @@
 //! Exit statuses of the contract, and the errors that carry them.
 //!
 //! 0 every check passed · 1 a check failed or an error finding · 2 usage or configuration
-//! error · 3 the agent or a required tool failed to run.
+//! error · 3 the agent or a required tool failed to run · 130 interrupted.
 
 use std::{fmt, process::ExitCode};
 
@@ -43,6 +43,15 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 pub fn tool(message: impl Into<String>) -> anyhow::Error {
     Exit {
         code: 3,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// Ctrl-C or SIGTERM ended the command (exit 130).
+pub fn interrupted(message: impl Into<String>) -> anyhow::Error {
+    Exit {
+        code: 130,
         message: message.into(),
     }
     .into()

@@ -150,6 +150,9 @@ fn live_check(
         }
         Err(why) => {
             progress.finish("could not run");
+            if crate::proc::interrupted() {
+                return Err(exit::interrupted(format!("live check: {why}")));
+            }
             if opts.live == Live::On {
                 return Err(exit::tool(format!("--live on: {why}")));
             }

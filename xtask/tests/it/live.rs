@@ -18,12 +18,12 @@ use common::{copy_tree, item, run_json, unavailable, workspace, xtask, TempDir};
 use postgres::NoTls;
 use xtask::gather::live::cluster::{find_program, Cluster};
 
-fn postgres_here() -> bool {
+pub(crate) fn postgres_here() -> bool {
     find_program("initdb").is_some() || unavailable::<()>("no Postgres binaries (initdb)").is_some()
 }
 
 /// A running throwaway server for tests that pass `--database-url`.
-fn server() -> Option<Cluster> {
+pub(crate) fn server() -> Option<Cluster> {
     if !postgres_here() {
         return None;
     }
@@ -34,7 +34,7 @@ fn server() -> Option<Cluster> {
 }
 
 /// A copy of the example (no git needed: the tests use `--all`) with extra migration files.
-fn example_with(name: &str, extra: &[(&str, &str)]) -> TempDir {
+pub(crate) fn example_with(name: &str, extra: &[(&str, &str)]) -> TempDir {
     let t = TempDir::new(name);
     copy_tree(&workspace().join("examples/dashboard"), t.path());
     for (rel, text) in extra {
@@ -57,7 +57,7 @@ fn verify(repo: &Path, extra: &[&str]) -> (common::Run, serde_json::Value) {
     run_json(xtask(&workspace(), &args))
 }
 
-fn findings<'a>(json: &'a serde_json::Value, rule: &str) -> Vec<&'a serde_json::Value> {
+pub(crate) fn findings<'a>(json: &'a serde_json::Value, rule: &str) -> Vec<&'a serde_json::Value> {
     json["findings"]
         .as_array()
         .unwrap()
@@ -66,7 +66,7 @@ fn findings<'a>(json: &'a serde_json::Value, rule: &str) -> Vec<&'a serde_json::
         .collect()
 }
 
-fn table<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(crate) fn table<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     json["tables"]
         .as_array()
         .unwrap()
@@ -259,7 +259,7 @@ fn a_table_no_client_can_reach_is_not_exposed() {
 }
 
 /// Databases, roles and every object of every schema: what "left as found" compares.
-fn snapshot(url: &str) -> Vec<String> {
+pub(crate) fn snapshot(url: &str) -> Vec<String> {
     let mut c = url
         .parse::<postgres::Config>()
         .unwrap()
@@ -268,7 +268,11 @@ fn snapshot(url: &str) -> Vec<String> {
     let mut out = Vec::new();
     for q in [
         "select 'db ' || datname::text from pg_database",
-        "select 'role ' || rolname::text from pg_roles",
+        "select 'role ' || rolname::text || ' ' || rolsuper::text || rolcreaterole::text || rolcreatedb::text || rolcanlogin::text || rolbypassrls::text from pg_roles",
+        "select 'member ' || roleid::regrole::text || ' ' || member::regrole::text from pg_auth_members",
+        "select 'dbacl ' || datname::text || ' ' || coalesce(datacl::text, '') from pg_database",
+        "select 'nsacl ' || nspname::text || ' ' || coalesce(nspacl::text, '') from pg_namespace",
+        "select 'relacl ' || c.oid::regclass::text || ' ' || coalesce(c.relacl::text, '') from pg_class c",
         "select 'rel ' || n.nspname::text || '.' || c.relname::text || ' ' || c.relkind::text || ' ' || c.relrowsecurity::text from pg_class c join pg_namespace n on n.oid = c.relnamespace",
         "select 'ns ' || nspname::text from pg_namespace",
         "select 'fn ' || n.nspname::text || '.' || p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace",
@@ -285,7 +289,7 @@ fn snapshot(url: &str) -> Vec<String> {
 }
 
 /// Wait until no backend but ours is connected (a killed client's transaction is over).
-fn wait_idle(url: &str) {
+pub(crate) fn wait_idle(url: &str) {
     let mut c = url
         .parse::<postgres::Config>()
         .unwrap()
@@ -381,7 +385,7 @@ fn the_database_is_left_as_found() {
     kill_midway(cmd, || {
         let n: i64 = probe
             .query_one(
-                "select count(*) from pg_stat_activity where query like '%pg_sleep(4)%' and pid <> pg_backend_pid()",
+                "select count(*) from pg_stat_activity where wait_event = 'PgSleep' and pid <> pg_backend_pid()",
                 &[],
             )
             .unwrap()

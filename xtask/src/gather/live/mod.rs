@@ -9,12 +9,18 @@
 //! applied in a scratch database of the throwaway cluster instead, created and dropped, and
 //! the report says so; against `--database-url` such a history is not applied (we never
 //! commit anything to a database we do not own).
+//!
+//! The migrations (and the probe's statements) never run as the superuser: see [`role`]. Each
+//! statement is prepared by Postgres first, which refuses a text holding several; a
+//! [`watch`] cancels what runs at the deadline or on Ctrl-C.
 
 use crate::rules::catalog::Rule;
 pub mod apply;
 pub mod catalog;
 pub mod cluster;
 pub mod probe;
+pub mod role;
+pub mod watch;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -26,7 +32,7 @@ use postgres::{Client, NoTls};
 
 use crate::{
     config::Config,
-    gather::migrations::{files::MigrationFile, History, Loaded},
+    gather::migrations::{files::MigrationFile, split::without_comments, History, Loaded},
     model::{Finding, Severity},
     repo::Changes,
     rules::tenant,
@@ -38,6 +44,8 @@ use self::{
     apply::{describe, line_of, Kind},
     cluster::Cluster,
     probe::{Identity, Probe},
+    role::Wrapper,
+    watch::Watch,
 };
 
 /// The shim that gives a plain Postgres what Supabase migrations expect.
@@ -168,20 +176,32 @@ fn remaining(deadline: Instant) -> Result<Duration, String> {
 
 /// The connection for one history: inside the transaction that is rolled back, or in a
 /// scratch database that is dropped. Either happens when the session ends, early returns
-/// included.
+/// included. A [`Watch`] cancels what runs on it at the deadline or on Ctrl-C.
 struct Session {
+    /// Declared first: dropped (its thread stopped) before the connection goes.
+    watch: Watch,
     c: Client,
     /// The admin connection and the scratch database's name.
     scratch: Option<(Client, String)>,
+    /// What is running: "the Supabase shim", a migration's `file:line`, ...
+    doing: String,
 }
 
+/// A statement Postgres (or the check) refused: the message, and the character position in
+/// the statement when Postgres gives one.
+type Refusal = (String, Option<usize>);
+
 impl Session {
-    fn open(base: &postgres::Config, scratch: Option<String>) -> Result<Session, String> {
-        match scratch {
+    fn open(
+        base: &postgres::Config,
+        scratch: Option<String>,
+        deadline: Instant,
+    ) -> Result<Session, String> {
+        let (mut c, scratch) = match scratch {
             None => {
                 let mut c = connect(base)?;
                 c.batch_execute("begin").map_err(|e| describe(&e).0)?;
-                Ok(Session { c, scratch: None })
+                (c, None)
             }
             Some(name) => {
                 let mut admin = connect(base)?;
@@ -193,17 +213,30 @@ impl Session {
                 let mut cfg = base.clone();
                 cfg.dbname(&name);
                 let scratch = Some((admin, name));
-                // From here on, Drop removes the scratch database whatever happens.
-                let c = match connect(&cfg) {
-                    Ok(c) => c,
+                // From here on, the scratch database is removed whatever happens.
+                match connect(&cfg) {
+                    Ok(c) => (c, scratch),
                     Err(e) => {
                         drop(Session::drop_scratch(scratch));
                         return Err(e);
                     }
-                };
-                Ok(Session { c, scratch })
+                }
             }
-        }
+        };
+        let watch = match Watch::start(&mut c, base, deadline) {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = c.batch_execute("rollback");
+                drop(Session::drop_scratch(scratch));
+                return Err(describe(&e).0);
+            }
+        };
+        Ok(Session {
+            watch,
+            c,
+            scratch,
+            doing: "opening the session".into(),
+        })
     }
 
     fn drop_scratch(scratch: Option<(Client, String)>) -> Result<(), String> {
@@ -211,12 +244,15 @@ impl Session {
             admin
                 .batch_execute(&format!("drop database if exists {name} with (force)"))
                 .map_err(|e| format!("cannot drop the scratch database: {}", describe(&e).0))?;
+            // The migration role was made for this database (a scratch database commits it).
+            let _ = admin.batch_execute(&format!("drop role if exists {}", role::ROLE));
         }
         Ok(())
     }
 
     /// Limits for every statement; and (Postgres 14+) a check every second that we are still
     /// there, so a killed run's transaction is rolled back at once, not at the statement's end.
+    /// (A migration may lift the timeouts: the [`Watch`] does not depend on them.)
     fn limit(&mut self, deadline: Instant) -> Result<(), String> {
         let ms = remaining(deadline)?.as_millis().max(1);
         self.c
@@ -228,35 +264,169 @@ impl Session {
             .map_err(|e| describe(&e).0)
     }
 
-    /// Run one statement of a migration; its error, if Postgres rejects it. Inside the
-    /// transaction the savepoint is sent alone first (Postgres parses a whole multi-statement
-    /// string before running any of it, so a syntax error would take a savepoint sent with it
-    /// down too); the statement and the release then share one round trip, the statement
-    /// ending on a line of its own so that a trailing comment cannot swallow the release.
-    fn run(&mut self, sql: &str) -> Result<Option<postgres::Error>, String> {
-        if self.scratch.is_some() {
-            return Ok(self.c.batch_execute(sql).err());
-        }
-        self.c
-            .batch_execute("savepoint xtask_stmt")
-            .map_err(|e| describe(&e).0)?;
-        let failed = self
-            .c
-            .batch_execute(&format!("{sql}\n;release savepoint xtask_stmt"))
-            .err();
-        if failed.as_ref().is_some_and(|e| !e.is_closed()) {
-            self.c
-                .batch_execute("rollback to savepoint xtask_stmt; release savepoint xtask_stmt")
-                .map_err(|e| describe(&e).0)?;
-        }
-        Ok(failed)
+    /// Run one statement of a migration as the migration role; why, if it was refused. Inside
+    /// the transaction each statement has a savepoint of its own, so a refused one is undone
+    /// and the rest of the history still runs.
+    fn run(&mut self, sql: &str) -> Result<Option<Refusal>, String> {
+        self.guarded(sql, true, |c| {
+            role::through(c, Wrapper::Apply, sql).map(|_| ())
+        })
     }
 
-    /// After the migrations: undo what they set for their session (search_path, role,
-    /// timeouts), and make sure what follows (catalog, probe) runs in a transaction.
+    /// Run one statement as the superuser (an allowed extension, `create index
+    /// concurrently`): only ever a statement whose kind our reader recognised and Postgres
+    /// confirms is alone.
+    fn run_as_superuser(&mut self, sql: &str) -> Result<Option<Refusal>, String> {
+        // Its strings read as our reader reads them, whatever the migrations set.
+        let err = |e: postgres::Error| describe(&e).0;
+        let scs: String = self
+            .c
+            .query_one(
+                "select pg_catalog.current_setting('standard_conforming_strings')",
+                &[],
+            )
+            .map_err(err)?
+            .get(0);
+        self.c
+            .batch_execute("set standard_conforming_strings = on")
+            .map_err(err)?;
+        let refused = self.guarded(sql, false, |c| c.execute(sql, &[]).map(|_| ()))?;
+        self.c
+            .execute(
+                "select pg_catalog.set_config('standard_conforming_strings', $1, false)",
+                &[&scs],
+            )
+            .map_err(err)?;
+        Ok(refused)
+    }
+
+    /// `wrapped`: the statement runs through the migration role's wrapper (in a scratch
+    /// database, inside a transaction of its own); else as the superuser, on its own.
+    fn guarded(
+        &mut self,
+        sql: &str,
+        wrapped: bool,
+        send: impl FnOnce(&mut Client) -> Result<(), postgres::Error>,
+    ) -> Result<Option<Refusal>, String> {
+        let tx = self.scratch.is_none();
+        let sql_err = |e: postgres::Error| describe(&e).0;
+        if tx {
+            self.c
+                .batch_execute("savepoint xtask_stmt")
+                .map_err(sql_err)?;
+        }
+        // One statement at a time: Postgres itself says whether the text holds more than one
+        // (it refuses to prepare several). Any other error here is left for the run to report.
+        if let Err(e) = self.c.prepare(sql) {
+            if e.is_closed() {
+                return Err(format!("the connection to Postgres was lost: {e}"));
+            }
+            if tx {
+                self.c
+                    .batch_execute("rollback to savepoint xtask_stmt")
+                    .map_err(sql_err)?;
+            }
+            if e.as_db_error()
+                .is_some_and(|d| d.message().contains("multiple commands"))
+            {
+                if tx {
+                    self.c
+                        .batch_execute("release savepoint xtask_stmt")
+                        .map_err(sql_err)?;
+                }
+                return Ok(Some((
+                    "Postgres reads more than one statement in this text where the static reader reads one (a quoting trick, `standard_conforming_strings`?): refused, none of it was run".into(),
+                    None,
+                )));
+            }
+        }
+        let failed = if tx || !wrapped {
+            send(&mut self.c).err()
+        } else {
+            // Each statement in a transaction of its own, deferred constraints checked (and
+            // their triggers fired) inside the wrapper, not at the commit.
+            self.c.batch_execute("begin").map_err(sql_err)?;
+            match send(&mut self.c).and_then(|()| {
+                role::through(&mut self.c, Wrapper::Apply, "set constraints all immediate")
+                    .map(|_| ())
+            }) {
+                Ok(()) => self.c.batch_execute("commit").err(),
+                Err(e) => Some(e),
+            }
+        };
+        match failed {
+            None => {
+                if tx {
+                    self.c
+                        .batch_execute("release savepoint xtask_stmt")
+                        .map_err(sql_err)?;
+                }
+                Ok(None)
+            }
+            Some(e) if e.is_closed() => Err(format!("the connection to Postgres was lost: {e}")),
+            Some(e) => {
+                if tx {
+                    self.c
+                        .batch_execute(
+                            "rollback to savepoint xtask_stmt; release savepoint xtask_stmt",
+                        )
+                        .map_err(sql_err)?;
+                } else if wrapped {
+                    self.c.batch_execute("rollback").map_err(sql_err)?;
+                }
+                let (mut msg, mut pos) = describe(&e);
+                // Through the wrapper, Postgres places the error in the text it ran (when it
+                // is not a statement nested further down, in a DO block say).
+                if let Some(postgres::error::ErrorPosition::Internal { position, query }) =
+                    e.as_db_error().and_then(|d| d.position())
+                {
+                    if query == sql {
+                        pos = Some(*position as usize);
+                    }
+                }
+                if msg.contains("within security-definer function") {
+                    msg.push_str(&format!(
+                        "; migrations run as the role `{}`, which cannot change role or session authorization",
+                        role::ROLE
+                    ));
+                }
+                Ok(Some((
+                    format!("Postgres rejects this statement: {msg}"),
+                    pos,
+                )))
+            }
+        }
+    }
+
+    /// The tables now, read with a search path the migrations cannot have planted operators
+    /// or functions in; theirs is put back afterwards.
+    fn tables(&mut self) -> Result<BTreeMap<u32, QualName>, String> {
+        let err = |e: postgres::Error| describe(&e).0;
+        let path: String = self
+            .c
+            .query_one("select pg_catalog.current_setting('search_path')", &[])
+            .map_err(err)?
+            .get(0);
+        self.c
+            .batch_execute("set search_path = pg_catalog, pg_temp")
+            .map_err(err)?;
+        let tables = catalog::table_oids(&mut self.c).map_err(err)?;
+        self.c
+            .execute(
+                "select pg_catalog.set_config('search_path', $1, false)",
+                &[&path],
+            )
+            .map_err(err)?;
+        Ok(tables)
+    }
+
+    /// After the migrations: undo what they set for their session (search_path, timeouts),
+    /// and make sure what follows (catalog, probe) runs in a transaction, with a search path
+    /// that holds nothing of theirs (the probe's statements get the usual one in their
+    /// wrappers).
     fn settle(&mut self, deadline: Instant) -> Result<(), String> {
         self.c
-            .batch_execute("reset all; reset role")
+            .batch_execute("reset all; reset role; set search_path = pg_catalog, pg_temp")
             .map_err(|e| describe(&e).0)?;
         self.limit(deadline)?;
         if self.scratch.is_some() {
@@ -303,7 +473,9 @@ fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), Stri
             return None;
         }
         l.read.pieces.iter().find_map(|p| match p.kind {
-            Kind::NoTransaction(what) => Some(format!("{what} at {}:{}", f.path, p.line)),
+            Kind::NoTransaction(what) if superuser_may_run(what) => {
+                Some(format!("{what} at {}:{}", f.path, p.line))
+            }
             _ => None,
         })
     });
@@ -324,15 +496,77 @@ fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), Stri
         }
     };
 
-    let mut s = Session::open(run.base, scratch)?;
+    let mut s = Session::open(run.base, scratch, run.deadline)?;
+    let result = prepare_apply_judge(&mut s, run, h, &files, ev);
+    // Stopped by the watch: say so, and what was running, whatever error the cancelled
+    // statement gave.
+    match (result, s.watch.fired()) {
+        (_, Some(why)) => Err(format!("{why} while running {}", s.doing)),
+        (result, None) => result,
+    }
+}
+
+fn prepare_apply_judge(
+    s: &mut Session,
+    run: &Run,
+    h: &History,
+    files: &[&(MigrationFile, Loaded)],
+    ev: &mut LiveEvidence,
+) -> Result<(), String> {
     s.limit(run.deadline)?;
+    let (user, superuser): (String, bool) =
+        s.c.query_one(
+            "select rolname::text, rolsuper from pg_catalog.pg_roles where rolname = current_user",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .map_err(|e| describe(&e).0)?;
+    if !superuser {
+        return Err(format!(
+            "the database connection's role `{user}` is not a superuser: the live check needs one to set up the migration role `{}` it applies the migrations as (they never run as the superuser)",
+            role::ROLE
+        ));
+    }
+    s.doing = "the Supabase shim".into();
     s.c.batch_execute(SHIM)
         .map_err(|e| format!("the Supabase shim does not apply: {}", describe(&e).0))?;
+    s.doing = "the set-up of the migration role".into();
+    s.c.batch_execute(&role::setup_sql()).map_err(|e| {
+        format!(
+            "cannot set up the migration role `{}`: {}",
+            role::ROLE,
+            describe(&e).0
+        )
+    })?;
     let applying = Instant::now();
-    let applied = apply_files(&mut s, run, h, &files, ev)?;
+    let applied = apply_files(s, run, h, files, ev)?;
     ev.apply += applying.elapsed();
+    s.doing = "reading the catalog".into();
     s.settle(run.deadline)?;
-    judge_and_probe(&mut s.c, run, h, &applied, ev)
+    judge_and_probe(s, run, h, &applied, ev)
+}
+
+/// Statements that cannot run in a transaction and that the superuser runs for a migration
+/// (in a scratch database): they run no code of the migration's with the superuser's powers
+/// (index expressions run as the table's owner, restricted). The others (`ALTER SYSTEM`,
+/// `CREATE DATABASE`, ...) are refused: a Supabase migration cannot run them either.
+fn superuser_may_run(what: &str) -> bool {
+    matches!(
+        what,
+        "CREATE INDEX CONCURRENTLY" | "DROP INDEX CONCURRENTLY" | "REINDEX CONCURRENTLY" | "VACUUM"
+    )
+}
+
+/// The `create extension` the superuser runs for a migration: rebuilt from the names our
+/// reader found, so nothing else of the migration's text runs with its powers.
+fn extension_sql(name: &str, if_not_exists: bool, schema: Option<&str>) -> String {
+    let q = crate::schema::quote_ident;
+    format!(
+        "create extension {}{}{}",
+        if if_not_exists { "if not exists " } else { "" },
+        q(name),
+        schema.map_or(String::new(), |s| format!(" with schema {}", q(s)))
+    )
 }
 
 /// Apply the files in order, each statement on its own; rejected statements become findings.
@@ -344,10 +578,10 @@ fn apply_files(
     ev: &mut LiveEvidence,
 ) -> Result<Applied, String> {
     let (changes, deadline) = (run.changes, run.deadline);
-    let before = catalog::table_oids(&mut s.c).map_err(|e| describe(&e).0)?;
+    let before = s.tables()?;
     let present: Vec<String> = before
         .values()
-        .filter(|n| !tenant::is_platform(n))
+        .filter(|n| !tenant::is_platform(n) && n.schema != "xtask_live")
         .map(|n| n.to_string())
         .collect();
     if !present.is_empty() {
@@ -359,7 +593,10 @@ fn apply_files(
         ));
     }
     let mut created_by: BTreeMap<u32, String> = BTreeMap::new();
-    let mut known = before.clone();
+    // The tables as they were before the current file; `None` after a file of the base
+    // (read again, only when a new file follows: what the history made before it is
+    // context, not what the new file created).
+    let mut known = Some(before.clone());
     let mut skipped_tx = 0usize;
     for (f, loaded) in files {
         let (text, pieces) = match (&loaded.unsendable, &loaded.text) {
@@ -376,41 +613,71 @@ fn apply_files(
                 continue;
             }
         };
+        let is_new = changes.is_new(&f.path);
+        if is_new && known.is_none() {
+            known = Some(s.tables()?);
+        }
         let lines = Lines::new(text);
         for p in pieces {
             if p.kind == Kind::TransactionControl {
                 skipped_tx += 1;
                 continue;
             }
+            s.doing = format!("{}:{}", f.path, p.line);
             remaining(deadline)?;
             if crate::proc::interrupted() {
                 return Err("interrupted".into());
             }
             ev.statements += 1;
-            if let Some(e) = s.run(&p.text)? {
-                if e.is_closed() {
-                    return Err(format!("the connection to Postgres was lost: {e}"));
+            let refused = match &p.kind {
+                Kind::CreateExtension {
+                    name,
+                    if_not_exists,
+                    schema,
+                } => {
+                    if role::extension_allowed(name, &run.config.live) {
+                        s.run_as_superuser(&extension_sql(name, *if_not_exists, schema.as_deref()))?
+                    } else {
+                        Some((
+                            format!(
+                                "the extension `{name}` is not one a migration may create (it reaches outside the database, or Supabase does not offer it); `[live] allow_extensions` in xtask.toml allows it: refused"
+                            ),
+                            None,
+                        ))
+                    }
                 }
-                let (msg, pos) = describe(&e);
+                Kind::NoTransaction(what) if superuser_may_run(what) => {
+                    s.run_as_superuser(&without_comments(&p.text))?
+                }
+                Kind::NoTransaction(what) => Some((
+                    format!("{what} needs a superuser, which a Supabase migration is not: refused"),
+                    None,
+                )),
+                _ => s.run(&p.text)?,
+            };
+            if s.watch.fired().is_some() {
+                // Cancelled, not refused: the caller says why and where.
+                return Err("stopped".into());
+            }
+            if let Some((msg, pos)) = refused {
                 ev.apply_failures += 1;
                 ev.findings.push(
-                    Finding::new(
-                        Rule::MigrationApplyFailed,
-                        Severity::Error,
-                        format!("Postgres rejects this statement: {msg}"),
-                    )
-                    .at(f.path.clone(), Some(line_of(p, &lines, pos))),
+                    Finding::new(Rule::MigrationApplyFailed, Severity::Error, msg)
+                        .at(f.path.clone(), Some(line_of(p, &lines, pos))),
                 );
             }
         }
-        if changes.is_new(&f.path) {
-            let now = catalog::table_oids(&mut s.c).map_err(|e| describe(&e).0)?;
+        if is_new {
+            let now = s.tables()?;
+            let was = known.take().unwrap_or_default();
             for oid in now.keys() {
-                if !known.contains_key(oid) {
+                if !was.contains_key(oid) {
                     created_by.insert(*oid, f.path.clone());
                 }
             }
-            known = now;
+            known = Some(now);
+        } else {
+            known = None;
         }
     }
     if skipped_tx > 0 {
@@ -425,13 +692,14 @@ fn apply_files(
 /// Read the tables to judge from the catalog and probe each tenant table (one with the
 /// tenant column that config does not exempt).
 fn judge_and_probe(
-    c: &mut Client,
+    s: &mut Session,
     run: &Run,
     h: &History,
     applied: &Applied,
     ev: &mut LiveEvidence,
 ) -> Result<(), String> {
     let (config, changes) = (run.config, run.changes);
+    let c = &mut s.c;
     let all = catalog::table_oids(c).map_err(|e| describe(&e).0)?;
     let static_judged: BTreeSet<&QualName> = h
         .schema
@@ -476,7 +744,8 @@ fn judge_and_probe(
             continue;
         }
         remaining(run.deadline)?;
-        probes.push((name.clone(), probe::probe(c, name, &id)));
+        s.doing = format!("the isolation probe on {name}");
+        probes.push((name.clone(), probe::probe(&mut s.c, name, &id)));
     }
     ev.probe += probing.elapsed();
     ev.histories.push(LiveHistory {

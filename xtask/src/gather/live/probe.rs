@@ -14,7 +14,10 @@ use postgres::Client;
 
 use crate::{config::Tenancy, schema::QualName};
 
-use super::apply::describe;
+use super::{
+    apply::describe,
+    role::{through, Wrapper},
+};
 
 /// What the probe found on one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,11 +52,32 @@ struct Col {
     enum_label: Option<String>,
 }
 
-/// The value of a SQL expression, as text.
+/// The value of a SQL expression, as text (evaluated as the migration role: see [`as_migrator`]).
 fn eval_text(c: &mut Client, expr: &str) -> Result<String, String> {
-    c.query_one(&format!("select ({expr})::text"), &[])
-        .map(|r| r.get(0))
-        .map_err(|e| describe(&e).0)
+    as_migrator(c, &format!("select ({expr})::text"))
+        .map_err(|e| describe(&e).0)?
+        .ok_or_else(|| format!("{expr} is null"))
+}
+
+/// Run a statement of the probe as the migration role (which owns the tables and bypasses
+/// row level security, as Supabase's `postgres` does): the triggers, defaults and functions
+/// of the migrations it sets off never run as the superuser. Its first value as text.
+fn as_migrator(c: &mut Client, sql: &str) -> Result<Option<String>, postgres::Error> {
+    through(c, Wrapper::QueryAsMigrator, sql)
+}
+
+/// The ctids of tenant B's rows, seen as the migration role (past row level security).
+fn ctids(c: &mut Client, b_rows: &str) -> Result<Vec<String>, String> {
+    let all = as_migrator(
+        c,
+        &format!("select string_agg(ctid::text, ' ') from ({b_rows}) r"),
+    )
+    .map_err(|e| describe(&e).0)?;
+    Ok(all
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect())
 }
 
 fn q(s: &str) -> String {
@@ -205,15 +229,10 @@ impl Maker<'_> {
     ) -> Result<String, String> {
         let values = self.values(table, tenant, depth)?;
         let sql = insert_sql(table, &values, returning);
-        let row = self
-            .c
-            .query_one(&sql, &[])
+        let v = as_migrator(self.c, &sql)
             .map_err(|e| format!("cannot insert a row into {table}: {}", describe(&e).0))?;
         Ok(match returning {
-            Some(_) => {
-                let v: Option<String> = row.get(0);
-                v.map_or("null".into(), |v| lit(&v))
-            }
+            Some(_) => v.map_or("null".into(), |v| lit(&v)),
             None => "null".into(),
         })
     }
@@ -276,9 +295,7 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
     };
     maker.insert(table, Some(&a), None, 1)?;
     let b_row = maker.values(table, Some(&b), 1)?;
-    maker
-        .c
-        .query_one(&insert_sql(table, &b_row, None), &[])
+    as_migrator(maker.c, &insert_sql(table, &b_row, None))
         .map_err(|e| format!("cannot insert a row into {table}: {}", describe(&e).0))?;
     // A second row for B, made the same way, for the INSERT attempt as A.
     let b_insert = maker.values(table, Some(&b), 1)?;
@@ -288,13 +305,8 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
     let t = table.sql();
     let tc = q(&col);
     let ty = &tenant_col.ty;
-    let b_rows = format!("select ctid::text from {t} where {tc} = {b}::{ty}");
-    let b_before: Vec<String> = c
-        .query(&b_rows, &[])
-        .map_err(|e| describe(&e).0)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let b_rows = format!("select ctid from {t} where {tc} = {b}::{ty}");
+    let b_before = ctids(c, &b_rows)?;
 
     let own = as_tenant(
         c,
@@ -319,19 +331,14 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
     // hide an open UPDATE or DELETE policy. What happened to B's rows is then looked up as
     // the superuser: an updated row has a new ctid, a deleted one is gone.
     let n = as_tenant(c, &format!("update {t} set {tc} = {tc}"), |c, _| {
-        let now: Vec<String> = c
-            .query(&b_rows, &[])
-            .map_err(|e| describe(&e).0)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let now = ctids(c, &b_rows)?;
         Ok(now.iter().filter(|x| !b_before.contains(x)).count() as i64)
     })?;
     if n > 0 {
         leaks.push(format!("tenant A updated {n} row(s) of tenant B"));
     }
     let n = as_tenant(c, &format!("delete from {t}"), |c, _| {
-        let left = c.query(&b_rows, &[]).map_err(|e| describe(&e).0)?.len();
+        let left = ctids(c, &b_rows)?.len();
         Ok(b_before.len().saturating_sub(left) as i64)
     })?;
     if n > 0 {
@@ -355,32 +362,27 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
     })
 }
 
-/// Run `sql` as the `authenticated` role under a savepoint; then, back as the superuser,
-/// `check` sees the database as the statement left it (`Some(count)` from the statement's
-/// first column or rows affected, `None` when it was denied); then the savepoint is rolled
-/// back. Denied (no grant, or a row level security violation) is not an error.
+/// Run `sql` as the `authenticated` role under a savepoint (inside a SECURITY DEFINER
+/// function of that role, so nothing it sets off can switch role); then, as the migration
+/// role, `check` sees the database as the statement left it (`Some(count)` from the
+/// statement's first column or rows affected, `None` when it was denied); then the savepoint
+/// is rolled back. Denied (no grant, or a row level security violation) is not an error.
 fn as_tenant(
     c: &mut Client,
     sql: &str,
     check: impl FnOnce(&mut Client, Option<i64>) -> Result<i64, String>,
 ) -> Result<i64, String> {
-    c.batch_execute("savepoint xtask_step; set local role authenticated")
-        .map_err(|e| {
-            format!(
-                "cannot switch to the authenticated role: {}",
-                describe(&e).0
-            )
-        })?;
+    c.batch_execute("savepoint xtask_step")
+        .map_err(|e| describe(&e).0)?;
     let ran = if sql.starts_with("select") {
-        c.query_one(sql, &[]).map(|r| r.get::<_, i64>(0))
+        through(c, Wrapper::QueryAsTenant, sql)
+            .map(|v| v.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
     } else {
-        c.execute(sql, &[]).map(|n| n as i64)
+        through(c, Wrapper::CountAsTenant, sql)
+            .map(|v| v.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
     };
     let result = match ran {
-        Ok(n) => {
-            let back = c.batch_execute("reset role").map_err(|e| describe(&e).0);
-            back.and_then(|()| check(c, Some(n)))
-        }
+        Ok(n) => check(c, Some(n)),
         Err(e) if is_denied(&e) => {
             let _ = c.batch_execute("rollback to savepoint xtask_step");
             check(c, None)
@@ -407,19 +409,23 @@ fn become_tenant(c: &mut Client, id: &Identity, tenant: &str) -> Result<(), Stri
             .become_tenant
             .replace(":tenant", &lit(&tenant_text))
             .replace(":user", &lit(&user));
-        return c
-            .batch_execute(&sql)
+        return through(c, Wrapper::CountAsMigrator, &sql)
+            .map(|_| ())
             .map_err(|e| format!("`[live] become_tenant` failed: {}", describe(&e).0));
     }
     // Best effort (a real auth.users may want more): under a savepoint, so a failure does
     // not abort the transaction.
     c.batch_execute("savepoint xtask_user")
         .map_err(|e| describe(&e).0)?;
-    let undo = match c.batch_execute(&format!(
-        "insert into auth.users (id) values ({}) on conflict do nothing",
-        lit(&user)
-    )) {
-        Ok(()) => "release savepoint xtask_user",
+    let undo = match through(
+        c,
+        Wrapper::CountAsMigrator,
+        &format!(
+            "insert into auth.users (id) values ({}) on conflict do nothing",
+            lit(&user)
+        ),
+    ) {
+        Ok(_) => "release savepoint xtask_user",
         Err(_) => "rollback to savepoint xtask_user; release savepoint xtask_user",
     };
     c.batch_execute(undo).map_err(|e| describe(&e).0)?;
@@ -443,7 +449,7 @@ fn become_tenant(c: &mut Client, id: &Identity, tenant: &str) -> Result<(), Stri
         values.retain(|(k, _)| *k != ucol);
         values.push((ucol, format!("{}::uuid", lit(&user))));
         let sql = insert_sql(&members, &values, None);
-        c.query_one(&sql, &[]).map_err(|e| {
+        as_migrator(c, &sql).map_err(|e| {
             format!(
                 "cannot make the probe's user a member of tenant A: {}",
                 describe(&e).0

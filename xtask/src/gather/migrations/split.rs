@@ -27,6 +27,13 @@ pub enum Kind {
     TransactionControl,
     /// A statement Postgres refuses inside a transaction block: what it is.
     NoTransaction(&'static str),
+    /// `create extension [if not exists] name [with schema s]`: the live check creates it on
+    /// the migration's behalf when it is allowed (names as Postgres folds them).
+    CreateExtension {
+        name: String,
+        if_not_exists: bool,
+        schema: Option<String>,
+    },
 }
 
 /// Cut a file into statements (parsing it; the reader uses [`pieces`] on its own tree).
@@ -101,6 +108,7 @@ fn classify(node: &SyntaxNode) -> Kind {
         _ => {}
     }
     match node.kind() {
+        K::CREATE_EXTENSION => extension(node),
         K::CREATE_DATABASE => Kind::NoTransaction("CREATE DATABASE"),
         K::DROP_DATABASE => Kind::NoTransaction("DROP DATABASE"),
         K::ALTER_SYSTEM => Kind::NoTransaction("ALTER SYSTEM"),
@@ -118,6 +126,57 @@ fn classify(node: &SyntaxNode) -> Kind {
             })
         }
         _ => Kind::Run,
+    }
+}
+
+/// The text with its comments (as our reader lexes them) turned into spaces: what the live
+/// check sends when the superuser runs a statement for a migration, so that a comment Postgres
+/// would read differently cannot hide another statement kind behind the one we recognised.
+pub fn without_comments(text: &str) -> String {
+    let parse = SourceFile::parse(text);
+    parse
+        .syntax_node()
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .map(|t| {
+            if t.kind() == K::COMMENT {
+                " ".to_string()
+            } else {
+                t.text().to_string()
+            }
+        })
+        .collect()
+}
+
+/// The name, `if not exists` and schema of a `create extension`, from its tokens.
+fn extension(node: &SyntaxNode) -> Kind {
+    let tokens: Vec<_> = node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .collect();
+    let ident = |t: &squawk_syntax::SyntaxToken| {
+        let text = t.text();
+        match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(quoted) => quoted.replace("\"\"", "\""),
+            None => text.to_lowercase(),
+        }
+    };
+    let mut i = 2; // create extension
+    let if_not_exists = tokens.get(i).is_some_and(|t| t.kind() == K::IF_KW);
+    if if_not_exists {
+        i += 3;
+    }
+    let name = tokens.get(i).map(ident).unwrap_or_default();
+    let schema = tokens
+        .iter()
+        .position(|t| t.kind() == K::SCHEMA_KW)
+        .and_then(|at| tokens.get(at + 1))
+        .map(ident);
+    Kind::CreateExtension {
+        name,
+        if_not_exists,
+        schema,
     }
 }
 
@@ -155,5 +214,34 @@ mod tests {
         assert_eq!(p.len(), 2, "{p:#?}");
         assert_eq!(p[0].kind, Kind::Run);
         assert_eq!(p[1].line, 6);
+    }
+
+    #[test]
+    fn create_extension_is_recognised_with_its_name_and_schema() {
+        let p = split("create extension if not exists \"uuid-ossp\" with schema extensions;\ncreate extension PGCRYPTO;\ncreate extension dblink schema public cascade;\n");
+        let kinds: Vec<Kind> = p.into_iter().map(|p| p.kind).collect();
+        let ext = |name: &str, if_not_exists, schema: Option<&str>| Kind::CreateExtension {
+            name: name.into(),
+            if_not_exists,
+            schema: schema.map(String::from),
+        };
+        assert_eq!(
+            kinds,
+            [
+                ext("uuid-ossp", true, Some("extensions")),
+                ext("pgcrypto", false, None),
+                ext("dblink", false, Some("public")),
+            ]
+        );
+    }
+
+    #[test]
+    fn comments_are_taken_out_for_the_superuser() {
+        assert_eq!(
+            without_comments(
+                "/* a /* nested */ one */ create index concurrently i on t (x); -- end\n"
+            ),
+            "  create index concurrently i on t (x);  \n"
+        );
     }
 }

@@ -1,0 +1,216 @@
+//! The migration role: migrations run with the powers a Supabase project's migrations have,
+//! and no more.
+//!
+//! The check's own connection is the superuser's (it needs that for the shim, for creating
+//! allowed extensions and for reading the catalog). `SET ROLE` or `SET SESSION
+//! AUTHORIZATION` would not contain a migration on such a connection: code in a `DO` block can
+//! `RESET ROLE` (or `RESET SESSION AUTHORIZATION`, `set_config('role', ...)`) and be the
+//! superuser again. So every statement of a migration runs inside a SECURITY DEFINER function
+//! owned by the role `xtask_migrator`: for as long as such a function runs, Postgres refuses
+//! any change of role or session authorization ("cannot set parameter ... within
+//! security-definer function"), however deeply nested. The probe's statements (which fire the
+//! migrations' triggers, defaults and policy functions) run the same way, as
+//! `xtask_migrator` or as `authenticated`.
+//!
+//! `xtask_migrator` is what Supabase's `postgres` role is: not a superuser, CREATEDB,
+//! BYPASSRLS, the owner of what it creates; it may create schemas, tables, functions,
+//! policies, triggers on `auth.users`, policies on `storage.objects`. It is not a member of
+//! `pg_execute_server_program`, `pg_read_server_files` or `pg_write_server_files`, so
+//! `COPY ... PROGRAM`, `COPY ... TO/FROM 'file'` and `pg_read_file` are refused by Postgres.
+//! CREATEROLE only from Postgres 16 on: before 16, CREATEROLE may grant itself any
+//! non-superuser role, `pg_execute_server_program` included, which is a shell.
+//!
+//! The wrappers live in a schema of the superuser (`xtask_live`) where no one else may
+//! create anything; the owner of a wrapper could still make it SECURITY INVOKER or give it
+//! away, so each call is preceded by a check of the wrapper's catalog row. Everything here is
+//! created inside the check's transaction (or scratch database) and goes with it.
+
+use crate::config::Live;
+
+/// The role migrations run as.
+pub const ROLE: &str = "xtask_migrator";
+
+/// Extensions a migration may create (the superuser creates them on its behalf): what a
+/// Supabase project offers, without those that reach outside the database (`dblink`,
+/// `postgres_fdw`, `file_fdw`, `adminpack`, untrusted languages, `pageinspect`).
+pub const EXTENSIONS: &[&str] = &[
+    "amcheck",
+    "autoinc",
+    "btree_gin",
+    "btree_gist",
+    "citext",
+    "cube",
+    "dict_int",
+    "dict_xsyn",
+    "earthdistance",
+    "fuzzystrmatch",
+    "hstore",
+    "http",
+    "hypopg",
+    "index_advisor",
+    "insert_username",
+    "intarray",
+    "isn",
+    "lo",
+    "ltree",
+    "moddatetime",
+    "pg_graphql",
+    "pg_hashids",
+    "pg_jsonschema",
+    "pg_net",
+    "pg_stat_statements",
+    "pg_trgm",
+    "pgcrypto",
+    "pgjwt",
+    "pgrowlocks",
+    "pgstattuple",
+    "pgtap",
+    "plpgsql",
+    "plpgsql_check",
+    "postgis",
+    "postgis_topology",
+    "refint",
+    "rum",
+    "seg",
+    "tablefunc",
+    "tcn",
+    "tsm_system_rows",
+    "tsm_system_time",
+    "unaccent",
+    "uuid-ossp",
+    "vector",
+];
+
+/// May a migration create this extension? (The defaults, plus `[live] allow_extensions`.)
+pub fn extension_allowed(name: &str, live: &Live) -> bool {
+    EXTENSIONS.contains(&name) || live.allow_extensions.iter().any(|e| e == name)
+}
+
+/// The search path the probe's statements run with (what `reset all` gives a session).
+const PROBE_PATH: &str = r#""$user", public"#;
+
+/// Run by the superuser after the shim: the role, its grants, and the wrappers.
+pub fn setup_sql() -> String {
+    format!(
+        r#"
+do $xtask$
+begin
+  -- Left by a run killed half-way through a scratch database (the only time it is
+  -- committed): made what it must be again.
+  if not exists (select from pg_catalog.pg_roles where rolname = '{ROLE}') then
+    create role {ROLE};
+  end if;
+  alter role {ROLE} nologin nosuperuser nocreaterole createdb bypassrls noreplication;
+  revoke pg_execute_server_program, pg_read_server_files, pg_write_server_files from {ROLE};
+  if current_setting('server_version_num')::int >= 160000 then
+    alter role {ROLE} createrole;
+  end if;
+  execute format('grant create, temporary on database %I to {ROLE}', current_database());
+end
+$xtask$;
+grant usage, create on schema public, extensions to {ROLE};
+grant usage on schema auth, storage to {ROLE};
+grant select, insert, update, delete, references, trigger on all tables in schema auth to {ROLE};
+grant execute on all functions in schema auth to {ROLE};
+alter table storage.buckets owner to {ROLE};
+alter table storage.objects owner to {ROLE};
+alter default privileges for role {ROLE} in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges for role {ROLE} in schema public grant all on sequences to anon, authenticated, service_role;
+alter default privileges for role {ROLE} in schema public grant all on functions to anon, authenticated, service_role;
+
+create schema xtask_live;
+create function xtask_live.apply(sql text) returns void language plpgsql security definer
+  as $f$ begin execute sql; end $f$;
+create function xtask_live.q_m(sql text) returns text language plpgsql security definer
+  set search_path = {PROBE_PATH}
+  as $f$ declare r text; begin execute sql into r; return r; end $f$;
+create function xtask_live.n_m(sql text) returns bigint language plpgsql security definer
+  set search_path = {PROBE_PATH}
+  as $f$ declare n bigint; begin execute sql; get diagnostics n = row_count; return n; end $f$;
+create function xtask_live.q_a(sql text) returns text language plpgsql security definer
+  set search_path = {PROBE_PATH}
+  as $f$ declare r text; begin execute sql into r; return r; end $f$;
+create function xtask_live.n_a(sql text) returns bigint language plpgsql security definer
+  set search_path = {PROBE_PATH}
+  as $f$ declare n bigint; begin execute sql; get diagnostics n = row_count; return n; end $f$;
+alter function xtask_live.apply(text) owner to {ROLE};
+alter function xtask_live.q_m(text) owner to {ROLE};
+alter function xtask_live.n_m(text) owner to {ROLE};
+alter function xtask_live.q_a(text) owner to authenticated;
+alter function xtask_live.n_a(text) owner to authenticated;
+
+-- What the wrappers are: any change (SECURITY INVOKER, another owner, other settings) is
+-- seen before the next call.
+create table xtask_live.wrappers as
+  select p.oid as fn, p.proowner as owner, p.proconfig as config from pg_catalog.pg_proc p
+   where p.pronamespace = 'xtask_live'::regnamespace and p.prosecdef;
+create function xtask_live.intact(f text) returns void
+  language plpgsql stable set search_path = pg_catalog, pg_temp
+  as $f$
+  begin
+    if not exists (select from pg_catalog.pg_proc p join xtask_live.wrappers w on w.fn = p.oid
+                    where p.oid = pg_catalog.to_regprocedure(f) and p.prosecdef
+                      and p.proowner = w.owner and p.proconfig is not distinct from w.config) then
+      raise exception 'a migration changed %, the function the check runs statements through: refused', f;
+    end if;
+  end
+  $f$;
+"#
+    )
+}
+
+/// The functions statements run through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrapper {
+    /// A migration statement, as the migration role.
+    Apply,
+    /// A probe statement as the migration role: its first value as text.
+    QueryAsMigrator,
+    /// A probe statement as the migration role: rows affected.
+    CountAsMigrator,
+    /// A probe statement as `authenticated`: its first value as text.
+    QueryAsTenant,
+    /// A probe statement as `authenticated`: rows affected.
+    CountAsTenant,
+}
+
+impl Wrapper {
+    fn name(self) -> &'static str {
+        match self {
+            Wrapper::Apply => "apply",
+            Wrapper::QueryAsMigrator => "q_m",
+            Wrapper::CountAsMigrator => "n_m",
+            Wrapper::QueryAsTenant => "q_a",
+            Wrapper::CountAsTenant => "n_a",
+        }
+    }
+}
+
+/// Run `sql` through a wrapper after checking it; the wrapper's text result, if any.
+pub fn through(
+    c: &mut postgres::Client,
+    w: Wrapper,
+    sql: &str,
+) -> Result<Option<String>, postgres::Error> {
+    intact(c, w)?;
+    let row = c.query_one(&format!("select xtask_live.{}($1)", w.name()), &[&sql])?;
+    if w != Wrapper::Apply {
+        // The probe's statements run the migrations' code, which may have set a search path
+        // for the session: the superuser's own queries keep theirs.
+        c.batch_execute("set search_path = pg_catalog, pg_temp")?;
+    }
+    Ok(match w {
+        Wrapper::Apply => None,
+        Wrapper::CountAsMigrator | Wrapper::CountAsTenant => {
+            Some(row.get::<_, Option<i64>>(0).unwrap_or(0).to_string())
+        }
+        _ => row.get::<_, Option<String>>(0),
+    })
+}
+
+/// Fail unless the wrapper is still SECURITY DEFINER, owned by its role, with its settings.
+pub fn intact(c: &mut postgres::Client, w: Wrapper) -> Result<(), postgres::Error> {
+    let f = format!("xtask_live.{}(text)", w.name());
+    c.query_one("select xtask_live.intact($1)", &[&f])
+        .map(|_| ())
+}
