@@ -155,6 +155,7 @@ mod tests {
                 output_tail: format!("{}\nFAIL invoices > lists\n```\n", "noise\n".repeat(5000)),
             }),
             other_commands: Vec::new(),
+            weakened: Default::default(),
             agent: None,
         }
     }

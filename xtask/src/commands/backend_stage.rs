@@ -376,6 +376,7 @@ mod tests {
             lint: Err("not run: --skip-commands".into()),
             tests: Err("not run: --skip-commands".into()),
             other_commands: Vec::new(),
+            weakened: Default::default(),
             agent: None,
         }
     }

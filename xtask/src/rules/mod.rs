@@ -9,3 +9,4 @@ pub mod policy;
 pub mod routes;
 pub mod secrets;
 pub mod tenant;
+pub mod weakened;

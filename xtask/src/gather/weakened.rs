@@ -1,0 +1,230 @@
+//! What the change did to the checks themselves (issue 16): every file of the compared range
+//! (base → work tree) is read at the base (`git show`) and now, and the judges of
+//! `rules::weakened` name what was weakened. Also decides which `xtask.toml` the run is
+//! judged with: a loosened one is not trusted unless `--trust-config` says it was reviewed.
+
+use std::path::Path;
+
+use crate::{
+    config::{self, Config},
+    model::{ChangeStatus, Finding, Rule, Severity},
+    repo::{self, Changes},
+    rules::weakened::{self as rules, jsconfig, migrations, scripts, suppress, tests},
+};
+
+/// What the change weakened, and what it loosened in `xtask.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Weakened {
+    pub findings: Vec<Finding>,
+    /// Each loosening of `xtask.toml`, one line each, for the handover (trusted or not).
+    pub loosened_config: Vec<String>,
+    /// The run was judged with the base's `xtask.toml` instead of the changed one.
+    pub judged_with_base_config: bool,
+}
+
+/// The configuration the run is judged with, and the findings about `xtask.toml`.
+pub struct ConfigJudgement {
+    pub config: Config,
+    pub findings: Vec<Finding>,
+    pub loosened: Vec<String>,
+    pub with_base: bool,
+}
+
+/// Compare `xtask.toml` at the base with the work tree. `loaded` is the configuration the
+/// run was started with (for `backend-stage`: before the agent ran); a work-tree file that
+/// differs from it was changed during the run (by the agent), which `--trust-config` does
+/// not cover.
+pub fn config(root: &Path, changes: &Changes, loaded: &Config, trust: bool) -> ConfigJudgement {
+    let mut j = ConfigJudgement {
+        config: loaded.clone(),
+        findings: Vec::new(),
+        loosened: Vec::new(),
+        with_base: false,
+    };
+    let Some(base) = changes.base.as_deref().filter(|_| !changes.all) else {
+        return j;
+    };
+    let path = config::FILE_NAME;
+    let now_text = std::fs::read_to_string(root.join(path)).ok();
+    let now = match now_text.as_deref().map(Config::parse) {
+        None => Ok(Config::default()),
+        Some(r) => r,
+    };
+    let during_run = now.as_ref() != Ok(loaded);
+    let base_text =
+        repo::show_at(root, base, path).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let base_cfg = match base_text.as_deref().map(Config::parse) {
+        None => Config::default(),
+        Some(Ok(c)) => c,
+        Some(Err(why)) => {
+            j.findings.push(rules::undecided(
+                path,
+                None,
+                format!("{path} at the base does not parse ({why}), so what the change loosened is not known; judged with the current one"),
+            ));
+            return j;
+        }
+    };
+    if during_run {
+        let what = match &now {
+            Ok(n) => {
+                let l = rules::config::loosened(loaded, n);
+                if l.is_empty() {
+                    "changed".to_string()
+                } else {
+                    l.iter()
+                        .map(|l| format!("{}: {}", l.key, l.what))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }
+            }
+            Err(why) => format!("changed and no longer parses ({why})"),
+        };
+        j.findings.push(rules::weakened(
+            path,
+            None,
+            format!("{path} was changed during the run ({what}); the checks ran with the configuration as it was before, and the change must be reverted"),
+        ));
+    }
+    let Ok(now) = now else { return j };
+    let text = now_text.unwrap_or_default();
+    for l in rules::config::loosened(&base_cfg, &now) {
+        let line = rules::config::line(&text, &l);
+        let shown = format!("{}: {}", l.key, l.what);
+        j.loosened.push(shown.clone());
+        if during_run {
+            continue;
+        }
+        j.findings.push(if trust {
+            Finding::new(
+                Rule::ChecksWeakened,
+                Severity::Info,
+                format!("{shown} — trusted (--trust-config): the run is judged with it"),
+            )
+            .at(path, line)
+        } else {
+            rules::weakened(
+                path,
+                line,
+                format!("{shown} — loosens the checks, so the run is judged with the base's {path}; pass --trust-config once the change is reviewed"),
+            )
+        });
+    }
+    if !trust && !j.loosened.is_empty() {
+        j.config = base_cfg;
+        j.with_base = true;
+    }
+    j
+}
+
+/// Read a file of the work tree as text.
+fn now(root: &Path, path: &str) -> Option<String> {
+    std::fs::read(root.join(path))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Everything else the change weakened: scripts, eslint and vitest configs, tests,
+/// suppressions, applied migrations.
+pub fn gather(root: &Path, changes: &Changes, config: &Config) -> Vec<Finding> {
+    let Some(base) = changes.base.as_deref().filter(|_| !changes.all) else {
+        return Vec::new();
+    };
+    let then = |path: &str| {
+        repo::show_at(root, base, path).map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let mut out = Vec::new();
+
+    // 1. The scripts the configured lint and test commands run, as resolved now and at the base.
+    let package_dir = |name: &str| {
+        super::commands::find_workspace_package(root, name)
+            .and_then(|d| d.strip_prefix(root).ok().map(repo::to_slash))
+    };
+    let mut refs = Vec::new();
+    for argv in [&config.commands.lint.0, &config.commands.test.0] {
+        for r in scripts::resolve(argv, &package_dir, &|p| now(root, p))
+            .into_iter()
+            .chain(scripts::resolve(argv, &package_dir, &then))
+        {
+            if !refs.contains(&r) {
+                refs.push(r);
+            }
+        }
+    }
+    for r in &refs {
+        let changed = changes.files.iter().any(|f| f.path == r.manifest);
+        if changed {
+            out.extend(scripts::compare(
+                r,
+                then(&r.manifest).as_deref(),
+                now(root, &r.manifest).as_deref(),
+            ));
+        }
+    }
+
+    for f in &changes.files {
+        let from = f.from.as_deref().unwrap_or(&f.path);
+        match f.status {
+            ChangeStatus::Deleted => {
+                if tests::is_test_file(&f.path) {
+                    out.push(tests::deleted(&f.path, None));
+                } else if jsconfig::kind(&f.path).is_some() {
+                    out.push(rules::undecided(&f.path, None, "a lint or test configuration was deleted: review what the checks now run with"));
+                }
+                continue;
+            }
+            ChangeStatus::Renamed if tests::is_test_file(from) && !tests::is_test_file(&f.path) => {
+                out.push(tests::deleted(from, Some(&f.path)));
+                continue;
+            }
+            _ => {}
+        }
+        // Added files were not at the base (copies aside); renamed ones are read at their old path.
+        let before = match f.status {
+            ChangeStatus::Added => None,
+            _ => then(from),
+        };
+        let Some(after) = now(root, &f.path) else {
+            continue;
+        };
+        // 2. Tests.
+        if let Some(b) = &before {
+            if tests::is_test_file(&f.path) {
+                out.extend(tests::compare(&f.path, b, &after));
+            }
+            if jsconfig::kind(&f.path).is_some() {
+                out.extend(jsconfig::judge(&f.path, b, &after));
+            }
+        } else if tests::is_test_file(&f.path) {
+            // A new test file that is focused skips every other file's tests.
+            out.extend(
+                tests::compare(&f.path, "", &after)
+                    .into_iter()
+                    .filter(|x| x.message.contains("focused")),
+            );
+        }
+        // 3. Suppressions added.
+        if suppress::is_read(&f.path) {
+            out.extend(suppress::added(&f.path, before.as_deref(), &after));
+        }
+    }
+
+    // 5. Applied migrations.
+    let newest = |dir: &str| -> Option<String> {
+        let listing = then(&format!("{dir}/"))?;
+        listing
+            .lines()
+            .skip(1)
+            .filter(|n| n.ends_with(".sql"))
+            .filter_map(|n| migrations::version(n).map(str::to_string))
+            .max()
+    };
+    out.extend(migrations::judge(
+        &config.migrations.dirs,
+        &changes.files,
+        &then,
+        &|p| now(root, p),
+        &newest,
+    ));
+    out
+}

@@ -1,0 +1,233 @@
+//! The package.json scripts behind the configured lint and test commands, and what changed
+//! in them. `pnpm --filter api lint` is the `lint` script of the package named `api`;
+//! `pnpm test:api` is the root's `test:api`, which usually calls pnpm again
+//! (`pnpm --filter api test`): that script is followed too.
+
+use serde_json::Value;
+
+use crate::model::Finding;
+
+use super::{code, weakened};
+
+/// One script: the package.json that holds it (repository path) and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptRef {
+    pub manifest: String,
+    pub name: String,
+}
+
+/// How deep root scripts calling pnpm again are followed.
+const DEPTH: usize = 4;
+
+/// The scripts `argv` runs, followed through scripts that call pnpm (or npm) again.
+/// `package_dir` gives a workspace package's directory (repository path, `""` for the root)
+/// from its name; `manifest` the text of a package.json by repository path.
+pub fn resolve(
+    argv: &[String],
+    package_dir: &dyn Fn(&str) -> Option<String>,
+    manifest: &dyn Fn(&str) -> Option<String>,
+) -> Vec<ScriptRef> {
+    let mut out = Vec::new();
+    follow(argv, package_dir, manifest, 0, &mut out);
+    out
+}
+
+fn follow(
+    argv: &[String],
+    package_dir: &dyn Fn(&str) -> Option<String>,
+    manifest: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
+    out: &mut Vec<ScriptRef>,
+) {
+    let Some((filter, script)) = script_of(argv) else {
+        return;
+    };
+    let dir = match filter {
+        None => String::new(),
+        Some(name) => match package_dir(&name) {
+            Some(d) => d,
+            None => return,
+        },
+    };
+    let path = if dir.is_empty() {
+        "package.json".to_string()
+    } else {
+        format!("{}/package.json", dir.trim_end_matches('/'))
+    };
+    let r = ScriptRef {
+        manifest: path.clone(),
+        name: script.clone(),
+    };
+    if out.contains(&r) {
+        return;
+    }
+    out.push(r);
+    if depth >= DEPTH {
+        return;
+    }
+    let Some(body) = manifest(&path).and_then(|t| script_body(&t, &script)) else {
+        return;
+    };
+    for part in body.split(['&', ';', '|']) {
+        let words = crate::config::CommandLine::words(part).0;
+        if !words.is_empty() {
+            follow(&words, package_dir, manifest, depth + 1, out);
+        }
+    }
+}
+
+/// `(filter, script)` of a pnpm or npm command line: `pnpm --filter api lint` →
+/// `(Some("api"), "lint")`, `pnpm test:api` → `(None, "test:api")`, `npm run lint`.
+pub fn script_of(argv: &[String]) -> Option<(Option<String>, String)> {
+    let tool = argv.first()?.rsplit('/').next()?;
+    if !matches!(tool, "pnpm" | "npm" | "yarn") {
+        return None;
+    }
+    let mut filter = None;
+    let mut i = 1;
+    while i < argv.len() {
+        let a = argv[i].as_str();
+        if matches!(a, "--filter" | "-F" | "--workspace" | "-w") && tool != "yarn" {
+            filter = argv.get(i + 1).cloned();
+            i += 2;
+            continue;
+        }
+        if let Some(f) = a
+            .strip_prefix("--filter=")
+            .or_else(|| a.strip_prefix("--workspace="))
+        {
+            filter = Some(f.to_string());
+        } else if a == "run" || a == "run-script" {
+            // `pnpm run SCRIPT`
+        } else if !a.starts_with('-') {
+            if matches!(a, "install" | "i" | "add" | "exec" | "dlx" | "x" | "ci") {
+                return None;
+            }
+            return Some((filter, a.to_string()));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The text of script `name` in a package.json, if it has one.
+pub fn script_body(manifest: &str, name: &str) -> Option<String> {
+    let json: Value = serde_json::from_str(manifest).ok()?;
+    json.get("scripts")?.get(name)?.as_str().map(str::to_string)
+}
+
+/// The script as it was at the base and as it is now: a finding when it changed.
+pub fn compare(r: &ScriptRef, before: Option<&str>, after: Option<&str>) -> Option<Finding> {
+    let before = before.and_then(|t| script_body(t, &r.name));
+    let after_text = after.unwrap_or("");
+    let now = after.and_then(|t| script_body(t, &r.name));
+    let line = key_line(after_text, &r.name);
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    match (before, now) {
+        (Some(b), Some(a)) if b != a => Some(weakened(
+            &r.manifest,
+            line,
+            format!(
+                "the {} script the checks run changed: {} → {}",
+                code(&r.name),
+                code(&format!("{}: {}", q(&r.name), q(&b))),
+                code(&q(&a))
+            ),
+        )),
+        (Some(b), None) => Some(weakened(
+            &r.manifest,
+            None,
+            format!(
+                "the {} script the checks run was removed (it was {})",
+                code(&r.name),
+                code(&q(&b))
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// The line of `"key":` in a JSON text.
+pub fn key_line(text: &str, key: &str) -> Option<u32> {
+    let needle = serde_json::to_string(key).ok()?;
+    text.lines().enumerate().find_map(|(n, l)| {
+        let at = l.find(&needle)?;
+        l[at + needle.len()..]
+            .trim_start()
+            .starts_with(':')
+            .then_some(n as u32 + 1)
+    })
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        crate::config::CommandLine::words(s).0
+    }
+
+    const ROOT: &str = r#"{"scripts":{"test:api":"pnpm --filter api test","lint":"eslint ."}}"#;
+    const API: &str = "{\n  \"name\": \"api\",\n  \"scripts\": {\n    \"lint\": \"eslint .\",\n    \"test\": \"vitest run\"\n  }\n}\n";
+
+    fn resolve_here(cmd: &str) -> Vec<ScriptRef> {
+        let dirs = |n: &str| (n == "api").then(|| "apps/api".to_string());
+        let manifests = |p: &str| match p {
+            "package.json" => Some(ROOT.to_string()),
+            "apps/api/package.json" => Some(API.to_string()),
+            _ => None,
+        };
+        resolve(&argv(cmd), &dirs, &manifests)
+    }
+
+    fn sr(m: &str, n: &str) -> ScriptRef {
+        ScriptRef {
+            manifest: m.into(),
+            name: n.into(),
+        }
+    }
+
+    #[test]
+    fn commands_resolve_through_filters_and_root_scripts() {
+        assert_eq!(
+            resolve_here("pnpm --filter api lint"),
+            [sr("apps/api/package.json", "lint")]
+        );
+        assert_eq!(
+            resolve_here("pnpm test:api"),
+            [
+                sr("package.json", "test:api"),
+                sr("apps/api/package.json", "test")
+            ]
+        );
+        assert_eq!(resolve_here("npm run lint"), [sr("package.json", "lint")]);
+        assert!(resolve_here("node --test").is_empty());
+        assert!(resolve_here("pnpm --filter nope lint").is_empty());
+    }
+
+    #[test]
+    fn a_changed_script_is_named_with_before_and_after() {
+        let r = sr("apps/api/package.json", "lint");
+        let after = API.replace("\"lint\": \"eslint .\"", "\"lint\": \"true\"");
+        let f = compare(&r, Some(API), Some(&after)).unwrap();
+        assert_eq!(f.location().as_deref(), Some("apps/api/package.json:4"));
+        assert_eq!(
+            f.message,
+            "the `lint` script the checks run changed: `\"lint\": \"eslint .\"` → `\"true\"`"
+        );
+        let gone = API.replace("    \"lint\": \"eslint .\",\n", "");
+        assert!(compare(&r, Some(API), Some(&gone))
+            .unwrap()
+            .message
+            .contains("was removed"));
+    }
+
+    #[test]
+    fn an_unchanged_or_new_script_is_no_finding() {
+        let r = sr("apps/api/package.json", "lint");
+        assert_eq!(compare(&r, Some(API), Some(API)), None);
+        let reformatted: Value = serde_json::from_str(API).unwrap();
+        assert_eq!(compare(&r, Some(API), Some(&reformatted.to_string())), None);
+        assert_eq!(compare(&r, None, Some(API)), None);
+    }
+}
