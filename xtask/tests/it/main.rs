@@ -18,3 +18,4 @@ mod migrations;
 mod render;
 mod robustness;
 mod tidy;
+mod weakened;

@@ -1,0 +1,284 @@
+//! Issue 16 at the command line: a change that weakens the checks (a lint script replaced by
+//! `true`, a test skipped, a test file deleted, an exemption added to xtask.toml, a statement
+//! appended to an applied migration) fails `verify` with each weakening named at its file;
+//! reverting them takes the findings away.
+
+use crate::common::{self, git, git_repo, run_json, write, xtask};
+use serde_json::Value;
+
+const ROOT_PACKAGE: &str = r#"{
+  "name": "dashboard",
+  "private": true,
+  "scripts": {
+    "test:api": "pnpm --filter api test"
+  }
+}
+"#;
+
+const API_PACKAGE: &str = r#"{
+  "name": "api",
+  "private": true,
+  "scripts": {
+    "lint": "eslint .",
+    "test": "vitest run"
+  }
+}
+"#;
+
+const INVOICES_TEST: &str = r#"import { describe, it, expect } from 'vitest';
+
+describe('invoices', () => {
+  it('lists rows', () => {
+    expect([1, 2]).toHaveLength(2);
+  });
+  it('rejects other tenants', () => {
+    expect(() => { throw new Error('no'); }).toThrow();
+  });
+});
+"#;
+
+const HEALTH_TEST: &str = r#"import { it, expect } from 'vitest';
+
+it('is healthy', () => {
+  expect(true).toBe(true);
+});
+"#;
+
+const MIGRATION: &str = "supabase/migrations/20250101000000_invoices.sql";
+
+const INIT_SQL: &str = "create table public.tenants (id uuid primary key);\n\
+create table public.invoices (\n  id uuid primary key,\n  tenant_id uuid not null references public.tenants (id)\n);\n\
+create index invoices_tenant_id_idx on public.invoices (tenant_id);\n\
+alter table public.invoices enable row level security;\n\
+create policy invoices_all on public.invoices for all to authenticated\n  using (tenant_id = public.get_current_tenant_id())\n  with check (tenant_id = public.get_current_tenant_id());\n";
+
+const CONFIG: &str = "[routes]\npublic = [\"public/**\"]\n";
+
+fn base_repo(name: &str) -> common::TempDir {
+    git_repo(
+        name,
+        &[
+            ("package.json", ROOT_PACKAGE),
+            ("apps/api/package.json", API_PACKAGE),
+            ("apps/api/src/invoices.test.ts", INVOICES_TEST),
+            ("apps/api/src/health.test.ts", HEALTH_TEST),
+            (MIGRATION, INIT_SQL),
+            ("xtask.toml", CONFIG),
+        ],
+    )
+}
+
+fn weaken(dir: &std::path::Path) {
+    write(
+        dir,
+        "apps/api/package.json",
+        &API_PACKAGE.replace("\"lint\": \"eslint .\"", "\"lint\": \"true\""),
+    );
+    write(
+        dir,
+        "apps/api/src/invoices.test.ts",
+        &INVOICES_TEST.replace(
+            "it('rejects other tenants'",
+            "it.skip('rejects other tenants'",
+        ),
+    );
+    std::fs::remove_file(dir.join("apps/api/src/health.test.ts")).unwrap();
+    write(
+        dir,
+        "xtask.toml",
+        &format!("{CONFIG}[tenancy]\nexempt_tables = [{{ table = \"public.invoices\", reason = \"legacy\" }}]\n"),
+    );
+    write(
+        dir,
+        MIGRATION,
+        &format!("{INIT_SQL}alter table public.invoices disable row level security;\n"),
+    );
+}
+
+fn verify(dir: &std::path::Path, extra: &[&str]) -> (common::Run, Value) {
+    let mut args = vec![
+        "verify",
+        "--repo",
+        ".",
+        "--base",
+        "HEAD",
+        "--skip-commands",
+        "--live",
+        "off",
+        "--format",
+        "json",
+    ];
+    args.extend(extra);
+    run_json(xtask(dir, &args))
+}
+
+/// `(rule, severity, path:line)` of every finding of the two weakening rules.
+fn weakenings(json: &Value) -> Vec<(String, String, String, String)> {
+    json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "checks-weakened" || f["rule"] == "applied-migration-edited")
+        .map(|f| {
+            let at = match f["line"].as_u64() {
+                Some(l) => format!("{}:{l}", f["path"].as_str().unwrap_or("")),
+                None => f["path"].as_str().unwrap_or("").to_string(),
+            };
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+                at,
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn has(found: &[(String, String, String, String)], rule: &str, sev: &str, at: &str, says: &str) {
+    assert!(
+        found
+            .iter()
+            .any(|(r, s, a, m)| r == rule && s == sev && a == at && m.contains(says)),
+        "no {sev} {rule} at {at} saying {says:?} in {found:#?}"
+    );
+}
+
+#[test]
+fn weakening_the_checks_fails_verify_and_reverting_clears_it() {
+    let repo = base_repo("weakened-cli");
+    let dir = repo.path();
+    weaken(dir);
+
+    let (r, json) = verify(dir, &[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let found = weakenings(&json);
+    has(
+        &found,
+        "checks-weakened",
+        "error",
+        "apps/api/package.json:5",
+        "`\"lint\": \"eslint .\"` → `\"true\"`",
+    );
+    has(
+        &found,
+        "checks-weakened",
+        "error",
+        "apps/api/src/invoices.test.ts:7",
+        "test `invoices > rejects other tenants` newly skipped with `it.skip`",
+    );
+    has(
+        &found,
+        "checks-weakened",
+        "error",
+        "apps/api/src/health.test.ts",
+        "test file deleted",
+    );
+    has(
+        &found,
+        "checks-weakened",
+        "error",
+        "xtask.toml:4",
+        "exempt table `public.invoices` added",
+    );
+    has(
+        &found,
+        "applied-migration-edited",
+        "error",
+        &format!("{MIGRATION}:11"),
+        "existed at the base was edited",
+    );
+    assert_eq!(found.len(), 5, "{found:#?}");
+    let migration = common::item(&json, "migration");
+    assert_eq!(migration["status"], "fail", "{migration}");
+    // Judged with the base's xtask.toml: the exemption does not apply.
+    let invoices = json["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "public.invoices")
+        .expect("invoices judged");
+    assert_ne!(invoices["verdict"], "exempt", "{invoices}");
+
+    // The handover's security notes list them for the reviewer.
+    let md = common::run(xtask(
+        dir,
+        &[
+            "verify",
+            "--repo",
+            ".",
+            "--base",
+            "HEAD",
+            "--skip-commands",
+            "--live",
+            "off",
+        ],
+    ));
+    assert!(md.stdout.contains("Security:"), "{}", md.stdout);
+    assert!(
+        md.stdout.contains("`applied-migration-edited`"),
+        "{}",
+        md.stdout
+    );
+
+    // A reviewed xtask.toml: trusted, named as info, and the exemption applies.
+    let (_, trusted) = verify(dir, &["--trust-config"]);
+    let found = weakenings(&trusted);
+    has(
+        &found,
+        "checks-weakened",
+        "info",
+        "xtask.toml:4",
+        "trusted (--trust-config)",
+    );
+    let invoices = trusted["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "public.invoices");
+    assert!(
+        invoices.is_none_or(|t| t["verdict"] == "exempt"),
+        "{invoices:?}"
+    );
+
+    // Reverted: nothing weakened is left.
+    git(dir, &["checkout", "--", "."]);
+    let (r, json) = verify(dir, &[]);
+    assert_eq!(weakenings(&json), Vec::new(), "{}", r.stdout);
+}
+
+#[test]
+fn what_only_adds_or_tightens_is_no_weakening() {
+    let repo = base_repo("weakened-cli-clean");
+    let dir = repo.path();
+    // A new test file, a new later migration, a renamed test, a stricter config.
+    write(dir, "apps/api/src/new.test.ts", HEALTH_TEST);
+    write(
+        dir,
+        "supabase/migrations/20250201000000_more.sql",
+        "create index invoices_id_idx on public.invoices (id);\n",
+    );
+    write(
+        dir,
+        "apps/api/src/invoices.test.ts",
+        &INVOICES_TEST.replace("it('lists rows'", "it('lists the rows of the tenant'"),
+    );
+    write(dir, "xtask.toml", "[routes]\npublic = []\n");
+    let (_, json) = verify(dir, &[]);
+    assert_eq!(weakenings(&json), Vec::new(), "{json:#}");
+
+    // A new migration older than the newest applied one: a warning of the same rule.
+    write(
+        dir,
+        "supabase/migrations/20241231000000_early.sql",
+        "select 1;\n",
+    );
+    let (_, json) = verify(dir, &[]);
+    let found = weakenings(&json);
+    has(
+        &found,
+        "applied-migration-edited",
+        "warning",
+        "supabase/migrations/20241231000000_early.sql",
+        "sorts before 20250101000000",
+    );
+}
