@@ -179,6 +179,11 @@ pub fn gather(root: &Path, changes: &Changes, config: &Config) -> Vec<Finding> {
             }
             _ => {}
         }
+        let is_test = tests::is_test_file(&f.path);
+        let is_config = jsconfig::kind(&f.path).is_some();
+        if !is_test && !is_config && !suppress::is_read(&f.path) {
+            continue;
+        }
         // Added files were not at the base (copies aside); renamed ones are read at their old path.
         let before = match f.status {
             ChangeStatus::Added => None,
@@ -189,13 +194,13 @@ pub fn gather(root: &Path, changes: &Changes, config: &Config) -> Vec<Finding> {
         };
         // 2. Tests.
         if let Some(b) = &before {
-            if tests::is_test_file(&f.path) {
+            if is_test {
                 out.extend(tests::compare(&f.path, b, &after));
             }
-            if jsconfig::kind(&f.path).is_some() {
+            if is_config {
                 out.extend(jsconfig::judge(&f.path, b, &after));
             }
-        } else if tests::is_test_file(&f.path) {
+        } else if is_test {
             // A new test file that is focused skips every other file's tests.
             out.extend(
                 tests::compare(&f.path, "", &after)

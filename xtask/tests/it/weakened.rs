@@ -282,3 +282,216 @@ fn what_only_adds_or_tightens_is_no_weakening() {
         "sorts before 20250101000000",
     );
 }
+
+/// `backend-stage` end to end: the real codex CLI and the scripted model server (see
+/// `backend_stage.rs`), on a temp git copy of the example monorepo.
+mod agent {
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use crate::agent_support::*;
+
+    const LINT: &str = "apps/api/package.json";
+    const SKIPPED: &str = "apps/api/test/routes/projects.test.ts";
+    const DELETED: &str = "apps/api/test/routes/public-status.test.ts";
+    const APPLIED: &str = "supabase/migrations/20250102000000_projects.sql";
+
+    /// One shell command that makes every weakening of the issue.
+    fn weaken() -> String {
+        [
+            format!("sed -i 's/\"lint\": \"eslint .\"/\"lint\": \"true\"/' {LINT}"),
+            format!("sed -i 's/  it(\"returns 401 without a token\"/  it.skip(\"returns 401 without a token\"/' {SKIPPED}"),
+            format!("rm {DELETED}"),
+            "sed -i '/^\\[tenancy\\]/a exempt_tables = [{ table = \"public.projects\", reason = \"legacy\" }]' xtask.toml".to_string(),
+            format!("echo 'alter table public.projects disable row level security;' >> {APPLIED}"),
+        ]
+        .join(" && ")
+    }
+
+    /// The revert, without writing to .git (the sandbox may keep it read-only).
+    fn revert() -> String {
+        [LINT, SKIPPED, DELETED, "xtask.toml", APPLIED]
+            .iter()
+            .map(|p| format!("GIT_OPTIONAL_LOCKS=0 git show HEAD:{p} > {p}"))
+            .collect::<Vec<_>>()
+            .join(" && ")
+    }
+
+    fn weakenings(findings: &Value) -> Vec<(String, String)> {
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| {
+                (f["rule"] == "checks-weakened" || f["rule"] == "applied-migration-edited")
+                    && f["severity"] == "error"
+            })
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().to_string(),
+                    f["path"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn expected() -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = [
+            ("checks-weakened", LINT),
+            ("checks-weakened", SKIPPED),
+            ("checks-weakened", DELETED),
+            ("checks-weakened", "xtask.toml"),
+            ("applied-migration-edited", APPLIED),
+        ]
+        .iter()
+        .map(|(r, p)| (r.to_string(), p.to_string()))
+        .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_agent_that_weakens_the_checks_is_told_to_revert_and_then_passes_them() {
+        let Some(codex) = codex() else { return };
+        let Some(repo) = example_repo("weakened-agent") else {
+            return;
+        };
+        let server = ModelServer::start(
+            vec![
+                Reply::Turn(vec![shell("call_1", &weaken())]),
+                Reply::Turn(vec![message("Done: lint and tests are green now.")]),
+                Reply::Turn(vec![shell("call_2", &revert())]),
+                Reply::Turn(vec![message("Reverted every weakening.")]),
+            ],
+            Duration::from_secs(180),
+        );
+        let home = codex_home(server.port);
+        let cmd = backend_stage(
+            &codex,
+            home.path(),
+            repo.path(),
+            &[
+                "--task",
+                "Make the checks pass.",
+                "--fix-rounds",
+                "1",
+                "--skip-commands",
+                "--live",
+                "off",
+                "--format",
+                "json",
+            ],
+        );
+        let (out, _) = run_with_stdin(cmd, None, Duration::from_secs(120));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "--skip-commands: {stderr}");
+        let json: Value = serde_json::from_slice(&out.stdout).expect("json report");
+        let rounds = json["agent"]["rounds"].as_array().unwrap();
+        assert_eq!(rounds.len(), 2, "{json:#}");
+
+        // Round 1: each weakening named at its file, as an error.
+        let mut first = weakenings(&rounds[0]["verify"]["findings"]);
+        first.sort();
+        first.dedup();
+        assert_eq!(first, expected(), "{:#}", rounds[0]["verify"]["findings"]);
+        let toml = rounds[0]["verify"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == "xtask.toml")
+            .unwrap();
+        assert!(
+            toml["message"]
+                .as_str()
+                .unwrap()
+                .contains("was changed during the run"),
+            "{toml}"
+        );
+        let migration = rounds[0]["verify"]["checklist"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == "migration")
+            .unwrap();
+        assert_eq!(migration["status"], "fail", "{migration}");
+
+        // The fix round asks for each to be reverted.
+        let requests = server.requests();
+        let resume = user_texts(&requests[2]).pop().unwrap();
+        assert!(
+            resume.contains("## Checks weakened by the change — revert each"),
+            "{resume}"
+        );
+        for (_, path) in expected() {
+            assert!(
+                resume
+                    .lines()
+                    .any(|l| l.contains(&path) && l.ends_with("revert this.")),
+                "{path} not listed to revert:\n{resume}"
+            );
+        }
+
+        // Round 2 reverted them: none is left.
+        assert_eq!(
+            weakenings(&rounds[1]["verify"]["findings"]),
+            Vec::new(),
+            "{:#}",
+            rounds[1]["verify"]["findings"]
+        );
+        assert_eq!(weakenings(&json["findings"]), Vec::new());
+    }
+
+    #[test]
+    fn the_checks_run_with_the_configuration_from_before_the_agent() {
+        let Some(codex) = codex() else { return };
+        let Some(repo) = example_repo("weakened-agent-config") else {
+            return;
+        };
+        let server = ModelServer::start(
+            vec![
+                Reply::Turn(vec![shell("call_1", &weaken())]),
+                Reply::Turn(vec![message("Done.")]),
+            ],
+            Duration::from_secs(180),
+        );
+        let home = codex_home(server.port);
+        let cmd = backend_stage(
+            &codex,
+            home.path(),
+            repo.path(),
+            &[
+                "--task",
+                "Make the checks pass.",
+                "--skip-commands",
+                "--live",
+                "off",
+                "--format",
+                "json",
+                // Trusting the configuration is trusting the one the run started with.
+                "--trust-config",
+            ],
+        );
+        let (out, _) = run_with_stdin(cmd, None, Duration::from_secs(120));
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let json: Value = serde_json::from_slice(&out.stdout).expect("json report");
+        // The agent's exemption of public.projects did not apply.
+        let projects = json["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "public.projects")
+            .expect("the edited migration's table is judged");
+        assert_ne!(projects["verdict"], "exempt", "{projects}");
+        // And the agent's change to xtask.toml is an error, --trust-config or not.
+        assert!(
+            json["findings"].as_array().unwrap().iter().any(|f| {
+                f["rule"] == "checks-weakened"
+                    && f["severity"] == "error"
+                    && f["path"] == "xtask.toml"
+            }),
+            "{:#}",
+            json["findings"]
+        );
+    }
+}
