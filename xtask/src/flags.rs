@@ -123,6 +123,9 @@ pub struct VerifyOptions {
     /// Judge with the changed xtask.toml (a reviewed change) [default: a loosened xtask.toml is replaced by the base's].
     #[arg(long)]
     pub trust_config: bool,
+    /// Set by `backend-stage`: the change being verified is the agent's.
+    #[arg(skip)]
+    pub agent_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -81,9 +81,7 @@ pub fn gather(target: &Target, config: &Config, opts: &VerifyOptions) -> anyhow:
     let judged = gather::weakened::config(&target.root, &changes, config, opts.trust_config);
     let config = &judged.config;
     let mut weakened = gather::weakened::Weakened {
-        findings: gather::weakened::gather(&target.root, &changes, config),
-        loosened_config: judged.loosened,
-        judged_with_base_config: judged.with_base,
+        findings: gather::weakened::gather(&target.root, &changes, config, opts.agent_run),
     };
     weakened.findings.extend(judged.findings);
 

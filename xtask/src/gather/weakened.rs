@@ -12,21 +12,20 @@ use crate::{
     rules::weakened::{self as rules, jsconfig, migrations, scripts, suppress, tests},
 };
 
-/// What the change weakened, and what it loosened in `xtask.toml`.
+/// What the change weakened (a loosened `xtask.toml` included: an error, or info when
+/// trusted, so the handover lists it either way).
 #[derive(Debug, Clone, Default)]
 pub struct Weakened {
     pub findings: Vec<Finding>,
-    /// Each loosening of `xtask.toml`, one line each, for the handover (trusted or not).
-    pub loosened_config: Vec<String>,
-    /// The run was judged with the base's `xtask.toml` instead of the changed one.
-    pub judged_with_base_config: bool,
 }
 
 /// The configuration the run is judged with, and the findings about `xtask.toml`.
 pub struct ConfigJudgement {
     pub config: Config,
     pub findings: Vec<Finding>,
+    /// Each loosening, `key: what`.
     pub loosened: Vec<String>,
+    /// The base's configuration replaced the changed one.
     pub with_base: bool,
 }
 
@@ -125,8 +124,9 @@ fn now(root: &Path, path: &str) -> Option<String> {
 }
 
 /// Everything else the change weakened: scripts, eslint and vitest configs, tests,
-/// suppressions, applied migrations.
-pub fn gather(root: &Path, changes: &Changes, config: &Config) -> Vec<Finding> {
+/// suppressions, applied migrations. `agent_run`: the change is the agent's, so even an
+/// `xtask-allow` with a reason is not its to add.
+pub fn gather(root: &Path, changes: &Changes, config: &Config, agent_run: bool) -> Vec<Finding> {
     let Some(base) = changes.base.as_deref().filter(|_| !changes.all) else {
         return Vec::new();
     };
@@ -210,7 +210,12 @@ pub fn gather(root: &Path, changes: &Changes, config: &Config) -> Vec<Finding> {
         }
         // 3. Suppressions added.
         if suppress::is_read(&f.path) {
-            out.extend(suppress::added(&f.path, before.as_deref(), &after));
+            out.extend(suppress::added(
+                &f.path,
+                before.as_deref(),
+                &after,
+                agent_run,
+            ));
         }
     }
 

@@ -424,9 +424,14 @@ fn vitest(path: &str, before: &str, after: &str) -> Vec<Finding> {
                         path,
                         Some(p.line),
                         format!(
-                            "{} gained {}: those files are no longer tested",
+                            "{} gained {}: {}",
                             code(&dotted),
-                            code(&v.text())
+                            code(&v.text()),
+                            if p.path.iter().any(|k| k == "coverage") {
+                                "those files no longer count for coverage"
+                            } else {
+                                "those files are no longer tested"
+                            }
                         ),
                     ));
                 }

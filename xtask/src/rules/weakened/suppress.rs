@@ -3,12 +3,19 @@
 //! are read from the comments of the syntax tree (a string that says `eslint-disable` is
 //! none); in SQL from `--` comments. A comment that was already there at the base (the same
 //! text, wherever it moved) is not new.
+//!
+//! `xtask-allow(rule): reason` is the contract's way for a person to make a reviewed
+//! exception: in `verify` one with a reason is listed for the reviewer (info), one without a
+//! reason is an error; added by the agent in `backend-stage`, it is an error like the rest.
 
 use std::collections::HashMap;
 
 use oxc_allocator::Allocator;
 
-use crate::{model::Finding, ts};
+use crate::{
+    model::{Finding, Rule, Severity},
+    ts,
+};
 
 use super::{code, line_at, weakened};
 
@@ -72,8 +79,16 @@ fn comments(path: &str, text: &str) -> Vec<(u32, String, &'static str)> {
     out
 }
 
+/// Does an `xtask-allow(rule): reason` comment give a reason?
+fn has_reason(comment: &str) -> bool {
+    comment
+        .split_once("):")
+        .is_some_and(|(_, reason)| !reason.trim().is_empty())
+}
+
 /// The suppression comments in `after` that were not in `before` (`None`: a new file).
-pub fn added(path: &str, before: Option<&str>, after: &str) -> Vec<Finding> {
+/// `agent_run`: the change is the agent's.
+pub fn added(path: &str, before: Option<&str>, after: &str, agent_run: bool) -> Vec<Finding> {
     let mut had: HashMap<String, usize> = HashMap::new();
     for (_, t, _) in before.map(|b| comments(path, b)).unwrap_or_default() {
         *had.entry(t).or_default() += 1;
@@ -82,6 +97,19 @@ pub fn added(path: &str, before: Option<&str>, after: &str) -> Vec<Finding> {
     for (line, t, what) in comments(path, after) {
         match had.get_mut(&t) {
             Some(n) if *n > 0 => *n -= 1,
+            _ if t.starts_with("xtask-allow(") && !agent_run && has_reason(&t) => out.push(
+                Finding::new(
+                    Rule::ChecksWeakened,
+                    Severity::Info,
+                    format!("suppression added: {} {what}; a reviewed exception, check that the reason holds", code(&t)),
+                )
+                .at(path, Some(line)),
+            ),
+            _ if t.starts_with("xtask-allow(") && !agent_run => out.push(weakened(
+                path,
+                Some(line),
+                format!("suppression added without a reason: {} {what}; write `xtask-allow(rule): reason`", code(&t)),
+            )),
             _ => out.push(weakened(
                 path,
                 Some(line),
@@ -97,7 +125,7 @@ mod unit {
     use super::*;
 
     fn msgs(path: &str, before: Option<&str>, after: &str) -> Vec<String> {
-        added(path, before, after)
+        added(path, before, after, true)
             .iter()
             .map(|f| format!("{}: {}", f.location().unwrap_or_default(), f.message))
             .collect()
@@ -131,5 +159,23 @@ mod unit {
             ["supabase/migrations/1_t.sql:1: suppression added: `xtask-allow(rls-not-enabled): lookup table` silences an xtask finding"]
         );
         assert!(!is_read("README.md"));
+    }
+
+    #[test]
+    fn a_persons_xtask_allow_with_a_reason_is_listed_not_failed() {
+        let sql = "-- xtask-allow(rls-not-enabled): lookup table\n-- xtask-allow(rls-not-enabled)\ncreate table t (id int);\n";
+        let f = added("m.sql", None, sql, false);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].severity, Severity::Info);
+        assert_eq!(f[1].severity, Severity::Error);
+        assert!(
+            f[1].message.contains("without a reason"),
+            "{}",
+            f[1].message
+        );
+        // The agent's, reason or not: an error.
+        assert!(added("m.sql", None, sql, true)
+            .iter()
+            .all(|f| f.severity == Severity::Error));
     }
 }
