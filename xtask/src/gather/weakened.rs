@@ -29,10 +29,10 @@ pub struct ConfigJudgement {
     pub with_base: bool,
 }
 
-/// Compare `xtask.toml` at the base with the work tree. `loaded` is the configuration the
-/// run was started with (for `backend-stage`: before the agent ran); a work-tree file that
-/// differs from it was changed during the run (by the agent), which `--trust-config` does
-/// not cover.
+/// Compare `xtask.toml` at the base with the configuration the run was started with
+/// (`loaded`; for `backend-stage`: before the agent ran). A work-tree file that differs from
+/// `loaded` was changed during the run (by the agent): an error that `--trust-config` does
+/// not cover, and never the configuration the run is judged with.
 pub fn config(root: &Path, changes: &Changes, loaded: &Config, trust: bool) -> ConfigJudgement {
     let mut j = ConfigJudgement {
         config: loaded.clone(),
@@ -40,30 +40,14 @@ pub fn config(root: &Path, changes: &Changes, loaded: &Config, trust: bool) -> C
         loosened: Vec::new(),
         with_base: false,
     };
-    let Some(base) = changes.base.as_deref().filter(|_| !changes.all) else {
-        return j;
-    };
     let path = config::FILE_NAME;
     let now_text = std::fs::read_to_string(root.join(path)).ok();
     let now = match now_text.as_deref().map(Config::parse) {
         None => Ok(Config::default()),
         Some(r) => r,
     };
+    // Changed since the run loaded it: by the agent (verify loads it right before this).
     let during_run = now.as_ref() != Ok(loaded);
-    let base_text =
-        repo::show_at(root, base, path).map(|b| String::from_utf8_lossy(&b).into_owned());
-    let base_cfg = match base_text.as_deref().map(Config::parse) {
-        None => Config::default(),
-        Some(Ok(c)) => c,
-        Some(Err(why)) => {
-            j.findings.push(rules::undecided(
-                path,
-                None,
-                format!("{path} at the base does not parse ({why}), so what the change loosened is not known; judged with the current one"),
-            ));
-            return j;
-        }
-    };
     if during_run {
         let what = match &now {
             Ok(n) => {
@@ -85,15 +69,29 @@ pub fn config(root: &Path, changes: &Changes, loaded: &Config, trust: bool) -> C
             format!("{path} was changed during the run ({what}); the checks ran with the configuration as it was before, and the change must be reverted"),
         ));
     }
-    let Ok(now) = now else { return j };
-    let text = now_text.unwrap_or_default();
-    for l in rules::config::loosened(&base_cfg, &now) {
-        let line = rules::config::line(&text, &l);
+    let Some(base) = changes.base.as_deref().filter(|_| !changes.all) else {
+        return j;
+    };
+    let base_text =
+        repo::show_at(root, base, path).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let base_cfg = match base_text.as_deref().map(Config::parse) {
+        None => Config::default(),
+        Some(Ok(c)) => c,
+        Some(Err(why)) => {
+            j.findings.push(rules::undecided(
+                path,
+                None,
+                format!("{path} at the base does not parse ({why}), so what the change loosened is not known; judged with the current one"),
+            ));
+            return j;
+        }
+    };
+    // What the configuration the run started with loosens (the agent's change aside).
+    let text = now_text.filter(|_| !during_run).unwrap_or_default();
+    for l in rules::config::loosened(&base_cfg, loaded) {
+        let line = rules::config::line(&text, &l).filter(|_| !during_run);
         let shown = format!("{}: {}", l.key, l.what);
         j.loosened.push(shown.clone());
-        if during_run {
-            continue;
-        }
         j.findings.push(if trust {
             Finding::new(
                 Rule::ChecksWeakened,

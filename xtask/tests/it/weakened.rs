@@ -495,3 +495,47 @@ mod agent {
         );
     }
 }
+
+/// The configuration a run is judged with: the base's when the one it started with loosens
+/// it (unless trusted), never one changed while it ran.
+#[test]
+fn the_configuration_judged_with_is_never_one_changed_during_the_run() {
+    use xtask::{config::Config, gather::weakened, model::Severity, repo};
+    let repo_dir = base_repo("weakened-config");
+    let dir = repo_dir.path();
+    let exempt = format!(
+        "{CONFIG}[tenancy]\nexempt_tables = [{{ table = \"public.invoices\", reason = \"legacy\" }}]\n"
+    );
+    let base = Config::parse(CONFIG).unwrap();
+    let loose = Config::parse(&exempt).unwrap();
+    let changes = || repo::changes(dir, Some("HEAD")).unwrap();
+
+    // The run started with the base's configuration and the agent loosened it: judged with
+    // the one it started with, and the change is an error even when trusted.
+    write(dir, "xtask.toml", &exempt);
+    for trust in [false, true] {
+        let j = weakened::config(dir, &changes(), &base, trust);
+        assert_eq!(j.config, base);
+        assert_eq!(j.findings.len(), 1, "{:#?}", j.findings);
+        assert_eq!(j.findings[0].severity, Severity::Error);
+        assert!(j.findings[0].message.contains("changed during the run"));
+    }
+    // A person's loosened file (verify: loaded from disk): the base's unless trusted.
+    let j = weakened::config(dir, &changes(), &loose, false);
+    assert_eq!(j.config, base);
+    assert!(j.with_base);
+    assert_eq!(j.findings[0].severity, Severity::Error);
+    assert_eq!(j.findings[0].location().as_deref(), Some("xtask.toml:4"));
+    let j = weakened::config(dir, &changes(), &loose, true);
+    assert_eq!(j.config, loose);
+    assert_eq!(j.findings[0].severity, Severity::Info);
+    // A broken file written during the run is an error too; the run keeps what it loaded.
+    write(dir, "xtask.toml", "[tenancy\n");
+    let j = weakened::config(dir, &changes(), &base, false);
+    assert_eq!(j.config, base);
+    assert!(
+        j.findings[0].message.contains("no longer parses"),
+        "{:#?}",
+        j.findings
+    );
+}
