@@ -114,6 +114,9 @@ pub fn config(root: &Path, changes: &Changes, loaded: &Config, trust: bool) -> C
     j
 }
 
+/// Files larger than this are not read for tests and suppressions.
+const MAX_BYTES: usize = 2 * 1024 * 1024;
+
 /// Read a file of the work tree as text.
 fn now(root: &Path, path: &str) -> Option<String> {
     std::fs::read(root.join(path))
@@ -190,6 +193,9 @@ pub fn gather(root: &Path, changes: &Changes, config: &Config, agent_run: bool) 
         let Some(after) = now(root, &f.path) else {
             continue;
         };
+        if after.len() > MAX_BYTES {
+            continue; // generated or vendored: not where a check is weakened by hand
+        }
         // 2. Tests.
         if let Some(b) = &before {
             if is_test {

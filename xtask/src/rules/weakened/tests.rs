@@ -1,10 +1,11 @@
 //! Test files at the base and now, read from the syntax tree (oxc): each `describe`/`it`/
-//! `test` call (and `xit`, `fdescribe`, `.skip`, `.only`, `.todo`, `.skipIf`, `.each`) is a
-//! suite or a test, named by its suites and its title (`invoices > lists rows`), with the
-//! number of assertions (`expect(...)`, `expect.*`, `assert(...)`, `assert.*`) in its body.
-//! A test that is newly skipped or focused, or that has fewer assertions than at the base,
-//! weakens the suite. A test that is gone under its old name is not judged (it may have
-//! been renamed); a deleted test file is (see `deleted`).
+//! `test` call (and `xit`, `fdescribe`, `.skip`, `.only`, `.todo`, `.skipIf`, `.fails`,
+//! `.each`) is a suite or a test, named by its suites and its title (`invoices > lists
+//! rows`), with the number of assertions (`expect(...)`, `expect.*`, `assert(...)`,
+//! `assert.*`) in its body. A test that is newly skipped, focused or inverted (`.fails`), or
+//! that has fewer assertions than at the base, weakens the suite. A test that is gone under
+//! its old name is not judged (it may have been renamed); a deleted test file is (see
+//! `deleted`).
 
 use std::collections::HashMap;
 
@@ -53,6 +54,8 @@ enum Mode {
     Skip,
     Todo,
     Only,
+    /// `it.fails`: passes when its assertions fail.
+    Fails,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +160,8 @@ impl<'a> Visit<'a> for Collect<'_, 'a> {
             Mode::Todo
         } else if root.starts_with('f') || props.contains(&"only") {
             Mode::Only
+        } else if props.contains(&"fails") {
+            Mode::Fails
         } else {
             Mode::Run
         };
@@ -271,6 +276,15 @@ pub fn compare(path: &str, before: &str, after: &str) -> Vec<Finding> {
                     ),
                 ))
             }
+            Mode::Fails if was.is_some_and(|w| w.mode != Mode::Fails) => out.push(weakened(
+                path,
+                Some(c.line),
+                format!(
+                    "{what} {} now written with {}: it passes when its assertions fail",
+                    code(&c.name),
+                    code(&c.how)
+                ),
+            )),
             Mode::Run => {
                 if let Some(w) = was.filter(|w| w.mode == Mode::Run && !c.suite) {
                     if c.expects < w.expects {
@@ -362,6 +376,13 @@ test('health', () => {
             m[1].contains("test `health` newly skipped with `test.todo`"),
             "{m:#?}"
         );
+        let fails = BASE.replace(
+            "it('rejects other tenants'",
+            "it.fails('rejects other tenants'",
+        );
+        let m = msgs(&fails);
+        assert_eq!(m.len(), 1, "{m:#?}");
+        assert!(m[0].contains("now written with `it.fails`"), "{m:#?}");
         let after = BASE
             .replace("it('lists rows'", "xit('lists rows'")
             .replace("it.each([1, 2])", "it.skipIf(process.env.CI).each([1, 2])");
