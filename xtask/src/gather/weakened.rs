@@ -114,6 +114,40 @@ pub fn config(root: &Path, changes: &Changes, loaded: &Config, trust: bool) -> C
     j
 }
 
+/// The directory of the workspace package named `name` at the base (the folders of
+/// `gather::commands::find_workspace_package`, read with `git show`).
+fn base_package(then: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    let mut roots = vec!["apps".to_string(), "packages".to_string()];
+    for line in then("pnpm-workspace.yaml").unwrap_or_default().lines() {
+        let item = line
+            .trim()
+            .trim_start_matches('-')
+            .trim()
+            .trim_matches(['\'', '"']);
+        if let Some(dir) = item.strip_suffix("/*").or_else(|| item.strip_suffix("/**")) {
+            if !dir.starts_with('!') && !roots.iter().any(|r| r == dir) {
+                roots.push(dir.to_string());
+            }
+        }
+    }
+    for root in roots {
+        let Some(listing) = then(&format!("{root}/")) else {
+            continue;
+        };
+        for entry in listing.lines().skip(1).filter(|e| e.ends_with('/')) {
+            let dir = format!("{root}/{}", entry.trim_end_matches('/'));
+            let Some(text) = then(&format!("{dir}/package.json")) else {
+                continue;
+            };
+            let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+            if json.as_ref().and_then(|j| j.get("name")?.as_str()) == Some(name) {
+                return Some(dir);
+            }
+        }
+    }
+    None
+}
+
 /// Files larger than this are not read for tests and suppressions.
 const MAX_BYTES: usize = 2 * 1024 * 1024;
 
@@ -141,12 +175,18 @@ pub fn gather(root: &Path, changes: &Changes, config: &Config, agent_run: bool) 
         super::commands::find_workspace_package(root, name)
             .and_then(|d| d.strip_prefix(root).ok().map(repo::to_slash))
     };
+    // At the base the packages are found at the base: a package renamed away and another
+    // given its name would otherwise hide the script that really ran.
+    let base_package_dir = |name: &str| base_package(&then, name);
     let mut refs = Vec::new();
-    for argv in [&config.commands.lint.0, &config.commands.test.0] {
-        for r in scripts::resolve(argv, &package_dir, &|p| now(root, p))
-            .into_iter()
-            .chain(scripts::resolve(argv, &package_dir, &then))
-        {
+    for (id, line) in [
+        ("lint", &config.commands.lint),
+        ("test", &config.commands.test),
+    ] {
+        let is = scripts::resolve(&line.0, &package_dir, &|p| now(root, p));
+        let was = scripts::resolve(&line.0, &base_package_dir, &then);
+        out.extend(scripts::moved(id, &line.to_string(), &was, &is));
+        for r in is.into_iter().chain(was) {
             if !refs.contains(&r) {
                 refs.push(r);
             }
@@ -204,6 +244,12 @@ pub fn gather(root: &Path, changes: &Changes, config: &Config, agent_run: bool) 
             if is_config {
                 out.extend(jsconfig::judge(&f.path, b, &after));
             }
+        } else if is_config {
+            out.push(rules::undecided(
+                &f.path,
+                None,
+                "a new lint or test configuration: eslint and vitest take the first config file they find by name, so a new one can replace what the checks ran with; review it",
+            ));
         } else if is_test {
             // A new test file that is focused skips every other file's tests.
             out.extend(

@@ -539,3 +539,38 @@ fn the_configuration_judged_with_is_never_one_changed_during_the_run() {
         j.findings
     );
 }
+
+/// Another package given the filtered name takes over the lint command: named, though no
+/// script the base ran was edited in place.
+#[test]
+fn a_package_swapped_under_the_filter_is_named() {
+    let repo = base_repo("weakened-swap");
+    let dir = repo.path();
+    write(
+        dir,
+        "apps/api/package.json",
+        &API_PACKAGE.replace("\"name\": \"api\"", "\"name\": \"api-old\""),
+    );
+    write(
+        dir,
+        "packages/fake/package.json",
+        "{\"name\": \"api\", \"scripts\": {\"lint\": \"true\", \"test\": \"true\"}}\n",
+    );
+    let (r, json) = verify(dir, &[]);
+    assert_eq!(r.code, 1);
+    let found = weakenings(&json);
+    has(
+        &found,
+        "checks-weakened",
+        "error",
+        "packages/fake/package.json",
+        "the lint command `pnpm --filter api lint` now runs `lint` of `packages/fake/package.json` (at the base: `lint` of `apps/api/package.json`)",
+    );
+    has(
+        &found,
+        "checks-weakened",
+        "error",
+        "package.json",
+        "the test command `pnpm test:api` now runs",
+    );
+}

@@ -110,6 +110,39 @@ pub fn script_of(argv: &[String]) -> Option<(Option<String>, String)> {
     None
 }
 
+/// The scripts a command runs now differ from those it ran at the base (another package
+/// took the filtered name, a root script now calls another one): a finding at the first
+/// package.json it runs now.
+pub fn moved(id: &str, command: &str, was: &[ScriptRef], is: &[ScriptRef]) -> Option<Finding> {
+    if was.is_empty() || was == is {
+        return None;
+    }
+    let show = |refs: &[ScriptRef]| {
+        if refs.is_empty() {
+            "nothing".to_string()
+        } else {
+            refs.iter()
+                .map(|r| format!("{} of {}", code(&r.name), code(&r.manifest)))
+                .collect::<Vec<_>>()
+                .join(" → ")
+        }
+    };
+    let at = is
+        .first()
+        .map(|r| r.manifest.as_str())
+        .unwrap_or("package.json");
+    Some(weakened(
+        at,
+        None,
+        format!(
+            "the {id} command {} now runs {} (at the base: {})",
+            code(command),
+            show(is),
+            show(was)
+        ),
+    ))
+}
+
 /// The text of script `name` in a package.json, if it has one.
 pub fn script_body(manifest: &str, name: &str) -> Option<String> {
     let json: Value = serde_json::from_str(manifest).ok()?;
@@ -220,6 +253,24 @@ mod unit {
             .unwrap()
             .message
             .contains("was removed"));
+    }
+
+    #[test]
+    fn a_command_that_now_runs_another_package_is_named() {
+        let was = [sr("apps/api/package.json", "lint")];
+        let is = [sr("packages/fake/package.json", "lint")];
+        let f = moved("lint", "pnpm --filter api lint", &was, &is).unwrap();
+        assert_eq!(f.location().as_deref(), Some("packages/fake/package.json"));
+        assert_eq!(
+            f.message,
+            "the lint command `pnpm --filter api lint` now runs `lint` of `packages/fake/package.json` (at the base: `lint` of `apps/api/package.json`)"
+        );
+        assert_eq!(moved("lint", "x", &was, &was), None);
+        assert_eq!(
+            moved("lint", "x", &[], &is),
+            None,
+            "nothing ran at the base"
+        );
     }
 
     #[test]

@@ -246,10 +246,32 @@ pub fn compare(path: &str, before: &str, after: &str) -> Vec<Finding> {
             })
             .collect()
     };
+    let count = |cases: &[Case]| cases.iter().filter(|c| !c.suite).count();
+    let (old_tests, new_tests) = (count(&old), count(&new));
     let old = key(&old);
-    let mut new: Vec<_> = key(&new).into_iter().collect();
-    new.sort_by_key(|(_, c)| c.line);
+    let new = key(&new);
     let mut out = Vec::new();
+    if new_tests < old_tests {
+        // Renamed tests keep the count; fewer tests means some are gone.
+        let mut gone: Vec<&Case> = old
+            .iter()
+            .filter(|(k, c)| !c.suite && !new.contains_key(*k))
+            .map(|(_, c)| c)
+            .collect();
+        gone.sort_by_key(|c| c.line);
+        let names: Vec<String> = gone.iter().take(5).map(|c| code(&c.name)).collect();
+        out.push(undecided(
+            path,
+            None,
+            format!(
+                "{} test(s) at the base, {new_tests} now: {} no longer found; if they were removed, that weakens the suite",
+                old_tests,
+                names.join(", ")
+            ),
+        ));
+    }
+    let mut new: Vec<_> = new.into_iter().collect();
+    new.sort_by_key(|(_, c)| c.line);
     for (k, c) in new {
         let what = if c.suite { "suite" } else { "test" };
         let was = old.get(&k);
@@ -405,6 +427,16 @@ test('health', () => {
             )
             .replace("expect(() => read('b')).toThrow();", "expect(() => read('b')).toThrow();\n    expect.assertions(1);");
         assert_eq!(msgs(&after), Vec::<String>::new());
+        // Fewer tests: a warning naming those gone.
+        let fewer = BASE.replace("  it('rejects other tenants', () => {\n    expect(() => read('b')).toThrow();\n  });\n", "");
+        let m = msgs(&fewer);
+        assert_eq!(m.len(), 1, "{m:#?}");
+        assert!(
+            m[0].contains(
+                "4 test(s) at the base, 3 now: `invoices > rejects other tenants` no longer found"
+            ),
+            "{m:#?}"
+        );
         // A comment or a string that says `.skip` is no skip.
         let after = BASE.replace("test('health'", "// it.skip('health')\ntest('health'");
         assert_eq!(msgs(&after), Vec::<String>::new());
