@@ -252,8 +252,9 @@ where
 }
 
 /// The bytes of `path` (`/`-separated, relative to `repo` as the changed files are; a
-/// directory gives git's listing of its entries) in commit `base`, or `None` when it does not exist there. GIT_DIR and
-/// GIT_WORK_TREE are scrubbed, so a hook's environment cannot point git elsewhere.
+/// directory gives git's listing of its entries) in commit `base`, or `None` when it does
+/// not exist there. GIT_DIR and GIT_WORK_TREE are scrubbed, so a hook's environment cannot
+/// point git elsewhere.
 pub fn show_at(repo: &Path, base: &str, path: &str) -> Option<Vec<u8>> {
     let out = Command::new("git")
         .arg("-C")
