@@ -455,7 +455,7 @@ fn pnpm_preflight(repo: &Path, argv: &[String]) -> Result<(), String> {
 
 /// The directory of the workspace package whose package.json `name` is `name`: the usual
 /// workspace folders (`apps/*`, `packages/*`, and those named in pnpm-workspace.yaml).
-pub fn find_workspace_package(repo: &Path, name: &str) -> Option<PathBuf> {
+fn find_workspace_package(repo: &Path, name: &str) -> Option<PathBuf> {
     let mut roots = vec!["apps".to_string(), "packages".to_string()];
     if let Ok(ws) = std::fs::read_to_string(repo.join("pnpm-workspace.yaml")) {
         for line in ws.lines() {

@@ -114,11 +114,15 @@ pub fn config(root: &Path, changes: &Changes, loaded: &Config, trust: bool) -> C
     j
 }
 
-/// The directory of the workspace package named `name` at the base (the folders of
-/// `gather::commands::find_workspace_package`, read with `git show`).
-fn base_package(then: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+/// The workspace's packages: each folder of `apps/`, `packages/` and the `dir/*` globs of
+/// pnpm-workspace.yaml (the folders `gather::commands` looks in) whose package.json has a
+/// name. `list` gives a folder's entries (sub-folders end in `/`), `read` a file's text.
+fn workspace(
+    list: &dyn Fn(&str) -> Vec<String>,
+    read: &dyn Fn(&str) -> Option<String>,
+) -> Vec<scripts::Package> {
     let mut roots = vec!["apps".to_string(), "packages".to_string()];
-    for line in then("pnpm-workspace.yaml").unwrap_or_default().lines() {
+    for line in read("pnpm-workspace.yaml").unwrap_or_default().lines() {
         let item = line
             .trim()
             .trim_start_matches('-')
@@ -130,22 +134,23 @@ fn base_package(then: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<Str
             }
         }
     }
+    let mut out = Vec::new();
     for root in roots {
-        let Some(listing) = then(&format!("{root}/")) else {
-            continue;
-        };
-        for entry in listing.lines().skip(1).filter(|e| e.ends_with('/')) {
+        let mut entries = list(&root);
+        entries.sort();
+        for entry in entries.iter().filter(|e| e.ends_with('/')) {
             let dir = format!("{root}/{}", entry.trim_end_matches('/'));
-            let Some(text) = then(&format!("{dir}/package.json")) else {
-                continue;
-            };
-            let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();
-            if json.as_ref().and_then(|j| j.get("name")?.as_str()) == Some(name) {
-                return Some(dir);
+            let json: Option<serde_json::Value> =
+                read(&format!("{dir}/package.json")).and_then(|t| serde_json::from_str(&t).ok());
+            if let Some(name) = json.as_ref().and_then(|j| j.get("name")?.as_str()) {
+                out.push(scripts::Package {
+                    dir,
+                    name: name.to_string(),
+                });
             }
         }
     }
-    None
+    out
 }
 
 /// Files larger than this are not read for tests and suppressions.
@@ -171,20 +176,32 @@ pub fn gather(root: &Path, changes: &Changes, config: &Config, agent_run: bool) 
     let mut out = Vec::new();
 
     // 1. The scripts the configured lint and test commands run, as resolved now and at the base.
-    let package_dir = |name: &str| {
-        super::commands::find_workspace_package(root, name)
-            .and_then(|d| d.strip_prefix(root).ok().map(repo::to_slash))
-    };
     // At the base the packages are found at the base: a package renamed away and another
     // given its name would otherwise hide the script that really ran.
-    let base_package_dir = |name: &str| base_package(&then, name);
+    let list_now = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(root.join(dir))
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| format!("{}/", e.file_name().to_string_lossy()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let list_then = |dir: &str| -> Vec<String> {
+        then(&format!("{dir}/"))
+            .map(|l| l.lines().skip(1).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let packages_now = workspace(&list_now, &|p| now(root, p));
+    let packages_then = workspace(&list_then, &then);
     let mut refs = Vec::new();
     for (id, line) in [
         ("lint", &config.commands.lint),
         ("test", &config.commands.test),
     ] {
-        let is = scripts::resolve(&line.0, &package_dir, &|p| now(root, p));
-        let was = scripts::resolve(&line.0, &base_package_dir, &then);
+        let is = scripts::resolve(&line.0, &packages_now, &|p| now(root, p));
+        let was = scripts::resolve(&line.0, &packages_then, &then);
         out.extend(scripts::moved(id, &line.to_string(), &was, &is));
         for r in is.into_iter().chain(was) {
             if !refs.contains(&r) {

@@ -16,79 +16,135 @@ pub struct ScriptRef {
     pub name: String,
 }
 
+/// A workspace package: its directory (repository path) and its package.json `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    pub dir: String,
+    pub name: String,
+}
+
+/// Which package.json a command runs a script of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Select {
+    Root,
+    /// `--filter api`, `npm -w api`.
+    Name(String),
+    /// `--filter ./apps/api`, `--dir apps/api`.
+    Dir(String),
+    /// `pnpm -r`: every workspace package that has the script.
+    Recursive,
+}
+
 /// How deep root scripts calling pnpm again are followed.
 const DEPTH: usize = 4;
 
 /// The scripts `argv` runs, followed through scripts that call pnpm (or npm) again.
-/// `package_dir` gives a workspace package's directory (repository path, `""` for the root)
-/// from its name; `manifest` the text of a package.json by repository path.
+/// `packages` are the workspace's packages; `manifest` gives the text of a package.json by
+/// repository path.
 pub fn resolve(
     argv: &[String],
-    package_dir: &dyn Fn(&str) -> Option<String>,
+    packages: &[Package],
     manifest: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<ScriptRef> {
     let mut out = Vec::new();
-    follow(argv, package_dir, manifest, 0, &mut out);
+    follow(argv, packages, manifest, 0, &mut out);
     out
 }
 
 fn follow(
     argv: &[String],
-    package_dir: &dyn Fn(&str) -> Option<String>,
+    packages: &[Package],
     manifest: &dyn Fn(&str) -> Option<String>,
     depth: usize,
     out: &mut Vec<ScriptRef>,
 ) {
-    let Some((filter, script)) = script_of(argv) else {
+    let Some((select, script)) = script_of(argv) else {
         return;
     };
-    let dir = match filter {
-        None => String::new(),
-        Some(name) => match package_dir(&name) {
-            Some(d) => d,
-            None => return,
-        },
+    let dirs: Vec<String> = match select {
+        Select::Root => vec![String::new()],
+        // A glob is not followed: the output checks decide.
+        Select::Dir(d) if d.contains('*') => return,
+        Select::Dir(d) => vec![d],
+        Select::Name(n) => packages
+            .iter()
+            .filter(|p| p.name == n)
+            .map(|p| p.dir.clone())
+            .take(1)
+            .collect(),
+        Select::Recursive => packages.iter().map(|p| p.dir.clone()).collect(),
     };
-    let path = if dir.is_empty() {
-        "package.json".to_string()
-    } else {
-        format!("{}/package.json", dir.trim_end_matches('/'))
-    };
-    let r = ScriptRef {
-        manifest: path.clone(),
-        name: script.clone(),
-    };
-    if out.contains(&r) {
-        return;
-    }
-    out.push(r);
-    if depth >= DEPTH {
-        return;
-    }
-    let Some(body) = manifest(&path).and_then(|t| script_body(&t, &script)) else {
-        return;
-    };
-    for part in body.split(['&', ';', '|']) {
-        let words = crate::config::CommandLine::words(part).0;
-        if !words.is_empty() {
-            follow(&words, package_dir, manifest, depth + 1, out);
+    for dir in dirs {
+        let path = if dir.is_empty() {
+            "package.json".to_string()
+        } else {
+            format!("{}/package.json", dir.trim_end_matches('/'))
+        };
+        let Some(body) = manifest(&path).and_then(|t| script_body(&t, &script)) else {
+            if !matches!(script_of(argv), Some((Select::Recursive, _))) {
+                // The script is missing: still the one the command names.
+                push(out, &path, &script);
+            }
+            continue;
+        };
+        if !push(out, &path, &script) || depth >= DEPTH {
+            continue;
+        }
+        for part in body.split(['&', ';', '|']) {
+            let words = crate::config::CommandLine::words(part).0;
+            if !words.is_empty() {
+                follow(&words, packages, manifest, depth + 1, out);
+            }
         }
     }
 }
 
-/// `(filter, script)` of a pnpm or npm command line: `pnpm --filter api lint` →
-/// `(Some("api"), "lint")`, `pnpm test:api` → `(None, "test:api")`, `npm run lint`.
-pub fn script_of(argv: &[String]) -> Option<(Option<String>, String)> {
+/// Add a script once; `false` when it was already there.
+fn push(out: &mut Vec<ScriptRef>, manifest: &str, name: &str) -> bool {
+    let r = ScriptRef {
+        manifest: manifest.to_string(),
+        name: name.to_string(),
+    };
+    if out.contains(&r) {
+        return false;
+    }
+    out.push(r);
+    true
+}
+
+/// `(which package, script)` of a pnpm or npm command line: `pnpm --filter api lint` →
+/// `(Name("api"), "lint")`, `pnpm test:api` → `(Root, "test:api")`, `npm run lint`,
+/// `pnpm -r lint` → `(Recursive, "lint")`.
+pub fn script_of(argv: &[String]) -> Option<(Select, String)> {
     let tool = argv.first()?.rsplit('/').next()?;
     if !matches!(tool, "pnpm" | "npm" | "yarn") {
         return None;
     }
-    let mut filter = None;
+    let selector = |s: &str| {
+        if s.starts_with("./") {
+            Select::Dir(s.trim_start_matches("./").trim_end_matches('/').to_string())
+        } else {
+            Select::Name(s.to_string())
+        }
+    };
+    let mut select = Select::Root;
     let mut i = 1;
     while i < argv.len() {
         let a = argv[i].as_str();
-        if matches!(a, "--filter" | "-F" | "--workspace" | "-w") && tool != "yarn" {
-            filter = argv.get(i + 1).cloned();
+        // pnpm's `-w` is `--workspace-root`; npm's names a workspace.
+        let names = match tool {
+            "pnpm" => matches!(a, "--filter" | "-F"),
+            "npm" => matches!(a, "--workspace" | "-w"),
+            _ => false,
+        };
+        if names {
+            select = selector(argv.get(i + 1)?);
+            i += 2;
+            continue;
+        }
+        if matches!(a, "--dir" | "-C" | "--prefix") {
+            let d = argv.get(i + 1)?;
+            select = Select::Dir(d.trim_start_matches("./").trim_end_matches('/').to_string());
             i += 2;
             continue;
         }
@@ -96,14 +152,16 @@ pub fn script_of(argv: &[String]) -> Option<(Option<String>, String)> {
             .strip_prefix("--filter=")
             .or_else(|| a.strip_prefix("--workspace="))
         {
-            filter = Some(f.to_string());
+            select = selector(f);
+        } else if tool == "pnpm" && matches!(a, "-r" | "--recursive") {
+            select = Select::Recursive;
         } else if a == "run" || a == "run-script" {
             // `pnpm run SCRIPT`
         } else if !a.starts_with('-') {
             if matches!(a, "install" | "i" | "add" | "exec" | "dlx" | "x" | "ci") {
                 return None;
             }
-            return Some((filter, a.to_string()));
+            return Some((select, a.to_string()));
         }
         i += 1;
     }
@@ -204,13 +262,25 @@ mod unit {
     const API: &str = "{\n  \"name\": \"api\",\n  \"scripts\": {\n    \"lint\": \"eslint .\",\n    \"test\": \"vitest run\"\n  }\n}\n";
 
     fn resolve_here(cmd: &str) -> Vec<ScriptRef> {
-        let dirs = |n: &str| (n == "api").then(|| "apps/api".to_string());
+        let packages = [
+            Package {
+                dir: "apps/api".into(),
+                name: "api".into(),
+            },
+            Package {
+                dir: "packages/contracts".into(),
+                name: "@dashboard/contracts".into(),
+            },
+        ];
         let manifests = |p: &str| match p {
             "package.json" => Some(ROOT.to_string()),
             "apps/api/package.json" => Some(API.to_string()),
+            "packages/contracts/package.json" => {
+                Some(r#"{"scripts":{"test":"vitest run"}}"#.to_string())
+            }
             _ => None,
         };
-        resolve(&argv(cmd), &dirs, &manifests)
+        resolve(&argv(cmd), &packages, &manifests)
     }
 
     fn sr(m: &str, n: &str) -> ScriptRef {
@@ -234,6 +304,32 @@ mod unit {
             ]
         );
         assert_eq!(resolve_here("npm run lint"), [sr("package.json", "lint")]);
+        assert_eq!(
+            resolve_here("pnpm --filter ./apps/api lint"),
+            [sr("apps/api/package.json", "lint")]
+        );
+        assert_eq!(
+            resolve_here("pnpm -C apps/api lint"),
+            [sr("apps/api/package.json", "lint")]
+        );
+        assert!(resolve_here("pnpm --filter ./apps/* lint").is_empty());
+        assert_eq!(resolve_here("pnpm -w lint"), [sr("package.json", "lint")]);
+        assert_eq!(
+            resolve_here("pnpm -r lint"),
+            [sr("apps/api/package.json", "lint")],
+            "only the packages that have the script"
+        );
+        assert_eq!(
+            resolve_here("pnpm -r test"),
+            [
+                sr("apps/api/package.json", "test"),
+                sr("packages/contracts/package.json", "test")
+            ]
+        );
+        assert_eq!(
+            resolve_here("npm -w api run lint"),
+            [sr("apps/api/package.json", "lint")]
+        );
         assert!(resolve_here("node --test").is_empty());
         assert!(resolve_here("pnpm --filter nope lint").is_empty());
     }
