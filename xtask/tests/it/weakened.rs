@@ -574,3 +574,87 @@ fn a_package_swapped_under_the_filter_is_named() {
         "the test command `pnpm test:api` now runs",
     );
 }
+
+/// What the lint and test commands run with: their configs, disable comments, a focused
+/// new test file. Each named at its file and line.
+#[test]
+fn configs_suppressions_and_focus_are_named() {
+    const ESLINT: &str = "import js from \"@eslint/js\";\nexport default [\n  js.configs.recommended,\n  {\n    rules: {\n      \"no-console\": \"error\",\n    },\n  },\n];\n";
+    const VITEST: &str = "import { defineConfig } from \"vitest/config\";\nexport default defineConfig({\n  test: {\n    include: [\"src/**/*.test.ts\"],\n  },\n});\n";
+    const CODE: &str =
+        "export function total(a: number, b: number): number {\n  return a + b;\n}\n";
+    let repo = git_repo(
+        "weakened-configs",
+        &[
+            ("package.json", ROOT_PACKAGE),
+            ("apps/api/package.json", API_PACKAGE),
+            ("apps/api/eslint.config.mjs", ESLINT),
+            ("apps/api/vitest.config.ts", VITEST),
+            ("apps/api/src/total.ts", CODE),
+            ("apps/api/src/invoices.test.ts", INVOICES_TEST),
+        ],
+    );
+    let dir = repo.path();
+    write(
+        dir,
+        "apps/api/eslint.config.mjs",
+        &ESLINT.replace("\"no-console\": \"error\"", "\"no-console\": \"off\""),
+    );
+    write(
+        dir,
+        "apps/api/vitest.config.ts",
+        &VITEST.replace(
+            "    include:",
+            "    passWithNoTests: true,\n    exclude: [\"src/billing/**\"],\n    include:",
+        ),
+    );
+    write(
+        dir,
+        "apps/api/src/total.ts",
+        &format!("// @ts-nocheck\n{CODE}"),
+    );
+    write(
+        dir,
+        "apps/api/src/focus.test.ts",
+        "import { it, expect } from 'vitest';\nit.only('runs alone', () => {\n  expect(1).toBe(1);\n});\n",
+    );
+    let (r, json) = verify(dir, &[]);
+    assert_eq!(r.code, 1);
+    let found = weakenings(&json);
+    has(
+        &found,
+        "checks-weakened",
+        "error",
+        "apps/api/eslint.config.mjs:6",
+        "eslint rule `no-console` lowered from error to off",
+    );
+    has(
+        &found,
+        "checks-weakened",
+        "error",
+        "apps/api/vitest.config.ts:4",
+        "`test.passWithNoTests` set to `true`",
+    );
+    has(
+        &found,
+        "checks-weakened",
+        "error",
+        "apps/api/vitest.config.ts:5",
+        "`test.exclude` gained `src/billing/**`",
+    );
+    has(
+        &found,
+        "checks-weakened",
+        "error",
+        "apps/api/src/total.ts:1",
+        "`@ts-nocheck` turns type checking off for the file",
+    );
+    has(
+        &found,
+        "checks-weakened",
+        "error",
+        "apps/api/src/focus.test.ts:2",
+        "test `runs alone` focused with `it.only`",
+    );
+    assert_eq!(found.len(), 5, "{found:#?}");
+}
