@@ -37,7 +37,10 @@ pub fn build(ev: &Evidence, live: Live) -> Vec<ChecklistItem> {
                 "contracts" => with(&ev.routes, contracts),
                 "auth" => with(&ev.routes, auth),
                 "rate_limit" => with(&ev.routes, rate_limit),
-                "migration" => with(&ev.migrations, |m| migration(m, live)),
+                "migration" => match edited_migrations(ev) {
+                    Some(failed) => failed,
+                    None => with(&ev.migrations, |m| migration(m, live)),
+                },
                 _ => unreachable!("unknown checklist id {id}"),
             };
             ChecklistItem {
@@ -70,7 +73,28 @@ pub fn all_findings(ev: &Evidence) -> impl Iterator<Item = &crate::model::Findin
         .as_ref()
         .map(|r| r.findings.as_slice())
         .unwrap_or_default();
-    m.iter().chain(r)
+    m.iter().chain(r).chain(&ev.weakened.findings)
+}
+
+/// A migration that existed at the base and was edited, renamed or deleted fails the item.
+fn edited_migrations(ev: &Evidence) -> Option<Decided> {
+    let edited: Vec<String> = ev
+        .weakened
+        .findings
+        .iter()
+        .filter(|f| f.rule == Rule::AppliedMigrationEdited && f.severity == Severity::Error)
+        .filter_map(|f| f.location())
+        .collect();
+    (!edited.is_empty()).then(|| {
+        let refs: Vec<&str> = edited.iter().map(String::as_str).collect();
+        (
+            Status::Fail,
+            format!(
+                "a migration that existed at the base was edited, renamed or deleted: {}",
+                names(&refs)
+            ),
+        )
+    })
 }
 
 type Decided = (Status, String);

@@ -120,6 +120,12 @@ pub struct VerifyOptions {
     /// Also write the report to FILE (atomically); the terminal then gets the compact text view.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Judge with the changed xtask.toml (a reviewed change) [default: a loosened xtask.toml is replaced by the base's].
+    #[arg(long)]
+    pub trust_config: bool,
+    /// Set by `backend-stage`: the change being verified is the agent's.
+    #[arg(skip)]
+    pub agent_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -378,3 +378,20 @@ fn z_paths(out: &[u8]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The bytes of `path` (`/`-separated, relative to `repo` as the changed files are; a
+/// directory gives git's listing of its entries) in commit `base`, or `None` when it does
+/// not exist there. GIT_DIR and GIT_WORK_TREE are scrubbed, so a hook's environment cannot
+/// point git elsewhere.
+pub fn show_at(repo: &Path, base: &str, path: &str) -> Option<Vec<u8>> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["show", "--no-textconv", &format!("{base}:./{path}")])
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output()
+        .ok()?;
+    out.status.success().then_some(out.stdout)
+}

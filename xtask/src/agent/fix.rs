@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use crate::{
     checklist,
     gather::Evidence,
-    model::{ChecklistItem, CommandReport, Status},
+    model::{ChecklistItem, CommandReport, Finding, Rule, Severity, Status},
 };
 
 /// Each output tail is capped so a noisy test run cannot crowd out the findings.
@@ -60,6 +60,17 @@ pub fn prompt(ev: &Evidence, items: &[ChecklistItem], round: u32, rounds: u32) -
             let _ = writeln!(s, "- `{}` {} — unknown: {}", i.id, i.label, i.evidence);
         }
     }
+    // What weakened the checks comes first: it is undone, not worked around.
+    let (weakened, findings): (Vec<_>, Vec<_>) = findings
+        .into_iter()
+        .partition(|f| is_weakening(f) && f.severity != Severity::Info);
+    if !weakened.is_empty() {
+        s.push_str("\n## Checks weakened by the change — revert each\n\n");
+        for f in weakened {
+            let at = f.location().map(|l| format!(" {l}")).unwrap_or_default();
+            let _ = writeln!(s, "- `{}`{at}: {} — revert this.", f.rule, f.message);
+        }
+    }
     if !findings.is_empty() {
         s.push_str("\n## Findings\n\n");
         for f in findings {
@@ -100,6 +111,11 @@ pub fn prompt(ev: &Evidence, items: &[ChecklistItem], round: u32, rounds: u32) -
     Some(s)
 }
 
+/// A finding about the checks themselves: the fix is to revert the change, not to add to it.
+fn is_weakening(f: &Finding) -> bool {
+    matches!(f.rule, Rule::ChecksWeakened | Rule::AppliedMigrationEdited)
+}
+
 /// The end of `s`, at most `max` bytes, starting at a line.
 fn last_bytes(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -123,11 +139,7 @@ pub fn longest_backtick_run(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::catalog::Rule;
-    use crate::{
-        model::{Finding, MigrationEvidence, Severity},
-        repo::Changes,
-    };
+    use crate::{model::MigrationEvidence, repo::Changes};
 
     fn evidence() -> Evidence {
         Evidence {
@@ -155,6 +167,7 @@ mod tests {
                 output_tail: format!("{}\nFAIL invoices > lists\n```\n", "noise\n".repeat(5000)),
             }),
             other_commands: Vec::new(),
+            weakened: Default::default(),
             agent: None,
         }
     }
@@ -209,6 +222,31 @@ mod tests {
             p.contains("````text\n"),
             "the fence outgrows backticks in the output"
         );
+    }
+
+    #[test]
+    fn each_weakening_is_listed_to_revert() {
+        let mut ev = evidence();
+        ev.weakened.findings = vec![
+            Finding::new(
+                Rule::ChecksWeakened,
+                Severity::Error,
+                "the `lint` script the checks run changed: `\"lint\": \"eslint .\"` → `\"true\"`",
+            )
+            .at("apps/api/package.json", Some(5)),
+            Finding::new(
+                Rule::AppliedMigrationEdited,
+                Severity::Error,
+                "migration that existed at the base was edited",
+            )
+            .at("supabase/migrations/1_a.sql", Some(11)),
+        ];
+        let items = [item("migration", Status::Fail, "edited")];
+        let p = prompt(&ev, &items, 1, 1).unwrap();
+        assert!(p.contains("## Checks weakened by the change — revert each\n\n\
+            - `checks-weakened` apps/api/package.json:5: the `lint` script the checks run changed: `\"lint\": \"eslint .\"` → `\"true\"` — revert this.\n\
+            - `applied-migration-edited` supabase/migrations/1_a.sql:11: migration that existed at the base was edited — revert this.\n"), "{p}");
+        assert_eq!(p.matches("revert this").count(), 2, "listed once: {p}");
     }
 
     #[test]

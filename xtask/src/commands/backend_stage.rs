@@ -69,6 +69,7 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
     // The base is fixed before the agent starts, so every round is compared with the same
     // commit — even if the agent commits (which moves `HEAD`, and with it the default base).
     let mut opts = flags.verify.clone();
+    opts.agent_run = true;
     if !opts.all && opts.base.is_none() {
         opts.base = repo::resolve_base(&target.root, None)?;
     }
@@ -376,6 +377,7 @@ mod tests {
             lint: Err("not run: --skip-commands".into()),
             tests: Err("not run: --skip-commands".into()),
             other_commands: Vec::new(),
+            weakened: Default::default(),
             agent: None,
         }
     }

@@ -143,6 +143,7 @@ fn static_evidence(
         lint: Err(not_here()),
         tests: Err(not_here()),
         other_commands: Vec::new(),
+        weakened: Default::default(),
         agent: None,
     };
     let items: Vec<_> = checklist::build(&evidence, Live::Off)

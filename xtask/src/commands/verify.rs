@@ -86,6 +86,13 @@ pub fn gather(target: &Target, config: &Config, opts: &VerifyOptions) -> anyhow:
     } else {
         repo::changes(&target.root, opts.base.as_deref())?
     };
+    // A loosened xtask.toml is not trusted unless --trust-config: the base's judges the run.
+    let judged = gather::weakened::config(&target.root, &changes, config, opts.trust_config);
+    let config = &judged.config;
+    let mut weakened = gather::weakened::Weakened {
+        findings: gather::weakened::gather(&target.root, &changes, config, opts.agent_run),
+    };
+    weakened.findings.extend(judged.findings);
 
     let progress = ui::Progress::start("reading migrations and routes");
     let histories = gather::migrations::read_all(&target.root, config, &changes);
@@ -114,6 +121,7 @@ pub fn gather(target: &Target, config: &Config, opts: &VerifyOptions) -> anyhow:
         lint,
         tests,
         other_commands,
+        weakened,
         agent: None,
     })
 }

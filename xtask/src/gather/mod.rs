@@ -5,6 +5,7 @@ pub mod commands;
 pub mod live;
 pub mod migrations;
 pub mod routes;
+pub mod weakened;
 
 use crate::{
     model::{AgentReport, CommandReport, MigrationEvidence, RouteEvidence},
@@ -28,4 +29,6 @@ pub struct Evidence {
     pub other_commands: Vec<CommandReport>,
     /// The agent run, for `backend-stage`.
     pub agent: Option<AgentReport>,
+    /// What the change did to the checks themselves.
+    pub weakened: weakened::Weakened,
 }

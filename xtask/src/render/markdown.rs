@@ -278,7 +278,15 @@ fn route_notes(r: &Report) -> String {
     let security: Vec<_> = r
         .findings
         .iter()
-        .filter(|f| matches!(f.rule, Rule::HardcodedSecret | Rule::RawSqlInterpolation))
+        .filter(|f| {
+            matches!(
+                f.rule,
+                Rule::HardcodedSecret
+                    | Rule::RawSqlInterpolation
+                    | Rule::ChecksWeakened
+                    | Rule::AppliedMigrationEdited
+            )
+        })
         .collect();
     if !security.is_empty() {
         s.push_str("\nSecurity:\n");
@@ -696,6 +704,7 @@ mod tests {
             lint: Err("skipped".into()),
             tests: Err("skipped".into()),
             other_commands: Vec::new(),
+            weakened: Default::default(),
             agent: Some(AgentReport {
                 preexisting: vec![PreexistingChange {
                     path: "README.md".into(),

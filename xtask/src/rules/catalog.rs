@@ -243,14 +243,14 @@ catalogue! {
     },
     ChecksWeakened => {
         id: "checks-weakened", severity: Error, item: None, live: false,
-        origin: Contract, planned: true,
+        origin: Contract, planned: false,
         summary: "The change weakens a check",
         description: "The change weakens what the checks prove: lint or test scripts or configs, skipped or deleted tests, disable comments, `xtask.toml` exemptions.",
         help: "Revert the weakening; a deliberate exception goes in an inline suppression with a reason.",
     },
     AppliedMigrationEdited => {
         id: "applied-migration-edited", severity: Error, item: Some("migration"), live: false,
-        origin: Contract, planned: true,
+        origin: Contract, planned: false,
         summary: "A migration that existed at the base was edited",
         description: "A migration that existed at the base was changed, renamed or deleted; databases that ran it never run it again.",
         help: "Restore the old file and put the change in a new migration.",

@@ -10,3 +10,4 @@ pub mod routes;
 pub mod secrets;
 pub mod tenant;
 pub mod trust;
+pub mod weakened;

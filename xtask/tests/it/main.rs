@@ -19,3 +19,4 @@ mod migrations;
 mod render;
 mod robustness;
 mod tidy;
+mod weakened;

@@ -110,6 +110,7 @@ pub fn sample() -> Evidence {
         lint: Ok(cmd("lint", "pnpm --fail-if-no-match --filter api lint", 0, Status::Pass, "0 errors, 2 warnings")),
         tests: Ok(cmd("tests", "pnpm test:api", 1, Status::Fail, "11 passed, 1 failed: src/invoices.test.ts > invoices > POST rejects")),
         other_commands: vec![],
+        weakened: Default::default(),
         agent: None,
     }
 }
