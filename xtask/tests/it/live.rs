@@ -226,6 +226,50 @@ fn an_error_the_static_reader_tolerates_is_caught_live_at_its_line() {
     );
 }
 
+/// Extensions Supabase offers and this Postgres lacks get stand-ins: a `vector(1536)` column,
+/// its hnsw index, pgjwt, http, pg_net and pg_cron calls all apply, and the report says so.
+#[test]
+fn extensions_this_postgres_lacks_get_stand_ins() {
+    if !postgres_here() {
+        return;
+    }
+    let rel = "supabase/migrations/20250201000000_embeddings.sql";
+    let sql = r#"create extension if not exists vector with schema extensions;
+create extension if not exists pg_net;
+create extension if not exists pg_cron;
+create extension if not exists pgjwt with schema extensions;
+create extension if not exists http with schema extensions;
+create table public.chunks (
+  id uuid primary key default gen_random_uuid(),
+  tenant_id uuid not null references public.tenants (id),
+  embedding extensions.vector(1536)
+);
+create index on public.chunks (tenant_id);
+create index on public.chunks using hnsw (embedding extensions.vector_cosine_ops) with (m = 16);
+alter table public.chunks enable row level security;
+create policy chunks_all on public.chunks for all to authenticated using (tenant_id = public.get_current_tenant_id());
+create function public.match_chunks(q extensions.vector(1536)) returns setof public.chunks language sql stable as $$ select * from public.chunks order by embedding operator(extensions.<=>) q limit 5 $$;
+select cron.schedule('nightly', '0 3 * * *', 'select 1');
+select net.http_post('https://example.invalid/hook', '{}'::jsonb);
+select extensions.sign('{"sub":"1"}'::json, 'secret');
+"#;
+    let t = example_with("stand-ins", &[(rel, sql)]);
+    let (r, json) = verify(t.path(), &["--live", "on"]);
+    assert!(
+        findings(&json, "migration-apply-failed").is_empty(),
+        "{}\n{json:#}",
+        r.stderr
+    );
+    let notes = json["live_notes"].to_string();
+    assert!(notes.contains("a stand-in was installed"), "{notes}");
+    assert!(notes.contains("hnsw"), "{notes}");
+    assert_eq!(
+        table(&json, "public.chunks")["verdict"],
+        "protected",
+        "{json:#}"
+    );
+}
+
 /// A table with RLS off that no client role can reach (the history revoked every grant) is
 /// not an open table: a warning, verdict protected, "not exposed" — known only live.
 #[test]

@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod probe;
 pub mod role;
+pub mod standin;
 pub mod watch;
 
 use std::{
@@ -271,6 +272,17 @@ impl Session {
         self.guarded(sql, true, |c| {
             role::through(c, Wrapper::Apply, sql).map(|_| ())
         })
+    }
+
+    /// Does this Postgres ship the extension?
+    fn available(&mut self, name: &str) -> Result<bool, String> {
+        self.c
+            .query_one(
+                "select exists (select from pg_catalog.pg_available_extensions where name = $1)",
+                &[&name],
+            )
+            .map(|r| r.get(0))
+            .map_err(|e| describe(&e).0)
     }
 
     /// Run one statement as the superuser (an allowed extension, `create index
@@ -598,6 +610,9 @@ fn apply_files(
     // context, not what the new file created).
     let mut known = Some(before.clone());
     let mut skipped_tx = 0usize;
+    let mut as_admin = 0usize;
+    let mut vector_indexes = 0usize;
+    let mut standins: std::collections::BTreeSet<String> = Default::default();
     for (f, loaded) in files {
         let (text, pieces) = match (&loaded.unsendable, &loaded.text) {
             (None, Some(text)) => (text, &loaded.read.pieces),
@@ -623,6 +638,10 @@ fn apply_files(
                 skipped_tx += 1;
                 continue;
             }
+            if let Kind::ActsAsAdmin(_) = p.kind {
+                as_admin += 1;
+                continue;
+            }
             s.doing = format!("{}:{}", f.path, p.line);
             remaining(deadline)?;
             if crate::proc::interrupted() {
@@ -630,6 +649,28 @@ fn apply_files(
             }
             ev.statements += 1;
             let refused = match &p.kind {
+                Kind::CreateExtension {
+                    name,
+                    if_not_exists,
+                    schema,
+                } if !s.available(name)? && standin::sql(name).is_some() => {
+                    // Where Postgres would put it: the named schema, else the first of the
+                    // search_path (public, as on Supabase).
+                    let schema = schema.clone().unwrap_or_else(|| "public".into());
+                    let sql = standin::for_schema(standin::sql(name).unwrap_or_default(), &schema);
+                    let refused = s.run_as_superuser(&sql)?;
+                    if refused.is_none() && standins.insert(name.clone()) {
+                        ev.notes.push(format!(
+                            "`create extension {name}` ({}:{}): this Postgres has no `{name}`; a stand-in was installed in schema `{schema}` (templates/extensions): its types and functions exist, it never acts",
+                            f.path, p.line
+                        ));
+                    }
+                    refused
+                }
+                Kind::VectorIndex if standins.contains("vector") => {
+                    vector_indexes += 1;
+                    None
+                }
                 Kind::CreateExtension {
                     name,
                     if_not_exists,
@@ -683,6 +724,18 @@ fn apply_files(
     if skipped_tx > 0 {
         ev.notes.push(format!(
             "history `{}`: {skipped_tx} transaction-control statement(s) (begin/commit/...) not sent: the check runs the whole history in one transaction and rolls it back",
+            h.dir
+        ));
+    }
+    if vector_indexes > 0 {
+        ev.notes.push(format!(
+            "history `{}`: {vector_indexes} `hnsw`/`ivfflat` index(es) not built: pgvector is a stand-in here, and an embedding index says nothing about tenants",
+            h.dir
+        ));
+    }
+    if as_admin > 0 {
+        ev.notes.push(format!(
+            "history `{}`: {as_admin} statement(s) acting as Supabase's `postgres` role (`owner to postgres`, `alter default privileges for role postgres`) not sent: the migration role stands for `postgres` and owns what the migrations create",
             h.dir
         ));
     }

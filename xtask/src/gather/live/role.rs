@@ -114,6 +114,14 @@ grant select, insert, update, delete, references, trigger on all tables in schem
 grant execute on all functions in schema auth to {ROLE};
 alter table storage.buckets owner to {ROLE};
 alter table storage.objects owner to {ROLE};
+-- Supabase's postgres role uses the services' schemas: schedules jobs, queues requests,
+-- stores secrets, broadcasts, installs webhooks (all stand-ins here, see the shim).
+grant usage, create on schema realtime, vault, graphql, graphql_public, cron, net, supabase_functions, pgsodium to {ROLE};
+grant select, insert, update, delete, references, trigger on all tables in schema realtime, vault, cron, net, supabase_functions to {ROLE};
+grant usage on all sequences in schema realtime, vault, cron, net, supabase_functions to {ROLE};
+grant execute on all functions in schema realtime, vault, cron, net, supabase_functions, storage to {ROLE};
+grant select on vault.decrypted_secrets to {ROLE};
+alter publication supabase_realtime owner to {ROLE};
 alter default privileges for role {ROLE} in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges for role {ROLE} in schema public grant all on sequences to anon, authenticated, service_role;
 alter default privileges for role {ROLE} in schema public grant all on functions to anon, authenticated, service_role;

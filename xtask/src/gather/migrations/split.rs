@@ -34,7 +34,18 @@ pub enum Kind {
         if_not_exists: bool,
         schema: Option<String>,
     },
+    /// Acts as Supabase's `postgres` (or `supabase_admin`) role: `alter ... owner to
+    /// postgres`, `alter default privileges for role postgres ...`. Supabase runs migrations
+    /// as `postgres`, who owns everything they create; on the live check the migration role
+    /// stands for it, so these are not sent (said in the report).
+    ActsAsAdmin(&'static str),
+    /// `create index ... using hnsw|ivfflat`: pgvector's index methods (not built while
+    /// pgvector is a stand-in).
+    VectorIndex,
 }
+
+/// Supabase's roles that run migrations and own what they create.
+const ADMIN_ROLES: [&str; 2] = ["postgres", "supabase_admin"];
 
 /// Cut a file into statements (parsing it; the reader uses [`pieces`] on its own tree).
 pub fn split(text: &str) -> Vec<Piece> {
@@ -91,6 +102,52 @@ fn keywords(node: &SyntaxNode) -> Vec<K> {
         .collect()
 }
 
+/// `... OWNER TO postgres` or `ALTER DEFAULT PRIVILEGES FOR ROLE postgres ...`, read from
+/// the statement's own tokens (a function body is one string token, never looked into).
+fn acts_as_admin(node: &SyntaxNode) -> Option<&'static str> {
+    let toks: Vec<(K, String)> = node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .map(|t| (t.kind(), t.text().to_string()))
+        .collect();
+    let admin = |t: Option<&(K, String)>| {
+        t.is_some_and(|(_, text)| ADMIN_ROLES.contains(&crate::sql::fold_ident(text).as_str()))
+    };
+    if toks.first().map(|t| t.0) != Some(K::ALTER_KW) {
+        return None;
+    }
+    for (i, w) in toks.windows(2).enumerate() {
+        if w[0].0 == K::OWNER_KW && w[1].0 == K::TO_KW && admin(toks.get(i + 2)) {
+            return Some("OWNER TO postgres");
+        }
+        if toks.get(1).map(|t| t.0) == Some(K::DEFAULT_KW)
+            && w[0].0 == K::FOR_KW
+            && matches!(w[1].0, K::ROLE_KW | K::USER_KW)
+            && admin(toks.get(i + 2))
+        {
+            return Some("ALTER DEFAULT PRIVILEGES FOR ROLE postgres");
+        }
+    }
+    None
+}
+
+/// `... using hnsw (...)` / `using ivfflat`.
+fn vector_index(node: &SyntaxNode) -> bool {
+    let toks: Vec<_> = node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .collect();
+    toks.windows(2).any(|w| {
+        w[0].kind() == K::USING_KW
+            && matches!(
+                crate::sql::fold_ident(w[1].text()).as_str(),
+                "hnsw" | "ivfflat"
+            )
+    })
+}
+
 fn classify(node: &SyntaxNode) -> Kind {
     let kw = keywords(node);
     let first = kw.first().copied();
@@ -106,6 +163,12 @@ fn classify(node: &SyntaxNode) -> Kind {
         }
         Some(K::VACUUM_KW) => return Kind::NoTransaction("VACUUM"),
         _ => {}
+    }
+    if let Some(what) = acts_as_admin(node) {
+        return Kind::ActsAsAdmin(what);
+    }
+    if node.kind() == K::CREATE_INDEX && vector_index(node) {
+        return Kind::VectorIndex;
     }
     match node.kind() {
         K::CREATE_EXTENSION => extension(node),
@@ -205,6 +268,22 @@ mod tests {
         // Every byte is sent with some statement.
         let joined: String = p.iter().map(|p| p.text.as_str()).collect();
         assert_eq!(joined, sql);
+    }
+
+    #[test]
+    fn statements_acting_as_supabase_postgres_are_recognised() {
+        let sql = "alter table public.t owner to \"postgres\";\nalter function f() owner to postgres;\nalter default privileges for role postgres in schema public grant all on tables to anon;\nalter table t owner to app_owner;\ncreate function g() returns text language sql as $$ select 'owner to postgres' $$;\n";
+        let kinds: Vec<Kind> = split(sql).into_iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                Kind::ActsAsAdmin("OWNER TO postgres"),
+                Kind::ActsAsAdmin("OWNER TO postgres"),
+                Kind::ActsAsAdmin("ALTER DEFAULT PRIVILEGES FOR ROLE postgres"),
+                Kind::Run,
+                Kind::Run,
+            ]
+        );
     }
 
     #[test]
