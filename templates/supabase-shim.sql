@@ -389,8 +389,13 @@ grant execute on all functions in schema auth to anon, authenticated, service_ro
 grant execute on all functions in schema storage to anon, authenticated, service_role;
 grant all on storage.objects, storage.buckets to anon, authenticated, service_role;
 grant select, insert on realtime.messages to anon, authenticated, service_role;
+-- The services' admin roles own and use their schemas (GoTrue migrates auth, Storage storage).
+grant usage, create on schema auth to supabase_auth_admin;
+grant usage, create on schema storage to supabase_storage_admin;
+grant usage, create on schema realtime to supabase_realtime_admin;
 grant all on all tables in schema auth to supabase_auth_admin;
 grant all on all tables in schema storage to supabase_storage_admin;
+grant all on all tables in schema realtime to supabase_realtime_admin;
 
 -- Supabase grants the API roles every privilege on what the migrations create in `public`;
 -- row level security is what keeps them in their lane.

@@ -51,6 +51,55 @@ begin
     create cast (@extschema@.vector as @extschema@.halfvec) with inout as assignment;
     create cast (@extschema@.halfvec as @extschema@.vector) with inout as assignment;
   end if;
+  -- The rest of pgvector's functions, with its signatures, so that a dump's GRANT and ALTER
+  -- FUNCTION statements find them (none computes anything).
+  foreach t in array array['vector', 'halfvec', 'sparsevec'] loop
+    if to_regprocedure(format('@extschema@.%1$I(@extschema@.%1$I, integer, boolean)', t)) is not null then
+      continue;
+    end if;
+    execute format('create function @extschema@.%1$I(@extschema@.%1$I, integer, boolean) returns @extschema@.%1$I language sql immutable as %2$L', t, 'select $1');
+    execute format('create function @extschema@.array_to_%1$s(integer[], integer, boolean) returns @extschema@.%1$I language sql immutable as %2$L', t, 'select $1::text::@extschema@.' || t);
+    execute format('create function @extschema@.array_to_%1$s(real[], integer, boolean) returns @extschema@.%1$I language sql immutable as %2$L', t, 'select $1::text::@extschema@.' || t);
+    execute format('create function @extschema@.array_to_%1$s(double precision[], integer, boolean) returns @extschema@.%1$I language sql immutable as %2$L', t, 'select $1::text::@extschema@.' || t);
+    execute format('create function @extschema@.array_to_%1$s(numeric[], integer, boolean) returns @extschema@.%1$I language sql immutable as %2$L', t, 'select $1::text::@extschema@.' || t);
+    execute format('create function @extschema@.%1$s_ne(@extschema@.%1$I, @extschema@.%1$I) returns boolean language internal immutable strict as %2$L', t, 'textne');
+    execute format('create function @extschema@.%1$s_l2_squared_distance(@extschema@.%1$I, @extschema@.%1$I) returns float8 language sql immutable as %2$L', t, 'select 0::float8');
+    execute format('create function @extschema@.%1$s_negative_inner_product(@extschema@.%1$I, @extschema@.%1$I) returns float8 language sql immutable as %2$L', t, 'select 0::float8');
+    if t <> 'sparsevec' then
+      execute format('create function @extschema@.%1$s_spherical_distance(@extschema@.%1$I, @extschema@.%1$I) returns float8 language sql immutable as %2$L', t, 'select 0::float8');
+      execute format('create function @extschema@.%1$s_accum(double precision[], @extschema@.%1$I) returns double precision[] language sql immutable as %2$L', t, 'select $1');
+      execute format('create function @extschema@.%1$s_avg(double precision[]) returns @extschema@.%1$I language sql immutable as %2$L', t, 'select null::@extschema@.' || t);
+      execute format('create function @extschema@.%1$s_combine(double precision[], double precision[]) returns double precision[] language sql immutable as %2$L', t, 'select $1');
+      execute format('create function @extschema@.%1$s_add(@extschema@.%1$I, @extschema@.%1$I) returns @extschema@.%1$I language sql immutable as %2$L', t, 'select $1');
+      execute format('create function @extschema@.%1$s_sub(@extschema@.%1$I, @extschema@.%1$I) returns @extschema@.%1$I language sql immutable as %2$L', t, 'select $1');
+      execute format('create function @extschema@.%1$s_mul(@extschema@.%1$I, @extschema@.%1$I) returns @extschema@.%1$I language sql immutable as %2$L', t, 'select $1');
+      execute format('create function @extschema@.%1$s_concat(@extschema@.%1$I, @extschema@.%1$I) returns @extschema@.%1$I language sql immutable as %2$L', t, 'select $1');
+      execute format('create function @extschema@.%1$s_to_float4(@extschema@.%1$I, integer, boolean) returns real[] language sql immutable as %2$L', t, 'select null::real[]');
+      execute format('create function @extschema@.binary_quantize(@extschema@.%1$I) returns bit language sql immutable as %2$L', t, 'select null::bit');
+      execute format('create function @extschema@.subvector(@extschema@.%1$I, integer, integer) returns @extschema@.%1$I language sql immutable as %2$L', t, 'select $1');
+      execute format('create aggregate @extschema@.avg(@extschema@.%1$I) (sfunc = @extschema@.%1$s_accum, stype = double precision[], finalfunc = @extschema@.%1$s_avg, combinefunc = @extschema@.%1$s_combine, initcond = %2$L)', t, '{0}');
+      execute format('create aggregate @extschema@.sum(@extschema@.%1$I) (sfunc = @extschema@.%1$s_add, stype = @extschema@.%1$I, combinefunc = @extschema@.%1$s_add)', t);
+    end if;
+  end loop;
+  if to_regprocedure('@extschema@.vector_norm(@extschema@.vector)') is null then
+    create function @extschema@.vector_norm(@extschema@.vector) returns float8 language sql immutable as $f$ select 0::float8 $f$;
+    create function @extschema@.vector_to_halfvec(@extschema@.vector, integer, boolean) returns @extschema@.halfvec language sql immutable as $f$ select $1::text::@extschema@.halfvec $f$;
+    create function @extschema@.vector_to_sparsevec(@extschema@.vector, integer, boolean) returns @extschema@.sparsevec language sql immutable as $f$ select $1::text::@extschema@.sparsevec $f$;
+    create function @extschema@.halfvec_to_vector(@extschema@.halfvec, integer, boolean) returns @extschema@.vector language sql immutable as $f$ select $1::text::@extschema@.vector $f$;
+    create function @extschema@.halfvec_to_sparsevec(@extschema@.halfvec, integer, boolean) returns @extschema@.sparsevec language sql immutable as $f$ select $1::text::@extschema@.sparsevec $f$;
+    create function @extschema@.sparsevec_to_vector(@extschema@.sparsevec, integer, boolean) returns @extschema@.vector language sql immutable as $f$ select $1::text::@extschema@.vector $f$;
+    create function @extschema@.sparsevec_to_halfvec(@extschema@.sparsevec, integer, boolean) returns @extschema@.halfvec language sql immutable as $f$ select $1::text::@extschema@.halfvec $f$;
+    create function @extschema@.hamming_distance(bit, bit) returns float8 language sql immutable as $f$ select 0::float8 $f$;
+    create function @extschema@.jaccard_distance(bit, bit) returns float8 language sql immutable as $f$ select 0::float8 $f$;
+    -- The index methods' C entry points, bound to harmless built-ins of the same shape.
+    create function @extschema@.hnswhandler(internal) returns index_am_handler language internal as 'bthandler';
+    create function @extschema@.ivfflathandler(internal) returns index_am_handler language internal as 'bthandler';
+    create function @extschema@.hnsw_bit_support(internal) returns internal language internal as 'brin_minmax_opcinfo';
+    create function @extschema@.hnsw_halfvec_support(internal) returns internal language internal as 'brin_minmax_opcinfo';
+    create function @extschema@.hnsw_sparsevec_support(internal) returns internal language internal as 'brin_minmax_opcinfo';
+    create function @extschema@.ivfflat_bit_support(internal) returns internal language internal as 'brin_minmax_opcinfo';
+    create function @extschema@.ivfflat_halfvec_support(internal) returns internal language internal as 'brin_minmax_opcinfo';
+  end if;
   -- Index methods: `create index ... using hnsw|ivfflat` is not sent while this stand-in
   -- is in place (the report says so): an embedding index says nothing about tenants.
   foreach t in array array['vector', 'halfvec', 'sparsevec'] loop

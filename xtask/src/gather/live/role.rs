@@ -113,6 +113,22 @@ grant usage on schema auth, storage to {ROLE};
 grant select, insert, update, delete, references, trigger on all tables in schema auth to {ROLE};
 grant execute on all functions in schema auth to {ROLE};
 alter table storage.buckets owner to {ROLE};
+-- On Supabase, postgres owns schema public (comments on it, grants on it), and may alter
+-- the services' tables (drop a trigger on auth.users, add a policy on realtime.messages):
+-- their owners' roles are granted to it. None of them has any power beyond those tables.
+alter schema public owner to {ROLE};
+do $own$
+declare r record;
+begin
+  for r in select c.oid::regclass as t, n.nspname from pg_catalog.pg_class c
+           join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+           where c.relkind in ('r', 'p', 'v') and n.nspname in ('auth', 'realtime') loop
+    execute format('alter table %s owner to %I', r.t,
+      case r.nspname when 'auth' then 'supabase_auth_admin' else 'supabase_realtime_admin' end);
+  end loop;
+end
+$own$;
+grant supabase_auth_admin, supabase_realtime_admin to {ROLE};
 alter table storage.objects owner to {ROLE};
 -- Supabase's postgres role uses the services' schemas: schedules jobs, queues requests,
 -- stores secrets, broadcasts, installs webhooks (all stand-ins here, see the shim).
