@@ -13,6 +13,7 @@ mod ci;
 mod cli;
 mod commands;
 mod example;
+mod init;
 mod live;
 mod migrations;
 mod render;
