@@ -278,7 +278,12 @@ fn route_notes(r: &Report) -> String {
     let security: Vec<_> = r
         .findings
         .iter()
-        .filter(|f| matches!(f.rule, Rule::HardcodedSecret | Rule::RawSqlInterpolation))
+        .filter(|f| {
+            matches!(
+                f.rule,
+                Rule::HardcodedSecret | Rule::RawSqlInterpolation | Rule::Suppressed
+            )
+        })
         .collect();
     if !security.is_empty() {
         s.push_str("\nSecurity:\n");

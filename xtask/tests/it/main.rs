@@ -18,4 +18,5 @@ mod live;
 mod migrations;
 mod render;
 mod robustness;
+mod suppress;
 mod tidy;
