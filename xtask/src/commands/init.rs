@@ -262,9 +262,17 @@ const USER_COLUMNS: [&str; 7] = [
     "member_id",
     "created_by",
     "profile_id",
-    "account_id",
     "author_id",
+    "creator_id",
 ];
+
+fn qualified(name: &str) -> String {
+    if name.contains('.') {
+        name.to_string()
+    } else {
+        format!("public.{name}")
+    }
+}
 
 fn bare(name: &str) -> String {
     name.strip_prefix("public.").unwrap_or(name).to_string()
@@ -300,11 +308,11 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             }
         }
         for t in h.schema.tables.values() {
-            if t.name.schema != "public" {
+            if crate::rules::tenant::is_platform(&t.name) {
                 continue;
             }
             tables.push(TableFacts {
-                name: t.name.name.clone(),
+                name: bare(&t.name.to_string()),
                 columns: t
                     .columns
                     .iter()
@@ -368,7 +376,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         "column",
         q(&column),
         format!(
-            "{column} is filtered on by the policies of {count} of the {with_policies} tables with policies (the most frequent column in policies); {carrying} of {} public tables carry it{}",
+            "{column} is filtered on by the policies of {count} of the {with_policies} tables with policies (the most frequent column in policies); {carrying} of {} tables carry it{}",
             tables.len(),
             if owner_as_tenant { "; each user is their own tenant (owner-as-tenant)" } else { "" }
         ),
@@ -385,7 +393,23 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             }
         }
     }
+    // Without a foreign key (added later, or not at all): the table named after the column.
+    let named_root = column.strip_suffix("_id").and_then(|stem| {
+        [format!("{stem}s"), format!("{stem}es"), stem.to_string()]
+            .into_iter()
+            .find(|n| tables.iter().any(|t| t.name == *n))
+    });
+    if targets.is_empty() {
+        if let Some(r) = &named_root {
+            targets.insert(r.clone(), 0);
+        }
+    }
     match targets.iter().max_by_key(|(_, n)| **n) {
+        Some((r, 0)) => s.key(
+            "root_table",
+            q(r),
+            format!("no `{column}` column has a foreign key the reader saw; {r} is the table named after the column"),
+        ),
         Some((r, n)) => s.key(
             "root_table",
             q(r),
@@ -503,7 +527,8 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         s.key("membership_tenant_column", q(tcol), why.clone());
         s.key("membership_user_column", q(ucol), why);
     } else if let Some(t) = tables.iter().find(|t| {
-        t.name.contains("member")
+        let n = t.name.rsplit('.').next().unwrap_or(&t.name);
+        (n.contains("member") || n.ends_with("_user") || n.ends_with("_users"))
             && t.columns.iter().any(|(c, _)| *c == column)
             && t.columns
                 .iter()
@@ -517,7 +542,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             .cloned()
             .unwrap_or_default();
         let why = format!(
-            "{} is the only `*member*` table carrying both `{column}` and a user column (`{ucol}`)",
+            "{} is the first `*member*`/`*_user(s)` table carrying both `{column}` and a user column (`{ucol}`)",
             t.name
         );
         s.key("membership_table", q(&t.name), why.clone());
@@ -543,13 +568,15 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
     let settings: BTreeSet<String> = setting
         .captures_iter(&sql_text)
         .map(|c| c[1].to_string())
-        .filter(|n| !n.starts_with("request.jwt") && !n.starts_with("app.settings"))
+        // Custom settings are namespaced (`app.tenant_id`); Postgres' own and PostgREST's
+        // `request.*` are not tenants.
+        .filter(|n| n.contains('.') && !n.starts_with("request.") && !n.starts_with("app.settings"))
         .collect();
     if settings.is_empty() {
         s.key(
             "settings",
             "[]".into(),
-            "no migration reads a tenant with `current_setting('...')` (request.jwt.* claims aside)",
+            "no migration reads a namespaced setting with `current_setting('app.x')` (request.* aside)",
         );
     } else {
         s.key(
@@ -610,7 +637,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         differs += 1;
         entries.push_str(&format!(
             "\n[[tenancy.tables]]\ntable = {}\n{entry}",
-            q(&format!("public.{}", t.name))
+            q(&qualified(&t.name))
         ));
     }
     if differs > 0 {
@@ -625,7 +652,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         .filter(|t| {
             Some(&t.name) != root_name.as_ref()
                 && !t.columns.iter().any(|(c, _)| *c == column)
-                && !entries.contains(&format!("\"public.{}\"", t.name))
+                && !entries.contains(&q(&qualified(&t.name)))
         })
         .map(|t| t.name.as_str())
         .collect();
@@ -635,7 +662,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             "exempt_tables",
             format!(
                 "[{{ table = {}, reason = \"...\" }}]",
-                q(&format!("public.{}", shown[0]))
+                q(&qualified(shown[0]))
             ),
             format!(
                 "{} without `{column}` and without a recognised owner policy ({}{}): which need no tenant isolation, and why?",
@@ -939,8 +966,13 @@ fn read_routes(root: &Path, files: &Files, route_root: &str) -> RouteFacts {
         .any(|k| l.contains(k))
     };
     let mut accepted = BTreeSet::new();
+    let handlers = facts.handlers;
     for ((name, wrapper), n) in counts {
-        if looks_auth(&name) && !name.to_lowercase().contains("limit") {
+        let l = name.to_lowercase();
+        // A convention opens two handlers or more (every handler of a tiny app); creating a
+        // client is not a guard.
+        let often = n >= 2 || handlers <= 2;
+        if often && looks_auth(&name) && !l.contains("limit") && !l.contains("client") {
             accepted.insert(name.clone());
             if wrapper {
                 facts.wrappers.insert(name, n);
