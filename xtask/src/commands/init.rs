@@ -323,7 +323,8 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
                     .iter()
                     .flat_map(|p| [p.using.clone(), p.with_check.clone()])
                     .flatten()
-                    .map(|e| e.to_lowercase())
+                    // Quoted identifiers (`"public"."x"`, pg_dump style) read like plain ones.
+                    .map(|e| e.to_lowercase().replace('"', ""))
                     .collect(),
             });
         }
@@ -351,8 +352,27 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             .max_by_key(|(c, n)| (**n, std::cmp::Reverse((*c).clone())))
             .map(|(c, n)| (c.clone(), *n))
     };
+    // A column used to look up a membership or passed to a function is a tenant whatever
+    // its count.
+    let strong = |c: &str| {
+        let c = regex::escape(c);
+        let re = Regex::new(&format!(
+            r"(?:^|[^\w.]){c}\s+in\s*\(\s*select|\w\s*\(\s*(?:[^()]*,\s*)?(?:\w+\.)?{c}\s*[,)]"
+        ))
+        .unwrap();
+        tables
+            .iter()
+            .flat_map(|t| &t.policies)
+            .any(|p| re.is_match(p))
+    };
+    let mut by_lookup = false;
     let chosen = match (best(false), best(true)) {
         (Some(t), _) if t.1 >= 2 => Some((t, false)),
+        // One table is weak evidence: only against a user column that is not much commoner.
+        (Some(t), u) if strong(&t.0) && u.as_ref().is_none_or(|u| u.1 <= 2 * t.1) => {
+            by_lookup = true;
+            Some((t, false))
+        }
         (_, Some(u)) => Some((u, true)),
         (Some(t), None) => Some((t, false)),
         (None, None) => None,
@@ -376,7 +396,12 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         "column",
         q(&column),
         format!(
-            "{column} is filtered on by the policies of {count} of the {with_policies} tables with policies (the most frequent column in policies); {carrying} of {} tables carry it{}",
+            "{column} is filtered on by the policies of {count} of the {with_policies} tables with policies ({}); {carrying} of {} tables carry it{}",
+            if by_lookup {
+                "policies look members up by it or pass it to a function"
+            } else {
+                "the most frequent column in policies"
+            },
             tables.len(),
             if owner_as_tenant { "; each user is their own tenant (owner-as-tenant)" } else { "" }
         ),
@@ -442,7 +467,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
 
     // Source functions: `col = f()`.
     let source = Regex::new(&format!(
-        r"(?:^|[^\w.]){col}\s*=\s*\(?\s*(?:select\s+)?([a-z_][\w]*(?:\.[a-z_]\w*)?)\s*\(\s*\)|([a-z_][\w]*(?:\.[a-z_]\w*)?)\s*\(\s*\)\s*\)?\s*=\s*(?:[\w]+\.)?{col}\b"
+        r"(?:^|[^\w.]){col}\s*=\s*\(?\s*(?:select\s+)?([a-z_][\w]*(?:\.[a-z_]\w*)?)\s*\(\s*\)|([a-z_][\w]*(?:\.[a-z_]\w*)?)\s*\(\s*\)(?:\s+as\s+\w+)?\s*\)?\s*=\s*(?:[\w]+\.)?{col}\b"
     ))
     .unwrap();
     let mut sources: BTreeMap<String, usize> = BTreeMap::new();
@@ -507,7 +532,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
     // Membership: `col in (select t from m where u = auth.uid())`, else a `*member*` table
     // that carries the tenant column and a user column.
     let member = Regex::new(&format!(
-        r"{col}\s+in\s*\(\s*select\s+(?:\w+\.)?(\w+)\s+from\s+([\w.]+)(?:\s+(?:as\s+)?\w+)?\s+where\s+(?:\w+\.)?(\w+)\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)"
+        r"{col}\s+in\s*\(\s*select\s+(?:\w+\.)?(\w+)\s+from\s+([\w.]+)(?:\s+(?:as\s+)?\w+)?\s+where\s+\(?\s*(?:\w+\.)?(\w+)\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)"
     ))
     .unwrap();
     let mut memberships: BTreeMap<(String, String, String), usize> = BTreeMap::new();
@@ -526,14 +551,26 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         s.key("membership_table", q(table), why.clone());
         s.key("membership_tenant_column", q(tcol), why.clone());
         s.key("membership_user_column", q(ucol), why);
-    } else if let Some(t) = tables.iter().find(|t| {
-        let n = t.name.rsplit('.').next().unwrap_or(&t.name);
-        (n.contains("member") || n.ends_with("_user") || n.ends_with("_users"))
-            && t.columns.iter().any(|(c, _)| *c == column)
-            && t.columns
-                .iter()
-                .any(|(c, _)| USER_COLUMNS.contains(&c.as_str()) && *c != column)
-    }) {
+    } else if let Some(t) = tables
+        .iter()
+        .filter(|t| {
+            let n = t.name.rsplit('.').next().unwrap_or(&t.name);
+            n.contains("member")
+                || n.ends_with("_user")
+                || n.ends_with("_users")
+                || n.starts_with("user_")
+        })
+        .min_by_key(|t| {
+            let n = t.name.rsplit('.').next().unwrap_or(&t.name);
+            (!n.contains("member"), !n.contains("_user"), t.name.clone())
+        })
+        .filter(|t| {
+            t.columns.iter().any(|(c, _)| *c == column)
+                && t.columns
+                    .iter()
+                    .any(|(c, _)| USER_COLUMNS.contains(&c.as_str()) && *c != column)
+        })
+    {
         let ucol = t
             .columns
             .iter()
@@ -542,7 +579,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             .cloned()
             .unwrap_or_default();
         let why = format!(
-            "{} is the first `*member*`/`*_user(s)` table carrying both `{column}` and a user column (`{ucol}`)",
+            "{} is the likeliest membership table by name (`*member*`, `*_users`, `user_*`) and carries both `{column}` and a user column (`{ucol}`)",
             t.name
         );
         s.key("membership_table", q(&t.name), why.clone());
@@ -588,7 +625,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
 
     // Tables whose tenancy differs.
     let owner = Regex::new(
-        r"(?:^|[^\w.])(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)|auth\.uid\(\)\s*\)?\s*=\s*(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\b",
+        r"(?:^|[^\w.])(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)|auth\.uid\(\)(?:\s+as\s+\w+)?\s*\)?\s*=\s*(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\b",
     )
     .unwrap();
     let root_name = targets

@@ -225,3 +225,41 @@ fn init_writes_once_then_needs_force_and_prints_on_request() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
 }
+
+/// pg_dump style (quoted identifiers, `(select auth.uid() as uid)`): a tenant column used in
+/// a membership sub-select wins over a user column of a couple of owner tables.
+#[test]
+fn init_reads_quoted_membership_subselects() {
+    let t = TempDir::new("init-quoted");
+    write(
+        t.path(),
+        "supabase/migrations/20250101000000_remote_schema.sql",
+        r#"
+CREATE TABLE "public"."teams" ("id" uuid PRIMARY KEY);
+CREATE TABLE "public"."team_memberships" ("team_id" uuid NOT NULL REFERENCES "public"."teams"("id"), "profile_id" uuid NOT NULL);
+CREATE TABLE "public"."files" ("id" uuid PRIMARY KEY, "team_id" uuid NOT NULL REFERENCES "public"."teams"("id"));
+CREATE TABLE "public"."api_keys" ("id" uuid PRIMARY KEY, "user_id" uuid NOT NULL);
+CREATE TABLE "public"."usage" ("id" uuid PRIMARY KEY, "user_id" uuid NOT NULL);
+ALTER TABLE "public"."files" ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "team files" ON "public"."files" FOR SELECT USING (("team_id" IN ( SELECT "team_memberships"."team_id"
+   FROM "public"."team_memberships"
+  WHERE ("team_memberships"."profile_id" = ( SELECT "auth"."uid"() AS "uid")))));
+CREATE POLICY "own keys" ON "public"."api_keys" FOR SELECT USING ((( SELECT "auth"."uid"() AS "uid") = "user_id"));
+CREATE POLICY "own usage" ON "public"."usage" FOR SELECT USING ((( SELECT "auth"."uid"() AS "uid") = "user_id"));
+"#,
+    );
+    let text = xtask::commands::init::infer(t.path());
+    let c = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.tenancy.column, "team_id", "{text}");
+    assert_eq!(c.tenancy.root_table, "teams", "{text}");
+    assert_eq!(c.tenancy.membership_table, "team_memberships", "{text}");
+    assert_eq!(c.tenancy.membership_user_column, "profile_id", "{text}");
+    let owners: Vec<_> = c
+        .tenancy
+        .tables
+        .iter()
+        .filter(|t| t.owner_column.as_deref() == Some("user_id"))
+        .map(|t| t.table.as_str())
+        .collect();
+    assert_eq!(owners, ["public.api_keys", "public.usage"], "{text}");
+}
