@@ -1209,7 +1209,8 @@ fn commands_section(root: &Path, files: &Files, route_root: Option<&str>) -> Sec
     let run_in = |p: &Package, script: &str| -> String {
         if p.dir.is_empty() {
             match pm.as_str() {
-                "npm" => format!("npm run {script}"),
+                // `bun test` is bun's own test runner, not the script.
+                "npm" | "bun" => format!("{pm} run {script}"),
                 other => format!("{other} {script}"),
             }
         } else {
