@@ -171,3 +171,39 @@ fn a_suppressed_table_passes_its_items() {
     assert_eq!(item(&json, "tenant_id")["status"], "pass", "{json}");
     assert_eq!(item(&json, "rls")["status"], "not_applicable", "{json}");
 }
+
+/// The other formats carry them too: each is a finding like any other.
+#[test]
+fn suppressions_in_text_and_sarif() {
+    let t = repo();
+    let base = [
+        "verify",
+        "--all",
+        "--skip-commands",
+        "--live",
+        "off",
+        "--format",
+    ];
+    let r = run(xtask(t.path(), &[&base[..], &["text"]].concat()));
+    assert!(
+        r.stdout.contains("suppressed") && r.stdout.contains("health check"),
+        "{}",
+        r.stdout
+    );
+    let (r, sarif) = run_json(xtask(t.path(), &[&base[..], &["sarif"]].concat()));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let suppressed: Vec<_> = results
+        .iter()
+        .filter(|r| r["ruleId"] == "suppressed")
+        .collect();
+    assert!(suppressed.len() >= 6, "{sarif}");
+    assert!(
+        suppressed.iter().any(|r| r["level"] == "note"
+            && r["message"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("load balancer")),
+        "{sarif}"
+    );
+}
