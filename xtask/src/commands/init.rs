@@ -357,7 +357,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
     let strong = |c: &str| {
         let c = regex::escape(c);
         let re = Regex::new(&format!(
-            r"(?:^|[^\w.]){c}\s+in\s*\(\s*select|\w\s*\(\s*(?:[^()]*,\s*)?(?:\w+\.)?{c}\s*[,)]"
+            r"(?:^|[^\w.]){c}\s+in\s*\(\s*select|\w\s*\(\s*(?:(?:[^()]|\([^()]*\))*,\s*)?(?:\w+\.)?{c}\s*[,)]"
         ))
         .unwrap();
         tables
@@ -501,7 +501,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
 
     // Check functions: `f(col)` or `f(x, col)`.
     let check = Regex::new(&format!(
-        r"([a-z_][\w]*(?:\.[a-z_]\w*)?)\s*\(\s*(?:[^()]*,\s*)?(?:[\w]+\.)?{col}\s*(?:::\s*\w+\s*)?[,)]"
+        r"([a-z_][\w]*(?:\.[a-z_]\w*)?)\s*\(\s*(?:(?:[^()]|\([^()]*\))*,\s*)?(?:[\w]+\.)?{col}\s*(?:::\s*\w+\s*)?[,)]"
     ))
     .unwrap();
     let noise = [
@@ -858,7 +858,9 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
         s.ask(
             "public",
             list(&["public/**".into()]),
-            if unguarded.is_empty() {
+            if h == 0 {
+                "no exported GET/POST/... handler was read: which route folders are public (they must call a rate limiter)?".to_string()
+            } else if unguarded.is_empty() {
                 "every handler starts with a guard: which route folders are public (they must call a rate limiter)?".to_string()
             } else {
                 format!(
