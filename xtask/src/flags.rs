@@ -32,6 +32,8 @@ pub enum Cmd {
     CheckMigrations(CheckMigrations),
     /// Install the pre-push hook into the repository's hooks directory.
     InstallHooks(InstallHooks),
+    /// Write xtask.toml from the repository's own conventions, each key with its evidence.
+    Init(Init),
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +198,19 @@ pub struct InstallHooks {
     /// Remove our hook and put back the one it replaced, if any.
     #[arg(long)]
     pub uninstall: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Init {
+    /// The repository to read [default: the git work tree of the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Replace an existing xtask.toml.
+    #[arg(long)]
+    pub force: bool,
+    /// Write the configuration to standard output instead of xtask.toml.
+    #[arg(long)]
+    pub print: bool,
 }
 
 #[cfg(test)]

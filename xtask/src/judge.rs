@@ -241,3 +241,55 @@ pub fn static_contents(
     let h = crate::gather::migrations::read_contents(files, changes);
     migrations(&[h], Live::NotRun, config, changes)
 }
+
+/// Inline suppressions (`xtask-allow(rule-id): reason`), applied once to the judged evidence
+/// so that every format shows them: read from the changed migration and code files (every
+/// such file with `--all`) and from the files findings point at; see `rules::suppress`.
+pub fn suppressions(root: &std::path::Path, ev: &mut crate::gather::Evidence) {
+    use crate::rules::suppress;
+    let mut paths: BTreeSet<String> = ev
+        .changes
+        .files
+        .iter()
+        .filter(|f| f.status != crate::model::ChangeStatus::Deleted)
+        .map(|f| f.path.clone())
+        .collect();
+    let findings = crate::checklist::all_findings(ev);
+    paths.extend(findings.filter_map(|f| f.path.clone()));
+    if ev.changes.all {
+        if let Ok(m) = &ev.migrations {
+            paths.extend(m.new_files.iter().cloned());
+        }
+        if let Ok(r) = &ev.routes {
+            paths.extend(r.routes.iter().map(|r| r.path.clone()));
+        }
+    }
+    let sups: Vec<_> = paths
+        .iter()
+        .flat_map(|p| suppress::scan_file(root, p))
+        .collect();
+    if sups.is_empty() {
+        return;
+    }
+    let mut used = vec![false; sups.len()];
+    if let Ok(m) = &mut ev.migrations {
+        let silenced = suppress::apply(&mut m.findings, &sups, &mut used);
+        suppress::settle_tables(m, &silenced);
+    }
+    if let Ok(r) = &mut ev.routes {
+        let silenced = suppress::apply(&mut r.findings, &sups, &mut used);
+        suppress::settle_handlers(r, &silenced);
+    }
+    let problems = suppress::problems(&sups, &used);
+    // Each problem goes with the findings of its file's kind (SQL with the migrations).
+    for f in problems {
+        let sql = f.path.as_deref().is_some_and(|p| p.ends_with(".sql"));
+        match (&mut ev.migrations, &mut ev.routes) {
+            (Ok(m), _) if sql => m.findings.push(f),
+            (_, Ok(r)) if !sql => r.findings.push(f),
+            (Ok(m), _) => m.findings.push(f),
+            (_, Ok(r)) => r.findings.push(f),
+            _ => {}
+        }
+    }
+}

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
         flags::Cmd::Verify(f) => commands::verify::run(f),
         flags::Cmd::CheckMigrations(f) => commands::check_migrations::run(f),
         flags::Cmd::InstallHooks(f) => commands::install_hooks::run(f),
+        flags::Cmd::Init(f) => commands::init::run(f),
     };
     xtask::exit::finish(result)
 }

@@ -135,7 +135,7 @@ fn static_evidence(
     ev: MigrationEvidence,
 ) -> (Evidence, Vec<ChecklistItem>) {
     let not_here = || "not part of check-migrations (run `cargo xtask verify`)".to_string();
-    let evidence = Evidence {
+    let mut evidence = Evidence {
         repo: repo.display().to_string(),
         changes: changes.clone(),
         migrations: Ok(ev),
@@ -146,6 +146,7 @@ fn static_evidence(
         weakened: Default::default(),
         agent: None,
     };
+    crate::judge::suppressions(repo, &mut evidence);
     let items: Vec<_> = checklist::build(&evidence, Live::Off)
         .into_iter()
         .filter(|i| matches!(i.id, "tenant_id" | "rls" | "migration"))

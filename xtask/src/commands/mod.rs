@@ -2,5 +2,6 @@
 
 pub mod backend_stage;
 pub mod check_migrations;
+pub mod init;
 pub mod install_hooks;
 pub mod verify;

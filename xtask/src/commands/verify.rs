@@ -113,7 +113,7 @@ pub fn gather(target: &Target, config: &Config, opts: &VerifyOptions) -> anyhow:
         progress.finish(if ok { "passed" } else { "did not pass" });
         (r.lint, r.tests, r.setup.into_iter().collect())
     };
-    Ok(Evidence {
+    let mut ev = Evidence {
         repo: target.display.clone(),
         changes,
         migrations: Ok(migrations),
@@ -123,7 +123,9 @@ pub fn gather(target: &Target, config: &Config, opts: &VerifyOptions) -> anyhow:
         other_commands,
         weakened,
         agent: None,
-    })
+    };
+    judge::suppressions(&target.root, &mut ev);
+    Ok(ev)
 }
 
 /// Apply the migrations to a real Postgres unless `--live off` (or nothing is new). With

@@ -285,6 +285,7 @@ fn route_notes(r: &Report) -> String {
                     | Rule::RawSqlInterpolation
                     | Rule::ChecksWeakened
                     | Rule::AppliedMigrationEdited
+                    | Rule::Suppressed
             )
         })
         .collect();

@@ -257,10 +257,10 @@ catalogue! {
     },
     Suppressed => {
         id: "suppressed", severity: Info, item: None, live: false,
-        origin: Contract, planned: true,
+        origin: Contract, planned: false,
         summary: "A finding silenced by an inline suppression",
-        description: "A finding was silenced by an `xtask-allow(rule-id): reason` comment; the reason is shown for the reviewer.",
-        help: "Check that the reason holds.",
+        description: "A finding was silenced by an `xtask-allow(rule-id): reason` comment (SQL `--` on the line before or at the end of the statement, TypeScript `//` before it); the reason is shown for the reviewer. A suppression without a reason or with an unknown rule id is an error, one that silences nothing a warning.",
+        help: "Check that the reason holds; give every suppression a reason, and remove unused ones.",
     },
 }
 

@@ -14,6 +14,7 @@ fn no_arguments_lists_the_tasks() {
         "verify",
         "check-migrations",
         "install-hooks",
+        "init",
     ] {
         assert!(
             r.stderr.contains(task),

@@ -1,0 +1,1285 @@
+//! `cargo xtask init`: write `xtask.toml` from the repository's own conventions.
+//!
+//! Everything is measured, never guessed silently: each key written carries a comment with
+//! its evidence ("requireAuthContext is the first statement of 96 of 120 handlers"), and a
+//! key that could not be inferred is written commented out, with the question to answer.
+//! The migrations are read with the same static reader `verify` uses; route handlers with
+//! the same parser (oxc). The result always loads with [`Config::parse`].
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context;
+use oxc_allocator::Allocator;
+use oxc_ast::ast::{ArrowFunctionBody, Declaration, Expression, Statement};
+use regex::Regex;
+
+use crate::{
+    config::{self, Config},
+    exit::{self, Outcome},
+    flags,
+    repo::Changes,
+    ts::{self, Source},
+};
+
+pub fn run(flags: flags::Init) -> anyhow::Result<Outcome> {
+    let root = match &flags.repo {
+        Some(dir) if !dir.is_dir() => {
+            return Err(exit::usage(format!(
+                "--repo {}: no such directory",
+                dir.display()
+            )))
+        }
+        Some(dir) => dir.clone(),
+        None => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            crate::repo::toplevel(&cwd)?
+        }
+    };
+    let target = root.join(config::FILE_NAME);
+    if !flags.print && !flags.force && std::fs::symlink_metadata(&target).is_ok() {
+        return Err(exit::usage(format!(
+            "{} exists already and was left as it is. Run `cargo xtask init --force` to replace it, or `cargo xtask init --print` to see what init would write.",
+            target.display()
+        )));
+    }
+    let text = infer(&root);
+    Config::parse(&text).map_err(|e| {
+        exit::tool(format!(
+            "init wrote a configuration that does not load ({e}); this is a bug of xtask"
+        ))
+    })?;
+    if flags.print {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+    } else {
+        crate::outfile::write_atomic(&target, text.as_bytes())
+            .with_context(|| format!("cannot write {}", target.display()))?;
+        eprintln!(
+            "wrote {}: read its comments, answer the questions of the commented-out keys, then run `cargo xtask verify --all`",
+            target.display()
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+/// One line of the file: a key with its value (TOML) and its evidence, or a question.
+enum Line {
+    Key {
+        key: String,
+        value: String,
+        why: String,
+    },
+    Question {
+        key: String,
+        example: String,
+        question: String,
+    },
+    Raw(String),
+}
+
+#[derive(Default)]
+struct Section {
+    lines: Vec<Line>,
+}
+
+impl Section {
+    fn key(&mut self, key: &str, value: String, why: impl Into<String>) {
+        self.lines.push(Line::Key {
+            key: key.into(),
+            value,
+            why: why.into(),
+        });
+    }
+    fn ask(&mut self, key: &str, example: String, question: impl Into<String>) {
+        self.lines.push(Line::Question {
+            key: key.into(),
+            example,
+            question: question.into(),
+        });
+    }
+    fn raw(&mut self, s: impl Into<String>) {
+        self.lines.push(Line::Raw(s.into()));
+    }
+}
+
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn list(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| q(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn comment(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Read the repository and write the configuration's text.
+pub fn infer(root: &Path) -> String {
+    let files = Files::walk(root);
+    let mut out = String::new();
+    out.push_str(
+        "# xtask.toml written by `cargo xtask init` from this repository's own conventions.\n\
+         # Each key says what it was inferred from; a commented-out key is a question init could\n\
+         # not answer. Every key is optional (see the README of xtask); check them, then run\n\
+         # `cargo xtask verify --all`.\n",
+    );
+    let migrations = migrations_section(&files);
+    let tenancy = tenancy_section(root, &migrations.1);
+    let routes = routes_section(root, &files);
+    let contracts = contracts_section(root, &files, routes.1.as_deref());
+    let commands = commands_section(root, &files, routes.1.as_deref());
+    for (name, section) in [
+        ("tenancy", tenancy),
+        ("migrations", migrations.0),
+        ("routes", routes.0),
+        ("contracts", contracts),
+        ("commands", commands),
+    ] {
+        write_section(&mut out, name, section);
+    }
+    out
+}
+
+fn write_section(out: &mut String, name: &str, section: Section) {
+    out.push_str(&format!("\n[{name}]\n"));
+    let mut tail = Vec::new();
+    for line in section.lines {
+        match line {
+            Line::Key { key, value, why } => {
+                out.push_str(&format!("# {}\n{key} = {value}\n", comment(&why)));
+            }
+            Line::Question {
+                key,
+                example,
+                question,
+            } => {
+                out.push_str(&format!("# {}\n# {key} = {example}\n", comment(&question)));
+            }
+            // Array-of-tables entries must come after the plain keys of the section.
+            Line::Raw(s) => tail.push(s),
+        }
+    }
+    for s in tail {
+        out.push_str(&s);
+    }
+}
+
+/// The repository's files (relative, `/`-separated), without dependencies, builds and VCS.
+struct Files {
+    paths: Vec<String>,
+}
+
+impl Files {
+    fn walk(root: &Path) -> Files {
+        const SKIP: [&str; 9] = [
+            "node_modules",
+            ".git",
+            ".next",
+            "dist",
+            "build",
+            "target",
+            ".turbo",
+            "coverage",
+            ".vercel",
+        ];
+        let mut paths = Vec::new();
+        let walker = walkdir::WalkDir::new(root)
+            .max_depth(12)
+            .into_iter()
+            .filter_entry(|e| {
+                e.depth() == 0 || !SKIP.contains(&e.file_name().to_string_lossy().as_ref())
+            });
+        for e in walker.flatten() {
+            if !e.file_type().is_file() {
+                continue;
+            }
+            if let Ok(rel) = e.path().strip_prefix(root) {
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                paths.push(rel);
+            }
+        }
+        paths.sort();
+        Files { paths }
+    }
+}
+
+fn plural(n: usize, one: &str) -> String {
+    match (n, one) {
+        (1, "polic") => "1 policy".into(),
+        (_, "polic") => format!("{n} policies"),
+        (1, _) => format!("1 {one}"),
+        _ => format!("{n} {one}s"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// migrations
+
+fn migrations_section(files: &Files) -> (Section, Vec<String>) {
+    let mut s = Section::default();
+    let name = Regex::new(r"^\d+_.*\.sql$").unwrap();
+    let mut dirs: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &files.paths {
+        if let Some((dir, file)) = p.rsplit_once('/') {
+            if (dir == "supabase/migrations" || dir.ends_with("/supabase/migrations"))
+                && name.is_match(file)
+            {
+                *dirs.entry(dir.to_string()).or_default() += 1;
+            }
+        }
+    }
+    let found: Vec<String> = dirs.keys().cloned().collect();
+    if found.is_empty() {
+        s.ask(
+            "dirs",
+            list(&["supabase/migrations".into()]),
+            "no `supabase/migrations` directory with `<timestamp>_<name>.sql` files was found: where are the migrations?",
+        );
+    } else {
+        let why = dirs
+            .iter()
+            .map(|(d, n)| format!("{d} holds {}", plural(*n, "migration")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        s.key("dirs", list(&found), why);
+    }
+    (s, found)
+}
+
+// ---------------------------------------------------------------------------------------
+// tenancy
+
+const USER_COLUMNS: [&str; 7] = [
+    "user_id",
+    "owner_id",
+    "member_id",
+    "created_by",
+    "profile_id",
+    "author_id",
+    "creator_id",
+];
+
+fn qualified(name: &str) -> String {
+    if name.contains('.') {
+        name.to_string()
+    } else {
+        format!("public.{name}")
+    }
+}
+
+fn bare(name: &str) -> String {
+    name.strip_prefix("public.").unwrap_or(name).to_string()
+}
+
+struct TableFacts {
+    name: String,
+    columns: Vec<(String, Option<String>)>,
+    /// Lowercased USING and WITH CHECK texts.
+    policies: Vec<String>,
+}
+
+fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
+    let mut s = Section::default();
+    if dirs.is_empty() {
+        s.ask(
+            "column",
+            q("tenant_id"),
+            "no migrations were found, so the tenant column could not be measured: which column do tenant tables carry?",
+        );
+        return s;
+    }
+    let mut cfg = Config::default();
+    cfg.migrations.dirs = dirs.to_vec();
+    let histories = crate::gather::migrations::read_all(root, &cfg, &Changes::all());
+    let mut tables = Vec::new();
+    let mut sql_text = String::new();
+    for h in &histories {
+        for (_, loaded) in &h.files {
+            if let Some(text) = loaded_text(loaded) {
+                sql_text.push_str(&text.to_lowercase());
+                sql_text.push('\n');
+            }
+        }
+        for t in h.schema.tables.values() {
+            if crate::rules::tenant::is_platform(&t.name) {
+                continue;
+            }
+            tables.push(TableFacts {
+                name: bare(&t.name.to_string()),
+                columns: t
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.references.as_ref().map(|r| r.to_string())))
+                    .collect(),
+                policies: t
+                    .policies
+                    .iter()
+                    .flat_map(|p| [p.using.clone(), p.with_check.clone()])
+                    .flatten()
+                    // Quoted identifiers (`"public"."x"`, pg_dump style) read like plain ones.
+                    .map(|e| e.to_lowercase().replace('"', ""))
+                    .collect(),
+            });
+        }
+    }
+    let with_policies = tables.iter().filter(|t| !t.policies.is_empty()).count();
+
+    // The tenant column: the column policies filter on in the most tables.
+    let mut in_policies: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &tables {
+        let idents: BTreeSet<String> = t
+            .policies
+            .iter()
+            .flat_map(|p| crate::sql::idents(p))
+            .collect();
+        for (c, _) in &t.columns {
+            if c != "id" && c.ends_with("id") && idents.contains(c) {
+                *in_policies.entry(c.clone()).or_default() += 1;
+            }
+        }
+    }
+    let best = |user: bool| {
+        in_policies
+            .iter()
+            .filter(|(c, _)| USER_COLUMNS.contains(&c.as_str()) == user)
+            .max_by_key(|(c, n)| (**n, std::cmp::Reverse((*c).clone())))
+            .map(|(c, n)| (c.clone(), *n))
+    };
+    // A column used to look up a membership or passed to a function is a tenant whatever
+    // its count.
+    let strong = |c: &str| {
+        let c = regex::escape(c);
+        let re = Regex::new(&format!(
+            r"(?:^|[^\w.]){c}\s+in\s*\(\s*select|\w\s*\(\s*(?:(?:[^()]|\([^()]*\))*,\s*)?(?:\w+\.)?{c}\s*[,)]"
+        ))
+        .unwrap();
+        tables
+            .iter()
+            .flat_map(|t| &t.policies)
+            .any(|p| re.is_match(p))
+    };
+    let mut by_lookup = false;
+    let chosen = match (best(false), best(true)) {
+        (Some(t), _) if t.1 >= 2 => Some((t, false)),
+        // One table is weak evidence: only against a user column that is not much commoner.
+        (Some(t), u) if strong(&t.0) && u.as_ref().is_none_or(|u| u.1 <= 2 * t.1) => {
+            by_lookup = true;
+            Some((t, false))
+        }
+        (_, Some(u)) => Some((u, true)),
+        (Some(t), None) => Some((t, false)),
+        (None, None) => None,
+    };
+    let Some(((column, count), owner_as_tenant)) = chosen else {
+        s.ask(
+            "column",
+            q("tenant_id"),
+            format!(
+                "no policy of the {} tables filters on a `*_id` column: which column do tenant tables carry?",
+                tables.len()
+            ),
+        );
+        return s;
+    };
+    let carrying = tables
+        .iter()
+        .filter(|t| t.columns.iter().any(|(c, _)| *c == column))
+        .count();
+    s.key(
+        "column",
+        q(&column),
+        format!(
+            "{column} is filtered on by the policies of {count} of the {with_policies} tables with policies ({}); {carrying} of {} tables carry it{}",
+            if by_lookup {
+                "policies look members up by it or pass it to a function"
+            } else {
+                "the most frequent column in policies"
+            },
+            tables.len(),
+            if owner_as_tenant { "; each user is their own tenant (owner-as-tenant)" } else { "" }
+        ),
+    );
+
+    // Root table: where the tenant column points.
+    let mut targets: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &tables {
+        for (c, r) in &t.columns {
+            if *c == column {
+                if let Some(r) = r {
+                    *targets.entry(bare(r)).or_default() += 1;
+                }
+            }
+        }
+    }
+    // Without a foreign key (added later, or not at all): the table named after the column.
+    let named_root = column.strip_suffix("_id").and_then(|stem| {
+        [format!("{stem}s"), format!("{stem}es"), stem.to_string()]
+            .into_iter()
+            .find(|n| tables.iter().any(|t| t.name == *n))
+    });
+    if targets.is_empty() {
+        if let Some(r) = &named_root {
+            targets.insert(r.clone(), 0);
+        }
+    }
+    match targets.iter().max_by_key(|(_, n)| **n) {
+        Some((r, 0)) => s.key(
+            "root_table",
+            q(r),
+            format!("no `{column}` column has a foreign key the reader saw; {r} is the table named after the column"),
+        ),
+        Some((r, n)) => s.key(
+            "root_table",
+            q(r),
+            format!("{n} of {carrying} `{column}` columns reference {r}"),
+        ),
+        None if owner_as_tenant => s.key(
+            "root_table",
+            q("auth.users"),
+            format!("`{column}` is compared with the current user: the tenant is the user"),
+        ),
+        None => s.ask(
+            "root_table",
+            q("tenants"),
+            format!("no `{column}` column has a foreign key: which table is the tenant?"),
+        ),
+    }
+
+    let col = regex::escape(&column);
+    let policies: Vec<&String> = tables.iter().flat_map(|t| &t.policies).collect();
+    let count_in = |re: &Regex| -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for p in &policies {
+            let names: BTreeSet<String> = re.captures_iter(p).map(|c| bare(&c[1])).collect();
+            for n in names {
+                *m.entry(n).or_default() += 1;
+            }
+        }
+        m
+    };
+
+    // Source functions: `col = f()`.
+    let source = Regex::new(&format!(
+        r"(?:^|[^\w.]){col}\s*=\s*\(?\s*(?:select\s+)?([a-z_][\w]*(?:\.[a-z_]\w*)?)\s*\(\s*\)|([a-z_][\w]*(?:\.[a-z_]\w*)?)\s*\(\s*\)(?:\s+as\s+\w+)?\s*\)?\s*=\s*(?:[\w]+\.)?{col}\b"
+    ))
+    .unwrap();
+    let mut sources: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &policies {
+        let names: BTreeSet<String> = source
+            .captures_iter(p)
+            .filter_map(|c| c.get(1).or(c.get(2)).map(|m| bare(m.as_str())))
+            .collect();
+        for n in names {
+            *sources.entry(n).or_default() += 1;
+        }
+    }
+    if sources.is_empty() {
+        s.key(
+            "source_functions",
+            "[]".into(),
+            format!("no policy compares `{column}` with a function call like `{column} = current_tenant()`"),
+        );
+    } else {
+        let names: Vec<String> = sources.keys().cloned().collect();
+        s.key(
+            "source_functions",
+            list(&names),
+            sources
+                .iter()
+                .map(|(n, k)| format!("`{column} = {n}()` in {}", plural(*k, "polic")))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+
+    // Check functions: `f(col)` or `f(x, col)`.
+    let check = Regex::new(&format!(
+        r"([a-z_][\w]*(?:\.[a-z_]\w*)?)\s*\(\s*(?:(?:[^()]|\([^()]*\))*,\s*)?(?:[\w]+\.)?{col}\s*(?:::\s*\w+\s*)?[,)]"
+    ))
+    .unwrap();
+    let noise = [
+        "coalesce", "in", "any", "and", "or", "not", "exists", "select", "lower",
+    ];
+    let checks: BTreeMap<String, usize> = count_in(&check)
+        .into_iter()
+        .filter(|(n, _)| !noise.contains(&n.as_str()))
+        .collect();
+    if checks.is_empty() {
+        s.key(
+            "check_functions",
+            "[]".into(),
+            format!("no policy passes `{column}` to a function"),
+        );
+    } else {
+        s.key(
+            "check_functions",
+            list(&checks.keys().cloned().collect::<Vec<_>>()),
+            checks
+                .iter()
+                .map(|(n, k)| format!("`{n}({column})` in {}", plural(*k, "polic")))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+
+    // Membership: `col in (select t from m where u = auth.uid())`, else a `*member*` table
+    // that carries the tenant column and a user column.
+    let member = Regex::new(&format!(
+        r"{col}\s+in\s*\(\s*select\s+(?:\w+\.)?(\w+)\s+from\s+([\w.]+)(?:\s+(?:as\s+)?\w+)?\s+where\s+\(?\s*(?:\w+\.)?(\w+)\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)"
+    ))
+    .unwrap();
+    let mut memberships: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for p in &policies {
+        for c in member.captures_iter(p) {
+            *memberships
+                .entry((bare(&c[2]), c[1].to_string(), c[3].to_string()))
+                .or_default() += 1;
+        }
+    }
+    if let Some(((table, tcol, ucol), n)) = memberships.iter().max_by_key(|(_, n)| **n) {
+        let why = format!(
+            "`{column} in (select {tcol} from {table} where {ucol} = auth.uid())` in {}",
+            plural(*n, "polic")
+        );
+        s.key("membership_table", q(table), why.clone());
+        s.key("membership_tenant_column", q(tcol), why.clone());
+        s.key("membership_user_column", q(ucol), why);
+    } else if let Some(t) = tables
+        .iter()
+        .filter(|t| {
+            let n = t.name.rsplit('.').next().unwrap_or(&t.name);
+            n.contains("member")
+                || n.ends_with("_user")
+                || n.ends_with("_users")
+                || n.starts_with("user_")
+        })
+        .min_by_key(|t| {
+            let n = t.name.rsplit('.').next().unwrap_or(&t.name);
+            (!n.contains("member"), !n.contains("_user"), t.name.clone())
+        })
+        .filter(|t| {
+            t.columns.iter().any(|(c, _)| *c == column)
+                && t.columns
+                    .iter()
+                    .any(|(c, _)| USER_COLUMNS.contains(&c.as_str()) && *c != column)
+        })
+    {
+        let ucol = t
+            .columns
+            .iter()
+            .map(|(c, _)| c)
+            .find(|c| USER_COLUMNS.contains(&c.as_str()) && **c != column)
+            .cloned()
+            .unwrap_or_default();
+        let why = format!(
+            "{} is the likeliest membership table by name (`*member*`, `*_users`, `user_*`) and carries both `{column}` and a user column (`{ucol}`)",
+            t.name
+        );
+        s.key("membership_table", q(&t.name), why.clone());
+        s.key("membership_tenant_column", q(&column), why.clone());
+        s.key("membership_user_column", q(&ucol), why);
+    } else if owner_as_tenant {
+        s.raw(String::new());
+        s.ask(
+            "membership_table",
+            q("tenant_members"),
+            "no membership table: the tenant is the user itself. If users share tenants, which table lists the members?",
+        );
+    } else {
+        s.ask(
+            "membership_table",
+            q("tenant_members"),
+            format!("no table lists members of a tenant by `{column}` and a user column: which table says who belongs to which tenant?"),
+        );
+    }
+
+    // Settings read with current_setting.
+    let setting = Regex::new(r"current_setting\s*\(\s*'([^']+)'").unwrap();
+    let settings: BTreeSet<String> = setting
+        .captures_iter(&sql_text)
+        .map(|c| c[1].to_string())
+        // Custom settings are namespaced (`app.tenant_id`); Postgres' own and PostgREST's
+        // `request.*` are not tenants.
+        .filter(|n| n.contains('.') && !n.starts_with("request.") && !n.starts_with("app.settings"))
+        .collect();
+    if settings.is_empty() {
+        s.key(
+            "settings",
+            "[]".into(),
+            "no migration reads a namespaced setting with `current_setting('app.x')` (request.* aside)",
+        );
+    } else {
+        s.key(
+            "settings",
+            list(&settings.into_iter().collect::<Vec<_>>()),
+            "read with `current_setting('...')` in the migrations: check that each one carries the tenant",
+        );
+    }
+
+    // Tables whose tenancy differs.
+    let owner = Regex::new(
+        r"(?:^|[^\w.])(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)|auth\.uid\(\)(?:\s+as\s+\w+)?\s*\)?\s*=\s*(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\b",
+    )
+    .unwrap();
+    let root_name = targets
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(r, _)| r.clone());
+    let mut entries = String::new();
+    let mut differs = 0;
+    for t in &tables {
+        if t.policies.is_empty()
+            || t.columns.iter().any(|(c, _)| *c == column)
+            || Some(&t.name) == root_name.as_ref()
+        {
+            continue;
+        }
+        let text = t.policies.join(" ");
+        let own: Option<String> = owner
+            .captures_iter(&text)
+            .filter_map(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()))
+            .find(|c| t.columns.iter().any(|(n, _)| n == c));
+        let other_col = checks.keys().find_map(|f| {
+            let re = Regex::new(&format!(
+                r"{}\s*\(\s*(?:\w+\.)?(\w+)\s*[,)]",
+                regex::escape(f)
+            ))
+            .ok()?;
+            let found = re
+                .captures_iter(&text)
+                .map(|c| c[1].to_string())
+                .find(|c| t.columns.iter().any(|(n, _)| n == c));
+            found
+        });
+        let entry = match (other_col, own) {
+            (Some(c), _) => format!(
+                "column = {}\nreason = {}\n",
+                q(&c),
+                q(&format!("inferred by init: its policies pass `{c}` to a check function; it has no `{column}`"))
+            ),
+            (None, Some(c)) => format!(
+                "owner_column = {}\nreason = {}\n",
+                q(&c),
+                q(&format!("inferred by init: its policies compare `{c}` with auth.uid(); it has no `{column}`"))
+            ),
+            _ => continue,
+        };
+        differs += 1;
+        entries.push_str(&format!(
+            "\n[[tenancy.tables]]\ntable = {}\n{entry}",
+            q(&qualified(&t.name))
+        ));
+    }
+    if differs > 0 {
+        s.raw(format!(
+            "\n# {} tables without `{column}` are scoped otherwise by their policies:\n{}",
+            differs,
+            entries.trim_start_matches('\n')
+        ));
+    }
+    let exempt_candidates: Vec<&str> = tables
+        .iter()
+        .filter(|t| {
+            Some(&t.name) != root_name.as_ref()
+                && !t.columns.iter().any(|(c, _)| *c == column)
+                && !entries.contains(&q(&qualified(&t.name)))
+        })
+        .map(|t| t.name.as_str())
+        .collect();
+    if !exempt_candidates.is_empty() {
+        let shown: Vec<_> = exempt_candidates.iter().take(8).copied().collect();
+        s.ask(
+            "exempt_tables",
+            format!(
+                "[{{ table = {}, reason = \"...\" }}]",
+                q(&qualified(shown[0]))
+            ),
+            format!(
+                "{} without `{column}` and without a recognised owner policy ({}{}): which need no tenant isolation, and why?",
+                plural(exempt_candidates.len(), "table"),
+                shown.join(", "),
+                if exempt_candidates.len() > shown.len() { ", ..." } else { "" }
+            ),
+        );
+    }
+    s
+}
+
+fn loaded_text(loaded: &crate::gather::migrations::Loaded) -> Option<String> {
+    loaded.text.clone()
+}
+
+// ---------------------------------------------------------------------------------------
+// routes
+
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// The first thing each handler does, as the route checker would see it.
+#[derive(Default)]
+struct RouteFacts {
+    handlers: usize,
+    /// Called as the first statement, its result returned or given a callback: a wrapper.
+    wrappers: BTreeMap<String, usize>,
+    /// Called (awaited) as the first statement: a guard call.
+    guards: BTreeMap<String, usize>,
+    limiters: BTreeMap<String, usize>,
+    /// Route folders (relative to the root) of handlers that start with no recognised guard.
+    unguarded_dirs: BTreeMap<String, usize>,
+}
+
+fn route_roots(files: &Files) -> BTreeMap<String, usize> {
+    let mut roots: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &files.paths {
+        let Some((dir, file)) = p.rsplit_once('/') else {
+            continue;
+        };
+        if !file.starts_with("route.") || !ts::is_code(file) {
+            continue;
+        }
+        let full = format!("/{dir}/");
+        if let Some(i) = full.find("/app/api/") {
+            let root = full[1..i + "/app/api".len()].to_string();
+            *roots.entry(root).or_default() += 1;
+        }
+    }
+    roots
+}
+
+fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
+    let mut s = Section::default();
+    let roots = route_roots(files);
+    let Some((chosen, n)) = roots
+        .iter()
+        .max_by_key(|(r, n)| (**n, std::cmp::Reverse((*r).clone())))
+        .map(|(r, n)| (r.clone(), *n))
+    else {
+        s.ask(
+            "root",
+            q("apps/api/src/app/api"),
+            "no `app/api/**/route.ts` was found: where are the Next.js route handlers?",
+        );
+        return (s, None);
+    };
+    let others: Vec<String> = roots
+        .iter()
+        .filter(|(r, _)| **r != chosen)
+        .map(|(r, n)| format!("{r} ({n})"))
+        .collect();
+    s.key(
+        "root",
+        q(&chosen),
+        format!(
+            "{} under it{}",
+            plural(n, "route file"),
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; other route roots, not checked (one root per xtask.toml): {}",
+                    others.join(", ")
+                )
+            }
+        ),
+    );
+    let facts = read_routes(root, files, &chosen);
+    let h = facts.handlers;
+    let top = |m: &BTreeMap<String, usize>| -> Vec<(String, usize)> {
+        let mut v: Vec<_> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    };
+    let describe = |v: &[(String, usize)], how: &str| {
+        v.iter()
+            .map(|(k, n)| format!("{k} {how} {n} of {h} handlers"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let wrappers = top(&facts.wrappers);
+    if wrappers.is_empty() {
+        s.key(
+            "auth_wrappers",
+            "[]".into(),
+            format!("no handler of {h} returns a call that is given the handler as a callback"),
+        );
+    } else {
+        s.key(
+            "auth_wrappers",
+            list(&wrappers.iter().map(|w| w.0.clone()).collect::<Vec<_>>()),
+            describe(&wrappers, "wraps"),
+        );
+    }
+    let guards = top(&facts.guards);
+    if guards.is_empty() {
+        s.ask(
+            "guard_calls",
+            list(&["requireUser".into()]),
+            format!("no auth-like call is the first statement of any of the {h} handlers: which call, made first, rejects a request without a user?"),
+        );
+    } else {
+        s.key(
+            "guard_calls",
+            list(&guards.iter().map(|w| w.0.clone()).collect::<Vec<_>>()),
+            describe(&guards, "is the first statement of"),
+        );
+    }
+    let publics: Vec<String> = facts
+        .unguarded_dirs
+        .keys()
+        .filter(|d| {
+            d.split('/')
+                .any(|seg| matches!(seg, "public" | "webhooks" | "webhook" | "health"))
+        })
+        .map(|d| {
+            let mut segs = Vec::new();
+            for seg in d.split('/') {
+                segs.push(seg);
+                if matches!(seg, "public" | "webhooks" | "webhook" | "health") {
+                    break;
+                }
+            }
+            format!("{}/**", segs.join("/"))
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let unguarded: Vec<String> = facts
+        .unguarded_dirs
+        .iter()
+        .map(|(d, n)| format!("{d} ({n})"))
+        .collect();
+    if publics.is_empty() {
+        s.ask(
+            "public",
+            list(&["public/**".into()]),
+            if h == 0 {
+                "no exported GET/POST/... handler was read: which route folders are public (they must call a rate limiter)?".to_string()
+            } else if unguarded.is_empty() {
+                "every handler starts with a guard: which route folders are public (they must call a rate limiter)?".to_string()
+            } else {
+                format!(
+                    "handlers with no recognised guard first: {}. Which of these folders are public by design?",
+                    unguarded.join(", ")
+                )
+            },
+        );
+    } else {
+        s.key(
+            "public",
+            list(&publics),
+            format!(
+                "folders named public/webhooks/health whose handlers start with no guard; all handlers without one: {}",
+                unguarded.join(", ")
+            ),
+        );
+    }
+    let limiters = top(&facts.limiters);
+    if limiters.is_empty() {
+        s.ask(
+            "rate_limiters",
+            list(&["rateLimit".into()]),
+            "no route handler calls anything named like a rate limiter: which call limits public routes?",
+        );
+    } else {
+        s.key(
+            "rate_limiters",
+            list(&limiters.iter().map(|w| w.0.clone()).collect::<Vec<_>>()),
+            limiters
+                .iter()
+                .map(|(k, n)| format!("{k} is called in {}", plural(*n, "route file")))
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+    }
+    (s, Some(chosen))
+}
+
+fn read_routes(root: &Path, files: &Files, route_root: &str) -> RouteFacts {
+    let mut facts = RouteFacts::default();
+    let prefix = format!("{route_root}/");
+    let limiter =
+        Regex::new(r"\b((?:\w*[Rr]ate_?[Ll]imit\w*)|(?:\w*[Ll]imiter))\s*(\.\s*(\w+)\s*)?\(")
+            .unwrap();
+    let mut firsts: Vec<(String, bool, String)> = Vec::new();
+    for p in &files.paths {
+        let Some(rel) = p.strip_prefix(&prefix) else {
+            continue;
+        };
+        let file = rel.rsplit('/').next().unwrap_or(rel);
+        if !file.starts_with("route.") || !ts::is_code(file) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(root.join(p)) else {
+            continue;
+        };
+        let mut limited = BTreeSet::new();
+        for c in limiter.captures_iter(&text) {
+            let name = match c.get(3) {
+                Some(m) => m.as_str().to_string(),
+                None => c[1].to_string(),
+            };
+            if !text[..c.get(0).unwrap().start()].ends_with("function ") {
+                limited.insert(name);
+            }
+        }
+        for n in limited {
+            *facts.limiters.entry(n).or_default() += 1;
+        }
+        let dir = rel.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+        let alloc = Allocator::default();
+        let src = Source::new(p, &text);
+        let Ok(program) = ts::parse(&alloc, &src) else {
+            continue;
+        };
+        for stmt in program.body.iter() {
+            let Statement::ExportDeclaration(d) = stmt else {
+                continue;
+            };
+            match &d.declaration {
+                Declaration::FunctionDeclaration(f) => {
+                    let Some(id) = &f.id else { continue };
+                    if !METHODS.contains(&id.name.as_str()) {
+                        continue;
+                    }
+                    facts.handlers += 1;
+                    let first = f
+                        .body
+                        .as_ref()
+                        .and_then(|b| first_call(b.statements.first()?));
+                    match first {
+                        Some((name, wrapper)) => firsts.push((name, wrapper, dir.clone())),
+                        None => firsts.push((String::new(), false, dir.clone())),
+                    }
+                }
+                Declaration::VariableDeclaration(v) => {
+                    for decl in &v.declarations {
+                        let Some(name) = decl.id.get_identifier_name() else {
+                            continue;
+                        };
+                        if !METHODS.contains(&name.as_str()) {
+                            continue;
+                        }
+                        facts.handlers += 1;
+                        let first = match decl.init.as_ref().map(|e| e.get_inner_expression()) {
+                            Some(Expression::CallExpression(c)) => {
+                                callee_name(&c.callee).map(|n| (n, true))
+                            }
+                            Some(Expression::ArrowFunctionExpression(a)) => match &a.body {
+                                ArrowFunctionBody::FunctionBody(b) => {
+                                    b.statements.first().and_then(first_call)
+                                }
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        match first {
+                            Some((name, wrapper)) => firsts.push((name, wrapper, dir.clone())),
+                            None => firsts.push((String::new(), false, dir.clone())),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    // A name counts when it opens two or more handlers (or every handler of a small app)
+    // and does not look like a limiter or a response helper.
+    let mut counts: BTreeMap<(String, bool), usize> = BTreeMap::new();
+    for (name, wrapper, _) in &firsts {
+        if !name.is_empty() {
+            *counts.entry((name.clone(), *wrapper)).or_default() += 1;
+        }
+    }
+    let looks_auth = |n: &str| {
+        let l = n.to_lowercase();
+        [
+            "auth", "user", "session", "guard", "protect", "require", "member", "tenant", "org",
+        ]
+        .iter()
+        .any(|k| l.contains(k))
+    };
+    let mut accepted = BTreeSet::new();
+    let handlers = facts.handlers;
+    for ((name, wrapper), n) in counts {
+        let l = name.to_lowercase();
+        // A convention opens two handlers or more (every handler of a tiny app); creating a
+        // client is not a guard.
+        let often = n >= 2 || handlers <= 2;
+        if often && looks_auth(&name) && !l.contains("limit") && !l.contains("client") {
+            accepted.insert(name.clone());
+            if wrapper {
+                facts.wrappers.insert(name, n);
+            } else {
+                facts.guards.insert(name, n);
+            }
+        }
+    }
+    for (name, _, dir) in &firsts {
+        if !accepted.contains(name) {
+            *facts
+                .unguarded_dirs
+                .entry(if dir.is_empty() {
+                    ".".into()
+                } else {
+                    dir.clone()
+                })
+                .or_default() += 1;
+        }
+    }
+    facts
+}
+
+/// The call a statement starts with: its name, and whether it is a wrapper (returned, or
+/// given a function).
+fn first_call(stmt: &Statement<'_>) -> Option<(String, bool)> {
+    let (expr, returned) = match stmt {
+        Statement::ReturnStatement(r) => (r.argument.as_ref()?, true),
+        Statement::ExpressionStatement(e) => (&e.expression, false),
+        Statement::VariableDeclaration(v) => (v.declarations.first()?.init.as_ref()?, false),
+        Statement::TryStatement(t) => return first_call(t.block.body.first()?),
+        _ => return None,
+    };
+    let mut e = expr.get_inner_expression();
+    if let Expression::AwaitExpression(a) = e {
+        e = a.argument.get_inner_expression();
+    }
+    let Expression::CallExpression(c) = e else {
+        return None;
+    };
+    let callback = c.arguments.iter().any(|a| {
+        matches!(
+            a.as_expression().map(|e| e.get_inner_expression()),
+            Some(Expression::ArrowFunctionExpression(_) | Expression::FunctionExpression(_))
+        )
+    });
+    Some((callee_name(&c.callee)?, returned || callback))
+}
+
+fn callee_name(callee: &Expression<'_>) -> Option<String> {
+    match callee.get_inner_expression() {
+        Expression::Identifier(id) => Some(id.name.to_string()),
+        other => other
+            .get_member_expr()
+            .and_then(|m| m.static_property_name())
+            .map(|s| s.to_string()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// packages: contracts and commands
+
+struct Package {
+    dir: String,
+    name: String,
+    json: serde_json::Value,
+}
+
+fn packages(root: &Path, files: &Files) -> Vec<Package> {
+    files
+        .paths
+        .iter()
+        .filter(|p| *p == "package.json" || p.ends_with("/package.json"))
+        .filter(|p| p.matches('/').count() <= 3)
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(root.join(p)).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let dir = p
+                .strip_suffix("package.json")?
+                .trim_end_matches('/')
+                .to_string();
+            Some(Package {
+                name: json.get("name")?.as_str().unwrap_or_default().to_string(),
+                dir,
+                json,
+            })
+        })
+        .collect()
+}
+
+fn contracts_section(root: &Path, files: &Files, route_root: Option<&str>) -> Section {
+    let mut s = Section::default();
+    let pkgs = packages(root, files);
+    let route_texts: Vec<String> = route_root
+        .map(|r| {
+            files
+                .paths
+                .iter()
+                .filter(|p| p.starts_with(&format!("{r}/")) && ts::is_code(p))
+                .filter_map(|p| std::fs::read_to_string(root.join(p)).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut best: Option<(usize, &Package)> = None;
+    for p in pkgs.iter().filter(|p| !p.dir.is_empty()) {
+        let named = ["contract", "schema", "validat", "zod"]
+            .iter()
+            .any(|k| p.name.to_lowercase().contains(k));
+        let zod = ["dependencies", "peerDependencies", "devDependencies"]
+            .iter()
+            .any(|d| p.json.get(d).and_then(|v| v.get("zod")).is_some());
+        if !named || !zod && !p.name.to_lowercase().contains("contract") {
+            continue;
+        }
+        let needle = format!("\"{}", p.name);
+        let needle2 = format!("'{}", p.name);
+        let imports = route_texts
+            .iter()
+            .filter(|t| t.contains(&needle) || t.contains(&needle2))
+            .count();
+        if best.is_none_or(|(n, _)| imports > n) {
+            best = Some((imports, p));
+        }
+    }
+    match best {
+        Some((n, p)) => s.key(
+            "package",
+            q(&p.dir),
+            format!(
+                "workspace package {} (zod schemas by its name and dependencies) is imported by {} of {}",
+                p.name,
+                n,
+                plural(route_texts.len(), "route file")
+            ),
+        ),
+        None => s.ask(
+            "package",
+            q("packages/contracts"),
+            "no workspace package named like contracts/schemas/validators depends on zod: where are the request schemas?",
+        ),
+    }
+    s
+}
+
+fn commands_section(root: &Path, files: &Files, route_root: Option<&str>) -> Section {
+    let mut s = Section::default();
+    let pkgs = packages(root, files);
+    let Some(top) = pkgs.iter().find(|p| p.dir.is_empty()) else {
+        s.ask(
+            "lint",
+            q("pnpm --filter api lint"),
+            "no package.json at the root: which command lints the API?",
+        );
+        s.ask(
+            "test",
+            q("pnpm test:api"),
+            "which command runs the API's tests?",
+        );
+        return s;
+    };
+    let pm_field = top
+        .json
+        .get("packageManager")
+        .and_then(|v| v.as_str())
+        .map(|v| v.split('@').next().unwrap_or(v).to_string());
+    let lock = [
+        ("pnpm-lock.yaml", "pnpm"),
+        ("yarn.lock", "yarn"),
+        ("bun.lockb", "bun"),
+        ("bun.lock", "bun"),
+        ("package-lock.json", "npm"),
+    ]
+    .iter()
+    .find(|(f, _)| root.join(f).is_file())
+    .copied();
+    let (pm, pm_why) = match (&pm_field, lock) {
+        (Some(pm), _) => (pm.clone(), format!("packageManager is {pm}")),
+        (None, Some((f, pm))) => (pm.to_string(), format!("{f} at the root")),
+        (None, None) => (
+            "npm".to_string(),
+            "no packageManager field and no lock file: npm assumed".to_string(),
+        ),
+    };
+    let scripts = |p: &Package| -> Vec<String> {
+        p.json
+            .get("scripts")
+            .and_then(|v| v.as_object())
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    // The API package: the deepest package that holds the route root.
+    let api = route_root.and_then(|r| {
+        pkgs.iter()
+            .filter(|p| !p.dir.is_empty() && r.starts_with(&format!("{}/", p.dir)))
+            .max_by_key(|p| p.dir.len())
+    });
+    let run_in = |p: &Package, script: &str| -> String {
+        if p.dir.is_empty() {
+            match pm.as_str() {
+                // `bun test` is bun's own test runner, not the script.
+                "npm" | "bun" => format!("{pm} run {script}"),
+                other => format!("{other} {script}"),
+            }
+        } else {
+            match pm.as_str() {
+                "pnpm" => format!("pnpm --filter {} {script}", p.name),
+                "yarn" => format!("yarn workspace {} {script}", p.name),
+                "bun" => format!("bun run --filter {} {script}", p.name),
+                _ => format!("npm run {script} --workspace {}", p.name),
+            }
+        }
+    };
+    let top_scripts = scripts(top);
+    for (key, base) in [("lint", "lint"), ("test", "test")] {
+        let api_named = api.map(|a| format!("{base}:{}", a.name));
+        let chosen = if let Some(named) = api_named.filter(|n| top_scripts.contains(n)) {
+            Some((run_in(top, &named), format!("the root script `{named}`")))
+        } else if top_scripts.contains(&format!("{base}:api")) {
+            let n = format!("{base}:api");
+            Some((run_in(top, &n), format!("the root script `{n}`")))
+        } else if let Some(a) = api.filter(|a| scripts(a).contains(&base.to_string())) {
+            Some((
+                run_in(a, base),
+                format!(
+                    "the `{base}` script of {} ({}), the package of the routes",
+                    a.name, a.dir
+                ),
+            ))
+        } else if top_scripts.contains(&base.to_string()) {
+            Some((run_in(top, base), format!("the root `{base}` script")))
+        } else {
+            None
+        };
+        match chosen {
+            Some((cmd, why)) => s.key(key, q(&cmd), format!("{why}; {pm_why}")),
+            None => s.ask(
+                key,
+                q(&format!("{pm} {base}")),
+                format!("no `{base}` script was found at the root or in the package of the routes: which command runs it?"),
+            ),
+        }
+    }
+    let setup = match lock.map(|l| l.0) {
+        Some("pnpm-lock.yaml") => Some("pnpm install --frozen-lockfile --prefer-offline"),
+        Some("yarn.lock") => Some("yarn install --frozen-lockfile"),
+        Some("package-lock.json") => Some("npm ci"),
+        Some("bun.lockb" | "bun.lock") => Some("bun install --frozen-lockfile"),
+        _ => None,
+    };
+    match setup {
+        Some(cmd) => s.key(
+            "setup",
+            q(cmd),
+            format!(
+                "{} at the root: install exactly what it locks",
+                lock.unwrap().0
+            ),
+        ),
+        None => s.ask(
+            "setup",
+            q(&format!("{pm} install")),
+            "no lock file at the root: which command installs the dependencies?",
+        ),
+    }
+    s
+}
+
+/// Where the file goes (for messages and tests).
+pub fn target(root: &Path) -> PathBuf {
+    root.join(config::FILE_NAME)
+}

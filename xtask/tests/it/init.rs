@@ -1,0 +1,265 @@
+//! `cargo xtask init`: the configuration it infers, and how it writes it.
+
+use crate::common;
+
+use common::*;
+use xtask::config::Config;
+
+/// Init on the example reproduces the meaning of its hand-written xtask.toml.
+#[test]
+fn init_on_the_example_reproduces_its_config() {
+    let example = workspace().join("examples/dashboard");
+    let text = xtask::commands::init::infer(&example);
+    let inferred = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let written = Config::load(&example).unwrap();
+    let (a, b) = (&inferred.tenancy, &written.tenancy);
+    assert_eq!(a.column, b.column, "{text}");
+    assert_eq!(a.root_table, b.root_table, "{text}");
+    assert_eq!(a.source_functions, b.source_functions, "{text}");
+    assert_eq!(a.membership_table, b.membership_table, "{text}");
+    assert_eq!(a.membership_tenant_column, b.membership_tenant_column);
+    assert_eq!(a.membership_user_column, b.membership_user_column);
+    assert_eq!(a.check_functions, b.check_functions);
+    assert_eq!(a.settings, b.settings);
+    assert_eq!(a.tables, b.tables, "{text}");
+    assert_eq!(inferred.migrations, written.migrations);
+    assert_eq!(inferred.routes.root, written.routes.root);
+    assert_eq!(inferred.routes.auth_wrappers, written.routes.auth_wrappers);
+    assert_eq!(inferred.routes.public, written.routes.public);
+    assert_eq!(inferred.routes.rate_limiters, written.routes.rate_limiters);
+    assert_eq!(inferred.contracts, written.contracts);
+    assert_eq!(inferred.commands, written.commands, "{text}");
+    // Every key carries its evidence.
+    assert!(text.contains("# withAuth wraps 7 of 8 handlers"), "{text}");
+}
+
+const ORG_SQL: &str = r#"
+create table public.orgs (id uuid primary key default gen_random_uuid(), name text not null);
+create table public.org_memberships (
+  org_id uuid not null references public.orgs(id),
+  member uuid not null references auth.users(id),
+  primary key (org_id, member)
+);
+create table public.profiles (id uuid primary key references auth.users(id), full_name text);
+create function public.is_org_member(o uuid) returns boolean language sql security definer
+  set search_path = '' as $$ select exists (select 1 from public.org_memberships m where m.org_id = o and m.member = auth.uid()) $$;
+alter table public.orgs enable row level security;
+alter table public.org_memberships enable row level security;
+alter table public.profiles enable row level security;
+create policy orgs_select on public.orgs for select using (public.is_org_member(id));
+create policy m_select on public.org_memberships for select
+  using (org_id in (select org_id from public.org_memberships where member = auth.uid()));
+create policy profiles_own on public.profiles for all using (id = auth.uid()) with check (id = auth.uid());
+"#;
+
+const INVOICES_SQL: &str = r#"
+create table public.invoices (
+  id uuid primary key default gen_random_uuid(),
+  org_id uuid not null references public.orgs(id),
+  amount int not null
+);
+alter table public.invoices enable row level security;
+create policy invoices_all on public.invoices for all
+  using (public.is_org_member(org_id)) with check (public.is_org_member(org_id));
+create table public.projects (
+  id uuid primary key default gen_random_uuid(),
+  org_id uuid not null references public.orgs(id)
+);
+alter table public.projects enable row level security;
+create policy projects_all on public.projects for all using (is_org_member(org_id));
+create table public.project_notes (
+  id uuid primary key, workspace uuid not null references public.orgs(id), body text
+);
+alter table public.project_notes enable row level security;
+create policy notes_all on public.project_notes for all using (is_org_member(workspace));
+"#;
+
+const GUARDED: &str = r#"
+import { requireAuthContext } from "@/lib/auth";
+import { InvoiceInput } from "@acme/schemas";
+export async function GET(req: Request) {
+  const ctx = await requireAuthContext(req);
+  return Response.json(await ctx.db.from("invoices").select());
+}
+export async function POST(req: Request) {
+  const ctx = await requireAuthContext(req);
+  const input = InvoiceInput.parse(await req.json());
+  return Response.json(input);
+}
+"#;
+
+const PUBLIC: &str = r#"
+import { limiter } from "@/lib/limit";
+export async function POST(req: Request) {
+  const { success } = await limiter.limit(req.headers.get("x-forwarded-for") ?? "");
+  if (!success) return new Response("slow down", { status: 429 });
+  return new Response("ok");
+}
+"#;
+
+fn org_repo() -> TempDir {
+    let t = TempDir::new("init-org");
+    let root = t.path();
+    write(
+        root,
+        "package.json",
+        r#"{"name":"acme","private":true,"packageManager":"pnpm@9.1.0","scripts":{"lint":"turbo lint"}}"#,
+    );
+    write(root, "pnpm-lock.yaml", "lockfileVersion: '9.0'\n");
+    write(
+        root,
+        "apps/web/package.json",
+        r#"{"name":"@acme/web","scripts":{"lint":"next lint","test":"vitest run"}}"#,
+    );
+    write(
+        root,
+        "packages/schemas/package.json",
+        r#"{"name":"@acme/schemas","dependencies":{"zod":"^3"}}"#,
+    );
+    write(
+        root,
+        "apps/web/supabase/migrations/20240101000000_orgs.sql",
+        ORG_SQL,
+    );
+    write(
+        root,
+        "apps/web/supabase/migrations/20240102000000_invoices.sql",
+        INVOICES_SQL,
+    );
+    write(root, "apps/web/src/app/api/invoices/route.ts", GUARDED);
+    write(root, "apps/web/src/app/api/projects/route.ts", GUARDED);
+    write(root, "apps/web/src/app/api/public/signup/route.ts", PUBLIC);
+    t
+}
+
+/// Other conventions: an `org_id` column, an `is_org_member(org_id)` check function, a
+/// `profiles` owner table, a `requireAuthContext` first-statement guard, a monorepo app.
+#[test]
+fn init_infers_other_conventions() {
+    let t = org_repo();
+    let text = xtask::commands::init::infer(t.path());
+    let c = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.tenancy.column, "org_id", "{text}");
+    assert_eq!(c.tenancy.root_table, "orgs", "{text}");
+    assert_eq!(c.tenancy.check_functions, ["is_org_member"], "{text}");
+    assert_eq!(c.tenancy.membership_table, "org_memberships", "{text}");
+    assert_eq!(c.tenancy.membership_tenant_column, "org_id");
+    assert_eq!(c.tenancy.membership_user_column, "member");
+    let profiles = c
+        .tenancy
+        .tables
+        .iter()
+        .find(|t| t.table == "public.profiles")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(profiles.owner_column.as_deref(), Some("id"));
+    assert!(profiles.reason.starts_with("inferred by init:"));
+    let notes = c
+        .tenancy
+        .tables
+        .iter()
+        .find(|t| t.table == "public.project_notes")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(notes.column.as_deref(), Some("workspace"));
+    assert_eq!(c.migrations.dirs, ["apps/web/supabase/migrations"]);
+    assert_eq!(c.routes.root, "apps/web/src/app/api");
+    assert_eq!(c.routes.guard_calls, ["requireAuthContext"], "{text}");
+    assert!(c.routes.auth_wrappers.is_empty(), "{text}");
+    assert_eq!(c.routes.public, ["public/**"], "{text}");
+    assert_eq!(c.routes.rate_limiters, ["limit"], "{text}");
+    assert_eq!(c.contracts.package, "packages/schemas");
+    assert_eq!(c.commands.lint.to_string(), "pnpm --filter @acme/web lint");
+    assert_eq!(c.commands.test.to_string(), "pnpm --filter @acme/web test");
+    assert!(
+        text.contains("requireAuthContext is the first statement of 4 of 5 handlers"),
+        "{text}"
+    );
+}
+
+/// What init cannot infer is a commented-out key with a question; the file still loads.
+#[test]
+fn what_init_cannot_infer_is_a_question() {
+    let t = TempDir::new("init-empty");
+    write(t.path(), "README.md", "nothing here\n");
+    let text = xtask::commands::init::infer(t.path());
+    Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        text.contains("# dirs = [\"supabase/migrations\"]"),
+        "{text}"
+    );
+    assert!(text.contains("where are the migrations?"), "{text}");
+    assert!(text.contains("# root = "), "{text}");
+}
+
+#[test]
+fn init_writes_once_then_needs_force_and_prints_on_request() {
+    let t = org_repo();
+    let root = t.path().to_str().unwrap();
+    let file = t.path().join("xtask.toml");
+
+    let r = run(xtask(t.path(), &["init", "--repo", root, "--print"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("column = \"org_id\""), "{}", r.stdout);
+    assert!(!file.exists(), "--print must not write the file");
+
+    let r = run(xtask(t.path(), &["init", "--repo", root]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let written = std::fs::read_to_string(&file).unwrap();
+    let loaded = Config::load(t.path()).unwrap();
+    assert_eq!(loaded.tenancy.column, "org_id");
+
+    std::fs::write(&file, "# mine\n").unwrap();
+    let r = run(xtask(t.path(), &["init", "--repo", root]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "# mine\n");
+
+    let r = run(xtask(t.path(), &["init", "--repo", root, "--print"]));
+    assert_eq!(
+        r.code, 0,
+        "--print works beside an existing file: {}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "# mine\n");
+
+    let r = run(xtask(t.path(), &["init", "--repo", root, "--force"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
+}
+
+/// pg_dump style (quoted identifiers, `(select auth.uid() as uid)`): a tenant column used in
+/// a membership sub-select wins over a user column of a couple of owner tables.
+#[test]
+fn init_reads_quoted_membership_subselects() {
+    let t = TempDir::new("init-quoted");
+    write(
+        t.path(),
+        "supabase/migrations/20250101000000_remote_schema.sql",
+        r#"
+CREATE TABLE "public"."teams" ("id" uuid PRIMARY KEY);
+CREATE TABLE "public"."team_memberships" ("team_id" uuid NOT NULL REFERENCES "public"."teams"("id"), "profile_id" uuid NOT NULL);
+CREATE TABLE "public"."files" ("id" uuid PRIMARY KEY, "team_id" uuid NOT NULL REFERENCES "public"."teams"("id"));
+CREATE TABLE "public"."api_keys" ("id" uuid PRIMARY KEY, "user_id" uuid NOT NULL);
+CREATE TABLE "public"."usage" ("id" uuid PRIMARY KEY, "user_id" uuid NOT NULL);
+ALTER TABLE "public"."files" ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "team files" ON "public"."files" FOR SELECT USING (("team_id" IN ( SELECT "team_memberships"."team_id"
+   FROM "public"."team_memberships"
+  WHERE ("team_memberships"."profile_id" = ( SELECT "auth"."uid"() AS "uid")))));
+CREATE POLICY "own keys" ON "public"."api_keys" FOR SELECT USING ((( SELECT "auth"."uid"() AS "uid") = "user_id"));
+CREATE POLICY "own usage" ON "public"."usage" FOR SELECT USING ((( SELECT "auth"."uid"() AS "uid") = "user_id"));
+"#,
+    );
+    let text = xtask::commands::init::infer(t.path());
+    let c = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.tenancy.column, "team_id", "{text}");
+    assert_eq!(c.tenancy.root_table, "teams", "{text}");
+    assert_eq!(c.tenancy.membership_table, "team_memberships", "{text}");
+    assert_eq!(c.tenancy.membership_user_column, "profile_id", "{text}");
+    let owners: Vec<_> = c
+        .tenancy
+        .tables
+        .iter()
+        .filter(|t| t.owner_column.as_deref() == Some("user_id"))
+        .map(|t| t.table.as_str())
+        .collect();
+    assert_eq!(owners, ["public.api_keys", "public.usage"], "{text}");
+}
