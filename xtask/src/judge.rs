@@ -100,7 +100,8 @@ pub fn migrations(
 
         if let Some(l) = live {
             for report in out.tables.iter_mut().filter(|r| r.source == Source::Live) {
-                if report.verdict == Verdict::Exempt || !report.tenant_column {
+                if report.verdict == Verdict::Exempt || !report.tenant_column || report.service_only
+                {
                     continue;
                 }
                 let probe = l

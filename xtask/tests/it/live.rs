@@ -270,6 +270,41 @@ select extensions.sign('{"sub":"1"}'::json, 'secret');
     );
 }
 
+/// A table scoped by its owner (`[[tenancy.tables]] owner_column`) is probed as user A, the
+/// owner of A's row: isolated when the policy keeps users to their rows, a leak otherwise.
+#[test]
+fn owner_scoped_tables_are_probed_as_their_owner() {
+    if !postgres_here() {
+        return;
+    }
+    let rel = "supabase/migrations/20250201000000_notes.sql";
+    let sql = "create table public.notes (id uuid primary key default gen_random_uuid(), user_id uuid not null, body text);\ncreate index on public.notes (user_id);\nalter table public.notes enable row level security;\ncreate policy notes_own on public.notes for all to authenticated using (user_id = (select auth.uid()));\n";
+    let config = "\n[[tenancy.tables]]\ntable = \"public.notes\"\nowner_column = \"user_id\"\nreason = \"each user's own notes\"\n";
+    let t = example_with("owner-probe", &[(rel, sql)]);
+    let toml = t.path().join("xtask.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap_or_default();
+    text.push_str(config);
+    std::fs::write(&toml, &text).unwrap();
+    let (_, json) = verify(t.path(), &["--live", "on"]);
+    let notes = table(&json, "public.notes");
+    assert_eq!(notes["verdict"], "protected", "{notes:#}");
+    assert_eq!(notes["probe"]["status"], "probed", "{notes:#}");
+
+    let open = sql.replace("using (user_id = (select auth.uid()))", "using (true)");
+    let t = example_with("owner-probe-open", &[(rel, &open)]);
+    std::fs::write(t.path().join("xtask.toml"), &text).unwrap();
+    let (_, json) = verify(t.path(), &["--live", "on"]);
+    let notes = table(&json, "public.notes");
+    assert_eq!(notes["verdict"], "unprotected", "{notes:#}");
+    assert!(
+        notes["probe"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("read 1 row"),
+        "{notes:#}"
+    );
+}
+
 /// A table with RLS off that no client role can reach (the history revoked every grant) is
 /// not an open table: a warning, verdict protected, "not exposed" — known only live.
 #[test]

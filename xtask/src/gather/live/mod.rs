@@ -790,10 +790,22 @@ fn judge_and_probe(
         tenancy: &config.tenancy,
         become_tenant: &config.live.become_tenant,
     };
-    let column = crate::rules::policy::tenant_column(&config.tenancy);
+    // Each table's own tenant (or owner) column, as the judge reads it.
+    let judge = crate::rules::policy::Judge::new(&config.tenancy);
+    let service_only = |name: &QualName| {
+        config
+            .tenancy
+            .tables
+            .iter()
+            .any(|t| t.service_only && QualName::from_config(&t.table) == *name)
+    };
     let mut probes = Vec::new();
     for (name, t) in &schema.tables {
-        if tenant::exemption(name, &config.tenancy).is_some() || t.column(&column).is_none() {
+        let (column, _) = judge.column_for(std::slice::from_ref(name));
+        if tenant::exemption(name, &config.tenancy).is_some()
+            || service_only(name)
+            || t.column(column).is_none()
+        {
             continue;
         }
         remaining(run.deadline)?;

@@ -268,10 +268,29 @@ pub fn probe(c: &mut Client, table: &QualName, id: &Identity) -> Probe {
     }
 }
 
+/// The table's tenant column, and whether it is an owner column (`[[tenancy.tables]]`).
+fn tenancy_of(table: &QualName, id: &Identity) -> (String, bool) {
+    let fold = |s: &str| {
+        crate::schema::split_config_name(s)
+            .pop()
+            .unwrap_or_default()
+    };
+    let own = id
+        .tenancy
+        .tables
+        .iter()
+        .find(|t| QualName::from_config(&t.table) == *table);
+    match own {
+        Some(t) if t.owner_column.is_some() => {
+            (fold(t.owner_column.as_deref().unwrap_or("")), true)
+        }
+        Some(t) if t.column.is_some() => (fold(t.column.as_deref().unwrap_or("")), false),
+        _ => (fold(&id.tenancy.column), false),
+    }
+}
+
 fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String> {
-    let col = crate::schema::split_config_name(&id.tenancy.column)
-        .pop()
-        .unwrap_or_default();
+    let (col, owner) = tenancy_of(table, id);
     let cols = columns(c, table)?;
     let Some(tenant_col) = cols.iter().find(|k| k.name == col) else {
         return Err(format!("{table} has no `{col}` column"));
@@ -300,7 +319,12 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
     // A second row for B, made the same way, for the INSERT attempt as A.
     let b_insert = maker.values(table, Some(&b), 1)?;
 
-    become_tenant(c, id, &a)?;
+    if owner {
+        // Scoped by its owner: the probe is user A, who owns A's row (no membership).
+        become_owner(c, &a)?;
+    } else {
+        become_tenant(c, id, &a)?;
+    }
 
     let t = table.sql();
     let tc = q(&col);
@@ -397,6 +421,19 @@ fn as_tenant(
 /// `insufficient_privilege`: no grant, or "new row violates row-level security policy".
 fn is_denied(e: &postgres::Error) -> bool {
     e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+}
+
+/// Make the session user A, for a table scoped by its owner: A's JWT claims, `sub` = the
+/// owner value of A's row.
+fn become_owner(c: &mut Client, owner: &str) -> Result<(), String> {
+    let user = eval_text(c, owner)?;
+    let claims = format!(r#"{{"sub":"{user}","role":"authenticated","aud":"authenticated"}}"#);
+    c.batch_execute(&format!(
+        "select set_config('request.jwt.claims', {}, true), set_config('request.jwt.claim.sub', {}, true), set_config('request.jwt.claim.role', 'authenticated', true)",
+        lit(&claims),
+        lit(&user)
+    ))
+    .map_err(|e| format!("cannot set the probe's claims: {}", describe(&e).0))
 }
 
 /// Make the session tenant A: configured SQL, or a user who is a member of A and whose JWT
