@@ -7,8 +7,10 @@
 //! parse yields one handler `*` that is unverified in every respect.
 
 use crate::rules::catalog::Rule;
+mod admin;
 mod auth;
 mod ctx;
+pub mod graph;
 mod input;
 mod limit;
 mod module;
@@ -18,6 +20,7 @@ use oxc_ast::ast::Program;
 use self::{
     auth::Auth,
     ctx::Ctx,
+    graph::Graph,
     input::{Inputs, Origin},
     limit::Limit,
     module::{LocalFn, Module, Target},
@@ -38,6 +41,8 @@ pub struct Settings {
     pub contracts_dir: String,
     /// Its package.json `name` (`@dashboard/contracts`), when it has one.
     pub contracts_name: Option<String>,
+    /// The tenant column (`[tenancy] column`), for the tenant filters of admin queries.
+    pub tenant_column: String,
 }
 
 impl Settings {
@@ -46,6 +51,7 @@ impl Settings {
             routes: config.routes.clone(),
             contracts_dir: config.contracts.package.trim_end_matches('/').to_string(),
             contracts_name,
+            tenant_column: config.tenancy.column.clone(),
         }
     }
 
@@ -157,12 +163,14 @@ pub struct Checked {
 }
 
 /// Check one parsed file. `None` for a server-actions candidate without `'use server'`.
+/// With a `graph`, names imported from other files of the repository are followed.
 pub fn check(
     src: &Source,
     parsed: Result<&Program, &SyntaxError>,
     settings: &Settings,
     kind: Kind,
     place: &Placement,
+    graph: Option<&Graph>,
 ) -> Option<Checked> {
     let program = match parsed {
         Ok(p) => p,
@@ -176,6 +184,7 @@ pub fn check(
         src,
         module: &module,
         settings,
+        graph,
     };
     let mut findings = Vec::new();
     let mut handlers = Vec::new();
@@ -199,16 +208,39 @@ pub fn check(
     }
     for (source, offset) in &module.star_exports {
         let line = src.line(*offset);
-        let target = Target::ReExport(source);
-        handlers.push(check_handler(
-            &ctx,
-            kind,
-            place,
-            "*",
-            line,
-            &target,
-            &mut findings,
-        ));
+        // `export * from "./handlers"`: the methods that file exports, when it can be read.
+        let found: Vec<&str> = match graph.map(|g| g.exported_names(src.path, source)) {
+            Some(Ok(names)) => HTTP_METHODS
+                .iter()
+                .copied()
+                .filter(|m| kind == Kind::Route && names.iter().any(|n| n == m))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if found.is_empty() {
+            let target = Target::Opaque("everything re-exported from another file (`export *`)");
+            handlers.push(check_handler(
+                &ctx,
+                kind,
+                place,
+                "*",
+                line,
+                &target,
+                &mut findings,
+            ));
+        }
+        for m in found {
+            let target = Target::ReExport(source, m);
+            handlers.push(check_handler(
+                &ctx,
+                kind,
+                place,
+                m,
+                line,
+                &target,
+                &mut findings,
+            ));
+        }
     }
     let rate_limited = if place.public {
         route_limited(&handlers)
@@ -304,6 +336,17 @@ fn check_handler(
         }
         (Auth::Guarded(how), None) => {
             notes.push(how.clone());
+            let authz = ctx.authorization_calls(target);
+            if !authz.is_empty() {
+                notes.push(format!(
+                    "then authorizes with {}",
+                    authz
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
             "guarded"
         }
         (_, None) if place.public => {
@@ -340,16 +383,7 @@ fn check_handler(
     };
 
     // Input validation.
-    let inputs: Option<Inputs> = match target {
-        Target::Function(f) => Some(ctx.inputs_of(LocalFn::Function(f))),
-        Target::Expr(e) => Some(ctx.inputs_of_expr(e)),
-        Target::Local(n) => match ctx.module.bindings.get(n) {
-            Some(module::Binding::Function(f)) => Some(ctx.inputs_of(LocalFn::Function(f))),
-            Some(module::Binding::Value(e)) => Some(ctx.inputs_of_expr(e)),
-            _ => None,
-        },
-        Target::ReExport(_) | Target::Opaque(_) => None,
-    };
+    let inputs: Option<Inputs> = ctx.inputs_of_target(target);
     let validation = match inputs {
         None => {
             notes.push("input validation not verified".into());
@@ -365,6 +399,49 @@ fn check_handler(
             validation(ctx, &what, line, &inputs, &mut notes, findings)
         }
     };
+
+    // Clients that bypass RLS, and where each query's tenant comes from.
+    let tenancy = ctx.tenancy_of(target, kind == Kind::ServerActions);
+    if !tenancy.admin.is_empty() {
+        notes.push(format!(
+            "uses an RLS-bypassing client ({})",
+            tenancy
+                .admin
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let column = &ctx.settings.tenant_column;
+    for q in &tenancy.unscoped {
+        findings.push(
+            Finding::new(
+                Rule::ServiceRoleUnscoped,
+                Severity::Error,
+                format!(
+                    "{what} runs `{}` on `{}`, a client that bypasses RLS, and {}: filter it with `.eq(\"{column}\", <tenant of the auth context>)` or use the user's client",
+                    q.snippet,
+                    q.admin.as_deref().unwrap_or("?"),
+                    q.why
+                ),
+            )
+            .at(path, Some(ctx.line(q.offset))),
+        );
+    }
+    for q in &tenancy.from_request {
+        findings.push(
+            Finding::new(
+                Rule::TenantFromRequest,
+                Severity::Error,
+                format!(
+                    "{what} runs `{}` with a {column} taken from the request: a caller can name another tenant; take it from the auth context",
+                    q.snippet
+                ),
+            )
+            .at(path, Some(ctx.line(q.offset))),
+        );
+    }
 
     // Rate limit.
     let limit = if place.public {

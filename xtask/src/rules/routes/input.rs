@@ -11,16 +11,48 @@
 use std::collections::{HashMap, HashSet};
 
 use oxc_ast::ast::{
-    AssignmentExpression, BindingPattern, CallExpression, Expression, FormalParameter, Function,
-    IdentifierReference, PropertyKey, StaticMemberExpression, VariableDeclarator,
+    AssignmentExpression, BindingPattern, CallExpression, Expression, FormalParameter,
+    FormalParameters, Function, IdentifierReference, PropertyKey, StaticMemberExpression,
+    VariableDeclarator,
 };
 use oxc_ast_visit::{walk, Visit};
 use oxc_syntax::scope::ScopeFlags;
 
 use super::{
-    ctx::Ctx,
-    module::{Binding, Imported, LocalFn},
+    ctx::{Ctx, Followed},
+    module::{Binding, Imported, LocalFn, Target},
 };
+
+/// Calls whose result still is the input they are given (`searchParams.get("id")`,
+/// `Object.fromEntries(form)`, `String(x).trim()`); any other call's result is not input
+/// (a database row fetched by a request id is the database's value).
+const PASSTHROUGH: [&str; 25] = [
+    "catch",
+    "then",
+    "finally",
+    "get",
+    "getAll",
+    "entries",
+    "values",
+    "fromEntries",
+    "trim",
+    "toString",
+    "toLowerCase",
+    "toUpperCase",
+    "split",
+    "slice",
+    "at",
+    "map",
+    "filter",
+    "clone",
+    "String",
+    "Number",
+    "Boolean",
+    "parseInt",
+    "parseFloat",
+    "decodeURIComponent",
+    "structuredClone",
+];
 
 const BODY_READERS: [&str; 5] = ["json", "formData", "text", "arrayBuffer", "blob"];
 const PARSERS: [&str; 4] = ["parse", "safeParse", "parseAsync", "safeParseAsync"];
@@ -55,7 +87,7 @@ pub struct SchemaUse {
 }
 
 /// What one handler reads and validates.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Inputs {
     /// `body`, `query`, `params`, `arguments`, with where first seen.
     pub reads: Vec<(&'static str, u32)>,
@@ -67,12 +99,46 @@ pub struct Inputs {
 }
 
 impl<'a> Ctx<'a, '_> {
+    /// What an export reads and validates: `None` when it cannot be followed.
+    pub fn inputs_of_target(&self, target: &Target<'a>) -> Option<Inputs> {
+        let followed = |f: Followed| match f {
+            Followed::Facts(f) => f.inputs,
+            _ => None,
+        };
+        match target {
+            Target::Function(f) => Some(self.inputs_of(LocalFn::Function(f))),
+            Target::Expr(e) => Some(self.inputs_of_expr(e)),
+            Target::Local(n) => match self.module.bindings.get(n) {
+                Some(Binding::Function(f)) => Some(self.inputs_of(LocalFn::Function(f))),
+                Some(Binding::Value(e)) => Some(self.inputs_of_expr(e)),
+                Some(Binding::Import { .. }) => followed(self.follow(n)?),
+                _ => None,
+            },
+            Target::ReExport(source, name) => {
+                followed(self.follow_source(source, &Imported::Named(name)))
+            }
+            Target::Opaque(_) => None,
+        }
+        .map(|mut i| {
+            if self.graph.is_some() && !matches!(target, Target::Function(_) | Target::Expr(_)) {
+                // Offsets of another file mean nothing here.
+                if matches!(target, Target::ReExport(..)) || matches!(target, Target::Local(n) if matches!(self.module.bindings.get(n), Some(Binding::Import { .. }))) {
+                    i.reads.iter_mut().for_each(|r| r.1 = 0);
+                    i.schemas.iter_mut().for_each(|s| s.offset = 0);
+                }
+            }
+            i
+        })
+    }
+
     /// Scan a handler (and the local functions it names).
     pub fn inputs_of(&self, f: LocalFn<'a>) -> Inputs {
         let mut scan = Scan {
             ctx: self,
             out: Inputs::default(),
             params: HashSet::new(),
+            contexts: HashSet::new(),
+            route_params: HashSet::new(),
             followed: HashSet::new(),
             flow: Vec::new(),
             carriers: HashMap::new(),
@@ -90,8 +156,12 @@ impl<'a> Ctx<'a, '_> {
 struct Scan<'c, 'a, 's> {
     ctx: &'c Ctx<'a, 's>,
     out: Inputs,
-    /// Parameter names of the functions scanned: the request objects.
+    /// First-parameter names of the functions scanned: the request objects.
     params: HashSet<&'a str>,
+    /// Later parameters (`context` of `(req, context)`): their `.params` are route params.
+    contexts: HashSet<&'a str>,
+    /// Names bound to the route params by destructuring a parameter (`{ params }`).
+    route_params: HashSet<&'a str>,
     /// Local functions already scanned (by start offset).
     followed: HashSet<u32>,
     /// Every read or use of input, in visiting order: what flows into the expression
@@ -209,11 +279,25 @@ impl<'a> Scan<'_, 'a, '_> {
 }
 
 impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
+    fn visit_formal_parameters(&mut self, ps: &FormalParameters<'a>) {
+        for (i, p) in ps.items.iter().enumerate() {
+            if let BindingPattern::BindingIdentifier(id) = &p.pattern {
+                if i == 0 {
+                    self.params.insert(id.name.as_str());
+                } else {
+                    self.contexts.insert(id.name.as_str());
+                }
+            }
+            self.visit_formal_parameter(p);
+        }
+        if let Some(rest) = &ps.rest {
+            self.visit_binding_rest_element(&rest.rest);
+        }
+    }
+
     fn visit_formal_parameter(&mut self, p: &FormalParameter<'a>) {
         match &p.pattern {
-            BindingPattern::BindingIdentifier(id) => {
-                self.params.insert(id.name.as_str());
-            }
+            BindingPattern::BindingIdentifier(_) => {}
             BindingPattern::ObjectPattern(o) => {
                 // `{ params: { id } }`: the params are read without naming them.
                 for prop in o.properties.iter() {
@@ -222,6 +306,16 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
                         _ => continue,
                     };
                     let nested = !matches!(prop.value, BindingPattern::BindingIdentifier(_));
+                    if let BindingPattern::BindingIdentifier(id) = &prop.value {
+                        // `{ params }`: reading `params` later reads the route params.
+                        match key {
+                            "params" => {
+                                self.route_params.insert(id.name.as_str());
+                            }
+                            "searchParams" => {}
+                            _ => {}
+                        }
+                    }
                     let kind = match key {
                         "params" if nested => "params",
                         "searchParams" if nested => "query",
@@ -244,7 +338,9 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
                         && c.arguments.is_empty()
                         && self.is_request(m.object()) =>
                 {
+                    walk::walk_call_expression(self, c);
                     self.read("body", c.span.start);
+                    return;
                 }
                 Some(p) if PARSERS.contains(&p) => {
                     if let Some((name, origin)) = self.classify(m.object()) {
@@ -267,13 +363,79 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
                 _ => {}
             }
         }
+        if self.ctx.settings.routes.headers_are_input {
+            if let Expression::Identifier(id) = c.callee.get_inner_expression() {
+                if matches!(id.name.as_str(), "headers" | "cookies")
+                    && self.ctx.module.bindings.contains_key(id.name.as_str())
+                {
+                    self.read("headers", c.span.start);
+                }
+            }
+        }
+        // A helper in another file that reads the request it is given (`parseJson(req)`).
+        if let Some(f) = self.ctx.callee_facts(&c.callee) {
+            if let Some(inner) = f.inputs.filter(|i| !i.reads.is_empty()) {
+                if c.arguments
+                    .iter()
+                    .any(|a| a.as_expression().is_some_and(|e| self.is_request(e)))
+                {
+                    let start = self.flow.len();
+                    walk::walk_call_expression(self, c);
+                    self.flow.truncate(start);
+                    for (kind, _) in &inner.reads {
+                        if *kind != "arguments" {
+                            self.read(kind, c.span.start);
+                        }
+                    }
+                    for s in &inner.schemas {
+                        self.out.schemas.push(SchemaUse {
+                            offset: c.span.start,
+                            ..s.clone()
+                        });
+                    }
+                    if !inner.schemas.is_empty() {
+                        // Validated inside: its result is the parsed value.
+                        self.out.validated.extend(inner.validated.iter().copied());
+                        self.flow.truncate(start);
+                    }
+                    return;
+                }
+            }
+        }
+        let start = self.flow.len();
         walk::walk_call_expression(self, c);
+        let keeps = match c.callee.get_inner_expression() {
+            Expression::Identifier(id) => {
+                PASSTHROUGH.contains(&id.name.as_str())
+                    || self.ctx.module.local_function(id.name.as_str()).is_some()
+            }
+            other => other
+                .get_member_expr()
+                .and_then(|m| m.static_property_name())
+                .is_some_and(|p| PASSTHROUGH.contains(&p) || p == "parse"),
+        };
+        if !keeps {
+            // What a call returns is its own value, not the input it was given.
+            self.flow.truncate(start);
+        }
     }
 
     fn visit_static_member_expression(&mut self, m: &StaticMemberExpression<'a>) {
         match m.property.name.as_str() {
             "searchParams" => self.read("query", m.span.start),
-            "params" => self.read("params", m.span.start),
+            // `context.params` of the handler's second argument, never `foo.params`.
+            "params" => {
+                if let Expression::Identifier(id) = m.object.get_inner_expression() {
+                    if self.contexts.contains(id.name.as_str()) {
+                        self.read("params", m.span.start);
+                    }
+                }
+            }
+            "headers" | "cookies"
+                if self.ctx.settings.routes.headers_are_input && self.is_request(&m.object) =>
+            {
+                self.read("headers", m.span.start)
+            }
             _ => {}
         }
         walk::walk_static_member_expression(self, m);
@@ -283,7 +445,7 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
         let name = id.name.as_str();
         match name {
             "searchParams" => self.read("query", id.span.start),
-            "params" => self.read("params", id.span.start),
+            n if self.route_params.contains(n) => self.read("params", id.span.start),
             _ => {
                 if let Some(kinds) = self.carriers.get(name) {
                     let kinds = kinds.clone();
@@ -291,6 +453,11 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
                 }
                 if let Some(f) = self.ctx.module.local_function(name) {
                     self.visit_local(f);
+                } else if let Some(Binding::Value(v)) = self.ctx.module.bindings.get(name) {
+                    // `return PATCH(req)` where `const PATCH = withAuth(async (req) => ...)`.
+                    if matches!(v.get_inner_expression(), Expression::CallExpression(_)) {
+                        self.visit_local(LocalFn::Expr(v));
+                    }
                 }
             }
         }

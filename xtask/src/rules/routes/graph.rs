@@ -1,0 +1,397 @@
+//! Following a handler into the files it imports.
+//!
+//! Imports are resolved as the project resolves them: relative paths, `index.ts`, the
+//! nearest `tsconfig.json` (`paths` such as `@/*`, `baseUrl`, `extends`) through
+//! `oxc_resolver`, and workspace packages by their `package.json` name (their `exports`
+//! map, `main`/`types`, or the path inside the package) even when `node_modules` is not
+//! installed. What resolves outside the repository or into `node_modules` is a library:
+//! it is not followed (a configured name still counts as configured).
+//!
+//! Each module is parsed once and summarised into owned [`Facts`] per exported name: its
+//! verdicts as a handler (auth, input, rate limit), what a function it returns would be
+//! (a handler factory), whether it is an RLS-bypassing client. Following is depth-limited
+//! ([`MAX_FILES_DEEP`]) and guarded against cycles; where it stops, the reason names the
+//! file and the import, and the verdict is `unverified`.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    rc::Rc,
+};
+
+use oxc_allocator::Allocator;
+use oxc_resolver::{ResolveOptions, Resolver, TsconfigDiscovery};
+
+use super::{
+    auth::Auth,
+    ctx::Ctx,
+    input::Inputs,
+    limit::Limit,
+    module::{Imported, Module, Target},
+    Settings,
+};
+use crate::ts::{self, Source};
+
+/// How many files deep an import chain is followed from the route file.
+pub const MAX_FILES_DEEP: u32 = 4;
+
+/// What one exported name of another module is.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// Repository path of the file that defines it, and the line.
+    pub path: String,
+    pub line: u32,
+    /// Its verdict when it is used as a handler (or called as a guard helper: a function
+    /// that begins with a guard is `Guarded`).
+    pub auth: Auth,
+    /// When it is a function that returns a function (a handler factory, a wrapper): that
+    /// function's verdict.
+    pub makes: Option<Auth>,
+    /// What it reads and validates of a request passed to it.
+    pub inputs: Option<Inputs>,
+    /// As a handler: is it rate limited first?
+    pub limit: Limit,
+    /// It is a configured rate limiter, or a function that begins with one.
+    pub limiter: Option<String>,
+    /// It is, or returns, a client that bypasses RLS.
+    pub admin: bool,
+}
+
+/// Why something could not be followed.
+pub type Stop = String;
+
+struct Parsed {
+    exports: HashMap<String, Facts>,
+    /// `export * from "x"`: the sources, resolved lazily.
+    stars: Vec<String>,
+    path: String,
+    error: Option<String>,
+}
+
+pub struct Graph {
+    repo: PathBuf,
+    resolver: Resolver,
+    /// Workspace package name → its directory (absolute).
+    packages: Vec<(String, PathBuf)>,
+    settings: Settings,
+    modules: RefCell<HashMap<PathBuf, Rc<Parsed>>>,
+    in_progress: RefCell<HashSet<PathBuf>>,
+    depth: Cell<u32>,
+}
+
+impl Graph {
+    pub fn new(repo: &Path, settings: &Settings) -> Graph {
+        let repo = std::fs::canonicalize(repo).unwrap_or_else(|_| repo.to_path_buf());
+        let options = ResolveOptions {
+            tsconfig: Some(TsconfigDiscovery::Auto),
+            extensions: [".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs"]
+                .map(String::from)
+                .to_vec(),
+            extension_alias: vec![(
+                ".js".into(),
+                vec![".ts".into(), ".tsx".into(), ".js".into()],
+            )],
+            condition_names: ["types", "import", "default", "require", "node"]
+                .map(String::from)
+                .to_vec(),
+            main_fields: ["types", "module", "main"].map(String::from).to_vec(),
+            ..ResolveOptions::default()
+        };
+        Graph {
+            packages: workspace_packages(&repo),
+            repo,
+            resolver: Resolver::new(options),
+            settings: settings.clone(),
+            modules: RefCell::new(HashMap::new()),
+            in_progress: RefCell::new(HashSet::new()),
+            depth: Cell::new(0),
+        }
+    }
+
+    /// Repository path of an absolute path.
+    fn rel(&self, p: &Path) -> String {
+        p.strip_prefix(&self.repo)
+            .map(crate::repo::to_slash)
+            .unwrap_or_else(|_| p.display().to_string())
+    }
+
+    /// Resolve `source` imported by the file at repository path `from`: `Ok(None)` for a
+    /// library (outside the repository, in `node_modules`, or a bare name that is no
+    /// workspace package).
+    pub fn resolve(&self, from: &str, source: &str) -> Result<Option<PathBuf>, Stop> {
+        let file = self.repo.join(from);
+        let found = match self.resolver.resolve_file(&file, source) {
+            Ok(r) => Some(r.into_path_buf()),
+            Err(_) => self.resolve_workspace(source),
+        };
+        let relative = source.starts_with('.') || source.starts_with('/');
+        match found {
+            Some(p)
+                if p.starts_with(&self.repo)
+                    && !p.components().any(|c| c.as_os_str() == "node_modules") =>
+            {
+                // A package installed by link (pnpm) resolves into the repository itself.
+                Ok(Some(p))
+            }
+            Some(p) if p.components().any(|c| c.as_os_str() == "node_modules") => {
+                // A workspace package reached through node_modules: its real path.
+                match std::fs::canonicalize(&p) {
+                    Ok(real)
+                        if real.starts_with(&self.repo)
+                            && !real.components().any(|c| c.as_os_str() == "node_modules") =>
+                    {
+                        Ok(Some(real))
+                    }
+                    _ => Ok(None),
+                }
+            }
+            Some(_) => Ok(None),
+            None if relative => Err(format!(
+                "`{source}` (imported by {from}) does not resolve to a file"
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// A bare name that is a workspace package: through its `exports`, `types`/`main`, or
+    /// the path inside it.
+    fn resolve_workspace(&self, source: &str) -> Option<PathBuf> {
+        let (name, dir) = self
+            .packages
+            .iter()
+            .filter(|(n, _)| {
+                source == n
+                    || source
+                        .strip_prefix(n.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            })
+            .max_by_key(|(n, _)| n.len())?;
+        let sub = &source[name.len()..];
+        let key = format!(".{sub}");
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).ok()?).ok()?;
+        let target = match manifest.get("exports") {
+            Some(serde_json::Value::String(s)) if key == "." => Some(s.clone()),
+            Some(serde_json::Value::Object(map)) => {
+                let direct = map.get(&key).and_then(export_target);
+                direct.or_else(|| {
+                    map.iter().find_map(|(k, v)| {
+                        let (pre, post) = k.split_once('*')?;
+                        let mid = key.strip_prefix(pre)?.strip_suffix(post)?;
+                        Some(export_target(v)?.replace('*', mid))
+                    })
+                })
+            }
+            _ => None,
+        };
+        let target = target.unwrap_or_else(|| {
+            if key == "." {
+                ["types", "module", "main"]
+                    .iter()
+                    .find_map(|f| manifest.get(*f).and_then(|v| v.as_str()).map(String::from))
+                    .unwrap_or_else(|| ".".into())
+            } else {
+                key.clone()
+            }
+        });
+        let target = if target.starts_with('.') {
+            target
+        } else {
+            format!("./{target}")
+        };
+        self.resolver
+            .resolve(dir, &target)
+            .ok()
+            .map(|r| r.into_path_buf())
+    }
+
+    /// The facts of `imported` from `source`, imported by the file `from`. `Ok(None)`: a
+    /// library, not followed.
+    pub fn facts(
+        &self,
+        from: &str,
+        source: &str,
+        imported: &Imported,
+    ) -> Result<Option<Facts>, Stop> {
+        let Some(path) = self.resolve(from, source)? else {
+            return Ok(None);
+        };
+        let name = match imported {
+            Imported::Named(n) => *n,
+            Imported::Default => "default",
+            Imported::Namespace => {
+                return Err(format!("`{source}` is imported as a namespace in {from}; the checker follows named imports"))
+            }
+        };
+        self.export_of(&path, name, 0).map(Some)
+    }
+
+    /// The names a module exports (for `export * from`).
+    pub fn exported_names(&self, from: &str, source: &str) -> Result<Vec<String>, Stop> {
+        let path = self
+            .resolve(from, source)?
+            .ok_or_else(|| format!("`{source}` is a library"))?;
+        let parsed = self.module(&path)?;
+        if let Some(e) = &parsed.error {
+            return Err(e.clone());
+        }
+        Ok(parsed.exports.keys().cloned().collect())
+    }
+
+    fn export_of(&self, path: &Path, name: &str, hops: u32) -> Result<Facts, Stop> {
+        let parsed = self.module(path)?;
+        if let Some(e) = &parsed.error {
+            return Err(e.clone());
+        }
+        if let Some(f) = parsed.exports.get(name) {
+            return Ok(f.clone());
+        }
+        if hops < MAX_FILES_DEEP {
+            for star in &parsed.stars {
+                if let Ok(Some(p)) = self.resolve(&parsed.path, star) {
+                    if let Ok(f) = self.export_of(&p, name, hops + 1) {
+                        return Ok(f);
+                    }
+                }
+            }
+        }
+        Err(format!(
+            "{} has no export `{name}` the checker can read",
+            parsed.path
+        ))
+    }
+
+    /// Parse and summarise one module, once.
+    fn module(&self, path: &Path) -> Result<Rc<Parsed>, Stop> {
+        if let Some(m) = self.modules.borrow().get(path) {
+            return Ok(m.clone());
+        }
+        let rel = self.rel(path);
+        if self.in_progress.borrow().contains(path) {
+            return Err(format!("{rel} imports itself through a cycle"));
+        }
+        if self.depth.get() >= MAX_FILES_DEEP {
+            return Err(format!(
+                "stopped at {rel}: more than {MAX_FILES_DEEP} files deep"
+            ));
+        }
+        self.in_progress.borrow_mut().insert(path.to_path_buf());
+        self.depth.set(self.depth.get() + 1);
+        let parsed = Rc::new(self.summarise(path, rel));
+        self.depth.set(self.depth.get() - 1);
+        self.in_progress.borrow_mut().remove(path);
+        self.modules
+            .borrow_mut()
+            .insert(path.to_path_buf(), parsed.clone());
+        Ok(parsed)
+    }
+
+    fn summarise(&self, path: &Path, rel: String) -> Parsed {
+        let mut out = Parsed {
+            exports: HashMap::new(),
+            stars: Vec::new(),
+            path: rel.clone(),
+            error: None,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                out.error = Some(format!("{rel} cannot be read ({e})"));
+                return out;
+            }
+        };
+        let alloc = Allocator::default();
+        let src = Source::new(&rel, &text);
+        let program = match ts::parse(&alloc, &src) {
+            Ok(p) => p,
+            Err(e) => {
+                out.error = Some(format!(
+                    "{rel} does not parse ({} at line {})",
+                    e.message, e.line
+                ));
+                return out;
+            }
+        };
+        let module = Module::read(&program);
+        let ctx = Ctx {
+            src: &src,
+            module: &module,
+            settings: &self.settings,
+            graph: Some(self),
+        };
+        out.stars = module
+            .star_exports
+            .iter()
+            .map(|(s, _)| s.to_string())
+            .collect();
+        for export in &module.exports {
+            let facts = ctx.facts_of(&export.target, src.line(export.offset));
+            out.exports.insert(export.name.to_string(), facts);
+        }
+        out
+    }
+}
+
+impl<'a> Ctx<'a, '_> {
+    /// Summarise one export of this module for the files that import it.
+    fn facts_of(&self, target: &Target<'a>, line: u32) -> Facts {
+        Facts {
+            path: self.src.path.to_string(),
+            line,
+            auth: self.auth_of_target(target),
+            makes: self.makes_of_target(target),
+            inputs: self.inputs_of_target(target),
+            limit: self.limit_of_target(target),
+            limiter: self.limiter_of_target(target),
+            admin: self.admin_of_target(target),
+        }
+    }
+}
+
+fn export_target(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Object(m) => ["types", "import", "default", "require", "node"]
+            .iter()
+            .find_map(|c| m.get(*c).and_then(export_target))
+            .or_else(|| m.values().find_map(export_target)),
+        serde_json::Value::Array(a) => a.iter().find_map(export_target),
+        _ => None,
+    }
+}
+
+/// Every `package.json` with a `name` in the repository (not under `node_modules`, at most
+/// four directories deep): the workspace packages.
+fn workspace_packages(repo: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let walker = walkdir::WalkDir::new(repo)
+        .max_depth(5)
+        .into_iter()
+        .filter_entry(|e| {
+            let n = e.file_name().to_string_lossy();
+            !(e.file_type().is_dir()
+                && (n == "node_modules"
+                    || n.starts_with('.') && e.depth() > 0
+                    || n == "dist"
+                    || n == "build"))
+        });
+    for entry in walker.flatten() {
+        if entry.file_name() != "package.json" {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        if let (Some(name), Some(dir)) = (
+            v.get("name").and_then(|n| n.as_str()),
+            entry.path().parent(),
+        ) {
+            out.push((name.to_string(), dir.to_path_buf()));
+        }
+    }
+    out
+}
