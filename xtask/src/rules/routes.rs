@@ -327,8 +327,14 @@ fn check_handler(
     };
     let mut notes = Vec::new();
 
-    // Auth.
-    let auth = ctx.auth_of_target(target);
+    // Auth. A server action that is itself a configured guard is trusted as configured.
+    let auth = if kind == Kind::ServerActions
+        && ctx.settings.routes.guard_calls.iter().any(|g| g == name)
+    {
+        Auth::Guarded(format!("is the configured guard `{name}`"))
+    } else {
+        ctx.auth_of_target(target)
+    };
     let auth_state = match (&auth, &place.exempt) {
         (_, Some(reason)) => {
             notes.push(format!("exempt from auth: {reason}"));
@@ -509,6 +515,20 @@ fn takes_arguments(ctx: &Ctx, target: &Target) -> bool {
                 a.params.items.len() + usize::from(a.params.rest.is_some())
             }
             Expression::FunctionExpression(f) => f.params.items.len(),
+            // `cache(async () => ...)`: the function it wraps.
+            Expression::CallExpression(c) => c
+                .arguments
+                .iter()
+                .find_map(
+                    |a| match a.as_expression().map(|e| e.get_inner_expression()) {
+                        Some(Expression::ArrowFunctionExpression(a)) => {
+                            Some(a.params.items.len() + usize::from(a.params.rest.is_some()))
+                        }
+                        Some(Expression::FunctionExpression(f)) => Some(f.params.items.len()),
+                        _ => None,
+                    },
+                )
+                .unwrap_or(1),
             _ => 1,
         },
     };

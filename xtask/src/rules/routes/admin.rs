@@ -375,6 +375,9 @@ impl<'a> Scope<'_, 'a, '_> {
         let is_key = |k: &str| k == column || k == camel || k.ends_with(&format!("_{column}"));
         // The tenant values the chain is filtered on (or writes).
         let mut values: Vec<&'b Expression<'a>> = Vec::new();
+        // Every value it is filtered on or writes, whatever the column: a query keyed by the
+        // signed-in user (`.eq("id", user.id)`) is scoped to the auth context too.
+        let mut any: Vec<&'b Expression<'a>> = Vec::new();
         for (name, c) in &calls {
             let args: Vec<&'b Expression<'a>> = c
                 .arguments
@@ -383,6 +386,7 @@ impl<'a> Scope<'_, 'a, '_> {
                 .collect();
             match *name {
                 "eq" | "in" | "contains" => {
+                    any.extend(args.get(1));
                     if let (Some(Expression::StringLiteral(k)), Some(v)) =
                         (args.first().map(|a| a.get_inner_expression()), args.get(1))
                     {
@@ -392,6 +396,7 @@ impl<'a> Scope<'_, 'a, '_> {
                     }
                 }
                 "filter" => {
+                    any.extend(args.get(2));
                     if let (Some(Expression::StringLiteral(k)), Some(v)) =
                         (args.first().map(|a| a.get_inner_expression()), args.get(2))
                     {
@@ -403,11 +408,13 @@ impl<'a> Scope<'_, 'a, '_> {
                 "match" | "insert" | "upsert" => {
                     if let Some(a) = args.first() {
                         object_values(a, &is_key, &mut values);
+                        object_values(a, &|_| true, &mut any);
                     }
                 }
                 "rpc" => {
                     if let Some(a) = args.get(1) {
                         object_values(a, &is_key, &mut values);
+                        object_values(a, &|_| true, &mut any);
                     }
                 }
                 _ => {}
@@ -417,7 +424,7 @@ impl<'a> Scope<'_, 'a, '_> {
         let snippet = self.ctx.src.snippet(outer.span, 80);
         let offset = head_call.span.start;
         let from_request = values.iter().any(|v| self.is_request_value(v));
-        let from_auth = values
+        let from_auth = any
             .iter()
             .any(|v| self.is_auth_expr(v) && !self.is_request_value(v));
         if from_request {
@@ -433,8 +440,10 @@ impl<'a> Scope<'_, 'a, '_> {
                 self.out.admin.push(client.clone());
             }
             if !from_auth {
-                let why = if values.is_empty() {
-                    format!("it is not filtered on {column}")
+                let why = if any.is_empty() {
+                    format!("it is not filtered at all, let alone on {column}")
+                } else if values.is_empty() {
+                    format!("it is not filtered on {column} (nor on any value of the auth context)")
                 } else if from_request {
                     format!("its {column} comes from the request, not the auth context")
                 } else {

@@ -275,7 +275,7 @@ impl<'a> Visit<'a> for Setup {
     }
     fn visit_new_expression(&mut self, n: &oxc_ast::ast::NewExpression<'a>) {
         let ok = matches!(n.callee.get_inner_expression(), Expression::Identifier(id)
-            if ["URL", "URLSearchParams", "Ratelimit", "Redis", "Headers"].contains(&id.name.as_str()));
+            if ["URL", "URLSearchParams", "Ratelimit", "Redis", "Headers", "Set", "Map"].contains(&id.name.as_str()));
         if !ok {
             self.ok = false;
         }

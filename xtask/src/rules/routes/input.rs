@@ -139,10 +139,14 @@ impl<'a> Ctx<'a, '_> {
             params: HashSet::new(),
             contexts: HashSet::new(),
             route_params: HashSet::new(),
+            urls: HashSet::new(),
+            handler_fns: HashSet::new(),
+            fn_stack: Vec::new(),
             followed: HashSet::new(),
             flow: Vec::new(),
             carriers: HashMap::new(),
         };
+        scan.handler_fns.insert(fn_start(f));
         scan.visit_local(f);
         scan.out
     }
@@ -162,6 +166,13 @@ struct Scan<'c, 'a, 's> {
     contexts: HashSet<&'a str>,
     /// Names bound to the route params by destructuring a parameter (`{ params }`).
     route_params: HashSet<&'a str>,
+    /// Names bound to the request's URL (`const url = new URL(req.url)`, `req.nextUrl`).
+    urls: HashSet<&'a str>,
+    /// Functions whose parameters are the request and its context (by start offset): the
+    /// handler, the local helpers it calls, callbacks given to a named wrapper; not a
+    /// `.then((res) => res.json())` callback.
+    handler_fns: HashSet<u32>,
+    fn_stack: Vec<bool>,
     /// Local functions already scanned (by start offset).
     followed: HashSet<u32>,
     /// Every read or use of input, in visiting order: what flows into the expression
@@ -191,7 +202,27 @@ impl<'a> Scan<'_, 'a, '_> {
         }
     }
 
+    /// Is `obj` the request's URL, whose `.searchParams` is the query?
+    fn is_request_url(&self, obj: &Expression<'a>) -> bool {
+        match obj.get_inner_expression() {
+            Expression::Identifier(id) => self.urls.contains(id.name.as_str()),
+            Expression::NewExpression(n) => n
+                .arguments
+                .first()
+                .and_then(|a| a.as_expression())
+                .is_some_and(|a| {
+                    a.get_member_expr().is_some_and(|m| {
+                        m.static_property_name() == Some("url") && self.is_request(m.object())
+                    })
+                }),
+            other => other.get_member_expr().is_some_and(|m| {
+                m.static_property_name() == Some("nextUrl") && self.is_request(m.object())
+            }),
+        }
+    }
+
     fn visit_local(&mut self, f: LocalFn<'a>) {
+        self.handler_fns.insert(fn_start(f));
         match f {
             LocalFn::Function(f) => {
                 if self.followed.insert(f.span.start) {
@@ -280,6 +311,10 @@ impl<'a> Scan<'_, 'a, '_> {
 
 impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
     fn visit_formal_parameters(&mut self, ps: &FormalParameters<'a>) {
+        if !self.fn_stack.last().copied().unwrap_or(true) {
+            // A callback such as `.then((res) => res.json())`: its parameters are not the request.
+            return;
+        }
         for (i, p) in ps.items.iter().enumerate() {
             if let BindingPattern::BindingIdentifier(id) = &p.pattern {
                 if i == 0 {
@@ -402,6 +437,20 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
                 }
             }
         }
+        if matches!(c.callee.get_inner_expression(), Expression::Identifier(_)) {
+            // Callbacks given to a named function (a wrapper) receive the request.
+            for a in c.arguments.iter() {
+                match a.as_expression().map(|e| e.get_inner_expression()) {
+                    Some(Expression::ArrowFunctionExpression(f)) => {
+                        self.handler_fns.insert(f.span.start);
+                    }
+                    Some(Expression::FunctionExpression(f)) => {
+                        self.handler_fns.insert(f.span.start);
+                    }
+                    _ => {}
+                }
+            }
+        }
         let start = self.flow.len();
         walk::walk_call_expression(self, c);
         let keeps = match c.callee.get_inner_expression() {
@@ -422,7 +471,8 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
 
     fn visit_static_member_expression(&mut self, m: &StaticMemberExpression<'a>) {
         match m.property.name.as_str() {
-            "searchParams" => self.read("query", m.span.start),
+            // The request's URL only: `url.searchParams.append(...)` of an outgoing URL is not input.
+            "searchParams" if self.is_request_url(&m.object) => self.read("query", m.span.start),
             // `context.params` of the handler's second argument, never `foo.params`.
             "params" => {
                 if let Expression::Identifier(id) = m.object.get_inner_expression() {
@@ -464,6 +514,17 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
     }
 
     fn visit_variable_declarator(&mut self, d: &VariableDeclarator<'a>) {
+        if let Some(init) = &d.init {
+            let inner = match init.get_inner_expression() {
+                Expression::AwaitExpression(a) => &a.argument,
+                _ => init,
+            };
+            if self.is_request_url(inner) {
+                for id in d.id.get_binding_identifiers() {
+                    self.urls.insert(id.name.as_str());
+                }
+            }
+        }
         let start = self.flow.len();
         walk::walk_variable_declarator(self, d);
         let kinds: Vec<_> = self.flow[start..].to_vec();
@@ -483,6 +544,22 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
 
     fn visit_function(&mut self, f: &Function<'a>, flags: ScopeFlags) {
         self.followed.insert(f.span.start);
+        self.fn_stack.push(self.handler_fns.contains(&f.span.start));
         walk::walk_function(self, f, flags);
+        self.fn_stack.pop();
+    }
+
+    fn visit_arrow_function_expression(&mut self, a: &oxc_ast::ast::ArrowFunctionExpression<'a>) {
+        self.fn_stack.push(self.handler_fns.contains(&a.span.start));
+        walk::walk_arrow_function_expression(self, a);
+        self.fn_stack.pop();
+    }
+}
+
+/// Where a function starts (the key of `handler_fns` and `followed`).
+fn fn_start(f: LocalFn) -> u32 {
+    match f {
+        LocalFn::Function(f) => f.span.start,
+        LocalFn::Expr(e) => oxc_span::GetSpan::span(e.get_inner_expression()).start,
     }
 }

@@ -797,3 +797,46 @@ fn guard_helpers_reached_through_a_chain_count() {
         h.note
     );
 }
+
+#[test]
+fn responses_and_outgoing_urls_are_not_request_input() {
+    // A fetched response's body and an outgoing URL's query are the server's own values.
+    let c = run("export async function GET(req: Request) {\n  await requireAuthContext(req);\n  const img = await fetch('https://x').then((res) => res.arrayBuffer());\n  const url = new URL('https://hooks.example');\n  url.searchParams.append('a', 'b');\n  return new Response(img);\n}\n");
+    assert_eq!(verdict_of(&c), ("guarded".into(), "no_input".into()));
+    // The request's own URL is the query.
+    let q = run("export async function GET(req: Request) {\n  await requireAuthContext(req);\n  const url = new URL(req.url);\n  return Response.json({ q: url.searchParams.get('q') });\n}\n");
+    assert_eq!(verdict_of(&q).1, "none");
+}
+
+#[test]
+fn an_admin_query_keyed_by_the_signed_in_user_is_scoped() {
+    // F3: the id comes from the guard's result.
+    let c = run_with(
+        "x/route.ts",
+        "export async function POST(req: Request) {\n  const { data: { user } } = await sb.auth.getUser();\n  if (!user) return new Response(null, { status: 401 });\n  await supabaseAdmin.from('profiles').update({ seen: true }).eq('id', user.id);\n  return new Response(null);\n}\n",
+        "[routes]\nguard_calls = [\"auth.getUser\"]\nadmin_clients = [\"supabaseAdmin\"]\n",
+        Kind::Route,
+    )
+    .unwrap();
+    assert_eq!(c.report.handlers[0].auth, "guarded");
+    assert!(c.findings.is_empty(), "{:?}", findings_of(&c));
+}
+
+#[test]
+fn a_configured_guard_exported_as_an_action_is_the_guard() {
+    let c = run_with(
+        "actions/session.ts",
+        "'use server';\nexport async function requireAuthContext() {\n  const s = await readSession();\n  if (!s) throw new Error('no');\n  return s;\n}\n",
+        GUARDS,
+        Kind::ServerActions,
+    )
+    .unwrap();
+    assert_eq!(c.report.handlers[0].auth, "guarded");
+    assert!(
+        c.report.handlers[0]
+            .note
+            .contains("is the configured guard"),
+        "{}",
+        c.report.handlers[0].note
+    );
+}
