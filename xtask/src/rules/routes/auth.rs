@@ -299,6 +299,11 @@ impl<'a> Ctx<'a, '_> {
         if let Some(a) = self.guard(value, &self.settings.routes.auth_wrappers) {
             return Some(a);
         }
+        // `return await requireAuthContext(req)`: the guard's promise is the result, so its
+        // rejection is the handler's.
+        if let Some(a) = self.guard(value, &self.settings.routes.guard_calls) {
+            return Some(a);
+        }
         let inner = match value.get_inner_expression() {
             Expression::AwaitExpression(a) => a.argument.get_inner_expression(),
             e => e,

@@ -61,6 +61,9 @@ pub struct Facts {
 /// Why something could not be followed.
 pub type Stop = String;
 
+/// A file of the repository, a library (`None`), or why the import does not resolve.
+type Resolved = Result<Option<PathBuf>, Stop>;
+
 struct Parsed {
     exports: HashMap<String, Facts>,
     /// `export * from "x"`: the sources, resolved lazily.
@@ -76,6 +79,11 @@ pub struct Graph {
     packages: Vec<(String, PathBuf)>,
     settings: Settings,
     modules: RefCell<HashMap<PathBuf, Rc<Parsed>>>,
+    /// Directory → the nearest directory above it (itself included) with a package.json.
+    package_roots: RefCell<HashMap<PathBuf, Option<PathBuf>>>,
+    /// Bare specifiers (`@/lib/x`, `next/server`) resolve the same in every file of one
+    /// package (one tsconfig, one node_modules chain): (package root, specifier) → result.
+    bare: RefCell<HashMap<(Option<PathBuf>, String), Resolved>>,
     in_progress: RefCell<HashSet<PathBuf>>,
     depth: Cell<u32>,
 }
@@ -104,6 +112,8 @@ impl Graph {
             resolver: Resolver::new(options),
             settings: settings.clone(),
             modules: RefCell::new(HashMap::new()),
+            package_roots: RefCell::new(HashMap::new()),
+            bare: RefCell::new(HashMap::new()),
             in_progress: RefCell::new(HashSet::new()),
             depth: Cell::new(0),
         }
@@ -120,6 +130,40 @@ impl Graph {
     /// library (outside the repository, in `node_modules`, or a bare name that is no
     /// workspace package).
     pub fn resolve(&self, from: &str, source: &str) -> Result<Option<PathBuf>, Stop> {
+        if source.starts_with('.') || source.starts_with('/') {
+            return self.resolve_uncached(from, source);
+        }
+        let dir = self.repo.join(from);
+        let root = dir.parent().and_then(|d| self.package_root(d));
+        let key = (root, source.to_string());
+        if let Some(hit) = self.bare.borrow().get(&key) {
+            return hit.clone();
+        }
+        let found = self.resolve_uncached(from, source);
+        self.bare.borrow_mut().insert(key, found.clone());
+        found
+    }
+
+    /// The nearest directory at or above `dir` (inside the repository) with a package.json.
+    fn package_root(&self, dir: &Path) -> Option<PathBuf> {
+        if let Some(hit) = self.package_roots.borrow().get(dir) {
+            return hit.clone();
+        }
+        let found = if dir.join("package.json").is_file() {
+            Some(dir.to_path_buf())
+        } else {
+            match dir.parent() {
+                Some(up) if dir != self.repo && up.starts_with(&self.repo) => self.package_root(up),
+                _ => None,
+            }
+        };
+        self.package_roots
+            .borrow_mut()
+            .insert(dir.to_path_buf(), found.clone());
+        found
+    }
+
+    fn resolve_uncached(&self, from: &str, source: &str) -> Result<Option<PathBuf>, Stop> {
         let file = self.repo.join(from);
         let found = match self.resolver.resolve_file(&file, source) {
             Ok(r) => Some(r.into_path_buf()),
