@@ -14,6 +14,7 @@ pub mod graph;
 mod input;
 mod limit;
 mod module;
+mod resolve;
 
 use oxc_ast::ast::Program;
 

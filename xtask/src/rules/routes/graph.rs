@@ -1,11 +1,11 @@
 //! Following a handler into the files it imports.
 //!
-//! Imports are resolved as the project resolves them: relative paths, `index.ts`, the
-//! nearest `tsconfig.json` (`paths` such as `@/*`, `baseUrl`, `extends`) through
-//! `oxc_resolver`, and workspace packages by their `package.json` name (their `exports`
-//! map, `main`/`types`, or the path inside the package) even when `node_modules` is not
-//! installed. What resolves outside the repository or into `node_modules` is a library:
-//! it is not followed (a configured name still counts as configured).
+//! Imports are resolved as the project resolves them (`resolve.rs`): relative paths,
+//! `index.ts`, the nearest `tsconfig.json` (`paths` such as `@/*`, `baseUrl`, `extends`),
+//! and workspace packages by their `package.json` name (their `exports` map,
+//! `main`/`types`, or the path inside the package) even when `node_modules` is not
+//! installed. What names no file of the repository is a library: it is not followed (a
+//! configured name still counts as configured).
 //!
 //! Each module is parsed once and summarised into owned [`Facts`] per exported name: its
 //! verdicts as a handler (auth, input, rate limit), what a function it returns would be
@@ -21,7 +21,6 @@ use std::{
 };
 
 use oxc_allocator::Allocator;
-use oxc_resolver::{ResolveOptions, Resolver, TsconfigDiscovery};
 
 use super::{
     auth::Auth,
@@ -29,6 +28,7 @@ use super::{
     input::Inputs,
     limit::Limit,
     module::{Imported, Module, Target},
+    resolve::Resolver,
     Settings,
 };
 use crate::ts::{self, Source};
@@ -75,8 +75,6 @@ struct Parsed {
 pub struct Graph {
     repo: PathBuf,
     resolver: Resolver,
-    /// Workspace package name → its directory (absolute).
-    packages: Vec<(String, PathBuf)>,
     settings: Settings,
     modules: RefCell<HashMap<PathBuf, Rc<Parsed>>>,
     /// Directory → the nearest directory above it (itself included) with a package.json.
@@ -91,25 +89,9 @@ pub struct Graph {
 impl Graph {
     pub fn new(repo: &Path, settings: &Settings) -> Graph {
         let repo = std::fs::canonicalize(repo).unwrap_or_else(|_| repo.to_path_buf());
-        let options = ResolveOptions {
-            tsconfig: Some(TsconfigDiscovery::Auto),
-            extensions: [".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs"]
-                .map(String::from)
-                .to_vec(),
-            extension_alias: vec![(
-                ".js".into(),
-                vec![".ts".into(), ".tsx".into(), ".js".into()],
-            )],
-            condition_names: ["types", "import", "default", "require", "node"]
-                .map(String::from)
-                .to_vec(),
-            main_fields: ["types", "module", "main"].map(String::from).to_vec(),
-            ..ResolveOptions::default()
-        };
         Graph {
-            packages: workspace_packages(&repo),
+            resolver: Resolver::new(&repo),
             repo,
-            resolver: Resolver::new(options),
             settings: settings.clone(),
             modules: RefCell::new(HashMap::new()),
             package_roots: RefCell::new(HashMap::new()),
@@ -164,31 +146,13 @@ impl Graph {
     }
 
     fn resolve_uncached(&self, from: &str, source: &str) -> Result<Option<PathBuf>, Stop> {
-        let file = self.repo.join(from);
-        let found = match self.resolver.resolve_file(&file, source) {
-            Ok(r) => Some(r.into_path_buf()),
-            Err(_) => self.resolve_workspace(source),
-        };
         let relative = source.starts_with('.') || source.starts_with('/');
-        match found {
+        match self.resolver.resolve(&self.repo.join(from), source) {
             Some(p)
                 if p.starts_with(&self.repo)
                     && !p.components().any(|c| c.as_os_str() == "node_modules") =>
             {
-                // A package installed by link (pnpm) resolves into the repository itself.
                 Ok(Some(p))
-            }
-            Some(p) if p.components().any(|c| c.as_os_str() == "node_modules") => {
-                // A workspace package reached through node_modules: its real path.
-                match std::fs::canonicalize(&p) {
-                    Ok(real)
-                        if real.starts_with(&self.repo)
-                            && !real.components().any(|c| c.as_os_str() == "node_modules") =>
-                    {
-                        Ok(Some(real))
-                    }
-                    _ => Ok(None),
-                }
             }
             Some(_) => Ok(None),
             None if relative => Err(format!(
@@ -196,58 +160,6 @@ impl Graph {
             )),
             None => Ok(None),
         }
-    }
-
-    /// A bare name that is a workspace package: through its `exports`, `types`/`main`, or
-    /// the path inside it.
-    fn resolve_workspace(&self, source: &str) -> Option<PathBuf> {
-        let (name, dir) = self
-            .packages
-            .iter()
-            .filter(|(n, _)| {
-                source == n
-                    || source
-                        .strip_prefix(n.as_str())
-                        .is_some_and(|r| r.starts_with('/'))
-            })
-            .max_by_key(|(n, _)| n.len())?;
-        let sub = &source[name.len()..];
-        let key = format!(".{sub}");
-        let manifest: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).ok()?).ok()?;
-        let target = match manifest.get("exports") {
-            Some(serde_json::Value::String(s)) if key == "." => Some(s.clone()),
-            Some(serde_json::Value::Object(map)) => {
-                let direct = map.get(&key).and_then(export_target);
-                direct.or_else(|| {
-                    map.iter().find_map(|(k, v)| {
-                        let (pre, post) = k.split_once('*')?;
-                        let mid = key.strip_prefix(pre)?.strip_suffix(post)?;
-                        Some(export_target(v)?.replace('*', mid))
-                    })
-                })
-            }
-            _ => None,
-        };
-        let target = target.unwrap_or_else(|| {
-            if key == "." {
-                ["types", "module", "main"]
-                    .iter()
-                    .find_map(|f| manifest.get(*f).and_then(|v| v.as_str()).map(String::from))
-                    .unwrap_or_else(|| ".".into())
-            } else {
-                key.clone()
-            }
-        });
-        let target = if target.starts_with('.') {
-            target
-        } else {
-            format!("./{target}")
-        };
-        self.resolver
-            .resolve(dir, &target)
-            .ok()
-            .map(|r| r.into_path_buf())
     }
 
     /// The facts of `imported` from `source`, imported by the file `from`. `Ok(None)`: a
@@ -391,51 +303,4 @@ impl<'a> Ctx<'a, '_> {
             admin: self.admin_of_target(target),
         }
     }
-}
-
-fn export_target(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Object(m) => ["types", "import", "default", "require", "node"]
-            .iter()
-            .find_map(|c| m.get(*c).and_then(export_target))
-            .or_else(|| m.values().find_map(export_target)),
-        serde_json::Value::Array(a) => a.iter().find_map(export_target),
-        _ => None,
-    }
-}
-
-/// Every `package.json` with a `name` in the repository (not under `node_modules`, at most
-/// four directories deep): the workspace packages.
-fn workspace_packages(repo: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let walker = walkdir::WalkDir::new(repo)
-        .max_depth(5)
-        .into_iter()
-        .filter_entry(|e| {
-            let n = e.file_name().to_string_lossy();
-            !(e.file_type().is_dir()
-                && (n == "node_modules"
-                    || n.starts_with('.') && e.depth() > 0
-                    || n == "dist"
-                    || n == "build"))
-        });
-    for entry in walker.flatten() {
-        if entry.file_name() != "package.json" {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-            continue;
-        };
-        if let (Some(name), Some(dir)) = (
-            v.get("name").and_then(|n| n.as_str()),
-            entry.path().parent(),
-        ) {
-            out.push((name.to_string(), dir.to_path_buf()));
-        }
-    }
-    out
 }
