@@ -501,6 +501,7 @@ mod tests {
             "GET admin-scoped/route.ts guarded no_input",
             "DELETE admin-unscoped/route.ts guarded none",
             "GET bearer/route.ts guarded no_input",
+            "GET deep/route.ts unverified no_input",
             "GET factory-open/route.ts unguarded no_input",
             "GET factory/route.ts guarded no_input",
             "GET items/[id]/route.ts guarded none",
@@ -517,6 +518,7 @@ mod tests {
             "GET star/route.ts guarded no_input",
             "POST star/route.ts unguarded no_input",
             "POST tenant-from-body/route.ts guarded none",
+            "GET unresolved/route.ts unverified unverified",
         ];
         assert_eq!(got, expected, "{:#?}", ev.findings);
         let limited: Vec<_> = ev
@@ -577,6 +579,17 @@ mod tests {
             note("archiveItem", "actions/items.ts")
         );
         assert!(note("GET", "bearer/route.ts").contains("assertAdminRole"));
+        // Where following stopped is named: the file and why.
+        let deep = note("GET", "deep/route.ts");
+        assert!(
+            deep.contains("l5.ts") && deep.contains("more than 4 files deep"),
+            "{deep}"
+        );
+        let missing = note("GET", "unresolved/route.ts");
+        assert!(
+            missing.contains("`../../../lib/missing`") && missing.contains("does not resolve"),
+            "{missing}"
+        );
         assert!(note("GET", "admin-scoped/route.ts").contains("RLS-bypassing"));
     }
 

@@ -279,9 +279,18 @@ impl<'a> Ctx<'a, '_> {
                 Auth::Guarded(how) => {
                     Some(Auth::Guarded(format!("{name} → {how} (in {})", f.path)))
                 }
+                // The helper's own start could not be followed (too deep, a cycle, a
+                // file that does not parse): whether it guards is unknown, not "no".
+                Auth::Unverified(why) if is_stop(&why) => Some(Auth::Unverified(format!(
+                    "`{name}` ({}) could not be followed: {why}",
+                    f.path
+                ))),
                 _ => None,
             },
-            _ => None,
+            Followed::Stopped(why) => Some(Auth::Unverified(format!(
+                "`{name}` could not be followed: {why}"
+            ))),
+            Followed::Library(_) => None,
         }
     }
 
@@ -328,9 +337,20 @@ impl<'a> Ctx<'a, '_> {
             Binding::Import { .. } => match self.follow(name)? {
                 Followed::Facts(f) => match f.auth {
                     Auth::Guarded(how) => Auth::Guarded(format!("{how} (in {})", f.path)),
+                    Auth::Unverified(why) if is_stop(&why) => {
+                        return Some(Auth::Unverified(format!(
+                            "`{name}` ({}) could not be followed: {why}",
+                            f.path
+                        )))
+                    }
                     other => other,
                 },
-                _ => return None,
+                Followed::Stopped(why) => {
+                    return Some(Auth::Unverified(format!(
+                        "`{name}` could not be followed: {why}"
+                    )))
+                }
+                Followed::Library(_) => return None,
             },
             _ => self.auth_of_fn(self.module.local_function(name)?, depth + 1),
         };
@@ -449,6 +469,17 @@ impl<'a> Ctx<'a, '_> {
             Err(stop) => Followed::Stopped(stop),
         }
     }
+}
+
+/// Does an unverified verdict come from where following stopped (not from a factory)?
+fn is_stop(why: &str) -> bool {
+    why.contains("could not be followed")
+        || why.contains("files deep")
+        || why.contains("through a cycle")
+        || why.contains("does not parse")
+        || why.contains("does not resolve")
+        || why.contains("was not read")
+        || why.contains("cannot be read")
 }
 
 /// The auth verdict of a handler found in another file.

@@ -35,6 +35,8 @@ use crate::ts::{self, Source};
 
 /// How many files deep an import chain is followed from the route file.
 pub const MAX_FILES_DEEP: u32 = 4;
+/// Larger files are not followed into.
+const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// What one exported name of another module is.
 #[derive(Debug, Clone)]
@@ -250,6 +252,11 @@ impl Graph {
             path: rel.clone(),
             error: None,
         };
+        // A generated file (database types, a bundle) is no handler's helper worth reading.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_FILE_BYTES) {
+            out.error = Some(format!("{rel} is larger than 2 MiB and was not read"));
+            return out;
+        }
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {

@@ -107,6 +107,13 @@ impl<'a> Ctx<'a, '_> {
         };
         match target {
             Target::Function(f) => Some(self.inputs_of(LocalFn::Function(f))),
+            // `export const GET = handler`: what `handler` is.
+            Target::Expr(e) if matches!(e.get_inner_expression(), Expression::Identifier(_)) => {
+                let Expression::Identifier(id) = e.get_inner_expression() else {
+                    return None;
+                };
+                return self.inputs_of_target(&Target::Local(id.name.as_str()));
+            }
             Target::Expr(e) => Some(self.inputs_of_expr(e)),
             Target::Local(n) => match self.module.bindings.get(n) {
                 Some(Binding::Function(f)) => Some(self.inputs_of(LocalFn::Function(f))),
