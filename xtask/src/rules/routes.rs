@@ -134,8 +134,18 @@ pub fn placement(routes: &config::Routes, rel: &str) -> Placement {
         exempt: routes
             .exempt
             .iter()
-            .find(|e| hit(&e.name))
+            .find(|e| !e.name.contains('#') && hit(&e.name))
             .map(|e| e.reason.clone()),
+        // `utils/auth-helpers/server.ts#signIn*`: some exports of a file (server actions
+        // that are public by design beside guarded ones).
+        exports_exempt: routes
+            .exempt
+            .iter()
+            .filter_map(|e| {
+                let (file, export) = e.name.split_once('#')?;
+                hit(file).then(|| (export.to_string(), e.reason.clone()))
+            })
+            .collect(),
         public: routes.public.iter().any(|g| hit(g)),
     }
 }
@@ -154,6 +164,8 @@ pub enum Kind {
 pub struct Placement {
     /// Exempt from auth: the configured reason.
     pub exempt: Option<String>,
+    /// Exports exempt from auth (`file#export` globs): (export glob, reason).
+    pub exports_exempt: Vec<(String, String)>,
     /// Matches a `public` glob: must be rate limited, need not be guarded.
     pub public: bool,
 }
@@ -336,7 +348,14 @@ fn check_handler(
     } else {
         ctx.auth_of_target(target)
     };
-    let auth_state = match (&auth, &place.exempt) {
+    let exempt = place.exempt.clone().or_else(|| {
+        place
+            .exports_exempt
+            .iter()
+            .find(|(g, _)| glob_match(g, name))
+            .map(|(_, r)| r.clone())
+    });
+    let auth_state = match (&auth, &exempt) {
         (_, Some(reason)) => {
             notes.push(format!("exempt from auth: {reason}"));
             "exempt"

@@ -840,3 +840,21 @@ fn a_configured_guard_exported_as_an_action_is_the_guard() {
         c.report.handlers[0].note
     );
 }
+
+#[test]
+fn some_exports_of_a_file_can_be_exempt() {
+    let toml = "[routes]\nguard_calls = [\"requireAuthContext\"]\nexempt = [{ glob = \"auth.ts#signIn*\", reason = \"signing in is public\" }]\n";
+    let code = "'use server';\nexport async function signInWithEmail(f: FormData) {\n  return f;\n}\nexport async function updateName(f: FormData) {\n  return f;\n}\n";
+    let c = run_with("auth.ts", code, toml, Kind::ServerActions).unwrap();
+    let got: Vec<_> = c
+        .report
+        .handlers
+        .iter()
+        .map(|h| (h.method.as_str(), h.auth.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("signInWithEmail", "exempt"), ("updateName", "unguarded")]
+    );
+    assert!(c.report.handlers[0].note.contains("signing in is public"));
+}
