@@ -570,6 +570,18 @@ fn validation(
 ) -> &'static str {
     let path = ctx.src.path;
     let contracts = ctx.settings.contracts_import();
+    if inputs.reads.is_empty() && !inputs.passed.is_empty() {
+        notes.push(format!(
+            "input not verified: the request is handed to {}, which the checker does not read",
+            inputs
+                .passed
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return "unverified";
+    }
     if inputs.reads.is_empty() {
         notes.push("no input".into());
         return "no_input";

@@ -96,6 +96,9 @@ pub struct Inputs {
     /// (`Schema.parse(await req.json())`) or through names (`const body = await req.json();
     /// Schema.parse(body)`).
     pub validated: HashSet<&'static str>,
+    /// Functions the request itself is handed to that the checker does not read (a
+    /// library's `service.exchangeCodeForSession(request)`): they may read it.
+    pub passed: Vec<String>,
 }
 
 impl<'a> Ctx<'a, '_> {
@@ -144,6 +147,7 @@ impl<'a> Ctx<'a, '_> {
             ctx: self,
             out: Inputs::default(),
             params: HashSet::new(),
+            root_requests: HashSet::new(),
             contexts: HashSet::new(),
             route_params: HashSet::new(),
             urls: HashSet::new(),
@@ -169,6 +173,8 @@ struct Scan<'c, 'a, 's> {
     out: Inputs,
     /// First-parameter names of the functions scanned: the request objects.
     params: HashSet<&'a str>,
+    /// The handler's own request (first parameter of the outermost function).
+    root_requests: HashSet<&'a str>,
     /// Later parameters (`context` of `(req, context)`): their `.params` are route params.
     contexts: HashSet<&'a str>,
     /// Names bound to the route params by destructuring a parameter (`{ params }`).
@@ -225,6 +231,35 @@ impl<'a> Scan<'_, 'a, '_> {
             other => other.get_member_expr().is_some_and(|m| {
                 m.static_property_name() == Some("nextUrl") && self.is_request(m.object())
             }),
+        }
+    }
+
+    /// The request handed whole to a function the checker does not read.
+    fn note_passed(&mut self, c: &CallExpression<'a>) {
+        if !c.arguments.iter().any(|a| {
+            matches!(a.as_expression().map(|e| e.get_inner_expression()),
+                Some(Expression::Identifier(id)) if self.root_requests.contains(id.name.as_str()))
+        }) {
+            return;
+        }
+        let r = &self.ctx.settings.routes;
+        let configured = [
+            &r.guard_calls,
+            &r.auth_wrappers,
+            &r.rate_limiters,
+            &r.guarded_factories,
+        ]
+        .iter()
+        .any(|l| self.ctx.call_listed(c, l).is_some());
+        let local = matches!(c.callee.get_inner_expression(), Expression::Identifier(id)
+            if self.ctx.module.local_function(id.name.as_str()).is_some()
+                || matches!(self.ctx.module.bindings.get(id.name.as_str()), Some(Binding::Value(_))));
+        if configured || local || self.ctx.callee_facts(&c.callee).is_some() {
+            return;
+        }
+        let name = self.ctx.src.snippet(oxc_span::GetSpan::span(&c.callee), 50);
+        if !self.out.passed.contains(&name) {
+            self.out.passed.push(name);
         }
     }
 
@@ -326,6 +361,9 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
             if let BindingPattern::BindingIdentifier(id) = &p.pattern {
                 if i == 0 {
                     self.params.insert(id.name.as_str());
+                    if self.fn_stack.len() <= 1 {
+                        self.root_requests.insert(id.name.as_str());
+                    }
                 } else {
                     self.contexts.insert(id.name.as_str());
                 }
@@ -458,6 +496,7 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
                 }
             }
         }
+        self.note_passed(c);
         let start = self.flow.len();
         walk::walk_call_expression(self, c);
         let keeps = match c.callee.get_inner_expression() {

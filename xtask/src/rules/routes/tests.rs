@@ -858,3 +858,18 @@ fn some_exports_of_a_file_can_be_exempt() {
     );
     assert!(c.report.handlers[0].note.contains("signing in is public"));
 }
+
+#[test]
+fn the_request_handed_to_a_library_may_be_read() {
+    // C2: a library service reads the query; the checker cannot see it.
+    let c = run("import { createAuthCallbackService } from '@kit/supabase/auth';\nexport async function GET(request: Request) {\n  await requireAuthContext(request);\n  const service = createAuthCallbackService(client);\n  const { nextPath } = await service.exchangeCodeForSession(request, { redirectPath: '/home' });\n  return Response.redirect(nextPath);\n}\n");
+    let h = &c.report.handlers[0];
+    assert_eq!(h.validation, "unverified", "{}", h.note);
+    assert!(
+        h.note.contains("`service.exchangeCodeForSession`"),
+        "{}",
+        h.note
+    );
+    // Handed to the configured guard only: no input.
+    assert_eq!(verdict("export async function GET(req: Request) {\n  await requireAuthContext(req);\n  return Response.json({});\n}\n").1, "no_input");
+}
