@@ -1,6 +1,8 @@
 //! Route handlers and server actions: auth guard (`route-unguarded`, `route-unverified`),
-//! input validation (`input-not-validated`) and rate limits on public routes
-//! (`rate-limit-missing`), one file at a time, from its syntax tree.
+//! input validation (`input-not-validated`), rate limits on public routes
+//! (`rate-limit-missing`), RLS-bypassing clients and the tenant of each query
+//! (`service-role-unscoped`, `tenant-from-request`), from the syntax tree of the file and
+//! of the files it imports (`graph.rs`, resolved by `resolve.rs`).
 //!
 //! Each exported handler gets a [`HandlerReport`]; anything the checker cannot follow is
 //! `unverified` (the checklist item becomes `unknown`), never a pass. A file that does not
