@@ -148,6 +148,11 @@ impl<'a> Ctx<'a, '_> {
             out: Inputs::default(),
             params: HashSet::new(),
             root_requests: HashSet::new(),
+            checked_calls: HashSet::new(),
+            pending_safe: None,
+            safe_results: HashMap::new(),
+            safe_checked: HashSet::new(),
+            safe_unchecked_use: HashSet::new(),
             contexts: HashSet::new(),
             route_params: HashSet::new(),
             urls: HashSet::new(),
@@ -159,6 +164,11 @@ impl<'a> Ctx<'a, '_> {
         };
         scan.handler_fns.insert(fn_start(f));
         scan.visit_local(f);
+        for (name, kinds) in &scan.safe_results {
+            if scan.safe_checked.contains(name) || !scan.safe_unchecked_use.contains(name) {
+                scan.out.validated.extend(kinds.iter().copied());
+            }
+        }
         scan.out
     }
 
@@ -175,6 +185,15 @@ struct Scan<'c, 'a, 's> {
     params: HashSet<&'a str>,
     /// The handler's own request (first parameter of the outermost function).
     root_requests: HashSet<&'a str>,
+    /// `.safeParse` calls whose `.success`/`.error` is read (by start offset).
+    checked_calls: HashSet<u32>,
+    /// The last unchecked `.safeParse` call and what reached it, for its declarator.
+    pending_safe: Option<(u32, Vec<&'static str>)>,
+    /// `const r = S.safeParse(x)`: r → what reached it. Validated unless `r.data` is used
+    /// before `r.success` (or `r.error`) is read.
+    safe_results: HashMap<&'a str, Vec<&'static str>>,
+    safe_checked: HashSet<&'a str>,
+    safe_unchecked_use: HashSet<&'a str>,
     /// Later parameters (`context` of `(req, context)`): their `.params` are route params.
     contexts: HashSet<&'a str>,
     /// Names bound to the route params by destructuring a parameter (`{ params }`).
@@ -436,7 +455,13 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
                             self.visit_argument(arg);
                         }
                         let reached: Vec<_> = self.flow[start..].to_vec();
-                        self.out.validated.extend(reached);
+                        // A `safeParse` validates only when its result is tested
+                        // (`.success`, `.error`); `S.safeParse(x).data` alone lets anything through.
+                        if p.starts_with("safe") && !self.checked_calls.contains(&c.span.start) {
+                            self.pending_safe = Some((c.span.start, reached));
+                        } else {
+                            self.out.validated.extend(reached);
+                        }
                         return;
                     }
                 }
@@ -516,6 +541,33 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
     }
 
     fn visit_static_member_expression(&mut self, m: &StaticMemberExpression<'a>) {
+        if let Expression::Identifier(id) = m.object.get_inner_expression() {
+            let name = id.name.as_str();
+            if self.safe_results.contains_key(name) {
+                match m.property.name.as_str() {
+                    "success" | "error" => {
+                        self.safe_checked.insert(name);
+                    }
+                    "data" if !self.safe_checked.contains(name) => {
+                        self.safe_unchecked_use.insert(name);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if matches!(m.property.name.as_str(), "success" | "error") {
+            match m.object.get_inner_expression() {
+                Expression::AwaitExpression(a) => {
+                    if let Expression::CallExpression(c) = a.argument.get_inner_expression() {
+                        self.checked_calls.insert(c.span.start);
+                    }
+                }
+                Expression::CallExpression(c) => {
+                    self.checked_calls.insert(c.span.start);
+                }
+                _ => {}
+            }
+        }
         match m.property.name.as_str() {
             // The request's URL only: `url.searchParams.append(...)` of an outgoing URL is not input.
             "searchParams" if self.is_request_url(&m.object) => self.read("query", m.span.start),
@@ -575,6 +627,27 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
         walk::walk_variable_declarator(self, d);
         let kinds: Vec<_> = self.flow[start..].to_vec();
         self.carry(&d.id, &kinds);
+        if let Some((at, reached)) = self.pending_safe.take() {
+            let inner = d.init.as_ref().map(|i| match i.get_inner_expression() {
+                Expression::AwaitExpression(a) => a.argument.get_inner_expression(),
+                e => e,
+            });
+            if matches!(inner, Some(Expression::CallExpression(c)) if c.span.start == at) {
+                match &d.id {
+                    BindingPattern::BindingIdentifier(id) => {
+                        self.safe_results.insert(id.name.as_str(), reached);
+                    }
+                    BindingPattern::ObjectPattern(o)
+                        if o.properties.iter().any(|p| {
+                            matches!(p.key.static_name().as_deref(), Some("success" | "error"))
+                        }) =>
+                    {
+                        self.out.validated.extend(reached);
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 
     fn visit_assignment_expression(&mut self, a: &AssignmentExpression<'a>) {

@@ -873,3 +873,16 @@ fn the_request_handed_to_a_library_may_be_read() {
     // Handed to the configured guard only: no input.
     assert_eq!(verdict("export async function GET(req: Request) {\n  await requireAuthContext(req);\n  return Response.json({});\n}\n").1, "no_input");
 }
+
+#[test]
+fn a_safe_parse_counts_only_when_its_result_is_tested() {
+    // D6: the result is used without looking at `success`.
+    let c = run("import { CreateProjectInput } from '@dashboard/contracts';\nexport async function POST(req: Request) {\n  await requireAuthContext(req);\n  const r = CreateProjectInput.safeParse(await req.json());\n  await save(r.data);\n  return new Response(null);\n}\n");
+    assert_eq!(verdict_of(&c).1, "none");
+    let checked = run("import { CreateProjectInput } from '@dashboard/contracts';\nexport async function POST(req: Request) {\n  await requireAuthContext(req);\n  const r = CreateProjectInput.safeParse(await req.json());\n  if (!r.success) return new Response(null, { status: 400 });\n  await save(r.data);\n  return new Response(null);\n}\n");
+    assert_eq!(verdict_of(&checked).1, "contracts");
+    let inline = run("import { Q } from '@dashboard/contracts';\nexport async function GET(req: Request) {\n  await requireAuthContext(req);\n  if (!Q.safeParse(Object.fromEntries(new URL(req.url).searchParams)).success) return new Response(null, { status: 400 });\n  return Response.json({});\n}\n");
+    assert_eq!(verdict_of(&inline).1, "contracts");
+    let destructured = run("import { Q } from '@dashboard/contracts';\nexport async function GET(req: Request) {\n  await requireAuthContext(req);\n  const { success, data } = Q.safeParse(Object.fromEntries(new URL(req.url).searchParams));\n  if (!success) return new Response(null, { status: 400 });\n  return Response.json(data);\n}\n");
+    assert_eq!(verdict_of(&destructured).1, "contracts");
+}
