@@ -130,6 +130,12 @@ pub struct Routes {
     pub rate_limiters: Vec<String>,
     /// Directory of `'use server'` server actions, checked like routes. Empty: none.
     pub server_actions_dir: String,
+    /// Factories or values that give a client bypassing RLS (`createAdminClient`,
+    /// `supabaseAdmin`), besides `createClient(url, <service-role key>)` found by itself:
+    /// every query on one must filter on the tenant of the auth context.
+    pub admin_clients: Vec<String>,
+    /// Request headers and cookies count as input that must be validated.
+    pub headers_are_input: bool,
 }
 
 impl Default for Routes {
@@ -143,6 +149,8 @@ impl Default for Routes {
             public: vec!["public/**".into()],
             rate_limiters: vec!["rateLimit".into()],
             server_actions_dir: String::new(),
+            admin_clients: Vec::new(),
+            headers_are_input: false,
         }
     }
 }

@@ -46,6 +46,8 @@ struct FileRef {
 
 pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteEvidence, Missing> {
     let settings = Settings::new(config, package_name(repo, &config.contracts.package));
+    // Imports of route files are followed into the repository's other files, each read once.
+    let graph = routes::graph::Graph::new(repo, &settings);
     let mut ev = RouteEvidence::default();
     let mut alloc = Allocator::default();
     for f in files(repo, config, changes) {
@@ -104,7 +106,9 @@ pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteE
         }
         if let Some((kind, rel)) = role {
             let place = routes::placement(&config.routes, rel);
-            if let Some(checked) = routes::check(&src, parsed.as_ref(), &settings, kind, &place) {
+            if let Some(checked) =
+                routes::check(&src, parsed.as_ref(), &settings, kind, &place, Some(&graph))
+            {
                 ev.routes.push(checked.report);
                 ev.findings.extend(checked.findings);
             }
@@ -478,6 +482,125 @@ mod tests {
         let _ = std::fs::remove_dir_all(&repo);
     }
 
+    /// Issue 15: handlers followed into the files they import (`tests/fixtures/routes/crossfile`,
+    /// written for the tests): each pattern of `docs/corpus/routes/patterns.md` with the
+    /// verdict its truth table gives.
+    #[test]
+    fn handlers_are_followed_across_files() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/routes/crossfile");
+        let config = Config::load(&repo).unwrap();
+        let ev = analyze(&repo, &config, &Changes::all()).unwrap();
+        let got: Vec<String> = ev
+            .routes
+            .iter()
+            .flat_map(|r| {
+                r.handlers.iter().map(move |h| {
+                    let path = r
+                        .path
+                        .trim_start_matches("apps/api/src/app/api/")
+                        .trim_start_matches("apps/api/src/");
+                    format!("{} {path} {} {}", h.method, h.auth, h.validation)
+                })
+            })
+            .collect();
+        let expected = [
+            "archiveItem actions/items.ts guarded none",
+            "GET admin-helper/route.ts guarded no_input",
+            "GET admin-scoped/route.ts guarded no_input",
+            "DELETE admin-unscoped/route.ts guarded none",
+            "GET bearer/route.ts guarded no_input",
+            "GET deep/route.ts unverified no_input",
+            "GET factory-open/route.ts unguarded no_input",
+            "GET factory/route.ts guarded no_input",
+            "GET items/[id]/route.ts guarded none",
+            "POST local-params/route.ts guarded no_input",
+            "POST parse-json-validated/route.ts guarded contracts",
+            "POST parse-json/route.ts guarded none",
+            "PATCH patch/route.ts guarded none",
+            "PUT patch/route.ts guarded none",
+            "POST public/late/route.ts exempt none",
+            "POST public/limited/route.ts exempt no_input",
+            "GET reexport/route.ts guarded no_input",
+            "POST reexport/route.ts unguarded no_input",
+            "GET response-schema/route.ts guarded none",
+            "GET star/route.ts guarded no_input",
+            "POST star/route.ts unguarded no_input",
+            "POST tenant-from-body/route.ts guarded none",
+            "GET unresolved/route.ts unverified unverified",
+        ];
+        assert_eq!(got, expected, "{:#?}", ev.findings);
+        let limited: Vec<_> = ev
+            .routes
+            .iter()
+            .filter(|r| r.public)
+            .map(|r| (r.path.rsplit('/').nth(1).unwrap(), r.rate_limited))
+            .collect();
+        assert_eq!(limited, [("late", Some(false)), ("limited", Some(true))]);
+        let findings: Vec<String> = ev
+            .findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.rule,
+                    Rule::ServiceRoleUnscoped | Rule::TenantFromRequest | Rule::RouteUnguarded
+                )
+            })
+            .map(|f| {
+                format!(
+                    "{:?} {}",
+                    f.rule,
+                    f.location()
+                        .unwrap()
+                        .trim_start_matches("apps/api/src/app/api/")
+                )
+            })
+            .collect();
+        assert_eq!(
+            findings,
+            [
+                "ServiceRoleUnscoped admin-helper/route.ts:6",
+                "ServiceRoleUnscoped admin-unscoped/route.ts:8",
+                "RouteUnguarded factory-open/route.ts:3",
+                "RouteUnguarded reexport/route.ts:1",
+                "RouteUnguarded star/route.ts:1",
+                "TenantFromRequest tenant-from-body/route.ts:8",
+            ]
+        );
+        let note = |m: &str, p: &str| {
+            ev.routes
+                .iter()
+                .find(|r| r.path.ends_with(p))
+                .and_then(|r| r.handlers.iter().find(|h| h.method == m))
+                .map(|h| h.note.clone())
+                .unwrap()
+        };
+        assert!(
+            note("GET", "factory/route.ts")
+                .contains("createHandler (in apps/api/src/lib/handler.ts) → requireAuthContext"),
+            "{}",
+            note("GET", "factory/route.ts")
+        );
+        assert!(
+            note("archiveItem", "actions/items.ts")
+                .contains("requireMember → requireAdmin → requireAuthContext"),
+            "{}",
+            note("archiveItem", "actions/items.ts")
+        );
+        assert!(note("GET", "bearer/route.ts").contains("assertAdminRole"));
+        // Where following stopped is named: the file and why.
+        let deep = note("GET", "deep/route.ts");
+        assert!(
+            deep.contains("l5.ts") && deep.contains("more than 4 files deep"),
+            "{deep}"
+        );
+        let missing = note("GET", "unresolved/route.ts");
+        assert!(
+            missing.contains("`../../../lib/missing`") && missing.contains("does not resolve"),
+            "{missing}"
+        );
+        assert!(note("GET", "admin-scoped/route.ts").contains("RLS-bypassing"));
+    }
+
     /// A copy of the routes of `examples/dashboard` (the product's reference monorepo):
     /// every handler must pass as written there.
     #[test]
@@ -503,7 +626,7 @@ mod tests {
             "POST documents/route.ts guarded contracts [withAuth; schema CreateDocumentInput from @dashboard/contracts]",
             "GET projects/[id]/route.ts guarded contracts [withAuth; schema ProjectIdParams from @dashboard/contracts]",
             "PATCH projects/[id]/route.ts guarded contracts [withAuth; schema ProjectIdParams from @dashboard/contracts; schema UpdateProjectInput from @dashboard/contracts]",
-            "DELETE projects/[id]/route.ts guarded contracts [withAuth; schema ProjectIdParams from @dashboard/contracts]",
+            "DELETE projects/[id]/route.ts guarded contracts [withAuth; then authorizes with `canManage`; schema ProjectIdParams from @dashboard/contracts]",
             "GET projects/route.ts guarded contracts [withAuth; schema ListProjectsQuery from @dashboard/contracts]",
             "POST projects/route.ts guarded contracts [withAuth; schema CreateProjectInput from @dashboard/contracts]",
             "GET public/status/route.ts exempt no_input [public route: no auth, rate limited instead; no input; rateLimit]",

@@ -236,10 +236,17 @@ catalogue! {
     },
     ServiceRoleUnscoped => {
         id: "service-role-unscoped", severity: Error, item: Some("auth"), live: false,
-        origin: Contract, planned: true,
+        origin: Contract, planned: false,
         summary: "RLS-bypassing client without a tenant filter",
         description: "A handler uses a client that bypasses RLS (the service-role key) without filtering every query on the tenant taken from the auth context.",
         help: "Use the user's client, or filter every query on the tenant of the auth context.",
+    },
+    TenantFromRequest => {
+        id: "tenant-from-request", severity: Error, item: Some("auth"), live: false,
+        origin: Tool, planned: false,
+        summary: "The tenant of a query is taken from the request",
+        description: "A handler filters or writes the tenant column with a value from the body, query or route params instead of the auth context, so a caller can name another tenant (tenant hopping).",
+        help: "Take the tenant from the auth context (the guard's result or the wrapper's context), never from the request.",
     },
     ChecksWeakened => {
         id: "checks-weakened", severity: Error, item: None, live: false,

@@ -1,23 +1,29 @@
 //! Route handlers and server actions: auth guard (`route-unguarded`, `route-unverified`),
-//! input validation (`input-not-validated`) and rate limits on public routes
-//! (`rate-limit-missing`), one file at a time, from its syntax tree.
+//! input validation (`input-not-validated`), rate limits on public routes
+//! (`rate-limit-missing`), RLS-bypassing clients and the tenant of each query
+//! (`service-role-unscoped`, `tenant-from-request`), from the syntax tree of the file and
+//! of the files it imports (`graph.rs`, resolved by `resolve.rs`).
 //!
 //! Each exported handler gets a [`HandlerReport`]; anything the checker cannot follow is
 //! `unverified` (the checklist item becomes `unknown`), never a pass. A file that does not
 //! parse yields one handler `*` that is unverified in every respect.
 
 use crate::rules::catalog::Rule;
+mod admin;
 mod auth;
 mod ctx;
+pub mod graph;
 mod input;
 mod limit;
 mod module;
+mod resolve;
 
 use oxc_ast::ast::Program;
 
 use self::{
     auth::Auth,
     ctx::Ctx,
+    graph::Graph,
     input::{Inputs, Origin},
     limit::Limit,
     module::{LocalFn, Module, Target},
@@ -38,6 +44,8 @@ pub struct Settings {
     pub contracts_dir: String,
     /// Its package.json `name` (`@dashboard/contracts`), when it has one.
     pub contracts_name: Option<String>,
+    /// The tenant column (`[tenancy] column`), for the tenant filters of admin queries.
+    pub tenant_column: String,
 }
 
 impl Settings {
@@ -46,6 +54,7 @@ impl Settings {
             routes: config.routes.clone(),
             contracts_dir: config.contracts.package.trim_end_matches('/').to_string(),
             contracts_name,
+            tenant_column: config.tenancy.column.clone(),
         }
     }
 
@@ -127,8 +136,18 @@ pub fn placement(routes: &config::Routes, rel: &str) -> Placement {
         exempt: routes
             .exempt
             .iter()
-            .find(|e| hit(&e.name))
+            .find(|e| !e.name.contains('#') && hit(&e.name))
             .map(|e| e.reason.clone()),
+        // `utils/auth-helpers/server.ts#signIn*`: some exports of a file (server actions
+        // that are public by design beside guarded ones).
+        exports_exempt: routes
+            .exempt
+            .iter()
+            .filter_map(|e| {
+                let (file, export) = e.name.split_once('#')?;
+                hit(file).then(|| (export.to_string(), e.reason.clone()))
+            })
+            .collect(),
         public: routes.public.iter().any(|g| hit(g)),
     }
 }
@@ -147,6 +166,8 @@ pub enum Kind {
 pub struct Placement {
     /// Exempt from auth: the configured reason.
     pub exempt: Option<String>,
+    /// Exports exempt from auth (`file#export` globs): (export glob, reason).
+    pub exports_exempt: Vec<(String, String)>,
     /// Matches a `public` glob: must be rate limited, need not be guarded.
     pub public: bool,
 }
@@ -157,12 +178,14 @@ pub struct Checked {
 }
 
 /// Check one parsed file. `None` for a server-actions candidate without `'use server'`.
+/// With a `graph`, names imported from other files of the repository are followed.
 pub fn check(
     src: &Source,
     parsed: Result<&Program, &SyntaxError>,
     settings: &Settings,
     kind: Kind,
     place: &Placement,
+    graph: Option<&Graph>,
 ) -> Option<Checked> {
     let program = match parsed {
         Ok(p) => p,
@@ -176,6 +199,7 @@ pub fn check(
         src,
         module: &module,
         settings,
+        graph,
     };
     let mut findings = Vec::new();
     let mut handlers = Vec::new();
@@ -199,16 +223,39 @@ pub fn check(
     }
     for (source, offset) in &module.star_exports {
         let line = src.line(*offset);
-        let target = Target::ReExport(source);
-        handlers.push(check_handler(
-            &ctx,
-            kind,
-            place,
-            "*",
-            line,
-            &target,
-            &mut findings,
-        ));
+        // `export * from "./handlers"`: the methods that file exports, when it can be read.
+        let found: Vec<&str> = match graph.map(|g| g.exported_names(src.path, source)) {
+            Some(Ok(names)) => HTTP_METHODS
+                .iter()
+                .copied()
+                .filter(|m| kind == Kind::Route && names.iter().any(|n| n == m))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if found.is_empty() {
+            let target = Target::Opaque("everything re-exported from another file (`export *`)");
+            handlers.push(check_handler(
+                &ctx,
+                kind,
+                place,
+                "*",
+                line,
+                &target,
+                &mut findings,
+            ));
+        }
+        for m in found {
+            let target = Target::ReExport(source, m);
+            handlers.push(check_handler(
+                &ctx,
+                kind,
+                place,
+                m,
+                line,
+                &target,
+                &mut findings,
+            ));
+        }
     }
     let rate_limited = if place.public {
         route_limited(&handlers)
@@ -295,15 +342,39 @@ fn check_handler(
     };
     let mut notes = Vec::new();
 
-    // Auth.
-    let auth = ctx.auth_of_target(target);
-    let auth_state = match (&auth, &place.exempt) {
+    // Auth. A server action that is itself a configured guard is trusted as configured.
+    let auth = if kind == Kind::ServerActions
+        && ctx.settings.routes.guard_calls.iter().any(|g| g == name)
+    {
+        Auth::Guarded(format!("is the configured guard `{name}`"))
+    } else {
+        ctx.auth_of_target(target)
+    };
+    let exempt = place.exempt.clone().or_else(|| {
+        place
+            .exports_exempt
+            .iter()
+            .find(|(g, _)| glob_match(g, name))
+            .map(|(_, r)| r.clone())
+    });
+    let auth_state = match (&auth, &exempt) {
         (_, Some(reason)) => {
             notes.push(format!("exempt from auth: {reason}"));
             "exempt"
         }
         (Auth::Guarded(how), None) => {
             notes.push(how.clone());
+            let authz = ctx.authorization_calls(target);
+            if !authz.is_empty() {
+                notes.push(format!(
+                    "then authorizes with {}",
+                    authz
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
             "guarded"
         }
         (_, None) if place.public => {
@@ -340,16 +411,7 @@ fn check_handler(
     };
 
     // Input validation.
-    let inputs: Option<Inputs> = match target {
-        Target::Function(f) => Some(ctx.inputs_of(LocalFn::Function(f))),
-        Target::Expr(e) => Some(ctx.inputs_of_expr(e)),
-        Target::Local(n) => match ctx.module.bindings.get(n) {
-            Some(module::Binding::Function(f)) => Some(ctx.inputs_of(LocalFn::Function(f))),
-            Some(module::Binding::Value(e)) => Some(ctx.inputs_of_expr(e)),
-            _ => None,
-        },
-        Target::ReExport(_) | Target::Opaque(_) => None,
-    };
+    let inputs: Option<Inputs> = ctx.inputs_of_target(target);
     let validation = match inputs {
         None => {
             notes.push("input validation not verified".into());
@@ -365,6 +427,49 @@ fn check_handler(
             validation(ctx, &what, line, &inputs, &mut notes, findings)
         }
     };
+
+    // Clients that bypass RLS, and where each query's tenant comes from.
+    let tenancy = ctx.tenancy_of(target, kind == Kind::ServerActions);
+    if !tenancy.admin.is_empty() {
+        notes.push(format!(
+            "uses an RLS-bypassing client ({})",
+            tenancy
+                .admin
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let column = &ctx.settings.tenant_column;
+    for q in &tenancy.unscoped {
+        findings.push(
+            Finding::new(
+                Rule::ServiceRoleUnscoped,
+                Severity::Error,
+                format!(
+                    "{what} runs `{}` on `{}`, a client that bypasses RLS, and {}: filter it with `.eq(\"{column}\", <tenant of the auth context>)` or use the user's client",
+                    q.snippet,
+                    q.admin.as_deref().unwrap_or("?"),
+                    q.why
+                ),
+            )
+            .at(path, Some(ctx.line(q.offset))),
+        );
+    }
+    for q in &tenancy.from_request {
+        findings.push(
+            Finding::new(
+                Rule::TenantFromRequest,
+                Severity::Error,
+                format!(
+                    "{what} runs `{}` with a {column} taken from the request: a caller can name another tenant; take it from the auth context",
+                    q.snippet
+                ),
+            )
+            .at(path, Some(ctx.line(q.offset))),
+        );
+    }
 
     // Rate limit.
     let limit = if place.public {
@@ -432,6 +537,20 @@ fn takes_arguments(ctx: &Ctx, target: &Target) -> bool {
                 a.params.items.len() + usize::from(a.params.rest.is_some())
             }
             Expression::FunctionExpression(f) => f.params.items.len(),
+            // `cache(async () => ...)`: the function it wraps.
+            Expression::CallExpression(c) => c
+                .arguments
+                .iter()
+                .find_map(
+                    |a| match a.as_expression().map(|e| e.get_inner_expression()) {
+                        Some(Expression::ArrowFunctionExpression(a)) => {
+                            Some(a.params.items.len() + usize::from(a.params.rest.is_some()))
+                        }
+                        Some(Expression::FunctionExpression(f)) => Some(f.params.items.len()),
+                        _ => None,
+                    },
+                )
+                .unwrap_or(1),
             _ => 1,
         },
     };
@@ -453,6 +572,18 @@ fn validation(
 ) -> &'static str {
     let path = ctx.src.path;
     let contracts = ctx.settings.contracts_import();
+    if inputs.reads.is_empty() && !inputs.passed.is_empty() {
+        notes.push(format!(
+            "input not verified: the request is handed to {}, which the checker does not read",
+            inputs
+                .passed
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return "unverified";
+    }
     if inputs.reads.is_empty() {
         notes.push("no input".into());
         return "no_input";

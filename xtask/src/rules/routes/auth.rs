@@ -17,8 +17,11 @@ use oxc_ast::ast::{ArrowFunctionBody, CallExpression, Expression, FunctionBody, 
 use oxc_span::GetSpan;
 
 use super::{
-    ctx::{does_work, first_call_named, is_noise, CallName, Ctx},
-    module::{Binding, LocalFn, Target},
+    ctx::{
+        does_work, first_call_named, is_noise, is_setup, member_path, strip_members, CallName, Ctx,
+        Followed,
+    },
+    module::{Binding, Imported, LocalFn, Target},
 };
 
 /// Depth limit for following names and wrappers (cycles, pathological files).
@@ -40,18 +43,21 @@ impl<'a> Ctx<'a, '_> {
             Target::Function(f) => self.auth_of_fn(LocalFn::Function(f), 0),
             Target::Expr(e) => self.auth_of_expr(e, 0),
             Target::Local(name) => self.auth_of_name(name, 0),
-            Target::ReExport(source) => Auth::Unverified(format!(
-                "re-exported from `{source}`: the checker reads one file at a time and cannot see its guard; define the handler in the route file"
+            Target::ReExport(source, name) => {
+                followed_auth(name, self.follow_source(source, &Imported::Named(name)))
+            }
+            Target::Opaque(what) => Auth::Unverified(format!(
+                "the export is {what}; the checker cannot follow it"
             )),
-            Target::Opaque(what) => Auth::Unverified(format!("the export is {what}; the checker cannot follow it")),
         }
     }
 
     fn auth_of_name(&self, name: &str, depth: u32) -> Auth {
         match self.module.bindings.get(name) {
-            Some(Binding::Import { source, .. }) => Auth::Unverified(format!(
-                "`{name}` is imported from `{source}`: the checker reads one file at a time and cannot see its guard; define the handler in the route file"
-            )),
+            Some(Binding::Import { .. }) => match self.follow(name) {
+                Some(f) => followed_auth(name, f),
+                None => Auth::Unverified(format!("`{name}` cannot be followed")),
+            },
             Some(Binding::Function(f)) => self.auth_of_fn(LocalFn::Function(f), depth + 1),
             Some(Binding::Value(e)) => self.auth_of_expr(e, depth + 1),
             _ => Auth::Unverified(format!("`{name}` is not a function defined in this file")),
@@ -118,15 +124,48 @@ impl<'a> Ctx<'a, '_> {
                 _ => {}
             }
         }
+        // A factory or wrapper defined in this repository: the function it returns.
+        let made: Option<(Auth, String)> = match c.callee.get_inner_expression() {
+            Expression::Identifier(id) => match self.module.bindings.get(id.name.as_str()) {
+                Some(Binding::Import { .. }) => match self.follow(id.name.as_str()) {
+                    Some(Followed::Facts(f)) => f.makes.map(|m| (m, format!(" (in {})", f.path))),
+                    Some(Followed::Stopped(why))
+                        if c.arguments.iter().all(|a| self.function_arg(a).is_none()) =>
+                    {
+                        return Auth::Unverified(format!(
+                            "built by `{shown}(...)`, which could not be followed: {why}"
+                        ))
+                    }
+                    _ => None,
+                },
+                _ => self
+                    .module
+                    .local_function(id.name.as_str())
+                    .and_then(|f| self.makes_of_fn(f, depth + 1))
+                    .map(|m| (m, String::new())),
+            },
+            _ => None,
+        };
+        if let Some((Auth::Guarded(how), whence)) = &made {
+            return Auth::Guarded(format!("{shown}{whence} → {how}"));
+        }
         let wrapped: Vec<LocalFn> = c
             .arguments
             .iter()
             .filter_map(|a| self.function_arg(a))
             .collect();
         if wrapped.is_empty() {
-            return Auth::Unverified(format!(
-                "built by `{shown}(...)`, a factory the checker cannot see into: if it applies auth, list it in [routes] guarded_factories"
-            ));
+            return match made {
+                Some((Auth::Unguarded(why), whence)) => Auth::Unguarded(format!(
+                    "`{shown}(...)`{whence} returns a handler that is not guarded: {why}"
+                )),
+                Some((Auth::Unverified(why), whence)) => {
+                    Auth::Unverified(format!("`{shown}(...)`{whence}: {why}"))
+                }
+                _ => Auth::Unverified(format!(
+                    "built by `{shown}(...)`, a factory the checker cannot see into: if it applies auth, list it in [routes] guarded_factories"
+                )),
+            };
         }
         let inner: Vec<Auth> = wrapped
             .into_iter()
@@ -148,15 +187,38 @@ impl<'a> Ctx<'a, '_> {
     fn auth_of_body(&self, body: &'a FunctionBody<'a>, depth: u32) -> Auth {
         match self.auth_of_statements(&body.statements, depth) {
             Some(a) => a,
-            None => Auth::Unguarded(self.why_unguarded(&body.statements)),
+            None => match self.inline_token_check(&body.statements) {
+                Some(why) => Auth::Unverified(why),
+                None => Auth::Unguarded(self.why_unguarded(&body.statements)),
+            },
         }
+    }
+
+    /// An inline check such as `getBearerToken(req)` + `supabase.auth.getUser(token)` at
+    /// the start, not configured as a guard: why it is not verified.
+    fn inline_token_check(&self, stmts: &'a [Statement<'a>]) -> Option<String> {
+        let mut path = Vec::new();
+        flatten_try(stmts, &mut path);
+        for s in path.into_iter().filter(|s| !is_noise(s)).take(4) {
+            let mut f = AuthCall(None);
+            oxc_ast_visit::Visit::visit_statement(&mut f, s);
+            if let Some((dotted, at)) = f.0 {
+                return Some(format!(
+                    "an inline token check (`{dotted}(...)` at line {}) is not a configured guard: if a failed check ends the request, add `{dotted}` to [routes] guard_calls",
+                    self.line(at)
+                ));
+            }
+        }
+        None
     }
 
     /// `Some` when the statements begin with a guard (or a returned wrapper).
     fn auth_of_statements(&self, stmts: &'a [Statement<'a>], depth: u32) -> Option<Auth> {
         let first = stmts.iter().filter(|s| !is_noise(s)).find(|s| {
-            // Declarations that do no work may come first: `const { id } = await params`.
-            !matches!(s, Statement::VariableDeclaration(_)) || does_work(s)
+            // Declarations that do no work may come first: `const { id } = await params`;
+            // so may those that only prepare the guard's arguments (a client, a token) or
+            // read the request.
+            !matches!(s, Statement::VariableDeclaration(_)) || (does_work(s) && !is_setup(s, true))
         })?;
         match first {
             Statement::TryStatement(t) => match self.auth_of_statements(&t.block.body, depth)? {
@@ -164,26 +226,71 @@ impl<'a> Ctx<'a, '_> {
                 other => Some(other),
             },
             Statement::ReturnStatement(r) => self.returns_guarded(r.argument.as_ref()?, depth),
-            Statement::ExpressionStatement(e) => self.guard_call(&e.expression),
+            Statement::ExpressionStatement(e) => self.guard_call(&e.expression, depth),
             Statement::VariableDeclaration(v) => v
                 .declarations
                 .iter()
                 .filter_map(|d| d.init.as_ref())
-                .find_map(|init| self.guard_call(init)),
+                .find_map(|init| self.guard_call(init, depth)),
             _ => None,
         }
     }
 
     /// A configured guard call. It must be awaited: an async guard that is not awaited
     /// rejects after the handler has already run.
-    fn guard_call(&self, e: &Expression<'a>) -> Option<Auth> {
-        let found = self.guard(e, &self.settings.routes.guard_calls)?;
-        let awaited = matches!(e.get_inner_expression(), Expression::AwaitExpression(_));
+    fn guard_call(&self, e: &'a Expression<'a>, depth: u32) -> Option<Auth> {
+        let found = self
+            .guard(e, &self.settings.routes.guard_calls)
+            .or_else(|| self.helper_guard(e, depth))?;
+        let awaited = matches!(strip_members(e), Expression::AwaitExpression(_));
         match found {
             Auth::Guarded(n) if !awaited => Some(Auth::Unverified(format!(
                 "`{n}(...)` is not awaited: if it is async, the handler runs on before it rejects; write `await {n}(...)`"
             ))),
             other => Some(other),
+        }
+    }
+
+    /// A call to a helper (in this file or another) that itself begins with a guard:
+    /// `await requireAdmin(req)` where `requireAdmin` begins with `requireAuthContext`.
+    fn helper_guard(&self, e: &'a Expression<'a>, depth: u32) -> Option<Auth> {
+        let inner = match strip_members(e) {
+            Expression::AwaitExpression(a) => a.argument.get_inner_expression(),
+            e => e,
+        };
+        let Expression::CallExpression(c) = inner else {
+            return None;
+        };
+        let Expression::Identifier(id) = c.callee.get_inner_expression() else {
+            return None;
+        };
+        let name = id.name.as_str();
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        if let Some(f) = self.module.local_function(name) {
+            return match self.auth_of_fn(f, depth + 1) {
+                Auth::Guarded(how) => Some(Auth::Guarded(format!("{name} → {how}"))),
+                _ => None,
+            };
+        }
+        match self.follow(name)? {
+            Followed::Facts(f) => match f.auth {
+                Auth::Guarded(how) => {
+                    Some(Auth::Guarded(format!("{name} → {how} (in {})", f.path)))
+                }
+                // The helper's own start could not be followed (too deep, a cycle, a
+                // file that does not parse): whether it guards is unknown, not "no".
+                Auth::Unverified(why) if is_stop(&why) => Some(Auth::Unverified(format!(
+                    "`{name}` ({}) could not be followed: {why}",
+                    f.path
+                ))),
+                _ => None,
+            },
+            Followed::Stopped(why) => Some(Auth::Unverified(format!(
+                "`{name}` could not be followed: {why}"
+            ))),
+            Followed::Library(_) => None,
         }
     }
 
@@ -201,6 +308,11 @@ impl<'a> Ctx<'a, '_> {
         if let Some(a) = self.guard(value, &self.settings.routes.auth_wrappers) {
             return Some(a);
         }
+        // `return await requireAuthContext(req)`: the guard's promise is the result, so its
+        // rejection is the handler's.
+        if let Some(a) = self.guard(value, &self.settings.routes.guard_calls) {
+            return Some(a);
+        }
         let inner = match value.get_inner_expression() {
             Expression::AwaitExpression(a) => a.argument.get_inner_expression(),
             e => e,
@@ -211,14 +323,105 @@ impl<'a> Ctx<'a, '_> {
         let Expression::Identifier(id) = c.callee.get_inner_expression() else {
             return None;
         };
-        let f = self.module.local_function(id.name.as_str())?;
         if depth > MAX_DEPTH {
             return None;
         }
-        match self.auth_of_fn(f, depth + 1) {
-            Auth::Guarded(how) => Some(Auth::Guarded(format!("{} → {how}", id.name))),
+        let name = id.name.as_str();
+        let auth = match self.module.bindings.get(name)? {
+            // `return PATCH(req)` where `const PATCH = withAuth(...)`.
+            Binding::Value(v)
+                if matches!(v.get_inner_expression(), Expression::CallExpression(_)) =>
+            {
+                self.auth_of_expr(v, depth + 1)
+            }
+            Binding::Import { .. } => match self.follow(name)? {
+                Followed::Facts(f) => match f.auth {
+                    Auth::Guarded(how) => Auth::Guarded(format!("{how} (in {})", f.path)),
+                    Auth::Unverified(why) if is_stop(&why) => {
+                        return Some(Auth::Unverified(format!(
+                            "`{name}` ({}) could not be followed: {why}",
+                            f.path
+                        )))
+                    }
+                    other => other,
+                },
+                Followed::Stopped(why) => {
+                    return Some(Auth::Unverified(format!(
+                        "`{name}` could not be followed: {why}"
+                    )))
+                }
+                Followed::Library(_) => return None,
+            },
+            _ => self.auth_of_fn(self.module.local_function(name)?, depth + 1),
+        };
+        match auth {
+            Auth::Guarded(how) => Some(Auth::Guarded(format!("{name} → {how}"))),
             _ => None,
         }
+    }
+
+    /// When `target` is a function that returns a function (a handler factory, a wrapper):
+    /// that function's verdict.
+    pub fn makes_of_target(&self, target: &Target<'a>) -> Option<Auth> {
+        match target {
+            Target::Function(f) => self.makes_of_fn(LocalFn::Function(f), 0),
+            Target::Expr(e) => self.makes_of_fn(LocalFn::Expr(e), 0),
+            Target::Local(n) => self.makes_of_fn(self.module.local_function(n)?, 0),
+            _ => None,
+        }
+    }
+
+    pub fn makes_of_fn(&self, f: LocalFn<'a>, depth: u32) -> Option<Auth> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let returned: &'a Expression<'a> = match f {
+            LocalFn::Function(f) => returned_value(&f.body.as_ref()?.statements)?,
+            LocalFn::Expr(e) => match e.get_inner_expression() {
+                Expression::ArrowFunctionExpression(a) => match &a.body {
+                    ArrowFunctionBody::FunctionBody(b) => returned_value(&b.statements)?,
+                    body => body.as_expression()?,
+                },
+                Expression::FunctionExpression(f) => returned_value(&f.body.as_ref()?.statements)?,
+                _ => return None,
+            },
+        };
+        match returned.get_inner_expression() {
+            Expression::ArrowFunctionExpression(_) => {
+                Some(self.auth_of_fn(LocalFn::Expr(returned), depth + 1))
+            }
+            Expression::FunctionExpression(f) => {
+                Some(self.auth_of_fn(LocalFn::Function(f), depth + 1))
+            }
+            _ => None,
+        }
+    }
+
+    /// Calls after the guard that authorize (`assertAdminRole`, `hasPermission`), for notes.
+    pub fn authorization_calls(&self, target: &Target<'a>) -> Vec<String> {
+        let mut v = Authz {
+            names: Vec::new(),
+            skip: &self.settings.routes,
+        };
+        match target {
+            Target::Function(f) => oxc_ast_visit::Visit::visit_function(
+                &mut v,
+                f,
+                oxc_syntax::scope::ScopeFlags::Function,
+            ),
+            Target::Expr(e) => oxc_ast_visit::Visit::visit_expression(&mut v, e),
+            Target::Local(n) => match self.module.bindings.get(n) {
+                Some(Binding::Function(f)) => oxc_ast_visit::Visit::visit_function(
+                    &mut v,
+                    f,
+                    oxc_syntax::scope::ScopeFlags::Function,
+                ),
+                Some(Binding::Value(e)) => oxc_ast_visit::Visit::visit_expression(&mut v, e),
+                _ => {}
+            },
+            _ => {}
+        }
+        v.names
     }
 
     /// The message for a body that does not begin with a guard.
@@ -251,6 +454,122 @@ impl<'a> Ctx<'a, '_> {
                     .into()
             }
         }
+    }
+}
+
+/// Follow an import written as `export { x } from "source"`.
+impl<'a> Ctx<'a, '_> {
+    pub fn follow_source(&self, source: &str, imported: &Imported) -> Followed {
+        let Some(graph) = self.graph else {
+            return Followed::Library(source.to_string());
+        };
+        match graph.facts(self.src.path, source, imported) {
+            Ok(Some(f)) => Followed::Facts(Box::new(f)),
+            Ok(None) => Followed::Library(source.to_string()),
+            Err(stop) => Followed::Stopped(stop),
+        }
+    }
+}
+
+/// Does an unverified verdict come from where following stopped (not from a factory)?
+fn is_stop(why: &str) -> bool {
+    why.contains("could not be followed")
+        || why.contains("files deep")
+        || why.contains("through a cycle")
+        || why.contains("does not parse")
+        || why.contains("does not resolve")
+        || why.contains("was not read")
+        || why.contains("cannot be read")
+}
+
+/// The auth verdict of a handler found in another file.
+fn followed_auth(name: &str, f: Followed) -> Auth {
+    match f {
+        Followed::Facts(f) => match f.auth {
+            Auth::Guarded(how) => Auth::Guarded(format!("{how} (in {})", f.path)),
+            Auth::Unguarded(why) => Auth::Unguarded(format!("`{name}` in {}:{}: {why}", f.path, f.line)),
+            Auth::Unverified(why) => Auth::Unverified(format!("`{name}` in {}: {why}", f.path)),
+        },
+        Followed::Library(source) => Auth::Unverified(format!(
+            "`{name}` comes from `{source}`, a library the checker does not read: if it applies auth, list it in [routes] guarded_factories or auth_wrappers"
+        )),
+        Followed::Stopped(why) => Auth::Unverified(format!("`{name}` could not be followed: {why}")),
+    }
+}
+
+/// The value of the first `return` on a body's straight path.
+fn returned_value<'a>(stmts: &'a [Statement<'a>]) -> Option<&'a Expression<'a>> {
+    stmts.iter().find_map(|s| match s {
+        Statement::ReturnStatement(r) => r.argument.as_ref(),
+        _ => None,
+    })
+}
+
+fn flatten_try<'a>(stmts: &'a [Statement<'a>], out: &mut Vec<&'a Statement<'a>>) {
+    for s in stmts {
+        match s {
+            Statement::TryStatement(t) => flatten_try(&t.block.body, out),
+            s => out.push(s),
+        }
+    }
+}
+
+/// The first `x.auth.getUser(...)`-like call (`getUser`, `getClaims`, `getSession` on `auth`).
+struct AuthCall(Option<(String, u32)>);
+
+impl<'a> oxc_ast_visit::Visit<'a> for AuthCall {
+    fn visit_call_expression(&mut self, c: &CallExpression<'a>) {
+        if self.0.is_none() {
+            if let Some(p) = member_path(&c.callee) {
+                if ["auth.getUser", "auth.getClaims", "auth.getSession"]
+                    .iter()
+                    .any(|t| p == *t || p.ends_with(&format!(".{t}")))
+                {
+                    self.0 = Some((p, c.span.start));
+                    return;
+                }
+            }
+        }
+        oxc_ast_visit::walk::walk_call_expression(self, c);
+    }
+}
+
+/// Calls named like authorization checks (`assertAdminRole`, `hasPermission`, `canEdit`).
+struct Authz<'r> {
+    names: Vec<String>,
+    skip: &'r crate::config::Routes,
+}
+
+impl<'a> oxc_ast_visit::Visit<'a> for Authz<'_> {
+    fn visit_call_expression(&mut self, c: &CallExpression<'a>) {
+        if let Some(n) = c.callee_name() {
+            let authz = [
+                "assert",
+                "ensure",
+                "has",
+                "can",
+                "check",
+                "verify",
+                "require",
+                "authorize",
+            ]
+            .iter()
+            .any(|p| {
+                n.strip_prefix(p)
+                    .is_some_and(|r| r.starts_with(|ch: char| ch.is_ascii_uppercase()))
+            });
+            let configured = self
+                .skip
+                .guard_calls
+                .iter()
+                .chain(&self.skip.auth_wrappers)
+                .chain(&self.skip.rate_limiters)
+                .any(|g| g == n);
+            if authz && !configured && !self.names.iter().any(|x| x == n) {
+                self.names.push(n.to_string());
+            }
+        }
+        oxc_ast_visit::walk::walk_call_expression(self, c);
     }
 }
 

@@ -12,8 +12,8 @@ use oxc_ast_visit::{walk, Visit};
 use oxc_syntax::scope::ScopeFlags;
 
 use super::{
-    ctx::{does_work, first_call_named, is_noise, Ctx},
-    module::{Binding, LocalFn, Target},
+    ctx::{does_work, first_call_named, is_noise, is_setup, Ctx, Followed},
+    module::{Binding, Imported, LocalFn, Target},
 };
 
 const MAX_DEPTH: u32 = 6;
@@ -33,13 +33,26 @@ impl<'a> Ctx<'a, '_> {
             Target::Function(f) => self.limit_of_fn(LocalFn::Function(f), 0),
             Target::Expr(e) => self.limit_of_expr(e, 0),
             Target::Local(name) => self.limit_of_name(name, 0),
-            Target::ReExport(source) => Limit::Unverified(format!("re-exported from `{source}`")),
+            Target::ReExport(source, name) => {
+                match self.follow_source(source, &Imported::Named(name)) {
+                    Followed::Facts(f) => f.limit,
+                    Followed::Library(_) => {
+                        Limit::Unverified(format!("re-exported from the library `{source}`"))
+                    }
+                    Followed::Stopped(why) => Limit::Unverified(why),
+                }
+            }
             Target::Opaque(what) => Limit::Unverified(format!("the export is {what}")),
         }
     }
 
     fn limit_of_name(&self, name: &str, depth: u32) -> Limit {
         match self.module.bindings.get(name) {
+            Some(Binding::Import { .. }) => match self.follow(name) {
+                Some(Followed::Facts(f)) => f.limit,
+                Some(Followed::Stopped(why)) => Limit::Unverified(why),
+                _ => Limit::Unverified(format!("`{name}` comes from a library")),
+            },
             Some(Binding::Function(f)) => self.limit_of_fn(LocalFn::Function(f), depth + 1),
             Some(Binding::Value(e)) => self.limit_of_expr(e, depth + 1),
             _ => Limit::Unverified(format!("`{name}` is not a function defined in this file")),
@@ -80,16 +93,8 @@ impl<'a> Ctx<'a, '_> {
     }
 
     fn limit_of_call(&self, c: &'a CallExpression<'a>, depth: u32) -> Limit {
-        if let Some(n) = self.call_name(&c.callee) {
-            if self
-                .settings
-                .routes
-                .rate_limiters
-                .iter()
-                .any(|l| l == n.name())
-            {
-                return Limit::Yes(n.name().to_string());
-            }
+        if let Some(n) = self.call_listed(c, &self.settings.routes.rate_limiters) {
+            return Limit::Yes(n.name().to_string());
         }
         let wrapped: Vec<LocalFn> = c
             .arguments
@@ -166,7 +171,9 @@ impl<'a> Ctx<'a, '_> {
                     .any(|i| self.call_in(i, guards).is_some()),
                 _ => false,
             };
-            if !is_guard && work_at.is_none() && does_work(stmt) {
+            // Computing the limiter's own arguments (the client's address, its hash, the
+            // limiter's client) is not work.
+            if !is_guard && work_at.is_none() && does_work(stmt) && !is_setup(stmt, false) {
                 work_at = Some(stmt_start(stmt));
             }
         }
@@ -179,6 +186,39 @@ impl<'a> Ctx<'a, '_> {
             }
         }
         self.no_limiter()
+    }
+
+    /// It is a configured limiter, or a function that begins with one: the limiter's name.
+    pub fn limiter_of_target(&self, target: &Target<'a>) -> Option<String> {
+        match target {
+            Target::ReExport(..) | Target::Opaque(_) => None,
+            t => match self.limit_of_target(t) {
+                Limit::Yes(n) => Some(n),
+                _ => None,
+            },
+        }
+    }
+
+    /// A call to a configured limiter, or to a helper (here or in another file) that begins
+    /// with one.
+    pub fn is_limiter_call(&self, c: &CallExpression<'a>) -> Option<String> {
+        if let Some(n) = self.call_listed(c, &self.settings.routes.rate_limiters) {
+            return Some(n.name().to_string());
+        }
+        let Expression::Identifier(id) = c.callee.get_inner_expression() else {
+            return None;
+        };
+        let name = id.name.as_str();
+        if let Some(f) = self.module.local_function(name) {
+            return match self.limit_of_fn(f, MAX_DEPTH) {
+                Limit::Yes(n) => Some(format!("{name} → {n}")),
+                _ => None,
+            };
+        }
+        match self.follow(name)? {
+            Followed::Facts(f) => f.limiter.map(|n| format!("{name} → {n} (in {})", f.path)),
+            _ => None,
+        }
     }
 
     fn no_limiter(&self) -> Limit {
@@ -245,18 +285,9 @@ struct FindLimiter<'c, 'a, 's> {
 impl<'a> Visit<'a> for FindLimiter<'_, 'a, '_> {
     fn visit_call_expression(&mut self, c: &CallExpression<'a>) {
         if self.found.is_none() {
-            if let Some(n) = self.ctx.call_name(&c.callee) {
-                if self
-                    .ctx
-                    .settings
-                    .routes
-                    .rate_limiters
-                    .iter()
-                    .any(|l| l == n.name())
-                {
-                    self.found = Some(n.name().to_string());
-                    return;
-                }
+            if let Some(n) = self.ctx.is_limiter_call(c) {
+                self.found = Some(n);
+                return;
             }
         }
         walk::walk_call_expression(self, c);

@@ -1,8 +1,8 @@
 //! The top level of one module: what each name is bound to, and what the file exports.
 //!
-//! Handlers are followed through this table only: `export { handler as GET }` finds the
-//! local `handler`; a name imported from another file stays opaque (the checker reads one
-//! file at a time), which the auth check turns into "unverified", never a pass.
+//! Handlers are followed through this table: `export { handler as GET }` finds the local
+//! `handler`; a name imported from another file is followed through the import graph
+//! (`graph.rs`), and what cannot be followed is "unverified", never a pass.
 
 use std::collections::HashMap;
 
@@ -36,8 +36,8 @@ pub enum Target<'a> {
     Expr(&'a Expression<'a>),
     /// `export { handler as GET }`: a top-level name of this file.
     Local(&'a str),
-    /// `export { GET } from "./x"`: defined in another file.
-    ReExport(&'a str),
+    /// `export { GET } from "./x"`: defined in another file (source, its name there).
+    ReExport(&'a str, &'a str),
     /// Anything the checker does not follow (destructuring, a class, ...): why.
     Opaque(&'static str),
 }
@@ -168,7 +168,10 @@ impl<'a> Module<'a> {
                         m.exports.push(Export {
                             name: export_name(&s.exported),
                             offset: s.span.start,
-                            target: Target::ReExport(e.source.value.as_str()),
+                            target: Target::ReExport(
+                                e.source.value.as_str(),
+                                export_name(&s.local),
+                            ),
                         });
                     }
                 }
@@ -177,7 +180,7 @@ impl<'a> Module<'a> {
                         Some(name) => m.exports.push(Export {
                             name: export_name(name),
                             offset: e.span.start,
-                            target: Target::ReExport(e.source.value.as_str()),
+                            target: Target::Opaque("a namespace re-exported from another file"),
                         }),
                         None => m.star_exports.push((e.source.value.as_str(), e.span.start)),
                     }

@@ -16,7 +16,7 @@ fn run_with(rel: &str, code: &str, toml: &str, kind: Kind) -> Option<Checked> {
     let src = Source::new(&path, code);
     let parsed = ts::parse(&alloc, &src);
     let place = placement(&settings.routes, rel);
-    check(&src, parsed.as_ref(), &settings, kind, &place)
+    check(&src, parsed.as_ref(), &settings, kind, &place, None)
 }
 
 fn run(code: &str) -> Checked {
@@ -580,4 +580,309 @@ fn each_input_must_reach_a_parse() {
         verdict("import { ProjectIdParams } from '@dashboard/contracts';\nexport async function GET(req: Request, { params: { id } }: any) {\n  return withAuth(req, async () => Response.json(ProjectIdParams.parse({ id })));\n}\n").1,
         "contracts"
     );
+}
+
+// ---- issue 15: the patterns of real code (docs/corpus/routes/patterns.md) ----
+
+fn findings_of(c: &Checked) -> Vec<(Rule, String)> {
+    c.findings
+        .iter()
+        .map(|f| (f.rule, f.message.clone()))
+        .collect()
+}
+
+#[test]
+fn returning_a_const_bound_to_a_wrapper_call_is_followed() {
+    let c = run("import { withAuth } from '@/server/auth';\nexport const PATCH = withAuth(async (req: Request, ctx: any) => {\n  const b = await req.json();\n  return Response.json(b);\n});\nexport async function PUT(req: Request) {\n  return PATCH(req);\n}\n");
+    let got: Vec<_> = c
+        .report
+        .handlers
+        .iter()
+        .map(|h| (h.method.as_str(), h.auth.as_str(), h.validation.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("PATCH", "guarded", "none"), ("PUT", "guarded", "none")]
+    );
+    assert!(
+        c.report.handlers[1].note.contains("PATCH → withAuth"),
+        "{}",
+        c.report.handlers[1].note
+    );
+    // C2: a local arrow that reads the body, returned by the handler.
+    let c2 = run("const PATCH = async (req: Request) => { const b = await req.json(); return save(b); };\nexport async function PUT(req: Request) {\n  await requireAuthContext(req);\n  return PATCH(req);\n}\n");
+    assert_eq!(verdict_of(&c2), ("guarded".into(), "none".into()));
+}
+
+fn verdict_of(c: &Checked) -> (String, String) {
+    let h = &c.report.handlers[0];
+    (h.auth.clone(), h.validation.clone())
+}
+
+#[test]
+fn route_params_come_from_the_second_argument_only() {
+    // C3 fixture A: `ctx.params` of the second argument is input.
+    let a = run("export async function GET(_r: Request, ctx: { params: Promise<{ id: string }> }) {\n  await requireAuthContext(_r);\n  const { id } = await ctx.params;\n  return read(id);\n}\n");
+    assert_eq!(verdict_of(&a), ("guarded".into(), "none".into()));
+    assert_eq!(rules(&a), [Rule::InputNotValidated]);
+    // `{ params }` destructured, awaited later.
+    let d = run("export async function DELETE(req: Request, { params }: any) {\n  await requireAuthContext(req);\n  const { id } = await params;\n  await db.from('t').delete().eq('id', id);\n  return new Response(null);\n}\n");
+    assert_eq!(verdict_of(&d).1, "none");
+    // C3 fixture B: a variable that happens to be called `params` is not input.
+    let b = run("export async function POST(req: Request) {\n  await requireAuthContext(req);\n  const params = { limit: 10 };\n  return list(params);\n}\n");
+    assert_eq!(verdict_of(&b), ("guarded".into(), "no_input".into()));
+    assert!(b.findings.is_empty(), "{:?}", b.findings);
+    // Nor is `options.params` of some other object.
+    let o = run("export async function GET(req: Request) {\n  await requireAuthContext(req);\n  const options = { params: { a: 1 } };\n  return Response.json(options.params);\n}\n");
+    assert_eq!(verdict_of(&o).1, "no_input");
+}
+
+#[test]
+fn parsing_a_database_row_is_not_input_validation() {
+    // D4: the id from the query reaches the database unvalidated; the row is parsed.
+    let c = run("import { RowSchema } from '@dashboard/contracts';\nexport async function GET(req: Request) {\n  await requireAuthContext(req);\n  const id = new URL(req.url).searchParams.get('id');\n  const row = await db.one(id);\n  return Response.json(RowSchema.parse(row));\n}\n");
+    assert_eq!(verdict_of(&c), ("guarded".into(), "none".into()));
+    assert_eq!(rules(&c), [Rule::InputNotValidated]);
+    assert!(
+        c.findings[0].message.contains("query"),
+        "{}",
+        c.findings[0].message
+    );
+    // The query itself parsed: validated, whatever is done with the row.
+    let ok = run("import { Q, RowSchema } from '@dashboard/contracts';\nexport async function GET(req: Request) {\n  await requireAuthContext(req);\n  const { id } = Q.parse(Object.fromEntries(new URL(req.url).searchParams));\n  const row = await db.one(id);\n  return Response.json(RowSchema.parse(row));\n}\n");
+    assert_eq!(verdict_of(&ok).1, "contracts");
+}
+
+#[test]
+fn computing_the_limiters_arguments_is_not_work() {
+    let toml = "[routes]\nrate_limiters = [\"limit\", \"ratelimit.limit\"]\n";
+    // E3: the key from a header, hashed.
+    let ip = "import { createHash } from 'node:crypto';\nexport async function POST(req: Request) {\n  const ip = req.headers.get('x-forwarded-for') ?? 'anon';\n  const key = createHash('sha256').update(ip).digest('hex');\n  const ok = await limit(key, { window: 60 });\n  if (!ok) return new Response(null, { status: 429 });\n  const body = await req.json();\n  return Response.json(body);\n}\n";
+    let c = run_with("public/x/route.ts", ip, toml, Kind::Route).unwrap();
+    assert_eq!(c.report.rate_limited, Some(true), "{:?}", c.findings);
+    // A member call limiter (`ratelimit.limit(ip)`) with its client created first.
+    let member = "import { Ratelimit } from '@upstash/ratelimit';\nimport { Redis } from '@upstash/redis';\nexport async function GET(req: Request) {\n  const ratelimit = new Ratelimit({ redis: Redis.fromEnv(), limiter: Ratelimit.slidingWindow(10, '1 m') });\n  const { success } = await ratelimit.limit(req.headers.get('x-real-ip') ?? 'x');\n  if (!success) return new Response(null, { status: 429 });\n  return Response.json({});\n}\n";
+    let m = run_with("public/x/route.ts", member, toml, Kind::Route).unwrap();
+    assert_eq!(m.report.rate_limited, Some(true), "{:?}", m.findings);
+    // The key computed by a database read: the read is work.
+    let db = "export async function POST(req: Request) {\n  const u = await db.user(req.headers.get('x-user'));\n  await limit(u.plan);\n  return Response.json({});\n}\n";
+    let d = run_with("public/x/route.ts", db, toml, Kind::Route).unwrap();
+    assert_eq!(d.report.rate_limited, Some(false));
+    assert_eq!(rules(&d), [Rule::RateLimitMissing]);
+    // Reading the body first is work.
+    let body = "export async function POST(req: Request) {\n  const b = await req.json();\n  await limit(b.email);\n  return Response.json({});\n}\n";
+    assert_eq!(
+        run_with("public/x/route.ts", body, toml, Kind::Route)
+            .unwrap()
+            .report
+            .rate_limited,
+        Some(false)
+    );
+}
+
+#[test]
+fn tenant_taken_from_the_body_is_a_finding() {
+    let c = run("export async function POST(req: Request) {\n  const ctx = await requireAuthContext(req);\n  const { tenant_id, name } = await req.json();\n  await ctx.supabase.from('projects').insert({ tenant_id, name });\n  return new Response(null, { status: 201 });\n}\n");
+    let r = rules(&c);
+    assert!(
+        r.contains(&Rule::TenantFromRequest),
+        "{:?}",
+        findings_of(&c)
+    );
+    assert!(
+        !r.contains(&Rule::ServiceRoleUnscoped),
+        "{:?}",
+        findings_of(&c)
+    );
+    // From the auth context: no finding of either.
+    let ok = run("import { CreateProjectInput } from '@dashboard/contracts';\nexport async function POST(req: Request) {\n  const ctx = await requireAuthContext(req);\n  const input = CreateProjectInput.parse(await req.json());\n  await ctx.supabase.from('projects').insert({ ...input, tenant_id: ctx.tenantId });\n  return new Response(null, { status: 201 });\n}\n");
+    assert!(ok.findings.is_empty(), "{:?}", findings_of(&ok));
+    // In a wrapper's callback, the context is the wrapper's; `?tenant=` is the request.
+    let q = run("export const GET = withAuth(async (req: Request, ctx: any) => {\n  const t = new URL(req.url).searchParams.get('tenant');\n  return Response.json(await ctx.supabase.from('x').select().eq('tenant_id', t));\n});\n");
+    assert!(
+        rules(&q).contains(&Rule::TenantFromRequest),
+        "{:?}",
+        findings_of(&q)
+    );
+}
+
+#[test]
+fn service_role_queries_must_filter_on_the_auth_tenant() {
+    let open = run("import { createClient } from '@supabase/supabase-js';\nexport async function DELETE(req: Request) {\n  const ctx = await requireAuthContext(req);\n  const admin = createClient(process.env.SUPABASE_URL!, process.env.SUPABASE_SERVICE_ROLE_KEY!);\n  await admin.from('docs').delete().eq('id', 'x');\n  return new Response(null);\n}\n");
+    assert_eq!(rules(&open), [Rule::ServiceRoleUnscoped]);
+    assert_eq!(open.findings[0].line, Some(5));
+    assert!(
+        open.findings[0].message.contains("admin.from('docs')"),
+        "{}",
+        open.findings[0].message
+    );
+    assert!(
+        open.report.handlers[0].note.contains("RLS-bypassing"),
+        "{}",
+        open.report.handlers[0].note
+    );
+    let scoped = run("import { createClient } from '@supabase/supabase-js';\nexport async function DELETE(req: Request) {\n  const ctx = await requireAuthContext(req);\n  const admin = createClient(process.env.SUPABASE_URL!, process.env.SUPABASE_SERVICE_ROLE_KEY!);\n  await admin.from('docs').delete().eq('tenant_id', ctx.tenantId).eq('id', 'x');\n  return new Response(null);\n}\n");
+    assert!(scoped.findings.is_empty(), "{:?}", findings_of(&scoped));
+    // F2: filtered only by an id from the body.
+    let idor = run("export async function POST(req: Request) {\n  const me = await requireAuthContext(req);\n  const { docId } = await req.json();\n  await createAdminClient().from('docs').update({ seen: true }).eq('id', docId);\n  return new Response(null);\n}\n");
+    let configured = run_with(
+        "projects/route.ts",
+        "export async function POST(req: Request) {\n  const me = await requireAuthContext(req);\n  const { docId } = await req.json();\n  await createAdminClient().from('docs').update({ seen: true }).eq('id', docId);\n  return new Response(null);\n}\n",
+        "[routes]\nguard_calls = [\"requireAuthContext\"]\nadmin_clients = [\"createAdminClient\"]\n",
+        Kind::Route,
+    )
+    .unwrap();
+    assert!(
+        !rules(&idor).contains(&Rule::ServiceRoleUnscoped),
+        "not configured: {:?}",
+        findings_of(&idor)
+    );
+    assert!(
+        rules(&configured).contains(&Rule::ServiceRoleUnscoped),
+        "{:?}",
+        findings_of(&configured)
+    );
+    // The tenant of the admin query from the body: both findings.
+    let hop = run_with(
+        "projects/route.ts",
+        "export async function POST(req: Request) {\n  await requireAuthContext(req);\n  const body = await req.json();\n  await supabaseAdmin.from('docs').select().eq('tenant_id', body.tenantId);\n  return new Response(null);\n}\n",
+        "[routes]\nguard_calls = [\"requireAuthContext\"]\nadmin_clients = [\"supabaseAdmin\"]\n",
+        Kind::Route,
+    )
+    .unwrap();
+    let r = rules(&hop);
+    assert!(
+        r.contains(&Rule::ServiceRoleUnscoped) && r.contains(&Rule::TenantFromRequest),
+        "{:?}",
+        findings_of(&hop)
+    );
+}
+
+#[test]
+fn inline_bearer_token_check_is_a_guard_only_when_configured() {
+    let code = "import { createClient } from '@supabase/supabase-js';\nimport { getBearerToken } from '@/server/token';\nexport async function GET(req: Request) {\n  const token = getBearerToken(req);\n  const supabase = createClient(process.env.URL!, process.env.ANON!);\n  const { data: { user } } = await supabase.auth.getUser(token);\n  if (!user) return new Response(null, { status: 401 });\n  assertAdminRole(user);\n  return Response.json({ id: user.id });\n}\n";
+    let configured = run_with(
+        "x/route.ts",
+        code,
+        "[routes]\nguard_calls = [\"supabase.auth.getUser\"]\n",
+        Kind::Route,
+    )
+    .unwrap();
+    let h = &configured.report.handlers[0];
+    assert_eq!(h.auth, "guarded", "{:?}", configured.findings);
+    assert!(
+        h.note.contains("then authorizes with `assertAdminRole`"),
+        "{}",
+        h.note
+    );
+    let c = run(code);
+    assert_eq!(c.report.handlers[0].auth, "unverified");
+    assert!(
+        c.findings[0].message.contains("an inline token check (`supabase.auth.getUser(...)` at line 6) is not a configured guard"),
+        "{}",
+        c.findings[0].message
+    );
+}
+
+#[test]
+fn guard_helpers_reached_through_a_chain_count() {
+    let code = "'use server';\nasync function requireAdmin(req: Request) {\n  const ctx = await requireAuthContext(req);\n  return ctx;\n}\nasync function requireOwner(req: Request) {\n  return await requireAdmin(req);\n}\nexport async function archive(id: string) {\n  const ctx = await requireOwner(new Request('x'));\n  return id;\n}\n";
+    let c = run_with("actions/a.ts", code, GUARDS, Kind::ServerActions).unwrap();
+    let h = &c.report.handlers[0];
+    assert_eq!(h.auth, "guarded", "{:?}", c.findings);
+    assert!(
+        h.note
+            .contains("requireOwner → requireAdmin → requireAuthContext"),
+        "{}",
+        h.note
+    );
+}
+
+#[test]
+fn responses_and_outgoing_urls_are_not_request_input() {
+    // A fetched response's body and an outgoing URL's query are the server's own values.
+    let c = run("export async function GET(req: Request) {\n  await requireAuthContext(req);\n  const img = await fetch('https://x').then((res) => res.arrayBuffer());\n  const url = new URL('https://hooks.example');\n  url.searchParams.append('a', 'b');\n  return new Response(img);\n}\n");
+    assert_eq!(verdict_of(&c), ("guarded".into(), "no_input".into()));
+    // The request's own URL is the query.
+    let q = run("export async function GET(req: Request) {\n  await requireAuthContext(req);\n  const url = new URL(req.url);\n  return Response.json({ q: url.searchParams.get('q') });\n}\n");
+    assert_eq!(verdict_of(&q).1, "none");
+}
+
+#[test]
+fn an_admin_query_keyed_by_the_signed_in_user_is_scoped() {
+    // F3: the id comes from the guard's result.
+    let c = run_with(
+        "x/route.ts",
+        "export async function POST(req: Request) {\n  const { data: { user } } = await sb.auth.getUser();\n  if (!user) return new Response(null, { status: 401 });\n  await supabaseAdmin.from('profiles').update({ seen: true }).eq('id', user.id);\n  return new Response(null);\n}\n",
+        "[routes]\nguard_calls = [\"auth.getUser\"]\nadmin_clients = [\"supabaseAdmin\"]\n",
+        Kind::Route,
+    )
+    .unwrap();
+    assert_eq!(c.report.handlers[0].auth, "guarded");
+    assert!(c.findings.is_empty(), "{:?}", findings_of(&c));
+}
+
+#[test]
+fn a_configured_guard_exported_as_an_action_is_the_guard() {
+    let c = run_with(
+        "actions/session.ts",
+        "'use server';\nexport async function requireAuthContext() {\n  const s = await readSession();\n  if (!s) throw new Error('no');\n  return s;\n}\n",
+        GUARDS,
+        Kind::ServerActions,
+    )
+    .unwrap();
+    assert_eq!(c.report.handlers[0].auth, "guarded");
+    assert!(
+        c.report.handlers[0]
+            .note
+            .contains("is the configured guard"),
+        "{}",
+        c.report.handlers[0].note
+    );
+}
+
+#[test]
+fn some_exports_of_a_file_can_be_exempt() {
+    let toml = "[routes]\nguard_calls = [\"requireAuthContext\"]\nexempt = [{ glob = \"auth.ts#signIn*\", reason = \"signing in is public\" }]\n";
+    let code = "'use server';\nexport async function signInWithEmail(f: FormData) {\n  return f;\n}\nexport async function updateName(f: FormData) {\n  return f;\n}\n";
+    let c = run_with("auth.ts", code, toml, Kind::ServerActions).unwrap();
+    let got: Vec<_> = c
+        .report
+        .handlers
+        .iter()
+        .map(|h| (h.method.as_str(), h.auth.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("signInWithEmail", "exempt"), ("updateName", "unguarded")]
+    );
+    assert!(c.report.handlers[0].note.contains("signing in is public"));
+}
+
+#[test]
+fn the_request_handed_to_a_library_may_be_read() {
+    // C2: a library service reads the query; the checker cannot see it.
+    let c = run("import { createAuthCallbackService } from '@kit/supabase/auth';\nexport async function GET(request: Request) {\n  await requireAuthContext(request);\n  const service = createAuthCallbackService(client);\n  const { nextPath } = await service.exchangeCodeForSession(request, { redirectPath: '/home' });\n  return Response.redirect(nextPath);\n}\n");
+    let h = &c.report.handlers[0];
+    assert_eq!(h.validation, "unverified", "{}", h.note);
+    assert!(
+        h.note.contains("`service.exchangeCodeForSession`"),
+        "{}",
+        h.note
+    );
+    // Handed to the configured guard only: no input.
+    assert_eq!(verdict("export async function GET(req: Request) {\n  await requireAuthContext(req);\n  return Response.json({});\n}\n").1, "no_input");
+}
+
+#[test]
+fn a_safe_parse_counts_only_when_its_result_is_tested() {
+    // D6: the result is used without looking at `success`.
+    let c = run("import { CreateProjectInput } from '@dashboard/contracts';\nexport async function POST(req: Request) {\n  await requireAuthContext(req);\n  const r = CreateProjectInput.safeParse(await req.json());\n  await save(r.data);\n  return new Response(null);\n}\n");
+    assert_eq!(verdict_of(&c).1, "none");
+    let checked = run("import { CreateProjectInput } from '@dashboard/contracts';\nexport async function POST(req: Request) {\n  await requireAuthContext(req);\n  const r = CreateProjectInput.safeParse(await req.json());\n  if (!r.success) return new Response(null, { status: 400 });\n  await save(r.data);\n  return new Response(null);\n}\n");
+    assert_eq!(verdict_of(&checked).1, "contracts");
+    let inline = run("import { Q } from '@dashboard/contracts';\nexport async function GET(req: Request) {\n  await requireAuthContext(req);\n  if (!Q.safeParse(Object.fromEntries(new URL(req.url).searchParams)).success) return new Response(null, { status: 400 });\n  return Response.json({});\n}\n");
+    assert_eq!(verdict_of(&inline).1, "contracts");
+    let destructured = run("import { Q } from '@dashboard/contracts';\nexport async function GET(req: Request) {\n  await requireAuthContext(req);\n  const { success, data } = Q.safeParse(Object.fromEntries(new URL(req.url).searchParams));\n  if (!success) return new Response(null, { status: 400 });\n  return Response.json(data);\n}\n");
+    assert_eq!(verdict_of(&destructured).1, "contracts");
 }
