@@ -190,8 +190,14 @@ pub fn migrations(
             ))
         } else {
             LiveOutcome::Applied(format!(
-                "{}, {} statement(s) applied in a rolled-back transaction",
-                l.database, l.statements
+                "{}, {} statement(s) applied {}",
+                l.database,
+                l.statements,
+                if l.scratch {
+                    "in a scratch database, dropped afterwards"
+                } else {
+                    "in a rolled-back transaction"
+                }
             ))
         };
     }

@@ -77,6 +77,9 @@ pub struct LiveEvidence {
     pub database: String,
     pub statements: usize,
     pub apply_failures: usize,
+    /// Applied in a scratch database (created, each statement committed, dropped), not in
+    /// one transaction that is rolled back.
+    pub scratch: bool,
     /// Start-up time of the throwaway cluster.
     pub startup: Option<Duration>,
     /// Time to apply, read and probe (without the start-up).
@@ -492,7 +495,10 @@ fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), Stri
         })
     });
     let scratch = match (&no_tx, run.own_cluster) {
-        (None, _) => None,
+        // Our own server: a scratch database, each statement committed as the Supabase CLI's
+        // replay commits it (an enum value added in one file is usable in the next).
+        (None, true) => Some(format!("xtask_scratch_{}", std::process::id())),
+        (None, false) => None,
         (Some(what), true) => {
             ev.notes.push(format!(
                 "history `{}` has {what}, which cannot run in a transaction: applied in a scratch database of the throwaway cluster, dropped afterwards",
@@ -508,6 +514,7 @@ fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), Stri
         }
     };
 
+    ev.scratch |= scratch.is_some();
     let mut s = Session::open(run.base, scratch, run.deadline)?;
     let result = prepare_apply_judge(&mut s, run, h, &files, ev);
     // Stopped by the watch: say so, and what was running, whatever error the cancelled
