@@ -219,6 +219,55 @@ impl Maker<'_> {
         Ok(out)
     }
 
+    /// After a unique violation: the row that holds the violated key with our values, made
+    /// by a trigger of an earlier insert; `returning` of it.
+    fn made_by_trigger(
+        &mut self,
+        table: &QualName,
+        values: &[(String, String)],
+        returning: Option<&str>,
+        e: &postgres::Error,
+    ) -> Option<Option<String>> {
+        if e.code() != Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+            return None;
+        }
+        let constraint = e.as_db_error()?.constraint()?.to_string();
+        let cols: Vec<String> = self
+            .c
+            .query(
+                "select a.attname::text from pg_catalog.pg_constraint k \
+                 join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum = any(k.conkey) \
+                 where k.conrelid = $1::text::regclass and k.conname = $2::text",
+                &[&table.sql(), &constraint],
+            )
+            .ok()?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let conds: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                values
+                    .iter()
+                    .find(|(k, _)| k == c)
+                    .map(|(_, v)| format!("{} = {v}", q(c)))
+            })
+            .collect::<Option<_>>()?;
+        if conds.is_empty() {
+            return None;
+        }
+        let ret = returning.map_or("1".to_string(), |c| format!("{}::text", q(c)));
+        let sql = format!(
+            "select {ret} from {} where {} limit 1",
+            table.sql(),
+            conds.join(" and ")
+        );
+        match as_migrator(self.c, &sql) {
+            Ok(Some(v)) => Some(Some(v)),
+            _ => None,
+        }
+    }
+
     /// Insert a row into `table` for `tenant`; return the value of `returning` (as a SQL literal).
     fn insert(
         &mut self,
@@ -229,8 +278,30 @@ impl Maker<'_> {
     ) -> Result<String, String> {
         let values = self.values(table, tenant, depth)?;
         let sql = insert_sql(table, &values, returning);
-        let v = as_migrator(self.c, &sql)
-            .map_err(|e| format!("cannot insert a row into {table}: {}", describe(&e).0))?;
+        let err = |e: postgres::Error| describe(&e).0;
+        self.c
+            .batch_execute("savepoint xtask_parent")
+            .map_err(err)?;
+        let v = match as_migrator(self.c, &sql) {
+            Ok(v) => {
+                self.c
+                    .batch_execute("release savepoint xtask_parent")
+                    .map_err(err)?;
+                v
+            }
+            Err(e) => {
+                self.c
+                    .batch_execute(
+                        "rollback to savepoint xtask_parent; release savepoint xtask_parent",
+                    )
+                    .map_err(err)?;
+                // A trigger made this row already (a profile on signup): use it.
+                self.made_by_trigger(table, &values, returning, &e)
+                    .ok_or_else(|| {
+                        format!("cannot insert a row into {table}: {}", describe(&e).0)
+                    })?
+            }
+        };
         Ok(match returning {
             Some(_) => v.map_or("null".into(), |v| lit(&v)),
             None => "null".into(),
@@ -251,6 +322,48 @@ fn insert_sql(table: &QualName, values: &[(String, String)], returning: Option<&
             cols.join(", "),
             vals.join(", ")
         )
+    }
+}
+
+/// Insert a tenant's row; when a trigger already made it (a profile created on signup, a
+/// membership on team creation: a unique key is taken), use that row rather than fight it.
+fn insert_or_reuse(
+    c: &mut Client,
+    table: &QualName,
+    values: &[(String, String)],
+    col: &str,
+    tenant: &str,
+    ty: &str,
+) -> Result<(), String> {
+    let err = |e: postgres::Error| describe(&e).0;
+    c.batch_execute("savepoint xtask_row").map_err(err)?;
+    match as_migrator(c, &insert_sql(table, values, None)) {
+        Ok(_) => c.batch_execute("release savepoint xtask_row").map_err(err),
+        Err(e) => {
+            c.batch_execute("rollback to savepoint xtask_row; release savepoint xtask_row")
+                .map_err(err)?;
+            let made_by_trigger = e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+                && as_migrator(
+                    c,
+                    &format!(
+                        "select count(*) from {} where {} = {tenant}::{ty}",
+                        table.sql(),
+                        q(col)
+                    ),
+                )
+                .ok()
+                .flatten()
+                .and_then(|n| n.parse::<i64>().ok())
+                .is_some_and(|n| n > 0);
+            if made_by_trigger {
+                Ok(())
+            } else {
+                Err(format!(
+                    "cannot insert a row into {table}: {}",
+                    describe(&e).0
+                ))
+            }
+        }
     }
 }
 
@@ -312,10 +425,10 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
             (lit(&eval_text(maker.c, &v)?), lit(&eval_text(maker.c, &v)?))
         }
     };
-    maker.insert(table, Some(&a), None, 1)?;
+    let a_row = maker.values(table, Some(&a), 1)?;
+    insert_or_reuse(maker.c, table, &a_row, &col, &a, &tenant_col.ty)?;
     let b_row = maker.values(table, Some(&b), 1)?;
-    as_migrator(maker.c, &insert_sql(table, &b_row, None))
-        .map_err(|e| format!("cannot insert a row into {table}: {}", describe(&e).0))?;
+    insert_or_reuse(maker.c, table, &b_row, &col, &b, &tenant_col.ty)?;
     // A second row for B, made the same way, for the INSERT attempt as A.
     let b_insert = maker.values(table, Some(&b), 1)?;
 
@@ -482,6 +595,21 @@ fn become_tenant(c: &mut Client, id: &Identity, tenant: &str) -> Result<(), Stri
             c,
             tenant_col: tcol.clone(),
         };
+        // The membership's user column may point at an app user table (`public.users`,
+        // `profiles`) rather than auth.users: the probe's user gets a row there too (unless a
+        // signup trigger already made it).
+        let user_ref = columns(maker.c, &members)?
+            .into_iter()
+            .find(|k| k.name == ucol)
+            .and_then(|k| k.references);
+        if let Some((parent, pcol)) = user_ref {
+            if parent != QualName::new("auth", "users") {
+                let mut pv = maker.values(&parent, None, 2)?;
+                pv.retain(|(k, _)| *k != pcol);
+                pv.push((pcol.clone(), format!("{}::uuid", lit(&user))));
+                let _ = insert_or_reuse(maker.c, &parent, &pv, &pcol, &lit(&user), "uuid");
+            }
+        }
         let mut values = maker.values(&members, Some(tenant), 1)?;
         values.retain(|(k, _)| *k != ucol);
         values.push((ucol, format!("{}::uuid", lit(&user))));
