@@ -96,7 +96,15 @@ pub fn migrations(
                     .find(|t| t.name.to_string() == name)
             })
         };
-        trust::apply(&mut out.tables, &mut out.findings, lookup, &judge, bypass);
+        let self_join = live.and_then(|l| l.self_join.as_deref());
+        trust::apply(
+            &mut out.tables,
+            &mut out.findings,
+            lookup,
+            &judge,
+            bypass,
+            self_join,
+        );
 
         if let Some(l) = live {
             for report in out.tables.iter_mut().filter(|r| r.source == Source::Live) {

@@ -83,12 +83,26 @@ pub fn apply<'t>(
     lookup: impl Fn(&str) -> Option<&'t Table>,
     judge: &Judge,
     bypass: &[String],
+    live: Option<&str>,
 ) {
     let m_name = judge.membership().clone();
     let Some(m) = lookup(&m_name.to_string()) else {
         return;
     };
-    let Some(hole) = membership_hole(m, judge, bypass) else {
+    // What the policies say, and (live) what Postgres let the probe's user do.
+    let hole = match (membership_hole(m, judge, bypass), live) {
+        (Some(h), Some(ev)) => Some(Hole {
+            how: format!("{} ({ev})", h.how),
+            origin: h.origin,
+        }),
+        (Some(h), None) => Some(h),
+        (None, Some(ev)) => Some(Hole {
+            how: format!("{ev}, whatever its policies seem to say"),
+            origin: m.origin.clone(),
+        }),
+        (None, None) => None,
+    };
+    let Some(hole) = hole else {
         return;
     };
     for report in reports.iter_mut() {

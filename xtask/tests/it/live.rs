@@ -305,6 +305,30 @@ fn owner_scoped_tables_are_probed_as_their_owner() {
     );
 }
 
+/// The self-join attack, live: a membership INSERT that keeps users to their own rows lets
+/// a member of tenant A add themself to tenant B; Postgres confirms it, and every table that
+/// trusts the membership table is `tenant-source-writable` with that evidence.
+#[test]
+fn the_self_join_attack_is_tried_live() {
+    if !postgres_here() {
+        return;
+    }
+    let rel = "supabase/migrations/20250201000000_join.sql";
+    let sql = "create policy members_self_join on public.tenant_members for insert to authenticated with check (user_id = auth.uid());\n";
+    let t = example_with("self-join", &[(rel, sql)]);
+    let (r, json) = verify(t.path(), &["--live", "on"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let f = findings(&json, "tenant-source-writable");
+    assert!(!f.is_empty(), "{json:#}");
+    assert!(
+        f.iter().any(|f| f["message"]
+            .as_str()
+            .unwrap()
+            .contains("live: a signed-in member of tenant A inserted a row of public.tenant_members for tenant B")),
+        "{f:#?}"
+    );
+}
+
 /// A table with RLS off that no client role can reach (the history revoked every grant) is
 /// not an open table: a warning, verdict protected, "not exposed" — known only live.
 #[test]

@@ -98,6 +98,8 @@ pub struct LiveHistory {
     pub schema: Schema,
     /// The isolation probe of each tenant table.
     pub probes: Vec<(QualName, Probe)>,
+    /// The self-join attack on the membership table: the evidence when Postgres let it.
+    pub self_join: Option<String>,
 }
 
 /// Is there anything for the live check to do? (No migration files, or nothing new: no.)
@@ -820,10 +822,13 @@ fn judge_and_probe(
         probes.push((name.clone(), probe::probe(&mut s.c, name, &id)));
     }
     ev.probe += probing.elapsed();
+    s.doing = "the self-join attempt on the membership table".into();
+    let self_join = probe::self_join(&mut s.c, &id)?;
     ev.histories.push(LiveHistory {
         dir: h.dir.clone(),
         schema,
         probes,
+        self_join,
     });
     Ok(())
 }

@@ -367,6 +367,97 @@ fn insert_or_reuse(
     }
 }
 
+/// The self-join attack: as a signed-in member of tenant A, can the user write a membership
+/// row for tenant B (insert one, or move their own)? The evidence, when Postgres lets them.
+/// Leaves the transaction as it found it.
+pub fn self_join(c: &mut Client, id: &Identity) -> Result<Option<String>, String> {
+    if !id.become_tenant.trim().is_empty() {
+        return Ok(None); // the configured way of becoming a tenant may not use the table
+    }
+    let members = QualName::from_config(&id.tenancy.membership_table);
+    let exists: bool = c
+        .query_one("select to_regclass($1) is not null", &[&members.sql()])
+        .map_err(|e| describe(&e).0)?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    c.batch_execute("savepoint xtask_join")
+        .map_err(|e| describe(&e).0)?;
+    let result = attempt_join(c, id, &members);
+    let _ = c.batch_execute("rollback to savepoint xtask_join; release savepoint xtask_join");
+    result
+}
+
+fn attempt_join(
+    c: &mut Client,
+    id: &Identity,
+    members: &QualName,
+) -> Result<Option<String>, String> {
+    let fold = |s: &str| {
+        crate::schema::split_config_name(s)
+            .pop()
+            .unwrap_or_default()
+    };
+    let (tcol, ucol) = (
+        fold(&id.tenancy.membership_tenant_column),
+        fold(&id.tenancy.membership_user_column),
+    );
+    let cols = columns(c, members)?;
+    let Some(tenant_col) = cols.iter().find(|k| k.name == tcol) else {
+        return Ok(None);
+    };
+    let mut maker = Maker {
+        c,
+        tenant_col: tcol.clone(),
+    };
+    let (a, b) = match &tenant_col.references {
+        Some((parent, pcol)) => (
+            maker.insert(parent, None, Some(pcol), 1)?,
+            maker.insert(parent, None, Some(pcol), 1)?,
+        ),
+        None => {
+            let v = made_up(tenant_col)
+                .ok_or_else(|| format!("cannot make up a tenant of type {}", tenant_col.ty))?;
+            (lit(&eval_text(maker.c, &v)?), lit(&eval_text(maker.c, &v)?))
+        }
+    };
+    let ty = tenant_col.ty.clone();
+    become_tenant(c, id, &a)?;
+    let user = eval_text(c, "current_setting('request.jwt.claim.sub', true)")?;
+    let mut maker = Maker {
+        c,
+        tenant_col: tcol.clone(),
+    };
+    let mut values = maker.values(members, Some(&b), 1)?;
+    values.retain(|(k, _)| *k != ucol);
+    values.push((ucol.clone(), format!("{}::uuid", lit(&user))));
+    let joined = as_tenant(c, &insert_sql(members, &values, None), |_, r| {
+        Ok(r.map_or(0, |_| 1))
+    })
+    .unwrap_or(0);
+    if joined > 0 {
+        return Ok(Some(format!(
+            "live: a signed-in member of tenant A inserted a row of {members} for tenant B with their own user id"
+        )));
+    }
+    let moved = as_tenant(
+        c,
+        &format!(
+            "update {} set {} = {b}::{ty} where {} = {}::uuid",
+            members.sql(),
+            q(&tcol),
+            q(&ucol),
+            lit(&user)
+        ),
+        |_, r| Ok(r.unwrap_or(0)),
+    )
+    .unwrap_or(0);
+    Ok((moved > 0).then(|| {
+        format!("live: a signed-in member of tenant A moved their own row of {members} to tenant B")
+    }))
+}
+
 /// Run the probe on one table. The caller holds the transaction; this function leaves it
 /// as it found it (savepoint rolled back, role reset) whatever happens.
 pub fn probe(c: &mut Client, table: &QualName, id: &Identity) -> Probe {
