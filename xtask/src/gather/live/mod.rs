@@ -823,7 +823,18 @@ fn judge_and_probe(
     }
     ev.probe += probing.elapsed();
     s.doing = "the self-join attempt on the membership table".into();
-    let self_join = probe::self_join(&mut s.c, &id)?;
+    // An attempt that cannot be set up (no way to make a membership row) proves nothing
+    // either way: said in the notes, never an error of the check.
+    let self_join = match probe::self_join(&mut s.c, &id) {
+        Ok(found) => found,
+        Err(why) => {
+            ev.notes.push(format!(
+                "history `{}`: the self-join attempt on the membership table could not be set up: {why}",
+                h.dir
+            ));
+            None
+        }
+    };
     ev.histories.push(LiveHistory {
         dir: h.dir.clone(),
         schema,
