@@ -10,8 +10,12 @@ use crate::{
     sql,
 };
 
-use super::read::{
-    Action, ColumnDef, CreateTable, IndexDef, Op, PolicyChange, Stmt, SyntaxProblem, Unverifiable,
+use super::{
+    plpgsql::Pl,
+    read::{
+        Action, ColumnDef, CreateTable, IndexDef, Op, PolicyChange, Stmt, SyntaxProblem,
+        Unverifiable,
+    },
 };
 
 pub struct Replay {
@@ -234,15 +238,18 @@ impl Replay {
                 name,
                 security_definer,
                 fixed_search_path,
+                reads,
             } => {
                 let f = Function {
                     name: name.clone(),
                     security_definer: *security_definer,
                     fixed_search_path: *fixed_search_path,
                     origin: self.at(line),
+                    reads: reads.clone(),
                 };
                 self.schema.functions.insert(name.clone(), f);
             }
+            Op::Plpgsql { body, .. } => self.pl(body),
             Op::Unverifiable(u) => self.unverifiable(u, line),
             Op::Destructive { what } => self.note(line, format!("destructive: {what}")),
         }
@@ -518,6 +525,182 @@ impl Replay {
         }
     }
 
+    /// The statements of a PL/pgSQL body, in order.
+    fn pl(&mut self, body: &[Pl]) {
+        for s in body {
+            match s {
+                Pl::Sql { line, op, ensure } => self.ensure(op, *line, *ensure),
+                Pl::Dynamic { line, guess } => self.unverifiable(guess, *line),
+                Pl::Choice { line, what, paths } => self.choice(*line, what, paths),
+            }
+        }
+    }
+
+    /// A statement that runs only when its object is missing (`IF NOT EXISTS (... pg_policies
+    /// ...)`, a swallowed `duplicate_object`): an object of that name that exists is kept.
+    fn ensure(&mut self, op: &Op, line: u32, ensure: bool) {
+        if !ensure {
+            return self.apply(&Stmt {
+                line,
+                op: op.clone(),
+            });
+        }
+        let op = match op {
+            Op::CreatePolicy { table, policy } => {
+                let exists = self
+                    .schema
+                    .tables
+                    .get(table)
+                    .is_some_and(|t| t.policies.iter().any(|p| p.name == policy.name));
+                if exists {
+                    return;
+                }
+                op.clone()
+            }
+            Op::CreateTable(c) => Op::CreateTable(CreateTable {
+                if_not_exists: true,
+                ..c.clone()
+            }),
+            Op::CreateIndex { table, index, .. } => Op::CreateIndex {
+                table: table.clone(),
+                index: index.clone(),
+                if_not_exists: true,
+            },
+            Op::AlterTable {
+                table,
+                if_exists,
+                actions,
+            } => Op::AlterTable {
+                table: table.clone(),
+                if_exists: *if_exists,
+                actions: actions
+                    .iter()
+                    .map(|a| match a {
+                        Action::AddColumn {
+                            column, indexes, ..
+                        } => Action::AddColumn {
+                            column: column.clone(),
+                            indexes: indexes.clone(),
+                            if_not_exists: true,
+                        },
+                        a => a.clone(),
+                    })
+                    .collect(),
+            },
+            op => op.clone(),
+        };
+        self.apply(&Stmt { line, op });
+    }
+
+    /// Exactly one of `paths` runs: each is replayed on its own copy of the schema, and a table
+    /// is kept as the paths leave it only when they all leave it protected the same way.
+    /// Otherwise it is unverified, with the line of the branch point, and kept as the first
+    /// path that has it leaves it (the code as written: what its findings show).
+    fn choice(&mut self, line: u32, what: &str, paths: &[Vec<Pl>]) {
+        let origin = self.at(line);
+        let outs: Vec<Replay> = paths
+            .iter()
+            .map(|p| {
+                let mut r = Replay {
+                    schema: self.schema.clone(),
+                    findings: Vec::new(),
+                    impact: Vec::new(),
+                    altered: Vec::new(),
+                    path: self.path.clone(),
+                    new: self.new,
+                };
+                r.pl(p);
+                r
+            })
+            .collect();
+        if outs.is_empty() {
+            return;
+        }
+        let mut names: Vec<QualName> = outs
+            .iter()
+            .flat_map(|r| r.schema.tables.keys().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut tables = std::collections::BTreeMap::new();
+        let mut differ = Vec::new();
+        for name in names {
+            let versions: Vec<Option<&Table>> =
+                outs.iter().map(|r| r.schema.tables.get(&name)).collect();
+            let Some(mut t) = versions.iter().flatten().next().map(|t| (*t).clone()) else {
+                continue;
+            };
+            for v in versions.iter().flatten() {
+                for d in &v.unverified {
+                    t.doubt(d.origin.clone(), d.reason.clone());
+                }
+                for p in &v.touched_by {
+                    t.touch(p);
+                }
+            }
+            let same = versions.iter().all(Option::is_some)
+                && versions
+                    .windows(2)
+                    .all(|w| w[0].map(protection) == w[1].map(protection));
+            if !same {
+                let how = if versions.iter().all(Option::is_some) {
+                    "protected differently"
+                } else {
+                    "present"
+                };
+                t.doubt(
+                    origin.clone(),
+                    format!(
+                        "the {what} at {origin} leaves it {how} on some paths and not others: it is protected only if protected whichever path runs"
+                    ),
+                );
+                t.touch(&self.path);
+                differ.push(name.to_string());
+            }
+            tables.insert(name, t);
+        }
+        let mut functions = std::collections::BTreeMap::new();
+        for r in outs.iter().rev() {
+            functions.extend(r.schema.functions.clone());
+        }
+        for mut r in outs {
+            let mut map = Vec::with_capacity(r.impact.len());
+            for l in r.impact.drain(..) {
+                let at = match self.impact.iter().position(|x| *x == l) {
+                    Some(at) => at,
+                    None => {
+                        self.impact.push(l);
+                        self.impact.len() - 1
+                    }
+                };
+                map.push(at);
+            }
+            for mut a in r.altered.drain(..) {
+                a.impact_line = map[a.impact_line];
+                if !self.altered.iter().any(|b| b.impact_line == a.impact_line) {
+                    self.altered.push(a);
+                }
+            }
+            for f in r.findings.drain(..) {
+                if !self.findings.contains(&f) {
+                    self.findings.push(f);
+                }
+            }
+        }
+        self.schema.tables = tables;
+        self.schema.functions = functions;
+        if !differ.is_empty() {
+            let msg = format!(
+                "the {what} at this line leaves {} protected differently depending on the path taken: each is unverified; make the DDL unconditional, or let the live check prove the result",
+                differ.join(", ")
+            );
+            self.finding(
+                Finding::new(Rule::UnverifiableSql, Severity::Warning, msg)
+                    .at(self.path.clone(), Some(line)),
+            );
+        }
+    }
+
     fn unverifiable(&mut self, u: &Unverifiable, line: u32) {
         let origin = self.at(line);
         let path = self.path.clone();
@@ -533,13 +716,18 @@ impl Replay {
         let mut touched = Vec::new();
         for t in self.schema.tables.values_mut() {
             let named = u.targets.contains(&t.name) || u.words.contains(&t.name.name);
-            if named || u.anything {
+            let any = u.anything && u.within.as_ref().is_none_or(|s| *s == t.name.schema);
+            if named || any {
                 t.doubt(origin.clone(), reason.clone());
                 t.touch(&path);
                 touched.push(t.name.to_string());
             }
         }
-        let scope = if u.anything {
+        let scope = if u.creates_only {
+            "it only creates tables: none that exists is in doubt, and the tables it creates are not seen by the static reader".to_string()
+        } else if let (true, Some(schema)) = (u.anything, &u.within) {
+            format!("it runs dynamic SQL on tables of {schema}: every table of {schema} that exists at this point is unverified")
+        } else if u.anything {
             "it runs dynamic SQL: every table that exists at this point is unverified".to_string()
         } else if touched.is_empty() {
             "it names no table the history knows".to_string()
@@ -554,6 +742,45 @@ impl Replay {
             Finding::new(Rule::UnverifiableSql, Severity::Warning, msg).at(path, Some(line)),
         );
     }
+}
+
+/// What decides a table's protection, without where each fact came from: two paths that leave
+/// equal fingerprints leave the table protected alike.
+fn protection(t: &Table) -> impl PartialEq {
+    let columns: Vec<_> = t
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.not_null, c.references.clone()))
+        .collect();
+    let mut policies: Vec<_> = t
+        .policies
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                p.command,
+                p.permissive,
+                p.roles.clone(),
+                p.using.clone(),
+                p.with_check.clone(),
+            )
+        })
+        .collect();
+    policies.sort_by(|a, b| a.0.cmp(&b.0));
+    let indexes: Vec<_> = t
+        .indexes
+        .iter()
+        .map(|i| (i.name.clone(), i.columns.clone(), i.unique, i.partial))
+        .collect();
+    (
+        t.name.clone(),
+        columns,
+        t.rls.on,
+        t.rls_forced.on,
+        policies,
+        indexes,
+        t.former_names.clone(),
+    )
 }
 
 fn to_column(c: &ColumnDef, origin: &Origin) -> Column {
