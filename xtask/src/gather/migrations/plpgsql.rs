@@ -543,13 +543,17 @@ impl<'a> Parser<'a> {
         self.semi()?;
         self.left = left || any_left;
         self.nesting -= 1;
-        // `IF [NOT] EXISTS (SELECT ... FROM pg_policies ...) THEN ... END IF`: make sure it
-        // exists (or is gone): read as applied, creating only what is missing.
-        if branches.len() == 1 && !has_else && self.is_existence_test(&branches[0].0) {
-            let (_, body, aborts) = branches.pop().expect("one branch");
-            if aborts {
-                return Ok(Vec::new());
-            }
+        // `IF NOT EXISTS (SELECT ... FROM pg_policies WHERE policyname = 'p') THEN CREATE
+        // POLICY p ... END IF`: make sure it exists. Read as applied, creating only what is
+        // missing, when the test names what each statement makes.
+        let guard = match branches.as_slice() {
+            [(cond, body, false)] if !has_else => self
+                .missing_test(cond)
+                .is_some_and(|names| body.iter().all(|s| guarded_by(s, &names))),
+            _ => false,
+        };
+        if guard {
+            let (_, body, _) = branches.pop().expect("one branch");
             return Ok(body
                 .into_iter()
                 .map(|s| match s {
@@ -573,19 +577,18 @@ impl<'a> Parser<'a> {
         Ok(choice(line, "IF", paths))
     }
 
-    /// `[NOT] EXISTS (SELECT ... FROM <catalog> ...)` or `to_regclass(...) IS [NOT] NULL`.
-    fn is_existence_test(&self, cond: &[Tok]) -> bool {
+    /// `NOT EXISTS (SELECT ... FROM <catalog> ...)` or `to_regclass('...') IS NULL`: "when it is
+    /// missing". The names its string literals hold, lower-cased (`None`: not such a test).
+    /// `EXISTS` / `IS NOT NULL` tests are ordinary branches: what they guard may not run.
+    fn missing_test(&self, cond: &[Tok]) -> Option<Vec<String>> {
         let words: Vec<String> = cond
             .iter()
             .filter(|t| t.kind == T::Ident)
             .map(|t| self.text(t).to_ascii_lowercase())
             .collect();
-        let mut w = words.iter().map(String::as_str);
-        let first = w.next();
-        let second = w.next();
-        let exists = match (first, second) {
-            (Some("exists"), _) | (Some("not"), Some("exists")) => {
-                // The whole condition is the one EXISTS (...): nothing after its `)`.
+        let test = match words.as_slice() {
+            [not, exists, ..] if not == "not" && exists == "exists" => {
+                // The whole condition is the one NOT EXISTS (...): nothing after its `)`.
                 let open = cond.iter().position(|t| t.kind == T::OpenParen);
                 open.is_some_and(|o| close_of(cond, o) == Some(cond.len() - 1))
                     && words
@@ -593,18 +596,22 @@ impl<'a> Parser<'a> {
                         .zip(words.iter().skip(1))
                         .any(|(a, b)| a == "from" && is_catalog(b))
             }
-            (Some("to_regclass" | "to_regtype" | "to_regproc" | "to_regnamespace"), _) => {
-                matches!(
-                    words.as_slice().get(1..).unwrap_or_default(),
-                    [.., is, null] if is == "is" && null == "null"
-                ) || matches!(
-                    words.as_slice().get(1..).unwrap_or_default(),
-                    [.., is, not, null] if is == "is" && not == "not" && null == "null"
-                )
+            [f, is, null] if f.starts_with("to_reg") && is == "is" && null == "null" => {
+                cond.get(1).map(|t| t.kind) == Some(T::OpenParen)
+                    && close_of(cond, 1) == Some(cond.len() - 3)
             }
             _ => false,
         };
-        exists
+        test.then(|| {
+            cond.iter()
+                .filter_map(|t| match t.kind {
+                    T::Literal {
+                        kind: L::Str { .. } | L::DollarQuotedString { .. },
+                    } => literal_text(self.text(t)).map(|(s, _)| s.to_ascii_lowercase()),
+                    _ => None,
+                })
+                .collect()
+        })
     }
 
     /// `CASE [expr] WHEN ... THEN stmts ... [ELSE stmts] END CASE;`
@@ -990,6 +997,32 @@ fn is_reserved(w: &str) -> bool {
 /// SQLSTATE condition names raised when an object exists already or does not exist.
 fn is_existence_error(c: &str) -> bool {
     c.starts_with("duplicate_") || c.starts_with("undefined_")
+}
+
+/// Does the existence test (the names in its literals) name what the statement makes?
+fn guarded_by(s: &Pl, names: &[String]) -> bool {
+    let named = |n: &str| {
+        let n = n.to_ascii_lowercase();
+        names
+            .iter()
+            .any(|x| *x == n || x.rsplit('.').next() == Some(n.as_str()))
+    };
+    let Pl::Sql { op, .. } = s else {
+        return false;
+    };
+    match op {
+        Op::CreatePolicy { policy, .. } => named(&policy.name),
+        Op::CreateTable(c) => named(&c.name.name),
+        Op::CreateIndex { index, table, .. } => {
+            index.name.as_deref().is_some_and(named) || named(&table.name)
+        }
+        Op::AlterTable { table, actions, .. } => actions.iter().all(|a| match a {
+            read::Action::AddColumn { column, .. } => named(&column.name),
+            _ => named(&table.name),
+        }),
+        Op::CreateFunction { name, .. } => named(&name.name),
+        _ => false,
+    }
 }
 
 /// Catalog relations an existence test reads.
@@ -1394,9 +1427,29 @@ mod tests {
                 "{body}: {b:?}"
             );
         }
-        // A condition on data is a real branch.
-        let b = read("begin if exists (select 1 from docs) then alter table docs disable row level security; end if; end");
-        assert!(matches!(b.as_slice(), [Pl::Choice { .. }]), "{b:?}");
+        let b = read("begin if to_regclass('public.docs') is null then create table docs (id int); end if; end");
+        assert!(
+            matches!(
+                b.as_slice(),
+                [Pl::Sql {
+                    ensure: true,
+                    op: Op::CreateTable(_),
+                    ..
+                }]
+            ),
+            "{b:?}"
+        );
+        // A condition on data, a test that something exists, a test that names something
+        // else: real branches.
+        for body in [
+            "begin if exists (select 1 from docs) then alter table docs disable row level security; end if; end",
+            "begin if exists (select 1 from pg_roles where rolname = 'x') then create policy p on docs using (true); end if; end",
+            "begin if not exists (select 1 from pg_policies where policyname = 'q') then create policy p on docs using (true); end if; end",
+            "begin if not exists (select 1 from pg_policies where policyname = 'p') or x then create policy p on docs using (true); end if; end",
+        ] {
+            let b = read(body);
+            assert!(matches!(b.as_slice(), [Pl::Choice { .. }]), "{body}: {b:?}");
+        }
     }
 
     #[test]
