@@ -26,7 +26,7 @@ create policy p on docs for all using (tenant_id = get_current_tenant_id());\n";
 fn lines_in(body: &[Pl], n: u32) {
     for s in body {
         match s {
-            Pl::Sql { line, .. } | Pl::Dynamic { line, .. } => {
+            Pl::Sql { line, .. } | Pl::Dynamic { line, .. } | Pl::Call { line, .. } => {
                 assert!((1..=n).contains(line), "line {line} of {n}")
             }
             Pl::Choice { line, paths, .. } => {

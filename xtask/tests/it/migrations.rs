@@ -729,6 +729,26 @@ fn trigger_execute_function_is_not_dynamic_sql() {
     expect("create_trigger", &[("public.docs", Protected, &[])], &[]);
 }
 
+/// DDL run by calling a PL/pgSQL function or procedure the history defines (`select f()`,
+/// `call p()`, `perform f()` in a DO block) is replayed at the call: the helper that disables
+/// RLS leaves `notes` unprotected at the line of the call.
+#[test]
+fn a_called_function_runs_its_ddl_at_the_call() {
+    let ev = expect(
+        "function_call_ddl",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.logs", Protected, &[]),
+            ("public.notes", Unprotected, &["rls-not-enabled"]),
+        ],
+        &[],
+    );
+    assert_eq!(
+        line_of(&ev, "rls-not-enabled").as_deref(),
+        Some("function_call_ddl/0002.sql:15")
+    );
+}
+
 /// The tables each function body reads (`language sql`, `plpgsql`, a SQL-standard body), in
 /// the schema model for the trust chain.
 #[test]

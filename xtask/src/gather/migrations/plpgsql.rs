@@ -51,6 +51,8 @@ pub enum Pl {
         what: &'static str,
         paths: Vec<Vec<Pl>>,
     },
+    /// Functions called (`perform f()`, `x := f()`): one the history defined runs its body.
+    Call { line: u32, functions: Vec<QualName> },
 }
 
 /// The text of a string literal token (`'...'` or `$tag$...$tag$`) and the byte length of
@@ -722,7 +724,7 @@ impl<'a> Parser<'a> {
         if let Some(at) = assignment(&toks) {
             let rhs = &toks[at..];
             self.cond_chunk(rhs);
-            return Ok(Vec::new());
+            return Ok(self.calls(&format!("select {}", self.span(rhs)), line));
         }
         match first.as_str() {
             "return" | "exit" | "continue" => {
@@ -755,12 +757,14 @@ impl<'a> Parser<'a> {
             }
             "perform" => {
                 let s = format!("select {}", self.span(&toks[1..]));
+                let calls = self.calls(&s, line);
                 self.chunk(s);
-                Ok(Vec::new())
+                Ok(calls)
             }
             "select" | "insert" | "update" | "delete" | "with" | "merge" | "values" => {
+                let calls = self.calls(&text, line);
                 self.chunk(text);
-                Ok(Vec::new())
+                Ok(calls)
             }
             "null" | "assert" | "get" | "open" | "fetch" | "move" | "close" | "notify"
             | "listen" | "unlisten" | "analyze" | "vacuum" | "set" | "reset" | "lock"
@@ -768,6 +772,19 @@ impl<'a> Parser<'a> {
             "execute" => Ok(self.execute(&toks[1..], line)),
             _ => Ok(self.sql(&text, line)),
         }
+    }
+
+    /// The functions a statement calls (they may run DDL the replay follows).
+    fn calls(&self, text: &str, line: u32) -> Vec<Pl> {
+        if !text.contains('(') || sql::too_deep(text).is_some() {
+            return Vec::new();
+        }
+        let parse = SourceFile::parse(text);
+        let functions = read::calls(&parse.syntax_node());
+        if functions.is_empty() {
+            return Vec::new();
+        }
+        vec![Pl::Call { line, functions }]
     }
 
     /// Static SQL inside the body: read like a top-level statement.
@@ -1033,7 +1050,10 @@ fn is_catalog(name: &str) -> bool {
 
 fn pl_line(p: &Pl) -> u32 {
     match p {
-        Pl::Sql { line, .. } | Pl::Dynamic { line, .. } | Pl::Choice { line, .. } => *line,
+        Pl::Sql { line, .. }
+        | Pl::Dynamic { line, .. }
+        | Pl::Choice { line, .. }
+        | Pl::Call { line, .. } => *line,
     }
 }
 
@@ -1324,9 +1344,15 @@ mod tests {
 
     #[test]
     fn dml_only_changes_nothing() {
-        let b = read(
+        let b: Vec<Pl> = read_block(
             "declare n int; begin\n  insert into t values (1);\n  update t set a = 1 where b;\n  select count(*) into n from t;\n  perform f();\n  n := n + 1;\n  raise notice 'x %', n;\n  for r in select * from t loop update t set a = r.a; end loop;\n  if n > 1 then delete from t where a = 1; else null; end if;\nend",
-        );
+            1,
+            0,
+        )
+        .unwrap()
+        .into_iter()
+        .filter(|s| !matches!(s, Pl::Call { .. }))
+        .collect();
         assert_eq!(b, []);
     }
 

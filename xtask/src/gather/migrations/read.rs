@@ -63,6 +63,16 @@ pub enum Op {
         fixed_search_path: bool,
         /// Tables its body reads (`FROM`, `JOIN`).
         reads: Vec<QualName>,
+        /// What calling it may do to the schema: its PL/pgSQL body's statements (or, when the
+        /// body cannot be read, the fail-closed guess over its text). `None`: nothing.
+        body: Option<Vec<super::plpgsql::Pl>>,
+    },
+    /// Functions a statement calls (`select f()`, `CALL p()`): a function the history defined
+    /// runs its body here. `otherwise`: what an unknown one may do (`CALL` of a procedure the
+    /// history does not define).
+    Calls {
+        functions: Vec<QualName>,
+        otherwise: Option<Unverifiable>,
     },
     /// A PL/pgSQL body that runs now (a `DO` block), read statement by statement.
     Plpgsql {
@@ -294,11 +304,18 @@ pub(super) fn statement_in(
         K::CREATE_FUNCTION | K::CREATE_PROCEDURE => create_function(node, lines)?,
         K::DO => do_block(node, lines, depth),
         K::EXECUTE => Op::Unverifiable(unverifiable("EXECUTE of a prepared statement", "", true)),
-        K::CALL => Op::Unverifiable(unverifiable(
-            "CALL of a procedure",
-            &node.text().to_string(),
-            true,
-        )),
+        K::CALL => Op::Calls {
+            functions: child(node, K::PROCEDURE_NAME_REF)
+                .and_then(|n| qual_name(&n))
+                .into_iter()
+                .chain(calls(node))
+                .collect(),
+            otherwise: Some(unverifiable(
+                "CALL of a procedure",
+                &node.text().to_string(),
+                true,
+            )),
+        },
         K::TRUNCATE => Op::Destructive {
             what: one_line(&node.text().to_string()),
         },
@@ -319,8 +336,31 @@ pub(super) fn statement_in(
         K::DROP_SCHEMA => Op::Destructive {
             what: one_line(&node.text().to_string()),
         },
+        K::SELECT | K::INSERT | K::UPDATE | K::DELETE | K::VALUES | K::MERGE => {
+            let functions = calls(node);
+            if functions.is_empty() {
+                return None;
+            }
+            Op::Calls {
+                functions,
+                otherwise: None,
+            }
+        }
         _ => return None,
     })
+}
+
+/// The functions called under a node (`f(...)`, `public.f(...)`).
+pub(super) fn calls(node: &SyntaxNode) -> Vec<QualName> {
+    let mut out: Vec<QualName> = Vec::new();
+    for call in node.descendants().filter(|n| n.kind() == K::CALL_EXPR) {
+        if let Some(q) = qual_name(&call) {
+            if !out.contains(&q) {
+                out.push(q);
+            }
+        }
+    }
+    out
 }
 
 fn one_line(s: &str) -> String {
@@ -773,10 +813,25 @@ fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
         .and_then(|a| child(&a, K::AS_DEFINITION))
         .and_then(|d| child(&d, K::LITERAL));
     let mut reads = Vec::new();
+    let mut runs = None;
     match body {
         Some(lit) if language == "sql" || language == "plpgsql" => {
             if let Some((text, line)) = plpgsql::body_of(&lit, lines) {
                 reads = plpgsql::function_reads(&language, &text, line);
+                if language == "plpgsql" {
+                    runs = match plpgsql::read_block(&text, line, 1) {
+                        Ok(b) if b.is_empty() => None,
+                        Ok(b) => Some(b),
+                        Err(why) => Some(vec![plpgsql::Pl::Dynamic {
+                            line,
+                            guess: unverifiable(
+                                &format!("function {name} (its body is not read: {why})"),
+                                &text,
+                                true,
+                            ),
+                        }]),
+                    };
+                }
             }
         }
         Some(_) => {}
@@ -788,6 +843,7 @@ fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
         security_definer,
         fixed_search_path,
         reads,
+        body: runs,
     })
 }
 

@@ -3,6 +3,8 @@
 //! [`Doubt`](crate::schema::Doubt) on the tables it may have touched, so they can never be
 //! called protected.
 
+use std::{collections::BTreeMap, sync::Arc};
+
 use crate::rules::catalog::Rule;
 use crate::{
     model::{Finding, Severity},
@@ -28,7 +30,14 @@ pub struct Replay {
     pub altered: Vec<Altered>,
     path: String,
     new: bool,
+    /// What calling each function the history defined may do (its PL/pgSQL body).
+    bodies: BTreeMap<QualName, Arc<Vec<Pl>>>,
+    /// The functions being called now (a call of one of them again is not followed).
+    calling: Vec<QualName>,
 }
+
+/// Calls inside calls followed at most this deep.
+const MAX_CALLS: usize = 8;
 
 /// A policy altered by a new file (`ALTER POLICY`): as it was and as it is, for the judge.
 #[derive(Debug, Clone)]
@@ -58,6 +67,8 @@ impl Replay {
             altered: Vec::new(),
             path: String::new(),
             new: false,
+            bodies: BTreeMap::new(),
+            calling: Vec::new(),
         }
     }
 
@@ -239,7 +250,12 @@ impl Replay {
                 security_definer,
                 fixed_search_path,
                 reads,
+                body,
             } => {
+                match body {
+                    Some(b) => self.bodies.insert(name.clone(), Arc::new(b.clone())),
+                    None => self.bodies.remove(name),
+                };
                 let f = Function {
                     name: name.clone(),
                     security_definer: *security_definer,
@@ -250,6 +266,10 @@ impl Replay {
                 self.schema.functions.insert(name.clone(), f);
             }
             Op::Plpgsql { body, .. } => self.pl(body),
+            Op::Calls {
+                functions,
+                otherwise,
+            } => self.calls(functions, otherwise.as_ref(), line),
             Op::Unverifiable(u) => self.unverifiable(u, line),
             Op::Destructive { what } => self.note(line, format!("destructive: {what}")),
         }
@@ -532,7 +552,36 @@ impl Replay {
                 Pl::Sql { line, op, ensure } => self.ensure(op, *line, *ensure),
                 Pl::Dynamic { line, guess } => self.unverifiable(guess, *line),
                 Pl::Choice { line, what, paths } => self.choice(*line, what, paths),
+                Pl::Call { line, functions } => self.calls(functions, None, *line),
             }
+        }
+    }
+
+    /// Calls of functions: one the history defined runs its body here (once; its lines are
+    /// the call's). A recursive call, or calls nested too deep, may do anything.
+    fn calls(&mut self, functions: &[QualName], otherwise: Option<&Unverifiable>, line: u32) {
+        for f in functions {
+            let Some(body) = self.bodies.get(f).cloned() else {
+                if let Some(u) = otherwise {
+                    self.unverifiable(u, line);
+                }
+                continue;
+            };
+            if self.calling.contains(f) || self.calling.len() >= MAX_CALLS {
+                let u = Unverifiable {
+                    what: format!("a call of {f} inside itself or too deep"),
+                    targets: Vec::new(),
+                    words: Default::default(),
+                    anything: true,
+                    within: None,
+                    creates_only: false,
+                };
+                self.unverifiable(&u, line);
+                continue;
+            }
+            self.calling.push(f.clone());
+            self.pl(&relined(&body, line));
+            self.calling.pop();
         }
     }
 
@@ -608,6 +657,8 @@ impl Replay {
                     altered: Vec::new(),
                     path: self.path.clone(),
                     new: self.new,
+                    bodies: self.bodies.clone(),
+                    calling: self.calling.clone(),
                 };
                 r.pl(p);
                 r
@@ -663,6 +714,8 @@ impl Replay {
         for r in outs.iter().rev() {
             functions.extend(r.schema.functions.clone());
         }
+        let bodies: Vec<BTreeMap<QualName, Arc<Vec<Pl>>>> =
+            outs.iter().map(|r| r.bodies.clone()).collect();
         for mut r in outs {
             let mut map = Vec::with_capacity(r.impact.len());
             for l in r.impact.drain(..) {
@@ -689,6 +742,11 @@ impl Replay {
         }
         self.schema.tables = tables;
         self.schema.functions = functions;
+        for r in &bodies {
+            for (k, v) in r {
+                self.bodies.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
         if !differ.is_empty() {
             let msg = format!(
                 "the {what} at this line leaves {} protected differently depending on the path taken: each is unverified; make the DDL unconditional, or let the live check prove the result",
@@ -741,6 +799,84 @@ impl Replay {
         self.finding(
             Finding::new(Rule::UnverifiableSql, Severity::Warning, msg).at(path, Some(line)),
         );
+    }
+}
+
+/// A called function's statements, at the line of the call (its own lines are in another
+/// file, or another part of this one).
+fn relined(body: &[Pl], line: u32) -> Vec<Pl> {
+    body.iter()
+        .map(|s| match s {
+            Pl::Sql { op, ensure, .. } => Pl::Sql {
+                line,
+                op: reline_op(op, line),
+                ensure: *ensure,
+            },
+            Pl::Dynamic { guess, .. } => Pl::Dynamic {
+                line,
+                guess: guess.clone(),
+            },
+            Pl::Choice { what, paths, .. } => Pl::Choice {
+                line,
+                what,
+                paths: paths.iter().map(|p| relined(p, line)).collect(),
+            },
+            Pl::Call { functions, .. } => Pl::Call {
+                line,
+                functions: functions.clone(),
+            },
+        })
+        .collect()
+}
+
+fn reline_op(op: &Op, line: u32) -> Op {
+    let col = |c: &ColumnDef| ColumnDef { line, ..c.clone() };
+    match op {
+        Op::CreateTable(c) => Op::CreateTable(CreateTable {
+            columns: c.columns.iter().map(col).collect(),
+            ..c.clone()
+        }),
+        Op::AlterTable {
+            table,
+            if_exists,
+            actions,
+        } => Op::AlterTable {
+            table: table.clone(),
+            if_exists: *if_exists,
+            actions: actions
+                .iter()
+                .map(|a| match a {
+                    Action::AddColumn {
+                        column,
+                        indexes,
+                        if_not_exists,
+                    } => Action::AddColumn {
+                        column: col(column),
+                        indexes: indexes.clone(),
+                        if_not_exists: *if_not_exists,
+                    },
+                    a => a.clone(),
+                })
+                .collect(),
+        },
+        Op::Plpgsql { what, body } => Op::Plpgsql {
+            what: what.clone(),
+            body: relined(body, line),
+        },
+        Op::CreateFunction {
+            name,
+            security_definer,
+            fixed_search_path,
+            reads,
+            body,
+        } => Op::CreateFunction {
+            name: name.clone(),
+            security_definer: *security_definer,
+            fixed_search_path: *fixed_search_path,
+            reads: reads.clone(),
+            body: body.as_ref().map(|b| relined(b, line)),
+        },
+        op => op.clone(),
     }
 }
 
