@@ -96,19 +96,27 @@ pub fn read_block(body: &str, first_line: u32, depth: usize) -> Result<Vec<Pl>, 
 /// `language plpgsql`. A PL/pgSQL body this reader cannot follow is read as SQL anyway: what
 /// squawk makes of it errs towards naming too many tables, never too few.
 pub fn function_reads(language: &str, body: &str, first_line: u32) -> Vec<QualName> {
-    let mut out = Vec::new();
+    read_function(language, body, first_line).1
+}
+
+/// A function body in one pass: what calling it runs (PL/pgSQL; `Err` when the body cannot
+/// be read) and the tables it reads.
+pub fn read_function(
+    language: &str,
+    body: &str,
+    first_line: u32,
+) -> (Result<Vec<Pl>, String>, Vec<QualName>) {
     if language == "plpgsql" {
-        if let Ok(mut p) = Parser::new(body, first_line, 0, true) {
-            if p.top().is_ok() {
-                for chunk in &p.chunks {
-                    add_reads(&mut out, chunk);
-                }
-                return out;
-            }
-        }
+        let read = Parser::new(body, first_line, 1, true).and_then(|mut p| {
+            let pl = p.top()?;
+            Ok((pl, std::mem::take(&mut p.reads)))
+        });
+        return match read {
+            Ok((pl, reads)) => (Ok(pl), reads),
+            Err(why) => (Err(why), sql_reads(body)),
+        };
     }
-    add_reads(&mut out, body);
-    out
+    (Ok(Vec::new()), sql_reads(body))
 }
 
 /// The relations of `FROM` and `JOIN` clauses in SQL text (CTE names excepted).
@@ -173,9 +181,9 @@ struct Parser<'a> {
     returned: bool,
     /// The statements being read raise an exception unconditionally.
     raised: bool,
-    /// Collect the SQL of every statement and condition (for [`function_reads`]).
+    /// Collect the tables every statement and condition reads (for [`function_reads`]).
     collect: bool,
-    chunks: Vec<String>,
+    reads: Vec<QualName>,
 }
 
 type Res<T> = Result<T, String>;
@@ -233,7 +241,7 @@ impl<'a> Parser<'a> {
             returned: false,
             raised: false,
             collect,
-            chunks: Vec::new(),
+            reads: Vec::new(),
         })
     }
 
@@ -251,8 +259,15 @@ impl<'a> Parser<'a> {
         self.word_at(self.i)
     }
 
+    /// Is the token at `i` the word `w` (lower case)?
+    fn is_at(&self, i: usize, w: &str) -> bool {
+        self.toks
+            .get(i)
+            .is_some_and(|t| t.kind == T::Ident && self.text(t).eq_ignore_ascii_case(w))
+    }
+
     fn is(&self, w: &str) -> bool {
-        self.word().as_deref() == Some(w)
+        self.is_at(self.i, w)
     }
 
     fn line(&self) -> u32 {
@@ -416,12 +431,12 @@ impl<'a> Parser<'a> {
                 T::CloseParen | T::CloseBracket => depth -= 1,
                 T::Semi if depth <= 0 => break,
                 T::Ident if depth == 0 => {
-                    let w = self.text(t).to_ascii_lowercase();
-                    if w == "case" {
+                    let w = self.text(t);
+                    if w.eq_ignore_ascii_case("case") {
                         cases += 1;
-                    } else if w == "end" && cases > 0 {
+                    } else if w.eq_ignore_ascii_case("end") && cases > 0 {
                         cases -= 1;
-                    } else if cases == 0 && stops.contains(&w.as_str()) {
+                    } else if cases == 0 && stops.iter().any(|s| w.eq_ignore_ascii_case(s)) {
                         return Ok(self.toks[start..self.i].to_vec());
                     }
                 }
@@ -444,16 +459,56 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn chunk(&mut self, sql: String) {
-        if self.collect {
-            self.chunks.push(sql);
+    /// The tables SQL of the body that is not DDL (a query, a condition) reads, when
+    /// collecting them: parsed only when it has a FROM or JOIN.
+    fn chunk(&mut self, sql: &str) {
+        if !self.collect
+            || !(has_word(sql, "from") || has_word(sql, "join"))
+            || sql::too_deep(sql).is_some()
+        {
+            return;
         }
+        let parse = SourceFile::parse(sql);
+        reads_under(&parse.syntax_node(), &mut self.reads);
     }
 
+    /// The functions called in a statement (a name, maybe qualified, before `(`): they may
+    /// run DDL the replay follows. Words such as `values (` or `in (` name no function the
+    /// history defines, and calls of those are ignored.
+    fn calls(&self, toks: &[Tok], line: u32) -> Vec<Pl> {
+        let name = |t: &Tok| match t.kind {
+            T::Ident | T::QuotedIdent { .. } => Some(sql::fold_ident(self.text(t))),
+            _ => None,
+        };
+        let mut functions: Vec<QualName> = Vec::new();
+        for (k, w) in toks.windows(2).enumerate() {
+            if w[1].kind != T::OpenParen {
+                continue;
+            }
+            let Some(f) = name(&w[0]) else { continue };
+            let schema = match (
+                k.checked_sub(2).map(|j| &toks[j]),
+                k.checked_sub(1).map(|j| &toks[j]),
+            ) {
+                (Some(s), Some(d)) if d.kind == T::Dot => name(s),
+                _ => None,
+            };
+            let q = QualName::new(schema.unwrap_or_else(|| "public".into()), f);
+            if !functions.contains(&q) {
+                functions.push(q);
+            }
+        }
+        if functions.is_empty() {
+            return Vec::new();
+        }
+        vec![Pl::Call { line, functions }]
+    }
+
+    /// A condition or expression, read as `SELECT expr` for the tables it reads.
     fn cond_chunk(&mut self, toks: &[Tok]) {
         if self.collect && !toks.is_empty() {
             let s = format!("select {}", self.span(toks));
-            self.chunks.push(s);
+            self.chunk(&s);
         }
     }
 
@@ -679,7 +734,7 @@ impl<'a> Parser<'a> {
                             "select" | "with" | "values"
                         )
                     }) {
-                        let s = self.span(q).to_string();
+                        let s = self.span(q);
                         self.chunk(s);
                     }
                 }
@@ -722,9 +777,8 @@ impl<'a> Parser<'a> {
         let text = self.span(&toks).to_string();
         let first = self.word_at(start).unwrap_or_default();
         if let Some(at) = assignment(&toks) {
-            let rhs = &toks[at..];
-            self.cond_chunk(rhs);
-            return Ok(self.calls(&format!("select {}", self.span(rhs)), line));
+            self.cond_chunk(&toks[at..]);
+            return Ok(self.calls(&toks[at..], line));
         }
         match first.as_str() {
             "return" | "exit" | "continue" => {
@@ -735,7 +789,7 @@ impl<'a> Parser<'a> {
                         if self.word_at(start + 2).as_deref() == Some("execute") {
                             return Ok(Vec::new());
                         }
-                        let s = self.span(q).to_string();
+                        let s = self.span(q);
                         self.chunk(s);
                     } else if self.word_at(start + 1).as_deref() != Some("next") {
                         self.cond_chunk(rest);
@@ -756,15 +810,12 @@ impl<'a> Parser<'a> {
                 Ok(Vec::new())
             }
             "perform" => {
-                let s = format!("select {}", self.span(&toks[1..]));
-                let calls = self.calls(&s, line);
-                self.chunk(s);
-                Ok(calls)
+                self.cond_chunk(&toks[1..]);
+                Ok(self.calls(&toks[1..], line))
             }
             "select" | "insert" | "update" | "delete" | "with" | "merge" | "values" => {
-                let calls = self.calls(&text, line);
-                self.chunk(text);
-                Ok(calls)
+                self.chunk(&text);
+                Ok(self.calls(&toks, line))
             }
             "null" | "assert" | "get" | "open" | "fetch" | "move" | "close" | "notify"
             | "listen" | "unlisten" | "analyze" | "vacuum" | "set" | "reset" | "lock"
@@ -774,22 +825,8 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The functions a statement calls (they may run DDL the replay follows).
-    fn calls(&self, text: &str, line: u32) -> Vec<Pl> {
-        if !text.contains('(') || sql::too_deep(text).is_some() {
-            return Vec::new();
-        }
-        let parse = SourceFile::parse(text);
-        let functions = read::calls(&parse.syntax_node());
-        if functions.is_empty() {
-            return Vec::new();
-        }
-        vec![Pl::Call { line, functions }]
-    }
-
     /// Static SQL inside the body: read like a top-level statement.
     fn sql(&mut self, text: &str, line: u32) -> Vec<Pl> {
-        self.chunk(text.to_string());
         if sql::too_deep(text).is_some() {
             return vec![dynamic_fallback(
                 "a statement nested too deep to read in a PL/pgSQL body",
@@ -806,6 +843,9 @@ impl<'a> Parser<'a> {
             )];
         }
         let lines = Lines::starting_at(text, line);
+        if self.collect {
+            reads_under(&parse.syntax_node(), &mut self.reads);
+        }
         parse
             .syntax_node()
             .children()
@@ -1001,6 +1041,18 @@ fn assignment(toks: &[Tok]) -> Option<usize> {
         }
     }
     None
+}
+
+/// Does `text` hold `word` (lower case) as a word of its own, in any case?
+fn has_word(text: &str, word: &str) -> bool {
+    let b = text.as_bytes();
+    let n = word.len();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+    (0..b.len().saturating_sub(n - 1)).any(|i| {
+        b[i..i + n].eq_ignore_ascii_case(word.as_bytes())
+            && (i == 0 || !ident(b[i - 1]))
+            && b.get(i + n).is_none_or(|&c| !ident(c))
+    })
 }
 
 /// Words that end a block, loop or branch: never an END label.

@@ -817,21 +817,20 @@ fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
     match body {
         Some(lit) if language == "sql" || language == "plpgsql" => {
             if let Some((text, line)) = plpgsql::body_of(&lit, lines) {
-                reads = plpgsql::function_reads(&language, &text, line);
-                if language == "plpgsql" {
-                    runs = match plpgsql::read_block(&text, line, 1) {
-                        Ok(b) if b.is_empty() => None,
-                        Ok(b) => Some(b),
-                        Err(why) => Some(vec![plpgsql::Pl::Dynamic {
-                            line,
-                            guess: unverifiable(
-                                &format!("function {name} (its body is not read: {why})"),
-                                &text,
-                                true,
-                            ),
-                        }]),
-                    };
-                }
+                let (body, r) = plpgsql::read_function(&language, &text, line);
+                reads = r;
+                runs = match body {
+                    Ok(b) if b.is_empty() => None,
+                    Ok(b) => Some(b),
+                    Err(why) => Some(vec![plpgsql::Pl::Dynamic {
+                        line,
+                        guess: unverifiable(
+                            &format!("function {name} (its body is not read: {why})"),
+                            &text,
+                            true,
+                        ),
+                    }]),
+                };
             }
         }
         Some(_) => {}
