@@ -742,9 +742,15 @@ impl Replay {
         }
         self.schema.tables = tables;
         self.schema.functions = functions;
-        for r in &bodies {
+        // Function bodies as the first path leaves them (the code as written), with what
+        // the other paths defined besides.
+        let mut paths = bodies.into_iter();
+        if let Some(first) = paths.next() {
+            self.bodies = first;
+        }
+        for r in paths {
             for (k, v) in r {
-                self.bodies.entry(k.clone()).or_insert_with(|| v.clone());
+                self.bodies.entry(k).or_insert(v);
             }
         }
         if !differ.is_empty() {
