@@ -631,7 +631,8 @@ fn existence_guards_read_as_make_sure_it_exists() {
 
 /// DDL in branches: a table is protected only if protected whichever path runs. A branch that
 /// leaves it as the other does (RLS enabled twice, the same policy on every CASE branch) costs
-/// nothing; one that disables RLS, or a loop that may not run, leaves it unverified with the
+/// nothing; one that disables RLS, a loop that may not run, or an exception block whose
+/// handler may run instead of its body, leaves it unverified with the
 /// line of the branch, and its findings are those of the code as written (the THEN branch,
 /// the loop body run).
 #[test]
@@ -640,6 +641,7 @@ fn ddl_in_branches_is_judged_on_every_path() {
         "do_branches",
         &[
             ("public.docs", Unverified, &["rls-not-enabled"]),
+            ("public.files", Unverified, &[]),
             ("public.logs", Protected, &[]),
             ("public.notes", Protected, &[]),
             ("public.tags", Unverified, &[]),
@@ -671,9 +673,18 @@ fn ddl_in_branches_is_judged_on_every_path() {
         .filter(|f| f.rule == "unverifiable-sql")
         .filter_map(|f| f.location())
         .collect();
+    assert!(
+        reason("public.files").contains("exception block at do_branches/0002.sql:30"),
+        "{}",
+        reason("public.files")
+    );
     assert_eq!(
         lines,
-        ["do_branches/0002.sql:5", "do_branches/0002.sql:26"],
+        [
+            "do_branches/0002.sql:5",
+            "do_branches/0002.sql:26",
+            "do_branches/0002.sql:30"
+        ],
         "{:#?}",
         ev.findings
     );
