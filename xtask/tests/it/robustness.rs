@@ -565,3 +565,18 @@ fn generated_plpgsql_bodies_never_vouch_for_what_they_may_loosen() {
     }
     assert!(loosening > 100, "only {loosening} loosening bodies");
 }
+
+/// Found by the `plpgsql_reader` fuzz target: a DO body the reader cannot follow (here a
+/// string that never ends) that runs EXECUTE and also names another table in a static
+/// `ALTER TABLE` put only that table in doubt. Text that runs EXECUTE may touch any table.
+#[test]
+fn an_unreadable_do_block_with_execute_doubts_every_table() {
+    let repo = TempRepo::new("unreadable-execute");
+    repo.write("0001.sql", PROTECTED);
+    repo.write(
+        "0002.sql",
+        "do $fz$\ndeclare\n  t text;\nbegin\n  foreach t in array array['a'] loop\n    execute format('create table if not exists public.%I (id uuid primary key, tenant_id uuid not null references public.tenantsgin\n  alter table pubop;\nend\n$fz$;\n",
+    );
+    let ev = repo.analyze();
+    assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
+}

@@ -178,7 +178,7 @@ pub struct Unverifiable {
     pub targets: Vec<QualName>,
     /// Every word of its text: any existing table named there may be touched.
     pub words: HashSet<String>,
-    /// It names no table at all but runs dynamic SQL: any table might be touched.
+    /// It runs dynamic SQL: any table might be touched.
     pub anything: bool,
     /// With `anything`: only tables of this schema (`alter table public.%I ...`).
     pub within: Option<String>,
@@ -415,7 +415,8 @@ pub(super) fn unverifiable(what: &str, body: &str, dynamic_possible: bool) -> Un
     let dynamic = lower.contains("execute") || body.is_empty();
     Unverifiable {
         what: what.to_string(),
-        anything: dynamic_possible && dynamic && targets.is_empty(),
+        // Text that runs EXECUTE may touch any table, whatever else it names.
+        anything: dynamic_possible && dynamic,
         targets,
         words,
         within: None,
