@@ -6,7 +6,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 reader="$here/corpus/migration_reader"
 judge="$here/corpus/policy_judge"
-mkdir -p "$reader" "$judge"
+plpgsql="$here/corpus/plpgsql_reader"
+mkdir -p "$reader" "$judge" "$plpgsql"
 
 # migration_reader: the first byte chooses the mode. 0x00: the rest is one file;
 # 0x01: the rest is the files of one history separated by NUL bytes.
@@ -55,4 +56,7 @@ for e in \
     printf '%s' "$e" >"$judge/shape-$i"
     i=$((i + 1))
 done
-echo "seeded: $(ls "$reader" | wc -l) migration_reader inputs ($n files), $(ls "$judge" | wc -l) policy_judge inputs"
+# plpgsql_reader: the bodies of the DO blocks and functions of those files ($$ ... $$).
+cat "$root"/xtask/tests/fixtures/migrations/*/*.sql "$root"/examples/dashboard/supabase/migrations/*.sql |
+    awk 'BEGIN { RS = "\\$\\$" } NR % 2 == 0 { print > ("'"$plpgsql"'/body-" NR) }'
+echo "seeded: $(ls "$reader" | wc -l) migration_reader inputs ($n files), $(ls "$judge" | wc -l) policy_judge inputs, $(ls "$plpgsql" | wc -l) plpgsql_reader inputs"

@@ -344,6 +344,11 @@ pub struct Function {
     /// tricked by objects a caller puts earlier on the path.
     pub fixed_search_path: bool,
     pub origin: Origin,
+    /// Tables its body reads (`FROM` and `JOIN` relations of a `language sql` or `plpgsql`
+    /// body), for the trust chain: a SECURITY DEFINER `is_member(tenant)` reading
+    /// `tenant_members` is only as good as that table's policies. Empty when not known (the
+    /// live catalog does not fill it yet).
+    pub reads: Vec<QualName>,
 }
 
 #[cfg(test)]

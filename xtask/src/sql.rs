@@ -201,18 +201,31 @@ pub fn too_deep(text: &str) -> Option<(usize, String)> {
 /// 1-based line numbers from byte offsets.
 pub struct Lines {
     starts: Vec<usize>,
+    /// Lines before the text (SQL read out of a string literal further down the file).
+    before: u32,
 }
 
 impl Lines {
     pub fn new(text: &str) -> Lines {
+        Lines::starting_at(text, 1)
+    }
+
+    /// The lines of text whose first line is line `first` of its file (a function or DO
+    /// body, a statement inside one).
+    pub fn starting_at(text: &str, first: u32) -> Lines {
         let mut starts = vec![0];
         starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
-        Lines { starts }
+        Lines {
+            starts,
+            before: first.saturating_sub(1),
+        }
     }
 
     pub fn line(&self, offset: usize) -> u32 {
         let idx = self.starts.partition_point(|&s| s <= offset);
-        u32::try_from(idx.max(1)).unwrap_or(u32::MAX)
+        u32::try_from(idx.max(1))
+            .unwrap_or(u32::MAX)
+            .saturating_add(self.before)
     }
 
     /// The line of a node's first non-trivia token (leading comments are not the statement).

@@ -705,18 +705,224 @@ fn quoted_names_keep_their_case() {
     );
 }
 
+/// `EXECUTE format('alter table %I ...', 'docs')` with a literal argument is read like the
+/// statement it runs: RLS is off (checked against Postgres by the live differential test).
 #[test]
-fn dynamic_sql_in_do_is_unverified() {
+fn execute_format_of_literals_in_do_is_read() {
     let ev = expect(
         "do_block",
-        &[("public.docs", Unverified, &[])],
-        &["unverifiable-sql"],
+        &[("public.docs", Unprotected, &["rls-not-enabled"])],
+        &[],
     );
     assert_eq!(
-        line_of(&ev, "unverifiable-sql").as_deref(),
-        Some("do_block/0002.sql:1")
+        line_of(&ev, "rls-not-enabled").as_deref(),
+        Some("do_block/0002.sql:3")
     );
-    assert!(ev.tables[0].reason.as_deref().unwrap().contains("DO block"));
+}
+
+// --- PL/pgSQL: DO blocks and function bodies (issue 14) ---------------------------------
+
+/// A DO block that only reads and writes data (IF/ELSIF/ELSE, loops, PERFORM, RAISE,
+/// EXECUTE of DML, an exception block) changes no schema: no table is in doubt.
+#[test]
+fn a_data_only_do_block_leaves_every_table_verified() {
+    expect(
+        "do_data_only",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.notes", Protected, &[]),
+        ],
+        &[],
+    );
+}
+
+/// EXECUTE of a literal, a dollar-quoted literal, `format()` over literals (`%I`, `%L`, `%s`)
+/// and `||` with `quote_ident('...')`: read like any statement.
+#[test]
+fn execute_of_known_text_is_read_like_any_statement() {
+    let ev = expect(
+        "do_execute_format",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.notes", Protected, &[]),
+        ],
+        &[],
+    );
+    let docs = ev.tables.iter().find(|t| t.name == "public.docs").unwrap();
+    assert_eq!(docs.policies.len(), 1);
+    assert_eq!(
+        docs.policies[0].using.as_deref(),
+        Some("tenant_id = get_current_tenant_id()")
+    );
+    assert!(docs.tenant_index);
+}
+
+/// `IF NOT EXISTS (SELECT 1 FROM pg_policies ...) THEN CREATE POLICY` and a swallowed
+/// `duplicate_object` read as "make sure it exists"; a second guard with an open policy of the
+/// same name keeps the first, as Postgres does.
+#[test]
+fn existence_guards_read_as_make_sure_it_exists() {
+    let ev = expect(
+        "do_guarded_policy",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.notes", Protected, &[]),
+        ],
+        &[],
+    );
+    let docs = ev.tables.iter().find(|t| t.name == "public.docs").unwrap();
+    assert_eq!(docs.policies.len(), 1);
+    assert!(docs.policies[0].tenant_scoped);
+}
+
+/// DDL in branches: a table is protected only if protected whichever path runs. A branch that
+/// leaves it as the other does (RLS enabled twice, the same policy on every CASE branch) costs
+/// nothing; one that disables RLS, a loop that may not run, or an exception block whose
+/// handler may run instead of its body, leaves it unverified with the
+/// line of the branch, and its findings are those of the code as written (the THEN branch,
+/// the loop body run).
+#[test]
+fn ddl_in_branches_is_judged_on_every_path() {
+    let ev = expect(
+        "do_branches",
+        &[
+            ("public.docs", Unverified, &["rls-not-enabled"]),
+            ("public.files", Unverified, &[]),
+            ("public.logs", Protected, &[]),
+            ("public.notes", Protected, &[]),
+            ("public.tags", Unverified, &[]),
+        ],
+        &["unverifiable-sql"],
+    );
+    let reason = |name: &str| {
+        ev.tables
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap()
+            .reason
+            .clone()
+            .unwrap()
+    };
+    assert!(
+        reason("public.docs").contains("IF at do_branches/0002.sql:5"),
+        "{}",
+        reason("public.docs")
+    );
+    assert!(
+        reason("public.tags").contains("loop at do_branches/0002.sql:26"),
+        "{}",
+        reason("public.tags")
+    );
+    let lines: Vec<_> = ev
+        .findings
+        .iter()
+        .filter(|f| f.rule == "unverifiable-sql")
+        .filter_map(|f| f.location())
+        .collect();
+    assert!(
+        reason("public.files").contains("exception block at do_branches/0002.sql:30"),
+        "{}",
+        reason("public.files")
+    );
+    assert_eq!(
+        lines,
+        [
+            "do_branches/0002.sql:5",
+            "do_branches/0002.sql:26",
+            "do_branches/0002.sql:30"
+        ],
+        "{:#?}",
+        ev.findings
+    );
+}
+
+/// `format('create table public.%I ...', t)`: names known only at run time, but it can only
+/// create tables: the tables that exist are not in doubt; a warning says what is not seen.
+#[test]
+fn dynamic_create_table_puts_no_existing_table_in_doubt() {
+    let ev = expect(
+        "do_dynamic_new_tables",
+        &[("public.docs", Protected, &[])],
+        &["unverifiable-sql"],
+    );
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "unverifiable-sql")
+        .unwrap();
+    assert!(f.message.contains("CREATE TABLE"), "{}", f.message);
+    assert_eq!(
+        f.location().as_deref(),
+        Some("do_dynamic_new_tables/0002.sql:8")
+    );
+}
+
+/// `'alter table public.' || quote_ident(t) || ' ...'`: any table of public may be touched,
+/// a table of another schema may not.
+#[test]
+fn dynamic_sql_of_unknown_tables_is_narrowed_to_its_schema() {
+    let ev = expect(
+        "do_dynamic_any",
+        &[
+            ("private.ledger", Protected, &[]),
+            ("public.docs", Unverified, &[]),
+        ],
+        &["unverifiable-sql"],
+    );
+    let docs = ev.tables.iter().find(|t| t.name == "public.docs").unwrap();
+    assert!(
+        docs.reason
+            .as_deref()
+            .unwrap()
+            .contains("do_dynamic_any/0002.sql:8"),
+        "{:?}",
+        docs.reason
+    );
+}
+
+/// `CREATE TRIGGER ... EXECUTE FUNCTION f()` / `EXECUTE PROCEDURE` is not dynamic SQL.
+#[test]
+fn trigger_execute_function_is_not_dynamic_sql() {
+    expect("create_trigger", &[("public.docs", Protected, &[])], &[]);
+}
+
+/// DDL run by calling a PL/pgSQL function or procedure the history defines (`select f()`,
+/// `call p()`, `perform f()` in a DO block) is replayed at the call: the helper that disables
+/// RLS leaves `notes` unprotected at the line of the call.
+#[test]
+fn a_called_function_runs_its_ddl_at_the_call() {
+    let ev = expect(
+        "function_call_ddl",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.logs", Protected, &[]),
+            ("public.notes", Unprotected, &["rls-not-enabled"]),
+        ],
+        &[],
+    );
+    assert_eq!(
+        line_of(&ev, "rls-not-enabled").as_deref(),
+        Some("function_call_ddl/0002.sql:15")
+    );
+}
+
+/// The tables each function body reads (`language sql`, `plpgsql`, a SQL-standard body), in
+/// the schema model for the trust chain.
+#[test]
+fn function_bodies_record_the_tables_they_read() {
+    use xtask::{gather::migrations::read_all, schema::QualName};
+    expect("function_reads", &[("public.docs", Protected, &[])], &[]);
+    let h = read_all(&fixtures(), &config_for("function_reads"), &Changes::all());
+    let reads = |f: &str| {
+        h[0].schema.functions[&QualName::new("public", f)]
+            .reads
+            .iter()
+            .map(|q| q.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(reads("is_member"), ["public.tenant_members"]);
+    assert_eq!(reads("doc_count"), ["public.docs", "public.tenants"]);
+    assert_eq!(reads("member_count"), ["public.tenant_members"]);
 }
 
 #[test]

@@ -209,6 +209,7 @@ pub fn read(
                 security_definer: r.get(2),
                 fixed_search_path: r.get(3),
                 origin: o,
+                reads: Vec::new(),
             },
         );
     }

@@ -6,6 +6,7 @@
 //! order (`replay`).
 
 pub mod files;
+pub mod plpgsql;
 pub mod read;
 pub mod replay;
 pub mod split;

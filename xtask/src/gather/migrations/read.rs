@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
 
+use super::plpgsql;
 use crate::{
     schema::{Command, QualName},
     sql::{self, child, children, has_token, paren_body, qual_name, simple_name, Lines},
@@ -60,8 +61,25 @@ pub enum Op {
         name: QualName,
         security_definer: bool,
         fixed_search_path: bool,
+        /// Tables its body reads (`FROM`, `JOIN`).
+        reads: Vec<QualName>,
+        /// What calling it may do to the schema: its PL/pgSQL body's statements (or, when the
+        /// body cannot be read, the fail-closed guess over its text). `None`: nothing.
+        body: Option<Vec<super::plpgsql::Pl>>,
     },
-    /// A statement whose effect the reader cannot know (`DO`, `EXECUTE`, `CALL`).
+    /// Functions a statement calls (`select f()`, `CALL p()`): a function the history defined
+    /// runs its body here. `otherwise`: what an unknown one may do (`CALL` of a procedure the
+    /// history does not define).
+    Calls {
+        functions: Vec<QualName>,
+        otherwise: Option<Unverifiable>,
+    },
+    /// A PL/pgSQL body that runs now (a `DO` block), read statement by statement.
+    Plpgsql {
+        what: String,
+        body: Vec<super::plpgsql::Pl>,
+    },
+    /// A statement whose effect the reader cannot know (`DO` it cannot read, `EXECUTE`, `CALL`).
     Unverifiable(Unverifiable),
     /// Data-destroying statements for the migration impact (`TRUNCATE`, `DELETE` without `WHERE`).
     Destructive {
@@ -160,8 +178,13 @@ pub struct Unverifiable {
     pub targets: Vec<QualName>,
     /// Every word of its text: any existing table named there may be touched.
     pub words: HashSet<String>,
-    /// It names no table at all but runs dynamic SQL: any table might be touched.
+    /// It runs dynamic SQL: any table might be touched.
     pub anything: bool,
+    /// With `anything`: only tables of this schema (`alter table public.%I ...`).
+    pub within: Option<String>,
+    /// It only creates tables whose names are known at run time: no table that exists is
+    /// touched, the new ones are not seen.
+    pub creates_only: bool,
 }
 
 /// A parse error, at its line.
@@ -206,7 +229,7 @@ pub fn read(text: &str) -> FileRead {
     let mut stmts = Vec::new();
     for node in root.children() {
         let line = lines.of_node(&node);
-        if let Some(op) = statement(&node, text, &lines) {
+        if let Some(op) = statement_in(&node, text, &lines, 0) {
             stmts.push(Stmt { line, op });
         }
     }
@@ -218,7 +241,14 @@ pub fn read(text: &str) -> FileRead {
     }
 }
 
-fn statement(node: &SyntaxNode, text: &str, lines: &Lines) -> Option<Op> {
+/// One statement node → what it does, if anything that matters. `depth` counts the bodies it
+/// sits in (a `DO` inside an `EXECUTE` inside a `DO`).
+pub(super) fn statement_in(
+    node: &SyntaxNode,
+    text: &str,
+    lines: &Lines,
+    depth: usize,
+) -> Option<Op> {
     Some(match node.kind() {
         K::CREATE_TABLE => {
             if child(node, K::TEMP).is_some()
@@ -271,14 +301,21 @@ fn statement(node: &SyntaxNode, text: &str, lines: &Lines) -> Option<Op> {
                 .collect(),
             if_exists: child(node, K::IF_EXISTS).is_some(),
         },
-        K::CREATE_FUNCTION | K::CREATE_PROCEDURE => create_function(node)?,
-        K::DO => Op::Unverifiable(unverifiable("DO block", &node.text().to_string(), true)),
+        K::CREATE_FUNCTION | K::CREATE_PROCEDURE => create_function(node, lines)?,
+        K::DO => do_block(node, lines, depth),
         K::EXECUTE => Op::Unverifiable(unverifiable("EXECUTE of a prepared statement", "", true)),
-        K::CALL => Op::Unverifiable(unverifiable(
-            "CALL of a procedure",
-            &node.text().to_string(),
-            true,
-        )),
+        K::CALL => Op::Calls {
+            functions: child(node, K::PROCEDURE_NAME_REF)
+                .and_then(|n| qual_name(&n))
+                .into_iter()
+                .chain(calls(node))
+                .collect(),
+            otherwise: Some(unverifiable(
+                "CALL of a procedure",
+                &node.text().to_string(),
+                true,
+            )),
+        },
         K::TRUNCATE => Op::Destructive {
             what: one_line(&node.text().to_string()),
         },
@@ -299,8 +336,31 @@ fn statement(node: &SyntaxNode, text: &str, lines: &Lines) -> Option<Op> {
         K::DROP_SCHEMA => Op::Destructive {
             what: one_line(&node.text().to_string()),
         },
+        K::SELECT | K::INSERT | K::UPDATE | K::DELETE | K::VALUES | K::MERGE => {
+            let functions = calls(node);
+            if functions.is_empty() {
+                return None;
+            }
+            Op::Calls {
+                functions,
+                otherwise: None,
+            }
+        }
         _ => return None,
     })
+}
+
+/// The functions called under a node (`f(...)`, `public.f(...)`).
+pub(super) fn calls(node: &SyntaxNode) -> Vec<QualName> {
+    let mut out: Vec<QualName> = Vec::new();
+    for call in node.descendants().filter(|n| n.kind() == K::CALL_EXPR) {
+        if let Some(q) = qual_name(&call) {
+            if !out.contains(&q) {
+                out.push(q);
+            }
+        }
+    }
+    out
 }
 
 fn one_line(s: &str) -> String {
@@ -312,17 +372,55 @@ fn one_line(s: &str) -> String {
     }
 }
 
+/// A `DO` block: its PL/pgSQL body read statement by statement; when it cannot be read (another
+/// language, a body this reader does not follow), the fail-closed guess over its text.
+fn do_block(node: &SyntaxNode, lines: &Lines, depth: usize) -> Op {
+    let guess = |why: &str| {
+        Op::Unverifiable(unverifiable(
+            &format!("DO block ({why})"),
+            &node.text().to_string(),
+            true,
+        ))
+    };
+    if let Some(lang) = child(node, K::DO_LANGUAGE) {
+        let name = sql::tokens(&lang).last().map(|t| language_name(t.text()));
+        if name.as_deref() != Some("plpgsql") {
+            return guess("not PL/pgSQL");
+        }
+    }
+    let Some((body, line)) = child(node, K::LITERAL).and_then(|l| plpgsql::body_of(&l, lines))
+    else {
+        return guess("its body is not a plain string");
+    };
+    match plpgsql::read_block(&body, line, depth) {
+        Ok(body) => Op::Plpgsql {
+            what: "DO block".into(),
+            body,
+        },
+        Err(why) => guess(&format!("not read: {why}")),
+    }
+}
+
+/// `plpgsql`, `'plpgsql'`, `"PLpgSQL"` → `plpgsql`.
+fn language_name(tok: &str) -> String {
+    let t = tok.trim_matches('\'');
+    sql::fold_ident(t).to_ascii_lowercase()
+}
+
 /// The fail-closed guess of what a statement we cannot follow might touch.
-fn unverifiable(what: &str, body: &str, dynamic_possible: bool) -> Unverifiable {
+pub(super) fn unverifiable(what: &str, body: &str, dynamic_possible: bool) -> Unverifiable {
     let targets = ddl_targets(body);
     let words = sql::words(body);
     let lower = body.to_ascii_lowercase();
     let dynamic = lower.contains("execute") || body.is_empty();
     Unverifiable {
         what: what.to_string(),
-        anything: dynamic_possible && dynamic && targets.is_empty(),
+        // Text that runs EXECUTE may touch any table, whatever else it names.
+        anything: dynamic_possible && dynamic,
         targets,
         words,
+        within: None,
+        creates_only: false,
     }
 }
 
@@ -689,7 +787,7 @@ fn create_index(node: &SyntaxNode) -> Option<Op> {
     })
 }
 
-fn create_function(node: &SyntaxNode) -> Option<Op> {
+fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
     let name = qual_name(
         &node
             .children()
@@ -705,10 +803,47 @@ fn create_function(node: &SyntaxNode) -> Option<Op> {
             .filter(|c| c.kind() == K::CONFIG_PARAMETER_REF)
             .any(|c| simple_name(&c).as_deref() == Some("search_path"))
     });
+    let language = opts
+        .as_ref()
+        .and_then(|o| child(o, K::LANGUAGE_FUNC_OPTION))
+        .and_then(|l| sql::tokens(&l).last().map(|t| language_name(t.text())))
+        .unwrap_or_else(|| "sql".into());
+    let body = opts
+        .as_ref()
+        .and_then(|o| child(o, K::AS_FUNC_OPTION))
+        .and_then(|a| child(&a, K::AS_DEFINITION))
+        .and_then(|d| child(&d, K::LITERAL));
+    let mut reads = Vec::new();
+    let mut runs = None;
+    match body {
+        Some(lit) if language == "sql" || language == "plpgsql" => {
+            if let Some((text, line)) = plpgsql::body_of(&lit, lines) {
+                let (body, r) = plpgsql::read_function(&language, &text, line);
+                reads = r;
+                runs = match body {
+                    Ok(b) if b.is_empty() => None,
+                    Ok(b) => Some(b),
+                    Err(why) => Some(vec![plpgsql::Pl::Dynamic {
+                        line,
+                        guess: unverifiable(
+                            &format!("function {name} (its body is not read: {why})"),
+                            &text,
+                            true,
+                        ),
+                    }]),
+                };
+            }
+        }
+        Some(_) => {}
+        // A SQL-standard body (`BEGIN ATOMIC ... END`, `RETURN ...`) is part of the tree.
+        None => plpgsql::reads_under(node, &mut reads),
+    }
     Some(Op::CreateFunction {
         name,
         security_definer,
         fixed_search_path,
+        reads,
+        body: runs,
     })
 }
 
@@ -766,21 +901,58 @@ mod tests {
     }
 
     #[test]
-    fn do_blocks_name_their_targets() {
+    fn do_blocks_are_read_and_unreadable_ones_name_their_targets() {
+        // Read: its one statement is the DDL it runs.
         let r = read(
             "do $$ begin alter table if exists Public.Docs disable row level security; end $$;",
         );
+        let Op::Plpgsql { body, .. } = &r.stmts[0].op else {
+            panic!("{:?}", r.stmts[0])
+        };
+        assert_eq!(body.len(), 1, "{body:?}");
+        // Not read (another language, a body that does not end): the old guess, by its words.
+        let r = read(
+            "do language plv8 $$ begin alter table if exists Public.Docs disable row level security; end $$;",
+        );
         let Op::Unverifiable(u) = &r.stmts[0].op else {
-            panic!()
+            panic!("{:?}", r.stmts[0])
         };
         assert_eq!(u.targets, [QualName::new("public", "docs")]);
         assert!(!u.anything);
-        let r = read(
-            "do $$ begin execute format('alter table %I disable row level security', t); end $$;",
-        );
+        let r =
+            read("do $$ begin execute format('alter table %I disable row level security', t); $$;");
         let Op::Unverifiable(u) = &r.stmts[0].op else {
-            panic!()
+            panic!("{:?}", r.stmts[0])
         };
         assert!(u.anything);
+        assert!(u.what.contains("not read"), "{}", u.what);
+    }
+
+    #[test]
+    fn function_bodies_record_what_they_read() {
+        let r = read(
+            "create function public.is_member(t uuid) returns boolean language sql security definer set search_path = '' as $$\n  select exists (select 1 from public.tenant_members m where m.tenant_id = t and m.user_id = auth.uid())\n$$;\n\
+             create function f() returns int language plpgsql as 'begin return (select count(*) from docs d join notes n on n.id = d.id); end';\n\
+             create function g() returns int language sql begin atomic select count(*) from audit; end;",
+        );
+        let reads: Vec<Vec<QualName>> = r
+            .stmts
+            .iter()
+            .map(|s| match &s.op {
+                Op::CreateFunction { reads, .. } => reads.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            reads,
+            [
+                vec![QualName::new("public", "tenant_members")],
+                vec![
+                    QualName::new("public", "docs"),
+                    QualName::new("public", "notes")
+                ],
+                vec![QualName::new("public", "audit")],
+            ]
+        );
     }
 }

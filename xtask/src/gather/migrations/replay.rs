@@ -3,6 +3,8 @@
 //! [`Doubt`](crate::schema::Doubt) on the tables it may have touched, so they can never be
 //! called protected.
 
+use std::{collections::BTreeMap, sync::Arc};
+
 use crate::rules::catalog::Rule;
 use crate::{
     model::{Finding, Severity},
@@ -10,8 +12,12 @@ use crate::{
     sql,
 };
 
-use super::read::{
-    Action, ColumnDef, CreateTable, IndexDef, Op, PolicyChange, Stmt, SyntaxProblem, Unverifiable,
+use super::{
+    plpgsql::Pl,
+    read::{
+        Action, ColumnDef, CreateTable, IndexDef, Op, PolicyChange, Stmt, SyntaxProblem,
+        Unverifiable,
+    },
 };
 
 pub struct Replay {
@@ -24,7 +30,14 @@ pub struct Replay {
     pub altered: Vec<Altered>,
     path: String,
     new: bool,
+    /// What calling each function the history defined may do (its PL/pgSQL body).
+    bodies: BTreeMap<QualName, Arc<Vec<Pl>>>,
+    /// The functions being called now (a call of one of them again is not followed).
+    calling: Vec<QualName>,
 }
+
+/// Calls inside calls followed at most this deep.
+const MAX_CALLS: usize = 8;
 
 /// A policy altered by a new file (`ALTER POLICY`): as it was and as it is, for the judge.
 #[derive(Debug, Clone)]
@@ -54,6 +67,8 @@ impl Replay {
             altered: Vec::new(),
             path: String::new(),
             new: false,
+            bodies: BTreeMap::new(),
+            calling: Vec::new(),
         }
     }
 
@@ -234,15 +249,27 @@ impl Replay {
                 name,
                 security_definer,
                 fixed_search_path,
+                reads,
+                body,
             } => {
+                match body {
+                    Some(b) => self.bodies.insert(name.clone(), Arc::new(b.clone())),
+                    None => self.bodies.remove(name),
+                };
                 let f = Function {
                     name: name.clone(),
                     security_definer: *security_definer,
                     fixed_search_path: *fixed_search_path,
                     origin: self.at(line),
+                    reads: reads.clone(),
                 };
                 self.schema.functions.insert(name.clone(), f);
             }
+            Op::Plpgsql { body, .. } => self.pl(body),
+            Op::Calls {
+                functions,
+                otherwise,
+            } => self.calls(functions, otherwise.as_ref(), line),
             Op::Unverifiable(u) => self.unverifiable(u, line),
             Op::Destructive { what } => self.note(line, format!("destructive: {what}")),
         }
@@ -518,6 +545,226 @@ impl Replay {
         }
     }
 
+    /// The statements of a PL/pgSQL body, in order.
+    fn pl(&mut self, body: &[Pl]) {
+        for s in body {
+            match s {
+                Pl::Sql { line, op, ensure } => self.ensure(op, *line, *ensure),
+                Pl::Dynamic { line, guess } => self.unverifiable(guess, *line),
+                Pl::Choice { line, what, paths } => self.choice(*line, what, paths),
+                Pl::Call { line, functions } => self.calls(functions, None, *line),
+            }
+        }
+    }
+
+    /// Calls of functions: one the history defined runs its body here (once; its lines are
+    /// the call's). A recursive call, or calls nested too deep, may do anything.
+    fn calls(&mut self, functions: &[QualName], otherwise: Option<&Unverifiable>, line: u32) {
+        for f in functions {
+            let Some(body) = self.bodies.get(f).cloned() else {
+                if let Some(u) = otherwise {
+                    self.unverifiable(u, line);
+                }
+                continue;
+            };
+            if self.calling.contains(f) || self.calling.len() >= MAX_CALLS {
+                let u = Unverifiable {
+                    what: format!("a call of {f} inside itself or too deep"),
+                    targets: Vec::new(),
+                    words: Default::default(),
+                    anything: true,
+                    within: None,
+                    creates_only: false,
+                };
+                self.unverifiable(&u, line);
+                continue;
+            }
+            self.calling.push(f.clone());
+            self.pl(&relined(&body, line));
+            self.calling.pop();
+        }
+    }
+
+    /// A statement that runs only when its object is missing (`IF NOT EXISTS (... pg_policies
+    /// ...)`, a swallowed `duplicate_object`): an object of that name that exists is kept.
+    fn ensure(&mut self, op: &Op, line: u32, ensure: bool) {
+        if !ensure {
+            return self.apply(&Stmt {
+                line,
+                op: op.clone(),
+            });
+        }
+        let op = match op {
+            Op::CreatePolicy { table, policy } => {
+                let exists = self
+                    .schema
+                    .tables
+                    .get(table)
+                    .is_some_and(|t| t.policies.iter().any(|p| p.name == policy.name));
+                if exists {
+                    return;
+                }
+                op.clone()
+            }
+            Op::CreateTable(c) => Op::CreateTable(CreateTable {
+                if_not_exists: true,
+                ..c.clone()
+            }),
+            Op::CreateIndex { table, index, .. } => Op::CreateIndex {
+                table: table.clone(),
+                index: index.clone(),
+                if_not_exists: true,
+            },
+            Op::AlterTable {
+                table,
+                if_exists,
+                actions,
+            } => Op::AlterTable {
+                table: table.clone(),
+                if_exists: *if_exists,
+                actions: actions
+                    .iter()
+                    .map(|a| match a {
+                        Action::AddColumn {
+                            column, indexes, ..
+                        } => Action::AddColumn {
+                            column: column.clone(),
+                            indexes: indexes.clone(),
+                            if_not_exists: true,
+                        },
+                        a => a.clone(),
+                    })
+                    .collect(),
+            },
+            op => op.clone(),
+        };
+        self.apply(&Stmt { line, op });
+    }
+
+    /// Exactly one of `paths` runs: each is replayed on its own copy of the schema, and a table
+    /// is kept as the paths leave it only when they all leave it protected the same way.
+    /// Otherwise it is unverified, with the line of the branch point, and kept as the first
+    /// path that has it leaves it (the code as written: what its findings show).
+    fn choice(&mut self, line: u32, what: &str, paths: &[Vec<Pl>]) {
+        let origin = self.at(line);
+        let outs: Vec<Replay> = paths
+            .iter()
+            .map(|p| {
+                let mut r = Replay {
+                    schema: self.schema.clone(),
+                    findings: Vec::new(),
+                    impact: Vec::new(),
+                    altered: Vec::new(),
+                    path: self.path.clone(),
+                    new: self.new,
+                    bodies: self.bodies.clone(),
+                    calling: self.calling.clone(),
+                };
+                r.pl(p);
+                r
+            })
+            .collect();
+        if outs.is_empty() {
+            return;
+        }
+        let mut names: Vec<QualName> = outs
+            .iter()
+            .flat_map(|r| r.schema.tables.keys().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut tables = std::collections::BTreeMap::new();
+        let mut differ = Vec::new();
+        for name in names {
+            let versions: Vec<Option<&Table>> =
+                outs.iter().map(|r| r.schema.tables.get(&name)).collect();
+            let Some(mut t) = versions.iter().flatten().next().map(|t| (*t).clone()) else {
+                continue;
+            };
+            for v in versions.iter().flatten() {
+                for d in &v.unverified {
+                    t.doubt(d.origin.clone(), d.reason.clone());
+                }
+                for p in &v.touched_by {
+                    t.touch(p);
+                }
+            }
+            let same = versions.iter().all(Option::is_some)
+                && versions
+                    .windows(2)
+                    .all(|w| w[0].map(protection) == w[1].map(protection));
+            if !same {
+                let how = if versions.iter().all(Option::is_some) {
+                    "protected differently"
+                } else {
+                    "present"
+                };
+                t.doubt(
+                    origin.clone(),
+                    format!(
+                        "the {what} at {origin} leaves it {how} on some paths and not others: it is protected only if protected whichever path runs"
+                    ),
+                );
+                t.touch(&self.path);
+                differ.push(name.to_string());
+            }
+            tables.insert(name, t);
+        }
+        let mut functions = std::collections::BTreeMap::new();
+        for r in outs.iter().rev() {
+            functions.extend(r.schema.functions.clone());
+        }
+        let bodies: Vec<BTreeMap<QualName, Arc<Vec<Pl>>>> =
+            outs.iter().map(|r| r.bodies.clone()).collect();
+        for mut r in outs {
+            let mut map = Vec::with_capacity(r.impact.len());
+            for l in r.impact.drain(..) {
+                let at = match self.impact.iter().position(|x| *x == l) {
+                    Some(at) => at,
+                    None => {
+                        self.impact.push(l);
+                        self.impact.len() - 1
+                    }
+                };
+                map.push(at);
+            }
+            for mut a in r.altered.drain(..) {
+                a.impact_line = map[a.impact_line];
+                if !self.altered.iter().any(|b| b.impact_line == a.impact_line) {
+                    self.altered.push(a);
+                }
+            }
+            for f in r.findings.drain(..) {
+                if !self.findings.contains(&f) {
+                    self.findings.push(f);
+                }
+            }
+        }
+        self.schema.tables = tables;
+        self.schema.functions = functions;
+        // Function bodies as the first path leaves them (the code as written), with what
+        // the other paths defined besides.
+        let mut paths = bodies.into_iter();
+        if let Some(first) = paths.next() {
+            self.bodies = first;
+        }
+        for r in paths {
+            for (k, v) in r {
+                self.bodies.entry(k).or_insert(v);
+            }
+        }
+        if !differ.is_empty() {
+            let msg = format!(
+                "the {what} at this line leaves {} protected differently depending on the path taken: each is unverified; make the DDL unconditional, or let the live check prove the result",
+                differ.join(", ")
+            );
+            self.finding(
+                Finding::new(Rule::UnverifiableSql, Severity::Warning, msg)
+                    .at(self.path.clone(), Some(line)),
+            );
+        }
+    }
+
     fn unverifiable(&mut self, u: &Unverifiable, line: u32) {
         let origin = self.at(line);
         let path = self.path.clone();
@@ -533,13 +780,18 @@ impl Replay {
         let mut touched = Vec::new();
         for t in self.schema.tables.values_mut() {
             let named = u.targets.contains(&t.name) || u.words.contains(&t.name.name);
-            if named || u.anything {
+            let any = u.anything && u.within.as_ref().is_none_or(|s| *s == t.name.schema);
+            if named || any {
                 t.doubt(origin.clone(), reason.clone());
                 t.touch(&path);
                 touched.push(t.name.to_string());
             }
         }
-        let scope = if u.anything {
+        let scope = if u.creates_only {
+            "it only creates tables: none that exists is in doubt, and the tables it creates are not seen by the static reader".to_string()
+        } else if let (true, Some(schema)) = (u.anything, &u.within) {
+            format!("it runs dynamic SQL on tables of {schema}: every table of {schema} that exists at this point is unverified")
+        } else if u.anything {
             "it runs dynamic SQL: every table that exists at this point is unverified".to_string()
         } else if touched.is_empty() {
             "it names no table the history knows".to_string()
@@ -554,6 +806,123 @@ impl Replay {
             Finding::new(Rule::UnverifiableSql, Severity::Warning, msg).at(path, Some(line)),
         );
     }
+}
+
+/// A called function's statements, at the line of the call (its own lines are in another
+/// file, or another part of this one).
+fn relined(body: &[Pl], line: u32) -> Vec<Pl> {
+    body.iter()
+        .map(|s| match s {
+            Pl::Sql { op, ensure, .. } => Pl::Sql {
+                line,
+                op: reline_op(op, line),
+                ensure: *ensure,
+            },
+            Pl::Dynamic { guess, .. } => Pl::Dynamic {
+                line,
+                guess: guess.clone(),
+            },
+            Pl::Choice { what, paths, .. } => Pl::Choice {
+                line,
+                what,
+                paths: paths.iter().map(|p| relined(p, line)).collect(),
+            },
+            Pl::Call { functions, .. } => Pl::Call {
+                line,
+                functions: functions.clone(),
+            },
+        })
+        .collect()
+}
+
+fn reline_op(op: &Op, line: u32) -> Op {
+    let col = |c: &ColumnDef| ColumnDef { line, ..c.clone() };
+    match op {
+        Op::CreateTable(c) => Op::CreateTable(CreateTable {
+            columns: c.columns.iter().map(col).collect(),
+            ..c.clone()
+        }),
+        Op::AlterTable {
+            table,
+            if_exists,
+            actions,
+        } => Op::AlterTable {
+            table: table.clone(),
+            if_exists: *if_exists,
+            actions: actions
+                .iter()
+                .map(|a| match a {
+                    Action::AddColumn {
+                        column,
+                        indexes,
+                        if_not_exists,
+                    } => Action::AddColumn {
+                        column: col(column),
+                        indexes: indexes.clone(),
+                        if_not_exists: *if_not_exists,
+                    },
+                    a => a.clone(),
+                })
+                .collect(),
+        },
+        Op::Plpgsql { what, body } => Op::Plpgsql {
+            what: what.clone(),
+            body: relined(body, line),
+        },
+        Op::CreateFunction {
+            name,
+            security_definer,
+            fixed_search_path,
+            reads,
+            body,
+        } => Op::CreateFunction {
+            name: name.clone(),
+            security_definer: *security_definer,
+            fixed_search_path: *fixed_search_path,
+            reads: reads.clone(),
+            body: body.as_ref().map(|b| relined(b, line)),
+        },
+        op => op.clone(),
+    }
+}
+
+/// What decides a table's protection, without where each fact came from: two paths that leave
+/// equal fingerprints leave the table protected alike.
+fn protection(t: &Table) -> impl PartialEq {
+    let columns: Vec<_> = t
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.not_null, c.references.clone()))
+        .collect();
+    let mut policies: Vec<_> = t
+        .policies
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                p.command,
+                p.permissive,
+                p.roles.clone(),
+                p.using.clone(),
+                p.with_check.clone(),
+            )
+        })
+        .collect();
+    policies.sort_by(|a, b| a.0.cmp(&b.0));
+    let indexes: Vec<_> = t
+        .indexes
+        .iter()
+        .map(|i| (i.name.clone(), i.columns.clone(), i.unique, i.partial))
+        .collect();
+    (
+        t.name.clone(),
+        columns,
+        t.rls.on,
+        t.rls_forced.on,
+        policies,
+        indexes,
+        t.former_names.clone(),
+    )
 }
 
 fn to_column(c: &ColumnDef, origin: &Origin) -> Column {
