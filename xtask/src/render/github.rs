@@ -115,11 +115,16 @@ pub fn step_summary(r: &Report) -> io::Result<()> {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return Ok(());
     };
+    step_summary_to(r, std::path::Path::new(&path))
+}
+
+/// [`step_summary`] to a given file: the handover, masked and escaped like every view.
+pub fn step_summary_to(r: &Report, path: &std::path::Path) -> io::Result<()> {
     let mut md = Vec::new();
-    super::markdown::render(r, &mut md)?;
+    super::render(r, crate::flags::Format::Markdown, false, &mut md)?;
     let mut text = String::from_utf8_lossy(&md).into_owned();
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    actions::append_summary(std::path::Path::new(&path), &text)
+    actions::append_summary(path, &text)
 }
