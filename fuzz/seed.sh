@@ -55,4 +55,12 @@ for e in \
     printf '%s' "$e" >"$judge/shape-$i"
     i=$((i + 1))
 done
+# route_reader: the first byte chooses the file (bit 0: a route handler, bit 1: TSX).
+routes="$here/corpus/route_reader"
+mkdir -p "$routes"
+for f in $(find "$root"/examples -path '*/node_modules' -prune -o \( -name '*.ts' -o -name '*.tsx' \) -print); do
+    case "$f" in */route.ts) mode='\001' ;; *.tsx) mode='\002' ;; *) mode='\000' ;; esac
+    { printf "$mode"; cat "$f"; } >"$routes/$(printf '%s' "$f" | cksum | cut -d' ' -f1)"
+done
+echo "seeded: $(ls "$routes" | wc -l) route_reader inputs"
 echo "seeded: $(ls "$reader" | wc -l) migration_reader inputs ($n files), $(ls "$judge" | wc -l) policy_judge inputs"

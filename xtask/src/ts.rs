@@ -72,8 +72,183 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// Parse `src` into `alloc`. Any diagnostic of error severity makes the whole file an error.
+/// Brackets (`(`, `[`, `{`, `${`) nested deeper than this are not parsed (see [`too_deep`]).
+pub const MAX_BRACKETS: usize = 1_000;
+/// Nor is code nested deeper than this, operators and keywords chained at one level included.
+pub const MAX_NESTING: usize = 10_000;
+/// Stack of the thread that parses and judges code: room for [`MAX_NESTING`] levels of the
+/// parser's and the visitors' recursion in an unoptimised build (code at the limit needs
+/// between 4 and 16 MiB there; reserved, not committed, until used).
+pub const STACK: usize = 64 * 1024 * 1024;
+
+/// Words that nest or chain like operators: prefix operators (`typeof typeof x`), binary
+/// words, and statements that nest without a bracket (`if (a) if (b) …`, `else if`).
+const WORD_OPERATORS: [&str; 22] = [
+    "typeof",
+    "void",
+    "delete",
+    "await",
+    "new",
+    "yield",
+    "in",
+    "instanceof",
+    "of",
+    "keyof",
+    "infer",
+    "extends",
+    "as",
+    "satisfies",
+    "if",
+    "else",
+    "while",
+    "for",
+    "do",
+    "with",
+    "return",
+    "throw",
+];
+
+/// How deep code nests, judged cheaply from the bytes before oxc sees them: oxc and the
+/// rules' visitors recurse once per level of the tree, so deeper code would overflow the
+/// stack (an abort of the whole run, no report) instead of giving a finding. An upper
+/// bound, failing closed: each bracket opens a level (in regular expressions too), and each
+/// operator character, operator word, call, index or template chained at one level adds
+/// one (`a + b + c` is two deep; JSX tags count as operators); `,` and `;` end the chain. Strings, template
+/// text and comments are skipped. `Some((offset, deepest, limit))` when a limit is passed:
+/// where it was first passed, the deepest nesting seen by its measure, and the limit.
+pub fn too_deep(text: &str) -> Option<(usize, usize, usize)> {
+    #[derive(PartialEq)]
+    enum Open {
+        Bracket,
+        /// `${` of a template literal: its `}` goes back into the template's text.
+        TemplateExpr,
+    }
+    let b = text.as_bytes();
+    // Operators chained at each open level; `depth` is their sum plus the levels.
+    let mut levels: Vec<(Open, usize)> = vec![(Open::Bracket, 0)];
+    let mut depth = 1usize;
+    let mut over: Option<(usize, bool)> = None;
+    let (mut deepest, mut deepest_brackets) = (1usize, 0usize);
+    let mut i = 0usize;
+    let mut in_template = false;
+    while i < b.len() {
+        if in_template {
+            // Template text up to its closing backtick or a `${`.
+            match b[i] {
+                b'\\' => i += 2,
+                b'`' => {
+                    in_template = false;
+                    i += 1;
+                }
+                b'$' if b.get(i + 1) == Some(&b'{') => {
+                    in_template = false;
+                    levels.push((Open::TemplateExpr, 0));
+                    depth += 1;
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+        } else {
+            let c = b[i];
+            let mut chains = false;
+            match c {
+                b'/' if b.get(i + 1) == Some(&b'/') => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                    continue;
+                }
+                b'/' if b.get(i + 1) == Some(&b'*') => {
+                    i = text[i + 2..].find("*/").map_or(b.len(), |e| i + 2 + e + 2);
+                    continue;
+                }
+                b'\'' | b'"' => {
+                    // To the closing quote; a string never spans a line.
+                    i += 1;
+                    while i < b.len() && b[i] != c && b[i] != b'\n' {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                    continue;
+                }
+                b'`' => {
+                    // A link too: tagged templates chain (`` f`a``b` ``).
+                    in_template = true;
+                    chains = true;
+                }
+                b'(' | b'[' | b'{' => {
+                    // A call or an index is also a link at the outer level: `f()()()` and
+                    // `a[0][0]` nest as deep as they are long.
+                    if c != b'{' {
+                        if let Some((_, top)) = levels.last_mut() {
+                            *top += 1;
+                        }
+                        depth += 1;
+                    }
+                    levels.push((Open::Bracket, 0));
+                    depth += 1;
+                }
+                b')' | b']' | b'}' if levels.len() > 1 => {
+                    let (open, chained) = levels.pop().unwrap_or((Open::Bracket, 0));
+                    depth -= chained + 1;
+                    in_template = c == b'}' && open == Open::TemplateExpr;
+                }
+                b',' | b';' => {
+                    if let Some((_, top)) = levels.last_mut() {
+                        depth -= *top;
+                        *top = 0;
+                    }
+                }
+                // Each character is a link: `!!!!x` nests four deep.
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'^' | b'!' | b'~' | b'?'
+                | b':' | b'<' | b'>' | b'=' | b'.' | b'@' | b'#' => chains = true,
+                c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
+                    let start = i;
+                    while i + 1 < b.len()
+                        && (b[i + 1].is_ascii_alphanumeric()
+                            || b[i + 1] == b'_'
+                            || b[i + 1] == b'$')
+                    {
+                        i += 1;
+                    }
+                    chains = WORD_OPERATORS.contains(&&text[start..=i]);
+                }
+                _ => {}
+            }
+            if chains {
+                if let Some((_, top)) = levels.last_mut() {
+                    *top += 1;
+                }
+                depth += 1;
+            }
+            i += 1;
+        }
+        deepest = deepest.max(depth);
+        deepest_brackets = deepest_brackets.max(levels.len() - 1);
+        if over.is_none() && (levels.len() - 1 > MAX_BRACKETS || depth > MAX_NESTING) {
+            let at = i.min(b.len()).saturating_sub(1);
+            over = Some((at, levels.len() - 1 > MAX_BRACKETS));
+        }
+    }
+    over.map(|(at, brackets)| match brackets {
+        true => (at, deepest_brackets, MAX_BRACKETS),
+        false => (at, deepest, MAX_NESTING),
+    })
+}
+
+/// Parse `src` into `alloc`. Any diagnostic of error severity makes the whole file an error,
+/// and so does code nested deeper than the reader goes ([`too_deep`]): run this (and the
+/// visitors over its tree) on a thread with a [`STACK`]-sized stack, see [`with_stack`].
 pub fn parse<'a>(alloc: &'a Allocator, src: &Source<'a>) -> Result<Program<'a>, SyntaxError> {
+    if let Some((at, deepest, limit)) = too_deep(src.text) {
+        let line = src.line(at as u32);
+        return Err(SyntaxError {
+            line,
+            message: format!(
+                "nested {deepest} levels deep at line {line}; the reader stops at {limit} (split the expression)"
+            ),
+        });
+    }
     let mut source_type = SourceType::from_path(src.path).unwrap_or_else(|_| SourceType::ts());
     if source_type.is_javascript() {
         // Next.js writes JSX in `.js` files; oxc reads `.js` without it by default.
@@ -92,6 +267,20 @@ pub fn parse<'a>(alloc: &'a Allocator, src: &Source<'a>) -> Result<Program<'a>, 
         return Err(SyntaxError { line, message });
     }
     Ok(ret.program)
+}
+
+/// Run `f` on a thread with a [`STACK`]-sized stack (reserved, not committed, until used):
+/// where code is parsed and its tree visited.
+pub fn with_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("ts-reader".into())
+            .stack_size(STACK)
+            .spawn_scoped(s, f)
+            .expect("spawn the code reader's thread")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 #[cfg(test)]

@@ -45,6 +45,12 @@ struct FileRef {
 }
 
 pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteEvidence, Missing> {
+    // oxc and the rules' visitors recurse once per level of the tree, which `ts::too_deep`
+    // bounds; this thread's stack has room for that bound.
+    ts::with_stack(|| analyze_here(repo, config, changes))
+}
+
+fn analyze_here(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteEvidence, Missing> {
     let settings = Settings::new(config, package_name(repo, &config.contracts.package));
     let mut ev = RouteEvidence::default();
     let mut alloc = Allocator::default();
@@ -67,55 +73,101 @@ pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteE
                 continue;
             }
         };
-        ev.findings.extend(secrets::scan_file(&f.path, &bytes));
-        if !ts::is_code(&f.path) {
-            continue;
-        }
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            continue;
+        let old_schemas = || match (&changes.base, &f.base_path) {
+            (Some(base), Some(p)) => base_schemas(repo, base, p),
+            _ => Vec::new(),
         };
-        alloc.reset();
-        let src = Source::new(&f.path, text);
-        let parsed = ts::parse(&alloc, &src);
-        if let Ok(program) = &parsed {
-            ev.findings.extend(interpolation::scan(&src, program));
-            if is_contracts_source(config, &f.path) {
-                let old = match (&changes.base, &f.base_path) {
-                    (Some(base), Some(p)) => base_schemas(repo, base, p),
-                    _ => Vec::new(),
-                };
-                let new = contracts::schemas(program)
-                    .into_iter()
-                    .filter(|n| !old.contains(n));
-                ev.new_schemas
-                    .extend(new.map(|n| format!("{}: {n}", f.path)));
-            }
-        }
-        if let Some((kind, rel)) = role {
-            let place = routes::placement(&config.routes, rel);
-            if let Some(checked) = routes::check(&src, parsed.as_ref(), &settings, kind, &place) {
-                ev.routes.push(checked.report);
-                ev.findings.extend(checked.findings);
-            }
-        } else if let Err(e) = &parsed {
-            ev.findings.push(
-                Finding::new(
-                    Rule::TsSyntaxError,
-                    Severity::Warning,
-                    format!(
-                        "does not parse ({}): its SQL and filter strings could not be checked",
-                        e.message
-                    ),
-                )
-                .at(&f.path, Some(e.line)),
-            );
-        }
+        read_file(
+            &mut ev,
+            &mut alloc,
+            config,
+            &settings,
+            &f.path,
+            &bytes,
+            old_schemas,
+        );
     }
     ev.routes.sort_by(|a, b| a.path.cmp(&b.path));
     // In file order, as a reviewer reads them (stable: same-line findings keep their order).
     ev.findings
         .sort_by(|a, b| (a.path.as_deref(), a.line).cmp(&(b.path.as_deref(), b.line)));
     Ok(ev)
+}
+
+/// Check the bytes of one changed file, as [`analyze`] does (it reads them from disk): the
+/// secret scan, and for code the parse, interpolated SQL, new contracts schemas and, for a
+/// route or server-actions file, its handlers. `old_schemas` gives the schemas the file had
+/// in the base. Run on a thread from [`ts::with_stack`].
+fn read_file(
+    ev: &mut RouteEvidence,
+    alloc: &mut Allocator,
+    config: &Config,
+    settings: &Settings,
+    path: &str,
+    bytes: &[u8],
+    old_schemas: impl FnOnce() -> Vec<String>,
+) {
+    let role = role(config, path);
+    ev.findings.extend(secrets::scan_file(path, bytes));
+    if !ts::is_code(path) {
+        return;
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    alloc.reset();
+    let src = Source::new(path, text);
+    let parsed = ts::parse(alloc, &src);
+    if let Ok(program) = &parsed {
+        ev.findings.extend(interpolation::scan(&src, program));
+        if is_contracts_source(config, path) {
+            let old = old_schemas();
+            let new = contracts::schemas(program)
+                .into_iter()
+                .filter(|n| !old.contains(n));
+            ev.new_schemas.extend(new.map(|n| format!("{path}: {n}")));
+        }
+    }
+    if let Some((kind, rel)) = role {
+        let place = routes::placement(&config.routes, rel);
+        if let Some(checked) = routes::check(&src, parsed.as_ref(), settings, kind, &place) {
+            ev.routes.push(checked.report);
+            ev.findings.extend(checked.findings);
+        }
+    } else if let Err(e) = &parsed {
+        ev.findings.push(
+            Finding::new(
+                Rule::TsSyntaxError,
+                Severity::Warning,
+                format!(
+                    "does not parse ({}): its SQL and filter strings could not be checked",
+                    e.message
+                ),
+            )
+            .at(path, Some(e.line)),
+        );
+    }
+}
+
+/// One file's bytes, without a repository: what [`analyze`] finds in it as a new file (no
+/// base, the contracts package unnamed), on a thread with the reader's stack. The entry
+/// point of the `route_reader` fuzz target and of the stress tests.
+pub fn read_one(config: &Config, path: &str, bytes: &[u8]) -> RouteEvidence {
+    ts::with_stack(|| {
+        let settings = Settings::new(config, None);
+        let mut ev = RouteEvidence::default();
+        let mut alloc = Allocator::default();
+        read_file(
+            &mut ev,
+            &mut alloc,
+            config,
+            &settings,
+            path,
+            bytes,
+            Vec::new,
+        );
+        ev
+    })
 }
 
 /// Is this path a route handler or a server-actions file: its kind and its path relative
