@@ -38,6 +38,20 @@ pub fn terminal(s: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// For a workflow command's data (`escape_data` turns CR and LF into `%0D`, `%0A` after
+/// this): every other control character escaped as [`terminal`] does.
+pub fn controls_but_line_breaks(s: &str) -> String {
+    s.split('\n')
+        .map(|line| {
+            line.split('\r')
+                .map(|part| terminal(part).into_owned())
+                .collect::<Vec<_>>()
+                .join("\r")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// One line of markdown text that may hold its own code spans (finding messages do:
 /// "add `alter table …`"): line feeds as spaces, `|` escaped (tables), control characters
 /// escaped, and `<`, `>`, `&` as entities everywhere outside a code span. Code spans are
@@ -138,6 +152,14 @@ mod tests {
             "public.t\\r\\x1b[2K✔ lint pass\\n\\u{202e}x"
         );
         assert!(matches!(terminal("plain ✔"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn workflow_data_keeps_its_line_breaks_for_escape_data() {
+        assert_eq!(
+            controls_but_line_breaks("a\r\nb\x1b[2K\u{202e}"),
+            "a\r\nb\\x1b[2K\\u{202e}"
+        );
     }
 
     #[test]

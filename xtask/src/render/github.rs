@@ -76,7 +76,12 @@ pub fn render_with_token(r: &Report, token: &str, out: &mut dyn io::Write) -> io
         counts[slot] += 1;
         let mut props = Vec::new();
         if let Some(p) = &f.path {
-            props.push(format!("file={}", escape_property(&repo_path(r.ev, p))));
+            props.push(format!(
+                "file={}",
+                escape_property(&super::escape::controls_but_line_breaks(&repo_path(
+                    r.ev, p
+                )))
+            ));
             if let Some(l) = f.line.filter(|l| *l > 0) {
                 props.push(format!("line={l}"));
             }
@@ -85,12 +90,13 @@ pub fn render_with_token(r: &Report, token: &str, out: &mut dyn io::Write) -> io
             Some(t) => format!("{} ({t})", f.rule),
             None => f.rule.to_string(),
         };
-        props.push(format!("title={}", escape_property(&title)));
+        let plain = super::escape::controls_but_line_breaks;
+        props.push(format!("title={}", escape_property(&plain(&title))));
         writeln!(
             out,
             "::{command} {}::{}",
             props.join(","),
-            escape_data(&f.message)
+            escape_data(&plain(&f.message))
         )?;
     }
     let over: Vec<String> = ["error", "warning", "notice"]

@@ -594,6 +594,11 @@ fn hostile_names_are_escaped_in_the_text_and_markdown_views() {
         assert!(text.contains("public.t\\r\\x1b[2K✔ lint"), "{text}");
     }
 
+    // The github view (the compact view and the annotations) reaches the runner's log.
+    let github = rendered_ev(&ev, Format::Github);
+    assert!(!github.contains('\x1b'), "{github:?}");
+    assert!(github.contains("public.t\\r\\x1b[2K✔ lint"), "{github}");
+
     let views = every_view(&ev, "escape-views");
     for (name, md) in views
         .iter()
