@@ -438,11 +438,13 @@ impl Kept {
 }
 
 /// A sink that prints each line to stderr with a prefix, holding a lock so that the lines
-/// of concurrent children do not tear.
+/// of concurrent children do not tear. Secret-looking values are masked as in the report
+/// (the log of a CI run is as public as the report).
 pub fn prefixed_stderr(prefix: &str) -> Sink {
     static LOCK: Mutex<()> = Mutex::new(());
     let prefix = prefix.to_string();
     Arc::new(move |_, line| {
+        let line = crate::rules::secrets::mask_text(line);
         let _guard = LOCK.lock();
         let _ = writeln!(io::stderr(), "{prefix}{line}");
     })

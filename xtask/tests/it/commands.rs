@@ -247,3 +247,28 @@ fn children_die_with_a_hung_up_verify() {
     let left = survivors_of(libc::SIGHUP, "commands-sighup");
     assert!(left.is_empty(), "left running after SIGHUP: {left:?}");
 }
+
+#[test]
+fn a_secret_in_a_command_output_is_masked_live_and_in_the_report() {
+    let key = "sk_live_abcdefghijklmnopqrstuvwx";
+    let t = git_repo(
+        "commands-secret",
+        &[(
+            "xtask.toml",
+            &format!(
+                "[commands]\nlint = [\"sh\", \"-c\", \"echo 'Error: invalid key {key}' >&2; exit 1\"]\n\
+                 test = [\"sh\", \"-c\", \"echo 'expected \\\"{key}\\\"'; exit 1\"]\n"
+            ),
+        )],
+    );
+    for format in ["json", "markdown", "text"] {
+        let r = run(xtask(
+            t.path(),
+            &["verify", "--format", format, "--live", "off"],
+        ));
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(!r.stdout.contains(key), "{format}: {}", r.stdout);
+        assert!(!r.stderr.contains(key), "live view: {}", r.stderr);
+        assert!(r.stderr.contains("sk_l…"), "live view: {}", r.stderr);
+    }
+}
