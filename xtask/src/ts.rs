@@ -76,10 +76,21 @@ pub struct SyntaxError {
 pub const MAX_BRACKETS: usize = 1_000;
 /// Nor is code nested deeper than this, operators and keywords chained at one level included.
 pub const MAX_NESTING: usize = 10_000;
-/// Stack of the thread that parses and judges code: room for [`MAX_NESTING`] levels of the
-/// parser's and the visitors' recursion in an unoptimised build (code at the limit needs
-/// between 4 and 16 MiB there; reserved, not committed, until used).
-pub const STACK: usize = 64 * 1024 * 1024;
+/// Stack per nesting character (see [`nesting_chars`]) of the thread that parses and
+/// judges code: the parser's and the visitors' recursion for one level, with room to spare,
+/// in an unoptimised build.
+pub const STACK_PER_LEVEL: usize = 8 * 1024;
+/// The smallest stack of that thread (code at [`MAX_NESTING`] needs between 4 and 16 MiB in
+/// an unoptimised build), and the largest: a file with more nesting characters than the
+/// largest holds is not parsed. Reserved, not committed, until used.
+pub const MIN_STACK: usize = 64 * 1024 * 1024;
+pub const MAX_STACK: usize = 1024 * 1024 * 1024;
+
+thread_local! {
+    /// How many levels this thread's stack holds for the reader: set by [`with_stack_for`];
+    /// elsewhere (tests, the main thread) what a 2 MiB stack holds.
+    static BUDGET: std::cell::Cell<usize> = const { std::cell::Cell::new(2 * 1024 * 1024 / STACK_PER_LEVEL) };
+}
 
 /// Words that nest or chain like operators: prefix operators (`typeof typeof x`), binary
 /// words, and statements that nest without a bracket (`if (a) if (b) …`, `else if`).
@@ -236,9 +247,67 @@ pub fn too_deep(text: &str) -> Option<(usize, usize, usize)> {
     })
 }
 
+/// A bound on how deep the tree of `text` can be that no reading of the text can beat:
+/// every bracket opener, operator character, backtick and operator word, wherever it is
+/// (strings, comments, regular expressions and JSX text included, since telling them apart
+/// is the parser's job). Each level of a tree needs at least one of them. [`too_deep`]
+/// judges what real code does; this is what makes a text that fools it harmless.
+pub fn nesting_chars(text: &[u8]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        if c.is_ascii_alphabetic() {
+            let start = i;
+            while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_') {
+                i += 1;
+            }
+            let word = &text[start..i];
+            n += usize::from(WORD_OPERATORS.iter().any(|w| w.as_bytes() == word));
+            continue;
+        }
+        n += usize::from(b"([{`+-*/%&|^!~?:<>=.@#".contains(&c));
+        i += 1;
+    }
+    n
+}
+
+/// Run `f` (which parses `text` and visits its tree) on a thread whose stack holds
+/// [`nesting_chars`] levels of the reader, at least [`MIN_STACK`] and at most [`MAX_STACK`]
+/// (reserved, not committed, until used); [`parse`] refuses what it cannot hold.
+pub fn with_stack_for<T: Send>(text: &[u8], f: impl FnOnce() -> T + Send) -> T {
+    let wanted = nesting_chars(text).saturating_mul(STACK_PER_LEVEL);
+    let stack = wanted.clamp(MIN_STACK, MAX_STACK);
+    let job = std::sync::Mutex::new(Some(f));
+    std::thread::scope(|s| {
+        // A system that will not reserve a large stack gets the smallest (and `parse`
+        // refuses what that cannot hold).
+        for size in [stack, MIN_STACK] {
+            let job = &job;
+            let spawned = std::thread::Builder::new()
+                .name("ts-reader".into())
+                .stack_size(size)
+                .spawn_scoped(s, move || {
+                    BUDGET.with(|b| b.set(size / STACK_PER_LEVEL));
+                    let f = job.lock().ok().and_then(|mut j| j.take());
+                    f.map(|f| f())
+                });
+            if let Ok(handle) = spawned {
+                match handle.join() {
+                    Ok(Some(out)) => return out,
+                    Ok(None) => unreachable!("the reader's job runs once"),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        }
+        panic!("cannot start a thread for the code reader")
+    })
+}
+
 /// Parse `src` into `alloc`. Any diagnostic of error severity makes the whole file an error,
-/// and so does code nested deeper than the reader goes ([`too_deep`]): run this (and the
-/// visitors over its tree) on a thread with a [`STACK`]-sized stack, see [`with_stack`].
+/// and so does code nested deeper than the reader goes ([`too_deep`]) or than this thread's
+/// stack holds ([`nesting_chars`]): run this (and the visitors over its tree) inside
+/// [`with_stack_for`].
 pub fn parse<'a>(alloc: &'a Allocator, src: &Source<'a>) -> Result<Program<'a>, SyntaxError> {
     if let Some((at, deepest, limit)) = too_deep(src.text) {
         let line = src.line(at as u32);
@@ -246,6 +315,15 @@ pub fn parse<'a>(alloc: &'a Allocator, src: &Source<'a>) -> Result<Program<'a>, 
             line,
             message: format!(
                 "nested {deepest} levels deep at line {line}; the reader stops at {limit} (split the expression)"
+            ),
+        });
+    }
+    let (chars, budget) = (nesting_chars(src.text.as_bytes()), BUDGET.with(|b| b.get()));
+    if chars > budget {
+        return Err(SyntaxError {
+            line: 1,
+            message: format!(
+                "{chars} brackets, operators and keywords: more than the reader's stack holds ({budget}), so its nesting cannot be bounded"
             ),
         });
     }
@@ -267,20 +345,6 @@ pub fn parse<'a>(alloc: &'a Allocator, src: &Source<'a>) -> Result<Program<'a>, 
         return Err(SyntaxError { line, message });
     }
     Ok(ret.program)
-}
-
-/// Run `f` on a thread with a [`STACK`]-sized stack (reserved, not committed, until used):
-/// where code is parsed and its tree visited.
-pub fn with_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .name("ts-reader".into())
-            .stack_size(STACK)
-            .spawn_scoped(s, f)
-            .expect("spawn the code reader's thread")
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
 }
 
 #[cfg(test)]

@@ -45,12 +45,6 @@ struct FileRef {
 }
 
 pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteEvidence, Missing> {
-    // oxc and the rules' visitors recurse once per level of the tree, which `ts::too_deep`
-    // bounds; this thread's stack has room for that bound.
-    ts::with_stack(|| analyze_here(repo, config, changes))
-}
-
-fn analyze_here(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteEvidence, Missing> {
     let settings = Settings::new(config, package_name(repo, &config.contracts.package));
     let mut ev = RouteEvidence::default();
     let mut alloc = Allocator::default();
@@ -77,15 +71,19 @@ fn analyze_here(repo: &Path, config: &Config, changes: &Changes) -> Result<Route
             (Some(base), Some(p)) => base_schemas(repo, base, p),
             _ => Vec::new(),
         };
-        read_file(
-            &mut ev,
-            &mut alloc,
-            config,
-            &settings,
-            &f.path,
-            &bytes,
-            old_schemas,
-        );
+        // oxc and the rules' visitors recurse once per level of the tree: each file is read
+        // on a thread whose stack holds as many levels as the file can have.
+        ts::with_stack_for(&bytes, || {
+            read_file(
+                &mut ev,
+                &mut alloc,
+                config,
+                &settings,
+                &f.path,
+                &bytes,
+                old_schemas,
+            )
+        });
     }
     ev.routes.sort_by(|a, b| a.path.cmp(&b.path));
     // In file order, as a reviewer reads them (stable: same-line findings keep their order).
@@ -97,7 +95,7 @@ fn analyze_here(repo: &Path, config: &Config, changes: &Changes) -> Result<Route
 /// Check the bytes of one changed file, as [`analyze`] does (it reads them from disk): the
 /// secret scan, and for code the parse, interpolated SQL, new contracts schemas and, for a
 /// route or server-actions file, its handlers. `old_schemas` gives the schemas the file had
-/// in the base. Run on a thread from [`ts::with_stack`].
+/// in the base. Run inside [`ts::with_stack_for`].
 fn read_file(
     ev: &mut RouteEvidence,
     alloc: &mut Allocator,
@@ -153,7 +151,7 @@ fn read_file(
 /// base, the contracts package unnamed), on a thread with the reader's stack. The entry
 /// point of the `route_reader` fuzz target and of the stress tests.
 pub fn read_one(config: &Config, path: &str, bytes: &[u8]) -> RouteEvidence {
-    ts::with_stack(|| {
+    ts::with_stack_for(bytes, || {
         let settings = Settings::new(config, None);
         let mut ev = RouteEvidence::default();
         let mut alloc = Allocator::default();

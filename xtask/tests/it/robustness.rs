@@ -642,3 +642,38 @@ fn verify_reports_a_deeply_nested_route_instead_of_aborting() {
     );
     assert_eq!(crate::common::item(&json, "auth")["status"], "unknown");
 }
+
+/// Text the depth pre-check reads as a string, comment or regular expression while the
+/// parser reads code (JSX text holds quotes and backticks; a regular expression `//`):
+/// what it hides is still bounded by the count of nesting characters, and the reader's
+/// stack is sized from that count.
+#[test]
+fn nesting_hidden_from_the_pre_check_cannot_overflow_the_reader() {
+    let config = Config::default();
+    let hidden: [Shape; 4] = [
+        ("jsx quote", |n| {
+            format!("<a>'{{{}1{}}}'</a>", "[".repeat(n), "]".repeat(n))
+        }),
+        ("jsx backtick", |n| {
+            format!("<a>`{{{}1{}}}`</a>", "[".repeat(n), "]".repeat(n))
+        }),
+        ("jsx comment", |n| {
+            format!("<a>//{{{}1{}}}</a>", "!".repeat(n), "")
+        }),
+        ("regex", |n| {
+            format!("/a\\//.test('x') && {}1{}", "(".repeat(n), ")".repeat(n))
+        }),
+    ];
+    for (name, shape) in hidden {
+        for n in [5_000, 60_000, 300_000] {
+            let text = route_with(&shape(n));
+            let ev = xtask::gather::routes::read_one(&config, DEEP_ROUTE, text.as_bytes());
+            assert_eq!(ev.routes.len(), 1, "{name} at {n}: {:?}", ev.findings);
+            // The pre-check is fooled (that is the point); the count is not.
+            assert_eq!(xtask::ts::too_deep(&text), None, "{name} at {n}");
+            if n == 300_000 {
+                assert_eq!(ev.routes[0].handlers[0].auth, "unverified", "{name} at {n}");
+            }
+        }
+    }
+}
