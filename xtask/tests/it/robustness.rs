@@ -677,3 +677,22 @@ fn nesting_hidden_from_the_pre_check_cannot_overflow_the_reader() {
         }
     }
 }
+
+/// Found by the `route_reader` fuzz target (2026-11-30): 1 KB of TypeScript full of
+/// `a < (` that oxc 0.146 reads by trying and rewinding, with arena memory growing
+/// exponentially with the length (12 MB at 600 bytes, over 2 GB at the whole file), so the
+/// run dies of memory instead of giving a finding. Not fixed yet (it needs a bound on the
+/// parser's arena or its time); ignored until it is.
+#[test]
+#[ignore = "oxc's speculative parsing blows up on this input; not bounded yet"]
+fn speculative_parsing_blowup_is_bounded() {
+    let text = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/routes/oxc-speculative-blowup.ts"),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let ev = xtask::gather::routes::read_one(&Config::default(), DEEP_ROUTE, &text);
+    assert_eq!(ev.routes.len(), 1);
+    assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+}
