@@ -60,3 +60,11 @@ done
 cat "$root"/xtask/tests/fixtures/migrations/*/*.sql "$root"/examples/dashboard/supabase/migrations/*.sql |
     awk 'BEGIN { RS = "\\$\\$" } NR % 2 == 0 { print > ("'"$plpgsql"'/body-" NR) }'
 echo "seeded: $(ls "$reader" | wc -l) migration_reader inputs ($n files), $(ls "$judge" | wc -l) policy_judge inputs, $(ls "$plpgsql" | wc -l) plpgsql_reader inputs"
+# route_reader: the first byte chooses the file (bit 0: a route handler, bit 1: TSX).
+routes="$here/corpus/route_reader"
+mkdir -p "$routes"
+for f in $(find "$root"/examples -path '*/node_modules' -prune -o \( -name '*.ts' -o -name '*.tsx' \) -print); do
+    case "$f" in */route.ts) mode='\001' ;; *.tsx) mode='\002' ;; *) mode='\000' ;; esac
+    { printf "$mode"; cat "$f"; } >"$routes/$(printf '%s' "$f" | cksum | cut -d' ' -f1)"
+done
+echo "seeded: $(ls "$routes" | wc -l) route_reader inputs"

@@ -3,8 +3,11 @@
 //! Every child gets an argv (never a shell, so quotes and `$(...)` in a task text are inert
 //! bytes), its own process group, its stdin fed and closed, and its output read on threads:
 //! each line goes to the caller's sink as it arrives (live view) and is kept for the report.
-//! On timeout, on Ctrl-C / SIGTERM, and after the child exits, the WHOLE group is ended, so
-//! no grandchild survives the run.
+//! On timeout, on Ctrl-C / SIGTERM / SIGHUP, and after the child exits, the WHOLE group is
+//! ended, so no grandchild survives the run. Nor does one survive this process being killed
+//! (SIGKILL, a crash): each group has a watchdog (`sh`, in a group of its own, see
+//! [`WATCHDOG`]) holding a pipe from us, which the kernel closes when we die; it then ends
+//! the group. `PR_SET_PDEATHSIG` would reach only the direct child, not its group.
 
 use std::{
     io::{self, BufRead, BufReader, Read, Write},
@@ -150,6 +153,51 @@ impl std::fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {}
 
+/// The watchdog of one child's group (`$1`): wait on stdin; `done` means we ended the group
+/// ourselves; end of input without it means we died, so end the group: SIGTERM, then
+/// SIGKILL to what is left after the grace period. It ignores the signals of a terminal or
+/// a CI runner stopping us, so it outlives us for its one job.
+const WATCHDOG: &str = r#"trap '' INT HUP TERM
+IFS= read -r word || word=
+[ "$word" = done ] && exit 0
+kill -s TERM -- "-$1" 2>/dev/null || exit 0
+i=0
+while kill -s 0 -- "-$1" 2>/dev/null && [ "$i" -lt 40 ]; do sleep 0.05; i=$((i+1)); done
+kill -s KILL -- "-$1" 2>/dev/null
+exit 0
+"#;
+
+/// A running watchdog: say `done` and let it go.
+struct Watchdog {
+    child: Child,
+}
+
+impl Watchdog {
+    /// `None` when `sh` cannot be started: the run goes on, guarded as before (signals).
+    fn start(pgid: i32) -> Option<Watchdog> {
+        Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("xtask-watchdog")
+            .arg(pgid.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .ok()
+            .map(|child| Watchdog { child })
+    }
+
+    /// The group is ended: tell the watchdog to leave it (the pgid may be reused) and reap it.
+    fn release(mut self) {
+        if let Some(mut pipe) = self.child.stdin.take() {
+            let _ = pipe.write_all(b"done\n");
+        }
+        let _ = self.child.wait();
+    }
+}
+
 /// Each kept stream is capped; beyond it the oldest output is dropped (a marker says so).
 const KEEP_BYTES: usize = 8 << 20;
 /// How long a group gets between SIGTERM and SIGKILL.
@@ -194,16 +242,18 @@ impl Drop for Busy {
     }
 }
 
-/// Catch SIGINT and SIGTERM so running groups can be ended before this process exits.
+/// Catch SIGINT, SIGTERM and SIGHUP so running groups can be ended before this process exits.
 pub fn install_interrupt_handler() {
     HANDLER.call_once(|| unsafe {
         let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         libc::signal(libc::SIGINT, handler);
         libc::signal(libc::SIGTERM, handler);
+        // A closed terminal or SSH session: stop like SIGTERM, ending the groups first.
+        libc::signal(libc::SIGHUP, handler);
     });
 }
 
-/// Has Ctrl-C or SIGTERM arrived?
+/// Has Ctrl-C, SIGTERM or SIGHUP arrived?
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
@@ -241,6 +291,7 @@ pub fn run(spec: Spec) -> Result<Output, SpawnError> {
         _ => SpawnError::Other(program.clone(), e),
     })?;
     let pgid = child.id() as i32;
+    let watchdog = Watchdog::start(pgid);
 
     let stdin_thread = spec.stdin.map(|bytes| {
         let mut pipe = child.stdin.take().expect("stdin is piped");
@@ -264,6 +315,9 @@ pub fn run(spec: Spec) -> Result<Output, SpawnError> {
     let (status, timed_out, was_interrupted) = wait(&mut child, pgid, spec.timeout);
     // The direct child is gone; whatever it left in its group goes too, so the pipes close.
     end_group(pgid);
+    if let Some(w) = watchdog {
+        w.release();
+    }
 
     if let Some(t) = stdin_thread {
         let _ = t.join();
@@ -384,11 +438,13 @@ impl Kept {
 }
 
 /// A sink that prints each line to stderr with a prefix, holding a lock so that the lines
-/// of concurrent children do not tear.
+/// of concurrent children do not tear. Secret-looking values are masked as in the report
+/// (the log of a CI run is as public as the report).
 pub fn prefixed_stderr(prefix: &str) -> Sink {
     static LOCK: Mutex<()> = Mutex::new(());
     let prefix = prefix.to_string();
     Arc::new(move |_, line| {
+        let line = crate::rules::secrets::mask_text(line);
         let _guard = LOCK.lock();
         let _ = writeln!(io::stderr(), "{prefix}{line}");
     })
@@ -539,6 +595,47 @@ mod tests {
         assert_eq!(spec.argv[3..], ["_".to_string(), odd.to_string()]);
         let out = run(spec).unwrap();
         assert_eq!(out.stdout, format!("{odd}|v\n"));
+    }
+
+    #[test]
+    fn the_watchdog_ends_the_group_when_we_vanish_and_only_then() {
+        // Released: it leaves the group alone (the group is ours to end, its id may be reused).
+        let mut kept = Command::new("sh")
+            .args(["-c", "sleep 300"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = kept.id() as i32;
+        Watchdog::start(pgid).unwrap().release();
+        thread::sleep(Duration::from_millis(100));
+        assert!(alive(pgid), "a released watchdog ended the group");
+        end_group(pgid);
+        let _ = kept.wait();
+        // Its pipe closed without `done` (what our death looks like): the group goes, a
+        // grandchild that ignores SIGTERM included.
+        let mut doomed = Command::new("sh")
+            .args(["-c", "(trap '' TERM; sleep 300) & echo $!; sleep 300"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(doomed.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let grandchild: i32 = line.trim().parse().unwrap();
+        let pgid = doomed.id() as i32;
+        let mut w = Watchdog::start(pgid).unwrap();
+        drop(w.child.stdin.take());
+        let _ = w.child.wait();
+        let _ = doomed.wait();
+        // SIGKILL is delivered after kill(2) returns: give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while alive(grandchild) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(pgid), "the child survived");
+        assert!(!alive(grandchild), "the grandchild survived");
     }
 
     #[test]

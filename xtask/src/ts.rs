@@ -72,8 +72,261 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// Parse `src` into `alloc`. Any diagnostic of error severity makes the whole file an error.
+/// Brackets (`(`, `[`, `{`, `${`) nested deeper than this are not parsed (see [`too_deep`]).
+pub const MAX_BRACKETS: usize = 1_000;
+/// Nor is code nested deeper than this, operators and keywords chained at one level included.
+pub const MAX_NESTING: usize = 10_000;
+/// Stack per nesting character (see [`nesting_chars`]) of the thread that parses and
+/// judges code: the parser's and the visitors' recursion for one level, with room to spare,
+/// in an unoptimised build.
+pub const STACK_PER_LEVEL: usize = 8 * 1024;
+/// The smallest stack of that thread (code at [`MAX_NESTING`] needs between 4 and 16 MiB in
+/// an unoptimised build), and the largest: a file with more nesting characters than the
+/// largest holds is not parsed. Reserved, not committed, until used.
+pub const MIN_STACK: usize = 64 * 1024 * 1024;
+pub const MAX_STACK: usize = 1024 * 1024 * 1024;
+
+thread_local! {
+    /// How many levels this thread's stack holds for the reader: set by [`with_stack_for`];
+    /// elsewhere (tests, the main thread) what a 2 MiB stack holds.
+    static BUDGET: std::cell::Cell<usize> = const { std::cell::Cell::new(2 * 1024 * 1024 / STACK_PER_LEVEL) };
+}
+
+/// Words that nest or chain like operators: prefix operators (`typeof typeof x`), binary
+/// words, and statements that nest without a bracket (`if (a) if (b) …`, `else if`).
+const WORD_OPERATORS: [&str; 22] = [
+    "typeof",
+    "void",
+    "delete",
+    "await",
+    "new",
+    "yield",
+    "in",
+    "instanceof",
+    "of",
+    "keyof",
+    "infer",
+    "extends",
+    "as",
+    "satisfies",
+    "if",
+    "else",
+    "while",
+    "for",
+    "do",
+    "with",
+    "return",
+    "throw",
+];
+
+/// How deep code nests, judged cheaply from the bytes before oxc sees them: oxc and the
+/// rules' visitors recurse once per level of the tree, so deeper code would overflow the
+/// stack (an abort of the whole run, no report) instead of giving a finding. An upper
+/// bound, failing closed: each bracket opens a level (in regular expressions too), and each
+/// operator character, operator word, call, index or template chained at one level adds
+/// one (`a + b + c` is two deep; JSX tags count as operators); `,` and `;` end the chain. Strings, template
+/// text and comments are skipped. `Some((offset, deepest, limit))` when a limit is passed:
+/// where it was first passed, the deepest nesting seen by its measure, and the limit.
+pub fn too_deep(text: &str) -> Option<(usize, usize, usize)> {
+    #[derive(PartialEq)]
+    enum Open {
+        Bracket,
+        /// `${` of a template literal: its `}` goes back into the template's text.
+        TemplateExpr,
+    }
+    let b = text.as_bytes();
+    // Operators chained at each open level; `depth` is their sum plus the levels.
+    let mut levels: Vec<(Open, usize)> = vec![(Open::Bracket, 0)];
+    let mut depth = 1usize;
+    let mut over: Option<(usize, bool)> = None;
+    let (mut deepest, mut deepest_brackets) = (1usize, 0usize);
+    let mut i = 0usize;
+    let mut in_template = false;
+    while i < b.len() {
+        if in_template {
+            // Template text up to its closing backtick or a `${`.
+            match b[i] {
+                b'\\' => i += 2,
+                b'`' => {
+                    in_template = false;
+                    i += 1;
+                }
+                b'$' if b.get(i + 1) == Some(&b'{') => {
+                    in_template = false;
+                    levels.push((Open::TemplateExpr, 0));
+                    depth += 1;
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+        } else {
+            let c = b[i];
+            let mut chains = false;
+            match c {
+                b'/' if b.get(i + 1) == Some(&b'/') => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                    continue;
+                }
+                b'/' if b.get(i + 1) == Some(&b'*') => {
+                    i = text[i + 2..].find("*/").map_or(b.len(), |e| i + 2 + e + 2);
+                    continue;
+                }
+                b'\'' | b'"' => {
+                    // To the closing quote; a string never spans a line.
+                    i += 1;
+                    while i < b.len() && b[i] != c && b[i] != b'\n' {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                    continue;
+                }
+                b'`' => {
+                    // A link too: tagged templates chain (`` f`a``b` ``).
+                    in_template = true;
+                    chains = true;
+                }
+                b'(' | b'[' | b'{' => {
+                    // A call or an index is also a link at the outer level: `f()()()` and
+                    // `a[0][0]` nest as deep as they are long.
+                    if c != b'{' {
+                        if let Some((_, top)) = levels.last_mut() {
+                            *top += 1;
+                        }
+                        depth += 1;
+                    }
+                    levels.push((Open::Bracket, 0));
+                    depth += 1;
+                }
+                b')' | b']' | b'}' if levels.len() > 1 => {
+                    let (open, chained) = levels.pop().unwrap_or((Open::Bracket, 0));
+                    depth -= chained + 1;
+                    in_template = c == b'}' && open == Open::TemplateExpr;
+                }
+                b',' | b';' => {
+                    if let Some((_, top)) = levels.last_mut() {
+                        depth -= *top;
+                        *top = 0;
+                    }
+                }
+                // Each character is a link: `!!!!x` nests four deep.
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'^' | b'!' | b'~' | b'?'
+                | b':' | b'<' | b'>' | b'=' | b'.' | b'@' | b'#' => chains = true,
+                c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
+                    let start = i;
+                    while i + 1 < b.len()
+                        && (b[i + 1].is_ascii_alphanumeric()
+                            || b[i + 1] == b'_'
+                            || b[i + 1] == b'$')
+                    {
+                        i += 1;
+                    }
+                    chains = WORD_OPERATORS.contains(&&text[start..=i]);
+                }
+                _ => {}
+            }
+            if chains {
+                if let Some((_, top)) = levels.last_mut() {
+                    *top += 1;
+                }
+                depth += 1;
+            }
+            i += 1;
+        }
+        deepest = deepest.max(depth);
+        deepest_brackets = deepest_brackets.max(levels.len() - 1);
+        if over.is_none() && (levels.len() - 1 > MAX_BRACKETS || depth > MAX_NESTING) {
+            let at = i.min(b.len()).saturating_sub(1);
+            over = Some((at, levels.len() - 1 > MAX_BRACKETS));
+        }
+    }
+    over.map(|(at, brackets)| match brackets {
+        true => (at, deepest_brackets, MAX_BRACKETS),
+        false => (at, deepest, MAX_NESTING),
+    })
+}
+
+/// A bound on how deep the tree of `text` can be that no reading of the text can beat:
+/// every bracket opener, operator character, backtick and operator word, wherever it is
+/// (strings, comments, regular expressions and JSX text included, since telling them apart
+/// is the parser's job). Each level of a tree needs at least one of them. [`too_deep`]
+/// judges what real code does; this is what makes a text that fools it harmless.
+pub fn nesting_chars(text: &[u8]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        if c.is_ascii_alphabetic() {
+            let start = i;
+            while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_') {
+                i += 1;
+            }
+            let word = &text[start..i];
+            n += usize::from(WORD_OPERATORS.iter().any(|w| w.as_bytes() == word));
+            continue;
+        }
+        n += usize::from(b"([{`+-*/%&|^!~?:<>=.@#".contains(&c));
+        i += 1;
+    }
+    n
+}
+
+/// Run `f` (which parses `text` and visits its tree) on a thread whose stack holds
+/// [`nesting_chars`] levels of the reader, at least [`MIN_STACK`] and at most [`MAX_STACK`]
+/// (reserved, not committed, until used); [`parse`] refuses what it cannot hold.
+pub fn with_stack_for<T: Send>(text: &[u8], f: impl FnOnce() -> T + Send) -> T {
+    let wanted = nesting_chars(text).saturating_mul(STACK_PER_LEVEL);
+    let stack = wanted.clamp(MIN_STACK, MAX_STACK);
+    let job = std::sync::Mutex::new(Some(f));
+    std::thread::scope(|s| {
+        // A system that will not reserve a large stack gets the smallest (and `parse`
+        // refuses what that cannot hold).
+        for size in [stack, MIN_STACK] {
+            let job = &job;
+            let spawned = std::thread::Builder::new()
+                .name("ts-reader".into())
+                .stack_size(size)
+                .spawn_scoped(s, move || {
+                    BUDGET.with(|b| b.set(size / STACK_PER_LEVEL));
+                    let f = job.lock().ok().and_then(|mut j| j.take());
+                    f.map(|f| f())
+                });
+            if let Ok(handle) = spawned {
+                match handle.join() {
+                    Ok(Some(out)) => return out,
+                    Ok(None) => unreachable!("the reader's job runs once"),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        }
+        panic!("cannot start a thread for the code reader")
+    })
+}
+
+/// Parse `src` into `alloc`. Any diagnostic of error severity makes the whole file an error,
+/// and so does code nested deeper than the reader goes ([`too_deep`]) or than this thread's
+/// stack holds ([`nesting_chars`]): run this (and the visitors over its tree) inside
+/// [`with_stack_for`].
 pub fn parse<'a>(alloc: &'a Allocator, src: &Source<'a>) -> Result<Program<'a>, SyntaxError> {
+    if let Some((at, deepest, limit)) = too_deep(src.text) {
+        let line = src.line(at as u32);
+        return Err(SyntaxError {
+            line,
+            message: format!(
+                "nested {deepest} levels deep at line {line}; the reader stops at {limit} (split the expression)"
+            ),
+        });
+    }
+    let (chars, budget) = (nesting_chars(src.text.as_bytes()), BUDGET.with(|b| b.get()));
+    if chars > budget {
+        return Err(SyntaxError {
+            line: 1,
+            message: format!(
+                "{chars} brackets, operators and keywords: more than the reader's stack holds ({budget}), so its nesting cannot be bounded"
+            ),
+        });
+    }
     let mut source_type = SourceType::from_path(src.path).unwrap_or_else(|_| SourceType::ts());
     if source_type.is_javascript() {
         // Next.js writes JSX in `.js` files; oxc reads `.js` without it by default.

@@ -160,7 +160,10 @@ pub fn run(flags: flags::BackendStage) -> anyhow::Result<Outcome> {
             report.rounds.push(r);
             report.stop_reason = Some("not verified: --no-verify".into());
             let mut out = std::io::stdout().lock();
-            let section = render::markdown::agent_section(&report);
+            // Masked like every view (`render::render`): the agent's text may quote a key.
+            let section =
+                crate::rules::secrets::mask_text(&render::markdown::agent_section(&report))
+                    .into_owned();
             if actions::stdout_is_guarded_log() {
                 // The agent's final message, verbatim: none of its lines may be a command.
                 actions::write_untrusted(&mut out, &section, &actions::random_token())?;

@@ -66,7 +66,7 @@ pub fn run(flags: flags::CheckMigrations) -> anyhow::Result<Outcome> {
     }
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Text => render::lines::render(&report, &mut out)?,
+        Format::Text => render::masked(&mut out, |buf| render::lines::render(&report, buf))?,
         other => render::render(&report, other, false, &mut out)?,
     }
     out.flush()?;

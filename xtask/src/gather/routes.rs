@@ -45,12 +45,34 @@ struct FileRef {
 }
 
 pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteEvidence, Missing> {
+    // oxc and the rules' visitors recurse once per level of the tree: the files are read on
+    // one thread whose stack holds as many levels as the deepest changed file can have (the
+    // graph's module cache is not shared between threads); a file past that, imported ones
+    // included, is refused by `ts::parse` as too deep.
+    let files = files(repo, config, changes);
+    let deepest = files
+        .iter()
+        .filter(|f| ts::is_code(&f.path))
+        .filter_map(|f| std::fs::read(repo.join(&f.content)).ok())
+        .max_by_key(|b| ts::nesting_chars(b))
+        .unwrap_or_default();
+    Ok(ts::with_stack_for(&deepest, || {
+        analyze_files(repo, config, changes, files)
+    }))
+}
+
+fn analyze_files(
+    repo: &Path,
+    config: &Config,
+    changes: &Changes,
+    files: Vec<FileRef>,
+) -> RouteEvidence {
     let settings = Settings::new(config, package_name(repo, &config.contracts.package));
     // Imports of route files are followed into the repository's other files, each read once.
     let graph = routes::graph::Graph::new(repo, &settings);
     let mut ev = RouteEvidence::default();
     let mut alloc = Allocator::default();
-    for f in files(repo, config, changes) {
+    for f in files {
         let role = role(config, &f.path);
         let bytes = match std::fs::read(repo.join(&f.content)) {
             Ok(b) => b,
@@ -80,57 +102,115 @@ pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteE
                 continue;
             }
         };
-        ev.findings.extend(secrets::scan_file(&f.path, &bytes));
-        if !ts::is_code(&f.path) {
-            continue;
-        }
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            continue;
+        let old_schemas = || match (&changes.base, &f.base_path) {
+            (Some(base), Some(p)) => base_schemas(repo, base, p),
+            _ => Vec::new(),
         };
-        alloc.reset();
-        let src = Source::new(&f.path, text);
-        let parsed = ts::parse(&alloc, &src);
-        if let Ok(program) = &parsed {
-            ev.findings.extend(interpolation::scan(&src, program));
-            if is_contracts_source(config, &f.path) {
-                let old = match (&changes.base, &f.base_path) {
-                    (Some(base), Some(p)) => base_schemas(repo, base, p),
-                    _ => Vec::new(),
-                };
-                let new = contracts::schemas(program)
-                    .into_iter()
-                    .filter(|n| !old.contains(n));
-                ev.new_schemas
-                    .extend(new.map(|n| format!("{}: {n}", f.path)));
-            }
-        }
-        if let Some((kind, rel)) = role {
-            let place = routes::placement(&config.routes, rel);
-            if let Some(checked) =
-                routes::check(&src, parsed.as_ref(), &settings, kind, &place, Some(&graph))
-            {
-                ev.routes.push(checked.report);
-                ev.findings.extend(checked.findings);
-            }
-        } else if let Err(e) = &parsed {
-            ev.findings.push(
-                Finding::new(
-                    Rule::TsSyntaxError,
-                    Severity::Warning,
-                    format!(
-                        "does not parse ({}): its SQL and filter strings could not be checked",
-                        e.message
-                    ),
-                )
-                .at(&f.path, Some(e.line)),
-            );
-        }
+        read_file(
+            &mut ev,
+            &mut alloc,
+            &Reading {
+                config,
+                settings: &settings,
+                graph: Some(&graph),
+            },
+            &f.path,
+            &bytes,
+            old_schemas,
+        );
     }
     ev.routes.sort_by(|a, b| a.path.cmp(&b.path));
     // In file order, as a reviewer reads them (stable: same-line findings keep their order).
     ev.findings
         .sort_by(|a, b| (a.path.as_deref(), a.line).cmp(&(b.path.as_deref(), b.line)));
-    Ok(ev)
+    ev
+}
+
+/// Check the bytes of one changed file, as [`analyze`] does (it reads them from disk): the
+/// secret scan, and for code the parse, interpolated SQL, new contracts schemas and, for a
+/// route or server-actions file, its handlers. `old_schemas` gives the schemas the file had
+/// in the base. Run inside [`ts::with_stack_for`].
+/// What reading one file needs besides the file: the config, the route settings, and the
+/// module graph for following imports (none for a file read on its own).
+struct Reading<'a> {
+    config: &'a Config,
+    settings: &'a Settings,
+    graph: Option<&'a routes::graph::Graph>,
+}
+
+fn read_file(
+    ev: &mut RouteEvidence,
+    alloc: &mut Allocator,
+    r: &Reading,
+    path: &str,
+    bytes: &[u8],
+    old_schemas: impl FnOnce() -> Vec<String>,
+) {
+    let (config, settings, graph) = (r.config, r.settings, r.graph);
+    let role = role(config, path);
+    ev.findings.extend(secrets::scan_file(path, bytes));
+    if !ts::is_code(path) {
+        return;
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    alloc.reset();
+    let src = Source::new(path, text);
+    let parsed = ts::parse(alloc, &src);
+    if let Ok(program) = &parsed {
+        ev.findings.extend(interpolation::scan(&src, program));
+        if is_contracts_source(config, path) {
+            let old = old_schemas();
+            let new = contracts::schemas(program)
+                .into_iter()
+                .filter(|n| !old.contains(n));
+            ev.new_schemas.extend(new.map(|n| format!("{path}: {n}")));
+        }
+    }
+    if let Some((kind, rel)) = role {
+        let place = routes::placement(&config.routes, rel);
+        if let Some(checked) = routes::check(&src, parsed.as_ref(), settings, kind, &place, graph) {
+            ev.routes.push(checked.report);
+            ev.findings.extend(checked.findings);
+        }
+    } else if let Err(e) = &parsed {
+        ev.findings.push(
+            Finding::new(
+                Rule::TsSyntaxError,
+                Severity::Warning,
+                format!(
+                    "does not parse ({}): its SQL and filter strings could not be checked",
+                    e.message
+                ),
+            )
+            .at(path, Some(e.line)),
+        );
+    }
+}
+
+/// One file's bytes, without a repository: what [`analyze`] finds in it as a new file (no
+/// base, the contracts package unnamed), on a thread with the reader's stack. The entry
+/// point of the `route_reader` fuzz target and of the stress tests.
+pub fn read_one(config: &Config, path: &str, bytes: &[u8]) -> RouteEvidence {
+    ts::with_stack_for(bytes, || {
+        let settings = Settings::new(config, None);
+        let mut ev = RouteEvidence::default();
+        let mut alloc = Allocator::default();
+        read_file(
+            &mut ev,
+            &mut alloc,
+            &Reading {
+                config,
+                settings: &settings,
+                graph: None,
+            },
+            path,
+            bytes,
+            Vec::new,
+        );
+        ev
+    })
 }
 
 /// Is this path a route handler or a server-actions file: its kind and its path relative

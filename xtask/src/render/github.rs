@@ -76,7 +76,12 @@ pub fn render_with_token(r: &Report, token: &str, out: &mut dyn io::Write) -> io
         counts[slot] += 1;
         let mut props = Vec::new();
         if let Some(p) = &f.path {
-            props.push(format!("file={}", escape_property(&repo_path(r.ev, p))));
+            props.push(format!(
+                "file={}",
+                escape_property(&super::escape::controls_but_line_breaks(&repo_path(
+                    r.ev, p
+                )))
+            ));
             if let Some(l) = f.line.filter(|l| *l > 0) {
                 props.push(format!("line={l}"));
             }
@@ -85,12 +90,13 @@ pub fn render_with_token(r: &Report, token: &str, out: &mut dyn io::Write) -> io
             Some(t) => format!("{} ({t})", f.rule),
             None => f.rule.to_string(),
         };
-        props.push(format!("title={}", escape_property(&title)));
+        let plain = super::escape::controls_but_line_breaks;
+        props.push(format!("title={}", escape_property(&plain(&title))));
         writeln!(
             out,
             "::{command} {}::{}",
             props.join(","),
-            escape_data(&f.message)
+            escape_data(&plain(&f.message))
         )?;
     }
     let over: Vec<String> = ["error", "warning", "notice"]
@@ -115,11 +121,16 @@ pub fn step_summary(r: &Report) -> io::Result<()> {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return Ok(());
     };
+    step_summary_to(r, std::path::Path::new(&path))
+}
+
+/// [`step_summary`] to a given file: the handover, masked and escaped like every view.
+pub fn step_summary_to(r: &Report, path: &std::path::Path) -> io::Result<()> {
     let mut md = Vec::new();
-    super::markdown::render(r, &mut md)?;
+    super::render(r, crate::flags::Format::Markdown, false, &mut md)?;
     let mut text = String::from_utf8_lossy(&md).into_owned();
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    actions::append_summary(std::path::Path::new(&path), &text)
+    actions::append_summary(path, &text)
 }

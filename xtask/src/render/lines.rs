@@ -4,7 +4,7 @@
 
 use std::io;
 
-use super::Report;
+use super::{escape::terminal as t, Report};
 use crate::model::{Severity, Verdict};
 
 pub fn render(r: &Report, out: &mut dyn io::Write) -> io::Result<()> {
@@ -16,23 +16,30 @@ pub fn render(r: &Report, out: &mut dyn io::Write) -> io::Result<()> {
         match f.location() {
             Some(loc) => writeln!(
                 out,
-                "{loc}: {}: {}: {}",
+                "{}: {}: {}: {}",
+                t(&loc),
                 f.severity.as_str(),
                 f.rule,
-                f.message
+                t(&f.message)
             )?,
-            None => writeln!(out, "{}: {}: {}", f.severity.as_str(), f.rule, f.message)?,
+            None => writeln!(
+                out,
+                "{}: {}: {}",
+                f.severity.as_str(),
+                f.rule,
+                t(&f.message)
+            )?,
         }
     }
     let Ok(m) = &r.ev.migrations else {
         return Ok(());
     };
-    for t in m.tables.iter().filter(|t| t.verdict == Verdict::Unverified) {
+    for table in m.tables.iter().filter(|x| x.verdict == Verdict::Unverified) {
         writeln!(
             out,
             "note: {} is unverified: {}",
-            t.name,
-            t.reason.as_deref().unwrap_or("see the findings")
+            t(&table.name),
+            t(table.reason.as_deref().unwrap_or("see the findings"))
         )?;
     }
     let count = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();

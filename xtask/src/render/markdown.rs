@@ -4,14 +4,17 @@
 use crate::rules::catalog::Rule;
 use std::{fmt::Write as _, io};
 
-use super::Report;
+use super::{
+    escape::{code, code_cell, markdown as md},
+    Report,
+};
 use crate::model::{AgentReport, AgentRound, ChangeStatus, LiveOutcome, Status, Verdict};
 
 const TEMPLATE: &str = include_str!("../../../templates/handover.md");
 
 pub fn render(r: &Report, out: &mut dyn io::Write) -> io::Result<()> {
     let fields: [(&str, String); 13] = [
-        ("repo", format!("`{}`", r.ev.repo)),
+        ("repo", code(&r.ev.repo)),
         ("base", base(r)),
         ("result", result(r)),
         ("checklist", checklist(r)),
@@ -35,7 +38,7 @@ pub fn render(r: &Report, out: &mut dyn io::Write) -> io::Result<()> {
 fn base(r: &Report) -> String {
     match (&r.ev.changes.base, r.ev.changes.all) {
         (_, true) => "every migration and route file (`--all`)".into(),
-        (Some(b), false) => format!("`{}`", &b[..b.len().min(12)]),
+        (Some(b), false) => code(b.get(..12).unwrap_or(b)),
         (None, false) => "nothing (no commit yet: every file is new)".into(),
     }
 }
@@ -62,31 +65,20 @@ fn result(r: &Report) -> String {
     format!("{verdict} ({pass} passed, {fail} failed, {unknown} unknown, {na} not applicable)")
 }
 
-/// Escape what would break a one-line markdown list item.
-fn one_line(s: &str) -> String {
-    s.replace('\n', " ").replace('|', "\\|")
-}
-
 fn checklist(r: &Report) -> String {
     let mut s = String::new();
     for item in &r.checklist {
         let line = match item.status {
-            Status::Pass => format!("- [x] {} — {}", item.label, one_line(&item.evidence)),
-            Status::Fail => format!(
-                "- [ ] {} — **failed:** {}",
-                item.label,
-                one_line(&item.evidence)
-            ),
-            Status::Unknown => format!(
-                "- [ ] {} — **unknown:** {}",
-                item.label,
-                one_line(&item.evidence)
-            ),
+            Status::Pass => format!("- [x] {} — {}", item.label, md(&item.evidence)),
+            Status::Fail => format!("- [ ] {} — **failed:** {}", item.label, md(&item.evidence)),
+            Status::Unknown => {
+                format!("- [ ] {} — **unknown:** {}", item.label, md(&item.evidence))
+            }
             Status::NotApplicable => {
                 format!(
                     "- [x] ~~{}~~ — not applicable: {}",
                     item.label,
-                    one_line(&item.evidence)
+                    md(&item.evidence)
                 )
             }
         };
@@ -111,12 +103,12 @@ fn changed_files(r: &Report) -> String {
         s.push_str("Every file was treated as new (`--all`).\n");
         if let Ok(m) = &ev.migrations {
             for f in &m.new_files {
-                let _ = writeln!(s, "- `{f}` (migration)");
+                let _ = writeln!(s, "- {} (migration)", code(f));
             }
         }
         if let Ok(routes) = &ev.routes {
             for route in &routes.routes {
-                let _ = writeln!(s, "- `{}` (route)", route.path);
+                let _ = writeln!(s, "- {} (route)", code(&route.path));
             }
         }
         return s;
@@ -131,15 +123,15 @@ fn changed_files(r: &Report) -> String {
         .flat_map(|a| a.preexisting.iter().map(|p| p.path.as_str()))
         .collect();
     for f in &ev.changes.files {
-        let mut line = format!("- `{}` ({})", f.path, status_word(f.status));
+        let mut line = format!("- {} ({})", code(&f.path), status_word(f.status));
         if users.contains(&f.path.as_str()) {
             line.push_str(" — already changed before the agent ran (the user's)");
         }
         if let Some(from) = &f.from {
-            let _ = write!(line, " from `{from}`");
+            let _ = write!(line, " from {}", code(from));
         }
         if let Some(t) = &f.target {
-            let _ = write!(line, " → `{t}`");
+            let _ = write!(line, " → {}", code(t));
         }
         let _ = writeln!(s, "{line}");
     }
@@ -148,9 +140,9 @@ fn changed_files(r: &Report) -> String {
 
 fn migration_impact(r: &Report) -> String {
     match &r.ev.migrations {
-        Err(why) => format!("_Not measured: {why}._"),
+        Err(why) => format!("_Not measured: {}._", md(why)),
         Ok(m) if m.impact.is_empty() => "No schema change.".into(),
-        Ok(m) => m.impact.iter().map(|l| format!("- {l}\n")).collect(),
+        Ok(m) => m.impact.iter().map(|l| format!("- {}\n", md(l))).collect(),
     }
 }
 
@@ -173,7 +165,7 @@ fn yes_no(b: bool) -> &'static str {
 
 fn tenant_isolation(r: &Report) -> String {
     let m = match &r.ev.migrations {
-        Err(why) => return format!("_Not measured: {why}._"),
+        Err(why) => return format!("_Not measured: {}._", md(why)),
         Ok(m) => m,
     };
     let tables: Vec<_> = m.tables.iter().filter(|t| t.new).collect();
@@ -188,8 +180,8 @@ fn tenant_isolation(r: &Report) -> String {
         let scoped = t.policies.iter().filter(|p| p.tenant_scoped).count();
         let _ = writeln!(
             s,
-            "| `{}` | {} | {} ({}) | {} | {} ({scoped}) | {} | {} |",
-            t.name,
+            "| {} | {} | {} ({}) | {} | {} ({scoped}) | {} | {} |",
+            code_cell(&t.name),
             verdict_word(t.verdict),
             yes_no(t.tenant_column),
             yes_no(t.tenant_not_null),
@@ -202,7 +194,7 @@ fn tenant_isolation(r: &Report) -> String {
             }
         );
         if let Some(reason) = &t.reason {
-            let _ = writeln!(s, "|  | _{}_ | | | | | |", one_line(reason));
+            let _ = writeln!(s, "|  | _{}_ | | | | | |", md(reason));
         }
         if !t.denied.is_empty() {
             let _ = writeln!(
@@ -214,25 +206,25 @@ fn tenant_isolation(r: &Report) -> String {
     }
     match &m.live {
         LiveOutcome::Applied(how) => {
-            let _ = writeln!(s, "\nChecked on a live Postgres: {how}.");
+            let _ = writeln!(s, "\nChecked on a live Postgres: {}.", md(how));
         }
         LiveOutcome::Failed(why) => {
-            let _ = writeln!(s, "\nLive check failed: {why}.");
+            let _ = writeln!(s, "\nLive check failed: {}.", md(why));
         }
         LiveOutcome::Unavailable(why) => {
-            let _ = writeln!(s, "\nNot proved on a live Postgres: {why}.");
+            let _ = writeln!(s, "\nNot proved on a live Postgres: {}.", md(why));
         }
         LiveOutcome::NotRun => {}
     }
     for note in &m.live_notes {
-        let _ = writeln!(s, "- {}", one_line(note));
+        let _ = writeln!(s, "- {}", md(note));
     }
     s
 }
 
 fn route_notes(r: &Report) -> String {
     let routes = match &r.ev.routes {
-        Err(why) => return format!("_Not measured: {why}._"),
+        Err(why) => return format!("_Not measured: {}._", md(why)),
         Ok(routes) => routes,
     };
     let mut s = String::new();
@@ -240,7 +232,7 @@ fn route_notes(r: &Report) -> String {
         s.push_str("No new or changed routes.\n");
     }
     for route in &routes.routes {
-        let mut head = format!("- `{}`", route.path);
+        let mut head = format!("- {}", code(&route.path));
         if route.public {
             let limiter = match route.rate_limited {
                 Some(true) => "rate limited",
@@ -250,21 +242,21 @@ fn route_notes(r: &Report) -> String {
             let _ = write!(head, " — public, {limiter}");
         }
         if let Some(reason) = &route.exempt {
-            let _ = write!(head, " — exempt from auth: {}", one_line(reason));
+            let _ = write!(head, " — exempt from auth: {}", md(reason));
         }
         let _ = writeln!(s, "{head}");
         for h in &route.handlers {
             let _ = writeln!(
                 s,
-                "  - `{}` (line {}): auth {}, input {}{}",
-                h.method,
+                "  - {} (line {}): auth {}, input {}{}",
+                code(&h.method),
                 h.line,
-                h.auth,
-                h.validation.replace('_', " "),
+                md(&h.auth),
+                md(&h.validation.replace('_', " ")),
                 if h.note.is_empty() {
                     String::new()
                 } else {
-                    format!(" — {}", one_line(&h.note))
+                    format!(" — {}", md(&h.note))
                 }
             );
         }
@@ -272,7 +264,7 @@ fn route_notes(r: &Report) -> String {
     if !routes.new_schemas.is_empty() {
         s.push_str("\nNew schemas in the contracts package:\n");
         for schema in &routes.new_schemas {
-            let _ = writeln!(s, "- `{schema}`");
+            let _ = writeln!(s, "- {}", code(schema));
         }
     }
     let security: Vec<_> = r
@@ -295,9 +287,9 @@ fn route_notes(r: &Report) -> String {
             let _ = writeln!(
                 s,
                 "- {} `{}`: {}",
-                f.location().unwrap_or_default(),
+                md(&f.location().unwrap_or_default()),
                 f.rule,
-                one_line(&f.message)
+                md(&f.message)
             );
         }
     }
@@ -310,18 +302,21 @@ fn findings(r: &Report) -> String {
     }
     let mut s = String::new();
     for f in &r.findings {
-        let at = f.location().map(|l| format!("`{l}` ")).unwrap_or_default();
+        let at = f
+            .location()
+            .map(|l| format!("{} ", code(&l)))
+            .unwrap_or_default();
         let table = f
             .table
             .as_deref()
-            .map(|t| format!(" (`{t}`)"))
+            .map(|t| format!(" ({})", code(t)))
             .unwrap_or_default();
         let _ = writeln!(
             s,
             "- {at}**{}** `{}`{table}: {}",
             f.severity.as_str(),
             f.rule,
-            one_line(&f.message)
+            md(&f.message)
         );
     }
     s
@@ -342,15 +337,15 @@ fn commands(r: &Report) -> String {
             .unwrap_or_else(|| "did not run".into());
         let _ = writeln!(
             s,
-            "- `{}` — {exit}, {:.1}s — {}",
-            c.argv.join(" "),
+            "- {} — {exit}, {:.1}s — {}",
+            code(&c.argv.join(" ")),
             c.duration_ms as f64 / 1000.0,
-            one_line(&c.summary)
+            md(&c.summary)
         );
     }
     for (id, c) in [("lint", &ev.lint), ("tests", &ev.tests)] {
         if let Err(why) = c {
-            let _ = writeln!(s, "- {id}: {why}");
+            let _ = writeln!(s, "- {id}: {}", md(why));
         }
     }
     s
@@ -370,32 +365,36 @@ pub fn agent_section(a: &AgentReport) -> String {
     let mut s = String::from("### Agent run\n\n");
     let _ = writeln!(
         s,
-        "`{}`{}, {} round(s); prompt {} bytes. Prompts, event logs and final messages are kept in `{}`.",
-        a.agent,
+        "{}{}, {} round(s); prompt {} bytes. Prompts, event logs and final messages are kept in {}.",
+        code(&a.agent),
         a.thread_id
             .as_deref()
-            .map(|t| format!(", thread `{t}`"))
+            .map(|t| format!(", thread {}", code(t)))
             .unwrap_or_default(),
         a.rounds.len(),
         a.prompt_bytes,
-        a.run_dir
+        code(&a.run_dir)
     );
     if let Some(why) = &a.stop_reason {
-        let _ = writeln!(s, "Stopped: {}.", one_line(why));
+        let _ = writeln!(s, "Stopped: {}.", md(why));
     }
     if !a.prompt_notes.is_empty() {
         s.push_str("\nThe prompt was incomplete:\n");
         for n in &a.prompt_notes {
-            let _ = writeln!(s, "- {}", one_line(n));
+            let _ = writeln!(s, "- {}", md(n));
         }
     }
     if !a.preexisting.is_empty() {
         s.push_str("\nChanged before the run (the user's, not the agent's):\n");
         for p in &a.preexisting {
-            let _ = writeln!(s, "- {} (`{}`)", code(&p.path), p.git_status.trim());
+            let _ = writeln!(s, "- {} ({})", code(&p.path), code(p.git_status.trim()));
         }
         if let Some(b) = &a.preexisting_backup {
-            let _ = writeln!(s, "\nCopied before the run to `{b}`; nothing was reverted.");
+            let _ = writeln!(
+                s,
+                "\nCopied before the run to {}; nothing was reverted.",
+                code(b)
+            );
         }
     }
     for round in &a.rounds {
@@ -416,7 +415,7 @@ fn agent_round(r: &AgentRound) -> String {
         s,
         "#### Round {} ({what}) — {}, {:.1}s",
         r.round,
-        r.outcome,
+        md(&r.outcome),
         r.duration_ms as f64 / 1000.0
     );
     if let Some(u) = &r.usage {
@@ -428,6 +427,13 @@ fn agent_round(r: &AgentRound) -> String {
     }
     match &r.final_message {
         Some(m) => {
+            // Verbatim but for control characters (the view goes to terminals too).
+            let m = m
+                .lines()
+                .map(|l| super::escape::terminal(l).into_owned())
+                .collect::<Vec<_>>()
+                .join("\n");
+            let m = m.as_str();
             let fence = "`".repeat(crate::agent::fix::longest_backtick_run(m).max(3) + 1);
             let _ = writeln!(
                 s,
@@ -443,7 +449,7 @@ fn agent_round(r: &AgentRound) -> String {
         for c in &r.commands {
             let exit = match c.exit_code {
                 Some(e) => format!("exit {e}"),
-                None => c.status.replace('_', " "),
+                None => md(&c.status.replace('_', " ")),
             };
             let _ = writeln!(s, "- {} — {exit}", code(&c.command));
         }
@@ -455,7 +461,7 @@ fn agent_round(r: &AgentRound) -> String {
         let claimed: Vec<String> = r
             .claimed_files
             .iter()
-            .map(|c| format!("{} ({})", code(&c.path), c.kind))
+            .map(|c| format!("{} ({})", code(&c.path), md(&c.kind)))
             .collect();
         let _ = writeln!(s, "\nFiles it reported changing: {}.", claimed.join(", "));
     }
@@ -499,30 +505,19 @@ fn agent_round(r: &AgentRound) -> String {
     if !r.errors.is_empty() {
         s.push_str("\nErrors and warnings it reported:\n");
         for e in &r.errors {
-            let _ = writeln!(s, "- {}", one_line(e));
+            let _ = writeln!(s, "- {}", md(e));
         }
     }
     if let Some(v) = &r.verify {
-        let _ = write!(s, "\nVerify after round {}: {}", r.round, v.summary);
+        let _ = write!(s, "\nVerify after round {}: {}", r.round, md(&v.summary));
         if v.not_passed.is_empty() {
             s.push_str(".\n");
         } else {
-            let _ = writeln!(s, "; not passed: {}.", v.not_passed.join(", "));
+            let _ = writeln!(s, "; not passed: {}.", md(&v.not_passed.join(", ")));
         }
     }
-    let _ = writeln!(s, "\nEvent log: `{}`.", r.events_file);
+    let _ = writeln!(s, "\nEvent log: {}.", code(&r.events_file));
     s
-}
-
-/// An inline code span that survives backticks and newlines in `text`.
-fn code(text: &str) -> String {
-    let t = text.replace('\n', " ");
-    let ticks = "`".repeat(crate::agent::fix::longest_backtick_run(&t) + 1);
-    if t.starts_with('`') || t.ends_with('`') {
-        format!("{ticks} {t} {ticks}")
-    } else {
-        format!("{ticks}{t}{ticks}")
-    }
 }
 
 fn open_questions(r: &Report) -> String {
@@ -536,7 +531,7 @@ fn open_questions(r: &Report) -> String {
     }
     unknown
         .iter()
-        .map(|i| format!("- Not proven: {} — {}\n", i.label, one_line(&i.evidence)))
+        .map(|i| format!("- Not proven: {} — {}\n", i.label, md(&i.evidence)))
         .collect()
 }
 

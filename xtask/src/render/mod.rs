@@ -1,5 +1,6 @@
 //! Renderers: one report model, several formats, each written against `impl Write`.
 
+pub mod escape;
 pub mod github;
 pub mod json;
 pub mod junit;
@@ -47,14 +48,28 @@ pub fn render(
     color: bool,
     out: &mut dyn io::Write,
 ) -> io::Result<()> {
-    match format {
-        Format::Markdown => markdown::render(report, out),
-        Format::Json => json::render(report, out),
-        Format::Text => text::render(report, color, out),
-        Format::Github => github::render(report, out),
-        Format::Sarif => sarif::render(report, out),
-        Format::Junit => junit::render(report, out),
-    }
+    masked(out, |buf| match format {
+        Format::Markdown => markdown::render(report, buf),
+        Format::Json => json::render(report, buf),
+        Format::Text => text::render(report, color, buf),
+        Format::Github => github::render(report, buf),
+        Format::Sarif => sarif::render(report, buf),
+        Format::Junit => junit::render(report, buf),
+    })
+}
+
+/// Render into a buffer, then write it with every secret-looking value masked
+/// ([`crate::rules::secrets::mask_text`]): masking is a property of the output, so a key in
+/// a Postgres error, a command's output or the agent's message is hidden in every format,
+/// whichever field carried it. Every view goes through here (or calls this).
+pub fn masked(
+    out: &mut dyn io::Write,
+    render: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = Vec::new();
+    render(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    out.write_all(crate::rules::secrets::mask_text(&text).as_bytes())
 }
 
 /// A repository path as seen from where the tool runs (the checkout root in CI): a relative

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::Report;
+use super::{escape::terminal as t, Report};
 use crate::model::{Severity, Status};
 
 struct Paint(bool);
@@ -33,7 +33,7 @@ pub fn render(r: &Report, color: bool, out: &mut dyn io::Write) -> io::Result<()
             p.wrap(code, mark),
             item.id,
             p.wrap(code, word),
-            item.evidence
+            t(&item.evidence)
         )?;
     }
     if !r.findings.is_empty() {
@@ -44,13 +44,16 @@ pub fn render(r: &Report, color: bool, out: &mut dyn io::Write) -> io::Result<()
                 Severity::Warning => "33",
                 Severity::Info => "2",
             };
-            let at = f.location().map(|l| format!("{l}: ")).unwrap_or_default();
+            let at = f
+                .location()
+                .map(|l| format!("{}: ", t(&l)))
+                .unwrap_or_default();
             writeln!(
                 out,
                 "{at}{}: {}: {}",
                 p.wrap(code, f.severity.as_str()),
                 f.rule,
-                f.message
+                t(&f.message)
             )?;
         }
     }
@@ -64,11 +67,12 @@ pub fn render(r: &Report, color: bool, out: &mut dyn io::Write) -> io::Result<()
                 .unwrap_or("(no final message)");
             writeln!(
                 out,
-                "agent round {}: {}, {} command(s), {} file(s) changed: {first}",
+                "agent round {}: {}, {} command(s), {} file(s) changed: {}",
                 round.round,
-                round.outcome,
+                t(&round.outcome),
                 round.commands.len(),
-                round.changed_files.len()
+                round.changed_files.len(),
+                t(first)
             )?;
             for (what, paths) in [
                 (
@@ -81,12 +85,12 @@ pub fn render(r: &Report, color: bool, out: &mut dyn io::Write) -> io::Result<()
                 ),
             ] {
                 if !paths.is_empty() {
-                    writeln!(out, "  {}: {}", p.wrap("33", what), paths.join(", "))?;
+                    writeln!(out, "  {}: {}", p.wrap("33", what), t(&paths.join(", ")))?;
                 }
             }
         }
         if let Some(why) = &a.stop_reason {
-            writeln!(out, "agent stopped: {why}")?;
+            writeln!(out, "agent stopped: {}", t(why))?;
         }
     }
     let n = |s| r.checklist.iter().filter(|i| i.status == s).count();

@@ -9,7 +9,7 @@
 //! (`secret-scan-skipped`) so a reviewer knows what was not looked at.
 
 use crate::rules::catalog::Rule;
-use std::sync::OnceLock;
+use std::{borrow::Cow, sync::OnceLock};
 
 use regex::Regex;
 
@@ -147,6 +147,83 @@ fn patterns() -> &'static [Pattern] {
             p("AWS access key id", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
         ]
     })
+}
+
+/// What [`mask_text`] looks for in free text: the scan's patterns without the word boundary
+/// in front (a value may follow an escape such as GitHub's `%0A`), the password of a URL
+/// (`postgres://user:password@host`), and the body of a private key block.
+fn free_text_patterns() -> &'static [Regex] {
+    static P: OnceLock<Vec<Regex>> = OnceLock::new();
+    P.get_or_init(|| {
+        [
+            r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+            r"sb_secret_[A-Za-z0-9_-]{16,}",
+            r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}",
+            r"whsec_[A-Za-z0-9]{20,}",
+            r"(?:AKIA|ASIA)[A-Z0-9]{16}\b",
+        ]
+        .iter()
+        .map(|re| Regex::new(re).expect("secret pattern"))
+        .collect()
+    })
+}
+
+fn url_password() -> &'static Regex {
+    static P: OnceLock<Regex> = OnceLock::new();
+    // scheme://user:PASSWORD@ — the password group only.
+    P.get_or_init(|| {
+        Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:([^\s@/]+)@").expect("url pattern")
+    })
+}
+
+fn key_body() -> &'static Regex {
+    static P: OnceLock<Regex> = OnceLock::new();
+    P.get_or_init(|| {
+        Regex::new(
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----([A-Za-z0-9+/=\r\n]{16,})",
+        )
+        .expect("key pattern")
+    })
+}
+
+/// Every secret-looking value in free text (a Postgres error, a command's output, an
+/// agent's message) replaced by its first four characters and `…`, as the
+/// `hardcoded-secret` findings show them. Borrowed when there is nothing to hide. The
+/// renderers pass everything they write through this.
+pub fn mask_text(text: &str) -> Cow<'_, str> {
+    // Spans to replace (start, end), found on the original text.
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for re in free_text_patterns() {
+        for m in re.find_iter(text) {
+            if !is_placeholder(m.as_str()) || m.as_str().starts_with("eyJ") {
+                spans.push((m.start(), m.end()));
+            }
+        }
+    }
+    for re in [url_password(), key_body()] {
+        for c in re.captures_iter(text) {
+            if let Some(g) = c.get(1) {
+                spans.push((g.start(), g.end()));
+            }
+        }
+    }
+    if spans.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    spans.sort();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        if end <= at {
+            continue;
+        }
+        let start = start.max(at);
+        out.push_str(&text[at..start]);
+        out.push_str(&mask(&text[start..end]));
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    Cow::Owned(out)
 }
 
 /// Scan text; each match is one finding at its line.
@@ -329,6 +406,36 @@ mod tests {
             );
             assert_masked(&found[0], value);
         }
+    }
+
+    #[test]
+    fn mask_text_hides_values_in_free_text() {
+        let token = jwt(r#"{"sub":"1","role":"service_role"}"#);
+        let key = "sk_live_abcdefghijklmnopqrstuvwx";
+        let text = format!(
+            "invalid input syntax for type integer: \"{key}\"\n%0A{key} {token}\n\
+             could not connect to postgres://app:hunter2secret@db.example.com:5432/x\n\
+             -----BEGIN PRIVATE KEY-----\nMIIEowIBAAKCAQEAabcdef\n-----END PRIVATE KEY-----"
+        );
+        let masked = mask_text(&text);
+        for value in [
+            key,
+            token.as_str(),
+            "hunter2secret",
+            "MIIEowIBAAKCAQEAabcdef",
+        ] {
+            assert!(!masked.contains(value), "{value} leaked: {masked}");
+        }
+        assert!(masked.contains("\"sk_l…\""), "{masked}");
+        assert!(masked.contains("%0Ask_l…"), "{masked}");
+        assert!(masked.contains("eyJh…"), "{masked}");
+        assert!(
+            masked.contains("postgres://app:hunt…@db.example.com"),
+            "{masked}"
+        );
+        // Nothing to hide: the text itself, borrowed; a masked value stays as it is.
+        let plain = "RLS is not enabled on public.documents: `sk_l…` pk_live_51HxQzA2bC3dE4fG5hI6";
+        assert!(matches!(mask_text(plain), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -171,3 +171,104 @@ fn ctrl_c_ends_the_whole_group_of_a_running_command() {
         .unwrap_or(false);
     assert!(!alive, "grandchild {grandchild} survived Ctrl-C");
 }
+
+/// Processes whose command line holds `marker`, by pid.
+fn with_marker(marker: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        // A zombie has an empty command line: it runs nothing.
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Poll `cond` for up to `secs` seconds.
+fn within(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// Start `verify` on a repository whose lint and tests leave long-lived grandchildren, wait
+/// until they run, send `signal` to `verify`, and say which grandchildren are left after a
+/// few seconds (killing them, so the test leaves nothing behind).
+fn survivors_of(signal: i32, name: &str) -> Vec<i32> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    // A unique duration: `sleep 3000.<n>` is the marker in /proc/*/cmdline.
+    let marker = format!("3000.{}{nanos}", std::process::id());
+    let sleeper = format!("[\"sh\", \"-c\", \"sleep {marker} & sleep {marker}\"]");
+    let config = format!("[commands]\ntimeout_secs = 600\nlint = {sleeper}\ntest = {sleeper}\n");
+    let t = git_repo(name, &[("xtask.toml", &config)]);
+    let mut child = xtask(t.path(), &["verify", "--format", "json", "--live", "off"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        within(30, || with_marker(&marker).len() >= 2),
+        "the commands did not start"
+    );
+    // SAFETY: kill(2) on the pid of our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let _ = child.wait();
+    within(6, || with_marker(&marker).is_empty());
+    let left = with_marker(&marker);
+    for pid in &left {
+        // SAFETY: kill(2) on processes this test started (they carry its marker).
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    left
+}
+
+#[test]
+fn children_die_with_a_killed_verify() {
+    let left = survivors_of(libc::SIGKILL, "commands-sigkill");
+    assert!(left.is_empty(), "left running after SIGKILL: {left:?}");
+}
+
+#[test]
+fn children_die_with_a_hung_up_verify() {
+    let left = survivors_of(libc::SIGHUP, "commands-sighup");
+    assert!(left.is_empty(), "left running after SIGHUP: {left:?}");
+}
+
+#[test]
+fn a_secret_in_a_command_output_is_masked_live_and_in_the_report() {
+    let key = "sk_live_abcdefghijklmnopqrstuvwx";
+    let t = git_repo(
+        "commands-secret",
+        &[(
+            "xtask.toml",
+            &format!(
+                "[commands]\nlint = [\"sh\", \"-c\", \"echo 'Error: invalid key {key}' >&2; exit 1\"]\n\
+                 test = [\"sh\", \"-c\", \"echo 'expected \\\"{key}\\\"'; exit 1\"]\n"
+            ),
+        )],
+    );
+    for format in ["json", "markdown", "text"] {
+        let r = run(xtask(
+            t.path(),
+            &["verify", "--format", format, "--live", "off"],
+        ));
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(!r.stdout.contains(key), "{format}: {}", r.stdout);
+        assert!(!r.stderr.contains(key), "live view: {}", r.stderr);
+        assert!(r.stderr.contains("sk_l…"), "live view: {}", r.stderr);
+    }
+}

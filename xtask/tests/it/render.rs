@@ -478,3 +478,154 @@ fn junit_one_case_per_item_and_finding() {
 fn rule(id: &str) -> xtask::model::Rule {
     id.parse().unwrap()
 }
+
+/// Every view of `ev`: the six formats and the job summary.
+fn every_view(ev: &Evidence, name: &str) -> Vec<(String, String)> {
+    let mut views: Vec<(String, String)> = [
+        Format::Markdown,
+        Format::Json,
+        Format::Text,
+        Format::Github,
+        Format::Sarif,
+        Format::Junit,
+    ]
+    .into_iter()
+    .map(|f| (format!("{f:?}"), rendered_ev(ev, f)))
+    .collect();
+    let dir = common::TempDir::new(name);
+    let summary = dir.path().join("summary.md");
+    render::github::step_summary_to(&report_of(ev), &summary).unwrap();
+    views.push((
+        "step summary".into(),
+        std::fs::read_to_string(&summary).unwrap(),
+    ));
+    views
+}
+
+#[test]
+fn secrets_are_masked_in_every_format_whatever_carries_them() {
+    let key = "sk_live_abcdefghijklmnopqrstuvwx";
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+    let url = "postgres://app:hunter2secret@db.example.com:5432/app";
+    let mut ev = sample();
+    let m = ev.migrations.as_mut().unwrap();
+    // Postgres's own error text quotes the value it could not read.
+    m.findings.push(
+        Finding::new(
+            rule("migration-apply-failed"),
+            Severity::Error,
+            format!("invalid input syntax for type integer: \"{key}\""),
+        )
+        .at("supabase/migrations/20250301000000_invoices.sql", Some(3)),
+    );
+    m.live = LiveOutcome::Failed(format!("could not connect to {url}"));
+    m.live_notes = vec![format!("token {jwt} in the seed")];
+    m.tables[0].reason = Some(format!("exempt: {key}"));
+    let tests = ev.tests.as_mut().unwrap();
+    tests.summary = format!("1 failed: expected {jwt}");
+    tests.output_tail = format!("Error: {key}\n");
+    let mut round = AgentRound {
+        round: 1,
+        final_message: Some(format!("I used {key} and {url}")),
+        errors: vec![format!("auth {jwt}")],
+        ..AgentRound::default()
+    };
+    round.outcome = "exit code 0".into();
+    ev.agent = Some(AgentReport {
+        agent: "codex".into(),
+        rounds: vec![round],
+        ..AgentReport::default()
+    });
+    let (items, findings) = {
+        let r = report_of(&ev);
+        (r.checklist.len(), r.findings.len())
+    };
+    assert!(items > 0 && findings > 0);
+    for (name, text) in every_view(&ev, "mask-views") {
+        for value in [key, jwt, "hunter2secret"] {
+            assert!(!text.contains(value), "{name} shows {value}:\n{text}");
+        }
+        assert!(
+            text.contains("sk_l…"),
+            "{name} lost the masked key:\n{text}"
+        );
+    }
+    // Where the key was in Postgres's text, its masked form is what is shown.
+    let md = rendered_ev(&ev, Format::Markdown);
+    assert!(md.contains("type integer: \"sk_l…\""), "{md}");
+    assert!(md.contains("postgres://app:hunt…@db.example.com"), "{md}");
+    let json: serde_json::Value = serde_json::from_str(&rendered_ev(&ev, Format::Json)).unwrap();
+    assert_eq!(json["tables"][0]["reason"], "exempt: sk_l…");
+}
+
+#[test]
+fn hostile_names_are_escaped_in_the_text_and_markdown_views() {
+    let spoof = "public.t\r\x1b[2K✔ lint       pass";
+    let route = "apps/api/src/app/api/a`b<img src=x onerror=alert(1)>/route.ts";
+    let mut ev = sample();
+    let m = ev.migrations.as_mut().unwrap();
+    m.tables[0].name = spoof.into();
+    m.findings.push(
+        Finding::new(
+            rule("rls-not-enabled"),
+            Severity::Error,
+            format!("RLS is not enabled on {spoof}"),
+        )
+        .at("supabase/migrations/20250301000000_invoices.sql", Some(2))
+        .on_table(spoof),
+    );
+    let routes = ev.routes.as_mut().unwrap();
+    routes.routes[0].path = route.into();
+    routes.findings.push(
+        Finding::new(
+            rule("route-unguarded"),
+            Severity::Error,
+            format!("GET in {route} <b>does not</b> call withAuth"),
+        )
+        .at(route, Some(1)),
+    );
+    ev.changes.files[0].path = route.into();
+
+    for text in [rendered_ev(&ev, Format::Text), {
+        let mut out = Vec::new();
+        render::lines::render(&report_of(&ev), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }] {
+        assert!(
+            !text.contains('\r') && !text.contains('\x1b'),
+            "a control character reached the terminal:\n{text:?}"
+        );
+        assert!(text.contains("public.t\\r\\x1b[2K✔ lint"), "{text}");
+    }
+
+    // The github view (the compact view and the annotations) reaches the runner's log.
+    let github = rendered_ev(&ev, Format::Github);
+    assert!(!github.contains('\x1b'), "{github:?}");
+    assert!(github.contains("public.t\\r\\x1b[2K✔ lint"), "{github}");
+
+    let views = every_view(&ev, "escape-views");
+    for (name, md) in views
+        .iter()
+        .filter(|(n, _)| n == "Markdown" || n == "step summary")
+    {
+        // The only `<img` left is inside the route's code spans, where it is shown as text.
+        let span = "``apps/api/src/app/api/a`b<img src=x onerror=alert(1)>/route.ts";
+        let outside = md.replace(span, "");
+        assert!(!outside.contains("<img"), "{name}: raw HTML:\n{md}");
+        assert!(!md.contains("<b>"), "{name}: raw HTML:\n{md}");
+        assert!(!md.contains('\r') && !md.contains('\x1b'), "{name}: {md:?}");
+        // The route path is one code span whose fence no backtick in it can close.
+        assert!(
+            md.contains("- ``apps/api/src/app/api/a`b<img src=x onerror=alert(1)>/route.ts``"),
+            "{name}:\n{md}"
+        );
+        assert!(
+            md.contains("&lt;b&gt;does not&lt;/b&gt;"),
+            "{name}: text outside code spans is escaped:\n{md}"
+        );
+        assert!(
+            md.contains("| `public.t\\r\\x1b[2K✔ lint       pass` |"),
+            "{name}:\n{md}"
+        );
+    }
+}

@@ -613,3 +613,304 @@ fn an_unreadable_do_block_with_execute_doubts_every_table() {
     let ev = repo.analyze();
     assert_eq!(verdict(&ev, "public.docs"), Verdict::Unverified);
 }
+
+/// Code shapes that nest as deep as `n` says, each in a way the parser or the visitors
+/// recurse on: brackets, prefix operators and words, chains, statements, JSX, types.
+type Shape = (&'static str, fn(usize) -> String);
+
+fn deep_shapes() -> Vec<Shape> {
+    vec![
+        ("parens", |n| format!("{}1{}", "(".repeat(n), ")".repeat(n))),
+        ("arrays", |n| format!("{}{}", "[".repeat(n), "]".repeat(n))),
+        ("objects", |n| {
+            format!("{}1{}", "{a:".repeat(n), "}".repeat(n))
+        }),
+        ("not", |n| format!("{}x", "!".repeat(n))),
+        ("minus", |n| format!("{}x", "- ".repeat(n))),
+        ("typeof", |n| format!("{}x", "typeof ".repeat(n))),
+        ("await", |n| format!("{}x", "await ".repeat(n))),
+        ("new", |n| format!("{}X", "new ".repeat(n))),
+        ("plus", |n| format!("x{}", " + x".repeat(n))),
+        ("member", |n| format!("x{}", ".y".repeat(n))),
+        ("optional", |n| format!("x{}", "?.y".repeat(n))),
+        ("calls", |n| format!("f{}", "()".repeat(n))),
+        ("index", |n| format!("a{}", "[0]".repeat(n))),
+        ("conditional", |n| format!("{}c", "a ? b : ".repeat(n))),
+        ("arrow", |n| format!("{}a", "(a) => ".repeat(n))),
+        ("assign", |n| format!("{}1", "a = ".repeat(n))),
+        ("template", |n| {
+            format!("{}1{}", "`${".repeat(n), "}`".repeat(n))
+        }),
+        ("tagged", |n| format!("f{}", "``".repeat(n))),
+        ("jsx", |n| {
+            format!("{}{}", "<a>".repeat(n), "</a>".repeat(n))
+        }),
+        ("class", |n| {
+            format!("{}X{}", "(class extends ".repeat(n), " {})".repeat(n))
+        }),
+        ("if", |n| format!("0; {}x", "if (a) ".repeat(n))),
+        ("else-if", |n| {
+            format!("0; {}{{}}", "if (a) {} else ".repeat(n))
+        }),
+        ("blocks", |n| {
+            format!("0; {}{}", "{".repeat(n), "}".repeat(n))
+        }),
+        ("type", |n| {
+            format!("0 as {}B{}", "A<".repeat(n), ">".repeat(n))
+        }),
+        ("union", |n| format!("0 as A{}", " | A".repeat(n))),
+    ]
+}
+
+/// `expr` inside a guarded route handler, where every rule's visitor walks it.
+fn route_with(expr: &str) -> String {
+    format!(
+        "import {{ withAuth }} from '@/server/middleware/auth';\n\
+         export const GET = withAuth(async (req: Request) => {{\n  const v = {expr};\n  return Response.json(v);\n}});\n"
+    )
+}
+
+const DEEP_ROUTE: &str = "apps/api/src/app/api/deep/route.tsx";
+
+#[test]
+fn deep_code_is_a_finding_not_an_abort() {
+    let config = Config::default();
+    for (name, shape) in deep_shapes() {
+        let text = route_with(&shape(200_000));
+        let ev = xtask::gather::routes::read_one(&config, DEEP_ROUTE, text.as_bytes());
+        let f = ev
+            .findings
+            .iter()
+            .find(|f| f.rule == xtask::model::Rule::RouteUnverified)
+            .unwrap_or_else(|| panic!("{name}: {:?}", ev.findings));
+        assert_eq!(f.severity, Severity::Warning, "{name}");
+        assert_eq!(f.line, Some(3), "{name}: {}", f.message);
+        assert!(
+            f.message
+                .contains("levels deep at line 3; the reader stops at"),
+            "{name}: {}",
+            f.message
+        );
+        assert_eq!(ev.routes[0].handlers[0].auth, "unverified", "{name}");
+        // Any other code file: a syntax-error warning at the line.
+        let ev = xtask::gather::routes::read_one(&config, "apps/web/lib/deep.tsx", text.as_bytes());
+        assert!(
+            ev.findings
+                .iter()
+                .any(|f| f.rule == xtask::model::Rule::TsSyntaxError
+                    && f.line == Some(3)
+                    && f.message.contains("levels deep")),
+            "{name}: {:?}",
+            ev.findings
+        );
+    }
+}
+
+#[test]
+fn code_just_under_the_depth_limit_is_read_without_overflow() {
+    let config = Config::default();
+    for (name, shape) in deep_shapes() {
+        // The deepest `n` the pre-check lets through to the parser.
+        let (mut lo, mut hi) = (1usize, 200_000usize);
+        while lo + 1 < hi {
+            let mid = (lo + hi) / 2;
+            if xtask::ts::too_deep(&route_with(&shape(mid))).is_none() {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        assert!(lo >= 300, "{name}: ordinary depth refused at {lo}");
+        let text = route_with(&shape(lo));
+        let ev = xtask::gather::routes::read_one(&config, DEEP_ROUTE, text.as_bytes());
+        assert_eq!(ev.routes.len(), 1, "{name} at {lo}: {:?}", ev.findings);
+    }
+}
+
+#[test]
+fn brackets_in_strings_and_comments_do_not_count() {
+    let noise = format!(
+        "const s = '{0}';\nconst d = \"{0}\";\n// {0}\n/* {0} */\nconst t = `{0}${{1}}{0}`;\n",
+        "(((((".repeat(1_000)
+    );
+    assert_eq!(xtask::ts::too_deep(&noise), None);
+    let text = format!("{noise}{}", route_with("1"));
+    let ev = xtask::gather::routes::read_one(&Config::default(), DEEP_ROUTE, text.as_bytes());
+    assert_eq!(
+        ev.routes[0].handlers[0].auth, "guarded",
+        "{:?}",
+        ev.findings
+    );
+}
+
+/// A bounded in-process stand-in for the `route_reader` fuzz target: random token soup and
+/// random deep mixes through the same entry point, none of which may crash the reader.
+#[test]
+fn random_code_does_not_crash_the_route_reader() {
+    const TOKENS: [&str; 40] = [
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        "`",
+        "${",
+        "'",
+        "\"",
+        "/",
+        "/*",
+        "*/",
+        "//",
+        "\n",
+        " ",
+        "!",
+        "-",
+        "+",
+        "?",
+        ":",
+        ".",
+        "=>",
+        "<a>",
+        "</a>",
+        "<",
+        ">",
+        ",",
+        ";",
+        "x",
+        "await ",
+        "typeof ",
+        "if (a) ",
+        "else ",
+        "export const GET = ",
+        "withAuth(",
+        "async () => ",
+        "export async function POST(req) { ",
+        "return ",
+        "\\",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let config = Config::default();
+    for round in 0..150 {
+        let len = (next() % 2_000) as usize;
+        let mut text = String::new();
+        for _ in 0..len {
+            let t = TOKENS[(next() % TOKENS.len() as u64) as usize];
+            // Now and then a long run of one token, to reach the limits.
+            let times = if next() % 50 == 0 {
+                (next() % 15_000) as usize
+            } else {
+                1
+            };
+            text.push_str(&t.repeat(times));
+        }
+        let path = if round % 2 == 0 {
+            DEEP_ROUTE
+        } else {
+            "apps/api/src/lib/x.ts"
+        };
+        let ev = xtask::gather::routes::read_one(&config, path, text.as_bytes());
+        let lines = text.bytes().filter(|&b| b == b'\n').count() as u32 + 1;
+        for f in &ev.findings {
+            if let Some(l) = f.line {
+                assert!((1..=lines).contains(&l), "line {l} of {lines}: {f:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn verify_reports_a_deeply_nested_route_instead_of_aborting() {
+    let deep = route_with(&format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000)));
+    let t = crate::common::git_repo("deep-route", &[]);
+    crate::common::write(t.path(), "apps/api/src/app/api/deep/route.ts", &deep);
+    let cmd = crate::common::xtask(
+        t.path(),
+        &[
+            "verify",
+            "--all",
+            "--live",
+            "off",
+            "--skip-commands",
+            "--format",
+            "json",
+        ],
+    );
+    let (r, json) = crate::common::run_json(cmd);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let finding = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "route-unverified")
+        .unwrap_or_else(|| panic!("{json:#}"));
+    assert_eq!(finding["line"], 3);
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested 100002 levels deep at line 3; the reader stops at 1000 "),
+        "{finding}"
+    );
+    assert_eq!(crate::common::item(&json, "auth")["status"], "unknown");
+}
+
+/// Text the depth pre-check reads as a string, comment or regular expression while the
+/// parser reads code (JSX text holds quotes and backticks; a regular expression `//`):
+/// what it hides is still bounded by the count of nesting characters, and the reader's
+/// stack is sized from that count.
+#[test]
+fn nesting_hidden_from_the_pre_check_cannot_overflow_the_reader() {
+    let config = Config::default();
+    let hidden: [Shape; 4] = [
+        ("jsx quote", |n| {
+            format!("<a>'{{{}1{}}}'</a>", "[".repeat(n), "]".repeat(n))
+        }),
+        ("jsx backtick", |n| {
+            format!("<a>`{{{}1{}}}`</a>", "[".repeat(n), "]".repeat(n))
+        }),
+        ("jsx comment", |n| {
+            format!("<a>//{{{}1{}}}</a>", "!".repeat(n), "")
+        }),
+        ("regex", |n| {
+            format!("/a\\//.test('x') && {}1{}", "(".repeat(n), ")".repeat(n))
+        }),
+    ];
+    for (name, shape) in hidden {
+        for n in [5_000, 60_000, 300_000] {
+            let text = route_with(&shape(n));
+            let ev = xtask::gather::routes::read_one(&config, DEEP_ROUTE, text.as_bytes());
+            assert_eq!(ev.routes.len(), 1, "{name} at {n}: {:?}", ev.findings);
+            // The pre-check is fooled (that is the point); the count is not.
+            assert_eq!(xtask::ts::too_deep(&text), None, "{name} at {n}");
+            if n == 300_000 {
+                assert_eq!(ev.routes[0].handlers[0].auth, "unverified", "{name} at {n}");
+            }
+        }
+    }
+}
+
+/// Found by the `route_reader` fuzz target (2026-11-30): 1 KB of TypeScript full of
+/// `a < (` that oxc 0.146 reads by trying and rewinding, with arena memory growing
+/// exponentially with the length (12 MB at 600 bytes, over 2 GB at the whole file), so the
+/// run dies of memory instead of giving a finding. Not fixed yet (it needs a bound on the
+/// parser's arena or its time); ignored until it is.
+#[test]
+#[ignore = "oxc's speculative parsing blows up on this input; not bounded yet"]
+fn speculative_parsing_blowup_is_bounded() {
+    let text = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/routes/oxc-speculative-blowup.ts"),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let ev = xtask::gather::routes::read_one(&Config::default(), DEEP_ROUTE, &text);
+    assert_eq!(ev.routes.len(), 1);
+    assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+}
