@@ -788,7 +788,17 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
             }
         ),
     );
-    let facts = read_routes(root, files, &chosen);
+    // The code reader recurses once per level: the route files are read on one thread whose
+    // stack holds the deepest of them.
+    let under = format!("{chosen}/");
+    let deepest = files
+        .paths
+        .iter()
+        .filter(|p| p.starts_with(&under) && ts::is_code(p))
+        .filter_map(|p| std::fs::read(root.join(p)).ok())
+        .max_by_key(|b| ts::nesting_chars(b))
+        .unwrap_or_default();
+    let facts = ts::with_stack_for(&deepest, || read_routes(root, files, &chosen));
     let h = facts.handlers;
     let top = |m: &BTreeMap<String, usize>| -> Vec<(String, usize)> {
         let mut v: Vec<_> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();

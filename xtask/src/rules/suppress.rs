@@ -104,6 +104,10 @@ pub fn scan_sql(path: &str, text: &str) -> Vec<Suppression> {
 /// The suppressions of a TypeScript/JavaScript file: each applies to the statement that
 /// starts on the first code line after it (the outermost one starting there).
 pub fn scan_ts(path: &str, text: &str) -> Vec<Suppression> {
+    ts::with_stack_for(text.as_bytes(), || scan_ts_here(path, text))
+}
+
+fn scan_ts_here(path: &str, text: &str) -> Vec<Suppression> {
     if !text.contains("xtask-allow") {
         return Vec::new();
     }

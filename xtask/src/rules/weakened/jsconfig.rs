@@ -166,7 +166,20 @@ impl<'a> Visit<'a> for Collect<'_> {
 
 /// Read a config: its properties and the text of the rest (the watched properties and
 /// comments cut out, whitespace and commas dropped).
-fn read(path: &str, text: &str, watched: &dyn Fn(&[String]) -> bool) -> Result<Facts, String> {
+/// [`read_here`] on a thread with the code reader's stack for this text.
+fn read(
+    path: &str,
+    text: &str,
+    watched: &(dyn Fn(&[String]) -> bool + Sync),
+) -> Result<Facts, String> {
+    ts::with_stack_for(text.as_bytes(), || read_here(path, text, watched))
+}
+
+fn read_here(
+    path: &str,
+    text: &str,
+    watched: &(dyn Fn(&[String]) -> bool + Sync),
+) -> Result<Facts, String> {
     let name = path.rsplit('/').next().unwrap_or(path);
     let json = name == ".eslintrc" || name.ends_with(".json");
     // JSON is read as a JavaScript expression; the prefix keeps lines where they are.
@@ -240,7 +253,7 @@ fn both(
     path: &str,
     before: &str,
     after: &str,
-    watched: &dyn Fn(&[String]) -> bool,
+    watched: &(dyn Fn(&[String]) -> bool + Sync),
 ) -> Result<(Facts, Facts), Vec<Finding>> {
     match (read(path, before, watched), read(path, after, watched)) {
         (Ok(b), Ok(a)) => Ok((b, a)),

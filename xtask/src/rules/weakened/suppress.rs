@@ -33,7 +33,12 @@ pub fn is_read(path: &str) -> bool {
 }
 
 /// Each suppression comment of a text: (line, the comment's text, what it does).
+/// [`comments_here`] on a thread with the code reader's stack for this text.
 fn comments(path: &str, text: &str) -> Vec<(u32, String, &'static str)> {
+    ts::with_stack_for(text.as_bytes(), || comments_here(path, text))
+}
+
+fn comments_here(path: &str, text: &str) -> Vec<(u32, String, &'static str)> {
     let mut raw: Vec<(usize, &str)> = Vec::new();
     let alloc = Allocator::default();
     let src = ts::Source::new(path, text);

@@ -209,7 +209,12 @@ impl<'a> Visit<'a> for Collect<'_, 'a> {
     }
 }
 
+/// [`read_here`] on a thread with the code reader's stack for this text.
 fn read(path: &str, text: &str) -> Result<Vec<Case>, String> {
+    ts::with_stack_for(text.as_bytes(), || read_here(path, text))
+}
+
+fn read_here(path: &str, text: &str) -> Result<Vec<Case>, String> {
     let alloc = Allocator::default();
     let src = ts::Source::new(path, text);
     let program = ts::parse(&alloc, &src).map_err(|e| format!("line {}: {}", e.line, e.message))?;
