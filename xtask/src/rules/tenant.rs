@@ -109,12 +109,20 @@ pub fn is_platform(name: &QualName) -> bool {
     PLATFORM_SCHEMAS.contains(&name.schema.as_str())
 }
 
-/// What `[[tenancy.tables]]` says of the table, for the handover: how it is scoped and why.
-fn own_tenancy(name: &QualName, tenancy: &Tenancy) -> Option<String> {
-    let t = tenancy
+/// The table's own entry of `[[tenancy.tables]]`, if config gives one.
+pub fn table_tenancy<'t>(
+    tenancy: &'t Tenancy,
+    name: &QualName,
+) -> Option<&'t crate::config::TableTenancy> {
+    tenancy
         .tables
         .iter()
-        .find(|t| QualName::from_config(&t.table) == *name)?;
+        .find(|t| QualName::from_config(&t.table) == *name)
+}
+
+/// What `[[tenancy.tables]]` says of the table, for the handover: how it is scoped and why.
+fn own_tenancy(name: &QualName, tenancy: &Tenancy) -> Option<String> {
+    let t = table_tenancy(tenancy, name)?;
     let mut how = Vec::new();
     if let Some(c) = &t.column {
         how.push(format!("tenant column `{c}`"));
@@ -279,10 +287,7 @@ fn one(
         return (report, findings);
     }
     report.reason = own_tenancy(&t.name, tenancy);
-    let service_only = tenancy
-        .tables
-        .iter()
-        .any(|tt| tt.service_only && QualName::from_config(&tt.table) == t.name);
+    let service_only = table_tenancy(tenancy, &t.name).is_some_and(|tt| tt.service_only);
     report.service_only = service_only;
 
     match tenant {

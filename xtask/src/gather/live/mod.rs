@@ -802,11 +802,7 @@ fn judge_and_probe(
     // Each table's own tenant (or owner) column, as the judge reads it.
     let judge = crate::rules::policy::Judge::new(&config.tenancy);
     let service_only = |name: &QualName| {
-        config
-            .tenancy
-            .tables
-            .iter()
-            .any(|t| t.service_only && QualName::from_config(&t.table) == *name)
+        tenant::table_tenancy(&config.tenancy, name).is_some_and(|t| t.service_only)
     };
     let mut probes = Vec::new();
     for (name, t) in &schema.tables {

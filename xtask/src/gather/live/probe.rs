@@ -479,12 +479,7 @@ fn tenancy_of(table: &QualName, id: &Identity) -> (String, bool) {
             .pop()
             .unwrap_or_default()
     };
-    let own = id
-        .tenancy
-        .tables
-        .iter()
-        .find(|t| QualName::from_config(&t.table) == *table);
-    match own {
+    match crate::rules::tenant::table_tenancy(id.tenancy, table) {
         Some(t) if t.owner_column.is_some() => {
             (fold(t.owner_column.as_deref().unwrap_or("")), true)
         }
@@ -494,10 +489,7 @@ fn tenancy_of(table: &QualName, id: &Identity) -> (String, bool) {
 }
 
 fn public_read(table: &QualName, id: &Identity) -> bool {
-    id.tenancy
-        .tables
-        .iter()
-        .any(|t| t.public_read && QualName::from_config(&t.table) == *table)
+    crate::rules::tenant::table_tenancy(id.tenancy, table).is_some_and(|t| t.public_read)
 }
 
 fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String> {
