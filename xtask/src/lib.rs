@@ -17,6 +17,7 @@ pub mod exit;
 pub mod flags;
 pub mod gather;
 pub mod judge;
+pub mod memory;
 pub mod model;
 pub mod outfile;
 pub mod proc;

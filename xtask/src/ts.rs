@@ -304,6 +304,12 @@ pub fn with_stack_for<T: Send>(text: &[u8], f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// Memory a parse may take whatever the file's size (real files take about 7 bytes of
+/// arena per byte of text) ...
+const PARSE_BUDGET_BASE: usize = 16 << 20;
+/// ... and per byte of text.
+const PARSE_BUDGET_PER_BYTE: usize = 32;
+
 /// Parse `src` into `alloc`. Any diagnostic of error severity makes the whole file an error,
 /// and so does code nested deeper than the reader goes ([`too_deep`]) or than this thread's
 /// stack holds ([`nesting_chars`]): run this (and the visitors over its tree) inside
@@ -332,7 +338,25 @@ pub fn parse<'a>(alloc: &'a Allocator, src: &Source<'a>) -> Result<Program<'a>, 
         // Next.js writes JSX in `.js` files; oxc reads `.js` without it by default.
         source_type = source_type.with_jsx(true);
     }
-    let ret = Parser::new(alloc, src.text, source_type).parse();
+    // Some inputs make oxc's speculative parsing allocate exponentially (`a < (` chains):
+    // the parse gets a memory budget far above what any real file needs.
+    let budget =
+        PARSE_BUDGET_BASE.saturating_add(src.text.len().saturating_mul(PARSE_BUDGET_PER_BYTE));
+    let ret = match crate::memory::within(budget, || {
+        Parser::new(alloc, src.text, source_type).parse()
+    }) {
+        Ok(ret) => ret,
+        Err(spent) => {
+            return Err(SyntaxError {
+                line: 1,
+                message: format!(
+                    "the reader needed more than {} MiB of memory for this {}-byte file (an expression the parser reads speculatively again and again); simplify it",
+                    spent.budget >> 20,
+                    src.text.len()
+                ),
+            });
+        }
+    };
     if ret.panicked || ret.diagnostics.has_errors() {
         let first = ret.diagnostics.errors().next();
         let line = first
@@ -391,6 +415,31 @@ mod tests {
             "export default function P() { return <div />; }\n",
         );
         assert!(parse(&alloc, &js).is_ok());
+    }
+
+    #[test]
+    fn a_large_ordinary_file_is_within_the_memory_budget() {
+        // The budget stops runaway speculative parsing (see `memory`), never real code: a large file
+        // of generics, arrow functions, comparisons and JSX parse (512 KiB: the bracket bound of
+        // `with_stack_for` refuses larger files of this density on its own).
+        let chunk = "export const f{i} = async <T extends {{ id: string }}>(req: Request, ctx: {{ params: Promise<{{ id: string }}> }}): Promise<Response> => {\n  const a = (x: number) => x < 3 && (x > 1 || x <= 2);\n  const rows: Array<Map<string, T[]>> = [];\n  return Response.json({{ ok: a(1), rows }});\n};\nexport function C{i}() {{ return <div className=\"x\">{{[1, 2].map((n) => <span key={{n}}>{{n < 2 ? 'a' : 'b'}}</span>)}}</div>; }}\n";
+        let mut text = String::new();
+        let mut i = 0;
+        while text.len() < 512 << 10 {
+            text.push_str(
+                &chunk
+                    .replace("{i}", &i.to_string())
+                    .replace("{{", "{")
+                    .replace("}}", "}"),
+            );
+            i += 1;
+        }
+        with_stack_for(text.as_bytes(), || {
+            let alloc = Allocator::default();
+            let src = Source::new("big.tsx", &text);
+            let program = parse(&alloc, &src).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(program.body.len(), 2 * i);
+        });
     }
 
     #[test]
