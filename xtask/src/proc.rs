@@ -276,6 +276,11 @@ pub fn run(spec: Spec) -> Result<Output, SpawnError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // Our caller's `GIT_DIR`/`GIT_WORK_TREE` would point a child's git at another
+    // repository than the one it runs in (hooks run us with them set).
+    for k in crate::repo::GIT_LOCAL_ENV {
+        cmd.env_remove(k);
+    }
     for k in &spec.env_remove {
         cmd.env_remove(k);
     }

@@ -346,6 +346,33 @@ fn git_variables_in_the_environment_do_not_redirect_the_repository() {
 }
 
 #[test]
+fn git_variables_in_the_environment_do_not_reach_lint_and_tests() {
+    // A child that ran git would read the decoy repository instead of the one checked.
+    let probe = "[\"sh\", \"-c\", \"env | grep -E '^GIT_(DIR|WORK_TREE)=' && exit 7; exit 0\"]";
+    let checked = git_repo(
+        "cli-gitenv-children",
+        &[(
+            "xtask.toml",
+            &format!("[commands]\nlint = {probe}\ntest = {probe}\n"),
+        )],
+    );
+    write(checked.path(), "src/x.ts", "export const x = 1;\n");
+    let decoy = git_repo("cli-gitenv-children-decoy", &[("README.md", "x\n")]);
+    let mut cmd = xtask(
+        checked.path(),
+        &["verify", "--all", "--live", "off", "--format", "json"],
+    );
+    cmd.env("GIT_DIR", decoy.path().join(".git"))
+        .env("GIT_WORK_TREE", decoy.path());
+    let (r, json) = run_json(cmd);
+    let commands = json["commands"].as_array().unwrap();
+    assert_eq!(commands.len(), 2, "{}", r.stderr);
+    for c in commands {
+        assert_eq!(c["exit_code"], 0, "{c}\n{}", r.stderr);
+    }
+}
+
+#[test]
 fn a_file_name_that_is_not_utf8_is_named_and_does_not_stop_the_run() {
     use std::os::unix::ffi::OsStrExt;
     let t = git_repo("cli-notutf8", &[("README.md", "x\n")]);
