@@ -101,9 +101,13 @@ pub fn gather(target: &Target, config: &Config, opts: &VerifyOptions) -> anyhow:
     let live = live_check(&histories, config, &changes, opts)?;
     let migrations = judge::migrations(&histories, live, config, &changes);
 
-    let (lint, tests, other_commands) = if opts.skip_commands {
-        let why = "not run: --skip-commands".to_string();
-        (Err(why.clone()), Err(why), Vec::new())
+    let (lint, tests, other_commands) = if opts.skip_commands || crate::proc::interrupted() {
+        let why = if opts.skip_commands {
+            "not run: --skip-commands"
+        } else {
+            "not run: interrupted"
+        };
+        (Err(why.to_string()), Err(why.to_string()), Vec::new())
     } else {
         let progress = ui::Progress::start("running lint and tests");
         let r = gather::commands::run(&target.root, config, true);
@@ -161,7 +165,9 @@ fn live_check(
         Err(why) => {
             progress.finish("could not run");
             if crate::proc::interrupted() {
-                return Err(exit::interrupted(format!("live check: {why}")));
+                // The report is still written: the live items say what was cut short.
+                eprintln!("xtask: live check interrupted: {why}");
+                return Ok(judge::Live::Unavailable(format!("interrupted: {why}")));
             }
             if opts.live == Live::On {
                 return Err(exit::tool(format!("--live on: {why}")));
@@ -238,6 +244,11 @@ pub fn emit(ev: &Evidence, opts: &VerifyOptions) -> anyhow::Result<Outcome> {
     }
     stdout.flush()?;
 
+    if crate::proc::interrupted() {
+        return Err(exit::interrupted(
+            "interrupted: the report says which checks were cut short",
+        ));
+    }
     if let Some(failed) = failed_to_run(ev) {
         return Err(exit::tool(failed));
     }

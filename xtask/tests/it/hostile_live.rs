@@ -394,9 +394,11 @@ fn sigint_during_a_long_statement_exits_130_promptly() {
         "sleep-sigint",
         &[(rel, "set statement_timeout = 0;\nselect pg_sleep(60);\n")],
     );
+    let report = t.path().join("report.json");
     let mut cmd = xtask(&workspace(), &[]);
     cmd.args(["verify", "--repo", t.path().to_str().unwrap(), "--all"])
         .args(["--skip-commands", "--live", "on", "--database-url", &url])
+        .args(["--format", "json", "--report", report.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -441,6 +443,21 @@ fn sigint_during_a_long_statement_exits_130_promptly() {
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert!(stderr.contains(&format!("{rel}:2")), "{stderr}");
+    // The report is written all the same, and says what was cut short.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let migration = json["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "migration")
+        .unwrap();
+    assert_eq!(migration["status"], "unknown", "{migration}");
+    let evidence = migration["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("interrupted") && evidence.contains(&format!("{rel}:2")),
+        "{evidence}"
+    );
     drop(probe);
     wait_idle(&url);
 }
