@@ -531,7 +531,6 @@ fn convention_values(repo: &Path, config: &Config, c: &Conventions) -> Vec<(&'st
     }
     v.push(("extra_dirs", extra));
 
-    let root_table = QualName::from_config(&config.tenancy.root_table).sql();
     let tenant_table = c
         .migration
         .as_ref()
@@ -577,9 +576,12 @@ fn convention_values(repo: &Path, config: &Config, c: &Conventions) -> Vec<(&'st
     ));
 
     // The migration template.
-    let reference = tenant_table.unwrap_or(root_table);
+    let reference = match &tenant_table {
+        Some(t) => format!(" references {t} (id) on delete cascade,"),
+        None => ", -- references the tenant table: see rule 1".to_string(),
+    };
     let mut sql = format!(
-        "create table public.<things> (\n  id uuid primary key default gen_random_uuid(),\n  {col} uuid not null references {reference} (id) on delete cascade,\n  -- columns of the task\n  created_at timestamptz not null default now()\n);\ncreate index <things>_{col}_idx on public.<things> ({col});\nalter table public.<things> enable row level security;\n"
+        "create table public.<things> (\n  id uuid primary key default gen_random_uuid(),\n  {col} uuid not null{reference}\n  -- columns of the task\n  created_at timestamptz not null default now()\n);\ncreate index <things>_{col}_idx on public.<things> ({col});\nalter table public.<things> enable row level security;\n"
     );
     let (head, policies) = match &c.migration {
         Some(m) => (
@@ -699,10 +701,10 @@ fn convention_values(repo: &Path, config: &Config, c: &Conventions) -> Vec<(&'st
                         listed(guards)
                     ),
                     (true, true) => format!(
-                        "This repository's auth guard is not known: xtask.toml names no `routes.auth_wrappers` or `routes.guard_calls`, and no handler passes the checks. Guard every exported handler as {} does, and name the guard in the handover.",
+                        "This repository's auth guard is not known: xtask.toml names no `routes.auth_wrappers` or `routes.guard_calls`, and no handler passes the checks to show one{}. Guard every exported handler so that a request without a signed-in user is rejected before anything else, and name the guard you used in the handover.",
                         match &c.any_route {
-                            Some(p) => format!("`{p}`"),
-                            None => "the repository's other server code".to_string(),
+                            Some(p) => format!(" (`{p}` is the newest handler: open it for the layout)"),
+                            None => String::new(),
                         }
                     ),
                 }
