@@ -34,8 +34,10 @@ pub struct Handler {
     /// `GET`, `POST`, ...
     pub method: String,
     pub line: u32,
-    /// Its first statement (the guard, or the limiter call), as written: one line.
+    /// Its guard statement (or the limiter call), as written: one line.
     pub first: String,
+    /// The statements before the guard (building the client it is called on), one line each.
+    pub setup: Vec<String>,
     /// The configured name that statement calls, and whether it is an auth wrapper (else a
     /// guard call or a limiter).
     pub calls: Option<(String, bool)>,
@@ -62,6 +64,10 @@ pub struct MigrationModel {
     /// The table its tenant column references, when it has a foreign key.
     pub references: Option<String>,
     pub policies: Vec<PolicyShape>,
+    /// It has its tenant index (else the only check it fails is rule 3's).
+    pub indexed: bool,
+    /// Where its policies are written, when not beside its `create table`.
+    pub policy_files: Vec<String>,
 }
 
 /// A policy expression the judge calls tenant-scoped, and where it is written.
@@ -78,11 +84,18 @@ pub struct ScopedExpr {
 pub struct Conventions {
     /// The newest migration with a policy the judge calls tenant-scoped.
     pub policy: Option<ScopedExpr>,
+    /// Else the newest with a policy that calls a configured check function in a form the
+    /// judge cannot confirm: the repository's own form, shown as such.
+    pub check_call: Option<ScopedExpr>,
     pub migration: Option<MigrationModel>,
     /// The newest guarded handler that validates its input with a contracts schema (or has
     /// none) and has no finding.
     pub route: Option<Handler>,
-    /// The newest public route that calls a configured limiter: the call, as written.
+    /// The newest guarded handler (the route model when there is one): its first statement is
+    /// the guard as the repository writes it.
+    pub guard: Option<Handler>,
+    /// The newest handler calling a configured limiter (a rate-limited public route first):
+    /// the call, as written.
     pub limiter: Option<Handler>,
     /// The contracts package as the routes import it (its package.json name).
     pub contracts_import: Option<String>,
@@ -128,8 +141,10 @@ fn generic(expr: &str, t: &Table) -> String {
     let mut out = expr.to_string();
     for n in names(t) {
         for written in [
+            format!("\"{}\".\"{}\".", n.schema, n.name),
             format!("{}.{}.", n.schema, n.name),
             format!("{}.", n.sql()),
+            format!("\"{}\".", n.name),
             format!("{}.", n.name),
         ] {
             let mut s = String::with_capacity(out.len());
@@ -148,11 +163,31 @@ fn generic(expr: &str, t: &Table) -> String {
     out
 }
 
+/// The newest migration with one of these policies; of its policies, the expression most of
+/// them use (the repository's form, not one table's special case), then the shortest, then
+/// the first written.
+fn representative(all: &[((String, String), u32, ScopedExpr)]) -> Option<ScopedExpr> {
+    let newest = all.iter().map(|(k, _, _)| k).max()?;
+    let in_newest: Vec<&(_, u32, ScopedExpr)> =
+        all.iter().filter(|(k, _, _)| k == newest).collect();
+    let count = |e: &str| in_newest.iter().filter(|(_, _, x)| x.expr == e).count();
+    in_newest
+        .iter()
+        .min_by_key(|(_, line, e)| (std::cmp::Reverse(count(&e.expr)), e.expr.len(), *line))
+        .map(|(_, _, e)| e.clone())
+}
+
+/// How a model table ranks: with its tenant index first, then newest.
+type ModelKey = (bool, (String, String));
+
 fn read_migrations(config: &Config, histories: &[History], c: &mut Conventions) {
     let judge = Judge::new(&config.tenancy);
     let root = QualName::from_config(&config.tenancy.root_table);
     let mut newest_file: Option<(String, String)> = None;
-    let mut best_policy: Option<((String, String), u32, ScopedExpr)> = None;
+    // Every permissive policy the judge calls tenant-scoped: (file, line, expression).
+    let mut scoped_all: Vec<((String, String), u32, ScopedExpr)> = Vec::new();
+    // Those the judge does not call scoped that call a configured check function.
+    let mut checks_all: Vec<((String, String), u32, ScopedExpr)> = Vec::new();
     for h in histories {
         if let Some((f, _)) = h.files.last() {
             let key = file_key(&f.path);
@@ -186,38 +221,44 @@ fn read_migrations(config: &Config, histories: &[History], c: &mut Conventions) 
                 let Some(expr) = p.using.as_deref().or(p.with_check.as_deref()) else {
                     continue;
                 };
-                if !scoped || judge.column_for(&ns).1 {
+                // Policies of tables that carry the tenant column (not the tenant root).
+                let (column, owner) = judge.column_for(&ns);
+                if owner || column != judge.column() || t.column(column).is_none() {
                     continue;
                 }
-                let key = file_key(&p.origin.path);
-                let newer = best_policy
-                    .as_ref()
-                    .is_none_or(|(k, line, _)| (&key, p.origin.line) > (k, *line));
-                if newer {
-                    best_policy = Some((
-                        key,
-                        p.origin.line,
-                        ScopedExpr {
-                            expr: generic(expr, t),
-                            path: p.origin.path.clone(),
-                            policy: p.name.clone(),
-                            table: t.name.sql(),
-                        },
-                    ));
-                }
+                let into = if scoped {
+                    &mut scoped_all
+                } else if judge.calls_check_function(expr) {
+                    &mut checks_all
+                } else {
+                    continue;
+                };
+                into.push((
+                    file_key(&p.origin.path),
+                    p.origin.line,
+                    ScopedExpr {
+                        expr: one_spaced(&generic(expr, t)),
+                        path: p.origin.path.clone(),
+                        policy: p.name.clone(),
+                        table: t.name.sql(),
+                    },
+                ));
             }
         }
     }
-    c.policy = best_policy.map(|(_, _, e)| e);
+    c.policy = representative(&scoped_all);
+    c.check_call = representative(&checks_all);
     c.any_migration = newest_file.map(|(_, p)| p);
 
     // The newest table the judge calls protected, with its tenant index, in the tenant column
     // of the configuration (not an owner-scoped table).
     let judged = judge::migrations(histories, judge::Live::NotRun, config, &Changes::all());
-    let mut best: Option<((String, String), MigrationModel)> = None;
-    for report in judged.tables.iter().filter(|r| {
-        r.verdict == Verdict::Protected && r.tenant_index && r.tenant_column && !r.service_only
-    }) {
+    let mut best: Option<(ModelKey, MigrationModel)> = None;
+    for report in judged
+        .tables
+        .iter()
+        .filter(|r| r.verdict == Verdict::Protected && r.tenant_column && !r.service_only)
+    {
         let Some(t) = histories
             .iter()
             .flat_map(|h| h.schema.tables.values())
@@ -230,7 +271,8 @@ fn read_migrations(config: &Config, histories: &[History], c: &mut Conventions) 
         if owner || column != judge.column() {
             continue;
         }
-        let key = file_key(&t.origin.path);
+        // With its tenant index first (then every check passes), newest first.
+        let key = (report.tenant_index, file_key(&t.origin.path));
         if best.as_ref().is_some_and(|(k, _)| *k >= key) {
             continue;
         }
@@ -241,8 +283,8 @@ fn read_migrations(config: &Config, histories: &[History], c: &mut Conventions) 
             .map(|p| PolicyShape {
                 command: p.command,
                 roles: p.roles.clone(),
-                using: p.using.as_deref().map(|e| generic(e, t)),
-                with_check: p.with_check.as_deref().map(|e| generic(e, t)),
+                using: p.using.as_deref().map(|e| one_spaced(&generic(e, t))),
+                with_check: p.with_check.as_deref().map(|e| one_spaced(&generic(e, t))),
             })
             .collect();
         best = Some((
@@ -255,6 +297,15 @@ fn read_migrations(config: &Config, histories: &[History], c: &mut Conventions) 
                     .and_then(|col| col.references.as_ref())
                     .map(QualName::sql),
                 policies,
+                indexed: report.tenant_index,
+                policy_files: t
+                    .policies
+                    .iter()
+                    .map(|p| p.origin.path.clone())
+                    .filter(|p| *p != t.origin.path)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
             },
         ));
     }
@@ -330,29 +381,29 @@ fn read_routes(repo: &Path, config: &Config, ev: &RouteEvidence, c: &mut Convent
         .max_by_key(|p| (when(p), p.to_string()))
         .map(|p| p.to_string());
 
-    // Guarded handlers with nothing found against their file: those validating with a
-    // contracts schema first (they show the import), newest first.
+    // Guarded handlers: those with nothing found against their file and validating with a
+    // contracts schema first (they show the import), then those reading no input, then any
+    // guarded one (for the guard alone); newest first within each.
     let mut guarded: Vec<(u8, i64, &str, &str)> = Vec::new();
-    let mut limited: Vec<(i64, &str, &str)> = Vec::new();
+    // Handlers that may call a limiter: rate-limited public routes first.
+    let mut limited: Vec<(u8, i64, &str, &str)> = Vec::new();
     for r in &ev.routes {
-        if r.exempt.is_some() || flagged(&r.path) {
+        if r.exempt.is_some() {
             continue;
         }
+        let clean = !flagged(&r.path);
         for h in &r.handlers {
-            if r.public {
-                if r.rate_limited == Some(true) {
-                    limited.push((when(&r.path), &r.path, &h.method));
-                }
+            let public_limited = r.public && r.rate_limited == Some(true) && clean;
+            limited.push((u8::from(public_limited), when(&r.path), &r.path, &h.method));
+            if r.public || h.auth != "guarded" {
                 continue;
             }
             let rank = match h.validation.as_str() {
-                "contracts" => 2,
-                "no_input" => 1,
-                _ => continue,
+                "contracts" if clean => 3,
+                "no_input" if clean => 2,
+                _ => 1,
             };
-            if h.auth == "guarded" {
-                guarded.push((rank, when(&r.path), &r.path, &h.method));
-            }
+            guarded.push((rank, when(&r.path), &r.path, &h.method));
         }
     }
     guarded.sort_by(|a, b| b.cmp(a));
@@ -365,23 +416,27 @@ fn read_routes(repo: &Path, config: &Config, ev: &RouteEvidence, c: &mut Convent
         .chain(&config.routes.guarded_factories)
         .cloned()
         .collect();
-    c.route = guarded.iter().find_map(|(rank, _, path, method)| {
-        handler(
-            repo,
-            path,
-            method,
-            &guards,
-            &config.routes.auth_wrappers,
-            false,
-        )
-        .map(|h| Handler {
-            validated: *rank == 2,
-            ..h
-        })
-    });
-    c.limiter = limited.iter().find_map(|(_, path, method)| {
-        handler(repo, path, method, &config.routes.rate_limiters, &[], true)
-    });
+    let wrappers = &config.routes.auth_wrappers;
+    c.route = guarded
+        .iter()
+        .filter(|g| g.0 >= 2)
+        .find_map(|(rank, _, path, method)| {
+            handler(repo, path, method, &guards, wrappers, false).map(|h| Handler {
+                validated: *rank == 3,
+                ..h
+            })
+        });
+    c.guard = match &c.route {
+        Some(h) => Some(h.clone()),
+        None => guarded
+            .iter()
+            .find_map(|(_, _, path, method)| handler(repo, path, method, &guards, wrappers, false)),
+    };
+    if !config.routes.rate_limiters.is_empty() {
+        c.limiter = limited.iter().find_map(|(_, _, path, method)| {
+            handler(repo, path, method, &config.routes.rate_limiters, &[], true)
+        });
+    }
 }
 
 /// Lines kept of a handler shown as the route template.
@@ -452,10 +507,13 @@ fn handler(
             other => Some(other.span()),
         };
         let (stmt_span, calls) = if find {
-            let (stmt, name) = body
-                .iter()
-                .find_map(|s| first_call_named(s, names).map(|(n, _)| (s.span(), n.to_string())))?;
-            (stmt, Some((name, false)))
+            // The line the call is on: the statement holding it may be a whole `try` block.
+            let (at, name) = body.iter().find_map(|s| {
+                first_call_named(s, names).map(|(n, at)| (at as usize, n.to_string()))
+            })?;
+            let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+            (Span::new(start as u32, end as u32), Some((name, false)))
         } else if body.is_empty() {
             // `export const GET = withAuth(async (req) => ...)`: the declaration.
             let calls = names
@@ -468,6 +526,42 @@ fn handler(
             let calls = first_call_named(body[0], names)
                 .map(|(n, _)| (n.to_string(), wrappers.iter().any(|w| w == n)));
             (s, calls)
+        };
+        // A guard made on a client the handler builds first (`supabase.auth.getUser()` after
+        // `const supabase = createClient()`): the statements before it are its setup.
+        let mut setup = Vec::new();
+        let (stmt_span, calls) = match calls {
+            None if !find && !body.is_empty() => {
+                let members: Vec<String> = names
+                    .iter()
+                    .map(|n| n.rsplit('.').next().unwrap_or(n).to_string())
+                    .collect();
+                let at = body.iter().take(4).position(|s| {
+                    first_call_named(s, names).is_some() || first_call_named(s, &members).is_some()
+                });
+                match at {
+                    Some(i) if i > 0 => {
+                        let name = first_call_named(body[i], names)
+                            .or_else(|| first_call_named(body[i], &members))
+                            .map(|(n, _)| {
+                                // Named as configured (`auth.getUser`), not as called.
+                                names
+                                    .iter()
+                                    .find(|c| *c == n || c.rsplit('.').next() == Some(n))
+                                    .cloned()
+                                    .unwrap_or_else(|| n.to_string())
+                            })
+                            .unwrap_or_default();
+                        setup = body[..i]
+                            .iter()
+                            .map(|s| one_line(slice(s.span())))
+                            .collect();
+                        (body[i].span(), Some((name, false)))
+                    }
+                    _ => (stmt_span, None),
+                }
+            }
+            other => (stmt_span, other),
         };
         let first = one_line(slice(stmt_span));
         let line = src.line(span.start);
@@ -495,8 +589,14 @@ fn handler(
             calls,
             excerpt: excerpt.trim_end().to_string(),
             validated: false,
+            setup,
         })
     })
+}
+
+/// SQL or code with its whitespace runs made one space.
+fn one_spaced(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A statement on one line: whole (whitespace collapsed) when short and not holding a

@@ -525,7 +525,10 @@ fn convention_values(repo: &Path, config: &Config, c: &Conventions) -> Vec<(&'st
         ),
         ("packages/db", "database client code and generated types"),
     ] {
-        if repo.join(dir).is_dir() && !root.starts_with(dir) {
+        if repo.join(dir).is_dir()
+            && !root.starts_with(dir)
+            && contracts.trim_end_matches('/') != dir
+        {
             extra.push_str(&format!("- `{dir}/` — {what}\n"));
         }
     }
@@ -552,12 +555,20 @@ fn convention_values(repo: &Path, config: &Config, c: &Conventions) -> Vec<(&'st
     let expr = c
         .policy
         .as_ref()
+        .or(c.check_call.as_ref())
         .map(|p| p.expr.clone())
         .or_else(|| from_config.as_ref().map(|(e, _)| e.clone()));
     let both = "— `using` and, for insert and update, `with check`";
     v.push((
         "policy_rule",
         match (&c.policy, &from_config) {
+            (None, _) if c.check_call.is_some() => {
+                let p = c.check_call.as_ref().expect("checked");
+                format!(
+                    "that keeps rows to the caller's tenant {both}. No policy of this repository is tenant-scoped as the checks read them; its policies call the check function as `{}` does: `{}` (policy `{}` on `{}`). Write yours so the checks can confirm them (`{col}` compared with a tenant source, or passed to a check function of `[tenancy]`), and say in the handover how they find the tenant.",
+                    p.path, p.expr, p.policy, p.table
+                )
+            }
             (Some(p), _) => format!(
                 "that keeps rows to the caller's tenant as this repository's policies do {both}: `{}` (policy `{}` on `{}` in `{}`).",
                 p.expr, p.policy, p.table, p.path
@@ -586,8 +597,26 @@ fn convention_values(repo: &Path, config: &Config, c: &Conventions) -> Vec<(&'st
     let (head, policies) = match &c.migration {
         Some(m) => (
             format!(
-                "A migration for a tenant-owned table, modelled on `{}` (`{}`, the newest table the checks find protected: open it for the repository's own style):",
-                m.path, m.table
+                "A migration for a tenant-owned table, modelled on `{}`{} (`{}`, the newest table the checks find protected{}: open it for the repository's own style):",
+                m.path,
+                if m.policy_files.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " and its policies in {}",
+                        m.policy_files
+                            .iter()
+                            .map(|p| format!("`{p}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                m.table,
+                if m.indexed {
+                    ""
+                } else {
+                    "; it lacks the tenant index of rule 3, which the template adds"
+                }
             ),
             m.policies.clone(),
         ),
@@ -663,21 +692,26 @@ fn convention_values(repo: &Path, config: &Config, c: &Conventions) -> Vec<(&'st
     };
     v.push((
         "auth_rule",
-        match &c.route {
+        match &c.guard {
             Some(h) => {
                 let at = format!("`{}` of `{}`", h.method, h.path);
+                let first = if h.setup.is_empty() {
+                    h.first.clone()
+                } else {
+                    format!("{}` then `{}", h.setup.join("` then `"), h.first)
+                };
                 match &h.calls {
                     Some((name, true)) => format!(
                         "Every exported route handler is wrapped in `{name}`, as this repository writes it: `{}` ({at}).",
-                        h.first
+                        first
                     ),
                     Some((name, false)) => format!(
-                        "Every exported route handler starts with the guard `{name}`, as this repository writes it: `{}` ({at}), and stops when it fails.",
-                        h.first
+                        "Every exported route handler calls the guard `{name}` before anything else, as this repository writes it: `{}` ({at}), and stops when it fails.",
+                        first
                     ),
                     None => format!(
                         "Every exported route handler is guarded as {at} is; its first statement: `{}`.",
-                        h.first
+                        first
                     ),
                 }
             }
@@ -743,7 +777,7 @@ fn convention_values(repo: &Path, config: &Config, c: &Conventions) -> Vec<(&'st
         "limiter_rule",
         match (limiters.is_empty(), &c.limiter) {
             (false, Some(h)) => format!(
-                "Public routes (no auth) call the rate limiter `{}` before anything else, as `{}` does in its `{}`: `{}`.",
+                "Public routes (no auth) call the rate limiter `{}` before anything else; this repository calls it as `{}` does in its `{}`: `{}`.",
                 h.calls.as_ref().map_or(limiters[0].as_str(), |(n, _)| n.as_str()),
                 h.path,
                 h.method,

@@ -76,7 +76,7 @@ fn a_guard_call_repository_gets_its_own_guard_policy_limiter_and_models() {
     let p = print_prompt(t.path());
     for wanted in [
         // The guard as the newest conforming handler writes it, named by path.
-        "starts with the guard `requireAuthContext`, as this repository writes it: `const ctx = await requireAuthContext(req);` (`POST` of `src/app/api/notes/route.ts`)",
+        "calls the guard `requireAuthContext` before anything else, as this repository writes it: `const ctx = await requireAuthContext(req);` (`POST` of `src/app/api/notes/route.ts`)",
         "A route handler, modelled on `src/app/api/notes/route.ts`",
         "const input = CreateNoteInput.parse(await req.json());",
         // The policy expression of the newest migration the judge calls tenant-scoped (the
@@ -87,7 +87,7 @@ fn a_guard_call_repository_gets_its_own_guard_policy_limiter_and_models() {
         // Its tenant column and table, limiter and contracts package.
         "org_id uuid not null references public.orgs (id)",
         "create index <things>_org_id_idx on public.<things> (org_id);",
-        "call the rate limiter `throttle` before anything else, as `src/app/api/hooks/ping/route.ts` does in its `GET`: `const blocked = await throttle(req, \"hooks:ping\");`",
+        "call the rate limiter `throttle` before anything else; this repository calls it as `src/app/api/hooks/ping/route.ts` does in its `GET`: `const blocked = await throttle(req, \"hooks:ping\");`",
         "in `packages/schemas/` (imported as `@acme/schemas`)",
         "never accept `org_id`",
     ] {
@@ -137,6 +137,37 @@ fn unknown_conventions_are_said_to_be_unknown_with_a_file_to_open() {
         "using (true)",
     ] {
         assert!(!p.contains(invented), "{invented:?} is invented:\n{p}");
+    }
+}
+
+#[test]
+fn a_member_call_guard_and_a_check_function_form_the_checks_cannot_confirm() {
+    let t = TempDir::outside_git("prompt-member-guard");
+    copy_tree(&fixture("member-guard"), t.path());
+    let p = print_prompt(t.path());
+    for wanted in [
+        // The guard named as configured, with the client it is called on.
+        "calls the guard `auth.getUser` before anything else, as this repository writes it: `const supabase = await createClient();` then `const { data: { user }, } = await supabase.auth.getUser();` (`GET` of `app/api/notes/route.ts`)",
+        // The repository's own policy form, said to be one the checks cannot confirm.
+        "No policy of this repository is tenant-scoped as the checks read them; its policies call the check function as `supabase/migrations/20240101000000_teams.sql` does: `(select auth.uid()) in (select public.team_member_ids(<things>.team_id))` (policy `Members read notes` on `public.notes`)",
+        "using ((select auth.uid()) in (select public.team_member_ids(<things>.team_id)));",
+        // A limiter configured but called nowhere: the name, no invented call.
+        "call the rate limiter `limitByIp` before anything else.",
+        "team_id uuid not null references public.teams (id)",
+    ] {
+        assert!(p.contains(wanted), "missing {wanted:?} in:\n{p}");
+    }
+    for ours in [
+        "withAuth",
+        "rateLimit",
+        "tenant_id",
+        "get_current_tenant_id",
+        "imported as",
+    ] {
+        assert!(
+            !p.contains(ours),
+            "{ours:?} is not this repository's convention:\n{p}"
+        );
     }
 }
 
