@@ -647,6 +647,10 @@ fn convention_values(repo: &Path, config: &Config, c: &Conventions) -> Vec<(&'st
     };
     if policies.is_empty() {
         sql.push_str("-- a policy for select, insert, update and delete: see rule 2\n");
+    } else if c.migration.is_none() && c.policy.is_none() && c.check_call.is_some() {
+        sql.push_str(
+            "-- the repository's own policy form (rule 2); the checks cannot confirm it is tenant-scoped\n",
+        );
     }
     let mut seen: Vec<&str> = Vec::new();
     for p in &policies {

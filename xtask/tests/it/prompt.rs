@@ -150,7 +150,7 @@ fn a_member_call_guard_and_a_check_function_form_the_checks_cannot_confirm() {
         "calls the guard `auth.getUser` before anything else, as this repository writes it: `const supabase = await createClient();` then `const { data: { user }, } = await supabase.auth.getUser();` (`GET` of `app/api/notes/route.ts`)",
         // The repository's own policy form, said to be one the checks cannot confirm.
         "No policy of this repository is tenant-scoped as the checks read them; its policies call the check function as `supabase/migrations/20240101000000_teams.sql` does: `(select auth.uid()) in (select public.team_member_ids(<things>.team_id))` (policy `Members read notes` on `public.notes`)",
-        "using ((select auth.uid()) in (select public.team_member_ids(<things>.team_id)));",
+        "-- the repository's own policy form (rule 2); the checks cannot confirm it is tenant-scoped\ncreate policy <things>_select on public.<things> for select to authenticated\n  using ((select auth.uid()) in (select public.team_member_ids(<things>.team_id)));",
         // A limiter configured but called nowhere: the name, no invented call.
         "call the rate limiter `limitByIp` before anything else.",
         "team_id uuid not null references public.teams (id)",
