@@ -646,4 +646,45 @@ mod tests {
             "const limited = rateLimit(req, { key: \"a\", });"
         );
     }
+
+    #[test]
+    fn handlers_are_read_as_written_in_each_shape() {
+        let dir = std::env::temp_dir().join(format!("xtask-conv-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("route.ts"),
+            "import { withOrg } from \"@/auth\";\nimport { limit } from \"@/limit\";\n\nexport const GET = withOrg(async (req, { org }) => {\n  return Response.json({ org });\n});\n\nexport async function POST(req: Request) {\n  try {\n    const session = await requireSession(req);\n    return Response.json(session);\n  } catch {\n    return new Response(null, { status: 401 });\n  }\n}\n\nexport async function PUT(req: Request) {\n  try {\n    const blocked = await limit(req);\n    if (blocked) return blocked;\n  } finally {}\n}\n",
+        )
+        .unwrap();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let guards = names(&["withOrg", "requireSession"]);
+        let wrappers = names(&["withOrg"]);
+
+        // A handler made by a wrapper call: the declaration is the guard.
+        let get = handler(&dir, "route.ts", "GET", &guards, &wrappers, false).unwrap();
+        assert_eq!(
+            get.first,
+            "export const GET = withOrg(async (req, { org }) => {"
+        );
+        assert_eq!(get.calls, Some(("withOrg".to_string(), true)));
+        assert!(get
+            .excerpt
+            .starts_with("import { withOrg } from \"@/auth\";\nimport { limit }"));
+        assert!(get.excerpt.ends_with("});"), "{}", get.excerpt);
+        assert_eq!(get.line, 4);
+
+        // A guard inside `try`: the statement in the block, not `try {`.
+        let post = handler(&dir, "route.ts", "POST", &guards, &wrappers, false).unwrap();
+        assert_eq!(post.first, "const session = await requireSession(req);");
+        assert_eq!(post.calls, Some(("requireSession".to_string(), false)));
+        assert!(post.setup.is_empty());
+
+        // The limiter: the line the call is on.
+        let put = handler(&dir, "route.ts", "PUT", &names(&["limit"]), &[], true).unwrap();
+        assert_eq!(put.first, "const blocked = await limit(req);");
+        assert!(handler(&dir, "route.ts", "GET", &names(&["limit"]), &[], true).is_none());
+        assert!(handler(&dir, "route.ts", "DELETE", &guards, &wrappers, false).is_none());
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
