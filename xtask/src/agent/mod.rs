@@ -2,6 +2,7 @@
 //! snapshot that tells the agent's changes from the user's, and the fix-round prompt.
 
 pub mod codex;
+pub mod conventions;
 pub mod events;
 pub mod fix;
 pub mod live;

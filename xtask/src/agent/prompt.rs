@@ -14,7 +14,13 @@ use std::{collections::BTreeMap, fmt::Write as _, path::Path, sync::OnceLock};
 
 use regex::Regex;
 
-use crate::{config::Config, gather::migrations::read_all, repo::Changes};
+use super::conventions::{self, Conventions};
+use crate::{
+    config::Config,
+    gather::migrations::{read_all, History},
+    repo::Changes,
+    schema::{Command, QualName},
+};
 
 const TEMPLATE: &str = include_str!("../../../templates/backend-prompt.md");
 
@@ -65,9 +71,11 @@ pub fn build(repo: &Path, config: &Config, task: &str) -> Prompt {
         title: format!("Existing contracts (`{}`)", config.contracts.package),
         body: contracts(repo, &config.contracts.package),
     });
+    // Every history read once: listed in the context, and judged for the conventions.
+    let histories = read_all(repo, config, &Changes::all());
     parts.push(Part {
         title: "Existing migrations".into(),
-        body: migrations(repo, config),
+        body: migrations(config, &histories),
     });
     if !p.agents_doc.is_empty() {
         match read(repo, &p.agents_doc, "prompt.agents_doc") {
@@ -115,39 +123,10 @@ pub fn build(repo: &Path, config: &Config, task: &str) -> Prompt {
     );
     values.insert("contracts_dir", config.contracts.package.clone());
     values.insert("tenant_column", tenancy.column.clone());
-    values.insert(
-        "tenant_function",
-        tenancy
-            .source_functions
-            .first()
-            .map(|f| {
-                let f = if f.contains('.') {
-                    f.clone()
-                } else {
-                    format!("public.{f}")
-                };
-                format!("{f}()")
-            })
-            .unwrap_or_else(|| "the current tenant".into()),
-    );
-    values.insert(
-        "auth_wrapper",
-        config
-            .routes
-            .auth_wrappers
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "withAuth".into()),
-    );
-    values.insert(
-        "rate_limiter",
-        config
-            .routes
-            .rate_limiters
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "rateLimit".into()),
-    );
+    let conv = conventions::read(repo, config, &histories);
+    for (name, text) in convention_values(repo, config, &conv) {
+        values.insert(name, text);
+    }
     values.insert("setup_command", line(&c.setup, "setup"));
     values.insert("lint_command", line(&c.lint, "lint"));
     values.insert("test_command", line(&c.test, "test"));
@@ -463,8 +442,7 @@ fn contracts(repo: &Path, package: &str) -> String {
 /// The migration files of each configured history, in replay order, with the tables each
 /// creates as the schema model knows them at the end of the history (what a later file
 /// dropped is gone, a renamed table has its new name; names folded as Postgres folds them).
-fn migrations(repo: &Path, config: &Config) -> String {
-    let histories = read_all(repo, config, &Changes::default());
+fn migrations(config: &Config, histories: &[History]) -> String {
     let col = &config.tenancy.column;
     let mut s = String::new();
     for h in histories {
@@ -508,6 +486,350 @@ fn migrations(repo: &Path, config: &Config) -> String {
         s.push('\n');
     }
     s.trim_end().to_string()
+}
+
+/// The template's values that say the repository's conventions: from what the repository's
+/// own migrations and handlers do (`agent::conventions`), else from `xtask.toml`, else said
+/// to be unknown with a file to open instead.
+fn convention_values(repo: &Path, config: &Config, c: &Conventions) -> Vec<(&'static str, String)> {
+    let col = &config.tenancy.column;
+    let root = config.routes.root.trim_end_matches('/');
+    let contracts = &config.contracts.package;
+    let mut v = Vec::new();
+    v.push((
+        "contracts_import",
+        c.contracts_import
+            .as_ref()
+            .map(|n| format!(" (imported as `{n}`)"))
+            .unwrap_or_default(),
+    ));
+    // The app that holds the route root: `apps/api/src/app/api` → `apps/api/src/`.
+    let app = root
+        .strip_suffix("app/api")
+        .or_else(|| root.strip_suffix("app"))
+        .unwrap_or(root)
+        .trim_end_matches('/');
+    v.push((
+        "app_dir",
+        if app.is_empty() {
+            "./".to_string()
+        } else {
+            format!("{app}/")
+        },
+    ));
+    let mut extra = String::new();
+    for (dir, what) in [
+        (
+            "apps/web/src/server",
+            "server-side code of the web app (server actions, loaders), when the task needs it",
+        ),
+        ("packages/db", "database client code and generated types"),
+    ] {
+        if repo.join(dir).is_dir()
+            && !root.starts_with(dir)
+            && contracts.trim_end_matches('/') != dir
+        {
+            extra.push_str(&format!("- `{dir}/` — {what}\n"));
+        }
+    }
+    v.push(("extra_dirs", extra));
+
+    let tenant_table = c
+        .migration
+        .as_ref()
+        .and_then(|m| m.references.clone())
+        .or_else(|| c.root_table.clone());
+    v.push((
+        "tenant_table",
+        match &tenant_table {
+            Some(t) => format!("`{t}`"),
+            None => format!(
+                "the tenant table (`tenancy.root_table` is `{}`, which no migration creates yet)",
+                config.tenancy.root_table
+            ),
+        },
+    ));
+
+    // The policy expression: the repository's own, else the configured tenant source.
+    let from_config = config_policy(config, c);
+    let expr = c
+        .policy
+        .as_ref()
+        .or(c.check_call.as_ref())
+        .map(|p| p.expr.clone())
+        .or_else(|| from_config.as_ref().map(|(e, _)| e.clone()));
+    let both = "— `using` and, for insert and update, `with check`";
+    v.push((
+        "policy_rule",
+        match (&c.policy, &from_config) {
+            (None, _) if c.check_call.is_some() => {
+                let p = c.check_call.as_ref().expect("checked");
+                format!(
+                    "that keeps rows to the caller's tenant {both}. No policy of this repository is tenant-scoped as the checks read them; its policies call the check function as `{}` does: `{}` (policy `{}` on `{}`). Write yours so the checks can confirm them (`{col}` compared with a tenant source, or passed to a check function of `[tenancy]`), and say in the handover how they find the tenant.",
+                    p.path, p.expr, p.policy, p.table
+                )
+            }
+            (Some(p), _) => format!(
+                "that keeps rows to the caller's tenant as this repository's policies do {both}: `{}` (policy `{}` on `{}` in `{}`).",
+                p.expr, p.policy, p.table, p.path
+            ),
+            (None, Some((e, key))) => format!(
+                "that compares `{col}` with the current tenant {both}: `{e}` (from `{key}` in xtask.toml; no policy of the migrations is tenant-scoped yet to show the repository's own form)."
+            ),
+            (None, None) => format!(
+                "that keeps rows to the caller's tenant {both}. This repository's policy expression is not known: no policy of its migrations is tenant-scoped as the checks read them, and xtask.toml names no tenant source or check function (`[tenancy]`). {} and say in the handover how your policies find the tenant.",
+                match &c.any_migration {
+                    Some(p) => format!("Open `{p}` for the repository's style,"),
+                    None => "There is no migration yet to follow:".to_string(),
+                }
+            ),
+        },
+    ));
+
+    // The migration template.
+    let reference = match &tenant_table {
+        Some(t) => format!(" references {t} (id) on delete cascade,"),
+        None => ", -- references the tenant table: see rule 1".to_string(),
+    };
+    let mut sql = format!(
+        "create table public.<things> (\n  id uuid primary key default gen_random_uuid(),\n  {col} uuid not null{reference}\n  -- columns of the task\n  created_at timestamptz not null default now()\n);\ncreate index <things>_{col}_idx on public.<things> ({col});\nalter table public.<things> enable row level security;\n"
+    );
+    let (head, policies) = match &c.migration {
+        Some(m) => (
+            format!(
+                "A migration for a tenant-owned table, modelled on `{}`{} (`{}`, the newest table the checks find protected{}: open it for the repository's own style):",
+                m.path,
+                if m.policy_files.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " and its policies in {}",
+                        m.policy_files
+                            .iter()
+                            .map(|p| format!("`{p}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                m.table,
+                if m.indexed {
+                    ""
+                } else {
+                    "; it lacks the tenant index of rule 3, which the template adds"
+                }
+            ),
+            m.policies.clone(),
+        ),
+        None => (
+            format!(
+                "A migration for a tenant-owned table{}:",
+                match &c.any_migration {
+                    Some(p) => format!(
+                        " (no table of the migrations passes the checks yet to model it on; `{p}` is the newest migration)"
+                    ),
+                    None => String::new(),
+                }
+            ),
+            match &expr {
+                Some(e) => Command::EACH
+                    .iter()
+                    .map(|cmd| conventions::PolicyShape {
+                        command: *cmd,
+                        roles: vec!["authenticated".into()],
+                        using: (*cmd != Command::Insert).then(|| e.clone()),
+                        with_check: matches!(cmd, Command::Insert | Command::Update)
+                            .then(|| e.clone()),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            },
+        ),
+    };
+    if policies.is_empty() {
+        sql.push_str("-- a policy for select, insert, update and delete: see rule 2\n");
+    } else if c.migration.is_none() && c.policy.is_none() && c.check_call.is_some() {
+        sql.push_str(
+            "-- the repository's own policy form (rule 2); the checks cannot confirm it is tenant-scoped\n",
+        );
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for p in &policies {
+        let cmd = p.command.as_str();
+        let n = seen.iter().filter(|c| **c == cmd).count();
+        seen.push(cmd);
+        let name = if n == 0 {
+            format!("<things>_{cmd}")
+        } else {
+            format!("<things>_{cmd}_{}", n + 1)
+        };
+        let to = if p.roles.is_empty() || p.roles == ["public"] {
+            String::new()
+        } else {
+            format!(" to {}", p.roles.join(", "))
+        };
+        let mut clauses = Vec::new();
+        if let Some(u) = &p.using {
+            clauses.push(format!("using ({u})"));
+        }
+        if let Some(w) = &p.with_check {
+            clauses.push(format!("with check ({w})"));
+        }
+        sql.push_str(&format!(
+            "create policy {name} on public.<things> for {cmd}{to}\n  {};\n",
+            clauses.join(" ")
+        ));
+    }
+    v.push((
+        "migration_template",
+        format!("{head}\n\n```sql\n{}```", sql),
+    ));
+
+    // The guard.
+    let wrappers = &config.routes.auth_wrappers;
+    let guards = &config.routes.guard_calls;
+    let listed = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    v.push((
+        "auth_rule",
+        match &c.guard {
+            Some(h) => {
+                let at = format!("`{}` of `{}`", h.method, h.path);
+                let first = if h.setup.is_empty() {
+                    h.first.clone()
+                } else {
+                    format!("{}` then `{}", h.setup.join("` then `"), h.first)
+                };
+                match &h.calls {
+                    Some((name, true)) => format!(
+                        "Every exported route handler is wrapped in `{name}`, as this repository writes it: `{}` ({at}).",
+                        first
+                    ),
+                    Some((name, false)) => format!(
+                        "Every exported route handler calls the guard `{name}` before anything else, as this repository writes it: `{}` ({at}), and stops when it fails.",
+                        first
+                    ),
+                    None => format!(
+                        "Every exported route handler is guarded as {at} is; its first statement: `{}`.",
+                        first
+                    ),
+                }
+            }
+            None => {
+                let example = match &c.any_route {
+                    Some(p) => format!(" (no handler passes the checks yet to show how; see `{p}`)"),
+                    None => String::new(),
+                };
+                match (wrappers.is_empty(), guards.is_empty()) {
+                    (false, true) => format!(
+                        "Every exported route handler is wrapped in {}{example}.",
+                        listed(wrappers)
+                    ),
+                    (true, false) => format!(
+                        "Every exported route handler starts with a call of {}, which rejects a request without a user{example}.",
+                        listed(guards)
+                    ),
+                    (false, false) => format!(
+                        "Every exported route handler is wrapped in {} or starts with a call of {}{example}.",
+                        listed(wrappers),
+                        listed(guards)
+                    ),
+                    (true, true) => format!(
+                        "This repository's auth guard is not known: xtask.toml names no `routes.auth_wrappers` or `routes.guard_calls`, and no handler passes the checks to show one{}. Guard every exported handler so that a request without a signed-in user is rejected before anything else, and name the guard you used in the handover.",
+                        match &c.any_route {
+                            Some(p) => format!(" (`{p}` is the newest handler: open it for the layout)"),
+                            None => String::new(),
+                        }
+                    ),
+                }
+            }
+        },
+    ));
+    v.push((
+        "route_template",
+        match &c.route {
+            Some(h) => format!(
+                "A route handler, modelled on `{}` (its `{}` at line {}: the newest handler the checks pass — guarded, {}, nothing found); as the repository writes it:\n\n```ts\n{}\n```",
+                h.path,
+                h.method,
+                h.line,
+                if h.validated {
+                    format!("its input parsed with a schema from `{contracts}`")
+                } else {
+                    "reading no input".to_string()
+                },
+                h.excerpt
+            ),
+            None => match &c.any_route {
+                Some(p) => format!(
+                    "A route handler: no handler of this repository passes the checks yet (guarded, input parsed with a schema from `{contracts}`, nothing found), so none is shown as a template. Open `{p}` for the layout, and follow rules 5–8."
+                ),
+                None => format!(
+                    "A route handler: there is none under `{root}/` yet, so none is shown as a template. Follow rules 5–8 and Next.js's `route.ts` convention."
+                ),
+            },
+        },
+    ));
+
+    // The limiter.
+    let limiters = &config.routes.rate_limiters;
+    v.push((
+        "limiter_rule",
+        match (limiters.is_empty(), &c.limiter) {
+            (false, Some(h)) => format!(
+                "Public routes (no auth) call the rate limiter `{}` before anything else; this repository calls it as `{}` does in its `{}`: `{}`.",
+                h.calls.as_ref().map_or(limiters[0].as_str(), |(n, _)| n.as_str()),
+                h.path,
+                h.method,
+                h.first
+            ),
+            (false, None) => format!(
+                "Public routes (no auth) call the rate limiter {} before anything else.",
+                listed(limiters)
+            ),
+            (true, _) => "Public routes (no auth) need a rate limiter, and this repository's is not known (`routes.rate_limiters` in xtask.toml is empty): do not add a public route without asking; say so in the handover.".to_string(),
+        },
+    ));
+    v
+}
+
+/// The policy expression `xtask.toml` implies, when the migrations show none: the first
+/// configured source function, else check function, else the membership sub-select when the
+/// migrations create that table; with the key it comes from.
+fn config_policy(config: &Config, c: &Conventions) -> Option<(String, &'static str)> {
+    let t = &config.tenancy;
+    let col = &t.column;
+    if let Some(f) = t.source_functions.first() {
+        let f = if f.contains('.') {
+            f.clone()
+        } else {
+            format!("public.{f}")
+        };
+        return Some((format!("{col} = {f}()"), "tenancy.source_functions"));
+    }
+    if let Some(f) = t.check_functions.first() {
+        return Some((format!("{f}({col})"), "tenancy.check_functions"));
+    }
+    if c.membership_exists {
+        let user = t
+            .user_functions
+            .first()
+            .map_or("auth.uid".to_string(), |u| u.clone());
+        return Some((
+            format!(
+                "{col} in (select {} from {} where {} = {user}())",
+                t.membership_tenant_column,
+                QualName::from_config(&t.membership_table).sql(),
+                t.membership_user_column
+            ),
+            "tenancy.membership_table",
+        ));
+    }
+    None
 }
 
 #[cfg(test)]

@@ -315,7 +315,7 @@ fn base_schemas(repo: &Path, base: &str, path: &str) -> Vec<String> {
 }
 
 /// The contracts package's `name` from its package.json, if it has one.
-fn package_name(repo: &Path, package: &str) -> Option<String> {
+pub fn package_name(repo: &Path, package: &str) -> Option<String> {
     let text = std::fs::read_to_string(repo.join(package).join("package.json")).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json.get("name")?.as_str().map(str::to_string)

@@ -34,6 +34,9 @@ use crate::{
     ts::{Source, SyntaxError},
 };
 
+/// Read-only helper for the prompt's conventions (`agent::conventions`).
+pub use self::ctx::first_call_named;
+
 pub const HTTP_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /// The configured names, and where the contracts package is.

@@ -17,6 +17,7 @@ mod hostile_live;
 mod init;
 mod live;
 mod migrations;
+mod prompt;
 mod render;
 mod robustness;
 mod suppress;
