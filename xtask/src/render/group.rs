@@ -256,7 +256,8 @@ fn plural(n: usize) -> &'static str {
 /// The message with what names its subject taken out, so that one cause on many tables
 /// (or handlers, or functions) reads the same: the table (qualified, or quoted bare as
 /// Postgres's own messages quote it), the handler's export and file, any other
-/// schema-qualified name (a function, a trigger), and UUIDs (the probe's made-up rows).
+/// schema-qualified name (a function, a trigger), UUIDs (the probe's made-up rows) and
+/// `line N` (where in a handler it happens).
 pub fn normalise(f: &Finding, subject: &Subject) -> String {
     let mut m = f.message.clone();
     if let Some(t) = &f.table {
@@ -269,7 +270,24 @@ pub fn normalise(f: &Finding, subject: &Subject) -> String {
         m = m.replace(path, "<file>");
         m = replace_word(&m, method, "<export>");
     }
-    replace_tokens(&m)
+    line_numbers(&replace_tokens(&m))
+}
+
+/// `line 12` as `line <n>`: where in its handler a body is read is not the cause.
+fn line_numbers(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("line ") {
+        out.push_str(&rest[..i + 5]);
+        rest = &rest[i + 5..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push_str("<n>");
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `word` replaced where it stands as a whole word.
@@ -471,6 +489,15 @@ mod tests {
             line: 3,
         };
         assert_eq!(normalise(&h, &s), "<export> does not call withAuth");
+        let body = Finding::new(
+            Rule::InputNotValidated,
+            Severity::Error,
+            "POST handler reads body (line 12) but never passes it through a schema (lines 3)",
+        );
+        assert_eq!(
+            normalise(&body, &s),
+            "<export> handler reads body (line <n>) but never passes it through a schema (lines 3)"
+        );
     }
 
     #[test]
