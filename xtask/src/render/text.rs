@@ -202,14 +202,22 @@ fn findings(r: &Report, p: &Paint, out: &mut dyn io::Write) -> io::Result<()> {
             writeln!(out, "      {}", names(&s.subjects, NAMES_SHOWN))?;
         }
     }
+    // A blank line between sections (tables with errors, handlers with errors, …), none
+    // between the groups of one: a heading at the margin and its findings indented.
+    let mut section = None;
     for g in &arranged.groups {
+        let kind = std::mem::discriminant(&g.subject);
+        if section != Some((g.worst(), kind)) {
+            writeln!(out)?;
+            section = Some((g.worst(), kind));
+        }
         let also = if g.also.is_empty() {
             String::new()
         } else {
             let refs: Vec<String> = g.also.iter().map(|i| format!("[{}]", i + 1)).collect();
             format!(", also {}", refs.join(" "))
         };
-        writeln!(out, "\n{}{also}", p.wrap("1", &heading(g)))?;
+        writeln!(out, "{}{also}", p.wrap("1", &heading(g)))?;
         for f in &g.findings {
             line(f, p, out)?;
         }
