@@ -21,10 +21,14 @@ const TEMPLATE: &str = include_str!("../../../templates/handover.md");
 /// The handover's ceiling: GitHub takes 1 MiB per step summary, a reviewer reads far less.
 /// The lists below are cut long before; past this the text itself is cut, with a note.
 pub const MAX_BYTES: usize = 60 * 1024;
-/// Changed files, tables, routes, security notes shown before "… and N more".
+/// Changed files, tables, security notes shown before "… and N more"; routes (a line each
+/// and one per handler) fewer.
 const ROWS_SHOWN: usize = 60;
-/// Groups of findings (tables, handlers, files) shown, and findings shown in each.
+const ROUTES_SHOWN: usize = 25;
+/// Groups of findings (tables, handlers, files) shown, and findings shown in each; the
+/// groups stop earlier when they would take more than [`FINDINGS_BYTES`].
 const GROUPS_SHOWN: usize = 40;
+const FINDINGS_BYTES: usize = 26 * 1024;
 const PER_GROUP: usize = 8;
 /// Tables or places named under a shared cause.
 const NAMES_SHOWN: usize = 10;
@@ -63,6 +67,24 @@ fn more(r: &Report, n: usize, what: &str) -> String {
     format!("- … and {n} more {what}, see {}\n", full_list(r))
 }
 
+/// A section cut to `budget` bytes at a line end (whatever its row caps left), with a line
+/// saying how many lines are not shown and where they are.
+fn fit(r: &Report, section: String, budget: usize) -> String {
+    if section.len() <= budget {
+        return section;
+    }
+    let mut end = budget;
+    while !section.is_char_boundary(end) {
+        end -= 1;
+    }
+    let end = section[..end].rfind('\n').map_or(0, |i| i + 1);
+    let hidden = section[end..]
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    format!("{}\n{}", &section[..end], more(r, hidden, "lines"))
+}
+
 /// A message for the handover: cut to [`MESSAGE_CHARS`], then escaped.
 fn message(m: &str) -> String {
     match m.char_indices().nth(MESSAGE_CHARS) {
@@ -77,10 +99,10 @@ pub fn render(r: &Report, out: &mut dyn io::Write) -> io::Result<()> {
         ("base", base(r)),
         ("result", result(r)),
         ("checklist", checklist(r)),
-        ("changed_files", changed_files(r)),
-        ("migration_impact", migration_impact(r)),
-        ("tenant_isolation", tenant_isolation(r)),
-        ("route_notes", route_notes(r)),
+        ("changed_files", fit(r, changed_files(r), 6 * 1024)),
+        ("migration_impact", fit(r, migration_impact(r), 6 * 1024)),
+        ("tenant_isolation", fit(r, tenant_isolation(r), 10 * 1024)),
+        ("route_notes", fit(r, route_notes(r), 10 * 1024)),
         ("findings", findings(r)),
         ("commands", commands(r)),
         ("agent", agent(r)),
@@ -354,7 +376,7 @@ fn route_notes(r: &Report) -> String {
     if routes.routes.is_empty() {
         s.push_str("No new or changed routes.\n");
     }
-    for route in routes.routes.iter().take(ROWS_SHOWN) {
+    for route in routes.routes.iter().take(ROUTES_SHOWN) {
         let mut head = format!("- {}", code(&route.path));
         if route.public {
             let limiter = match route.rate_limited {
@@ -384,8 +406,8 @@ fn route_notes(r: &Report) -> String {
             );
         }
     }
-    if routes.routes.len() > ROWS_SHOWN {
-        s.push_str(&more(r, routes.routes.len() - ROWS_SHOWN, "routes"));
+    if routes.routes.len() > ROUTES_SHOWN {
+        s.push_str(&more(r, routes.routes.len() - ROUTES_SHOWN, "routes"));
     }
     if !routes.new_schemas.is_empty() {
         s.push_str("\nNew schemas in the contracts package:\n");
@@ -474,7 +496,9 @@ fn findings(r: &Report) -> String {
             let _ = writeln!(s, "   {}", names.join(", "));
         }
     }
+    let mut shown = 0;
     for g in arranged.groups.iter().take(GROUPS_SHOWN) {
+        let mut part = String::new();
         let head = match &g.subject {
             Subject::Table(name) => match g.table {
                 Some(t) => format!(
@@ -500,14 +524,14 @@ fn findings(r: &Report) -> String {
             let refs: Vec<String> = g.also.iter().map(|i| (i + 1).to_string()).collect();
             format!(" · also shared cause {}", refs.join(", "))
         };
-        let _ = writeln!(s, "\n**{head}**{also}\n");
+        let _ = writeln!(part, "\n**{head}**{also}\n");
         for f in g.findings.iter().take(PER_GROUP) {
             let at = f
                 .location()
                 .map(|l| format!("{} ", code(&l)))
                 .unwrap_or_default();
             let _ = writeln!(
-                s,
+                part,
                 "- {at}**{}** `{}`: {}",
                 f.severity.as_str(),
                 f.rule,
@@ -515,11 +539,16 @@ fn findings(r: &Report) -> String {
             );
         }
         if g.findings.len() > PER_GROUP {
-            s.push_str(&more(r, g.findings.len() - PER_GROUP, "here"));
+            part.push_str(&more(r, g.findings.len() - PER_GROUP, "here"));
         }
+        if shown > 0 && s.len() + part.len() > FINDINGS_BYTES {
+            break;
+        }
+        s.push_str(&part);
+        shown += 1;
     }
-    if arranged.groups.len() > GROUPS_SHOWN {
-        let rest = &arranged.groups[GROUPS_SHOWN..];
+    if arranged.groups.len() > shown {
+        let rest = &arranged.groups[shown..];
         let n: usize = rest.iter().map(|g| g.findings.len()).sum();
         let _ = write!(
             s,

@@ -907,8 +907,38 @@ fn the_handover_is_capped_and_points_at_the_full_list() {
             .on_table(&name),
         );
     }
+    for i in 0..400 {
+        let t = table(
+            &format!("public.wide{i:03}"),
+            Verdict::Protected,
+            true,
+            true,
+        );
+        ev.migrations.as_mut().unwrap().tables.push(t);
+    }
+    let routes = ev.routes.as_mut().unwrap();
+    let handler = routes.routes[1].clone();
+    for i in 0..300 {
+        routes.routes.push(RouteReport {
+            path: format!("apps/api/src/app/api/many/r{i:03}/route.ts"),
+            ..handler.clone()
+        });
+    }
+    for i in 0..200 {
+        ev.changes.files.push(ChangedFile {
+            path: format!("apps/api/src/lib/f{i:03}.ts"),
+            status: ChangeStatus::Added,
+            from: None,
+            target: None,
+        });
+    }
     let md = rendered_ev(&ev, Format::Markdown);
     assert!(md.len() <= render::markdown::MAX_BYTES, "{}", md.len());
+    // The lists' own caps keep it under the ceiling: the last-resort cut is not needed.
+    assert!(!md.contains("The handover was cut here"), "{md}");
+    for what in ["more tables, see", "more routes, see", "more files, see"] {
+        assert!(md.contains(what), "{what} missing:\n{md}");
+    }
     assert!(
         md.contains("more table(s), handler(s) and file(s) with ")
             && md.contains("see the JSON report / SARIF (`cargo xtask verify --format json` or `--format sarif`)"),
@@ -955,4 +985,28 @@ fn a_cut_handover_closes_its_code_fence() {
     );
     // Short enough: untouched.
     assert_eq!(render::markdown::cap("a\n".into(), "x"), "a\n");
+}
+
+/// A section over its byte budget (here: route notes with very long paths) is cut at a line
+/// end with the count of lines not shown, whatever its row cap let through.
+#[test]
+fn a_long_section_is_cut_by_bytes_with_the_count_of_lines_left_out() {
+    let mut ev = crowded();
+    let routes = ev.routes.as_mut().unwrap();
+    let first = routes.routes[0].clone();
+    routes.routes.extend(std::iter::repeat_n(first, 12));
+    for (i, r) in routes.routes.iter_mut().enumerate() {
+        r.path = format!("apps/api/src/app/api/{}{i}/route.ts", "deep/".repeat(60));
+    }
+    let md = rendered_ev(&ev, Format::Markdown);
+    let notes = md
+        .split("### Rate limit / validation / security notes\n")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .unwrap();
+    assert!(notes.len() < 11 * 1024, "{}", notes.len());
+    assert!(
+        notes.contains("more lines, see the JSON report / SARIF"),
+        "{notes}"
+    );
 }
