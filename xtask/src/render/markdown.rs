@@ -26,9 +26,11 @@ pub const MAX_BYTES: usize = 60 * 1024;
 const ROWS_SHOWN: usize = 60;
 const ROUTES_SHOWN: usize = 25;
 /// Groups of findings (tables, handlers, files) shown, and findings shown in each; the
-/// groups stop earlier when they would take more than [`FINDINGS_BYTES`].
+/// groups stop earlier when they would take more than the bytes the other sections leave
+/// under [`MAX_BYTES`] (at least [`FINDINGS_MIN_BYTES`], at most [`FINDINGS_MAX_BYTES`]).
 const GROUPS_SHOWN: usize = 40;
-const FINDINGS_BYTES: usize = 26 * 1024;
+const FINDINGS_MIN_BYTES: usize = 12 * 1024;
+const FINDINGS_MAX_BYTES: usize = 40 * 1024;
 const PER_GROUP: usize = 8;
 /// Tables or places named under a shared cause.
 const NAMES_SHOWN: usize = 10;
@@ -94,7 +96,7 @@ fn message(m: &str) -> String {
 }
 
 pub fn render(r: &Report, out: &mut dyn io::Write) -> io::Result<()> {
-    let fields: [(&str, String); 13] = [
+    let mut fields: Vec<(&str, String)> = vec![
         ("repo", code(&r.ev.repo)),
         ("base", base(r)),
         ("result", result(r)),
@@ -103,12 +105,17 @@ pub fn render(r: &Report, out: &mut dyn io::Write) -> io::Result<()> {
         ("migration_impact", fit(r, migration_impact(r), 6 * 1024)),
         ("tenant_isolation", fit(r, tenant_isolation(r), 10 * 1024)),
         ("route_notes", fit(r, route_notes(r), 10 * 1024)),
-        ("findings", findings(r)),
         ("commands", commands(r)),
         ("agent", agent(r)),
         ("open_questions", open_questions(r)),
         ("next_stage", next_stage(r)),
     ];
+    // The findings get what the rest leaves of the ceiling (within bounds).
+    let rest = TEMPLATE.len() + fields.iter().map(|(_, v)| v.len()).sum::<usize>();
+    let budget = MAX_BYTES
+        .saturating_sub(rest + 2 * 1024)
+        .clamp(FINDINGS_MIN_BYTES, FINDINGS_MAX_BYTES);
+    fields.insert(8, ("findings", findings(r, budget)));
     let mut text = TEMPLATE.to_string();
     for (key, value) in fields {
         text = text.replace(&format!("{{{{{key}}}}}"), value.trim_end());
@@ -447,7 +454,7 @@ fn route_notes(r: &Report) -> String {
     s
 }
 
-fn findings(r: &Report) -> String {
+fn findings(r: &Report, budget: usize) -> String {
     if r.findings.is_empty() {
         return "None.".into();
     }
@@ -541,7 +548,7 @@ fn findings(r: &Report) -> String {
         if g.findings.len() > PER_GROUP {
             part.push_str(&more(r, g.findings.len() - PER_GROUP, "here"));
         }
-        if shown > 0 && s.len() + part.len() > FINDINGS_BYTES {
+        if shown > 0 && s.len() + part.len() > budget {
             break;
         }
         s.push_str(&part);
