@@ -1010,3 +1010,59 @@ fn a_long_section_is_cut_by_bytes_with_the_count_of_lines_left_out() {
         "{notes}"
     );
 }
+
+/// Names under a shared cause and in group headings are escaped like every other name.
+#[test]
+fn folded_and_grouped_names_are_escaped() {
+    let mut ev = sample();
+    let m = ev.migrations.as_mut().unwrap();
+    for i in 0..3 {
+        let name = format!("public.t{i}\r\x1b[2K<img src=x onerror=alert({i})>");
+        m.findings.push(
+            Finding::new(
+                rule("tenant-index-missing"),
+                Severity::Warning,
+                format!("no index on {name} starts with `tenant_id`"),
+            )
+            .at(
+                "supabase/migrations/20250301000000_invoices.sql",
+                Some(30 + i),
+            )
+            .on_table(&name),
+        );
+    }
+    m.findings.push(
+        Finding::new(rule("rls-not-enabled"), Severity::Error, "RLS is off")
+            .at("supabase/migrations/20250301000000_invoices.sql", Some(40))
+            .on_table("public.h\u{202e}x"),
+    );
+    let text = rendered_ev(&ev, Format::Text);
+    assert!(
+        text.contains("3 tables: warning: tenant-index-missing"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\r') && !text.contains('\x1b') && !text.contains('\u{202e}'),
+        "{text:?}"
+    );
+    assert!(text.contains("public.t0\\r\\x1b[2K<img"), "{text}");
+    assert!(text.contains("table public.h\\u{202e}x"), "{text}");
+    let md = rendered_ev(&ev, Format::Markdown);
+    assert!(md.contains("— 3 tables: no index on"), "{md}");
+    assert!(
+        !md.contains('\r') && !md.contains('\x1b') && !md.contains('\u{202e}'),
+        "{md:?}"
+    );
+    // The names sit in code spans only: outside them no `<img` is left.
+    let outside: String = md
+        .split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(_, s)| s)
+        .collect();
+    assert!(!outside.contains("<img"), "{md}");
+    assert!(
+        md.contains("`public.t0\\r\\x1b[2K<img src=x onerror=alert(0)>`"),
+        "{md}"
+    );
+}
