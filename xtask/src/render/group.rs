@@ -131,8 +131,8 @@ pub fn arrange<'a>(r: &'a Report) -> Arranged<'a> {
     };
 
     // Causes: rule, severity and the message with its subject's names taken out.
-    let mut order: Vec<(Rule, Severity, String)> = Vec::new();
     type Cause = (Rule, Severity, String);
+    let mut order: Vec<Cause> = Vec::new();
     let mut by_cause: HashMap<Cause, Vec<(&'a Finding, Subject<'a>)>> = HashMap::new();
     for f in &r.findings {
         let subject = subject_of(f);
