@@ -182,7 +182,13 @@ pub fn emit(ev: &Evidence, opts: &VerifyOptions) -> anyhow::Result<Outcome> {
     let format = Format::resolve(opts.format, Format::Markdown);
     let items = checklist::build(ev, opts.live);
     let clear = checklist::all_clear(&items, ev);
-    let report = Report::new(ev, items);
+    let mut report = Report::new(ev, items);
+    // The compact view printed beside a `--report FILE` that holds every finding says so.
+    if let Some(path) = &opts.report {
+        if matches!(format, Format::Json | Format::Sarif | Format::Junit) {
+            report.full_report = Some(path.display().to_string());
+        }
+    }
 
     if format == Format::Github {
         if let Err(e) = render::github::step_summary(&report) {

@@ -3,8 +3,9 @@
 //!
 //! GitHub shows at most 10 error, 10 warning and 10 notice annotations per step, so the
 //! order matters: first one error saying which checklist items did not pass (when any did
-//! not), then the findings, errors before warnings before notes. Every finding is in the
-//! job summary as well (the markdown handover, [`step_summary`]), which has no such limit.
+//! not), then the findings, errors before warnings before notes. Every finding is a line of
+//! the log; the job summary (the markdown handover, [`step_summary`]) arranges them for a
+//! reviewer, cut to a readable length, and links to this run's log for the rest.
 //!
 //! Nothing here can be read by the runner as a command it did not mean: the compact view
 //! (paths and messages come from the checked repository) sits in a stop-commands block, and
@@ -108,7 +109,7 @@ pub fn render_with_token(r: &Report, token: &str, out: &mut dyn io::Write) -> io
     if !over.is_empty() {
         writeln!(
             out,
-            "xtask: {} annotated; GitHub shows the first {ANNOTATIONS_SHOWN} of each kind per step (the most severe come first). Every finding is in the job summary and in the view above.",
+            "xtask: {} annotated; GitHub shows the first {ANNOTATIONS_SHOWN} of each kind per step (the most severe come first). Every finding is a line of this log; the job summary lists them by table, handler and file.",
             over.join(", ")
         )?;
     }
@@ -121,7 +122,25 @@ pub fn step_summary(r: &Report) -> io::Result<()> {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return Ok(());
     };
-    step_summary_to(r, std::path::Path::new(&path))
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let log_url = match (
+        var("GITHUB_SERVER_URL"),
+        var("GITHUB_REPOSITORY"),
+        var("GITHUB_RUN_ID"),
+    ) {
+        (Some(server), Some(repo), Some(run)) => {
+            Some(format!("{server}/{repo}/actions/runs/{run}"))
+        }
+        _ => None,
+    };
+    let r = Report {
+        ev: r.ev,
+        checklist: r.checklist.clone(),
+        findings: r.findings.clone(),
+        full_report: r.full_report.clone(),
+        log_url,
+    };
+    step_summary_to(&r, std::path::Path::new(&path))
 }
 
 /// [`step_summary`] to a given file: the handover, masked and escaped like every view.

@@ -1,38 +1,163 @@
 //! The "Backend → Code Review" handover (section 6 of the stage templates), filled from
 //! evidence. The layout lives in `templates/handover.md`; this fills its `{{fields}}`.
+//!
+//! It is written for a reviewer, and it is what the GitHub job summary shows: the findings
+//! are arranged as the text view arranges them ([`super::group`]: causes shared by many
+//! listed once, the rest by table, handler and file), every long list is cut with "… and N
+//! more" naming where the full list is, and the whole stays under [`MAX_BYTES`].
 
 use crate::rules::catalog::Rule;
 use std::{fmt::Write as _, io};
 
 use super::{
     escape::{code, code_cell, markdown as md},
+    group::{self, Subject},
     Report,
 };
-use crate::model::{AgentReport, AgentRound, ChangeStatus, LiveOutcome, Status, Verdict};
+use crate::model::{AgentReport, AgentRound, ChangeStatus, LiveOutcome, Severity, Status, Verdict};
 
 const TEMPLATE: &str = include_str!("../../../templates/handover.md");
 
+/// The handover's ceiling: GitHub takes 1 MiB per step summary, a reviewer reads far less.
+/// The lists below are cut long before; past this the text itself is cut, with a note.
+pub const MAX_BYTES: usize = 60 * 1024;
+/// Changed files, tables, security notes shown before "… and N more"; routes (a line each
+/// and one per handler) fewer.
+const ROWS_SHOWN: usize = 60;
+const ROUTES_SHOWN: usize = 25;
+/// Groups of findings (tables, handlers, files) shown, and findings shown in each; the
+/// groups stop earlier when they would take more than the bytes the other sections leave
+/// under [`MAX_BYTES`] (at least [`FINDINGS_MIN_BYTES`], at most [`FINDINGS_MAX_BYTES`]).
+const GROUPS_SHOWN: usize = 40;
+const FINDINGS_MIN_BYTES: usize = 12 * 1024;
+const FINDINGS_MAX_BYTES: usize = 40 * 1024;
+const PER_GROUP: usize = 8;
+/// Tables or places named under a shared cause.
+const NAMES_SHOWN: usize = 10;
+/// A finding's message longer than this is cut (the JSON report has it whole).
+const MESSAGE_CHARS: usize = 800;
+
+/// Where the full list is, for "… and N more, see …" (markdown, escaped).
+fn full_list(r: &Report) -> String {
+    let mut s = String::from("the JSON report / SARIF");
+    match &r.full_report {
+        Some(path) => {
+            let _ = write!(s, " ({})", code(path));
+        }
+        None => s.push_str(" (`cargo xtask verify --format json` or `--format sarif`)"),
+    }
+    if let Some(url) = r.log_url.as_deref().filter(|u| safe_url(u)) {
+        let _ = write!(
+            s,
+            ", or every finding as an annotation in [this run's log]({url})"
+        );
+    }
+    s
+}
+
+/// A URL put in a link as it is: only the characters of an http(s) address, nothing that
+/// could end the link or start markup.
+fn safe_url(u: &str) -> bool {
+    (u.starts_with("https://") || u.starts_with("http://"))
+        && u.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, ':' | '/' | '.' | '-' | '_' | '?' | '=' | '%' | '#')
+        })
+}
+
+fn more(r: &Report, n: usize, what: &str) -> String {
+    format!("- … and {n} more {what}, see {}\n", full_list(r))
+}
+
+/// A section cut to `budget` bytes at a line end (whatever its row caps left), with a line
+/// saying how many lines are not shown and where they are.
+fn fit(r: &Report, section: String, budget: usize) -> String {
+    if section.len() <= budget {
+        return section;
+    }
+    let mut end = budget;
+    while !section.is_char_boundary(end) {
+        end -= 1;
+    }
+    let end = section[..end].rfind('\n').map_or(0, |i| i + 1);
+    let hidden = section[end..]
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    format!("{}\n{}", &section[..end], more(r, hidden, "lines"))
+}
+
+/// A message for the handover: cut to [`MESSAGE_CHARS`], then escaped.
+fn message(m: &str) -> String {
+    match m.char_indices().nth(MESSAGE_CHARS) {
+        Some((i, _)) => format!("{} … (cut)", md(&m[..i])),
+        None => md(m),
+    }
+}
+
 pub fn render(r: &Report, out: &mut dyn io::Write) -> io::Result<()> {
-    let fields: [(&str, String); 13] = [
+    let mut fields: Vec<(&str, String)> = vec![
         ("repo", code(&r.ev.repo)),
         ("base", base(r)),
         ("result", result(r)),
         ("checklist", checklist(r)),
-        ("changed_files", changed_files(r)),
-        ("migration_impact", migration_impact(r)),
-        ("tenant_isolation", tenant_isolation(r)),
-        ("route_notes", route_notes(r)),
-        ("findings", findings(r)),
+        ("changed_files", fit(r, changed_files(r), 6 * 1024)),
+        ("migration_impact", fit(r, migration_impact(r), 6 * 1024)),
+        ("tenant_isolation", fit(r, tenant_isolation(r), 10 * 1024)),
+        ("route_notes", fit(r, route_notes(r), 10 * 1024)),
         ("commands", commands(r)),
         ("agent", agent(r)),
         ("open_questions", open_questions(r)),
         ("next_stage", next_stage(r)),
     ];
+    // The findings get what the rest leaves of the ceiling (within bounds).
+    let rest = TEMPLATE.len() + fields.iter().map(|(_, v)| v.len()).sum::<usize>();
+    let budget = MAX_BYTES
+        .saturating_sub(rest + 2 * 1024)
+        .clamp(FINDINGS_MIN_BYTES, FINDINGS_MAX_BYTES);
+    fields.insert(8, ("findings", findings(r, budget)));
     let mut text = TEMPLATE.to_string();
     for (key, value) in fields {
         text = text.replace(&format!("{{{{{key}}}}}"), value.trim_end());
     }
-    out.write_all(text.as_bytes())
+    out.write_all(cap(text, &full_list(r)).as_bytes())
+}
+
+/// `text` within [`MAX_BYTES`]: cut at a line end, a code fence left open closed, and a
+/// note saying so and where the rest is.
+pub fn cap(text: String, rest: &str) -> String {
+    if text.len() <= MAX_BYTES {
+        return text;
+    }
+    let note = format!(
+        "\n_The handover was cut here: it is {} KB, and a reviewer's summary is kept under {} KB. \
+         Everything is in {rest}._\n",
+        text.len() / 1024,
+        MAX_BYTES / 1024
+    );
+    let mut end = MAX_BYTES.saturating_sub(note.len() + 64);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let end = text[..end].rfind('\n').map_or(0, |i| i + 1);
+    let head = &text[..end];
+    let mut fence: Option<usize> = None;
+    for line in head.lines() {
+        let l = line.trim_start();
+        let run = l.chars().take_while(|&c| c == '`').count();
+        match fence {
+            None if run >= 3 => fence = Some(run),
+            Some(open) if run >= open && l.trim_end().len() == run => fence = None,
+            _ => {}
+        }
+    }
+    let mut out = head.to_string();
+    if let Some(open) = fence {
+        out.push_str(&"`".repeat(open));
+        out.push('\n');
+    }
+    out.push_str(&note);
+    out
 }
 
 fn base(r: &Report) -> String {
@@ -101,15 +226,20 @@ fn changed_files(r: &Report) -> String {
     let mut s = String::new();
     if ev.changes.all {
         s.push_str("Every file was treated as new (`--all`).\n");
-        if let Ok(m) = &ev.migrations {
-            for f in &m.new_files {
-                let _ = writeln!(s, "- {} (migration)", code(f));
-            }
+        let migrations = ev.migrations.iter().flat_map(|m| &m.new_files);
+        let routes = ev
+            .routes
+            .iter()
+            .flat_map(|r| r.routes.iter().map(|x| &x.path));
+        let all: Vec<String> = migrations
+            .map(|f| format!("- {} (migration)", code(f)))
+            .chain(routes.map(|p| format!("- {} (route)", code(p))))
+            .collect();
+        for line in all.iter().take(ROWS_SHOWN) {
+            let _ = writeln!(s, "{line}");
         }
-        if let Ok(routes) = &ev.routes {
-            for route in &routes.routes {
-                let _ = writeln!(s, "- {} (route)", code(&route.path));
-            }
+        if all.len() > ROWS_SHOWN {
+            s.push_str(&more(r, all.len() - ROWS_SHOWN, "files"));
         }
         return s;
     }
@@ -122,7 +252,7 @@ fn changed_files(r: &Report) -> String {
         .iter()
         .flat_map(|a| a.preexisting.iter().map(|p| p.path.as_str()))
         .collect();
-    for f in &ev.changes.files {
+    for f in ev.changes.files.iter().take(ROWS_SHOWN) {
         let mut line = format!("- {} ({})", code(&f.path), status_word(f.status));
         if users.contains(&f.path.as_str()) {
             line.push_str(" — already changed before the agent ran (the user's)");
@@ -135,6 +265,9 @@ fn changed_files(r: &Report) -> String {
         }
         let _ = writeln!(s, "{line}");
     }
+    if ev.changes.files.len() > ROWS_SHOWN {
+        s.push_str(&more(r, ev.changes.files.len() - ROWS_SHOWN, "files"));
+    }
     s
 }
 
@@ -142,7 +275,18 @@ fn migration_impact(r: &Report) -> String {
     match &r.ev.migrations {
         Err(why) => format!("_Not measured: {}._", md(why)),
         Ok(m) if m.impact.is_empty() => "No schema change.".into(),
-        Ok(m) => m.impact.iter().map(|l| format!("- {}\n", md(l))).collect(),
+        Ok(m) => {
+            let mut s: String = m
+                .impact
+                .iter()
+                .take(ROWS_SHOWN)
+                .map(|l| format!("- {}\n", md(l)))
+                .collect();
+            if m.impact.len() > ROWS_SHOWN {
+                s.push_str(&more(r, m.impact.len() - ROWS_SHOWN, "changes"));
+            }
+            s
+        }
     }
 }
 
@@ -176,7 +320,8 @@ fn tenant_isolation(r: &Report) -> String {
         "| table | verdict | tenant column (NOT NULL) | RLS | policies (tenant-scoped) | tenant index | source |\n\
          |---|---|---|---|---|---|---|\n",
     );
-    for t in tables {
+    let hidden = tables.len().saturating_sub(ROWS_SHOWN);
+    for t in tables.into_iter().take(ROWS_SHOWN) {
         let scoped = t.policies.iter().filter(|p| p.tenant_scoped).count();
         let _ = writeln!(
             s,
@@ -204,6 +349,10 @@ fn tenant_isolation(r: &Report) -> String {
             );
         }
     }
+    if hidden > 0 {
+        s.push('\n');
+        s.push_str(&more(r, hidden, "tables"));
+    }
     match &m.live {
         LiveOutcome::Applied(how) => {
             let _ = writeln!(s, "\nChecked on a live Postgres: {}.", md(how));
@@ -216,8 +365,11 @@ fn tenant_isolation(r: &Report) -> String {
         }
         LiveOutcome::NotRun => {}
     }
-    for note in &m.live_notes {
-        let _ = writeln!(s, "- {}", md(note));
+    for note in m.live_notes.iter().take(ROWS_SHOWN) {
+        let _ = writeln!(s, "- {}", message(note));
+    }
+    if m.live_notes.len() > ROWS_SHOWN {
+        s.push_str(&more(r, m.live_notes.len() - ROWS_SHOWN, "notes"));
     }
     s
 }
@@ -231,7 +383,7 @@ fn route_notes(r: &Report) -> String {
     if routes.routes.is_empty() {
         s.push_str("No new or changed routes.\n");
     }
-    for route in &routes.routes {
+    for route in routes.routes.iter().take(ROUTES_SHOWN) {
         let mut head = format!("- {}", code(&route.path));
         if route.public {
             let limiter = match route.rate_limited {
@@ -261,6 +413,9 @@ fn route_notes(r: &Report) -> String {
             );
         }
     }
+    if routes.routes.len() > ROUTES_SHOWN {
+        s.push_str(&more(r, routes.routes.len() - ROUTES_SHOWN, "routes"));
+    }
     if !routes.new_schemas.is_empty() {
         s.push_str("\nNew schemas in the contracts package:\n");
         for schema in &routes.new_schemas {
@@ -283,40 +438,130 @@ fn route_notes(r: &Report) -> String {
         .collect();
     if !security.is_empty() {
         s.push_str("\nSecurity:\n");
-        for f in security {
+        for f in security.iter().take(ROWS_SHOWN) {
             let _ = writeln!(
                 s,
                 "- {} `{}`: {}",
                 md(&f.location().unwrap_or_default()),
                 f.rule,
-                md(&f.message)
+                message(&f.message)
             );
+        }
+        if security.len() > ROWS_SHOWN {
+            s.push_str(&more(r, security.len() - ROWS_SHOWN, "notes"));
         }
     }
     s
 }
 
-fn findings(r: &Report) -> String {
+fn findings(r: &Report, budget: usize) -> String {
     if r.findings.is_empty() {
         return "None.".into();
     }
-    let mut s = String::new();
-    for f in &r.findings {
-        let at = f
-            .location()
-            .map(|l| format!("{} ", code(&l)))
-            .unwrap_or_default();
-        let table = f
-            .table
-            .as_deref()
-            .map(|t| format!(" ({})", code(t)))
-            .unwrap_or_default();
-        let _ = writeln!(
+    let count = |sev| r.findings.iter().filter(|f| f.severity == sev).count();
+    let arranged = group::arrange(r);
+    let mut s = format!(
+        "{} finding(s): {} error(s), {} warning(s), {} note(s).",
+        r.findings.len(),
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info)
+    );
+    if !arranged.shared.is_empty() {
+        let _ = write!(
             s,
-            "- {at}**{}** `{}`{table}: {}",
-            f.severity.as_str(),
-            f.rule,
-            md(&f.message)
+            " A cause shared by {} or more is listed once with what it applies to; the rest are grouped by table, handler and file, most severe first.",
+            group::FOLD_AT
+        );
+    }
+    s.push('\n');
+    if !arranged.shared.is_empty() {
+        s.push_str("\n**Shared causes**\n\n");
+        for (i, c) in arranged.shared.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "{}. **{}** `{}` — {}: {}",
+                i + 1,
+                c.severity.as_str(),
+                c.rule,
+                md(&c.count),
+                message(&c.message)
+            );
+            let mut names: Vec<String> = c
+                .subjects
+                .iter()
+                .take(NAMES_SHOWN)
+                .map(|n| code(n))
+                .collect();
+            if c.subjects.len() > NAMES_SHOWN {
+                names.push(format!(
+                    "… and {} more, see {}",
+                    c.subjects.len() - NAMES_SHOWN,
+                    full_list(r)
+                ));
+            }
+            let _ = writeln!(s, "   {}", names.join(", "));
+        }
+    }
+    let mut shown = 0;
+    for g in arranged.groups.iter().take(GROUPS_SHOWN) {
+        let mut part = String::new();
+        let head = match &g.subject {
+            Subject::Table(name) => match g.table {
+                Some(t) => format!(
+                    "Table {} — {} ({})",
+                    code(name),
+                    super::text::verdict_word(t.verdict),
+                    match t.source {
+                        crate::model::Source::Static => "static",
+                        crate::model::Source::Live => "live",
+                    }
+                ),
+                None => format!("Table {}", code(name)),
+            },
+            Subject::Handler { path, method, line } => {
+                format!("Handler {} in {} (line {line})", code(method), code(path))
+            }
+            Subject::File(path) => format!("File {}", code(path)),
+            Subject::General => "Not tied to a file".into(),
+        };
+        let also = if g.also.is_empty() {
+            String::new()
+        } else {
+            let refs: Vec<String> = g.also.iter().map(|i| (i + 1).to_string()).collect();
+            format!(" · also shared cause {}", refs.join(", "))
+        };
+        let _ = writeln!(part, "\n**{head}**{also}\n");
+        for f in g.findings.iter().take(PER_GROUP) {
+            let at = f
+                .location()
+                .map(|l| format!("{} ", code(&l)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                part,
+                "- {at}**{}** `{}`: {}",
+                f.severity.as_str(),
+                f.rule,
+                message(&f.message)
+            );
+        }
+        if g.findings.len() > PER_GROUP {
+            part.push_str(&more(r, g.findings.len() - PER_GROUP, "here"));
+        }
+        if shown > 0 && s.len() + part.len() > budget {
+            break;
+        }
+        s.push_str(&part);
+        shown += 1;
+    }
+    if arranged.groups.len() > shown {
+        let rest = &arranged.groups[shown..];
+        let n: usize = rest.iter().map(|g| g.findings.len()).sum();
+        let _ = write!(
+            s,
+            "\n_… and {} more table(s), handler(s) and file(s) with {n} finding(s), see {}._\n",
+            rest.len(),
+            full_list(r)
         );
     }
     s

@@ -2,6 +2,7 @@
 
 pub mod escape;
 pub mod github;
+pub mod group;
 pub mod json;
 pub mod junit;
 pub mod lines;
@@ -26,6 +27,13 @@ pub struct Report<'a> {
     pub checklist: Vec<ChecklistItem>,
     /// All findings, most severe first, then by file and line.
     pub findings: Vec<Finding>,
+    /// Where every finding can be read when a view for people shortens the list (the
+    /// handover caps its length): a markdown link or a path. `None`: the views name the
+    /// formats that hold the full list.
+    pub full_report: Option<String>,
+    /// The CI run whose log holds every finding as an annotation (set for the GitHub job
+    /// summary).
+    pub log_url: Option<String>,
 }
 
 impl<'a> Report<'a> {
@@ -38,6 +46,8 @@ impl<'a> Report<'a> {
             ev,
             checklist,
             findings,
+            full_report: None,
+            log_url: None,
         }
     }
 }

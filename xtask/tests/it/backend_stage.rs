@@ -118,10 +118,13 @@ fn the_agent_writes_a_migration_and_the_handover_tells_its_story() {
         stdout.contains("- [ ] RLS policies active and tested — **failed:** not isolated by tenant: public.invoices"),
         "{stdout}"
     );
+    // The finding, under its table.
+    let table = stdout
+        .split("**Table `public.invoices` — unprotected")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no group for public.invoices:\n{stdout}"));
     assert!(
-        stdout.contains(&format!(
-            "`{MIGRATION}:1` **error** `rls-not-enabled` (`public.invoices`)"
-        )),
+        table.contains(&format!("- `{MIGRATION}:1` **error** `rls-not-enabled`: ")),
         "{stdout}"
     );
 

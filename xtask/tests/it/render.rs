@@ -629,3 +629,440 @@ fn hostile_names_are_escaped_in_the_text_and_markdown_views() {
         );
     }
 }
+
+/// A report such as a real repository gives: 100+ findings, most of them a few causes
+/// repeated on many tables and handlers (28 tables the probe could not exercise for the
+/// same reason, one missing guard on ten handlers), a few of their own.
+fn crowded() -> Evidence {
+    let mut ev = sample();
+    let m = ev.migrations.as_mut().unwrap();
+    m.live = LiveOutcome::Applied("throwaway Postgres 15".into());
+    for i in 0..30 {
+        let name = format!("public.t{i:02}");
+        let file = format!("supabase/migrations/2025040{}000000_batch.sql", i % 5);
+        let open = i < 6;
+        let mut t = table(
+            &name,
+            if open {
+                Verdict::Unprotected
+            } else {
+                Verdict::Protected
+            },
+            true,
+            !open,
+        );
+        t.source = Source::Live;
+        m.tables.push(t);
+        let line = Some(10 + i as u32);
+        if i < 28 {
+            m.findings.push(
+                Finding::new(
+                    rule("live-probe-skipped"),
+                    Severity::Info,
+                    format!(
+                        "{name}: live probe skipped: cannot make the probe's user a member of tenant A: \
+                         insert or update on table \"t{i:02}\" violates foreign key constraint (23503); \
+                         Failing row contains (1a743713-2f8f-4914-8b9b-4f190af375{i:02}); set `[live] become_tenant` in xtask.toml"
+                    ),
+                )
+                .at(&file, line)
+                .on_table(&name),
+            );
+        }
+        if i % 2 == 0 {
+            m.findings.push(
+                Finding::new(
+                    rule("tenant-index-missing"),
+                    Severity::Warning,
+                    format!("no index on {name} starts with `tenant_id`: every policy check scans the table; add `create index on {name} (tenant_id);`"),
+                )
+                .at(&file, line)
+                .on_table(&name),
+            );
+        }
+        if open {
+            for cmd in ["select", "update", "delete"] {
+                m.findings.push(
+                    Finding::new(
+                        rule("policy-not-tenant-scoped"),
+                        Severity::Error,
+                        format!("policy \"t{i:02}_{cmd}\" on {name} (permissive, for {cmd}, to authenticated) opens {cmd} to every tenant: USING `(true)`"),
+                    )
+                    .at(&file, line.map(|l| l + 100))
+                    .on_table(&name),
+                );
+            }
+        }
+        if i < 12 {
+            m.findings.push(
+                Finding::new(
+                    rule("function-search-path-mutable"),
+                    Severity::Warning,
+                    format!("security definer function public.touch_t{i:02} has no fixed search_path: add `set search_path = ''`"),
+                )
+                .at(&file, line.map(|l| l + 200)),
+            );
+        }
+    }
+    m.findings.push(
+        Finding::new(
+            rule("sql-syntax-error"),
+            Severity::Error,
+            "syntax error at or near \"tabel\"",
+        )
+        .at("supabase/migrations/20250405000000_typo.sql", Some(3)),
+    );
+    let routes = ev.routes.as_mut().unwrap();
+    for i in 0..12 {
+        let path = format!("apps/api/src/app/api/r{i:02}/route.ts");
+        routes.routes.push(RouteReport {
+            path: path.clone(),
+            handlers: vec![
+                HandlerReport {
+                    method: "GET".into(),
+                    line: 5,
+                    auth: "guarded".into(),
+                    validation: "no_input".into(),
+                    note: String::new(),
+                },
+                HandlerReport {
+                    method: "POST".into(),
+                    line: 20,
+                    auth: if i < 10 { "unguarded" } else { "guarded" }.into(),
+                    validation: "none".into(),
+                    note: String::new(),
+                },
+            ],
+            public: i >= 10,
+            exempt: None,
+            rate_limited: Some(i < 10),
+        });
+        if i < 10 {
+            routes.findings.push(
+                Finding::new(
+                    rule("route-unguarded"),
+                    Severity::Error,
+                    "POST does not call withAuth",
+                )
+                .at(&path, Some(21)),
+            );
+        }
+        routes.findings.push(
+            Finding::new(
+                rule("input-not-validated"),
+                Severity::Error,
+                "POST reads the body with request.json() and validates it with no schema from the contracts package",
+            )
+            .at(&path, Some(24)),
+        );
+        if i >= 10 {
+            routes.findings.push(
+                Finding::new(
+                    rule("rate-limit-missing"),
+                    Severity::Error,
+                    format!("public route r{i:02}: POST calls no rate limiter"),
+                )
+                .at(&path, Some(20)),
+            );
+        }
+    }
+    routes.findings.push(
+        Finding::new(
+            rule("raw-sql-interpolation"),
+            Severity::Error,
+            "GET interpolates `${id}` into SQL text",
+        )
+        .at("apps/api/src/app/api/r03/route.ts", Some(8)),
+    );
+    routes.findings.push(
+        Finding::new(
+            rule("hardcoded-secret"),
+            Severity::Error,
+            "a Stripe key in the source",
+        )
+        .at("apps/api/src/lib/stripe.ts", Some(3)),
+    );
+    ev
+}
+
+#[test]
+fn crowded_text_view_folds_shared_causes_and_groups_the_rest() {
+    let ev = crowded();
+    let report = report_of(&ev);
+    assert!(report.findings.len() >= 100, "{}", report.findings.len());
+    let text = rendered_ev(&ev, Format::Text);
+    expect_file!["snapshots/crowded.txt"].assert_eq(&text);
+    // The verdicts lead.
+    assert!(text.starts_with("✔ lint "), "{text}");
+    // The probe's cause is said once, with the count of tables it applies to.
+    assert_eq!(text.matches("live probe skipped").count(), 1, "{text}");
+    assert!(
+        text.contains("28 tables: info: live-probe-skipped"),
+        "{text}"
+    );
+    assert!(
+        text.contains("11 handlers: error: route-unguarded: POST does not call withAuth"),
+        "{text}"
+    );
+    // A handler's own finding is under its route file and export.
+    let handler = text
+        .split("\nhandler apps/api/src/app/api/r03/route.ts GET (line 5)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no group for r03 GET:\n{text}"));
+    assert!(
+        handler
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("raw-sql-interpolation"),
+        "{text}"
+    );
+    assert!(!rendered_ev(&ev, Format::Text).contains('\x1b'));
+    assert!(rendered(Format::Text, true).contains("\x1b[31m"));
+}
+
+#[test]
+fn every_finding_is_under_a_shared_cause_or_in_one_group() {
+    let ev = crowded();
+    let report = report_of(&ev);
+    let arranged = render::group::arrange(&report);
+    let mut seen: Vec<*const Finding> = arranged
+        .shared
+        .iter()
+        .flat_map(|s| s.findings.iter().map(|f| *f as *const Finding))
+        .chain(
+            arranged
+                .groups
+                .iter()
+                .flat_map(|g| g.findings.iter().map(|f| *f as *const Finding)),
+        )
+        .collect();
+    assert_eq!(seen.len(), report.findings.len());
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), report.findings.len(), "a finding shown twice");
+    // Each shared cause has at least FOLD_AT findings; no group is empty; errors come first.
+    assert!(arranged
+        .shared
+        .iter()
+        .all(|s| s.findings.len() >= render::group::FOLD_AT));
+    assert!(arranged.groups.iter().all(|g| !g.findings.is_empty()));
+    let worst: Vec<_> = arranged.groups.iter().map(|g| g.worst()).collect();
+    assert!(worst.windows(2).all(|w| w[0] <= w[1]), "{worst:?}");
+    // The machine formats keep the flat list.
+    let json: serde_json::Value = serde_json::from_str(&rendered_ev(&ev, Format::Json)).unwrap();
+    assert_eq!(
+        json["findings"].as_array().unwrap().len(),
+        report.findings.len()
+    );
+    let sarif: serde_json::Value = serde_json::from_str(&sarif_of(&ev)).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert!(results.len() >= report.findings.len(), "{}", results.len());
+}
+
+#[test]
+fn crowded_handover_groups_and_stays_short() {
+    let ev = crowded();
+    let md = rendered_ev(&ev, Format::Markdown);
+    expect_file!["snapshots/crowded.md"].assert_eq(&md);
+    assert!(md.len() < render::markdown::MAX_BYTES, "{}", md.len());
+    assert_eq!(md.matches("live probe skipped").count(), 1, "{md}");
+    assert!(
+        md.contains("`live-probe-skipped` — 28 tables: public.…: live probe skipped:"),
+        "{md}"
+    );
+    assert!(
+        md.contains("**Table `public.t00` — unprotected (live)** · also shared cause"),
+        "{md}"
+    );
+}
+
+/// A repository with thousands of findings: the handover is cut by groups, each cut says
+/// how many more and where they are, and the whole stays under the ceiling.
+#[test]
+fn the_handover_is_capped_and_points_at_the_full_list() {
+    let mut ev = crowded();
+    let m = ev.migrations.as_mut().unwrap();
+    for i in 0..3000u32 {
+        let name = format!("public.big{i:04}");
+        m.findings.push(
+            Finding::new(
+                rule("policy-not-tenant-scoped"),
+                Severity::Error,
+                format!(
+                    "policy \"p{i}\" on {name} opens select to every tenant: {}",
+                    "x".repeat(i as usize % 700)
+                ),
+            )
+            .at("supabase/migrations/20250406000000_big.sql", Some(i))
+            .on_table(&name),
+        );
+        m.findings.push(
+            Finding::new(
+                rule("tenant-column-missing"),
+                Severity::Error,
+                format!("{name} has no `tenant_id` column: reason {i}"),
+            )
+            .at("supabase/migrations/20250406000000_big.sql", Some(i))
+            .on_table(&name),
+        );
+    }
+    for i in 0..400 {
+        let t = table(
+            &format!("public.wide{i:03}"),
+            Verdict::Protected,
+            true,
+            true,
+        );
+        ev.migrations.as_mut().unwrap().tables.push(t);
+    }
+    let routes = ev.routes.as_mut().unwrap();
+    let handler = routes.routes[1].clone();
+    for i in 0..300 {
+        routes.routes.push(RouteReport {
+            path: format!("apps/api/src/app/api/many/r{i:03}/route.ts"),
+            ..handler.clone()
+        });
+    }
+    for i in 0..200 {
+        ev.changes.files.push(ChangedFile {
+            path: format!("apps/api/src/lib/f{i:03}.ts"),
+            status: ChangeStatus::Added,
+            from: None,
+            target: None,
+        });
+    }
+    let md = rendered_ev(&ev, Format::Markdown);
+    assert!(md.len() <= render::markdown::MAX_BYTES, "{}", md.len());
+    // The lists' own caps keep it under the ceiling: the last-resort cut is not needed.
+    assert!(!md.contains("The handover was cut here"), "{md}");
+    for what in ["more tables, see", "more routes, see", "more files, see"] {
+        assert!(md.contains(what), "{what} missing:\n{md}");
+    }
+    assert!(
+        md.contains("more table(s), handler(s) and file(s) with ")
+            && md.contains("see the JSON report / SARIF (`cargo xtask verify --format json` or `--format sarif`)"),
+        "{md}"
+    );
+    // The link to the run's log, when there is one; a URL that could break out is not linked.
+    let mut report = report_of(&ev);
+    report.log_url = Some("https://github.com/o/r/actions/runs/42".into());
+    let mut out = Vec::new();
+    render::render(&report, Format::Markdown, false, &mut out).unwrap();
+    let md = String::from_utf8(out).unwrap();
+    assert!(
+        md.contains("[this run's log](https://github.com/o/r/actions/runs/42)"),
+        "{md}"
+    );
+    report.log_url = Some("https://x)<img src=x>".into());
+    let mut out = Vec::new();
+    render::render(&report, Format::Markdown, false, &mut out).unwrap();
+    let md = String::from_utf8(out).unwrap();
+    assert!(
+        !md.contains("this run's log") && !md.contains("<img"),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_cut_handover_closes_its_code_fence() {
+    let long = format!(
+        "## h\n\n````text\n{}````\n",
+        "```sql\nselect 1;\n".repeat(render::markdown::MAX_BYTES / 8)
+    );
+    let cut = render::markdown::cap(long.clone(), "the JSON report");
+    assert!(cut.len() <= render::markdown::MAX_BYTES, "{}", cut.len());
+    assert!(
+        cut.ends_with("Everything is in the JSON report._\n"),
+        "{}",
+        &cut[cut.len() - 200..]
+    );
+    let before_note = cut.rsplit_once("\n_The handover was cut here").unwrap().0;
+    assert!(
+        before_note.ends_with("\n````\n"),
+        "{}",
+        &before_note[before_note.len() - 50..]
+    );
+    // Short enough: untouched.
+    assert_eq!(render::markdown::cap("a\n".into(), "x"), "a\n");
+}
+
+/// A section over its byte budget (here: route notes with very long paths) is cut at a line
+/// end with the count of lines not shown, whatever its row cap let through.
+#[test]
+fn a_long_section_is_cut_by_bytes_with_the_count_of_lines_left_out() {
+    let mut ev = crowded();
+    let routes = ev.routes.as_mut().unwrap();
+    let first = routes.routes[0].clone();
+    routes.routes.extend(std::iter::repeat_n(first, 12));
+    for (i, r) in routes.routes.iter_mut().enumerate() {
+        r.path = format!("apps/api/src/app/api/{}{i}/route.ts", "deep/".repeat(60));
+    }
+    let md = rendered_ev(&ev, Format::Markdown);
+    let notes = md
+        .split("### Rate limit / validation / security notes\n")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .unwrap();
+    assert!(notes.len() < 11 * 1024, "{}", notes.len());
+    assert!(
+        notes.contains("more lines, see the JSON report / SARIF"),
+        "{notes}"
+    );
+}
+
+/// Names under a shared cause and in group headings are escaped like every other name.
+#[test]
+fn folded_and_grouped_names_are_escaped() {
+    let mut ev = sample();
+    let m = ev.migrations.as_mut().unwrap();
+    for i in 0..3 {
+        let name = format!("public.t{i}\r\x1b[2K<img src=x onerror=alert({i})>");
+        m.findings.push(
+            Finding::new(
+                rule("tenant-index-missing"),
+                Severity::Warning,
+                format!("no index on {name} starts with `tenant_id`"),
+            )
+            .at(
+                "supabase/migrations/20250301000000_invoices.sql",
+                Some(30 + i),
+            )
+            .on_table(&name),
+        );
+    }
+    m.findings.push(
+        Finding::new(rule("rls-not-enabled"), Severity::Error, "RLS is off")
+            .at("supabase/migrations/20250301000000_invoices.sql", Some(40))
+            .on_table("public.h\u{202e}x"),
+    );
+    let text = rendered_ev(&ev, Format::Text);
+    assert!(
+        text.contains("3 tables: warning: tenant-index-missing"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\r') && !text.contains('\x1b') && !text.contains('\u{202e}'),
+        "{text:?}"
+    );
+    assert!(text.contains("public.t0\\r\\x1b[2K<img"), "{text}");
+    assert!(text.contains("table public.h\\u{202e}x"), "{text}");
+    let md = rendered_ev(&ev, Format::Markdown);
+    assert!(md.contains("— 3 tables: no index on"), "{md}");
+    assert!(
+        !md.contains('\r') && !md.contains('\x1b') && !md.contains('\u{202e}'),
+        "{md:?}"
+    );
+    // The names sit in code spans only: outside them no `<img` is left.
+    let outside: String = md
+        .split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(_, s)| s)
+        .collect();
+    assert!(!outside.contains("<img"), "{md}");
+    assert!(
+        md.contains("`public.t0\\r\\x1b[2K<img src=x onerror=alert(0)>`"),
+        "{md}"
+    );
+}
