@@ -775,6 +775,20 @@ fn existence_guards_read_as_make_sure_it_exists() {
     assert!(docs.policies[0].tenant_scoped);
 }
 
+/// `IF NOT EXISTS (... information_schema.columns ...) THEN ADD COLUMN ...; UPDATE ... SET
+/// col = gen_random_uuid()` (a slug added to an existing table): "make sure it exists", not a
+/// branch that leaves the table unverified.
+#[test]
+fn a_guarded_column_filled_in_is_made_sure_of() {
+    let ev = expect(
+        "do_guarded_column",
+        &[("public.boards", Protected, &[])],
+        &[],
+    );
+    let boards = ev.tables.iter().find(|t| t.name == "public.boards").unwrap();
+    assert_eq!(boards.policies.len(), 1);
+}
+
 /// DDL in branches: a table is protected only if protected whichever path runs. A branch that
 /// leaves it as the other does (RLS enabled twice, the same policy on every CASE branch) costs
 /// nothing; one that disables RLS, a loop that may not run, or an exception block whose

@@ -604,9 +604,13 @@ impl<'a> Parser<'a> {
         // POLICY p ... END IF`: make sure it exists. Read as applied, creating only what is
         // missing, when the test names what each statement makes.
         let guard = match branches.as_slice() {
-            [(cond, body, false)] if !has_else => self
-                .missing_test(cond)
-                .is_some_and(|names| body.iter().all(|s| guarded_by(s, &names))),
+            [(cond, body, false)] if !has_else => self.missing_test(cond).is_some_and(|names| {
+                // Filling the new column (`UPDATE t SET slug = ...`) changes no schema.
+                body.iter().any(|s| guarded_by(s, &names))
+                    && body
+                        .iter()
+                        .all(|s| guarded_by(s, &names) || changes_no_schema(s))
+            }),
             _ => false,
         };
         if guard {
@@ -1094,6 +1098,40 @@ fn guarded_by(s: &Pl, names: &[String]) -> bool {
     }
 }
 
+/// Data statements: kept only for the migration impact (`UPDATE` or `DELETE` without WHERE,
+/// `TRUNCATE`), or DML that calls only built-in value functions (`SET slug =
+/// gen_random_uuid()::text`): no table, column, policy or index changes.
+fn changes_no_schema(s: &Pl) -> bool {
+    const VALUE_FUNCTIONS: [&str; 16] = [
+        "gen_random_uuid",
+        "uuid_generate_v4",
+        "now",
+        "md5",
+        "random",
+        "lower",
+        "upper",
+        "coalesce",
+        "concat",
+        "substr",
+        "replace",
+        "trim",
+        "left",
+        "length",
+        "to_char",
+        "encode",
+    ];
+    match s {
+        Pl::Sql {
+            op: Op::Destructive { .. },
+            ..
+        } => true,
+        Pl::Call { functions, .. } => functions
+            .iter()
+            .all(|f| VALUE_FUNCTIONS.contains(&f.name.as_str())),
+        _ => false,
+    }
+}
+
 /// Catalog relations an existence test reads.
 fn is_catalog(name: &str) -> bool {
     let name = name.trim_matches('"');
@@ -1517,6 +1555,31 @@ mod tests {
             ),
             "{b:?}"
         );
+        // The new column filled in under the same guard: still "make sure it exists".
+        let b = read("begin if not exists (select 1 from information_schema.columns where table_name = 'docs' and column_name = 'slug') then alter table docs add column slug text; update docs set slug = gen_random_uuid()::text; end if; end");
+        assert!(
+            matches!(
+                b.as_slice(),
+                [
+                    Pl::Sql {
+                        ensure: true,
+                        op: Op::AlterTable { .. },
+                        ..
+                    },
+                    Pl::Call { .. }
+                ]
+            ),
+            "{b:?}"
+        );
+        // Beside the column, a table dropped, or a function of the history called: real
+        // branches.
+        for body in [
+            "begin if not exists (select 1 from information_schema.columns where column_name = 'slug') then alter table docs add column slug text; drop table docs; end if; end",
+            "begin if not exists (select 1 from information_schema.columns where column_name = 'slug') then alter table docs add column slug text; update docs set slug = make_slug(id); end if; end",
+        ] {
+            let b = read(body);
+            assert!(matches!(b.as_slice(), [Pl::Choice { .. }]), "{body}: {b:?}");
+        }
         // A condition on data, a test that something exists, a test that names something
         // else: real branches.
         for body in [
