@@ -37,7 +37,6 @@ pub fn migrations(
     config: &Config,
     changes: &Changes,
 ) -> MigrationEvidence {
-    let judge = Judge::new(&config.tenancy);
     let mut ev = MigrationEvidence::default();
     let ran = match live {
         Live::Ran(l) => Some(l),
@@ -48,14 +47,21 @@ pub fn migrations(
         }
     };
     for h in histories {
+        let live = ran
+            .as_ref()
+            .and_then(|l| l.histories.iter().find(|lh| lh.dir == h.dir));
+        // The history's functions as Postgres has them where the live check ran (their
+        // bodies read from `prosrc`), else as the static reader read them.
+        let mut functions = h.schema.functions.clone();
+        if let Some(l) = live {
+            functions.extend(l.schema.functions.clone());
+        }
+        let judge = Judge::new(&config.tenancy).with_functions(functions.values());
         ev.files_read += h.files.len();
         ev.new_files.extend(h.new_files.iter().cloned());
         ev.findings.extend(h.findings.iter().cloned());
         ev.impact.extend(impact(h, &judge));
 
-        let live = ran
-            .as_ref()
-            .and_then(|l| l.histories.iter().find(|lh| lh.dir == h.dir));
         let live_names: BTreeSet<_> = live
             .map(|l| l.schema.tables.keys().collect())
             .unwrap_or_default();

@@ -177,7 +177,9 @@ fn unscoped_for(p: &Policy, cmd: Command, judge: &Judge, names: &[QualName]) -> 
     if let Some(uses) = &p.uses {
         let needed = judge.scoping_columns(names);
         // A child scoped through its parent reads its link column and the parent table.
-        let through_parent = !uses.relations.is_empty() && !uses.columns.is_empty();
+        // Or passes its link column to a helper function that reads the parent.
+        let through_parent =
+            (!uses.relations.is_empty() || !uses.functions.is_empty()) && !uses.columns.is_empty();
         if !through_parent && !uses.columns.iter().any(|c| needed.contains(&c.as_str())) {
             return Some(format!(
                 "Postgres records no use of `{}` in this policy (pg_depend)",
@@ -290,8 +292,45 @@ fn one(
     let service_only = table_tenancy(tenancy, &t.name).is_some_and(|tt| tt.service_only);
     report.service_only = service_only;
 
+    // A child without the tenant column whose every client policy is scoped through its
+    // parent (`project_id in (select id from projects where <scoped>)`, a helper that reads
+    // the parent and the membership table): its rows are the parent's tenant's.
+    // Judged as if the table had no tenant column at all (a name no expression can hold),
+    // so that only a parent or a helper following the link can scope it.
+    let through_link = |p: &Policy| {
+        Command::EACH
+            .into_iter()
+            .filter(|c| p.command.covers(*c) && grants(p, *c))
+            .all(|c| {
+                p.exprs_for(c).iter().all(|(_, e)| {
+                    e.is_some_and(|e| judge.scoped_as(e, &names, "\u{0}", false).is_ok())
+                })
+            })
+    };
+    let granting: Vec<&Policy> = t
+        .policies
+        .iter()
+        .filter(|p| {
+            client(p)
+                && Command::EACH
+                    .iter()
+                    .any(|c| p.command.covers(*c) && grants(p, *c))
+        })
+        .collect();
+    let through_parent = tenant.is_none()
+        && !owner
+        && t.rls.on
+        && t.unverified.is_empty()
+        && !granting.is_empty()
+        && granting.iter().all(|p| through_link(p));
+    if through_parent {
+        report.reason = Some(format!(
+            "no `{col}` column: every client policy scopes its rows through a parent table"
+        ));
+    }
+
     match tenant {
-        _ if service_only => {}
+        _ if service_only || through_parent => {}
         None => findings.push(at(
             Finding::new(
                 Rule::TenantColumnMissing,

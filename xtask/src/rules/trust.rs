@@ -62,16 +62,24 @@ pub fn membership_hole(m: &Table, judge: &Judge, bypass: &[String]) -> Option<Ho
     None
 }
 
-/// Does the policy decide the tenant from the membership table?
-fn trusts(p: &Policy, m: &QualName, judge: &Judge) -> bool {
+/// Does the policy decide the tenant from the membership table? `Some` with how: directly
+/// (empty), or the helper function whose body reads it (" via public.is_member_of()").
+fn trusts(p: &Policy, m: &QualName, judge: &Judge) -> Option<String> {
     let live = p
         .uses
         .as_ref()
         .is_some_and(|u| u.relations.iter().any(|r| *r == m.to_string()));
-    live || [p.using.as_deref(), p.with_check.as_deref()]
-        .into_iter()
-        .flatten()
-        .any(|e| crate::sql::words(e).contains(&m.name) || judge.calls_check_function(e))
+    let exprs = || {
+        [p.using.as_deref(), p.with_check.as_deref()]
+            .into_iter()
+            .flatten()
+    };
+    if let Some(f) = exprs().find_map(|e| judge.helpers_called(e).first().cloned()) {
+        return Some(format!(" via {f}()"));
+    }
+    (live
+        || exprs().any(|e| crate::sql::words(e).contains(&m.name) || judge.calls_check_function(e)))
+    .then(String::new)
 }
 
 /// Mark every judged table whose policies trust a writable membership table: unprotected,
@@ -129,12 +137,12 @@ pub fn apply<'t>(
         // On a table readable by all by design, a SELECT policy's trust decides nothing.
         let names = [t.name.clone()];
         let public_read = judge.public_read(&names);
-        let Some(p) = t
+        let Some((p, via)) = t
             .policies
             .iter()
             .filter(|p| p.permissive && !tenant::for_bypass_roles_only(p, bypass))
             .filter(|p| !(public_read && p.command == Command::Select))
-            .find(|p| trusts(p, &m_name, judge))
+            .find_map(|p| trusts(p, &m_name, judge).map(|via| (p, via)))
         else {
             continue;
         };
@@ -144,7 +152,7 @@ pub fn apply<'t>(
                 Rule::TenantSourceWritable,
                 Severity::Error,
                 format!(
-                    "{} trusts {m_name} (policy \"{}\"), and {m_name} is writable for other tenants: {} ({at_hole}); every row of {} is open to a user who joins another tenant",
+                    "{} trusts {m_name}{via} (policy \"{}\"), and {m_name} is writable for other tenants: {} ({at_hole}); every row of {} is open to a user who joins another tenant",
                     t.name, p.name, hole.how, t.name
                 ),
             )

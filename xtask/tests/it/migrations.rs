@@ -1091,3 +1091,95 @@ fn each_directory_is_its_own_history() {
     assert_eq!(names, ["public.docs", "public.docs", "public.notes"]);
     assert_eq!(ev.files_read, 2);
 }
+
+#[test]
+fn membership_decided_by_a_helper_whose_body_reads_the_membership_table() {
+    expect(
+        "helper_membership",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.leaky", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.tasks", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn a_writable_membership_table_opens_the_tables_that_trust_it_through_a_helper() {
+    let ev = expect(
+        "helper_membership_open",
+        &[
+            ("public.invoices", Unprotected, &["tenant-source-writable"]),
+            ("public.notes", Unprotected, &["tenant-source-writable"]),
+            ("public.projects", Unprotected, &["tenant-source-writable"]),
+            (
+                "public.tenant_members",
+                Unprotected,
+                &["tenant-source-writable"],
+            ),
+        ],
+        &[],
+    );
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "tenant-source-writable" && f.table.as_deref() == Some("public.notes"))
+        .unwrap();
+    assert!(
+        f.message
+            .contains("trusts public.tenant_members via public.is_member_of()")
+            && f.message.contains("members_join"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn the_current_user_among_the_members_of_the_rows_tenant() {
+    expect(
+        "inverted_membership",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.files", Protected, &[]),
+            ("public.leaky", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.notes", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn children_scoped_through_a_parent_two_levels_up() {
+    let ev = expect(
+        "grandchild_through_parent",
+        &[
+            ("public.canvases", Protected, &[]),
+            ("public.frames", Protected, &[]),
+            ("public.layers", Protected, &[]),
+            ("public.projects", Protected, &[]),
+            (
+                "public.stickers",
+                Unprotected,
+                &["policy-not-tenant-scoped", "tenant-column-missing"],
+            ),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &[],
+    );
+    let frames = ev
+        .tables
+        .iter()
+        .find(|t| t.name == "public.frames")
+        .unwrap();
+    assert!(
+        frames
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("through a parent")),
+        "{:?}",
+        frames.reason
+    );
+}

@@ -63,6 +63,9 @@ pub enum Op {
         fixed_search_path: bool,
         /// Tables its body reads (`FROM`, `JOIN`).
         reads: Vec<QualName>,
+        /// Parameter names in call order, and the words of its body (`schema::Function`).
+        params: Vec<String>,
+        words: Vec<String>,
         /// What calling it may do to the schema: its PL/pgSQL body's statements (or, when the
         /// body cannot be read, the fail-closed guess over its text). `None`: nothing.
         body: Option<Vec<super::plpgsql::Pl>>,
@@ -813,13 +816,16 @@ fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
         .and_then(|o| child(o, K::AS_FUNC_OPTION))
         .and_then(|a| child(&a, K::AS_DEFINITION))
         .and_then(|d| child(&d, K::LITERAL));
+    let params = function_params(node);
     let mut reads = Vec::new();
+    let mut words = Vec::new();
     let mut runs = None;
     match body {
         Some(lit) if language == "sql" || language == "plpgsql" => {
             if let Some((text, line)) = plpgsql::body_of(&lit, lines) {
                 let (body, r) = plpgsql::read_function(&language, &text, line);
                 reads = r;
+                words = crate::schema::body_words(&text);
                 runs = match body {
                     Ok(b) if b.is_empty() => None,
                     Ok(b) => Some(b),
@@ -836,15 +842,40 @@ fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
         }
         Some(_) => {}
         // A SQL-standard body (`BEGIN ATOMIC ... END`, `RETURN ...`) is part of the tree.
-        None => plpgsql::reads_under(node, &mut reads),
+        None => {
+            plpgsql::reads_under(node, &mut reads);
+            // The body is among the options (`RETURN ...`, `BEGIN ATOMIC ... END`).
+            if let Some(o) = &opts {
+                words = crate::schema::body_words(&o.text().to_string());
+            }
+        }
     }
     Some(Op::CreateFunction {
         name,
         security_definer,
         fixed_search_path,
         reads,
+        params,
+        words,
         body: runs,
     })
+}
+
+/// The names of a function's parameters in call order (OUT parameters are not passed; an
+/// unnamed one is an empty name).
+fn function_params(node: &SyntaxNode) -> Vec<String> {
+    let Some(list) = child(node, K::PARAM_LIST) else {
+        return Vec::new();
+    };
+    list.children()
+        .filter(|p| p.kind() == K::PARAM)
+        .filter(|p| !p.descendants().any(|c| c.kind() == K::PARAM_OUT))
+        .map(|p| {
+            child(&p, K::PARAM_NAME)
+                .map(|n| crate::sql::fold_ident(n.text().to_string().trim()))
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 #[cfg(test)]

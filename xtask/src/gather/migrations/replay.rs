@@ -250,6 +250,8 @@ impl Replay {
                 security_definer,
                 fixed_search_path,
                 reads,
+                params,
+                words,
                 body,
             } => {
                 match body {
@@ -262,6 +264,8 @@ impl Replay {
                     fixed_search_path: *fixed_search_path,
                     origin: self.at(line),
                     reads: reads.clone(),
+                    params: params.clone(),
+                    words: words.clone(),
                 };
                 self.schema.functions.insert(name.clone(), f);
             }
@@ -874,12 +878,16 @@ fn reline_op(op: &Op, line: u32) -> Op {
             security_definer,
             fixed_search_path,
             reads,
+            params,
+            words,
             body,
         } => Op::CreateFunction {
             name: name.clone(),
             security_definer: *security_definer,
             fixed_search_path: *fixed_search_path,
             reads: reads.clone(),
+            params: params.clone(),
+            words: words.clone(),
             body: body.as_ref().map(|b| relined(b, line)),
         },
         op => op.clone(),
