@@ -16,7 +16,7 @@ use crate::{
     },
     model::{Finding, LiveOutcome, MigrationEvidence, ProbeReport, Severity, Source, Verdict},
     repo::Changes,
-    rules::{catalog::Rule, policy::Judge, tenant, trust},
+    rules::{catalog::Rule, policy::Judge, storage, tenant, trust},
     schema::Table,
 };
 
@@ -102,6 +102,27 @@ pub fn migrations(
                     .find(|t| t.name.to_string() == name)
             })
         };
+        // Storage buckets: the policies of storage.objects as Postgres has them where the
+        // live check read them, else as the static reader replayed them.
+        let objects_name = storage::objects_name();
+        let objects = live
+            .and_then(|l| l.schema.tables.get(&objects_name))
+            .or_else(|| h.schema.tables.get(&objects_name));
+        let buckets = storage::judge(
+            &h.schema.buckets,
+            objects,
+            &config.storage,
+            &judge,
+            bypass,
+            |b, policies| {
+                changes.all
+                    || changes.is_new(&b.origin.path)
+                    || policies.iter().any(|p| changes.is_new(&p.origin.path))
+            },
+        );
+        out.findings.extend(buckets.findings);
+        ev.impact.extend(buckets.notes);
+
         let self_join = live.and_then(|l| l.self_join.as_deref());
         trust::apply(
             &mut out.tables,

@@ -133,6 +133,17 @@ pub struct Schema {
     /// Keyed by the qualified name.
     pub tables: BTreeMap<QualName, Table>,
     pub functions: BTreeMap<QualName, Function>,
+    /// Storage buckets the history creates (`insert into storage.buckets`), by id.
+    pub buckets: BTreeMap<String, Bucket>,
+}
+
+/// A Supabase Storage bucket: its objects are rows of `storage.objects` with this `bucket_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub id: String,
+    /// The `public` column as inserted (`None`: not given, Storage's default is private).
+    pub public: Option<bool>,
+    pub origin: Origin,
 }
 
 #[derive(Debug, Clone, PartialEq)]

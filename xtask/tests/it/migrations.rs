@@ -1183,3 +1183,87 @@ fn children_scoped_through_a_parent_two_levels_up() {
         frames.reason
     );
 }
+
+/// The storage findings of a fixture: (bucket named in the message, policy) pairs, sorted.
+fn storage_findings(ev: &MigrationEvidence) -> Vec<(String, String)> {
+    let mut got: Vec<(String, String)> = ev
+        .findings
+        .iter()
+        .filter(|f| f.table.as_deref() == Some("storage.objects"))
+        .map(|f| {
+            assert_eq!(f.rule, "policy-not-tenant-scoped", "{}", f.message);
+            let bucket = f.message.split('`').nth(1).unwrap_or("").to_string();
+            let policy = f.message.split('"').nth(1).unwrap_or("").to_string();
+            (bucket, policy)
+        })
+        .collect();
+    got.sort();
+    got.dedup();
+    got
+}
+
+#[test]
+fn storage_buckets_keep_objects_to_the_tenant() {
+    let ev = expect(
+        "storage_buckets",
+        &[("public.tenant_members", Protected, &[])],
+        &[],
+    );
+    let mut want: Vec<(String, String)> = [
+        ("leaky", "leaky_read"),
+        ("public-images", "public_images_read"),
+    ]
+    .iter()
+    .map(|(b, p)| (b.to_string(), p.to_string()))
+    .collect();
+    // `using (true)` for UPDATE names no bucket: it opens every bucket's objects.
+    for b in [
+        "avatars",
+        "by-owner",
+        "exports",
+        "leaky",
+        "public-images",
+        "tenant-files",
+    ] {
+        want.push((b.to_string(), "leaky_update".to_string()));
+    }
+    want.sort();
+    assert_eq!(storage_findings(&ev), want, "{:#?}", ev.findings);
+    let note = |b: &str| {
+        ev.impact
+            .iter()
+            .find(|l| l.starts_with(&format!("storage bucket `{b}`")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        note("tenant-files").contains("select, insert confined to the tenant")
+            && note("tenant-files").contains("delete denied to clients"),
+        "{:?}",
+        ev.impact
+    );
+
+    // Declared public with a reason, its reads are the design; its writes are still judged.
+    let mut config = config_for("storage_buckets");
+    config.storage = Config::parse(
+        "[[storage.buckets]]\nname = \"public-images\"\npublic_read = true\nreason = \"product images shown on the landing page\"\n",
+    )
+    .unwrap()
+    .storage;
+    let ev = run("storage_buckets", &config, &Changes::all());
+    let got = storage_findings(&ev);
+    assert!(
+        !got.contains(&("public-images".into(), "public_images_read".into()))
+            && got.contains(&("public-images".into(), "leaky_update".into()))
+            && got.contains(&("leaky".into(), "leaky_read".into())),
+        "{got:?}"
+    );
+    assert!(
+        ev.impact
+            .iter()
+            .any(|l| l.contains("`public-images` (public read by config")
+                && l.contains("landing page")),
+        "{:?}",
+        ev.impact
+    );
+}

@@ -77,6 +77,11 @@ pub enum Op {
         functions: Vec<QualName>,
         otherwise: Option<Unverifiable>,
     },
+    /// `insert into storage.buckets (id, name, public) values (...)`: the buckets, each with
+    /// its `public` value when given as a literal.
+    CreateBuckets {
+        buckets: Vec<(String, Option<bool>)>,
+    },
     /// A PL/pgSQL body that runs now (a `DO` block), read statement by statement.
     Plpgsql {
         what: String,
@@ -339,6 +344,9 @@ pub(super) fn statement_in(
         K::DROP_SCHEMA => Op::Destructive {
             what: one_line(&node.text().to_string()),
         },
+        K::INSERT if buckets_insert(&node.text().to_string()).is_some() => Op::CreateBuckets {
+            buckets: buckets_insert(&node.text().to_string()).unwrap_or_default(),
+        },
         K::SELECT | K::INSERT | K::UPDATE | K::DELETE | K::VALUES | K::MERGE => {
             let functions = calls(node);
             if functions.is_empty() {
@@ -351,6 +359,137 @@ pub(super) fn statement_in(
         }
         _ => return None,
     })
+}
+
+/// The buckets of `insert into storage.buckets [(cols)] values (...), ...`: each row's `id`
+/// (the first value without a column list) and its `public` literal. `None` when the
+/// statement is not such an insert.
+pub fn buckets_insert(text: &str) -> Option<Vec<(String, Option<bool>)>> {
+    static HEAD: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let head = HEAD.get_or_init(|| {
+        regex::Regex::new(
+            r#"(?is)^\s*insert\s+into\s+"?storage"?\s*\.\s*"?buckets"?\s*(\(([^)]*)\))?\s*values\s*"#,
+        )
+        .expect("bucket insert pattern")
+    });
+    let text = strip_comments(text);
+    let m = head.captures(&text)?;
+    let cols: Vec<String> = match m.get(2) {
+        Some(c) => c
+            .as_str()
+            .split(',')
+            .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
+            .collect(),
+        None => vec!["id".into(), "name".into()],
+    };
+    let id_at = cols.iter().position(|c| c == "id")?;
+    let public_at = cols.iter().position(|c| c == "public");
+    let mut out = Vec::new();
+    for row in value_rows(&text[m.get(0)?.end()..]) {
+        let Some(id) = row.get(id_at).and_then(|v| string_literal(v)) else {
+            continue;
+        };
+        let public = public_at.and_then(|i| row.get(i)).and_then(|v| {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "'t'" | "'true'" => Some(true),
+                "false" | "'f'" | "'false'" => Some(false),
+                _ => None,
+            }
+        });
+        out.push((id, public));
+    }
+    Some(out)
+}
+
+/// The text without `--` and `/* */` comments (quotes kept as they are).
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut quote: Option<char> = None;
+    while let Some(c) = rest.chars().next() {
+        let len = c.len_utf8();
+        if let Some(q) = quote {
+            out.push(c);
+            if c == q {
+                quote = None;
+            }
+            rest = &rest[len..];
+            continue;
+        }
+        if rest.starts_with("--") {
+            let end = rest.find('\n').unwrap_or(rest.len());
+            out.push(' ');
+            rest = &rest[end..];
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            let end = body.find("*/").map_or(rest.len(), |i| i + 4);
+            out.push(' ');
+            rest = &rest[end..];
+        } else {
+            if c == '\'' || c == '"' {
+                quote = Some(c);
+            }
+            out.push(c);
+            rest = &rest[len..];
+        }
+    }
+    out
+}
+
+/// `(a, b), (c, d) on conflict ...` → [[a, b], [c, d]]: the top-level tuples, split on
+/// commas outside quotes and parentheses.
+fn value_rows(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0usize;
+    let mut quote = None;
+    for c in text.chars() {
+        if let Some(q) = quote {
+            cur.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            '(' => {
+                depth += 1;
+                if depth > 1 {
+                    cur.push(c);
+                }
+            }
+            ')' if depth == 1 => {
+                depth = 0;
+                row.push(std::mem::take(&mut cur).trim().to_string());
+                rows.push(std::mem::take(&mut row));
+            }
+            ')' => {
+                depth = depth.saturating_sub(1);
+                cur.push(c);
+            }
+            ',' if depth == 1 => row.push(std::mem::take(&mut cur).trim().to_string()),
+            ',' if depth == 0 => {}
+            c if depth == 0 && !c.is_whitespace() => break,
+            c => {
+                if depth > 0 {
+                    cur.push(c);
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// `'text'` (also `'text'::text`) → `text`.
+fn string_literal(v: &str) -> Option<String> {
+    let v = v.trim();
+    let v = v.split("::").next()?.trim();
+    let inner = v.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(inner.replace("''", "'"))
 }
 
 /// The functions called under a node (`f(...)`, `public.f(...)`).
@@ -881,6 +1020,36 @@ fn function_params(node: &SyntaxNode) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_inserted_into_storage() {
+        assert_eq!(
+            buckets_insert(
+                "INSERT INTO STORAGE.buckets (id, name, \"public\")\n  -- a comment (with parens)\n  values ('a', 'a', true), ('b''s', 'b', false), ('c', 'c', null) on conflict (id) do nothing"
+            ),
+            Some(vec![
+                ("a".to_string(), Some(true)),
+                ("b's".to_string(), Some(false)),
+                ("c".to_string(), None)
+            ])
+        );
+        assert_eq!(
+            buckets_insert("insert into storage.buckets values ('x', 'x')"),
+            Some(vec![("x".to_string(), None)])
+        );
+        assert_eq!(
+            buckets_insert("insert into storage.buckets(name, id, public, file_size_limit) values ('n', 'i', 'true', 5)"),
+            Some(vec![("i".to_string(), Some(true))])
+        );
+        assert_eq!(
+            buckets_insert("insert into storage.objects (bucket_id) values ('a')"),
+            None
+        );
+        assert_eq!(
+            buckets_insert("insert into public.buckets (id) values ('a')"),
+            None
+        );
+    }
 
     #[test]
     fn reads_the_statements_that_matter() {

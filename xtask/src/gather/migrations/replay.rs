@@ -269,6 +269,19 @@ impl Replay {
                 };
                 self.schema.functions.insert(name.clone(), f);
             }
+            Op::CreateBuckets { buckets } => {
+                let origin = self.at(line);
+                for (id, public) in buckets {
+                    self.schema.buckets.insert(
+                        id.clone(),
+                        crate::schema::Bucket {
+                            id: id.clone(),
+                            public: *public,
+                            origin: origin.clone(),
+                        },
+                    );
+                }
+            }
             Op::Plpgsql { body, .. } => self.pl(body),
             Op::Calls {
                 functions,
