@@ -124,6 +124,11 @@ pub fn migrations(
         ev.impact.extend(buckets.notes);
 
         let self_join = live.and_then(|l| l.self_join.as_deref());
+        let writers = trust::Writers {
+            triggers: &h.schema.triggers,
+            functions: &functions,
+            root: crate::schema::QualName::from_config(&config.tenancy.root_table),
+        };
         trust::apply(
             &mut out.tables,
             &mut out.findings,
@@ -131,6 +136,7 @@ pub fn migrations(
             &judge,
             bypass,
             self_join,
+            &writers,
         );
 
         if let Some(l) = live {

@@ -133,8 +133,21 @@ pub struct Schema {
     /// Keyed by the qualified name.
     pub tables: BTreeMap<QualName, Table>,
     pub functions: BTreeMap<QualName, Function>,
+    /// Triggers, as created (a dropped trigger is not removed: the trust chain errs towards
+    /// a write path too many).
+    pub triggers: Vec<Trigger>,
     /// Storage buckets the history creates (`insert into storage.buckets`), by id.
     pub buckets: BTreeMap<String, Bucket>,
+}
+
+/// `create trigger ... on table ... execute function function()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub table: QualName,
+    pub function: QualName,
+    /// The events among INSERT, UPDATE, DELETE that fire it.
+    pub events: Vec<Command>,
+    pub origin: Origin,
 }
 
 /// A Supabase Storage bucket: its objects are rows of `storage.objects` with this `bucket_id`.
@@ -367,6 +380,9 @@ pub struct Function {
     /// know whether a helper compares the membership table's columns with its parameter and
     /// the current user. Empty when the body is not known.
     pub words: Vec<String>,
+    /// Tables its body inserts into or updates (for a trigger that writes the membership
+    /// table with its owner's rights).
+    pub writes: Vec<QualName>,
 }
 
 impl Function {

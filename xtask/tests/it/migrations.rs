@@ -1267,3 +1267,48 @@ fn storage_buckets_keep_objects_to_the_tenant() {
         ev.impact
     );
 }
+
+#[test]
+fn a_security_definer_trigger_that_copies_client_rows_into_the_membership_table_is_a_hole() {
+    let ev = expect(
+        "membership_trigger_hole",
+        &[
+            (
+                "public.invitations",
+                Unprotected,
+                &["policy-not-tenant-scoped"],
+            ),
+            ("public.invoices", Unprotected, &["tenant-source-writable"]),
+            ("public.notes", Unprotected, &["tenant-source-writable"]),
+            ("public.projects", Unprotected, &["tenant-source-writable"]),
+            (
+                "public.tenant_members",
+                Unprotected,
+                &["tenant-source-writable"],
+            ),
+        ],
+        &[],
+    );
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "tenant-source-writable" && f.table.as_deref() == Some("public.notes"))
+        .unwrap();
+    assert!(
+        f.message
+            .contains("public.accept_invitation() (security definer)")
+            && f.message.contains("\"invitations_accept\""),
+        "{}",
+        f.message
+    );
+    // On the tenant root's INSERT, the trigger makes the creator a member of a new tenant.
+    expect(
+        "membership_trigger_root",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+            ("public.tenants", Exempt, &[]),
+        ],
+        &[],
+    );
+}

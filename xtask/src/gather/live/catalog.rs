@@ -211,13 +211,14 @@ pub fn read(
         let language: String = r.get(4);
         let body: String = r.get(5);
         // What the body reads, as the static reader reads it (`prosrc` is the same text).
-        let (reads, words) = if language == "sql" || language == "plpgsql" {
+        let (reads, words, writes) = if language == "sql" || language == "plpgsql" {
             (
                 crate::gather::migrations::plpgsql::function_reads(&language, &body, 1),
                 crate::schema::body_words(&body),
+                crate::gather::migrations::read::body_writes(&body),
             )
         } else {
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), Vec::new())
         };
         schema.functions.insert(
             name.clone(),
@@ -229,6 +230,7 @@ pub fn read(
                 reads,
                 params: r.get(6),
                 words,
+                writes,
             },
         );
     }

@@ -66,6 +66,8 @@ pub enum Op {
         /// Parameter names in call order, and the words of its body (`schema::Function`).
         params: Vec<String>,
         words: Vec<String>,
+        /// Tables its body inserts into or updates.
+        writes: Vec<QualName>,
         /// What calling it may do to the schema: its PL/pgSQL body's statements (or, when the
         /// body cannot be read, the fail-closed guess over its text). `None`: nothing.
         body: Option<Vec<super::plpgsql::Pl>>,
@@ -76,6 +78,12 @@ pub enum Op {
     Calls {
         functions: Vec<QualName>,
         otherwise: Option<Unverifiable>,
+    },
+    /// `create trigger ... {before|after} insert or update on t ... execute function f()`.
+    CreateTrigger {
+        table: QualName,
+        function: QualName,
+        events: Vec<Command>,
     },
     /// `insert into storage.buckets (id, name, public) values (...)`: the buckets, each with
     /// its `public` value when given as a literal.
@@ -310,6 +318,7 @@ pub(super) fn statement_in(
             if_exists: child(node, K::IF_EXISTS).is_some(),
         },
         K::CREATE_FUNCTION | K::CREATE_PROCEDURE => create_function(node, lines)?,
+        K::CREATE_TRIGGER => create_trigger(&strip_comments(&node.text().to_string()))?,
         K::DO => do_block(node, lines, depth),
         K::EXECUTE => Op::Unverifiable(unverifiable("EXECUTE of a prepared statement", "", true)),
         K::CALL => Op::Calls {
@@ -958,6 +967,7 @@ fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
     let params = function_params(node);
     let mut reads = Vec::new();
     let mut words = Vec::new();
+    let mut writes = Vec::new();
     let mut runs = None;
     match body {
         Some(lit) if language == "sql" || language == "plpgsql" => {
@@ -965,6 +975,7 @@ fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
                 let (body, r) = plpgsql::read_function(&language, &text, line);
                 reads = r;
                 words = crate::schema::body_words(&text);
+                writes = body_writes(&text);
                 runs = match body {
                     Ok(b) if b.is_empty() => None,
                     Ok(b) => Some(b),
@@ -996,7 +1007,58 @@ fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
         reads,
         params,
         words,
+        writes,
         body: runs,
+    })
+}
+
+/// The tables a function body inserts into or updates (`insert into t`, `update t set`),
+/// comments and strings aside: for the trust chain, a SECURITY DEFINER trigger function that
+/// writes the membership table.
+pub fn body_writes(body: &str) -> Vec<QualName> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r#"(?is)\b(?:insert\s+into|update(?:\s+only)?)\s+((?:"[^"]+"|[a-z_][a-z0-9_$]*)(?:\s*\.\s*(?:"[^"]+"|[a-z_][a-z0-9_$]*))?)"#,
+        )
+        .expect("write pattern")
+    });
+    let text = strip_comments(body);
+    let mut out: Vec<QualName> = Vec::new();
+    for c in re.captures_iter(&text) {
+        let q = QualName::from_config(&c[1].replace(char::is_whitespace, ""));
+        if q.name != "set" && !out.contains(&q) {
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// `create [or replace] [constraint] trigger name {before|after|instead of} events on table
+/// ... execute {function|procedure} f(...)`.
+fn create_trigger(text: &str) -> Option<Op> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r#"(?is)^\s*create\s+(?:or\s+replace\s+)?(?:constraint\s+)?trigger\s+(?:"[^"]+"|\S+)\s+(?:before|after|instead\s+of)\s+(.*?)\s+on\s+((?:"[^"]+"|[a-z_][a-z0-9_$]*)(?:\s*\.\s*(?:"[^"]+"|[a-z_][a-z0-9_$]*))?)\s.*?execute\s+(?:function|procedure)\s+((?:"[^"]+"|[a-z_][a-z0-9_$]*)(?:\s*\.\s*(?:"[^"]+"|[a-z_][a-z0-9_$]*))?)\s*\("#,
+        )
+        .expect("trigger pattern")
+    });
+    let c = re.captures(text)?;
+    let ev = c[1].to_ascii_lowercase();
+    let events = [
+        ("insert", Command::Insert),
+        ("update", Command::Update),
+        ("delete", Command::Delete),
+    ]
+    .into_iter()
+    .filter(|(w, _)| ev.contains(w))
+    .map(|(_, c)| c)
+    .collect();
+    Some(Op::CreateTrigger {
+        table: QualName::from_config(&c[2].replace(char::is_whitespace, "")),
+        function: QualName::from_config(&c[3].replace(char::is_whitespace, "")),
+        events,
     })
 }
 

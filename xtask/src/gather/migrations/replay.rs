@@ -252,6 +252,7 @@ impl Replay {
                 reads,
                 params,
                 words,
+                writes,
                 body,
             } => {
                 match body {
@@ -266,8 +267,22 @@ impl Replay {
                     reads: reads.clone(),
                     params: params.clone(),
                     words: words.clone(),
+                    writes: writes.clone(),
                 };
                 self.schema.functions.insert(name.clone(), f);
+            }
+            Op::CreateTrigger {
+                table,
+                function,
+                events,
+            } => {
+                let origin = self.at(line);
+                self.schema.triggers.push(crate::schema::Trigger {
+                    table: table.clone(),
+                    function: function.clone(),
+                    events: events.clone(),
+                    origin,
+                });
             }
             Op::CreateBuckets { buckets } => {
                 let origin = self.at(line);
@@ -893,6 +908,7 @@ fn reline_op(op: &Op, line: u32) -> Op {
             reads,
             params,
             words,
+            writes,
             body,
         } => Op::CreateFunction {
             name: name.clone(),
@@ -901,6 +917,7 @@ fn reline_op(op: &Op, line: u32) -> Op {
             reads: reads.clone(),
             params: params.clone(),
             words: words.clone(),
+            writes: writes.clone(),
             body: body.as_ref().map(|b| relined(b, line)),
         },
         op => op.clone(),
