@@ -67,6 +67,8 @@ pub fn judge(
         let mut confined = Vec::new();
         let mut denied = Vec::new();
         let mut open = Vec::new();
+        // Per policy that leaks: the commands it opens and why (one finding each).
+        let mut leaks: Vec<(&Policy, Vec<&str>, Vec<String>)> = Vec::new();
         for cmd in Command::EACH {
             let granting: Vec<&&Policy> = concerning
                 .iter()
@@ -91,34 +93,46 @@ pub fn judge(
                     });
                 if let Some(why) = why {
                     ok = false;
-                    out.findings.push(
-                        Finding::new(
-                            Rule::PolicyNotTenantScoped,
-                            Severity::Error,
-                            format!(
-                                "storage bucket `{}`{}: policy \"{}\" on storage.objects (for {}, to {}) lets {} reach every tenant's objects: {why}; confine it by the path's first folder (`(storage.foldername(name))[1]::uuid in (select {} from {} where {} = auth.uid())`) or by `owner = auth.uid()`, or declare the bucket in xtask.toml `[[storage.buckets]]` with `public_read = true` and a reason",
-                                b.id,
-                                match b.public {
-                                    Some(true) => " (created public)",
-                                    _ => " (private)",
-                                },
-                                p.name,
-                                p.command.as_str(),
-                                p.roles.join(", "),
-                                cmd.as_str().to_uppercase(),
-                                judge_member_tenant(judge),
-                                judge.membership(),
-                                judge_member_user(judge),
-                            ),
-                        )
-                        .at(p.origin.path.clone(), Some(p.origin.line))
-                        .on_table(objects_name().to_string()),
-                    );
+                    match leaks.iter_mut().find(|(q, _, _)| std::ptr::eq(*q, *p)) {
+                        Some((_, cmds, whys)) => {
+                            cmds.push(cmd.as_str());
+                            if !whys.contains(&why) {
+                                whys.push(why);
+                            }
+                        }
+                        None => leaks.push((p, vec![cmd.as_str()], vec![why])),
+                    }
                 }
             }
             if ok {
                 confined.push(cmd.as_str());
             }
+        }
+        for (p, cmds, whys) in leaks {
+            out.findings.push(
+                Finding::new(
+                    Rule::PolicyNotTenantScoped,
+                    Severity::Error,
+                    format!(
+                        "storage bucket `{}`{}: policy \"{}\" on storage.objects (for {}, to {}) lets {} reach every tenant's objects: {}; confine it by the path's first folder (`(storage.foldername(name))[1]::uuid in (select {} from {} where {} = auth.uid())`) or by `owner = auth.uid()`, or declare the bucket in xtask.toml `[[storage.buckets]]` with `public_read = true` and a reason",
+                        b.id,
+                        match b.public {
+                            Some(true) => " (created public)",
+                            _ => " (private)",
+                        },
+                        p.name,
+                        p.command.as_str(),
+                        p.roles.join(", "),
+                        cmds.join(", ").to_uppercase(),
+                        whys.join("; "),
+                        judge_member_tenant(judge),
+                        judge.membership(),
+                        judge_member_user(judge),
+                    ),
+                )
+                .at(p.origin.path.clone(), Some(p.origin.line))
+                .on_table(objects_name().to_string()),
+            );
         }
         let mut parts = Vec::new();
         if !confined.is_empty() {
