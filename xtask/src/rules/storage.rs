@@ -153,6 +153,8 @@ pub fn judge(
             b.id,
             if public_read.is_some() {
                 "public read by config"
+            } else if b.public == Some(true) {
+                "created public, not declared in xtask.toml"
             } else {
                 "private"
             },
@@ -172,22 +174,101 @@ fn judge_member_user(j: &Judge) -> String {
     j.member_columns().1.to_string()
 }
 
-/// Does the policy concern the bucket? It names it (`bucket_id = 'x'`, `bucket_id in ('x',
-/// ...)`), or names no bucket at all (then it applies to every bucket). A policy with an OR
-/// concerns every bucket whatever it names (the OR may reach past the bucket's conjunct).
+/// Does the policy concern the bucket? It names it in a conjunct of its own
+/// (`bucket_id = 'x' and ...`, `bucket_id in ('x', ...)`), or names no bucket that way (then
+/// it applies to every bucket). An OR at the top of the expression, or around the bucket's
+/// comparison, concerns every bucket (it may reach past the bucket's conjunct).
 pub fn concerns(p: &Policy, bucket: &str) -> bool {
-    let texts: Vec<&str> = [p.using.as_deref(), p.with_check.as_deref()]
+    [p.using.as_deref(), p.with_check.as_deref()]
         .into_iter()
         .flatten()
-        .collect();
-    let mut named = Vec::new();
-    for t in &texts {
-        if crate::sql::idents(t).contains("or") {
-            return true;
-        }
-        named.extend(bucket_names(t));
+        .any(|t| match named_buckets(t) {
+            Some(named) => named.iter().any(|n| n == bucket),
+            None => true,
+        })
+}
+
+/// The buckets an expression keeps to by a top-level conjunct; `None` when it is not kept to
+/// any (every bucket).
+fn named_buckets(text: &str) -> Option<Vec<String>> {
+    let t = unwrap(text);
+    if split_top(t, "or").len() > 1 {
+        return None;
     }
-    named.is_empty() || named.iter().any(|n| n == bucket)
+    let named: Vec<String> = split_top(t, "and")
+        .into_iter()
+        .map(unwrap)
+        .filter(|c| !crate::sql::idents(c).contains("or"))
+        .flat_map(bucket_names)
+        .collect();
+    (!named.is_empty()).then_some(named)
+}
+
+/// Outer parentheses that hold the whole text, removed.
+fn unwrap(mut s: &str) -> &str {
+    loop {
+        let t = s.trim();
+        if !(t.starts_with('(') && t.ends_with(')')) {
+            return t;
+        }
+        // The first parenthesis must close at the very end.
+        let mut depth = 0i32;
+        let mut quote = false;
+        let mut closes_at_end = true;
+        for (i, c) in t.char_indices() {
+            match c {
+                '\'' => quote = !quote,
+                '(' if !quote => depth += 1,
+                ')' if !quote => {
+                    depth -= 1;
+                    if depth == 0 && i != t.len() - 1 {
+                        closes_at_end = false;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !closes_at_end {
+            return t;
+        }
+        s = &t[1..t.len() - 1];
+    }
+}
+
+/// Split on a keyword (`and`, `or`) outside parentheses and quotes.
+fn split_top<'s>(s: &'s str, kw: &str) -> Vec<&'s str> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut quote = false;
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\'' => quote = !quote,
+            b'(' if !quote => depth += 1,
+            b')' if !quote => depth -= 1,
+            _ if !quote && depth == 0 => {
+                let end = i + kw.len();
+                let word = end <= b.len()
+                    && s[i..end].eq_ignore_ascii_case(kw)
+                    && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+                    && (end == b.len() || !(b[end].is_ascii_alphanumeric() || b[end] == b'_'));
+                if word {
+                    out.push(&s[start..i]);
+                    start = end;
+                    i = end;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(&s[start..]);
+    out
 }
 
 /// The bucket ids an expression compares `bucket_id` with.
@@ -312,7 +393,20 @@ mod tests {
         ));
         // No bucket named: every bucket.
         assert!(concerns(&p("true"), "z"));
-        // An OR may reach past the bucket's conjunct.
+        // An OR may reach past the bucket's conjunct; one inside another conjunct does not.
         assert!(concerns(&p("bucket_id = 'a' or true"), "z"));
+        assert!(concerns(
+            &p("(bucket_id = 'a' or bucket_id = 'b') and true"),
+            "z"
+        ));
+        assert!(!concerns(
+            &p("bucket_id = 'a' AND ((storage.foldername(name))[1] = auth.uid()::text OR (exists (select 1 from t where x = 'or')))"),
+            "z"
+        ));
+        assert!(!concerns(
+            &p("((bucket_id = 'a'::text) AND (((storage.foldername(name))[1] = (auth.uid())::text) OR true))"),
+            "z"
+        ));
+        assert!(concerns(&p("(bucket_id = 'a') or (bucket_id = 'b')"), "z"));
     }
 }
