@@ -122,6 +122,48 @@ pub fn migrations(
         );
         out.findings.extend(buckets.findings);
         ev.impact.extend(buckets.notes);
+        // The storage probe: what Postgres let tenant A do to tenant B's objects.
+        for (bucket, probe) in live.map_or(&[][..], |l| l.storage.as_slice()) {
+            let public_read = config
+                .storage
+                .buckets
+                .iter()
+                .any(|b| b.name == *bucket && b.public_read);
+            let origin = h.schema.buckets.get(bucket).map(|b| b.origin.clone());
+            let at = |f: Finding| match &origin {
+                Some(o) => f
+                    .at(o.path.clone(), Some(o.line))
+                    .on_table(objects_name.to_string()),
+                None => f.on_table(objects_name.to_string()),
+            };
+            match probe {
+                Probe::Leaks(leaks) => {
+                    // Reading a bucket declared public is its design.
+                    let leaks: Vec<&String> = leaks
+                        .iter()
+                        .filter(|l| !(public_read && l.starts_with("tenant A read")))
+                        .collect();
+                    if !leaks.is_empty() {
+                        out.findings.push(at(Finding::new(
+                            Rule::PolicyNotTenantScoped,
+                            Severity::Error,
+                            format!(
+                                "storage bucket `{bucket}`: live probe: {}; the policies of storage.objects let one tenant reach another's objects",
+                                leaks.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+                            ),
+                        )));
+                    }
+                }
+                Probe::Skipped(why) => out.findings.push(at(Finding::new(
+                    Rule::LiveProbeSkipped,
+                    Severity::Info,
+                    format!("storage bucket `{bucket}`: live probe skipped: {why}"),
+                ))),
+                Probe::Isolated => ev.impact.push(format!(
+                    "storage bucket `{bucket}`: probed live, tenant A could not read, overwrite or delete tenant B's objects"
+                )),
+            }
+        }
 
         let self_join = live.and_then(|l| l.self_join.as_deref());
         let writers = trust::Writers {
