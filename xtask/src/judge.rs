@@ -183,7 +183,13 @@ pub fn migrations(
 
         if let Some(l) = live {
             for report in out.tables.iter_mut().filter(|r| r.source == Source::Live) {
-                if report.verdict == Verdict::Exempt || !report.tenant_column || report.service_only
+                // The tenant root is judged by its policies; the probe (tenant A reaching B's
+                // rows of a table) is not run on it.
+                let root = crate::schema::QualName::from_config(&config.tenancy.root_table);
+                if report.verdict == Verdict::Exempt
+                    || !report.tenant_column
+                    || report.service_only
+                    || report.name == root.to_string()
                 {
                     continue;
                 }

@@ -41,6 +41,8 @@ pub struct Judge {
     /// `user_has_canvas_access(canvas)`, `member_ids(org)`): candidate tenant checks, judged
     /// per call by what the body names (see [`Cx::helper_checks`]).
     helpers: Vec<Function>,
+    /// The tenant root table: its own rows are the tenants, scoped by their `id`.
+    root: QualName,
 }
 
 impl Judge {
@@ -69,6 +71,7 @@ impl Judge {
             member_tenant: fold(&t.membership_tenant_column),
             member_user: fold(&t.membership_user_column),
             helpers: Vec::new(),
+            root: QualName::from_config(&t.root_table),
         }
     }
 
@@ -127,6 +130,7 @@ impl Judge {
     pub fn column_for(&self, names: &[QualName]) -> (&str, bool) {
         match self.own(names) {
             Some((_, col, owner, _)) => (col, *owner),
+            None if names.contains(&self.root) => ("id", false),
             None => (&self.column, false),
         }
     }
@@ -160,7 +164,16 @@ impl Judge {
             return hit.clone();
         }
         let consulted = Cell::new(false);
-        let result = self.judge_text(expr, names, &consulted, true);
+        let mut result = self.judge_text(expr, names, &consulted, true);
+        // A row of the tenant root is a tenant: shown only when one of its columns is the
+        // current user (`id = auth.uid()` for a personal account, `primary_owner_user_id`),
+        // it is a tenant of that user's.
+        if result.is_err() && names.contains(&self.root) && self.own(names).is_none() {
+            let as_owner = self.judge_text_as(expr, names, ANY_COLUMN, true, &consulted, true);
+            if as_owner.is_ok() {
+                result = as_owner;
+            }
+        }
         if !consulted.get() {
             self.cache
                 .lock()
@@ -283,6 +296,9 @@ impl Judge {
         }
     }
 }
+
+/// The column name that stands for any column of the table (the tenant root's owner test).
+const ANY_COLUMN: &str = "\u{0}any";
 
 /// The configured tenant column, folded as Postgres folds it.
 pub fn tenant_column(t: &Tenancy) -> String {
@@ -531,6 +547,9 @@ impl Cx<'_> {
     /// `tenant_id`, `docs.tenant_id`, `public.docs.tenant_id` (this table only).
     fn is_column(&self, n: &SyntaxNode) -> bool {
         let n = strip(n.clone());
+        if self.column == ANY_COLUMN {
+            return self.is_own_column(&n);
+        }
         match n.kind() {
             K::NAME_REF => name_parts(&n).last().is_some_and(|c| *c == self.column),
             K::FIELD_EXPR => self.is_qualified_column(&n),

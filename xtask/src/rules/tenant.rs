@@ -223,7 +223,15 @@ fn one(
     source: Source,
     bypass: &[String],
 ) -> (TableReport, Vec<Finding>) {
-    let exemption = exemption(&t.name, tenancy);
+    // The tenant root is judged by its own policies (its rows scoped by `id`), unless config
+    // also lists it among the exempt tables or gives it a tenancy of its own.
+    let root = t.name == QualName::from_config(&tenancy.root_table)
+        && table_tenancy(tenancy, &t.name).is_none()
+        && !tenancy
+            .exempt_tables
+            .iter()
+            .any(|e| QualName::from_config(&e.name) == t.name);
+    let exemption = exemption(&t.name, tenancy).filter(|_| !root);
     let names = names(t);
     let (col, owner) = judge.column_for(&names);
     let tenant = t.column(col);
@@ -243,6 +251,8 @@ fn one(
                 .filter(|(c, _)| !p.permissive || !narrowed_by_restrictive(p, *c, t, judge, &names))
                 // SELECT open to every signed-in user by design (config, with a reason).
                 .filter(|(c, _)| !(public_read && *c == Command::Select))
+                // Creating a tenant reaches no other tenant's rows.
+                .filter(|(c, _)| !(root && *c == Command::Insert))
                 .map(|(c, why)| (c.as_str(), why))
                 .collect()
         })
@@ -289,6 +299,12 @@ fn one(
         return (report, findings);
     }
     report.reason = own_tenancy(&t.name, tenancy);
+    if root {
+        report.reason = Some(format!(
+            "the tenant root table (`tenancy.root_table = \"{}\"`): its rows are scoped by `id`; creating a tenant (INSERT) is not judged",
+            tenancy.root_table
+        ));
+    }
     let service_only = table_tenancy(tenancy, &t.name).is_some_and(|tt| tt.service_only);
     report.service_only = service_only;
 
@@ -330,7 +346,7 @@ fn one(
     }
 
     match tenant {
-        _ if service_only || through_parent => {}
+        _ if service_only || through_parent || root => {}
         None => findings.push(at(
             Finding::new(
                 Rule::TenantColumnMissing,
@@ -413,7 +429,8 @@ fn one(
     if t.rls.on && denied.len() < Command::EACH.len() {
         report.denied = denied.iter().map(|c| c.to_string()).collect();
     }
-    if denied.len() == Command::EACH.len() && !service_only {
+    // A root no client may touch is managed by the service: closed, not a finding.
+    if denied.len() == Command::EACH.len() && !service_only && !root {
         let restrictive = t.policies.iter().any(|p| !p.permissive);
         let extra = if restrictive {
             " (restrictive policies only narrow permissive ones; alone they let nothing through)"
@@ -468,7 +485,7 @@ fn one(
         ));
     }
 
-    if report.tenant_column && !report.tenant_index {
+    if report.tenant_column && !report.tenant_index && !root {
         findings.push(at(
             Finding::new(
                 Rule::TenantIndexMissing,

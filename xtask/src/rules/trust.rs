@@ -45,6 +45,14 @@ pub fn membership_hole(m: &Table, judge: &Judge, bypass: &[String]) -> Option<Ho
                 .map(|(_, e)| e)
                 .next()
                 .flatten();
+            // When the membership's tenant is its user (a personal account: both columns are
+            // `id`), keeping the row to the current user keeps it to their own tenant.
+            let (mt, mu) = judge.member_columns();
+            let personal =
+                mt == mu && check.is_some_and(|e| judge.scoped_as(e, &names, mu, true).is_ok());
+            if personal {
+                continue;
+            }
             if let Err(why) = judge.scoped_for_membership_write(check, &names) {
                 return Some(Hole {
                     how: format!(

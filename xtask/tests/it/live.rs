@@ -123,7 +123,12 @@ fn the_example_passes_live() {
             "{p:#}"
         );
     }
-    assert_eq!(table(&json, "public.tenants")["verdict"], "exempt");
+    // The tenant root is judged by its own policies (its rows scoped by `id`), not probed.
+    assert_eq!(table(&json, "public.tenants")["verdict"], "protected");
+    assert!(
+        table(&json, "public.tenants")["probe"].is_null(),
+        "{json:#}"
+    );
     assert!(
         findings(&json, "live-probe-skipped").is_empty(),
         "every table was probed: {json:#}"

@@ -94,7 +94,9 @@ fn protected_table_and_exempt_root() {
         "protected",
         &[
             ("public.docs", Protected, &[]),
-            ("public.tenants", Exempt, &[]),
+            // Judged by its own policies: none, so closed to clients (no finding); the
+            // history never creates it, so the reader cannot vouch for it.
+            ("public.tenants", Unverified, &[]),
         ],
         &[],
     );
@@ -112,7 +114,10 @@ fn protected_table_and_exempt_root() {
         .find(|t| t.name == "public.tenants")
         .unwrap();
     assert!(
-        root.reason.as_deref().unwrap().contains("root"),
+        root.reason
+            .as_deref()
+            .unwrap()
+            .contains("no migration before it creates"),
         "{:?}",
         root.reason
     );
@@ -1307,8 +1312,48 @@ fn a_security_definer_trigger_that_copies_client_rows_into_the_membership_table_
         &[
             ("public.docs", Protected, &[]),
             ("public.tenant_members", Protected, &[]),
-            ("public.tenants", Exempt, &[]),
+            ("public.tenants", Protected, &[]),
         ],
         &[],
     );
+}
+
+#[test]
+fn the_tenant_root_is_judged_by_its_own_policies() {
+    let root = |ev: &MigrationEvidence, name: &str| {
+        let t = ev.tables.iter().find(|t| t.name == name).unwrap();
+        let rules: Vec<&str> = ev
+            .findings
+            .iter()
+            .filter(|f| f.table.as_deref() == Some(name))
+            .map(|f| f.rule.id())
+            .collect();
+        (t.verdict, rules, t.reason.clone().unwrap_or_default())
+    };
+    let ev = run(
+        "root_table_policies",
+        &config_for("root_table_policies"),
+        &Changes::all(),
+    );
+    let (verdict, rules, reason) = root(&ev, "public.tenants");
+    assert_eq!((verdict, rules), (Protected, vec![]), "{:#?}", ev.findings);
+    assert!(reason.contains("the tenant root table"), "{reason}");
+
+    let mut config = config_for("root_table_policies");
+    config.tenancy.root_table = "orgs".into();
+    let ev = run("root_table_policies", &config, &Changes::all());
+    let (verdict, rules, _) = root(&ev, "public.orgs");
+    assert_eq!(
+        (verdict, rules),
+        (Unprotected, vec!["policy-not-tenant-scoped"]),
+        "{:#?}",
+        ev.findings
+    );
+    // Listed among the exempt tables, the root is not judged.
+    config.tenancy.exempt_tables = vec![Exemption {
+        name: "orgs".into(),
+        reason: "global".into(),
+    }];
+    let ev = run("root_table_policies", &config, &Changes::all());
+    assert_eq!(root(&ev, "public.orgs").0, Exempt);
 }
