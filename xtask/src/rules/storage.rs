@@ -108,6 +108,14 @@ pub fn judge(
                 confined.push(cmd.as_str());
             }
         }
+        let mut not_confined: Vec<&str> = Vec::new();
+        for (_, cmds, _) in &leaks {
+            for c in cmds {
+                if !not_confined.contains(c) {
+                    not_confined.push(c);
+                }
+            }
+        }
         for (p, cmds, whys) in leaks {
             out.findings.push(
                 Finding::new(
@@ -137,6 +145,12 @@ pub fn judge(
         let mut parts = Vec::new();
         if !confined.is_empty() {
             parts.push(format!("{} confined to the tenant", confined.join(", ")));
+        }
+        if !not_confined.is_empty() {
+            parts.push(format!(
+                "{} not confined (policy-not-tenant-scoped)",
+                not_confined.join(", ")
+            ));
         }
         if !open.is_empty() {
             parts.push(format!(

@@ -25,10 +25,6 @@ fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn col(s: &str) -> String {
-    crate::schema::quote_ident(&split_config_name(s).pop().unwrap_or_default())
-}
-
 /// Run `sql` (as `w`) under its own savepoint, rolled back afterwards: its count, `None`
 /// when Postgres refused it (no grant, a policy violation).
 fn attempt(c: &mut Client, w: Wrapper, sql: &str) -> Result<Option<i64>, String> {
@@ -112,12 +108,20 @@ fn setup(c: &mut Client, tenancy: &Tenancy) -> Result<Ids, String> {
             .map(|r| r.get(0))
             .map_err(|e| describe(&e).0)
     };
-    let ids = Ids {
-        ta: id()?,
-        tb: id()?,
-        ua: id()?,
-        ub: id()?,
+    let (ua, ub) = (id()?, id()?);
+    let tcol = split_config_name(&tenancy.membership_tenant_column)
+        .pop()
+        .unwrap_or_default();
+    let ucol = split_config_name(&tenancy.membership_user_column)
+        .pop()
+        .unwrap_or_default();
+    // A personal account: the tenant is the user.
+    let (ta, tb) = if tcol == ucol {
+        (ua.clone(), ub.clone())
+    } else {
+        (id()?, id()?)
     };
+    let ids = Ids { ta, tb, ua, ub };
     // Best effort: the users, and the tenants as rows of the root table.
     let _ = attempt_keep(
         c,
@@ -128,31 +132,118 @@ fn setup(c: &mut Client, tenancy: &Tenancy) -> Result<Ids, String> {
         ),
     );
     let root = QualName::from_config(&tenancy.root_table);
-    let _ = attempt_keep(
-        c,
-        &format!(
-            "insert into {} (id) values ({}), ({}) on conflict do nothing",
-            root.sql(),
-            lit(&ids.ta),
-            lit(&ids.tb)
-        ),
-    );
     let members = QualName::from_config(&tenancy.membership_table);
+    if root != members {
+        let _ = insert_rows(
+            c,
+            &root,
+            &[
+                vec![("id".to_string(), format!("{}::uuid", lit(&ids.ta)))],
+                vec![("id".to_string(), format!("{}::uuid", lit(&ids.tb)))],
+            ],
+        );
+    }
+    let exists: bool = c
+        .query_one("select to_regclass($1) is not null", &[&members.sql()])
+        .map_err(|e| describe(&e).0)?
+        .get(0);
+    if !exists {
+        // No membership table: the users alone (their own folders, their own objects).
+        return Ok(ids);
+    }
+    let row = |t: &str, u: &str| {
+        let mut r = vec![(tcol.clone(), format!("{}::uuid", lit(t)))];
+        if ucol != tcol {
+            r.push((ucol.clone(), format!("{}::uuid", lit(u))));
+        }
+        r
+    };
+    insert_rows(c, &members, &[row(&ids.ta, &ids.ua), row(&ids.tb, &ids.ub)])
+        .map_err(|e| format!("cannot make the probe's users members of tenants A and B: {e}"))?;
+    Ok(ids)
+}
+
+/// Insert rows given some of their columns; the other NOT NULL columns without a default get
+/// a made-up value of their type (an enum's first label, `owner` for a role, a short
+/// random word for other text, 0, false, now(), `{}`). As the migration role, kept when it succeeds.
+fn insert_rows(
+    c: &mut Client,
+    table: &QualName,
+    rows: &[Vec<(String, String)>],
+) -> Result<(), String> {
+    let needed = c
+        .query(
+            "select a.attname::text, format_type(a.atttypid, a.atttypmod), \
+               (select e.enumlabel::text from pg_catalog.pg_enum e where e.enumtypid = a.atttypid order by e.enumsortorder limit 1) \
+             from pg_catalog.pg_attribute a \
+             where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped \
+               and a.attnotnull and not a.atthasdef and a.attidentity = '' and a.attgenerated = ''",
+            &[&table.sql()],
+        )
+        .map_err(|e| describe(&e).0)?;
+    let mut cols: Vec<String> = rows
+        .first()
+        .map(|r| r.iter().map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    let mut extra = Vec::new();
+    for r in &needed {
+        let name: String = r.get(0);
+        let ty: String = r.get(1);
+        let label: Option<String> = r.get(2);
+        if cols.contains(&name) {
+            continue;
+        }
+        let value = if let Some(l) = label {
+            format!("{}::{ty}", lit(&l))
+        } else if ty.contains("char") || ty == "text" {
+            if name.contains("role") {
+                "'owner'".to_string()
+            } else {
+                "left('x' || replace(gen_random_uuid()::text, '-', ''), 12)".to_string()
+            }
+        } else if ty == "uuid" {
+            "gen_random_uuid()".to_string()
+        } else if ty == "boolean" {
+            "false".to_string()
+        } else if ty.starts_with("timestamp") || ty == "date" {
+            "now()".to_string()
+        } else if ty == "jsonb" || ty == "json" {
+            format!("'{{}}'::{ty}")
+        } else if [
+            "integer",
+            "bigint",
+            "smallint",
+            "numeric",
+            "real",
+            "double precision",
+        ]
+        .contains(&ty.as_str())
+        {
+            "0".to_string()
+        } else {
+            continue;
+        };
+        cols.push(name);
+        extra.push(value);
+    }
+    let values: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let mut v: Vec<String> = r.iter().map(|(_, v)| v.clone()).collect();
+            v.extend(extra.iter().cloned());
+            format!("({})", v.join(", "))
+        })
+        .collect();
+    let cols: Vec<String> = cols.iter().map(|c| crate::schema::quote_ident(c)).collect();
     attempt_keep(
         c,
         &format!(
-            "insert into {} ({}, {}) values ({}, {}), ({}, {})",
-            members.sql(),
-            col(&tenancy.membership_tenant_column),
-            col(&tenancy.membership_user_column),
-            lit(&ids.ta),
-            lit(&ids.ua),
-            lit(&ids.tb),
-            lit(&ids.ub)
+            "insert into {} ({}) values {} on conflict do nothing",
+            table.sql(),
+            cols.join(", "),
+            values.join(", ")
         ),
     )
-    .map_err(|e| format!("cannot make the probe's users members of tenants A and B: {e}"))?;
-    Ok(ids)
 }
 
 /// Run as the migration role under a savepoint that is kept when it succeeds.
@@ -186,13 +277,20 @@ fn one(c: &mut Client, bucket: &str, ids: &Ids, tenancy: &Tenancy) -> Result<Pro
 
 fn run(c: &mut Client, bucket: &str, ids: &Ids, tenancy: &Tenancy) -> Result<Probe, String> {
     let b = lit(bucket);
+    // In the tenant's folder and in the user's (one folder for a personal account); each file
+    // named by a fresh uuid (some policies read the file name as one).
+    let mut file = || -> Result<String, String> {
+        c.query_one("select gen_random_uuid()::text", &[])
+            .map(|r| r.get(0))
+            .map_err(|e| describe(&e).0)
+    };
     let a_names = [
-        format!("{}/xtask-probe-a", ids.ta),
-        format!("{}/xtask-probe-a", ids.ua),
+        format!("{}/{}", ids.ta, file()?),
+        format!("{}/{}", ids.ua, file()?),
     ];
     let b_names = [
-        format!("{}/xtask-probe-b", ids.tb),
-        format!("{}/xtask-probe-b", ids.ub),
+        format!("{}/{}", ids.tb, file()?),
+        format!("{}/{}", ids.ub, file()?),
     ];
     let row = |name: &str, user: &str| {
         format!("({b}, {}, {}::uuid, {})", lit(name), lit(user), lit(user))
