@@ -21,6 +21,27 @@ pub struct Config {
     pub agent: Agent,
     pub prompt: Prompt,
     pub live: Live,
+    pub storage: Storage,
+}
+
+/// Supabase Storage: the buckets whose objects need no tenant confinement for reading.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    /// `[[storage.buckets]]`: a bucket's own rules, each with a required reason.
+    pub buckets: Vec<BucketConfig>,
+}
+
+/// One bucket of `[[storage.buckets]]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BucketConfig {
+    /// The bucket's id (`storage.objects.bucket_id`).
+    pub name: String,
+    /// Reading its objects is open to everyone by design (avatars, public images); writes
+    /// must still be confined to the tenant.
+    pub public_read: bool,
+    pub reason: String,
 }
 
 /// How a tenant is recognised in SQL.
@@ -409,6 +430,23 @@ impl Config {
                 return Err(format!("exemption `{}` needs a reason", e.name));
             }
         }
+        for b in &self.storage.buckets {
+            if b.name.trim().is_empty() {
+                return Err("[[storage.buckets]]: `name` (the bucket id) is required".into());
+            }
+            if b.reason.trim().is_empty() {
+                return Err(format!(
+                    "[[storage.buckets]] `{}` needs a reason (why its objects may be read by anyone)",
+                    b.name
+                ));
+            }
+            if !b.public_read {
+                return Err(format!(
+                    "[[storage.buckets]] `{}`: only `public_read = true` is a bucket's own rule; a private bucket needs no entry",
+                    b.name
+                ));
+            }
+        }
         for t in &self.tenancy.tables {
             if t.table.trim().is_empty() {
                 return Err("[[tenancy.tables]]: `table` is required".into());
@@ -517,5 +555,23 @@ mod tests {
             Config::parse("[tenancy]\nexempt_tables = [{ table = \"plans\", reason = \" \" }]\n")
                 .unwrap_err();
         assert!(err.contains("needs a reason"), "{err}");
+    }
+
+    #[test]
+    fn public_buckets_need_a_reason() {
+        let ok = Config::parse(
+            "[[storage.buckets]]\nname = \"avatars\"\npublic_read = true\nreason = \"profile pictures\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.storage.buckets[0].name, "avatars");
+        let err = Config::parse("[[storage.buckets]]\nname = \"avatars\"\npublic_read = true\n")
+            .unwrap_err();
+        assert!(err.contains("`avatars` needs a reason"), "{err}");
+        let err = Config::parse("[[storage.buckets]]\nname = \"a\"\nreason = \"r\"\n").unwrap_err();
+        assert!(err.contains("public_read = true"), "{err}");
+        let err =
+            Config::parse("[[storage.buckets]]\nname = \"a\"\nreason = \"r\"\npublic = true\n")
+                .unwrap_err();
+        assert!(err.contains("public"), "{err}");
     }
 }

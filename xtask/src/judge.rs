@@ -16,7 +16,7 @@ use crate::{
     },
     model::{Finding, LiveOutcome, MigrationEvidence, ProbeReport, Severity, Source, Verdict},
     repo::Changes,
-    rules::{catalog::Rule, policy::Judge, tenant, trust},
+    rules::{catalog::Rule, policy::Judge, storage, tenant, trust},
     schema::Table,
 };
 
@@ -37,7 +37,6 @@ pub fn migrations(
     config: &Config,
     changes: &Changes,
 ) -> MigrationEvidence {
-    let judge = Judge::new(&config.tenancy);
     let mut ev = MigrationEvidence::default();
     let ran = match live {
         Live::Ran(l) => Some(l),
@@ -48,14 +47,21 @@ pub fn migrations(
         }
     };
     for h in histories {
+        let live = ran
+            .as_ref()
+            .and_then(|l| l.histories.iter().find(|lh| lh.dir == h.dir));
+        // The history's functions as Postgres has them where the live check ran (their
+        // bodies read from `prosrc`), else as the static reader read them.
+        let mut functions = h.schema.functions.clone();
+        if let Some(l) = live {
+            functions.extend(l.schema.functions.clone());
+        }
+        let judge = Judge::new(&config.tenancy).with_functions(functions.values());
         ev.files_read += h.files.len();
         ev.new_files.extend(h.new_files.iter().cloned());
         ev.findings.extend(h.findings.iter().cloned());
         ev.impact.extend(impact(h, &judge));
 
-        let live = ran
-            .as_ref()
-            .and_then(|l| l.histories.iter().find(|lh| lh.dir == h.dir));
         let live_names: BTreeSet<_> = live
             .map(|l| l.schema.tables.keys().collect())
             .unwrap_or_default();
@@ -96,7 +102,75 @@ pub fn migrations(
                     .find(|t| t.name.to_string() == name)
             })
         };
+        // Storage buckets: the policies of storage.objects as Postgres has them where the
+        // live check read them, else as the static reader replayed them.
+        let objects_name = storage::objects_name();
+        let objects = live
+            .and_then(|l| l.schema.tables.get(&objects_name))
+            .or_else(|| h.schema.tables.get(&objects_name));
+        let buckets = storage::judge(
+            &h.schema.buckets,
+            objects,
+            &config.storage,
+            &judge,
+            bypass,
+            |b, policies| {
+                changes.all
+                    || changes.is_new(&b.origin.path)
+                    || policies.iter().any(|p| changes.is_new(&p.origin.path))
+            },
+        );
+        out.findings.extend(buckets.findings);
+        ev.impact.extend(buckets.notes);
+        // The storage probe: what Postgres let tenant A do to tenant B's objects.
+        for (bucket, probe) in live.map_or(&[][..], |l| l.storage.as_slice()) {
+            let public_read = config
+                .storage
+                .buckets
+                .iter()
+                .any(|b| b.name == *bucket && b.public_read);
+            let origin = h.schema.buckets.get(bucket).map(|b| b.origin.clone());
+            let at = |f: Finding| match &origin {
+                Some(o) => f
+                    .at(o.path.clone(), Some(o.line))
+                    .on_table(objects_name.to_string()),
+                None => f.on_table(objects_name.to_string()),
+            };
+            match probe {
+                Probe::Leaks(leaks) => {
+                    // Reading a bucket declared public is its design.
+                    let leaks: Vec<&String> = leaks
+                        .iter()
+                        .filter(|l| !(public_read && l.starts_with("tenant A read")))
+                        .collect();
+                    if !leaks.is_empty() {
+                        out.findings.push(at(Finding::new(
+                            Rule::PolicyNotTenantScoped,
+                            Severity::Error,
+                            format!(
+                                "storage bucket `{bucket}`: live probe: {}; the policies of storage.objects let one tenant reach another's objects",
+                                leaks.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+                            ),
+                        )));
+                    }
+                }
+                Probe::Skipped(why) => out.findings.push(at(Finding::new(
+                    Rule::LiveProbeSkipped,
+                    Severity::Info,
+                    format!("storage bucket `{bucket}`: live probe skipped: {why}"),
+                ))),
+                Probe::Isolated => ev.impact.push(format!(
+                    "storage bucket `{bucket}`: probed live, tenant A could not read, overwrite or delete tenant B's objects"
+                )),
+            }
+        }
+
         let self_join = live.and_then(|l| l.self_join.as_deref());
+        let writers = trust::Writers {
+            triggers: &h.schema.triggers,
+            functions: &functions,
+            root: crate::schema::QualName::from_config(&config.tenancy.root_table),
+        };
         trust::apply(
             &mut out.tables,
             &mut out.findings,
@@ -104,11 +178,18 @@ pub fn migrations(
             &judge,
             bypass,
             self_join,
+            &writers,
         );
 
         if let Some(l) = live {
             for report in out.tables.iter_mut().filter(|r| r.source == Source::Live) {
-                if report.verdict == Verdict::Exempt || !report.tenant_column || report.service_only
+                // The tenant root is judged by its policies; the probe (tenant A reaching B's
+                // rows of a table) is not run on it.
+                let root = crate::schema::QualName::from_config(&config.tenancy.root_table);
+                if report.verdict == Verdict::Exempt
+                    || !report.tenant_column
+                    || report.service_only
+                    || report.name == root.to_string()
                 {
                     continue;
                 }

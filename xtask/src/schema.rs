@@ -133,6 +133,30 @@ pub struct Schema {
     /// Keyed by the qualified name.
     pub tables: BTreeMap<QualName, Table>,
     pub functions: BTreeMap<QualName, Function>,
+    /// Triggers, as created (a dropped trigger is not removed: the trust chain errs towards
+    /// a write path too many).
+    pub triggers: Vec<Trigger>,
+    /// Storage buckets the history creates (`insert into storage.buckets`), by id.
+    pub buckets: BTreeMap<String, Bucket>,
+}
+
+/// `create trigger ... on table ... execute function function()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub table: QualName,
+    pub function: QualName,
+    /// The events among INSERT, UPDATE, DELETE that fire it.
+    pub events: Vec<Command>,
+    pub origin: Origin,
+}
+
+/// A Supabase Storage bucket: its objects are rows of `storage.objects` with this `bucket_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub id: String,
+    /// The `public` column as inserted (`None`: not given, Storage's default is private).
+    pub public: Option<bool>,
+    pub origin: Origin,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -347,8 +371,58 @@ pub struct Function {
     /// Tables its body reads (`FROM` and `JOIN` relations of a `language sql` or `plpgsql`
     /// body), for the trust chain: a SECURITY DEFINER `is_member(tenant)` reading
     /// `tenant_members` is only as good as that table's policies. Empty when not known (the
-    /// live catalog does not fill it yet).
+    /// live catalog reads it from `prosrc`).
     pub reads: Vec<QualName>,
+    /// Its parameters' names in call order (folded; empty for an unnamed one), so a call's
+    /// argument can be matched with what the body does with it (`$2` or its name).
+    pub params: Vec<String>,
+    /// The words of its body (identifiers, folded; sorted): what the policy judge needs to
+    /// know whether a helper compares the membership table's columns with its parameter and
+    /// the current user. Empty when the body is not known.
+    pub words: Vec<String>,
+    /// Tables its body inserts into or updates (for a trigger that writes the membership
+    /// table with its owner's rights).
+    pub writes: Vec<QualName>,
+}
+
+impl Function {
+    /// Does the body name the parameter at `i` (by its name or as `$i+1`)?
+    pub fn uses_param(&self, i: usize) -> bool {
+        let positional = format!("${}", i + 1);
+        self.has_word(&positional)
+            || self
+                .params
+                .get(i)
+                .is_some_and(|n| !n.is_empty() && self.has_word(n))
+    }
+
+    /// Does the body have this word?
+    pub fn has_word(&self, w: &str) -> bool {
+        self.words.binary_search_by(|x| x.as_str().cmp(w)).is_ok()
+    }
+}
+
+/// The words of a function body, as [`Function::words`] keeps them.
+pub fn body_words(body: &str) -> Vec<String> {
+    let mut w: Vec<String> = crate::sql::idents(body).into_iter().collect();
+    // `$1` is not an identifier to `sql::idents`: add the positional parameters the body names.
+    let b = body.as_bytes();
+    for (i, c) in b.iter().enumerate() {
+        if *c == b'$' {
+            let digits: String = body[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            if !digits.is_empty()
+                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+            {
+                w.push(format!("${digits}"));
+            }
+        }
+    }
+    w.sort();
+    w.dedup();
+    w
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod interpolation;
 pub mod policy;
 pub mod routes;
 pub mod secrets;
+pub mod storage;
 pub mod suppress;
 pub mod tenant;
 pub mod trust;

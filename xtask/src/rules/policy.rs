@@ -17,7 +17,7 @@ use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
 
 use crate::{
     config::Tenancy,
-    schema::{split_config_name, QualName},
+    schema::{split_config_name, Function, QualName},
     sql::{self, child, name_parts, qual_name},
 };
 
@@ -37,6 +37,12 @@ pub struct Judge {
     membership: QualName,
     member_tenant: String,
     member_user: String,
+    /// Functions of the history whose body reads the membership table (`is_member_of(org)`,
+    /// `user_has_canvas_access(canvas)`, `member_ids(org)`): candidate tenant checks, judged
+    /// per call by what the body names (see [`Cx::helper_checks`]).
+    helpers: Vec<Function>,
+    /// The tenant root table: its own rows are the tenants, scoped by their `id`.
+    root: QualName,
 }
 
 impl Judge {
@@ -64,7 +70,49 @@ impl Judge {
             membership: QualName::from_config(&t.membership_table),
             member_tenant: fold(&t.membership_tenant_column),
             member_user: fold(&t.membership_user_column),
+            helpers: Vec::new(),
+            root: QualName::from_config(&t.root_table),
         }
+    }
+
+    /// The same judge, knowing the history's functions: those whose body reads the
+    /// membership table become candidate tenant checks (the static reader's reading of the
+    /// body, or live the same reading of `prosrc`).
+    pub fn with_functions<'f>(
+        mut self,
+        functions: impl IntoIterator<Item = &'f Function>,
+    ) -> Judge {
+        self.helpers = functions
+            .into_iter()
+            .filter(|f| f.reads.contains(&self.membership))
+            .cloned()
+            .collect();
+        self.cache.lock().expect("judge cache").clear();
+        self
+    }
+
+    /// The helper function a call names, if it is one (an unqualified name is `public`'s).
+    fn helper(&self, call: &SyntaxNode) -> Option<&Function> {
+        let callee = call.children().next()?;
+        if !matches!(callee.kind(), K::NAME_REF | K::FIELD_EXPR) {
+            return None;
+        }
+        let got = name_parts(&callee);
+        self.helpers.iter().find(|f| match got.as_slice() {
+            [name] => f.name.schema == "public" && f.name.name == *name,
+            [schema, name] => f.name.schema == *schema && f.name.name == *name,
+            _ => false,
+        })
+    }
+
+    /// The helper functions (reading the membership table) the expression calls, by name.
+    pub fn helpers_called(&self, expr: &str) -> Vec<&QualName> {
+        let words = sql::words(expr);
+        self.helpers
+            .iter()
+            .filter(|f| words.contains(&f.name.name))
+            .map(|f| &f.name)
+            .collect()
     }
 
     /// The configured tenant column (of tables without their own tenancy).
@@ -82,6 +130,7 @@ impl Judge {
     pub fn column_for(&self, names: &[QualName]) -> (&str, bool) {
         match self.own(names) {
             Some((_, col, owner, _)) => (col, *owner),
+            None if names.contains(&self.root) => ("id", false),
             None => (&self.column, false),
         }
     }
@@ -115,7 +164,16 @@ impl Judge {
             return hit.clone();
         }
         let consulted = Cell::new(false);
-        let result = self.judge_text(expr, names, &consulted, true);
+        let mut result = self.judge_text(expr, names, &consulted, true);
+        // A row of the tenant root is a tenant: shown only when one of its columns is the
+        // current user (`id = auth.uid()` for a personal account, `primary_owner_user_id`),
+        // it is a tenant of that user's.
+        if result.is_err() && names.contains(&self.root) && self.own(names).is_none() {
+            let as_owner = self.judge_text_as(expr, names, ANY_COLUMN, true, &consulted, true);
+            if as_owner.is_ok() {
+                result = as_owner;
+            }
+        }
         if !consulted.get() {
             self.cache
                 .lock()
@@ -144,6 +202,11 @@ impl Judge {
         &self.membership
     }
 
+    /// The membership table's tenant and user columns.
+    pub fn member_columns(&self) -> (&str, &str) {
+        (&self.member_tenant, &self.member_user)
+    }
+
     /// Does the expression call a configured check function (which decides membership)?
     pub fn calls_check_function(&self, expr: &str) -> bool {
         let words = sql::words(expr);
@@ -152,10 +215,36 @@ impl Judge {
             .any(|f| f.last().is_some_and(|name| words.contains(name)))
     }
 
+    /// Like [`Judge::scoped`], with the column that carries the tenant given (uncached):
+    /// `(storage.foldername(name))[1]` read as a column, a table's owner column, or a column
+    /// no expression can name (to ask whether a policy scopes rows through a parent alone).
+    pub fn scoped_as(
+        &self,
+        expr: &str,
+        names: &[QualName],
+        column: &str,
+        owner: bool,
+    ) -> Result<(), String> {
+        self.judge_text_as(expr, names, column, owner, &Cell::new(false), true)
+    }
+
     fn judge_text(
         &self,
         expr: &str,
         names: &[QualName],
+        consulted: &Cell<bool>,
+        own_membership: bool,
+    ) -> Result<(), String> {
+        let (column, owner) = self.column_for(names);
+        self.judge_text_as(expr, names, column, owner, consulted, own_membership)
+    }
+
+    fn judge_text_as(
+        &self,
+        expr: &str,
+        names: &[QualName],
+        column: &str,
+        owner: bool,
         consulted: &Cell<bool>,
         own_membership: bool,
     ) -> Result<(), String> {
@@ -184,7 +273,6 @@ impl Judge {
         if node.kind() != K::PAREN_EXPR || !whole {
             return Err(bad());
         }
-        let (column, owner) = self.column_for(names);
         let cx = Cx {
             judge: self,
             names,
@@ -208,6 +296,9 @@ impl Judge {
         }
     }
 }
+
+/// The column name that stands for any column of the table (the tenant root's owner test).
+const ANY_COLUMN: &str = "\u{0}any";
 
 /// The configured tenant column, folded as Postgres folds it.
 pub fn tenant_column(t: &Tenancy) -> String {
@@ -306,10 +397,13 @@ impl Cx<'_> {
                         return (self.is_column(l) && self.is_source(r))
                             || (self.is_column(r) && self.is_source(l))
                             || self.own_membership(l, r)
+                            || (self.is_user(l) && self.members_of(r))
+                            || (self.is_user(r) && self.members_of(l))
                     }
                     Some(K::IN_KW) => {
                         return (self.is_column(l) && self.is_source(r))
                             || (self.is_own_column(l) && self.parent_select(r))
+                            || (self.is_user(l) && self.members_of(r))
                     }
                     _ => return false,
                 }
@@ -334,13 +428,128 @@ impl Cx<'_> {
             if self.callee_in(&n, &self.judge.checks) {
                 return args(&n).iter().any(|a| self.is_column(a));
             }
+            if let Some(f) = self.judge.helper(&n) {
+                return args(&n)
+                    .iter()
+                    .enumerate()
+                    .any(|(i, a)| self.helper_checks(f, i, a));
+            }
         }
         false
+    }
+
+    /// Does the body name what a membership check compares: the membership table's tenant
+    /// and user columns, and the parameter at `i`?
+    fn helper_compares(&self, f: &Function, i: usize) -> bool {
+        f.uses_param(i)
+            && f.has_word(&self.judge.member_tenant)
+            && f.has_word(&self.judge.member_user)
+    }
+
+    /// `is_member_of(org_id)`: a function whose body reads the membership table and compares
+    /// its tenant and user columns with the argument and the current user; or, passed a link
+    /// column of this table (`user_has_canvas_access(canvas_id)`), one that also reads the
+    /// parent the link names — the child is scoped through its parent, however many levels
+    /// up the tenant is. A table scoped by its owner is not scoped by a tenant check.
+    fn helper_checks(&self, f: &Function, i: usize, arg: &SyntaxNode) -> bool {
+        if self.owner || !self.helper_compares(f, i) {
+            return false;
+        }
+        let names_user = self
+            .judge
+            .users
+            .iter()
+            .any(|u| u.last().is_some_and(|w| f.has_word(w)));
+        if !names_user {
+            return false;
+        }
+        if self.is_column(arg) {
+            return true;
+        }
+        // Through a parent: the body must read a table besides the membership table and this one.
+        self.is_own_column(arg)
+            && f.reads
+                .iter()
+                .any(|r| *r != self.judge.membership && !self.names.contains(r))
+    }
+
+    /// The members of this row's tenant: `member_ids(t.org_id)` (a function reading the
+    /// membership table for its argument), `(select member_ids(t.org_id))`, `any(...)` of
+    /// either, or `(select user_id from members m where m.tenant_id = t.tenant_id)` with the
+    /// outer column qualified (unqualified it would be the membership table's own column).
+    /// Compared with the current user (`auth.uid() in (...)`), the inverted membership check.
+    fn members_of(&self, n: &SyntaxNode) -> bool {
+        if self.owner {
+            return false;
+        }
+        let n = strip(n.clone());
+        match n.kind() {
+            K::CALL_EXPR => {
+                if let Some(any) = child(&n, K::ANY_FN) {
+                    return any.children().any(|c| {
+                        if c.kind() == K::SELECT {
+                            self.members_select(&c)
+                        } else {
+                            self.members_of(&c)
+                        }
+                    });
+                }
+                self.judge.helper(&n).is_some_and(|f| {
+                    args(&n)
+                        .iter()
+                        .enumerate()
+                        .any(|(i, a)| self.is_column(a) && self.helper_compares(f, i))
+                })
+            }
+            K::PAREN_EXPR => n
+                .children()
+                .any(|s| s.kind() == K::SELECT && self.members_select(&s)),
+            _ => false,
+        }
+    }
+
+    /// `select member_ids(t.org_id)` or `select user_id from members m where m.tenant_id = t.tenant_id`.
+    fn members_select(&self, select: &SyntaxNode) -> bool {
+        let targets = targets(select);
+        let [target] = targets.as_slice() else {
+            return false;
+        };
+        if child(select, K::FROM_CLAUSE).is_none() {
+            return child(select, K::WHERE_CLAUSE).is_none() && self.members_of(target);
+        }
+        let target = strip(target.clone());
+        let selects_user = matches!(target.kind(), K::NAME_REF | K::FIELD_EXPR)
+            && name_parts(&target).last() == Some(&self.judge.member_user);
+        if !selects_user || !self.reads_members(select) {
+            return false;
+        }
+        let Some(w) = child(select, K::WHERE_CLAUSE).and_then(|w| w.children().next()) else {
+            return false;
+        };
+        conjuncts(&w).iter().any(|c| {
+            if c.kind() != K::BIN_EXPR || bin_op(c) != Some(K::EQ) {
+                return false;
+            }
+            let kids: Vec<_> = c.children().map(strip).collect();
+            let [l, r] = kids.as_slice() else {
+                return false;
+            };
+            let member_col = |n: &SyntaxNode| {
+                matches!(n.kind(), K::FIELD_EXPR | K::NAME_REF)
+                    && name_parts(n).last() == Some(&self.judge.member_tenant)
+                    && !(n.kind() == K::FIELD_EXPR && self.is_qualified_column(n))
+            };
+            let outer = |n: &SyntaxNode| n.kind() == K::FIELD_EXPR && self.is_qualified_column(n);
+            (member_col(l) && outer(r)) || (member_col(r) && outer(l))
+        })
     }
 
     /// `tenant_id`, `docs.tenant_id`, `public.docs.tenant_id` (this table only).
     fn is_column(&self, n: &SyntaxNode) -> bool {
         let n = strip(n.clone());
+        if self.column == ANY_COLUMN {
+            return self.is_own_column(&n);
+        }
         match n.kind() {
             K::NAME_REF => name_parts(&n).last().is_some_and(|c| *c == self.column),
             K::FIELD_EXPR => self.is_qualified_column(&n),

@@ -177,7 +177,9 @@ fn unscoped_for(p: &Policy, cmd: Command, judge: &Judge, names: &[QualName]) -> 
     if let Some(uses) = &p.uses {
         let needed = judge.scoping_columns(names);
         // A child scoped through its parent reads its link column and the parent table.
-        let through_parent = !uses.relations.is_empty() && !uses.columns.is_empty();
+        // Or passes its link column to a helper function that reads the parent.
+        let through_parent =
+            (!uses.relations.is_empty() || !uses.functions.is_empty()) && !uses.columns.is_empty();
         if !through_parent && !uses.columns.iter().any(|c| needed.contains(&c.as_str())) {
             return Some(format!(
                 "Postgres records no use of `{}` in this policy (pg_depend)",
@@ -221,7 +223,15 @@ fn one(
     source: Source,
     bypass: &[String],
 ) -> (TableReport, Vec<Finding>) {
-    let exemption = exemption(&t.name, tenancy);
+    // The tenant root is judged by its own policies (its rows scoped by `id`), unless config
+    // also lists it among the exempt tables or gives it a tenancy of its own.
+    let root = t.name == QualName::from_config(&tenancy.root_table)
+        && table_tenancy(tenancy, &t.name).is_none()
+        && !tenancy
+            .exempt_tables
+            .iter()
+            .any(|e| QualName::from_config(&e.name) == t.name);
+    let exemption = exemption(&t.name, tenancy).filter(|_| !root);
     let names = names(t);
     let (col, owner) = judge.column_for(&names);
     let tenant = t.column(col);
@@ -241,6 +251,8 @@ fn one(
                 .filter(|(c, _)| !p.permissive || !narrowed_by_restrictive(p, *c, t, judge, &names))
                 // SELECT open to every signed-in user by design (config, with a reason).
                 .filter(|(c, _)| !(public_read && *c == Command::Select))
+                // Creating a tenant reaches no other tenant's rows.
+                .filter(|(c, _)| !(root && *c == Command::Insert))
                 .map(|(c, why)| (c.as_str(), why))
                 .collect()
         })
@@ -287,11 +299,54 @@ fn one(
         return (report, findings);
     }
     report.reason = own_tenancy(&t.name, tenancy);
+    if root {
+        report.reason = Some(format!(
+            "the tenant root table (`tenancy.root_table = \"{}\"`): its rows are scoped by `id`; creating a tenant (INSERT) is not judged",
+            tenancy.root_table
+        ));
+    }
     let service_only = table_tenancy(tenancy, &t.name).is_some_and(|tt| tt.service_only);
     report.service_only = service_only;
 
+    // A child without the tenant column whose every client policy is scoped through its
+    // parent (`project_id in (select id from projects where <scoped>)`, a helper that reads
+    // the parent and the membership table): its rows are the parent's tenant's.
+    // Judged as if the table had no tenant column at all (a name no expression can hold),
+    // so that only a parent or a helper following the link can scope it.
+    let through_link = |p: &Policy| {
+        Command::EACH
+            .into_iter()
+            .filter(|c| p.command.covers(*c) && grants(p, *c))
+            .all(|c| {
+                p.exprs_for(c).iter().all(|(_, e)| {
+                    e.is_some_and(|e| judge.scoped_as(e, &names, "\u{0}", false).is_ok())
+                })
+            })
+    };
+    let granting: Vec<&Policy> = t
+        .policies
+        .iter()
+        .filter(|p| {
+            client(p)
+                && Command::EACH
+                    .iter()
+                    .any(|c| p.command.covers(*c) && grants(p, *c))
+        })
+        .collect();
+    let through_parent = tenant.is_none()
+        && !owner
+        && t.rls.on
+        && t.unverified.is_empty()
+        && !granting.is_empty()
+        && granting.iter().all(|p| through_link(p));
+    if through_parent {
+        report.reason = Some(format!(
+            "no `{col}` column: every client policy scopes its rows through a parent table"
+        ));
+    }
+
     match tenant {
-        _ if service_only => {}
+        _ if service_only || through_parent || root => {}
         None => findings.push(at(
             Finding::new(
                 Rule::TenantColumnMissing,
@@ -374,7 +429,8 @@ fn one(
     if t.rls.on && denied.len() < Command::EACH.len() {
         report.denied = denied.iter().map(|c| c.to_string()).collect();
     }
-    if denied.len() == Command::EACH.len() && !service_only {
+    // A root no client may touch is managed by the service: closed, not a finding.
+    if denied.len() == Command::EACH.len() && !service_only && !root {
         let restrictive = t.policies.iter().any(|p| !p.permissive);
         let extra = if restrictive {
             " (restrictive policies only narrow permissive ones; alone they let nothing through)"
@@ -429,7 +485,7 @@ fn one(
         ));
     }
 
-    if report.tenant_column && !report.tenant_index {
+    if report.tenant_column && !report.tenant_index && !root {
         findings.push(at(
             Finding::new(
                 Rule::TenantIndexMissing,

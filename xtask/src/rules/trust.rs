@@ -4,9 +4,11 @@
 //! self-join hole (`with check (user_id = auth.uid())` on the membership table's INSERT, an
 //! UPDATE that lets a member move their row to another tenant, or RLS off).
 
+use std::collections::BTreeMap;
+
 use crate::{
     model::{Finding, Severity, TableReport, Verdict},
-    schema::{Command, Origin, Policy, QualName, Table},
+    schema::{Command, Function, Origin, Policy, QualName, Table, Trigger},
 };
 
 use super::{catalog::Rule, policy::Judge, tenant};
@@ -43,6 +45,14 @@ pub fn membership_hole(m: &Table, judge: &Judge, bypass: &[String]) -> Option<Ho
                 .map(|(_, e)| e)
                 .next()
                 .flatten();
+            // When the membership's tenant is its user (a personal account: both columns are
+            // `id`), keeping the row to the current user keeps it to their own tenant.
+            let (mt, mu) = judge.member_columns();
+            let personal =
+                mt == mu && check.is_some_and(|e| judge.scoped_as(e, &names, mu, true).is_ok());
+            if personal {
+                continue;
+            }
             if let Err(why) = judge.scoped_for_membership_write(check, &names) {
                 return Some(Hole {
                     how: format!(
@@ -62,16 +72,106 @@ pub fn membership_hole(m: &Table, judge: &Judge, bypass: &[String]) -> Option<Ho
     None
 }
 
-/// Does the policy decide the tenant from the membership table?
-fn trusts(p: &Policy, m: &QualName, judge: &Judge) -> bool {
+/// The history's write paths into the membership table besides its own policies: triggers
+/// whose SECURITY DEFINER function writes it (with its owner's rights, past its policies).
+pub struct Writers<'a> {
+    pub triggers: &'a [Trigger],
+    pub functions: &'a BTreeMap<QualName, Function>,
+    /// The tenant root table: a trigger on its INSERT makes the creator a member of the new
+    /// tenant, which is no other tenant's.
+    pub root: QualName,
+}
+
+/// Can a client make a SECURITY DEFINER trigger write a membership row for another tenant?
+/// The trigger's table must let clients write rows (for the trigger's events) that are not
+/// kept to their own tenant: what the trigger copies into the membership table is then the
+/// client's choice (nextbase: accepting an invitation after rewriting its organization).
+pub fn trigger_hole<'t>(
+    m: &QualName,
+    writers: &Writers,
+    lookup: &impl Fn(&str) -> Option<&'t Table>,
+    judge: &Judge,
+    bypass: &[String],
+) -> Option<Hole> {
+    for trig in writers.triggers {
+        let Some(f) = writers.functions.get(&trig.function) else {
+            continue;
+        };
+        if !f.security_definer || !f.writes.contains(m) || tenant::is_platform(&trig.table) {
+            continue;
+        }
+        let events: Vec<Command> = trig
+            .events
+            .iter()
+            .copied()
+            .filter(|c| matches!(c, Command::Insert | Command::Update))
+            .filter(|c| !(trig.table == writers.root && *c == Command::Insert))
+            .collect();
+        let Some(t) = lookup(&trig.table.to_string()) else {
+            continue;
+        };
+        let via = format!(
+            "trigger on {} runs {}() (security definer), which writes {m} from the rows clients write there",
+            t.name, f.name
+        );
+        if !events.is_empty() && !t.rls.on {
+            return Some(Hole {
+                how: format!("a {via}, and row level security is off on {}", t.name),
+                origin: trig.origin.clone(),
+            });
+        }
+        let names: Vec<QualName> = std::iter::once(t.name.clone())
+            .chain(t.former_names.iter().cloned())
+            .collect();
+        for cmd in events {
+            for p in t.policies.iter().filter(|p| {
+                p.permissive
+                    && !tenant::for_bypass_roles_only(p, bypass)
+                    && p.command.covers(cmd)
+                    && tenant::grants(p, cmd)
+            }) {
+                let why = p.exprs_for(cmd).into_iter().find_map(|(clause, e)| {
+                    judge
+                        .scoped(e, &names)
+                        .err()
+                        .map(|w| format!("{clause} {w}"))
+                });
+                if let Some(why) = why {
+                    return Some(Hole {
+                        how: format!(
+                            "a {via}; its {} policy \"{}\" does not keep those rows to the user's tenant ({why}) at {}:{}",
+                            cmd.as_str().to_uppercase(),
+                            p.name,
+                            p.origin.path,
+                            p.origin.line
+                        ),
+                        origin: trig.origin.clone(),
+                    });
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Does the policy decide the tenant from the membership table? `Some` with how: directly
+/// (empty), or the helper function whose body reads it (" via public.is_member_of()").
+fn trusts(p: &Policy, m: &QualName, judge: &Judge) -> Option<String> {
     let live = p
         .uses
         .as_ref()
         .is_some_and(|u| u.relations.iter().any(|r| *r == m.to_string()));
-    live || [p.using.as_deref(), p.with_check.as_deref()]
-        .into_iter()
-        .flatten()
-        .any(|e| crate::sql::words(e).contains(&m.name) || judge.calls_check_function(e))
+    let exprs = || {
+        [p.using.as_deref(), p.with_check.as_deref()]
+            .into_iter()
+            .flatten()
+    };
+    if let Some(f) = exprs().find_map(|e| judge.helpers_called(e).first().cloned()) {
+        return Some(format!(" via {f}()"));
+    }
+    (live
+        || exprs().any(|e| crate::sql::words(e).contains(&m.name) || judge.calls_check_function(e)))
+    .then(String::new)
 }
 
 /// Mark every judged table whose policies trust a writable membership table: unprotected,
@@ -84,13 +184,17 @@ pub fn apply<'t>(
     judge: &Judge,
     bypass: &[String],
     live: Option<&str>,
+    writers: &Writers,
 ) {
     let m_name = judge.membership().clone();
     let Some(m) = lookup(&m_name.to_string()) else {
         return;
     };
-    // What the policies say, and (live) what Postgres let the probe's user do.
-    let hole = match (membership_hole(m, judge, bypass), live) {
+    // What the policies say (the membership table's own, then the triggers that write it),
+    // and (live) what Postgres let the probe's user do.
+    let said = membership_hole(m, judge, bypass)
+        .or_else(|| trigger_hole(&m_name, writers, &lookup, judge, bypass));
+    let hole = match (said, live) {
         (Some(h), Some(ev)) => Some(Hole {
             how: format!("{} ({ev})", h.how),
             origin: h.origin,
@@ -129,12 +233,12 @@ pub fn apply<'t>(
         // On a table readable by all by design, a SELECT policy's trust decides nothing.
         let names = [t.name.clone()];
         let public_read = judge.public_read(&names);
-        let Some(p) = t
+        let Some((p, via)) = t
             .policies
             .iter()
             .filter(|p| p.permissive && !tenant::for_bypass_roles_only(p, bypass))
             .filter(|p| !(public_read && p.command == Command::Select))
-            .find(|p| trusts(p, &m_name, judge))
+            .find_map(|p| trusts(p, &m_name, judge).map(|via| (p, via)))
         else {
             continue;
         };
@@ -144,7 +248,7 @@ pub fn apply<'t>(
                 Rule::TenantSourceWritable,
                 Severity::Error,
                 format!(
-                    "{} trusts {m_name} (policy \"{}\"), and {m_name} is writable for other tenants: {} ({at_hole}); every row of {} is open to a user who joins another tenant",
+                    "{} trusts {m_name}{via} (policy \"{}\"), and {m_name} is writable for other tenants: {} ({at_hole}); every row of {} is open to a user who joins another tenant",
                     t.name, p.name, hole.how, t.name
                 ),
             )

@@ -63,7 +63,8 @@ const INIT: &str = "create table tenants (id uuid primary key);\n\
 create table docs (id uuid primary key, tenant_id uuid not null references tenants(id));\n\
 create index on docs (tenant_id);\n\
 alter table docs enable row level security;\n\
-create policy docs_tenant on docs for all using (tenant_id = get_current_tenant_id());\n";
+create policy docs_tenant on docs for all using (tenant_id = get_current_tenant_id());\n\
+alter table tenants enable row level security;\n";
 
 const NO_RLS: &str = "-- notes for each document\n\
 create table notes (\n  id uuid primary key,\n  tenant_id uuid not null references tenants(id)\n);\n\
@@ -174,7 +175,7 @@ fn files_given_are_the_only_new_ones() {
     // Not a git repository: FILES need no git.
     let out = repo.xtask(&["supabase/migrations/0001_init.sql"]);
     let text = stdout(&out);
-    assert!(text.contains("2 table(s) checked: 1 protected"), "{text}");
+    assert!(text.contains("2 table(s) checked: 2 protected"), "{text}");
     assert_eq!(out.status.code(), Some(0), "{text}");
     let out = repo.xtask(&["supabase/migrations/0002_notes.sql"]);
     assert_eq!(out.status.code(), Some(1));
@@ -190,7 +191,7 @@ fn all_checks_every_table_without_git() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        text.contains("2 table(s) checked: 1 protected, 0 unprotected, 0 unverified, 1 exempt"),
+        text.contains("2 table(s) checked: 2 protected, 0 unprotected, 0 unverified, 0 exempt"),
         "{text}"
     );
 }

@@ -123,7 +123,12 @@ fn the_example_passes_live() {
             "{p:#}"
         );
     }
-    assert_eq!(table(&json, "public.tenants")["verdict"], "exempt");
+    // The tenant root is judged by its own policies (its rows scoped by `id`), not probed.
+    assert_eq!(table(&json, "public.tenants")["verdict"], "protected");
+    assert!(
+        table(&json, "public.tenants")["probe"].is_null(),
+        "{json:#}"
+    );
     assert!(
         findings(&json, "live-probe-skipped").is_empty(),
         "every table was probed: {json:#}"
@@ -769,5 +774,64 @@ fn a_database_that_is_not_empty_is_named_in_the_report() {
             .unwrap()
             .contains("already exists"),
         "{failed:#?}"
+    );
+}
+
+/// The storage probe against the static judge: on each bucket of the fixture, the static
+/// judge finds a leak exactly where Postgres lets tenant A read, overwrite or delete tenant
+/// B's objects; the confined buckets are probed (not skipped) and isolated.
+#[test]
+fn storage_findings_agree_with_the_live_storage_probe() {
+    use xtask::{
+        config::Config,
+        gather::{
+            live::{self, probe::Probe, Database},
+            migrations::read_all,
+        },
+        judge::{self, Live},
+        repo::Changes,
+    };
+    let Some(cluster) = server() else { return };
+    let db = Database::Disposable(cluster.url());
+    let t = TempDir::new("storage-probe");
+    common::write(t.path(), "supabase/migrations/0000_base.sql", FIXTURE_BASE);
+    let fixture = workspace().join("xtask/tests/fixtures/migrations/storage_probe/0001.sql");
+    common::write(
+        t.path(),
+        "supabase/migrations/1_0001.sql",
+        &std::fs::read_to_string(fixture).unwrap(),
+    );
+    let config = Config::default();
+    let changes = Changes::all();
+    let histories = read_all(t.path(), &config, &changes);
+    let stat = judge::migrations(&histories, Live::NotRun, &config, &changes);
+    let mut static_leaky: Vec<String> = stat
+        .findings
+        .iter()
+        .filter(|f| f.table.as_deref() == Some("storage.objects"))
+        .map(|f| f.message.split('`').nth(1).unwrap().to_string())
+        .collect();
+    static_leaky.sort();
+    static_leaky.dedup();
+    let ev = live::check(&config, &changes, &histories, &db).expect("live check");
+    let probes = ev.histories[0].storage.clone();
+    let mut live_leaky = Vec::new();
+    for (bucket, p) in &probes {
+        match p {
+            Probe::Leaks(_) => live_leaky.push(bucket.clone()),
+            Probe::Isolated => {}
+            Probe::Skipped(why) => panic!("{bucket}: the probe did not run: {why}"),
+        }
+    }
+    live_leaky.sort();
+    assert_eq!(static_leaky, ["leaky", "overwrite"], "{:#?}", stat.findings);
+    assert_eq!(live_leaky, static_leaky, "{probes:#?}");
+    let judged = judge::migrations(&histories, Live::Ran(ev), &config, &changes);
+    assert!(
+        judged.findings.iter().any(|f| f
+            .message
+            .contains("storage bucket `overwrite`: live probe: tenant A overwrote")),
+        "{:#?}",
+        judged.findings
     );
 }

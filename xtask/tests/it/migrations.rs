@@ -94,7 +94,9 @@ fn protected_table_and_exempt_root() {
         "protected",
         &[
             ("public.docs", Protected, &[]),
-            ("public.tenants", Exempt, &[]),
+            // Judged by its own policies: none, so closed to clients (no finding); the
+            // history never creates it, so the reader cannot vouch for it.
+            ("public.tenants", Unverified, &[]),
         ],
         &[],
     );
@@ -112,7 +114,10 @@ fn protected_table_and_exempt_root() {
         .find(|t| t.name == "public.tenants")
         .unwrap();
     assert!(
-        root.reason.as_deref().unwrap().contains("root"),
+        root.reason
+            .as_deref()
+            .unwrap()
+            .contains("no migration before it creates"),
         "{:?}",
         root.reason
     );
@@ -1104,4 +1109,265 @@ fn each_directory_is_its_own_history() {
     let names: Vec<&str> = ev.tables.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["public.docs", "public.docs", "public.notes"]);
     assert_eq!(ev.files_read, 2);
+}
+
+#[test]
+fn membership_decided_by_a_helper_whose_body_reads_the_membership_table() {
+    expect(
+        "helper_membership",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.leaky", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.tasks", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn a_writable_membership_table_opens_the_tables_that_trust_it_through_a_helper() {
+    let ev = expect(
+        "helper_membership_open",
+        &[
+            ("public.invoices", Unprotected, &["tenant-source-writable"]),
+            ("public.notes", Unprotected, &["tenant-source-writable"]),
+            ("public.projects", Unprotected, &["tenant-source-writable"]),
+            (
+                "public.tenant_members",
+                Unprotected,
+                &["tenant-source-writable"],
+            ),
+        ],
+        &[],
+    );
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "tenant-source-writable" && f.table.as_deref() == Some("public.notes"))
+        .unwrap();
+    assert!(
+        f.message
+            .contains("trusts public.tenant_members via public.is_member_of()")
+            && f.message.contains("members_join"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn the_current_user_among_the_members_of_the_rows_tenant() {
+    expect(
+        "inverted_membership",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.files", Protected, &[]),
+            ("public.leaky", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.notes", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn children_scoped_through_a_parent_two_levels_up() {
+    let ev = expect(
+        "grandchild_through_parent",
+        &[
+            ("public.canvases", Protected, &[]),
+            ("public.frames", Protected, &[]),
+            ("public.layers", Protected, &[]),
+            ("public.projects", Protected, &[]),
+            (
+                "public.stickers",
+                Unprotected,
+                &["policy-not-tenant-scoped", "tenant-column-missing"],
+            ),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &[],
+    );
+    let frames = ev
+        .tables
+        .iter()
+        .find(|t| t.name == "public.frames")
+        .unwrap();
+    assert!(
+        frames
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("through a parent")),
+        "{:?}",
+        frames.reason
+    );
+}
+
+/// The storage findings of a fixture: (bucket named in the message, policy) pairs, sorted.
+fn storage_findings(ev: &MigrationEvidence) -> Vec<(String, String)> {
+    let mut got: Vec<(String, String)> = ev
+        .findings
+        .iter()
+        .filter(|f| f.table.as_deref() == Some("storage.objects"))
+        .map(|f| {
+            assert_eq!(f.rule, "policy-not-tenant-scoped", "{}", f.message);
+            let bucket = f.message.split('`').nth(1).unwrap_or("").to_string();
+            let policy = f.message.split('"').nth(1).unwrap_or("").to_string();
+            (bucket, policy)
+        })
+        .collect();
+    got.sort();
+    got.dedup();
+    got
+}
+
+#[test]
+fn storage_buckets_keep_objects_to_the_tenant() {
+    let ev = expect(
+        "storage_buckets",
+        &[("public.tenant_members", Protected, &[])],
+        &[],
+    );
+    let mut want: Vec<(String, String)> = [
+        ("leaky", "leaky_read"),
+        ("public-images", "public_images_read"),
+    ]
+    .iter()
+    .map(|(b, p)| (b.to_string(), p.to_string()))
+    .collect();
+    // `using (true)` for UPDATE names no bucket: it opens every bucket's objects.
+    for b in [
+        "avatars",
+        "by-owner",
+        "exports",
+        "leaky",
+        "public-images",
+        "tenant-files",
+    ] {
+        want.push((b.to_string(), "leaky_update".to_string()));
+    }
+    want.sort();
+    assert_eq!(storage_findings(&ev), want, "{:#?}", ev.findings);
+    let note = |b: &str| {
+        ev.impact
+            .iter()
+            .find(|l| l.starts_with(&format!("storage bucket `{b}`")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        note("tenant-files").contains("select, insert confined to the tenant")
+            && note("tenant-files").contains("delete denied to clients"),
+        "{:?}",
+        ev.impact
+    );
+
+    // Declared public with a reason, its reads are the design; its writes are still judged.
+    let mut config = config_for("storage_buckets");
+    config.storage = Config::parse(
+        "[[storage.buckets]]\nname = \"public-images\"\npublic_read = true\nreason = \"product images shown on the landing page\"\n",
+    )
+    .unwrap()
+    .storage;
+    let ev = run("storage_buckets", &config, &Changes::all());
+    let got = storage_findings(&ev);
+    assert!(
+        !got.contains(&("public-images".into(), "public_images_read".into()))
+            && got.contains(&("public-images".into(), "leaky_update".into()))
+            && got.contains(&("leaky".into(), "leaky_read".into())),
+        "{got:?}"
+    );
+    assert!(
+        ev.impact
+            .iter()
+            .any(|l| l.contains("`public-images` (public read by config")
+                && l.contains("landing page")),
+        "{:?}",
+        ev.impact
+    );
+}
+
+#[test]
+fn a_security_definer_trigger_that_copies_client_rows_into_the_membership_table_is_a_hole() {
+    let ev = expect(
+        "membership_trigger_hole",
+        &[
+            (
+                "public.invitations",
+                Unprotected,
+                &["policy-not-tenant-scoped"],
+            ),
+            ("public.invoices", Unprotected, &["tenant-source-writable"]),
+            ("public.notes", Unprotected, &["tenant-source-writable"]),
+            ("public.projects", Unprotected, &["tenant-source-writable"]),
+            (
+                "public.tenant_members",
+                Unprotected,
+                &["tenant-source-writable"],
+            ),
+        ],
+        &[],
+    );
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "tenant-source-writable" && f.table.as_deref() == Some("public.notes"))
+        .unwrap();
+    assert!(
+        f.message
+            .contains("public.accept_invitation() (security definer)")
+            && f.message.contains("\"invitations_accept\""),
+        "{}",
+        f.message
+    );
+    // On the tenant root's INSERT, the trigger makes the creator a member of a new tenant.
+    expect(
+        "membership_trigger_root",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+            ("public.tenants", Protected, &[]),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn the_tenant_root_is_judged_by_its_own_policies() {
+    let root = |ev: &MigrationEvidence, name: &str| {
+        let t = ev.tables.iter().find(|t| t.name == name).unwrap();
+        let rules: Vec<&str> = ev
+            .findings
+            .iter()
+            .filter(|f| f.table.as_deref() == Some(name))
+            .map(|f| f.rule.id())
+            .collect();
+        (t.verdict, rules, t.reason.clone().unwrap_or_default())
+    };
+    let ev = run(
+        "root_table_policies",
+        &config_for("root_table_policies"),
+        &Changes::all(),
+    );
+    let (verdict, rules, reason) = root(&ev, "public.tenants");
+    assert_eq!((verdict, rules), (Protected, vec![]), "{:#?}", ev.findings);
+    assert!(reason.contains("the tenant root table"), "{reason}");
+
+    let mut config = config_for("root_table_policies");
+    config.tenancy.root_table = "orgs".into();
+    let ev = run("root_table_policies", &config, &Changes::all());
+    let (verdict, rules, _) = root(&ev, "public.orgs");
+    assert_eq!(
+        (verdict, rules),
+        (Unprotected, vec!["policy-not-tenant-scoped"]),
+        "{:#?}",
+        ev.findings
+    );
+    // Listed among the exempt tables, the root is not judged.
+    config.tenancy.exempt_tables = vec![Exemption {
+        name: "orgs".into(),
+        reason: "global".into(),
+    }];
+    let ev = run("root_table_policies", &config, &Changes::all());
+    assert_eq!(root(&ev, "public.orgs").0, Exempt);
 }

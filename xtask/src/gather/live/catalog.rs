@@ -193,8 +193,14 @@ pub fn read(
     let rows = client.query(
         &format!(
             "select n.nspname::text, p.proname::text, p.prosecdef, \
-               coalesce(exists (select 1 from unnest(p.proconfig) c where c like 'search_path=%'), false) \
+               coalesce(exists (select 1 from unnest(p.proconfig) c where c like 'search_path=%'), false), \
+               l.lanname::text, coalesce(p.prosrc, ''), \
+               case when p.proargnames is null then '{{}}'::text[] else \
+                 coalesce((select array_agg(coalesce(a.name, '') order by a.i) \
+                   from unnest(p.proargnames, p.proargmodes::text[]) with ordinality a(name, mode, i) \
+                   where coalesce(a.mode, 'i') in ('i', 'b', 'v')), '{{}}'::text[]) end \
              from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace \
+             join pg_catalog.pg_language l on l.oid = p.prolang \
              where {SYSTEM} and n.nspname not in ('auth', 'storage', 'extensions')"
         ),
         &[],
@@ -202,6 +208,18 @@ pub fn read(
     for r in rows {
         let name = QualName::new(r.get::<_, String>(0), r.get::<_, String>(1));
         let o = origin(&name);
+        let language: String = r.get(4);
+        let body: String = r.get(5);
+        // What the body reads, as the static reader reads it (`prosrc` is the same text).
+        let (reads, words, writes) = if language == "sql" || language == "plpgsql" {
+            (
+                crate::gather::migrations::plpgsql::function_reads(&language, &body, 1),
+                crate::schema::body_words(&body),
+                crate::gather::migrations::read::body_writes(&body),
+            )
+        } else {
+            (Vec::new(), Vec::new(), Vec::new())
+        };
         schema.functions.insert(
             name.clone(),
             Function {
@@ -209,7 +227,10 @@ pub fn read(
                 security_definer: r.get(2),
                 fixed_search_path: r.get(3),
                 origin: o,
-                reads: Vec::new(),
+                reads,
+                params: r.get(6),
+                words,
+                writes,
             },
         );
     }

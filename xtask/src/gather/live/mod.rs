@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod probe;
 pub mod role;
 pub mod standin;
+pub mod storage;
 pub mod watch;
 
 use std::{
@@ -100,6 +101,8 @@ pub struct LiveHistory {
     pub probes: Vec<(QualName, Probe)>,
     /// The self-join attack on the membership table: the evidence when Postgres let it.
     pub self_join: Option<String>,
+    /// The storage probe of each bucket the history creates (`storage.rs`).
+    pub storage: Vec<(String, Probe)>,
 }
 
 /// Is there anything for the live check to do? (No migration files, or nothing new: no.)
@@ -831,11 +834,15 @@ fn judge_and_probe(
             None
         }
     };
+    s.doing = "the storage probe of the buckets".into();
+    let buckets: Vec<String> = h.schema.buckets.keys().cloned().collect();
+    let storage = storage::probe(&mut s.c, &buckets, &config.tenancy);
     ev.histories.push(LiveHistory {
         dir: h.dir.clone(),
         schema,
         probes,
         self_join,
+        storage,
     });
     Ok(())
 }

@@ -63,6 +63,11 @@ pub enum Op {
         fixed_search_path: bool,
         /// Tables its body reads (`FROM`, `JOIN`).
         reads: Vec<QualName>,
+        /// Parameter names in call order, and the words of its body (`schema::Function`).
+        params: Vec<String>,
+        words: Vec<String>,
+        /// Tables its body inserts into or updates.
+        writes: Vec<QualName>,
         /// What calling it may do to the schema: its PL/pgSQL body's statements (or, when the
         /// body cannot be read, the fail-closed guess over its text). `None`: nothing.
         body: Option<Vec<super::plpgsql::Pl>>,
@@ -73,6 +78,17 @@ pub enum Op {
     Calls {
         functions: Vec<QualName>,
         otherwise: Option<Unverifiable>,
+    },
+    /// `create trigger ... {before|after} insert or update on t ... execute function f()`.
+    CreateTrigger {
+        table: QualName,
+        function: QualName,
+        events: Vec<Command>,
+    },
+    /// `insert into storage.buckets (id, name, public) values (...)`: the buckets, each with
+    /// its `public` value when given as a literal.
+    CreateBuckets {
+        buckets: Vec<(String, Option<bool>)>,
     },
     /// A PL/pgSQL body that runs now (a `DO` block), read statement by statement.
     Plpgsql {
@@ -302,6 +318,7 @@ pub(super) fn statement_in(
             if_exists: child(node, K::IF_EXISTS).is_some(),
         },
         K::CREATE_FUNCTION | K::CREATE_PROCEDURE => create_function(node, lines)?,
+        K::CREATE_TRIGGER => create_trigger(&strip_comments(&node.text().to_string()))?,
         K::DO => do_block(node, lines, depth),
         K::EXECUTE => Op::Unverifiable(unverifiable("EXECUTE of a prepared statement", "", true)),
         K::CALL => Op::Calls {
@@ -336,6 +353,9 @@ pub(super) fn statement_in(
         K::DROP_SCHEMA => Op::Destructive {
             what: one_line(&node.text().to_string()),
         },
+        K::INSERT if buckets_insert(&node.text().to_string()).is_some() => Op::CreateBuckets {
+            buckets: buckets_insert(&node.text().to_string()).unwrap_or_default(),
+        },
         K::SELECT | K::INSERT | K::UPDATE | K::DELETE | K::VALUES | K::MERGE => {
             let functions = calls(node);
             if functions.is_empty() {
@@ -348,6 +368,137 @@ pub(super) fn statement_in(
         }
         _ => return None,
     })
+}
+
+/// The buckets of `insert into storage.buckets [(cols)] values (...), ...`: each row's `id`
+/// (the first value without a column list) and its `public` literal. `None` when the
+/// statement is not such an insert.
+pub fn buckets_insert(text: &str) -> Option<Vec<(String, Option<bool>)>> {
+    static HEAD: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let head = HEAD.get_or_init(|| {
+        regex::Regex::new(
+            r#"(?is)^\s*insert\s+into\s+"?storage"?\s*\.\s*"?buckets"?\s*(\(([^)]*)\))?\s*values\s*"#,
+        )
+        .expect("bucket insert pattern")
+    });
+    let text = strip_comments(text);
+    let m = head.captures(&text)?;
+    let cols: Vec<String> = match m.get(2) {
+        Some(c) => c
+            .as_str()
+            .split(',')
+            .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
+            .collect(),
+        None => vec!["id".into(), "name".into()],
+    };
+    let id_at = cols.iter().position(|c| c == "id")?;
+    let public_at = cols.iter().position(|c| c == "public");
+    let mut out = Vec::new();
+    for row in value_rows(&text[m.get(0)?.end()..]) {
+        let Some(id) = row.get(id_at).and_then(|v| string_literal(v)) else {
+            continue;
+        };
+        let public = public_at.and_then(|i| row.get(i)).and_then(|v| {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "'t'" | "'true'" => Some(true),
+                "false" | "'f'" | "'false'" => Some(false),
+                _ => None,
+            }
+        });
+        out.push((id, public));
+    }
+    Some(out)
+}
+
+/// The text without `--` and `/* */` comments (quotes kept as they are).
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut quote: Option<char> = None;
+    while let Some(c) = rest.chars().next() {
+        let len = c.len_utf8();
+        if let Some(q) = quote {
+            out.push(c);
+            if c == q {
+                quote = None;
+            }
+            rest = &rest[len..];
+            continue;
+        }
+        if rest.starts_with("--") {
+            let end = rest.find('\n').unwrap_or(rest.len());
+            out.push(' ');
+            rest = &rest[end..];
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            let end = body.find("*/").map_or(rest.len(), |i| i + 4);
+            out.push(' ');
+            rest = &rest[end..];
+        } else {
+            if c == '\'' || c == '"' {
+                quote = Some(c);
+            }
+            out.push(c);
+            rest = &rest[len..];
+        }
+    }
+    out
+}
+
+/// `(a, b), (c, d) on conflict ...` → [[a, b], [c, d]]: the top-level tuples, split on
+/// commas outside quotes and parentheses.
+fn value_rows(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0usize;
+    let mut quote = None;
+    for c in text.chars() {
+        if let Some(q) = quote {
+            cur.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            '(' => {
+                depth += 1;
+                if depth > 1 {
+                    cur.push(c);
+                }
+            }
+            ')' if depth == 1 => {
+                depth = 0;
+                row.push(std::mem::take(&mut cur).trim().to_string());
+                rows.push(std::mem::take(&mut row));
+            }
+            ')' => {
+                depth = depth.saturating_sub(1);
+                cur.push(c);
+            }
+            ',' if depth == 1 => row.push(std::mem::take(&mut cur).trim().to_string()),
+            ',' if depth == 0 => {}
+            c if depth == 0 && !c.is_whitespace() => break,
+            c => {
+                if depth > 0 {
+                    cur.push(c);
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// `'text'` (also `'text'::text`) → `text`.
+fn string_literal(v: &str) -> Option<String> {
+    let v = v.trim();
+    let v = v.split("::").next()?.trim();
+    let inner = v.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(inner.replace("''", "'"))
 }
 
 /// The functions called under a node (`f(...)`, `public.f(...)`).
@@ -813,13 +964,18 @@ fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
         .and_then(|o| child(o, K::AS_FUNC_OPTION))
         .and_then(|a| child(&a, K::AS_DEFINITION))
         .and_then(|d| child(&d, K::LITERAL));
+    let params = function_params(node);
     let mut reads = Vec::new();
+    let mut words = Vec::new();
+    let mut writes = Vec::new();
     let mut runs = None;
     match body {
         Some(lit) if language == "sql" || language == "plpgsql" => {
             if let Some((text, line)) = plpgsql::body_of(&lit, lines) {
                 let (body, r) = plpgsql::read_function(&language, &text, line);
                 reads = r;
+                words = crate::schema::body_words(&text);
+                writes = body_writes(&text);
                 runs = match body {
                     Ok(b) if b.is_empty() => None,
                     Ok(b) => Some(b),
@@ -836,20 +992,126 @@ fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
         }
         Some(_) => {}
         // A SQL-standard body (`BEGIN ATOMIC ... END`, `RETURN ...`) is part of the tree.
-        None => plpgsql::reads_under(node, &mut reads),
+        None => {
+            plpgsql::reads_under(node, &mut reads);
+            // The body is among the options (`RETURN ...`, `BEGIN ATOMIC ... END`).
+            if let Some(o) = &opts {
+                words = crate::schema::body_words(&o.text().to_string());
+            }
+        }
     }
     Some(Op::CreateFunction {
         name,
         security_definer,
         fixed_search_path,
         reads,
+        params,
+        words,
+        writes,
         body: runs,
     })
+}
+
+/// The tables a function body inserts into or updates (`insert into t`, `update t set`),
+/// comments and strings aside: for the trust chain, a SECURITY DEFINER trigger function that
+/// writes the membership table.
+pub fn body_writes(body: &str) -> Vec<QualName> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r#"(?is)\b(?:insert\s+into|update(?:\s+only)?)\s+((?:"[^"]+"|[a-z_][a-z0-9_$]*)(?:\s*\.\s*(?:"[^"]+"|[a-z_][a-z0-9_$]*))?)"#,
+        )
+        .expect("write pattern")
+    });
+    let text = strip_comments(body);
+    let mut out: Vec<QualName> = Vec::new();
+    for c in re.captures_iter(&text) {
+        let q = QualName::from_config(&c[1].replace(char::is_whitespace, ""));
+        if q.name != "set" && !out.contains(&q) {
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// `create [or replace] [constraint] trigger name {before|after|instead of} events on table
+/// ... execute {function|procedure} f(...)`.
+fn create_trigger(text: &str) -> Option<Op> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r#"(?is)^\s*create\s+(?:or\s+replace\s+)?(?:constraint\s+)?trigger\s+(?:"[^"]+"|\S+)\s+(?:before|after|instead\s+of)\s+(.*?)\s+on\s+((?:"[^"]+"|[a-z_][a-z0-9_$]*)(?:\s*\.\s*(?:"[^"]+"|[a-z_][a-z0-9_$]*))?)\s.*?execute\s+(?:function|procedure)\s+((?:"[^"]+"|[a-z_][a-z0-9_$]*)(?:\s*\.\s*(?:"[^"]+"|[a-z_][a-z0-9_$]*))?)\s*\("#,
+        )
+        .expect("trigger pattern")
+    });
+    let c = re.captures(text)?;
+    let ev = c[1].to_ascii_lowercase();
+    let events = [
+        ("insert", Command::Insert),
+        ("update", Command::Update),
+        ("delete", Command::Delete),
+    ]
+    .into_iter()
+    .filter(|(w, _)| ev.contains(w))
+    .map(|(_, c)| c)
+    .collect();
+    Some(Op::CreateTrigger {
+        table: QualName::from_config(&c[2].replace(char::is_whitespace, "")),
+        function: QualName::from_config(&c[3].replace(char::is_whitespace, "")),
+        events,
+    })
+}
+
+/// The names of a function's parameters in call order (OUT parameters are not passed; an
+/// unnamed one is an empty name).
+fn function_params(node: &SyntaxNode) -> Vec<String> {
+    let Some(list) = child(node, K::PARAM_LIST) else {
+        return Vec::new();
+    };
+    list.children()
+        .filter(|p| p.kind() == K::PARAM)
+        .filter(|p| !p.descendants().any(|c| c.kind() == K::PARAM_OUT))
+        .map(|p| {
+            child(&p, K::PARAM_NAME)
+                .map(|n| crate::sql::fold_ident(n.text().to_string().trim()))
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_inserted_into_storage() {
+        assert_eq!(
+            buckets_insert(
+                "INSERT INTO STORAGE.buckets (id, name, \"public\")\n  -- a comment (with parens)\n  values ('a', 'a', true), ('b''s', 'b', false), ('c', 'c', null) on conflict (id) do nothing"
+            ),
+            Some(vec![
+                ("a".to_string(), Some(true)),
+                ("b's".to_string(), Some(false)),
+                ("c".to_string(), None)
+            ])
+        );
+        assert_eq!(
+            buckets_insert("insert into storage.buckets values ('x', 'x')"),
+            Some(vec![("x".to_string(), None)])
+        );
+        assert_eq!(
+            buckets_insert("insert into storage.buckets(name, id, public, file_size_limit) values ('n', 'i', 'true', 5)"),
+            Some(vec![("i".to_string(), Some(true))])
+        );
+        assert_eq!(
+            buckets_insert("insert into storage.objects (bucket_id) values ('a')"),
+            None
+        );
+        assert_eq!(
+            buckets_insert("insert into public.buckets (id) values ('a')"),
+            None
+        );
+    }
 
     #[test]
     fn reads_the_statements_that_matter() {

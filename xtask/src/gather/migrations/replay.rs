@@ -250,6 +250,9 @@ impl Replay {
                 security_definer,
                 fixed_search_path,
                 reads,
+                params,
+                words,
+                writes,
                 body,
             } => {
                 match body {
@@ -262,8 +265,37 @@ impl Replay {
                     fixed_search_path: *fixed_search_path,
                     origin: self.at(line),
                     reads: reads.clone(),
+                    params: params.clone(),
+                    words: words.clone(),
+                    writes: writes.clone(),
                 };
                 self.schema.functions.insert(name.clone(), f);
+            }
+            Op::CreateTrigger {
+                table,
+                function,
+                events,
+            } => {
+                let origin = self.at(line);
+                self.schema.triggers.push(crate::schema::Trigger {
+                    table: table.clone(),
+                    function: function.clone(),
+                    events: events.clone(),
+                    origin,
+                });
+            }
+            Op::CreateBuckets { buckets } => {
+                let origin = self.at(line);
+                for (id, public) in buckets {
+                    self.schema.buckets.insert(
+                        id.clone(),
+                        crate::schema::Bucket {
+                            id: id.clone(),
+                            public: *public,
+                            origin: origin.clone(),
+                        },
+                    );
+                }
             }
             Op::Plpgsql { body, .. } => self.pl(body),
             Op::Calls {
@@ -874,12 +906,18 @@ fn reline_op(op: &Op, line: u32) -> Op {
             security_definer,
             fixed_search_path,
             reads,
+            params,
+            words,
+            writes,
             body,
         } => Op::CreateFunction {
             name: name.clone(),
             security_definer: *security_definer,
             fixed_search_path: *fixed_search_path,
             reads: reads.clone(),
+            params: params.clone(),
+            words: words.clone(),
+            writes: writes.clone(),
             body: body.as_ref().map(|b| relined(b, line)),
         },
         op => op.clone(),

@@ -1,0 +1,426 @@
+//! Supabase Storage: every bucket the history creates keeps its objects to the tenant.
+//!
+//! A bucket's objects are rows of `storage.objects` with its `bucket_id`; the policies that
+//! concern it are those that name it (`bucket_id = 'avatars'`) and those that name no bucket
+//! at all (they apply to every bucket). For each command a client may run, each such
+//! permissive policy must confine the objects: by the first folder of the path
+//! (`(storage.foldername(name))[1]` compared with a tenant the user belongs to, or with the
+//! user for per-user buckets) or by the object's owner (`owner = auth.uid()`, `owner_id`).
+//! A bucket declared `public_read` in `[[storage.buckets]]` (with a reason) may be read by
+//! anyone; its writes are still judged. Nothing here is a tenant table: the findings name
+//! `storage.objects` and the bucket.
+
+use std::{collections::BTreeMap, sync::OnceLock};
+
+use regex::Regex;
+
+use crate::{
+    config::Storage,
+    model::{Finding, Severity},
+    schema::{Bucket, Command, Policy, QualName, Table},
+};
+
+use super::{catalog::Rule, policy::Judge, tenant};
+
+/// The name the judge reads `(storage.foldername(name))[1]` as: a column no SQL can spell.
+const FOLDER: &str = "xtask_first_folder";
+
+/// What was found: the findings, and a line per bucket for the handover.
+#[derive(Debug, Default)]
+pub struct Judged {
+    pub findings: Vec<Finding>,
+    pub notes: Vec<String>,
+}
+
+/// `storage.objects`.
+pub fn objects_name() -> QualName {
+    QualName::new("storage", "objects")
+}
+
+/// Judge the buckets (`judged`: the ones this change creates, or whose policies it changes)
+/// against the policies of `storage.objects`.
+pub fn judge(
+    buckets: &BTreeMap<String, Bucket>,
+    objects: Option<&Table>,
+    config: &Storage,
+    judge: &Judge,
+    bypass: &[String],
+    judged: impl Fn(&Bucket, &[&Policy]) -> bool,
+) -> Judged {
+    let mut out = Judged::default();
+    let empty = Vec::new();
+    let policies = objects.map_or(&empty, |t| &t.policies);
+    for b in buckets.values() {
+        let public_read = config
+            .buckets
+            .iter()
+            .find(|c| c.name == b.id)
+            .filter(|c| c.public_read);
+        let concerning: Vec<&Policy> = policies
+            .iter()
+            .filter(|p| p.permissive && !tenant::for_bypass_roles_only(p, bypass))
+            .filter(|p| concerns(p, &b.id))
+            .collect();
+        if !judged(b, &concerning) {
+            continue;
+        }
+        let mut confined = Vec::new();
+        let mut denied = Vec::new();
+        let mut open = Vec::new();
+        // Per policy that leaks: the commands it opens and why (one finding each).
+        let mut leaks: Vec<(&Policy, Vec<&str>, Vec<String>)> = Vec::new();
+        for cmd in Command::EACH {
+            let granting: Vec<&&Policy> = concerning
+                .iter()
+                .filter(|p| p.command.covers(cmd) && tenant::grants(p, cmd))
+                .collect();
+            if granting.is_empty() {
+                denied.push(cmd.as_str());
+                continue;
+            }
+            if cmd == Command::Select && public_read.is_some() {
+                open.push(cmd.as_str());
+                continue;
+            }
+            let mut ok = true;
+            for p in granting {
+                let why = p
+                    .exprs_for(cmd)
+                    .into_iter()
+                    .find_map(|(clause, e)| match e {
+                        None => Some(format!("{clause}: no expression, every object passes")),
+                        Some(e) => confines(e, judge).err().map(|w| format!("{clause} {w}")),
+                    });
+                if let Some(why) = why {
+                    ok = false;
+                    match leaks.iter_mut().find(|(q, _, _)| std::ptr::eq(*q, *p)) {
+                        Some((_, cmds, whys)) => {
+                            cmds.push(cmd.as_str());
+                            if !whys.contains(&why) {
+                                whys.push(why);
+                            }
+                        }
+                        None => leaks.push((p, vec![cmd.as_str()], vec![why])),
+                    }
+                }
+            }
+            if ok {
+                confined.push(cmd.as_str());
+            }
+        }
+        let mut not_confined: Vec<&str> = Vec::new();
+        for (_, cmds, _) in &leaks {
+            for c in cmds {
+                if !not_confined.contains(c) {
+                    not_confined.push(c);
+                }
+            }
+        }
+        for (p, cmds, whys) in leaks {
+            out.findings.push(
+                Finding::new(
+                    Rule::PolicyNotTenantScoped,
+                    Severity::Error,
+                    format!(
+                        "storage bucket `{}`{}: policy \"{}\" on storage.objects (for {}, to {}) lets {} reach every tenant's objects: {}; confine it by the path's first folder (`(storage.foldername(name))[1]::uuid in (select {} from {} where {} = auth.uid())`) or by `owner = auth.uid()`, or declare the bucket in xtask.toml `[[storage.buckets]]` with `public_read = true` and a reason",
+                        b.id,
+                        match b.public {
+                            Some(true) => " (created public)",
+                            _ => " (private)",
+                        },
+                        p.name,
+                        p.command.as_str(),
+                        p.roles.join(", "),
+                        cmds.join(", ").to_uppercase(),
+                        whys.join("; "),
+                        judge_member_tenant(judge),
+                        judge.membership(),
+                        judge_member_user(judge),
+                    ),
+                )
+                .at(p.origin.path.clone(), Some(p.origin.line))
+                .on_table(objects_name().to_string()),
+            );
+        }
+        let mut parts = Vec::new();
+        if !confined.is_empty() {
+            parts.push(format!("{} confined to the tenant", confined.join(", ")));
+        }
+        if !not_confined.is_empty() {
+            parts.push(format!(
+                "{} not confined (policy-not-tenant-scoped)",
+                not_confined.join(", ")
+            ));
+        }
+        if !open.is_empty() {
+            parts.push(format!(
+                "{} open by design ({})",
+                open.join(", "),
+                public_read.map_or("", |c| c.reason.as_str())
+            ));
+        }
+        if !denied.is_empty() {
+            parts.push(format!("{} denied to clients", denied.join(", ")));
+        }
+        out.notes.push(format!(
+            "storage bucket `{}` ({}, {}:{}): {}",
+            b.id,
+            if public_read.is_some() {
+                "public read by config"
+            } else if b.public == Some(true) {
+                "created public, not declared in xtask.toml"
+            } else {
+                "private"
+            },
+            b.origin.path,
+            b.origin.line,
+            parts.join("; ")
+        ));
+    }
+    out
+}
+
+fn judge_member_tenant(j: &Judge) -> String {
+    j.member_columns().0.to_string()
+}
+
+fn judge_member_user(j: &Judge) -> String {
+    j.member_columns().1.to_string()
+}
+
+/// Does the policy concern the bucket? It names it in a conjunct of its own
+/// (`bucket_id = 'x' and ...`, `bucket_id in ('x', ...)`), or names no bucket that way (then
+/// it applies to every bucket). An OR at the top of the expression, or around the bucket's
+/// comparison, concerns every bucket (it may reach past the bucket's conjunct).
+pub fn concerns(p: &Policy, bucket: &str) -> bool {
+    [p.using.as_deref(), p.with_check.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|t| match named_buckets(t) {
+            Some(named) => named.iter().any(|n| n == bucket),
+            None => true,
+        })
+}
+
+/// The buckets an expression keeps to by a top-level conjunct; `None` when it is not kept to
+/// any (every bucket).
+fn named_buckets(text: &str) -> Option<Vec<String>> {
+    let t = unwrap(text);
+    if split_top(t, "or").len() > 1 {
+        return None;
+    }
+    let named: Vec<String> = split_top(t, "and")
+        .into_iter()
+        .map(unwrap)
+        .filter(|c| !crate::sql::idents(c).contains("or"))
+        .flat_map(bucket_names)
+        .collect();
+    (!named.is_empty()).then_some(named)
+}
+
+/// Outer parentheses that hold the whole text, removed.
+fn unwrap(mut s: &str) -> &str {
+    loop {
+        let t = s.trim();
+        if !(t.starts_with('(') && t.ends_with(')')) {
+            return t;
+        }
+        // The first parenthesis must close at the very end.
+        let mut depth = 0i32;
+        let mut quote = false;
+        let mut closes_at_end = true;
+        for (i, c) in t.char_indices() {
+            match c {
+                '\'' => quote = !quote,
+                '(' if !quote => depth += 1,
+                ')' if !quote => {
+                    depth -= 1;
+                    if depth == 0 && i != t.len() - 1 {
+                        closes_at_end = false;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !closes_at_end {
+            return t;
+        }
+        s = &t[1..t.len() - 1];
+    }
+}
+
+/// Split on a keyword (`and`, `or`) outside parentheses and quotes.
+fn split_top<'s>(s: &'s str, kw: &str) -> Vec<&'s str> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut quote = false;
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\'' => quote = !quote,
+            b'(' if !quote => depth += 1,
+            b')' if !quote => depth -= 1,
+            _ if !quote && depth == 0 => {
+                let end = i + kw.len();
+                let word = end <= b.len()
+                    && s[i..end].eq_ignore_ascii_case(kw)
+                    && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+                    && (end == b.len() || !(b[end].is_ascii_alphanumeric() || b[end] == b'_'));
+                if word {
+                    out.push(&s[start..i]);
+                    start = end;
+                    i = end;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// The bucket ids an expression compares `bucket_id` with.
+fn bucket_names(text: &str) -> Vec<String> {
+    static EQ: OnceLock<Regex> = OnceLock::new();
+    static IN: OnceLock<Regex> = OnceLock::new();
+    let eq = EQ.get_or_init(|| {
+        Regex::new(r#"(?i)(?:\bbucket_id\s*\)?\s*=\s*'((?:[^']|'')*)'|'((?:[^']|'')*)'(?:::text)?\s*=\s*\(?\s*(?:objects\s*\.\s*)?bucket_id\b)"#)
+            .expect("bucket pattern")
+    });
+    let inp = IN.get_or_init(|| {
+        Regex::new(r#"(?i)\bbucket_id\s*\)?\s*(?:in\s*\(|=\s*any\s*\(\s*array\s*\[)([^)\]]*)"#)
+            .expect("bucket list pattern")
+    });
+    let mut out: Vec<String> = eq
+        .captures_iter(text)
+        .filter_map(|c| c.get(1).or_else(|| c.get(2)))
+        .map(|m| m.as_str().replace("''", "'"))
+        .collect();
+    for c in inp.captures_iter(text) {
+        for part in c[1].split(',') {
+            let part = part.trim().split("::").next().unwrap_or("").trim();
+            if let Some(s) = part.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+                out.push(s.replace("''", "'"));
+            }
+        }
+    }
+    out
+}
+
+/// Does the expression confine objects to the tenant (the path's first folder compared with
+/// a tenant the user belongs to, or with the user) or to their owner? `Err` says why not.
+pub fn confines(expr: &str, judge: &Judge) -> Result<(), String> {
+    static FOLDER_RE: OnceLock<Regex> = OnceLock::new();
+    let re = FOLDER_RE.get_or_init(|| {
+        Regex::new(
+            r#"(?i)\(\s*(?:"?storage"?\s*\.\s*)?"?foldername"?\s*\(\s*(?:(?:"?storage"?\s*\.\s*)?"?objects"?\s*\.\s*)?"?name"?\s*\)\s*\)\s*\[\s*1\s*\]"#,
+        )
+        .expect("folder pattern")
+    });
+    let text = re.replace_all(expr, FOLDER).into_owned();
+    let names = [objects_name()];
+    let tries = [
+        (FOLDER, false),
+        (FOLDER, true),
+        ("owner", true),
+        ("owner_id", true),
+    ];
+    let mut first = None;
+    for (column, owner) in tries {
+        match judge.scoped_as(&text, &names, column, owner) {
+            Ok(()) => return Ok(()),
+            Err(why) if first.is_none() => first = Some(why),
+            Err(_) => {}
+        }
+    }
+    Err(first
+        .unwrap_or_default()
+        .replace(FOLDER, "(storage.foldername(name))[1]"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Tenancy;
+
+    fn j() -> Judge {
+        Judge::new(&Tenancy::default())
+    }
+
+    #[test]
+    fn confined_by_folder_or_owner() {
+        let j = j();
+        let ok = |e: &str| confines(e, &j).is_ok();
+        assert!(ok("bucket_id = 'docs' and (storage.foldername(name))[1]::uuid in (select tenant_id from tenant_members where user_id = auth.uid())"));
+        assert!(ok("((bucket_id = 'docs'::text) AND (((storage.foldername(name))[1])::uuid IN ( SELECT tenant_members.tenant_id FROM tenant_members WHERE (tenant_members.user_id = auth.uid()))))"));
+        assert!(ok(
+            "bucket_id = 'avatars' and (storage.foldername(name))[1] = auth.uid()::text"
+        ));
+        assert!(ok(
+            "bucket_id = 'avatars' and (select auth.uid()::text) = (storage.foldername(name))[1]"
+        ));
+        assert!(ok("bucket_id = 'x' and owner = auth.uid()"));
+        assert!(ok("owner_id = (select auth.uid())::text"));
+        assert!(ok(
+            "(storage.foldername(name))[1] = get_current_tenant_id()::text"
+        ));
+        assert!(!ok("true"));
+        assert!(!ok("bucket_id = 'docs'"));
+        assert!(!ok("bucket_id = 'docs' and auth.role() = 'authenticated'"));
+        assert!(!ok("(storage.foldername(name))[2] = auth.uid()::text"));
+        assert!(!ok("(storage.foldername(name))[1] = 'public'"));
+        assert!(!ok(
+            "(storage.foldername(name))[1] = auth.uid()::text or true"
+        ));
+        assert!(!ok(
+            "(storage.foldername(name))[1]::uuid in (select tenant_id from tenant_members)"
+        ));
+    }
+
+    #[test]
+    fn which_buckets_a_policy_concerns() {
+        let p = |using: &str| Policy {
+            name: "p".into(),
+            command: Command::Select,
+            permissive: true,
+            roles: vec!["authenticated".into()],
+            using: Some(using.into()),
+            with_check: None,
+            origin: crate::schema::Origin::new("x.sql", 1),
+            uses: None,
+        };
+        assert!(concerns(&p("bucket_id = 'a' and true"), "a"));
+        assert!(!concerns(&p("bucket_id = 'a' and true"), "b"));
+        assert!(concerns(&p("(bucket_id = 'a'::text)"), "a"));
+        assert!(concerns(&p("'b' = bucket_id"), "b"));
+        assert!(concerns(&p("bucket_id in ('a', 'b')"), "b"));
+        assert!(!concerns(&p("bucket_id in ('a', 'b')"), "c"));
+        assert!(concerns(
+            &p("bucket_id = ANY (ARRAY['a'::text, 'c'::text])"),
+            "c"
+        ));
+        // No bucket named: every bucket.
+        assert!(concerns(&p("true"), "z"));
+        // An OR may reach past the bucket's conjunct; one inside another conjunct does not.
+        assert!(concerns(&p("bucket_id = 'a' or true"), "z"));
+        assert!(concerns(
+            &p("(bucket_id = 'a' or bucket_id = 'b') and true"),
+            "z"
+        ));
+        assert!(!concerns(
+            &p("bucket_id = 'a' AND ((storage.foldername(name))[1] = auth.uid()::text OR (exists (select 1 from t where x = 'or')))"),
+            "z"
+        ));
+        assert!(!concerns(
+            &p("((bucket_id = 'a'::text) AND (((storage.foldername(name))[1] = (auth.uid())::text) OR true))"),
+            "z"
+        ));
+        assert!(concerns(&p("(bucket_id = 'a') or (bucket_id = 'b')"), "z"));
+    }
+}
