@@ -119,6 +119,26 @@ const WORD_OPERATORS: [&str; 22] = [
     "throw",
 ];
 
+/// One of [`WORD_OPERATORS`]: they are all short lowercase words, so most identifiers are
+/// told apart by their length and first letter (this runs on every word of every file).
+fn is_word_operator(word: &[u8]) -> bool {
+    (2..=10).contains(&word.len())
+        && word[0].is_ascii_lowercase()
+        && WORD_OPERATORS.iter().any(|w| w.as_bytes() == word)
+}
+
+/// The characters [`nesting_chars`] counts, as a table (a lookup per byte, not a search).
+const NESTING_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let chars = b"([{`+-*/%&|^!~?:<>=.@#";
+    let mut i = 0;
+    while i < chars.len() {
+        t[chars[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// How deep code nests, judged cheaply from the bytes before oxc sees them: oxc and the
 /// rules' visitors recurse once per level of the tree, so deeper code would overflow the
 /// stack (an abort of the whole run, no report) instead of giving a finding. An upper
@@ -222,7 +242,7 @@ pub fn too_deep(text: &str) -> Option<(usize, usize, usize)> {
                     {
                         i += 1;
                     }
-                    chains = WORD_OPERATORS.contains(&&text[start..=i]);
+                    chains = is_word_operator(&b[start..=i]);
                 }
                 _ => {}
             }
@@ -262,11 +282,10 @@ pub fn nesting_chars(text: &[u8]) -> usize {
             while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_') {
                 i += 1;
             }
-            let word = &text[start..i];
-            n += usize::from(WORD_OPERATORS.iter().any(|w| w.as_bytes() == word));
+            n += usize::from(is_word_operator(&text[start..i]));
             continue;
         }
-        n += usize::from(b"([{`+-*/%&|^!~?:<>=.@#".contains(&c));
+        n += usize::from(NESTING_CHAR[usize::from(c)]);
         i += 1;
     }
     n
@@ -350,6 +369,22 @@ pub fn parse<'a>(alloc: &'a Allocator, src: &Source<'a>) -> Result<Program<'a>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_operators_and_nesting_chars_are_told_by_their_shortcuts() {
+        for w in WORD_OPERATORS {
+            assert!(is_word_operator(w.as_bytes()), "{w}");
+        }
+        for w in ["x", "data", "Typeof", "returns", "_in", "$do"] {
+            assert!(!is_word_operator(w.as_bytes()), "{w}");
+        }
+        let chars = b"([{`+-*/%&|^!~?:<>=.@#";
+        for c in 0..=255u8 {
+            assert_eq!(NESTING_CHAR[usize::from(c)], chars.contains(&c), "{c}");
+        }
+        // `typeof`, `.` and `(`; `returns` is a word, not an operator.
+        assert_eq!(nesting_chars(b"typeof a.b(c) returns x"), 3);
+    }
 
     #[test]
     fn lines_are_one_based() {

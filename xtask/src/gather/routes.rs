@@ -49,15 +49,24 @@ pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteE
     // one thread whose stack holds as many levels as the deepest changed file can have (the
     // graph's module cache is not shared between threads); a file past that, imported ones
     // included, is refused by `ts::parse` as too deep.
-    let files = files(repo, config, changes);
+    // Code files are read here once and handed on, not read again for the check.
+    let mut files: Vec<(FileRef, Option<Vec<u8>>)> = files(repo, config, changes)
+        .into_iter()
+        .map(|f| {
+            let bytes = ts::is_code(&f.path)
+                .then(|| std::fs::read(repo.join(&f.content)).ok())
+                .flatten();
+            (f, bytes)
+        })
+        .collect();
     let deepest = files
         .iter()
-        .filter(|f| ts::is_code(&f.path))
-        .filter_map(|f| std::fs::read(repo.join(&f.content)).ok())
+        .filter_map(|(_, b)| b.as_deref())
         .max_by_key(|b| ts::nesting_chars(b))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_vec();
     Ok(ts::with_stack_for(&deepest, || {
-        analyze_files(repo, config, changes, files)
+        analyze_files(repo, config, changes, std::mem::take(&mut files))
     }))
 }
 
@@ -65,16 +74,16 @@ fn analyze_files(
     repo: &Path,
     config: &Config,
     changes: &Changes,
-    files: Vec<FileRef>,
+    files: Vec<(FileRef, Option<Vec<u8>>)>,
 ) -> RouteEvidence {
     let settings = Settings::new(config, package_name(repo, &config.contracts.package));
     // Imports of route files are followed into the repository's other files, each read once.
     let graph = routes::graph::Graph::new(repo, &settings);
     let mut ev = RouteEvidence::default();
     let mut alloc = Allocator::default();
-    for f in files {
+    for (f, read) in files {
         let role = role(config, &f.path);
-        let bytes = match std::fs::read(repo.join(&f.content)) {
+        let bytes = match read.map_or_else(|| std::fs::read(repo.join(&f.content)), Ok) {
             Ok(b) => b,
             Err(e) => {
                 // A name that is not UTF-8 comes with U+FFFD in it (`repo::changes`): nothing

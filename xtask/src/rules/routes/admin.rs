@@ -249,13 +249,12 @@ impl<'a> Visit<'a> for Reads<'a> {
     }
     fn visit_call_expression(&mut self, c: &CallExpression<'a>) {
         if let Some(p) = member_path(&c.callee) {
-            if BODY_READERS.iter().any(|b| p.ends_with(&format!(".{b}"))) && c.arguments.is_empty()
-            {
+            if BODY_READERS.iter().any(|b| member_ends(&p, b)) && c.arguments.is_empty() {
                 self.request = true;
             }
             if ["auth.getUser", "auth.getClaims", "auth.getSession"]
                 .iter()
-                .any(|t| p == *t || p.ends_with(&format!(".{t}")))
+                .any(|t| p == *t || member_ends(&p, t))
             {
                 self.auth = true;
             }
@@ -264,6 +263,11 @@ impl<'a> Visit<'a> for Reads<'a> {
     }
     fn visit_function(&mut self, _: &Function<'a>, _: ScopeFlags) {}
     fn visit_arrow_function_expression(&mut self, _: &oxc_ast::ast::ArrowFunctionExpression<'a>) {}
+}
+
+/// `a.b.name` ends with the member `name` (`.name`), without building the suffix.
+fn member_ends(path: &str, name: &str) -> bool {
+    path.strip_suffix(name).is_some_and(|r| r.ends_with('.'))
 }
 
 fn reads<'a>(e: &Expression<'a>) -> Reads<'a> {
@@ -372,7 +376,9 @@ impl<'a> Scope<'_, 'a, '_> {
         }
         let column = self.ctx.settings.tenant_column.as_str();
         let camel = camel(column);
-        let is_key = |k: &str| k == column || k == camel || k.ends_with(&format!("_{column}"));
+        let is_key = |k: &str| {
+            k == column || k == camel || k.strip_suffix(column).is_some_and(|r| r.ends_with('_'))
+        };
         // The tenant values the chain is filtered on (or writes).
         let mut values: Vec<&'b Expression<'a>> = Vec::new();
         // Every value it is filtered on or writes, whatever the column: a query keyed by the
@@ -421,7 +427,7 @@ impl<'a> Scope<'_, 'a, '_> {
             }
         }
         let admin = self.admin_root(root);
-        let snippet = self.ctx.src.snippet(outer.span, 80);
+        let snippet = || self.ctx.src.snippet(outer.span, 80);
         let offset = head_call.span.start;
         let from_request = values.iter().any(|v| self.is_request_value(v));
         let from_auth = any
@@ -429,7 +435,7 @@ impl<'a> Scope<'_, 'a, '_> {
             .any(|v| self.is_auth_expr(v) && !self.is_request_value(v));
         if from_request {
             self.out.from_request.push(Query {
-                snippet: snippet.clone(),
+                snippet: snippet(),
                 offset,
                 admin: admin.clone(),
                 why: format!("its {column} comes from the request"),
@@ -450,7 +456,7 @@ impl<'a> Scope<'_, 'a, '_> {
                     format!("its {column} value does not come from the auth context")
                 };
                 self.out.unscoped.push(Query {
-                    snippet,
+                    snippet: snippet(),
                     offset,
                     admin: Some(client),
                     why,
