@@ -231,7 +231,7 @@ fn role<'p>(config: &Config, path: &'p str) -> Option<(Kind, &'p str)> {
             .then(|| path.strip_prefix(dir)?.strip_prefix('/'))
             .flatten()
     };
-    if let Some(rel) = under(&config.routes.root) {
+    if let Some(rel) = config.routes.under_root(path) {
         let name = rel.rsplit('/').next().unwrap_or(rel);
         if ROUTE_FILES.contains(&name) {
             return Some((Kind::Route, rel));
@@ -262,11 +262,14 @@ fn files(repo: &Path, config: &Config, changes: &Changes) -> Vec<FileRef> {
         })
         .collect();
     if changes.all {
-        for dir in [
-            &config.routes.root,
-            &config.routes.server_actions_dir,
-            &config.contracts.package,
-        ] {
+        let roots = config.routes.all_roots().flat_map(|r| expand_root(repo, r));
+        let dirs: Vec<String> = roots
+            .chain([
+                config.routes.server_actions_dir.clone(),
+                config.contracts.package.clone(),
+            ])
+            .collect();
+        for dir in &dirs {
             if dir.is_empty() {
                 continue;
             }
@@ -290,6 +293,38 @@ fn files(repo: &Path, config: &Config, changes: &Changes) -> Vec<FileRef> {
         }
     }
     out
+}
+
+/// The directories of the repository a route root names (`apps/*/app/api`: each app's).
+fn expand_root(repo: &Path, root: &str) -> Vec<String> {
+    let mut found = vec![String::new()];
+    for seg in root.split('/').filter(|s| !s.is_empty()) {
+        let literal = !seg.contains(['*', '?']);
+        found = found
+            .into_iter()
+            .flat_map(|dir| {
+                let join = |name: &str| match dir.as_str() {
+                    "" => name.to_string(),
+                    d => format!("{d}/{name}"),
+                };
+                if literal {
+                    return vec![join(seg)];
+                }
+                let Ok(entries) = std::fs::read_dir(repo.join(&dir)) else {
+                    return Vec::new();
+                };
+                let mut names: Vec<String> = entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .filter_map(|e| e.file_name().to_str().map(String::from))
+                    .filter(|n| !SKIP_DIRS.contains(&n.as_str()) && routes::glob_match(seg, n))
+                    .collect();
+                names.sort();
+                names.iter().map(|n| join(n)).collect()
+            })
+            .collect();
+    }
+    found
 }
 
 /// A source file of the contracts package (its tests excepted).
@@ -688,6 +723,60 @@ mod tests {
             "{missing}"
         );
         assert!(note("GET", "admin-scoped/route.ts").contains("RLS-bypassing"));
+    }
+
+    /// Several route roots (`tests/fixtures/routes/multiroot`): `root` with a `*` for the
+    /// apps that keep handlers at `apps/<app>/app/api`, and `roots` for one under `src/`.
+    /// The exempt and public globs are relative to the root a route is under; a `route.ts`
+    /// under no root is not a handler.
+    #[test]
+    fn several_route_roots_are_checked() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/routes/multiroot");
+        let config = Config::load(&repo).unwrap();
+        let summary = |ev: &RouteEvidence| -> Vec<String> {
+            ev.routes
+                .iter()
+                .flat_map(|r| {
+                    r.handlers.iter().map(move |h| {
+                        format!("{} {} {} {:?}", h.method, r.path, h.auth, r.rate_limited)
+                    })
+                })
+                .collect()
+        };
+        let ev = analyze(&repo, &config, &Changes::all()).unwrap();
+        assert_eq!(
+            summary(&ev),
+            [
+                "GET apps/admin/src/app/api/public/ping/route.ts exempt Some(false)",
+                "POST apps/admin/src/app/api/users/route.ts unguarded None",
+                "DELETE apps/shop/app/api/orders/route.ts unguarded None",
+                "GET apps/web/app/api/items/route.ts guarded None",
+            ]
+        );
+        // A change: each file is placed by the root it lies under.
+        let changed = |path: &str| crate::model::ChangedFile {
+            path: path.into(),
+            status: ChangeStatus::Added,
+            from: None,
+            target: None,
+        };
+        let changes = Changes {
+            base: None,
+            all: false,
+            files: vec![
+                changed("apps/admin/src/app/api/public/ping/route.ts"),
+                changed("apps/shop/app/api/orders/route.ts"),
+                changed("packages/ui/app/api/stray/route.ts"),
+            ],
+        };
+        let ev = analyze(&repo, &config, &changes).unwrap();
+        assert_eq!(
+            summary(&ev),
+            [
+                "GET apps/admin/src/app/api/public/ping/route.ts exempt Some(false)",
+                "DELETE apps/shop/app/api/orders/route.ts unguarded None",
+            ]
+        );
     }
 
     /// A copy of the routes of `examples/dashboard` (the product's reference monorepo):

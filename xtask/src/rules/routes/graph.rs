@@ -184,12 +184,7 @@ impl Graph {
 
     /// The facts of `imported` from `source`, imported by the file `from`. `Ok(None)`: a
     /// library, not followed.
-    pub fn facts(
-        &self,
-        from: &str,
-        source: &str,
-        imported: &Imported,
-    ) -> FollowedFacts {
+    pub fn facts(&self, from: &str, source: &str, imported: &Imported) -> FollowedFacts {
         let name = match imported {
             Imported::Named(n) => *n,
             Imported::Default => "default",
