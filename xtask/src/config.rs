@@ -140,6 +140,10 @@ pub struct Routes {
     pub admin_clients: Vec<String>,
     /// Request headers and cookies count as input that must be validated.
     pub headers_are_input: bool,
+    /// Database handles that connect as the database owner, so RLS does not apply (a
+    /// Drizzle `db`): every query through one must filter on the tenant of the auth context.
+    /// A value made by `drizzle(...)` is one without being listed.
+    pub database_handles: Vec<String>,
 }
 
 impl Routes {
@@ -186,6 +190,7 @@ impl Default for Routes {
             server_actions_dir: String::new(),
             admin_clients: Vec::new(),
             headers_are_input: false,
+            database_handles: Vec::new(),
         }
     }
 }

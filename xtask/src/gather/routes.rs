@@ -630,10 +630,16 @@ mod tests {
         let expected = [
             "archiveItem actions/items.ts guarded none",
             "GET admin-helper/route.ts guarded no_input",
+            "POST admin-in-helper-body/route.ts guarded none",
+            "GET admin-in-helper/route.ts guarded no_input",
+            "DELETE admin-in-helper/route.ts guarded no_input",
             "GET admin-scoped/route.ts guarded no_input",
             "DELETE admin-unscoped/route.ts guarded none",
             "GET bearer/route.ts guarded no_input",
             "GET deep/route.ts unverified no_input",
+            "GET drizzle-named/route.ts guarded no_input",
+            "GET drizzle/route.ts guarded no_input",
+            "POST drizzle/route.ts guarded no_input",
             "GET factory-open/route.ts unguarded no_input",
             "GET factory/route.ts guarded no_input",
             "GET items/[id]/route.ts guarded none",
@@ -683,7 +689,19 @@ mod tests {
             findings,
             [
                 "ServiceRoleUnscoped admin-helper/route.ts:6",
+                // The helper's query runs with the tenant the body names.
+                "ServiceRoleUnscoped admin-in-helper-body/route.ts:7",
+                "TenantFromRequest admin-in-helper-body/route.ts:7",
+                // An unfiltered helper, and one filtered only by an id (lines 6-7 pass the
+                // auth context's tenant to helpers that filter on it, through a chain).
+                "ServiceRoleUnscoped admin-in-helper/route.ts:8",
+                "ServiceRoleUnscoped admin-in-helper/route.ts:14",
                 "ServiceRoleUnscoped admin-unscoped/route.ts:8",
+                // A configured handle name, unfiltered.
+                "ServiceRoleUnscoped drizzle-named/route.ts:9",
+                // `or(...)` widens the tenant filter; a filter on another column only.
+                "ServiceRoleUnscoped drizzle/route.ts:10",
+                "ServiceRoleUnscoped drizzle/route.ts:11",
                 "RouteUnguarded factory-open/route.ts:3",
                 "RouteUnguarded reexport/route.ts:1",
                 "RouteUnguarded star/route.ts:1",
@@ -723,6 +741,24 @@ mod tests {
             "{missing}"
         );
         assert!(note("GET", "admin-scoped/route.ts").contains("RLS-bypassing"));
+        let helper = note("GET", "admin-in-helper/route.ts");
+        assert!(
+            helper.contains("`admin (in apps/api/src/lib/documents.ts)`"),
+            "{helper}"
+        );
+        let message = |p: &str, line: u32| {
+            ev.findings
+                .iter()
+                .find(|f| f.path.as_deref().is_some_and(|x| x.ends_with(p)) && f.line == Some(line))
+                .map(|f| f.message.clone())
+                .unwrap()
+        };
+        // The finding names the helper's query, its file and line.
+        let m = message("admin-in-helper/route.ts", 8);
+        assert!(
+            m.contains("listAllDocuments(…) → admin.from(\"documents\").select(\"*\") (apps/api/src/lib/documents.ts:12)"),
+            "{m}"
+        );
     }
 
     /// Several route roots (`tests/fixtures/routes/multiroot`): `root` with a `*` for the

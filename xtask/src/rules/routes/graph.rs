@@ -59,6 +59,9 @@ pub struct Facts {
     pub limiter: Option<String>,
     /// It is, or returns, a client that bypasses RLS.
     pub admin: bool,
+    /// As a helper: the queries on RLS-bypassing clients it runs that its callers answer
+    /// for.
+    pub queries: Vec<super::admin::HelperQuery>,
 }
 
 /// Why something could not be followed.
@@ -376,6 +379,7 @@ impl<'a> Ctx<'a, '_> {
             limit: self.limit_of_target(target),
             limiter: self.limiter_of_target(target),
             admin: self.admin_of_target(target),
+            queries: self.helper_queries(target),
         }
     }
 }
