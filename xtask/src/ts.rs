@@ -127,6 +127,39 @@ fn is_word_operator(word: &[u8]) -> bool {
         && WORD_OPERATORS.iter().any(|w| w.as_bytes() == word)
 }
 
+/// Byte classes of the pre-scans, as a table: one lookup per byte instead of calls (the
+/// reader is built unoptimised in `cargo xtask`). A letter; a letter, digit or `_`; the
+/// start of a JavaScript word (a letter, `_`, `$`); a character of one (and digits).
+const ALPHA: u8 = 1;
+const WORD: u8 = 2;
+const WORD_START_JS: u8 = 4;
+const WORD_JS: u8 = 8;
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let (alpha, digit) = (b.is_ascii_alphabetic(), b.is_ascii_digit());
+        t[c] = if alpha {
+            ALPHA | WORD | WORD_START_JS | WORD_JS
+        } else {
+            0
+        } | if digit { WORD | WORD_JS } else { 0 }
+            | if b == b'_' {
+                WORD | WORD_START_JS | WORD_JS
+            } else {
+                0
+            }
+            | if b == b'$' {
+                WORD_START_JS | WORD_JS
+            } else {
+                0
+            };
+        c += 1;
+    }
+    t
+};
+
 /// The characters [`nesting_chars`] counts, as a table (a lookup per byte, not a search).
 const NESTING_CHAR: [bool; 256] = {
     let mut t = [false; 256];
@@ -233,13 +266,9 @@ pub fn too_deep(text: &str) -> Option<(usize, usize, usize)> {
                 // Each character is a link: `!!!!x` nests four deep.
                 b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'^' | b'!' | b'~' | b'?'
                 | b':' | b'<' | b'>' | b'=' | b'.' | b'@' | b'#' => chains = true,
-                c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
+                c if CLASS[usize::from(c)] & WORD_START_JS != 0 => {
                     let start = i;
-                    while i + 1 < b.len()
-                        && (b[i + 1].is_ascii_alphanumeric()
-                            || b[i + 1] == b'_'
-                            || b[i + 1] == b'$')
-                    {
+                    while i + 1 < b.len() && CLASS[usize::from(b[i + 1])] & WORD_JS != 0 {
                         i += 1;
                     }
                     chains = is_word_operator(&b[start..=i]);
@@ -254,11 +283,17 @@ pub fn too_deep(text: &str) -> Option<(usize, usize, usize)> {
             }
             i += 1;
         }
-        deepest = deepest.max(depth);
-        deepest_brackets = deepest_brackets.max(levels.len() - 1);
-        if over.is_none() && (levels.len() - 1 > MAX_BRACKETS || depth > MAX_NESTING) {
+        // Plain comparisons: this runs for every byte, unoptimised.
+        let brackets = levels.len() - 1;
+        if depth > deepest {
+            deepest = depth;
+        }
+        if brackets > deepest_brackets {
+            deepest_brackets = brackets;
+        }
+        if over.is_none() && (brackets > MAX_BRACKETS || depth > MAX_NESTING) {
             let at = i.min(b.len()).saturating_sub(1);
-            over = Some((at, levels.len() - 1 > MAX_BRACKETS));
+            over = Some((at, brackets > MAX_BRACKETS));
         }
     }
     over.map(|(at, brackets)| match brackets {
@@ -277,9 +312,9 @@ pub fn nesting_chars(text: &[u8]) -> usize {
     let mut i = 0;
     while i < text.len() {
         let c = text[i];
-        if c.is_ascii_alphabetic() {
+        if CLASS[usize::from(c)] & ALPHA != 0 {
             let start = i;
-            while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_') {
+            while i < text.len() && CLASS[usize::from(text[i])] & WORD != 0 {
                 i += 1;
             }
             n += usize::from(is_word_operator(&text[start..i]));
@@ -384,6 +419,25 @@ mod tests {
         }
         // `typeof`, `.` and `(`; `returns` is a word, not an operator.
         assert_eq!(nesting_chars(b"typeof a.b(c) returns x"), 3);
+        for c in 0..=255u8 {
+            let class = CLASS[usize::from(c)];
+            assert_eq!(class & ALPHA != 0, c.is_ascii_alphabetic(), "{c}");
+            assert_eq!(
+                class & WORD != 0,
+                c.is_ascii_alphanumeric() || c == b'_',
+                "{c}"
+            );
+            assert_eq!(
+                class & WORD_START_JS != 0,
+                c.is_ascii_alphabetic() || c == b'_' || c == b'$',
+                "{c}"
+            );
+            assert_eq!(
+                class & WORD_JS != 0,
+                c.is_ascii_alphanumeric() || c == b'_' || c == b'$',
+                "{c}"
+            );
+        }
     }
 
     #[test]
