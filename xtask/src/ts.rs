@@ -119,12 +119,40 @@ const WORD_OPERATORS: [&str; 22] = [
     "throw",
 ];
 
-/// One of [`WORD_OPERATORS`]: they are all short lowercase words, so most identifiers are
-/// told apart by their length and first letter (this runs on every word of every file).
+/// [`WORD_OPERATORS`] of one length (a test holds them equal to the constant).
+const fn word_operators_of_len(len: usize) -> &'static [&'static [u8]] {
+    match len {
+        2 => &[b"in", b"of", b"as", b"if", b"do"],
+        3 => &[b"new", b"for"],
+        4 => &[b"void", b"else", b"with"],
+        5 => &[b"await", b"yield", b"keyof", b"infer", b"while", b"throw"],
+        6 => &[b"typeof", b"delete", b"return"],
+        7 => &[b"extends"],
+        9 => &[b"satisfies"],
+        10 => &[b"instanceof"],
+        _ => &[],
+    }
+}
+
+// As many words by length as in the constant (the unit test checks they are the same).
+const _: () = {
+    let (mut n, mut len) = (0, 0);
+    while len <= 16 {
+        n += word_operators_of_len(len).len();
+        len += 1;
+    }
+    assert!(n == WORD_OPERATORS.len());
+};
+
+/// One of [`WORD_OPERATORS`], looked up among the few of the word's length: this runs on
+/// every word of every file, unoptimised.
 fn is_word_operator(word: &[u8]) -> bool {
-    (2..=10).contains(&word.len())
-        && word[0].is_ascii_lowercase()
-        && WORD_OPERATORS.iter().any(|w| w.as_bytes() == word)
+    let Some(&first) = word.first() else {
+        return false;
+    };
+    word_operators_of_len(word.len())
+        .iter()
+        .any(|c| c[0] == first && *c == word)
 }
 
 /// Byte classes of the pre-scans, as a table: one lookup per byte instead of calls (the
@@ -410,9 +438,21 @@ mod tests {
         for w in WORD_OPERATORS {
             assert!(is_word_operator(w.as_bytes()), "{w}");
         }
-        for w in ["x", "data", "Typeof", "returns", "_in", "$do"] {
+        for w in [
+            "x", "data", "Typeof", "returns", "_in", "$do", "ix", "void_",
+        ] {
             assert!(!is_word_operator(w.as_bytes()), "{w}");
         }
+        // The lists by length hold exactly the constant's words.
+        let listed: Vec<&str> = (0..=16)
+            .flat_map(word_operators_of_len)
+            .map(|w| std::str::from_utf8(w).unwrap())
+            .collect();
+        assert_eq!(listed.len(), WORD_OPERATORS.len());
+        assert!(
+            listed.iter().all(|w| WORD_OPERATORS.contains(w)),
+            "{listed:?}"
+        );
         let chars = b"([{`+-*/%&|^!~?:<>=.@#";
         for c in 0..=255u8 {
             assert_eq!(NESTING_CHAR[usize::from(c)], chars.contains(&c), "{c}");
