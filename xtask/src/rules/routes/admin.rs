@@ -37,6 +37,8 @@ pub struct Query {
     pub admin: Option<String>,
     /// Why it is not scoped.
     pub why: String,
+    /// It runs on a Drizzle-style database handle (filtered with `.where(eq(...))`).
+    pub handle: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -67,6 +69,8 @@ pub struct HelperQuery {
     pub why: String,
     /// Its tenant filter is the helper's parameter at this index: the caller decides.
     pub param: Option<usize>,
+    /// It runs on a Drizzle-style database handle.
+    pub handle: bool,
 }
 
 /// Chains on a Drizzle-style handle (`db.select().from(t).where(...)`,
@@ -245,6 +249,7 @@ impl<'a> Ctx<'a, '_> {
             client: q.admin.unwrap_or_default(),
             why: q.why,
             param,
+            handle: q.handle,
         };
         t.unscoped
             .into_iter()
@@ -506,7 +511,7 @@ impl<'a> Scope<'_, 'a, '_> {
             }
         }
         let admin = self.admin_root(root);
-        self.judge(outer, head_call.span.start, &values, &any, admin);
+        self.judge(outer, head_call.span.start, &values, &any, admin, false);
     }
 
     /// Judge one query: the tenant values it is filtered on (or writes), every value it is
@@ -518,6 +523,7 @@ impl<'a> Scope<'_, 'a, '_> {
         values: &[&'b Expression<'a>],
         any: &[&'b Expression<'a>],
         admin: Option<String>,
+        handle: bool,
     ) {
         let column = self.ctx.settings.tenant_column.as_str();
         let snippet = || self.ctx.src.snippet(outer.span, 80);
@@ -531,6 +537,7 @@ impl<'a> Scope<'_, 'a, '_> {
                 offset,
                 admin: admin.clone(),
                 why: format!("its {column} comes from the request"),
+                handle,
             });
         }
         if let Some(client) = admin {
@@ -547,6 +554,7 @@ impl<'a> Scope<'_, 'a, '_> {
                             offset,
                             admin: Some(client),
                             why: format!("its {column} is the helper's parameter {}", i + 1),
+                            handle,
                         },
                         i,
                     ));
@@ -566,6 +574,7 @@ impl<'a> Scope<'_, 'a, '_> {
                     offset,
                     admin: Some(client),
                     why,
+                    handle,
                 });
             }
         }
@@ -702,7 +711,7 @@ impl<'a> Scope<'_, 'a, '_> {
             }
         }
         let offset = calls.last().map_or(outer.span.start, |(_, c)| c.span.start);
-        self.judge(outer, offset, &values, &any, Some(handle.to_string()));
+        self.judge(outer, offset, &values, &any, Some(handle.to_string()), true);
         true
     }
 
@@ -812,6 +821,7 @@ impl<'a> Scope<'_, 'a, '_> {
                 offset: c.span.start,
                 admin: Some(client.clone()),
                 why,
+                handle: q.handle,
             };
             let Some(i) = q.param else {
                 self.out.unscoped.push(query(q.why.clone()));
@@ -885,7 +895,7 @@ fn object_values<'b, 'a>(
     }
 }
 
-fn camel(snake: &str) -> String {
+pub(super) fn camel(snake: &str) -> String {
     let mut out = String::new();
     let mut up = false;
     for ch in snake.chars() {

@@ -923,6 +923,19 @@ fn database_handle_queries_must_filter_on_the_auth_tenant() {
         let (r, _) = judged(open, toml);
         assert_eq!(r, [Rule::ServiceRoleUnscoped], "{open}");
     }
+    let c = run_with(
+        "x/route.ts",
+        &handler("await db.delete(t);"),
+        toml,
+        Kind::Route,
+    )
+    .unwrap();
+    let m = &c.findings[0].message;
+    assert!(
+        m.contains("`db.delete(t)` on `db`, a database handle that connects as the owner")
+            && m.contains("`.where(eq(<table>.tenantId, <tenant of the auth context>))`"),
+        "{m}"
+    );
     // The tenant from the query string: both findings.
     let (r, _) = judged(
         "const q = new URL(req.url).searchParams;\n  await db.select().from(t).where(eq(t.tenantId, q.get('tenant')));",
