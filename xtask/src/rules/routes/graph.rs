@@ -178,8 +178,10 @@ impl Graph {
                 Ok(Some(p))
             }
             Some(_) => Ok(None),
+            // Cached per directory: the message names the directory, not one file of it.
             None if relative => Err(format!(
-                "`{source}` (imported by {from}) does not resolve to a file"
+                "`{source}` (imported in {}/) does not resolve to a file",
+                parent_dir(from)
             )),
             None => Ok(None),
         }
