@@ -135,8 +135,12 @@ impl Default for Migrations {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Routes {
-    /// Root of the Next.js route handlers (`<root>/<resource>/route.ts`).
+    /// Root of the Next.js route handlers (`<root>/<resource>/route.ts`). A `*` in it
+    /// matches one directory name (`apps/*/app/api`: every app of a monorepo).
     pub root: String,
+    /// More route roots besides `root`, in the same form (several apps whose handlers sit
+    /// at different depths).
+    pub roots: Vec<String>,
     /// Wrappers a handler returns or is built with: `withAuth(req, async (ctx) => ...)`.
     pub auth_wrappers: Vec<String>,
     /// Calls that guard a handler when they are its first statement: `await requireAuthContext(req)`.
@@ -157,12 +161,47 @@ pub struct Routes {
     pub admin_clients: Vec<String>,
     /// Request headers and cookies count as input that must be validated.
     pub headers_are_input: bool,
+    /// Database handles that connect as the database owner, so RLS does not apply (a
+    /// Drizzle `db`): every query through one must filter on the tenant of the auth context.
+    /// A value made by `drizzle(...)` is one without being listed.
+    pub database_handles: Vec<String>,
+}
+
+impl Routes {
+    /// Every route root: `root` and `roots`, the empty ones left out.
+    pub fn all_roots(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.root.as_str())
+            .chain(self.roots.iter().map(String::as_str))
+            .map(|r| r.trim_end_matches('/'))
+            .filter(|r| !r.is_empty())
+    }
+
+    /// The path of `path` relative to the route root it lies under (the first that
+    /// matches), for the exempt and public globs.
+    pub fn under_root<'p>(&self, path: &'p str) -> Option<&'p str> {
+        self.all_roots().find_map(|root| strip_root(root, path))
+    }
+}
+
+/// `path` with the directories that `root` (literal names, or globs of one name each)
+/// matches taken off its front.
+pub fn strip_root<'p>(root: &str, path: &'p str) -> Option<&'p str> {
+    let mut rest = path;
+    for seg in root.split('/').filter(|s| !s.is_empty()) {
+        let (name, after) = rest.split_once('/')?;
+        if !crate::rules::routes::glob_match(seg, name) {
+            return None;
+        }
+        rest = after;
+    }
+    (!rest.is_empty()).then_some(rest)
 }
 
 impl Default for Routes {
     fn default() -> Self {
         Routes {
             root: "apps/api/src/app/api".into(),
+            roots: Vec::new(),
             auth_wrappers: vec!["withAuth".into()],
             guard_calls: Vec::new(),
             guarded_factories: Vec::new(),
@@ -172,6 +211,7 @@ impl Default for Routes {
             server_actions_dir: String::new(),
             admin_clients: Vec::new(),
             headers_are_input: false,
+            database_handles: Vec::new(),
         }
     }
 }
@@ -410,11 +450,19 @@ impl Config {
         if self.migrations.dirs.is_empty() {
             return Err("migrations.dirs must name at least one directory".into());
         }
+        for root in self.routes.all_roots() {
+            if root.split('/').any(|p| p.contains("**")) {
+                return Err(format!(
+                    "route root `{root}` (routes.root or routes.roots): `**` cannot stand in a route root (the globs of exempt and public routes are relative to it); write `*` for each directory level, or list the roots in routes.roots"
+                ));
+            }
+        }
         for dir in self
             .migrations
             .dirs
             .iter()
             .chain([&self.routes.root, &self.contracts.package])
+            .chain(&self.routes.roots)
         {
             if Path::new(dir).is_absolute() || dir.split('/').any(|p| p == "..") {
                 return Err(format!(
@@ -508,6 +556,40 @@ mod tests {
         assert_eq!(c.contracts.package, "packages/contracts");
         assert_eq!(c.commands.lint.0, ["pnpm", "--filter", "api", "lint"]);
         assert_eq!(c.commands.test.0, ["pnpm", "test:api"]);
+    }
+
+    #[test]
+    fn route_roots_are_globs_and_lists() {
+        let c = Config::parse(
+            "[routes]\nroot = \"apps/*/app/api\"\nroots = [\"apps/admin/src/app/api/\"]\n",
+        )
+        .unwrap();
+        let roots: Vec<&str> = c.routes.all_roots().collect();
+        assert_eq!(roots, ["apps/*/app/api", "apps/admin/src/app/api"]);
+        let r = &c.routes;
+        assert_eq!(
+            r.under_root("apps/web/app/api/items/route.ts"),
+            Some("items/route.ts")
+        );
+        assert_eq!(
+            r.under_root("apps/admin/src/app/api/public/x/route.ts"),
+            Some("public/x/route.ts")
+        );
+        assert_eq!(r.under_root("apps/web/src/app/api/x/route.ts"), None);
+        assert_eq!(r.under_root("apps/web/app/api"), None);
+        // The key of one root keeps working as it did.
+        let d = Config::default();
+        assert_eq!(
+            d.routes.under_root("apps/api/src/app/api/a/route.ts"),
+            Some("a/route.ts")
+        );
+        let err = Config::parse("[routes]\nroots = [\"apps/**/api\"]\n").unwrap_err();
+        assert!(
+            err.contains("apps/**/api") && err.contains("`*` for each directory level"),
+            "{err}"
+        );
+        let err = Config::parse("[routes]\nroots = [\"../elsewhere\"]\n").unwrap_err();
+        assert!(err.contains("../elsewhere"), "{err}");
     }
 
     #[test]

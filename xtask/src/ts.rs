@@ -119,6 +119,87 @@ const WORD_OPERATORS: [&str; 22] = [
     "throw",
 ];
 
+/// [`WORD_OPERATORS`] of one length (a test holds them equal to the constant).
+const fn word_operators_of_len(len: usize) -> &'static [&'static [u8]] {
+    match len {
+        2 => &[b"in", b"of", b"as", b"if", b"do"],
+        3 => &[b"new", b"for"],
+        4 => &[b"void", b"else", b"with"],
+        5 => &[b"await", b"yield", b"keyof", b"infer", b"while", b"throw"],
+        6 => &[b"typeof", b"delete", b"return"],
+        7 => &[b"extends"],
+        9 => &[b"satisfies"],
+        10 => &[b"instanceof"],
+        _ => &[],
+    }
+}
+
+// As many words by length as in the constant (the unit test checks they are the same).
+const _: () = {
+    let (mut n, mut len) = (0, 0);
+    while len <= 16 {
+        n += word_operators_of_len(len).len();
+        len += 1;
+    }
+    assert!(n == WORD_OPERATORS.len());
+};
+
+/// One of [`WORD_OPERATORS`], looked up among the few of the word's length: this runs on
+/// every word of every file, unoptimised.
+fn is_word_operator(word: &[u8]) -> bool {
+    let Some(&first) = word.first() else {
+        return false;
+    };
+    word_operators_of_len(word.len())
+        .iter()
+        .any(|c| c[0] == first && *c == word)
+}
+
+/// Byte classes of the pre-scans, as a table: one lookup per byte instead of calls (the
+/// reader is built unoptimised in `cargo xtask`). A letter; a letter, digit or `_`; the
+/// start of a JavaScript word (a letter, `_`, `$`); a character of one (and digits).
+const ALPHA: u8 = 1;
+const WORD: u8 = 2;
+const WORD_START_JS: u8 = 4;
+const WORD_JS: u8 = 8;
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let (alpha, digit) = (b.is_ascii_alphabetic(), b.is_ascii_digit());
+        t[c] = if alpha {
+            ALPHA | WORD | WORD_START_JS | WORD_JS
+        } else {
+            0
+        } | if digit { WORD | WORD_JS } else { 0 }
+            | if b == b'_' {
+                WORD | WORD_START_JS | WORD_JS
+            } else {
+                0
+            }
+            | if b == b'$' {
+                WORD_START_JS | WORD_JS
+            } else {
+                0
+            };
+        c += 1;
+    }
+    t
+};
+
+/// The characters [`nesting_chars`] counts, as a table (a lookup per byte, not a search).
+const NESTING_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let chars = b"([{`+-*/%&|^!~?:<>=.@#";
+    let mut i = 0;
+    while i < chars.len() {
+        t[chars[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// How deep code nests, judged cheaply from the bytes before oxc sees them: oxc and the
 /// rules' visitors recurse once per level of the tree, so deeper code would overflow the
 /// stack (an abort of the whole run, no report) instead of giving a finding. An upper
@@ -213,16 +294,12 @@ pub fn too_deep(text: &str) -> Option<(usize, usize, usize)> {
                 // Each character is a link: `!!!!x` nests four deep.
                 b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'^' | b'!' | b'~' | b'?'
                 | b':' | b'<' | b'>' | b'=' | b'.' | b'@' | b'#' => chains = true,
-                c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
+                c if CLASS[usize::from(c)] & WORD_START_JS != 0 => {
                     let start = i;
-                    while i + 1 < b.len()
-                        && (b[i + 1].is_ascii_alphanumeric()
-                            || b[i + 1] == b'_'
-                            || b[i + 1] == b'$')
-                    {
+                    while i + 1 < b.len() && CLASS[usize::from(b[i + 1])] & WORD_JS != 0 {
                         i += 1;
                     }
-                    chains = WORD_OPERATORS.contains(&&text[start..=i]);
+                    chains = is_word_operator(&b[start..=i]);
                 }
                 _ => {}
             }
@@ -234,11 +311,17 @@ pub fn too_deep(text: &str) -> Option<(usize, usize, usize)> {
             }
             i += 1;
         }
-        deepest = deepest.max(depth);
-        deepest_brackets = deepest_brackets.max(levels.len() - 1);
-        if over.is_none() && (levels.len() - 1 > MAX_BRACKETS || depth > MAX_NESTING) {
+        // Plain comparisons: this runs for every byte, unoptimised.
+        let brackets = levels.len() - 1;
+        if depth > deepest {
+            deepest = depth;
+        }
+        if brackets > deepest_brackets {
+            deepest_brackets = brackets;
+        }
+        if over.is_none() && (brackets > MAX_BRACKETS || depth > MAX_NESTING) {
             let at = i.min(b.len()).saturating_sub(1);
-            over = Some((at, levels.len() - 1 > MAX_BRACKETS));
+            over = Some((at, brackets > MAX_BRACKETS));
         }
     }
     over.map(|(at, brackets)| match brackets {
@@ -257,16 +340,15 @@ pub fn nesting_chars(text: &[u8]) -> usize {
     let mut i = 0;
     while i < text.len() {
         let c = text[i];
-        if c.is_ascii_alphabetic() {
+        if CLASS[usize::from(c)] & ALPHA != 0 {
             let start = i;
-            while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_') {
+            while i < text.len() && CLASS[usize::from(text[i])] & WORD != 0 {
                 i += 1;
             }
-            let word = &text[start..i];
-            n += usize::from(WORD_OPERATORS.iter().any(|w| w.as_bytes() == word));
+            n += usize::from(is_word_operator(&text[start..i]));
             continue;
         }
-        n += usize::from(b"([{`+-*/%&|^!~?:<>=.@#".contains(&c));
+        n += usize::from(NESTING_CHAR[usize::from(c)]);
         i += 1;
     }
     n
@@ -374,6 +456,53 @@ pub fn parse<'a>(alloc: &'a Allocator, src: &Source<'a>) -> Result<Program<'a>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_operators_and_nesting_chars_are_told_by_their_shortcuts() {
+        for w in WORD_OPERATORS {
+            assert!(is_word_operator(w.as_bytes()), "{w}");
+        }
+        for w in [
+            "x", "data", "Typeof", "returns", "_in", "$do", "ix", "void_",
+        ] {
+            assert!(!is_word_operator(w.as_bytes()), "{w}");
+        }
+        // The lists by length hold exactly the constant's words.
+        let listed: Vec<&str> = (0..=16)
+            .flat_map(word_operators_of_len)
+            .map(|w| std::str::from_utf8(w).unwrap())
+            .collect();
+        assert_eq!(listed.len(), WORD_OPERATORS.len());
+        assert!(
+            listed.iter().all(|w| WORD_OPERATORS.contains(w)),
+            "{listed:?}"
+        );
+        let chars = b"([{`+-*/%&|^!~?:<>=.@#";
+        for c in 0..=255u8 {
+            assert_eq!(NESTING_CHAR[usize::from(c)], chars.contains(&c), "{c}");
+        }
+        // `typeof`, `.` and `(`; `returns` is a word, not an operator.
+        assert_eq!(nesting_chars(b"typeof a.b(c) returns x"), 3);
+        for c in 0..=255u8 {
+            let class = CLASS[usize::from(c)];
+            assert_eq!(class & ALPHA != 0, c.is_ascii_alphabetic(), "{c}");
+            assert_eq!(
+                class & WORD != 0,
+                c.is_ascii_alphanumeric() || c == b'_',
+                "{c}"
+            );
+            assert_eq!(
+                class & WORD_START_JS != 0,
+                c.is_ascii_alphabetic() || c == b'_' || c == b'$',
+                "{c}"
+            );
+            assert_eq!(
+                class & WORD_JS != 0,
+                c.is_ascii_alphanumeric() || c == b'_' || c == b'$',
+                "{c}"
+            );
+        }
+    }
 
     #[test]
     fn lines_are_one_based() {

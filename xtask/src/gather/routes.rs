@@ -49,15 +49,24 @@ pub fn analyze(repo: &Path, config: &Config, changes: &Changes) -> Result<RouteE
     // one thread whose stack holds as many levels as the deepest changed file can have (the
     // graph's module cache is not shared between threads); a file past that, imported ones
     // included, is refused by `ts::parse` as too deep.
-    let files = files(repo, config, changes);
+    // Code files are read here once and handed on, not read again for the check.
+    let mut files: Vec<(FileRef, Option<Vec<u8>>)> = files(repo, config, changes)
+        .into_iter()
+        .map(|f| {
+            let bytes = ts::is_code(&f.path)
+                .then(|| std::fs::read(repo.join(&f.content)).ok())
+                .flatten();
+            (f, bytes)
+        })
+        .collect();
     let deepest = files
         .iter()
-        .filter(|f| ts::is_code(&f.path))
-        .filter_map(|f| std::fs::read(repo.join(&f.content)).ok())
+        .filter_map(|(_, b)| b.as_deref())
         .max_by_key(|b| ts::nesting_chars(b))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_vec();
     Ok(ts::with_stack_for(&deepest, || {
-        analyze_files(repo, config, changes, files)
+        analyze_files(repo, config, changes, std::mem::take(&mut files))
     }))
 }
 
@@ -65,16 +74,16 @@ fn analyze_files(
     repo: &Path,
     config: &Config,
     changes: &Changes,
-    files: Vec<FileRef>,
+    files: Vec<(FileRef, Option<Vec<u8>>)>,
 ) -> RouteEvidence {
     let settings = Settings::new(config, package_name(repo, &config.contracts.package));
     // Imports of route files are followed into the repository's other files, each read once.
     let graph = routes::graph::Graph::new(repo, &settings);
     let mut ev = RouteEvidence::default();
     let mut alloc = Allocator::default();
-    for f in files {
+    for (f, read) in files {
         let role = role(config, &f.path);
-        let bytes = match std::fs::read(repo.join(&f.content)) {
+        let bytes = match read.map_or_else(|| std::fs::read(repo.join(&f.content)), Ok) {
             Ok(b) => b,
             Err(e) => {
                 // A name that is not UTF-8 comes with U+FFFD in it (`repo::changes`): nothing
@@ -222,7 +231,7 @@ fn role<'p>(config: &Config, path: &'p str) -> Option<(Kind, &'p str)> {
             .then(|| path.strip_prefix(dir)?.strip_prefix('/'))
             .flatten()
     };
-    if let Some(rel) = under(&config.routes.root) {
+    if let Some(rel) = config.routes.under_root(path) {
         let name = rel.rsplit('/').next().unwrap_or(rel);
         if ROUTE_FILES.contains(&name) {
             return Some((Kind::Route, rel));
@@ -253,11 +262,14 @@ fn files(repo: &Path, config: &Config, changes: &Changes) -> Vec<FileRef> {
         })
         .collect();
     if changes.all {
-        for dir in [
-            &config.routes.root,
-            &config.routes.server_actions_dir,
-            &config.contracts.package,
-        ] {
+        let roots = config.routes.all_roots().flat_map(|r| expand_root(repo, r));
+        let dirs: Vec<String> = roots
+            .chain([
+                config.routes.server_actions_dir.clone(),
+                config.contracts.package.clone(),
+            ])
+            .collect();
+        for dir in &dirs {
             if dir.is_empty() {
                 continue;
             }
@@ -281,6 +293,38 @@ fn files(repo: &Path, config: &Config, changes: &Changes) -> Vec<FileRef> {
         }
     }
     out
+}
+
+/// The directories of the repository a route root names (`apps/*/app/api`: each app's).
+fn expand_root(repo: &Path, root: &str) -> Vec<String> {
+    let mut found = vec![String::new()];
+    for seg in root.split('/').filter(|s| !s.is_empty()) {
+        let literal = !seg.contains(['*', '?']);
+        found = found
+            .into_iter()
+            .flat_map(|dir| {
+                let join = |name: &str| match dir.as_str() {
+                    "" => name.to_string(),
+                    d => format!("{d}/{name}"),
+                };
+                if literal {
+                    return vec![join(seg)];
+                }
+                let Ok(entries) = std::fs::read_dir(repo.join(&dir)) else {
+                    return Vec::new();
+                };
+                let mut names: Vec<String> = entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .filter_map(|e| e.file_name().to_str().map(String::from))
+                    .filter(|n| !SKIP_DIRS.contains(&n.as_str()) && routes::glob_match(seg, n))
+                    .collect();
+                names.sort();
+                names.iter().map(|n| join(n)).collect()
+            })
+            .collect();
+    }
+    found
 }
 
 /// A source file of the contracts package (its tests excepted).
@@ -586,10 +630,16 @@ mod tests {
         let expected = [
             "archiveItem actions/items.ts guarded none",
             "GET admin-helper/route.ts guarded no_input",
+            "POST admin-in-helper-body/route.ts guarded none",
+            "GET admin-in-helper/route.ts guarded no_input",
+            "DELETE admin-in-helper/route.ts guarded no_input",
             "GET admin-scoped/route.ts guarded no_input",
             "DELETE admin-unscoped/route.ts guarded none",
             "GET bearer/route.ts guarded no_input",
             "GET deep/route.ts unverified no_input",
+            "GET drizzle-named/route.ts guarded no_input",
+            "GET drizzle/route.ts guarded no_input",
+            "POST drizzle/route.ts guarded no_input",
             "GET factory-open/route.ts unguarded no_input",
             "GET factory/route.ts guarded no_input",
             "GET items/[id]/route.ts guarded none",
@@ -639,7 +689,19 @@ mod tests {
             findings,
             [
                 "ServiceRoleUnscoped admin-helper/route.ts:6",
+                // The helper's query runs with the tenant the body names.
+                "ServiceRoleUnscoped admin-in-helper-body/route.ts:7",
+                "TenantFromRequest admin-in-helper-body/route.ts:7",
+                // An unfiltered helper, and one filtered only by an id (lines 6-7 pass the
+                // auth context's tenant to helpers that filter on it, through a chain).
+                "ServiceRoleUnscoped admin-in-helper/route.ts:8",
+                "ServiceRoleUnscoped admin-in-helper/route.ts:14",
                 "ServiceRoleUnscoped admin-unscoped/route.ts:8",
+                // A configured handle name, unfiltered.
+                "ServiceRoleUnscoped drizzle-named/route.ts:9",
+                // `or(...)` widens the tenant filter; a filter on another column only.
+                "ServiceRoleUnscoped drizzle/route.ts:10",
+                "ServiceRoleUnscoped drizzle/route.ts:11",
                 "RouteUnguarded factory-open/route.ts:3",
                 "RouteUnguarded reexport/route.ts:1",
                 "RouteUnguarded star/route.ts:1",
@@ -679,6 +741,78 @@ mod tests {
             "{missing}"
         );
         assert!(note("GET", "admin-scoped/route.ts").contains("RLS-bypassing"));
+        let helper = note("GET", "admin-in-helper/route.ts");
+        assert!(
+            helper.contains("`admin (in apps/api/src/lib/documents.ts)`"),
+            "{helper}"
+        );
+        let message = |p: &str, line: u32| {
+            ev.findings
+                .iter()
+                .find(|f| f.path.as_deref().is_some_and(|x| x.ends_with(p)) && f.line == Some(line))
+                .map(|f| f.message.clone())
+                .unwrap()
+        };
+        // The finding names the helper's query, its file and line.
+        let m = message("admin-in-helper/route.ts", 8);
+        assert!(
+            m.contains("listAllDocuments(…) → admin.from(\"documents\").select(\"*\") (apps/api/src/lib/documents.ts:12)"),
+            "{m}"
+        );
+    }
+
+    /// Several route roots (`tests/fixtures/routes/multiroot`): `root` with a `*` for the
+    /// apps that keep handlers at `apps/<app>/app/api`, and `roots` for one under `src/`.
+    /// The exempt and public globs are relative to the root a route is under; a `route.ts`
+    /// under no root is not a handler.
+    #[test]
+    fn several_route_roots_are_checked() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/routes/multiroot");
+        let config = Config::load(&repo).unwrap();
+        let summary = |ev: &RouteEvidence| -> Vec<String> {
+            ev.routes
+                .iter()
+                .flat_map(|r| {
+                    r.handlers.iter().map(move |h| {
+                        format!("{} {} {} {:?}", h.method, r.path, h.auth, r.rate_limited)
+                    })
+                })
+                .collect()
+        };
+        let ev = analyze(&repo, &config, &Changes::all()).unwrap();
+        assert_eq!(
+            summary(&ev),
+            [
+                "GET apps/admin/src/app/api/public/ping/route.ts exempt Some(false)",
+                "POST apps/admin/src/app/api/users/route.ts unguarded None",
+                "DELETE apps/shop/app/api/orders/route.ts unguarded None",
+                "GET apps/web/app/api/items/route.ts guarded None",
+            ]
+        );
+        // A change: each file is placed by the root it lies under.
+        let changed = |path: &str| crate::model::ChangedFile {
+            path: path.into(),
+            status: ChangeStatus::Added,
+            from: None,
+            target: None,
+        };
+        let changes = Changes {
+            base: None,
+            all: false,
+            files: vec![
+                changed("apps/admin/src/app/api/public/ping/route.ts"),
+                changed("apps/shop/app/api/orders/route.ts"),
+                changed("packages/ui/app/api/stray/route.ts"),
+            ],
+        };
+        let ev = analyze(&repo, &config, &changes).unwrap();
+        assert_eq!(
+            summary(&ev),
+            [
+                "GET apps/admin/src/app/api/public/ping/route.ts exempt Some(false)",
+                "DELETE apps/shop/app/api/orders/route.ts unguarded None",
+            ]
+        );
     }
 
     /// A copy of the routes of `examples/dashboard` (the product's reference monorepo):

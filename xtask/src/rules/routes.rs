@@ -450,12 +450,22 @@ fn check_handler(
             Finding::new(
                 Rule::ServiceRoleUnscoped,
                 Severity::Error,
-                format!(
-                    "{what} runs `{}` on `{}`, a client that bypasses RLS, and {}: filter it with `.eq(\"{column}\", <tenant of the auth context>)` or use the user's client",
-                    q.snippet,
-                    q.admin.as_deref().unwrap_or("?"),
-                    q.why
-                ),
+                if q.handle {
+                    format!(
+                        "{what} runs `{}` on `{}`, a database handle that connects as the owner (RLS does not apply), and {}: filter it with `.where(eq(<table>.{}, <tenant of the auth context>))`",
+                        q.snippet,
+                        q.admin.as_deref().unwrap_or("?"),
+                        q.why,
+                        admin::camel(column)
+                    )
+                } else {
+                    format!(
+                        "{what} runs `{}` on `{}`, a client that bypasses RLS, and {}: filter it with `.eq(\"{column}\", <tenant of the auth context>)` or use the user's client",
+                        q.snippet,
+                        q.admin.as_deref().unwrap_or("?"),
+                        q.why
+                    )
+                },
             )
             .at(path, Some(ctx.line(q.offset))),
         );

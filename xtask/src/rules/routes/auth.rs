@@ -128,7 +128,9 @@ impl<'a> Ctx<'a, '_> {
         let made: Option<(Auth, String)> = match c.callee.get_inner_expression() {
             Expression::Identifier(id) => match self.module.bindings.get(id.name.as_str()) {
                 Some(Binding::Import { .. }) => match self.follow(id.name.as_str()) {
-                    Some(Followed::Facts(f)) => f.makes.map(|m| (m, format!(" (in {})", f.path))),
+                    Some(Followed::Facts(f)) => {
+                        f.makes.clone().map(|m| (m, format!(" (in {})", f.path)))
+                    }
                     Some(Followed::Stopped(why))
                         if c.arguments.iter().all(|a| self.function_arg(a).is_none()) =>
                     {
@@ -275,7 +277,7 @@ impl<'a> Ctx<'a, '_> {
             };
         }
         match self.follow(name)? {
-            Followed::Facts(f) => match f.auth {
+            Followed::Facts(f) => match f.auth.clone() {
                 Auth::Guarded(how) => {
                     Some(Auth::Guarded(format!("{name} → {how} (in {})", f.path)))
                 }
@@ -335,7 +337,7 @@ impl<'a> Ctx<'a, '_> {
                 self.auth_of_expr(v, depth + 1)
             }
             Binding::Import { .. } => match self.follow(name)? {
-                Followed::Facts(f) => match f.auth {
+                Followed::Facts(f) => match f.auth.clone() {
                     Auth::Guarded(how) => Auth::Guarded(format!("{how} (in {})", f.path)),
                     Auth::Unverified(why) if is_stop(&why) => {
                         return Some(Auth::Unverified(format!(
@@ -464,7 +466,7 @@ impl<'a> Ctx<'a, '_> {
             return Followed::Library(source.to_string());
         };
         match graph.facts(self.src.path, source, imported) {
-            Ok(Some(f)) => Followed::Facts(Box::new(f)),
+            Ok(Some(f)) => Followed::Facts(f),
             Ok(None) => Followed::Library(source.to_string()),
             Err(stop) => Followed::Stopped(stop),
         }
@@ -485,7 +487,7 @@ fn is_stop(why: &str) -> bool {
 /// The auth verdict of a handler found in another file.
 fn followed_auth(name: &str, f: Followed) -> Auth {
     match f {
-        Followed::Facts(f) => match f.auth {
+        Followed::Facts(f) => match f.auth.clone() {
             Auth::Guarded(how) => Auth::Guarded(format!("{how} (in {})", f.path)),
             Auth::Unguarded(why) => Auth::Unguarded(format!("`{name}` in {}:{}: {why}", f.path, f.line)),
             Auth::Unverified(why) => Auth::Unverified(format!("`{name}` in {}: {why}", f.path)),

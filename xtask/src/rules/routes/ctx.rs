@@ -1,6 +1,8 @@
 //! What every check on one file needs: its module table, the configured names, and small
 //! syntax helpers shared by the auth, input and rate-limit checks.
 
+use std::rc::Rc;
+
 use oxc_ast::ast::{Argument, Expression, Function, Statement};
 use oxc_ast_visit::{walk, Visit};
 use oxc_syntax::scope::ScopeFlags;
@@ -23,7 +25,7 @@ pub struct Ctx<'a, 's> {
 /// What a name imported from another file turned out to be.
 pub enum Followed {
     /// A file of this repository, read.
-    Facts(Box<Facts>),
+    Facts(Rc<Facts>),
     /// A library (or no graph): not followed.
     Library(String),
     /// Could not be followed: why.
@@ -62,19 +64,19 @@ impl<'a> Ctx<'a, '_> {
             return Some(Followed::Library(source.to_string()));
         };
         Some(match graph.facts(self.src.path, source, imported) {
-            Ok(Some(f)) => Followed::Facts(Box::new(f)),
+            Ok(Some(f)) => Followed::Facts(f),
             Ok(None) => Followed::Library(source.to_string()),
             Err(stop) => Followed::Stopped(stop),
         })
     }
 
     /// The facts of a callee imported from a file of this repository.
-    pub fn callee_facts(&self, callee: &Expression<'a>) -> Option<Facts> {
+    pub fn callee_facts(&self, callee: &Expression<'a>) -> Option<Rc<Facts>> {
         let Expression::Identifier(id) = callee.get_inner_expression() else {
             return None;
         };
         match self.follow(id.name.as_str())? {
-            Followed::Facts(f) => Some(*f),
+            Followed::Facts(f) => Some(f),
             _ => None,
         }
     }

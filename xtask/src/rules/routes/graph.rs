@@ -16,6 +16,7 @@
 use std::{
     cell::{Cell, RefCell},
     collections::{HashMap, HashSet},
+    hash::{BuildHasherDefault, Hasher},
     path::{Path, PathBuf},
     rc::Rc,
 };
@@ -58,16 +59,22 @@ pub struct Facts {
     pub limiter: Option<String>,
     /// It is, or returns, a client that bypasses RLS.
     pub admin: bool,
+    /// As a helper: the queries on RLS-bypassing clients it runs that its callers answer
+    /// for.
+    pub queries: Vec<super::admin::HelperQuery>,
 }
 
 /// Why something could not be followed.
 pub type Stop = String;
 
+/// What an imported name is: its facts, a library (`None`), or why it was not followed.
+pub type FollowedFacts = Result<Option<Rc<Facts>>, Stop>;
+
 /// A file of the repository, a library (`None`), or why the import does not resolve.
 type Resolved = Result<Option<PathBuf>, Stop>;
 
 struct Parsed {
-    exports: HashMap<String, Facts>,
+    exports: HashMap<String, Rc<Facts>>,
     /// `export * from "x"`: the sources, resolved lazily.
     stars: Vec<String>,
     path: String,
@@ -78,12 +85,19 @@ pub struct Graph {
     repo: PathBuf,
     resolver: Resolver,
     settings: Settings,
-    modules: RefCell<HashMap<PathBuf, Rc<Parsed>>>,
-    /// Directory → the nearest directory above it (itself included) with a package.json.
-    package_roots: RefCell<HashMap<PathBuf, Option<PathBuf>>>,
+    modules: RefCell<FxMap<PathBuf, Rc<Parsed>>>,
+    /// Repository directory → the nearest directory above it (itself included) with a
+    /// package.json.
+    package_roots: RefCell<FxMap<String, Option<String>>>,
     /// Bare specifiers (`@/lib/x`, `next/server`) resolve the same in every file of one
-    /// package (one tsconfig, one node_modules chain): (package root, specifier) → result.
-    bare: RefCell<HashMap<(Option<PathBuf>, String), Resolved>>,
+    /// package (one tsconfig, one node_modules chain): `root\0specifier` → result.
+    bare: RefCell<FxMap<String, Resolved>>,
+    /// Relative specifiers resolve the same in every file of one directory:
+    /// `directory\0specifier` → result.
+    relative: RefCell<FxMap<String, Resolved>>,
+    /// `directory\0specifier\0imported name` → what it is: each name a file imports is
+    /// looked up once per directory, however many checks ask.
+    followed: RefCell<FxMap<String, FollowedFacts>>,
     in_progress: RefCell<HashSet<PathBuf>>,
     depth: Cell<u32>,
 }
@@ -95,9 +109,11 @@ impl Graph {
             resolver: Resolver::new(&repo),
             repo,
             settings: settings.clone(),
-            modules: RefCell::new(HashMap::new()),
-            package_roots: RefCell::new(HashMap::new()),
-            bare: RefCell::new(HashMap::new()),
+            modules: RefCell::default(),
+            package_roots: RefCell::default(),
+            bare: RefCell::default(),
+            relative: RefCell::default(),
+            followed: RefCell::default(),
             in_progress: RefCell::new(HashSet::new()),
             depth: Cell::new(0),
         }
@@ -114,36 +130,41 @@ impl Graph {
     /// library (outside the repository, in `node_modules`, or a bare name that is no
     /// workspace package).
     pub fn resolve(&self, from: &str, source: &str) -> Result<Option<PathBuf>, Stop> {
-        if source.starts_with('.') || source.starts_with('/') {
-            return self.resolve_uncached(from, source);
-        }
-        let dir = self.repo.join(from);
-        let root = dir.parent().and_then(|d| self.package_root(d));
-        let key = (root, source.to_string());
-        if let Some(hit) = self.bare.borrow().get(&key) {
+        let dir = parent_dir(from);
+        let (cache, key) = if source.starts_with('.') || source.starts_with('/') {
+            (&self.relative, key(&[dir, source]))
+        } else {
+            let root = self.package_root(dir);
+            // `\u{1}`: no package root (a directory name is never that).
+            (
+                &self.bare,
+                key(&[root.as_deref().unwrap_or("\u{1}"), source]),
+            )
+        };
+        if let Some(hit) = cache.borrow().get(&key) {
             return hit.clone();
         }
         let found = self.resolve_uncached(from, source);
-        self.bare.borrow_mut().insert(key, found.clone());
+        cache.borrow_mut().insert(key, found.clone());
         found
     }
 
-    /// The nearest directory at or above `dir` (inside the repository) with a package.json.
-    fn package_root(&self, dir: &Path) -> Option<PathBuf> {
+    /// The nearest repository directory at or above `dir` (a repository path, `""` for the
+    /// root) with a package.json.
+    fn package_root(&self, dir: &str) -> Option<String> {
         if let Some(hit) = self.package_roots.borrow().get(dir) {
             return hit.clone();
         }
-        let found = if dir.join("package.json").is_file() {
-            Some(dir.to_path_buf())
+        let found = if self.repo.join(dir).join("package.json").is_file() {
+            Some(dir.to_string())
+        } else if dir.is_empty() {
+            None
         } else {
-            match dir.parent() {
-                Some(up) if dir != self.repo && up.starts_with(&self.repo) => self.package_root(up),
-                _ => None,
-            }
+            self.package_root(parent_dir(dir))
         };
         self.package_roots
             .borrow_mut()
-            .insert(dir.to_path_buf(), found.clone());
+            .insert(dir.to_string(), found.clone());
         found
     }
 
@@ -157,8 +178,10 @@ impl Graph {
                 Ok(Some(p))
             }
             Some(_) => Ok(None),
+            // Cached per directory: the message names the directory, not one file of it.
             None if relative => Err(format!(
-                "`{source}` (imported by {from}) does not resolve to a file"
+                "`{source}` (imported in {}/) does not resolve to a file",
+                parent_dir(from)
             )),
             None => Ok(None),
         }
@@ -166,15 +189,7 @@ impl Graph {
 
     /// The facts of `imported` from `source`, imported by the file `from`. `Ok(None)`: a
     /// library, not followed.
-    pub fn facts(
-        &self,
-        from: &str,
-        source: &str,
-        imported: &Imported,
-    ) -> Result<Option<Facts>, Stop> {
-        let Some(path) = self.resolve(from, source)? else {
-            return Ok(None);
-        };
+    pub fn facts(&self, from: &str, source: &str, imported: &Imported) -> FollowedFacts {
         let name = match imported {
             Imported::Named(n) => *n,
             Imported::Default => "default",
@@ -182,7 +197,17 @@ impl Graph {
                 return Err(format!("`{source}` is imported as a namespace in {from}; the checker follows named imports"))
             }
         };
-        self.export_of(&path, name, 0).map(Some)
+        let key = key(&[parent_dir(from), source, name]);
+        if let Some(hit) = self.followed.borrow().get(&key) {
+            return hit.clone();
+        }
+        let found = match self.resolve(from, source) {
+            Ok(Some(path)) => self.export_of(&path, name, 0).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        self.followed.borrow_mut().insert(key, found.clone());
+        found
     }
 
     /// The names a module exports (for `export * from`).
@@ -197,7 +222,7 @@ impl Graph {
         Ok(parsed.exports.keys().cloned().collect())
     }
 
-    fn export_of(&self, path: &Path, name: &str, hops: u32) -> Result<Facts, Stop> {
+    fn export_of(&self, path: &Path, name: &str, hops: u32) -> Result<Rc<Facts>, Stop> {
         let parsed = self.module(path)?;
         if let Some(e) = &parsed.error {
             return Err(e.clone());
@@ -290,10 +315,58 @@ impl Graph {
             .collect();
         for export in &module.exports {
             let facts = ctx.facts_of(&export.target, src.line(export.offset));
-            out.exports.insert(export.name.to_string(), facts);
+            out.exports.insert(export.name.to_string(), Rc::new(facts));
         }
         out
     }
+}
+
+/// Parts joined with NUL (no path, specifier or name holds one): one key, one allocation.
+fn key(parts: &[&str]) -> String {
+    parts.join("\0")
+}
+
+/// A `HashMap` with [`Fx`] hashing: the graph's lookups run for every import of every file.
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+
+/// The multiply-rotate hash of rustc's `FxHasher`: a few operations per 8 bytes, where the
+/// standard SipHash costs many times that (unoptimised, as `cargo xtask` is built). The
+/// keys are the repository's own paths and import specifiers: nothing to defend against.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Fx {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// The directory of a repository path (`""` for the root): `a/b/c.ts` → `a/b`.
+fn parent_dir(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
 }
 
 impl<'a> Ctx<'a, '_> {
@@ -308,6 +381,7 @@ impl<'a> Ctx<'a, '_> {
             limit: self.limit_of_target(target),
             limiter: self.limiter_of_target(target),
             admin: self.admin_of_target(target),
+            queries: self.helper_queries(target),
         }
     }
 }

@@ -105,7 +105,7 @@ impl<'a> Ctx<'a, '_> {
     /// What an export reads and validates: `None` when it cannot be followed.
     pub fn inputs_of_target(&self, target: &Target<'a>) -> Option<Inputs> {
         let followed = |f: Followed| match f {
-            Followed::Facts(f) => f.inputs,
+            Followed::Facts(f) => f.inputs.clone(),
             _ => None,
         };
         match target {
@@ -479,7 +479,7 @@ impl<'a> Visit<'a> for Scan<'_, 'a, '_> {
         }
         // A helper in another file that reads the request it is given (`parseJson(req)`).
         if let Some(f) = self.ctx.callee_facts(&c.callee) {
-            if let Some(inner) = f.inputs.filter(|i| !i.reads.is_empty()) {
+            if let Some(inner) = f.inputs.as_ref().filter(|i| !i.reads.is_empty()) {
                 if c.arguments
                     .iter()
                     .any(|a| a.as_expression().is_some_and(|e| self.is_request(e)))

@@ -35,7 +35,7 @@ impl<'a> Ctx<'a, '_> {
             Target::Local(name) => self.limit_of_name(name, 0),
             Target::ReExport(source, name) => {
                 match self.follow_source(source, &Imported::Named(name)) {
-                    Followed::Facts(f) => f.limit,
+                    Followed::Facts(f) => f.limit.clone(),
                     Followed::Library(_) => {
                         Limit::Unverified(format!("re-exported from the library `{source}`"))
                     }
@@ -49,7 +49,7 @@ impl<'a> Ctx<'a, '_> {
     fn limit_of_name(&self, name: &str, depth: u32) -> Limit {
         match self.module.bindings.get(name) {
             Some(Binding::Import { .. }) => match self.follow(name) {
-                Some(Followed::Facts(f)) => f.limit,
+                Some(Followed::Facts(f)) => f.limit.clone(),
                 Some(Followed::Stopped(why)) => Limit::Unverified(why),
                 _ => Limit::Unverified(format!("`{name}` comes from a library")),
             },
@@ -216,7 +216,10 @@ impl<'a> Ctx<'a, '_> {
             };
         }
         match self.follow(name)? {
-            Followed::Facts(f) => f.limiter.map(|n| format!("{name} → {n} (in {})", f.path)),
+            Followed::Facts(f) => f
+                .limiter
+                .as_ref()
+                .map(|n| format!("{name} → {n} (in {})", f.path)),
             _ => None,
         }
     }

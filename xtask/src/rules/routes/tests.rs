@@ -886,3 +886,89 @@ fn a_safe_parse_counts_only_when_its_result_is_tested() {
     let destructured = run("import { Q } from '@dashboard/contracts';\nexport async function GET(req: Request) {\n  await requireAuthContext(req);\n  const { success, data } = Q.safeParse(Object.fromEntries(new URL(req.url).searchParams));\n  if (!success) return new Response(null, { status: 400 });\n  return Response.json(data);\n}\n");
     assert_eq!(verdict_of(&destructured).1, "contracts");
 }
+
+/// Drizzle-style handles connect as the database owner: RLS does not apply, so each query
+/// must filter on the auth context's tenant, as on a service-role client.
+#[test]
+fn database_handle_queries_must_filter_on_the_auth_tenant() {
+    let handler = |body: &str| {
+        format!(
+            "import {{ and, eq, or, sql }} from 'drizzle-orm';\nimport {{ db }} from '@/db';\nexport async function GET(req: Request) {{\n  const ctx = await requireAuthContext(req);\n  {body}\n  return new Response(null);\n}}\n"
+        )
+    };
+    let toml = "[routes]\nguard_calls = [\"requireAuthContext\"]\ndatabase_handles = [\"db\"]\n";
+    let judged = |body: &str, toml: &str| {
+        let c = run_with("x/route.ts", &handler(body), toml, Kind::Route).unwrap();
+        (rules(&c), c.report.handlers[0].note.clone())
+    };
+    for scoped in [
+        "await db.select().from(t).where(eq(t.tenantId, ctx.tenantId));",
+        "await db.select().from(t).where(and(eq(t.id, 'x'), eq(t.tenant_id, ctx.tenantId)));",
+        "await db.query.t.findMany({ where: eq(t.tenantId, ctx.tenantId) });",
+        "await db.insert(t).values({ tenantId: ctx.tenantId, name: 'n' });",
+        "await db.execute(sql`delete from t where tenant_id = ${ctx.tenantId}`);",
+    ] {
+        let (r, note) = judged(scoped, toml);
+        assert!(r.is_empty(), "{scoped}: {r:?}");
+        assert!(note.contains("RLS-bypassing client (`db`)"), "{note}");
+    }
+    for open in [
+        "await db.select().from(t);",
+        "await db.select().from(t).where(eq(t.id, 'x'));",
+        "await db.select().from(t).where(or(eq(t.tenantId, ctx.tenantId), eq(t.shared, true)));",
+        "await db.delete(t);",
+        "await db.update(t).set({ name: 'n' }).where(eq(t.tenantId, 'fixed'));",
+        "await db.execute(sql`select * from t`);",
+    ] {
+        let (r, _) = judged(open, toml);
+        assert_eq!(r, [Rule::ServiceRoleUnscoped], "{open}");
+    }
+    let c = run_with(
+        "x/route.ts",
+        &handler("await db.delete(t);"),
+        toml,
+        Kind::Route,
+    )
+    .unwrap();
+    let m = &c.findings[0].message;
+    assert!(
+        m.contains("`db.delete(t)` on `db`, a database handle that connects as the owner")
+            && m.contains("`.where(eq(<table>.tenantId, <tenant of the auth context>))`"),
+        "{m}"
+    );
+    // The tenant from the query string: both findings.
+    let (r, _) = judged(
+        "const q = new URL(req.url).searchParams;\n  await db.select().from(t).where(eq(t.tenantId, q.get('tenant')));",
+        toml,
+    );
+    assert!(
+        r.contains(&Rule::ServiceRoleUnscoped) && r.contains(&Rule::TenantFromRequest),
+        "{r:?}"
+    );
+    // Not configured and not made by `drizzle(...)`: `db` is not known to bypass RLS.
+    let (r, _) = judged("await db.select().from(t);", GUARDS);
+    assert!(r.is_empty(), "{r:?}");
+    // Made by `drizzle(...)` in this file: a handle without being listed.
+    let c = run(&handler("await db.select().from(t);").replace(
+        "import { db } from '@/db';",
+        "import { drizzle } from 'drizzle-orm/postgres-js';\nconst db = drizzle(process.env.DATABASE_URL!);",
+    ));
+    assert_eq!(rules(&c), [Rule::ServiceRoleUnscoped]);
+}
+
+/// A local helper given the auth context's tenant runs scoped queries; given another
+/// value, not.
+#[test]
+fn a_local_helper_is_judged_with_the_arguments_it_is_given() {
+    let code = |arg: &str| {
+        format!(
+            "async function list(tenant: string) {{\n  return supabaseAdmin.from('docs').select().eq('tenant_id', tenant);\n}}\nexport async function GET(req: Request) {{\n  const ctx = await requireAuthContext(req);\n  return Response.json(await list({arg}));\n}}\n"
+        )
+    };
+    let toml =
+        "[routes]\nguard_calls = [\"requireAuthContext\"]\nadmin_clients = [\"supabaseAdmin\"]\n";
+    let run_arg =
+        |arg: &str| rules(&run_with("x/route.ts", &code(arg), toml, Kind::Route).unwrap());
+    assert!(run_arg("ctx.tenantId").is_empty());
+    assert_eq!(run_arg("'t1'"), [Rule::ServiceRoleUnscoped]);
+}

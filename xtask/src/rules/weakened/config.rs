@@ -107,6 +107,18 @@ pub fn loosened(base: &Config, now: &Config) -> Vec<Loosened> {
             needle: "dirs".into(),
         });
     }
+    for r in b
+        .routes
+        .roots
+        .iter()
+        .filter(|r| !n.routes.roots.contains(r))
+    {
+        out.push(Loosened {
+            key: "routes.roots",
+            what: format!("route root {} removed", code(r)),
+            needle: "roots".into(),
+        });
+    }
     let mut command = |key: &'static str, was: &CommandLine, is: &CommandLine| {
         if was != is {
             out.push(Loosened {
@@ -213,6 +225,16 @@ mod unit {
         .assert_debug_eq(&whats("", now));
         let l = &loosened(&Config::default(), &Config::parse(now).unwrap())[0];
         assert_eq!(line(now, l), Some(2));
+    }
+
+    #[test]
+    fn a_route_root_removed_is_a_loosening() {
+        let base = "[routes]\nroots = [\"apps/admin/app/api\", \"apps/web/app/api\"]\n";
+        let now = "[routes]\nroots = [\"apps/web/app/api\", \"apps/shop/app/api\"]\n";
+        assert_eq!(
+            whats(base, now),
+            ["routes.roots: route root `apps/admin/app/api` removed"]
+        );
     }
 
     #[test]
