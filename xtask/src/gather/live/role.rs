@@ -86,8 +86,9 @@ pub fn extension_allowed(name: &str, live: &Live) -> bool {
     EXTENSIONS.contains(&name) || live.allow_extensions.iter().any(|e| e == name)
 }
 
-/// The search path the probe's statements run with (what `reset all` gives a session).
-const PROBE_PATH: &str = r#""$user", public"#;
+/// The search path the probe's statements run with: a Supabase session's (the database's
+/// `"$user", public, extensions`), so defaults such as `gen_random_bytes(..)` resolve as in production.
+const PROBE_PATH: &str = r#""$user", public, extensions"#;
 
 /// Run by the superuser after the shim: the role, its grants, and the wrappers.
 pub fn setup_sql() -> String {
