@@ -805,6 +805,8 @@ fn judge_and_probe(
         tenant::table_tenancy(&config.tenancy, name).is_some_and(|t| t.service_only)
     };
     let mut probes = Vec::new();
+    // The probe keeps what it reads of the catalog for this history only.
+    probe::forget();
     for (name, t) in &schema.tables {
         let (column, _) = judge.column_for(std::slice::from_ref(name));
         if tenant::exemption(name, &config.tenancy).is_some()
@@ -831,6 +833,7 @@ fn judge_and_probe(
             None
         }
     };
+    probe::forget();
     ev.histories.push(LiveHistory {
         dir: h.dir.clone(),
         schema,

@@ -10,6 +10,8 @@
 //! Everything happens under a savepoint that is rolled back, inside the transaction that is
 //! itself rolled back at the end of the check.
 
+use std::{cell::RefCell, collections::HashMap};
+
 use postgres::Client;
 
 use crate::{config::Tenancy, schema::QualName};
@@ -40,7 +42,30 @@ pub struct Identity<'a> {
     pub become_tenant: &'a str,
 }
 
+/// What the probe reads of the catalog, kept for one history's probing (the schema does not
+/// change while the probe runs: every row it makes is rolled back). [`forget`] empties it;
+/// the driver calls it before and after each history's probes.
+#[derive(Default)]
+struct Cache {
+    meta_keys: Option<Vec<String>>,
+    columns: HashMap<String, Vec<Col>>,
+    multi_keys: HashMap<String, Vec<MultiKey>>,
+    row_checks: HashMap<String, Vec<(String, Vec<String>)>>,
+    /// Per `table.column`: which candidate meets its CHECKs (see [`value_for`]).
+    chosen: HashMap<String, Option<usize>>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+/// Empty the catalog cache of the probe (a new history, or another database).
+pub fn forget() {
+    CACHE.with(|c| *c.borrow_mut() = Cache::default());
+}
+
 /// A column as the probe needs it.
+#[derive(Clone)]
 struct Col {
     name: String,
     /// `format_type` of the column's type.
@@ -66,7 +91,15 @@ struct Col {
 }
 
 /// The value of a SQL expression, as text (evaluated as the migration role: see [`as_migrator`]).
+/// A plain literal (`'abc'`) is read without asking the server.
 fn eval_text(c: &mut Client, expr: &str) -> Result<String, String> {
+    if let Some(inner) = expr
+        .strip_prefix('\'')
+        .and_then(|e| e.strip_suffix('\''))
+        .filter(|i| !i.replace("''", "").contains('\''))
+    {
+        return Ok(inner.replace("''", "'"));
+    }
     as_migrator(c, &format!("select ({expr})::text"))
         .map_err(|e| describe(&e).0)?
         .ok_or_else(|| format!("{expr} is null"))
@@ -102,6 +135,16 @@ fn lit(s: &str) -> String {
 }
 
 fn columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
+    let key = table.sql();
+    if let Some(cols) = CACHE.with(|k| k.borrow().columns.get(&key).cloned()) {
+        return Ok(cols);
+    }
+    let cols = read_columns(c, table)?;
+    CACHE.with(|k| k.borrow_mut().columns.insert(key, cols.clone()));
+    Ok(cols)
+}
+
+fn read_columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
     let rows = c
         .query(
             "select a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
@@ -396,7 +439,16 @@ fn value_for(c: &mut Client, table: &QualName, col: &Col) -> Result<String, Stri
         if value { ", value" } else { "" },
         conds.join(" and ")
     );
-    match try_query(c, &sql).and_then(|i| i.parse::<usize>().ok()) {
+    let key = format!("{}.{}", table.sql(), q(&col.name));
+    let chosen = match CACHE.with(|k| k.borrow().chosen.get(&key).copied()) {
+        Some(i) => i,
+        None => {
+            let i = try_query(c, &sql).and_then(|i| i.parse::<usize>().ok());
+            CACHE.with(|k| k.borrow_mut().chosen.insert(key, i));
+            i
+        }
+    };
+    match chosen {
         Some(i) => Ok(cast(&cands[i])),
         None => Err(format!(
             "no value the probe can make meets the CHECK of {table}.{} ({})",
@@ -419,6 +471,7 @@ fn made_up(col: &Col) -> Option<String> {
 }
 
 /// A multi-column foreign key: its columns, the referenced table and columns, in order.
+#[derive(Clone)]
 struct MultiKey {
     cols: Vec<String>,
     parent: QualName,
@@ -426,6 +479,16 @@ struct MultiKey {
 }
 
 fn multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, String> {
+    let key = table.sql();
+    if let Some(keys) = CACHE.with(|k| k.borrow().multi_keys.get(&key).cloned()) {
+        return Ok(keys);
+    }
+    let keys = read_multi_keys(c, table)?;
+    CACHE.with(|k| k.borrow_mut().multi_keys.insert(key, keys.clone()));
+    Ok(keys)
+}
+
+fn read_multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, String> {
     let rows = c
         .query(
             "select array(select a.attname::text from unnest(k.conkey) with ordinality u(n, o) \
@@ -449,6 +512,29 @@ fn multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, String>
             pcols: r.get(3),
         })
         .collect())
+}
+
+/// The table's CHECKs on several columns: expression and column names.
+fn row_checks(c: &mut Client, table: &QualName) -> Result<Vec<(String, Vec<String>)>, String> {
+    let key = table.sql();
+    if let Some(v) = CACHE.with(|k| k.borrow().row_checks.get(&key).cloned()) {
+        return Ok(v);
+    }
+    let v: Vec<(String, Vec<String>)> = c
+        .query(
+            "select pg_catalog.pg_get_expr(k.conbin, k.conrelid), \
+               array(select a.attname::text from pg_catalog.pg_attribute a \
+                      where a.attrelid = k.conrelid and a.attnum = any(k.conkey)) \
+             from pg_catalog.pg_constraint k \
+             where k.conrelid = $1::text::regclass and k.contype = 'c' and cardinality(k.conkey) > 1",
+            &[&key],
+        )
+        .map_err(|e| describe(&e).0)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    CACHE.with(|k| k.borrow_mut().row_checks.insert(key, v.clone()));
+    Ok(v)
 }
 
 /// A generation expression that is a constant (`true`, `false`, a number): the value a
@@ -576,19 +662,8 @@ impl<'c> Maker<'c> {
         cols: &[Col],
         out: &mut Vec<(String, String)>,
     ) -> Result<(), String> {
-        let checks = self
-            .c
-            .query(
-                "select pg_catalog.pg_get_expr(k.conbin, k.conrelid), \
-                   array(select a.attname::text from pg_catalog.pg_attribute a \
-                          where a.attrelid = k.conrelid and a.attnum = any(k.conkey)) \
-                 from pg_catalog.pg_constraint k \
-                 where k.conrelid = $1::text::regclass and k.contype = 'c' and cardinality(k.conkey) > 1",
-                &[&table.sql()],
-            )
-            .map_err(|e| describe(&e).0)?;
-        for row in checks {
-            let (expr, names): (String, Vec<String>) = (row.get(0), row.get(1));
+        let checks = row_checks(self.c, table)?;
+        for (expr, names) in checks {
             let passes = |c: &mut Client, out: &[(String, String)]| {
                 let fields: Vec<String> = names
                     .iter()
@@ -813,6 +888,15 @@ fn insert_sql(table: &QualName, values: &[(String, String)], returning: Option<&
 
 /// The keys of `raw_user_meta_data` the database's functions read (signup triggers).
 fn meta_keys(c: &mut Client) -> Vec<String> {
+    if let Some(keys) = CACHE.with(|k| k.borrow().meta_keys.clone()) {
+        return keys;
+    }
+    let keys = read_meta_keys(c);
+    CACHE.with(|k| k.borrow_mut().meta_keys = Some(keys.clone()));
+    keys
+}
+
+fn read_meta_keys(c: &mut Client) -> Vec<String> {
     c.query(
         "select distinct m[1] from pg_catalog.pg_proc p, \
            regexp_matches(p.prosrc, 'raw_user_meta_data\\s*->>?\\s*''([A-Za-z0-9_]+)''', 'g') m \
@@ -828,7 +912,6 @@ fn meta_keys(c: &mut Client) -> Vec<String> {
 /// triggers run as they do for a real user. Its id. Best effort: a database without
 /// `auth.users` (or whose trigger refuses it) still gets the id.
 fn new_user(c: &mut Client) -> Result<String, String> {
-    let user = eval_text(c, "gen_random_uuid()")?;
     let meta: Vec<String> = meta_keys(c)
         .iter()
         .map(|k| {
@@ -844,20 +927,27 @@ fn new_user(c: &mut Client) -> Result<String, String> {
         .collect();
     c.batch_execute("savepoint xtask_user")
         .map_err(|e| describe(&e).0)?;
-    let undo = match through(
+    let made = as_migrator(
         c,
-        Wrapper::CountAsMigrator,
         &format!(
-            "insert into auth.users (id, aud, role, email, raw_user_meta_data) values ({}, 'authenticated', 'authenticated', {}, jsonb_build_object({})) on conflict do nothing",
-            lit(&user),
-            lit(&format!("xtask-{user}@example.com")),
+            "insert into auth.users (id, aud, role, email, raw_user_meta_data) \
+             select u, 'authenticated', 'authenticated', 'xtask-' || u || '@example.com', jsonb_build_object({}) \
+             from gen_random_uuid() u returning id::text",
             meta.join(", ")
         ),
-    ) {
-        Ok(_) => "release savepoint xtask_user",
-        Err(_) => "rollback to savepoint xtask_user; release savepoint xtask_user",
+    );
+    let user = match made {
+        Ok(Some(user)) => {
+            c.batch_execute("release savepoint xtask_user")
+                .map_err(|e| describe(&e).0)?;
+            user
+        }
+        _ => {
+            c.batch_execute("rollback to savepoint xtask_user; release savepoint xtask_user")
+                .map_err(|e| describe(&e).0)?;
+            eval_text(c, "gen_random_uuid()")?
+        }
     };
-    c.batch_execute(undo).map_err(|e| describe(&e).0)?;
     Ok(user)
 }
 
