@@ -122,6 +122,18 @@ fn each_membership_role_is_probed() {
     );
     assert!(!reason.contains("owner"), "{reason}");
     assert!(!reason.contains("editor"), "{reason}");
+    // An UPDATE hole behind a tight SELECT policy: found only by an UPDATE that reads no
+    // column.
+    let memos = probed(&json, "public.memos");
+    assert_eq!(memos["verdict"], "unprotected", "{memos:#}");
+    let reason = memos["probe"]["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{memos:#}"));
+    assert!(
+        reason.contains("tenant A's viewer updated 1 row(s) of tenant B"),
+        "{reason}"
+    );
+    assert!(!reason.contains("read"), "{reason}");
     let pages = probed(&json, "public.pages");
     assert_eq!(pages["verdict"], "protected", "{pages:#}");
     assert_eq!(

@@ -1469,12 +1469,29 @@ fn attack(
     // UPDATE and DELETE without a WHERE: a WHERE would need the SELECT policy too and could
     // hide an open UPDATE or DELETE policy. What happened to B's rows is then looked up as
     // the superuser: an updated row has a new ctid, a deleted one is gone.
-    let n = as_tenant(c, &format!("update {t} set {tc} = {tc}"), |c, _| {
+    // The UPDATE reads no column either (`set tenant_id = tenant_id` would bring the SELECT
+    // policy in as well, where an attacker writes `set body = 'x'`): it sets the tenant
+    // column to B. B's rows keep their tenant (a new ctid: updated); A's rows that Postgres
+    // lets move arrive in B (B has more rows). When that statement is refused as a whole (a
+    // trigger that forbids moving a row, the WITH CHECK on A's moved rows), the reading form
+    // is tried too.
+    let (mut updated, moved) = as_tenant(c, &format!("update {t} set {tc} = {b}::{ty}"), |c, _| {
         let now = ctids(c, &b_rows)?;
-        Ok(now.iter().filter(|x| !b_before.contains(x)).count() as i64)
-    })?;
-    if n > 0 {
-        leaks.push(format!("updated {n} row(s) of tenant B"));
+        let updated = b_before.iter().filter(|x| !now.contains(x)).count() as i64;
+        Ok((updated, now.len().saturating_sub(b_before.len()) as i64))
+    })
+    .unwrap_or((0, 0));
+    if updated == 0 {
+        updated = as_tenant(c, &format!("update {t} set {tc} = {tc}"), |c, _| {
+            let now = ctids(c, &b_rows)?;
+            Ok(now.iter().filter(|x| !b_before.contains(x)).count() as i64)
+        })?;
+    }
+    if updated > 0 {
+        leaks.push(format!("updated {updated} row(s) of tenant B"));
+    }
+    if moved > 0 {
+        leaks.push(format!("moved {moved} row(s) of its own into tenant B"));
     }
     let n = as_tenant(c, &format!("delete from {t}"), |c, _| {
         let left = ctids(c, &b_rows)?.len();
@@ -1502,11 +1519,11 @@ fn attack(
 /// role, `check` sees the database as the statement left it (`Some(count)` from the
 /// statement's first column or rows affected, `None` when it was denied); then the savepoint
 /// is rolled back. Denied (no grant, or a row level security violation) is not an error.
-fn as_tenant(
+fn as_tenant<T>(
     c: &mut Client,
     sql: &str,
-    check: impl FnOnce(&mut Client, Option<i64>) -> Result<i64, String>,
-) -> Result<i64, String> {
+    check: impl FnOnce(&mut Client, Option<i64>) -> Result<T, String>,
+) -> Result<T, String> {
     c.batch_execute("savepoint xtask_step")
         .map_err(|e| describe(&e).0)?;
     let ran = if sql.starts_with("select") {
