@@ -211,15 +211,13 @@ pub fn migrations(
                     f.at(t.origin.path.clone(), Some(t.origin.line))
                         .on_table(name.to_string())
                 };
-                let identity =
-                    vec!["a member of tenant A (membership row and JWT claims)".to_string()];
                 report.probe = Some(match probe {
-                    Some(Probe::Isolated) => ProbeReport {
+                    Some(Probe::Isolated { identities }) => ProbeReport {
                         status: "probed",
                         reason: String::new(),
-                        identities: identity,
+                        identities: identities.clone(),
                     },
-                    Some(Probe::Leaks(leaks)) => {
+                    Some(Probe::Leaks { leaks, identities }) => {
                         report.verdict = Verdict::Unprotected;
                         out.findings.push(at(Finding::new(
                             Rule::PolicyNotTenantScoped,
@@ -232,7 +230,7 @@ pub fn migrations(
                         ProbeReport {
                             status: "probed",
                             reason: leaks.join(", "),
-                            identities: identity,
+                            identities: identities.clone(),
                         }
                     }
                     Some(Probe::Skipped(why)) => {

@@ -147,25 +147,25 @@ fn isolation_holes_fail_live_with_the_probes_evidence() {
             "create table public.notes (\n  id uuid primary key default gen_random_uuid(),\n  tenant_id uuid not null references public.tenants (id),\n  body text not null\n);\ncreate index on public.notes (tenant_id);\nalter table public.notes enable row level security;\ncreate policy notes_all on public.notes for all to authenticated\n  using (tenant_id = public.get_current_tenant_id() or true);\n",
             "public.notes",
             &[
-                "tenant A read 1 row(s) of tenant B",
-                "tenant A updated 1 row(s) of tenant B",
-                "tenant A deleted 1 row(s) of tenant B",
-                "tenant A inserted a row for tenant B",
+                "tenant A's owner, admin and member read 1 row(s) of tenant B",
+                "tenant A's owner, admin and member updated 1 row(s) of tenant B",
+                "tenant A's owner, admin and member deleted 1 row(s) of tenant B",
+                "tenant A's owner, admin and member inserted a row for tenant B",
             ],
         ),
         (
             "using-true",
             "create policy documents_peek on public.documents for select to authenticated using (true);\n",
             "public.documents",
-            &["tenant A read 1 row(s) of tenant B"],
+            &["tenant A's owner, admin and member read 1 row(s) of tenant B"],
         ),
         (
             "disabled-later",
             "alter table public.projects disable row level security;\n",
             "public.projects",
             &[
-                "tenant A read 1 row(s) of tenant B",
-                "tenant A inserted a row for tenant B",
+                "tenant A's owner, admin and member read 1 row(s) of tenant B",
+                "tenant A's owner, admin and member inserted a row for tenant B",
             ],
         ),
     ];

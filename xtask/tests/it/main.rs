@@ -16,6 +16,7 @@ mod example;
 mod hostile_live;
 mod init;
 mod live;
+mod live_probe;
 mod migrations;
 mod prompt;
 mod render;

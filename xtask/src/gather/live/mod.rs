@@ -808,6 +808,8 @@ fn judge_and_probe(
         tenant::table_tenancy(&config.tenancy, name).is_some_and(|t| t.service_only)
     };
     let mut probes = Vec::new();
+    // The probe keeps what it reads of the catalog for this history only.
+    probe::forget();
     for (name, t) in &schema.tables {
         let (column, _) = judge.column_for(std::slice::from_ref(name));
         if tenant::exemption(name, &config.tenancy).is_some()
@@ -837,6 +839,7 @@ fn judge_and_probe(
     s.doing = "the storage probe of the buckets".into();
     let buckets: Vec<String> = h.schema.buckets.keys().cloned().collect();
     let storage = storage::probe(&mut s.c, &buckets, &config.tenancy);
+    probe::forget();
     ev.histories.push(LiveHistory {
         dir: h.dir.clone(),
         schema,

@@ -10,6 +10,8 @@
 //! Everything happens under a savepoint that is rolled back, inside the transaction that is
 //! itself rolled back at the end of the check.
 
+use std::{cell::RefCell, collections::HashMap};
+
 use postgres::Client;
 
 use crate::{config::Tenancy, schema::QualName};
@@ -22,10 +24,13 @@ use super::{
 /// What the probe found on one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
-    /// Tenant A saw its own row and nothing of B's.
-    Isolated,
-    /// Tenant A reached B's rows: each line is one piece of evidence.
-    Leaks(Vec<String>),
+    /// Tenant A saw its own row and nothing of B's, as each of `identities` (the roles).
+    Isolated { identities: Vec<String> },
+    /// Tenant A reached B's rows: each line of `leaks` is one piece of evidence.
+    Leaks {
+        leaks: Vec<String>,
+        identities: Vec<String>,
+    },
     /// The probe could not be run or proves nothing: why.
     Skipped(String),
 }
@@ -37,23 +42,64 @@ pub struct Identity<'a> {
     pub become_tenant: &'a str,
 }
 
+/// What the probe reads of the catalog, kept for one history's probing (the schema does not
+/// change while the probe runs: every row it makes is rolled back). [`forget`] empties it;
+/// the driver calls it before and after each history's probes.
+#[derive(Default)]
+struct Cache {
+    meta_keys: Option<Vec<String>>,
+    columns: HashMap<String, Vec<Col>>,
+    multi_keys: HashMap<String, Vec<MultiKey>>,
+    row_checks: HashMap<String, Vec<(String, Vec<String>)>>,
+    /// Per `table.column`: which candidate meets its CHECKs (see [`value_for`]).
+    chosen: HashMap<String, Option<usize>>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+/// Empty the catalog cache of the probe (a new history, or another database).
+pub fn forget() {
+    CACHE.with(|c| *c.borrow_mut() = Cache::default());
+}
+
 /// A column as the probe needs it.
+#[derive(Clone)]
 struct Col {
     name: String,
     /// `format_type` of the column's type.
     ty: String,
+    /// The type values are made of: the domain's base type for a domain, else `ty`.
+    base: String,
     not_null: bool,
     has_default: bool,
     identity: bool,
     generated: bool,
+    /// The generation expression of a generated column.
+    generation: Option<String>,
+    /// The default expression of a column that has one.
+    default: Option<String>,
     /// Single-column foreign key: referenced table and column.
     references: Option<(QualName, String)>,
-    /// First label of an enum type.
-    enum_label: Option<String>,
+    /// The labels of an enum type (or of a domain over one), in order.
+    enum_labels: Vec<String>,
+    /// The table's CHECK expressions on this column alone (they name the column).
+    checks: Vec<String>,
+    /// The domain's CHECK expressions (they name `VALUE`).
+    domain_checks: Vec<String>,
 }
 
 /// The value of a SQL expression, as text (evaluated as the migration role: see [`as_migrator`]).
+/// A plain literal (`'abc'`) is read without asking the server.
 fn eval_text(c: &mut Client, expr: &str) -> Result<String, String> {
+    if let Some(inner) = expr
+        .strip_prefix('\'')
+        .and_then(|e| e.strip_suffix('\''))
+        .filter(|i| !i.replace("''", "").contains('\''))
+    {
+        return Ok(inner.replace("''", "'"));
+    }
     as_migrator(c, &format!("select ({expr})::text"))
         .map_err(|e| describe(&e).0)?
         .ok_or_else(|| format!("{expr} is null"))
@@ -89,6 +135,16 @@ fn lit(s: &str) -> String {
 }
 
 fn columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
+    let key = table.sql();
+    if let Some(cols) = CACHE.with(|k| k.borrow().columns.get(&key).cloned()) {
+        return Ok(cols);
+    }
+    let cols = read_columns(c, table)?;
+    CACHE.with(|k| k.borrow_mut().columns.insert(key, cols.clone()));
+    Ok(cols)
+}
+
+fn read_columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
     let rows = c
         .query(
             "select a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
@@ -99,9 +155,19 @@ fn columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
                   join pg_catalog.pg_namespace fn on fn.oid = fc.relnamespace \
                   join pg_catalog.pg_attribute fa on fa.attrelid = f.confrelid and fa.attnum = f.confkey[1] \
                  where f.conrelid = a.attrelid and f.contype = 'f' and f.conkey = array[a.attnum] limit 1), \
-               (select e.enumlabel::text from pg_catalog.pg_enum e where e.enumtypid = a.atttypid \
-                 order by e.enumsortorder limit 1) \
-             from pg_catalog.pg_attribute a \
+               coalesce((select array_agg(e.enumlabel::text order by e.enumsortorder) from pg_catalog.pg_enum e \
+                 where e.enumtypid = (case when t.typtype = 'd' then t.typbasetype else a.atttypid end)), '{}'), \
+               case when t.typtype = 'd' then pg_catalog.format_type(t.typbasetype, t.typtypmod) \
+                    else pg_catalog.format_type(a.atttypid, a.atttypmod) end, \
+               coalesce((select array_agg(pg_catalog.pg_get_expr(k.conbin, k.conrelid)) from pg_catalog.pg_constraint k \
+                 where k.conrelid = a.attrelid and k.contype = 'c' and k.conkey = array[a.attnum]), '{}'), \
+               coalesce((select array_agg(pg_catalog.pg_get_expr(k.conbin, 0)) from pg_catalog.pg_constraint k \
+                 where k.contypid = a.atttypid and k.contype = 'c'), '{}'), \
+               (select pg_catalog.pg_get_expr(d.adbin, d.adrelid) from pg_catalog.pg_attrdef d \
+                 where d.adrelid = a.attrelid and d.adnum = a.attnum and a.attgenerated <> ''), \
+               (select pg_catalog.pg_get_expr(d.adbin, d.adrelid) from pg_catalog.pg_attrdef d \
+                 where d.adrelid = a.attrelid and d.adnum = a.attnum and a.attgenerated = '') \
+             from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid \
              where a.attrelid = $1::text::regclass and a.attnum > 0 and not a.attisdropped \
              order by a.attnum",
             &[&table.sql()],
@@ -123,82 +189,457 @@ fn columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
                     let (schema, name, col) = (parts.next()?, parts.next()?, parts.next()?);
                     Some((QualName::new(schema, name), col.to_string()))
                 }),
-                enum_label: r.get(7),
+                enum_labels: r.get(7),
+                base: r.get(8),
+                checks: r.get(9),
+                domain_checks: r.get(10),
+                generation: r.get(11),
+                default: r.get(12),
             }
         })
         .collect())
 }
 
-/// A made-up value of a type, as SQL.
-fn made_up(col: &Col) -> Option<String> {
-    if let Some(label) = &col.enum_label {
-        return Some(format!("{}::{}", lit(label), col.ty));
+/// A type's name without schema and modifiers: `timestamp(3) with time zone` →
+/// `timestamp with time zone`, `extensions.vector(1536)` → `vector`.
+fn type_name(ty: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0;
+    for ch in ty.chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ if depth == 0 => out.push(ch),
+            _ => {}
+        }
     }
-    let ty = col.ty.as_str();
-    let base = ty.split('(').next().unwrap_or(ty).trim();
-    let v = match base {
+    let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    let out = match out.rsplit_once('.') {
+        Some((_, name)) if !out.starts_with('"') => name.to_string(),
+        _ => out,
+    };
+    out.trim_matches('"').to_lowercase()
+}
+
+/// The first number of a type's modifier: `varchar(25)` → 25.
+fn modifier(ty: &str) -> Option<usize> {
+    let (_, rest) = ty.split_once('(')?;
+    let n: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    n.parse().ok()
+}
+
+/// A fresh short identifier: a letter, then 11 lowercase letters and digits (meets the usual
+/// `^[a-z][a-z0-9_]{2,}$` handles and `char_length` bounds).
+const IDENT: &str = "'xp' || substr(md5(random()::text), 1, 10)";
+
+/// A made-up value of a (base) type, as SQL.
+fn made_up_base(ty: &str) -> Option<String> {
+    let name = type_name(ty);
+    let n = modifier(ty);
+    let v = match name.as_str() {
+        _ if ty.ends_with("[]") => format!("'{{}}'::{ty}"),
         "uuid" => "gen_random_uuid()".to_string(),
-        "text" | "character varying" | "character" | "citext" | "name" => {
+        "text" | "character varying" | "character" | "citext" | "name" | "varchar" | "bpchar" => {
             format!(
                 "left('xtask-probe-' || gen_random_uuid()::text, {})",
-                char_limit(ty)
+                n.unwrap_or(64)
             )
         }
         "smallint" => "(random() * 30000)::int2".into(),
         "integer" => "(random() * 2000000000)::int4".into(),
         "bigint" => "(random() * 9000000000000000)::int8".into(),
         "numeric" | "real" | "double precision" => format!("1::{ty}"),
+        "money" => "'1.00'::money".into(),
         "boolean" => "false".into(),
         "date" => "current_date".into(),
-        "timestamp with time zone" | "timestamp without time zone" => format!("now()::{ty}"),
-        "time without time zone" | "time with time zone" => format!("now()::{ty}"),
-        "interval" => "interval '1 day'".into(),
+        "timestamp with time zone"
+        | "timestamp without time zone"
+        | "time without time zone"
+        | "time with time zone" => format!("now()::{ty}"),
+        "interval" => format!("interval '1 day'::{ty}"),
         "jsonb" | "json" => format!("'{{}}'::{ty}"),
         "bytea" => "'\\x00'::bytea".into(),
         "inet" => "'127.0.0.1'::inet".into(),
-        _ if ty.ends_with("[]") => format!("'{{}}'::{ty}"),
+        "cidr" => "'10.0.0.0/8'::cidr".into(),
+        "macaddr" => "'08:00:2b:01:02:03'::macaddr".into(),
+        "macaddr8" => "'08:00:2b:01:02:03:04:05'::macaddr8".into(),
+        "bit" => format!("repeat('0', {})::{ty}", n.unwrap_or(1)),
+        "bit varying" => format!("'0'::{ty}"),
+        "tsvector" => "'xtask'::tsvector".into(),
+        "tsquery" => "'xtask'::tsquery".into(),
+        "int4range" | "int8range" | "numrange" | "tsrange" | "tstzrange" | "daterange" => {
+            format!("'empty'::{ty}")
+        }
+        "point" => "'(0,0)'::point".into(),
+        "xml" => "'<x/>'::xml".into(),
+        "oid" => "0::oid".into(),
+        "vector" | "halfvec" => format!(
+            "('[' || array_to_string(array_fill(0, array[{}]), ',') || ']')::{ty}",
+            n.unwrap_or(3)
+        ),
         _ => return None,
     };
     Some(v)
 }
 
-fn char_limit(ty: &str) -> usize {
-    ty.split_once('(')
-        .and_then(|(_, r)| r.trim_end_matches(')').parse().ok())
-        .unwrap_or(64)
+/// The quoted literals of SQL text (`'draft'`, `'it''s'`).
+fn literals(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch != '\'' {
+            continue;
+        }
+        let mut s = String::new();
+        while let Some(ch) = chars.next() {
+            if ch == '\'' {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                    s.push('\'');
+                    continue;
+                }
+                break;
+            }
+            s.push(ch);
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// The numbers of SQL text outside its literals (`char_length(x) >= 3` → 3; not the 5 of md5).
+fn numbers(sql: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut quoted = false;
+    let mut prev = ' ';
+    let mut cur = String::new();
+    for ch in sql.chars().chain(std::iter::once(' ')) {
+        if ch == '\'' {
+            quoted = !quoted;
+        }
+        let digit = !quoted && (ch.is_ascii_digit() || (ch == '.' && !cur.is_empty()));
+        if digit && (!cur.is_empty() || !(prev.is_alphanumeric() || prev == '_')) {
+            cur.push(ch);
+        } else if !cur.is_empty() {
+            let n = std::mem::take(&mut cur);
+            let n = n.trim_end_matches('.').to_string();
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        prev = ch;
+    }
+    out
+}
+
+/// Values of a column's base type to try against its CHECKs, most general first.
+fn candidates(col: &Col) -> Vec<String> {
+    if !col.enum_labels.is_empty() {
+        return col.enum_labels.iter().map(|l| lit(l)).collect();
+    }
+    let mut out: Vec<String> = made_up_base(&col.base).into_iter().collect();
+    let checks = col
+        .checks
+        .iter()
+        .chain(&col.domain_checks)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name = type_name(&col.base);
+    match name.as_str() {
+        _ if col.base.ends_with("[]") => {
+            let elem = col.base.trim_end_matches("[]");
+            if let Some(v) = made_up_base(elem) {
+                out.push(format!("array[{v}]"));
+            }
+        }
+        "text" | "character varying" | "character" | "citext" | "name" | "varchar" | "bpchar" => {
+            out.push(IDENT.to_string());
+            out.push(format!("{IDENT} || '@example.com'"));
+            out.push("'https://example.com/' || substr(md5(random()::text), 1, 8)".to_string());
+            out.extend(literals(&checks).iter().map(|l| lit(l)));
+            for n in numbers(&checks) {
+                if let Ok(n) = n.parse::<usize>() {
+                    if (1..=10_000).contains(&n) {
+                        out.push(format!("rpad('xp' || md5(random()::text), {n}, 'x')"));
+                    }
+                }
+            }
+        }
+        "smallint" | "integer" | "bigint" | "numeric" | "real" | "double precision" => {
+            for n in numbers(&checks) {
+                out.push(n.clone());
+                out.push(format!("{n} + 1"));
+                out.push(format!("{n} - 1"));
+            }
+            out.push("0".into());
+            out.push("1".into());
+        }
+        _ => out.extend(literals(&checks).iter().map(|l| lit(l))),
+    }
+    out
+}
+
+/// Under a savepoint: the first value of a query as the superuser, or `None` when it fails.
+fn try_query(c: &mut Client, sql: &str) -> Option<String> {
+    c.batch_execute("savepoint xtask_try").ok()?;
+    match c.query_opt(sql, &[]) {
+        Ok(row) => {
+            c.batch_execute("release savepoint xtask_try").ok()?;
+            row.and_then(|r| r.get::<_, Option<String>>(0))
+        }
+        Err(_) => {
+            let _ = c.batch_execute("rollback to savepoint xtask_try; release savepoint xtask_try");
+            None
+        }
+    }
+}
+
+/// A value for a NOT NULL column without a default, as SQL of the column's type: the first
+/// candidate that Postgres says meets every CHECK of the column and of its domain.
+fn value_for(c: &mut Client, table: &QualName, col: &Col) -> Result<String, String> {
+    let cands = candidates(col);
+    let cast = |v: &str| format!("({v})::{}", col.ty);
+    if cands.is_empty() {
+        return Err(format!(
+            "cannot make up a value for {table}.{} of type {}",
+            col.name, col.ty
+        ));
+    }
+    if col.checks.is_empty() && col.domain_checks.is_empty() {
+        return Ok(cast(&cands[0]));
+    }
+    // Each candidate under the column's name (the table's CHECKs name it) and as VALUE (the
+    // domain's CHECKs do); a CHECK passes when it is not false, as Postgres decides.
+    let value = col.name != "value";
+    let rows: Vec<String> = cands
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let v = format!("({v})::{}", col.base);
+            if value {
+                format!("({i}, {v}, {v})")
+            } else {
+                format!("({i}, {v})")
+            }
+        })
+        .collect();
+    let conds: Vec<String> = col
+        .checks
+        .iter()
+        .chain(&col.domain_checks)
+        .map(|k| format!("({k}) is not false"))
+        .collect();
+    let sql = format!(
+        "select min(i)::text from (values {}) v(i, {}{}) where {}",
+        rows.join(", "),
+        q(&col.name),
+        if value { ", value" } else { "" },
+        conds.join(" and ")
+    );
+    let key = format!("{}.{}", table.sql(), q(&col.name));
+    let chosen = match CACHE.with(|k| k.borrow().chosen.get(&key).copied()) {
+        Some(i) => i,
+        None => {
+            let i = try_query(c, &sql).and_then(|i| i.parse::<usize>().ok());
+            CACHE.with(|k| k.borrow_mut().chosen.insert(key, i));
+            i
+        }
+    };
+    match chosen {
+        Some(i) => Ok(cast(&cands[i])),
+        None => Err(format!(
+            "no value the probe can make meets the CHECK of {table}.{} ({})",
+            col.name,
+            col.checks
+                .iter()
+                .chain(&col.domain_checks)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" and ")
+        )),
+    }
+}
+
+/// A made-up value of a column's type, as SQL, without looking at its CHECKs.
+fn made_up(col: &Col) -> Option<String> {
+    candidates(col)
+        .first()
+        .map(|v| format!("({v})::{}", col.ty))
+}
+
+/// A multi-column foreign key: its columns, the referenced table and columns, in order.
+#[derive(Clone)]
+struct MultiKey {
+    cols: Vec<String>,
+    parent: QualName,
+    pcols: Vec<String>,
+}
+
+fn multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, String> {
+    let key = table.sql();
+    if let Some(keys) = CACHE.with(|k| k.borrow().multi_keys.get(&key).cloned()) {
+        return Ok(keys);
+    }
+    let keys = read_multi_keys(c, table)?;
+    CACHE.with(|k| k.borrow_mut().multi_keys.insert(key, keys.clone()));
+    Ok(keys)
+}
+
+fn read_multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, String> {
+    let rows = c
+        .query(
+            "select array(select a.attname::text from unnest(k.conkey) with ordinality u(n, o) \
+                 join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.o), \
+               fn.nspname::text, fc.relname::text, \
+               array(select a.attname::text from unnest(k.confkey) with ordinality u(n, o) \
+                 join pg_catalog.pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.o) \
+             from pg_catalog.pg_constraint k \
+             join pg_catalog.pg_class fc on fc.oid = k.confrelid \
+             join pg_catalog.pg_namespace fn on fn.oid = fc.relnamespace \
+             where k.conrelid = $1::text::regclass and k.contype = 'f' and cardinality(k.conkey) > 1 \
+             order by k.conname",
+            &[&table.sql()],
+        )
+        .map_err(|e| describe(&e).0)?;
+    Ok(rows
+        .iter()
+        .map(|r| MultiKey {
+            cols: r.get(0),
+            parent: QualName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+            pcols: r.get(3),
+        })
+        .collect())
+}
+
+/// The table's CHECKs on several columns: expression and column names.
+fn row_checks(c: &mut Client, table: &QualName) -> Result<Vec<(String, Vec<String>)>, String> {
+    let key = table.sql();
+    if let Some(v) = CACHE.with(|k| k.borrow().row_checks.get(&key).cloned()) {
+        return Ok(v);
+    }
+    let v: Vec<(String, Vec<String>)> = c
+        .query(
+            "select pg_catalog.pg_get_expr(k.conbin, k.conrelid), \
+               array(select a.attname::text from pg_catalog.pg_attribute a \
+                      where a.attrelid = k.conrelid and a.attnum = any(k.conkey)) \
+             from pg_catalog.pg_constraint k \
+             where k.conrelid = $1::text::regclass and k.contype = 'c' and cardinality(k.conkey) > 1",
+            &[&key],
+        )
+        .map_err(|e| describe(&e).0)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    CACHE.with(|k| k.borrow_mut().row_checks.insert(key, v.clone()));
+    Ok(v)
+}
+
+/// A generation expression that is a constant (`true`, `false`, a number): the value a
+/// generated column will have, known before the insert.
+fn constant(expr: &str) -> Option<String> {
+    let e = expr.trim();
+    (e == "true" || e == "false" || e.parse::<f64>().is_ok()).then(|| e.to_string())
 }
 
 /// Builds rows for the probe, creating parent rows for foreign keys as it goes.
 struct Maker<'c> {
     c: &'c mut Client,
     tenant_col: String,
+    /// The tables whose rows are being made (a foreign key back to one is a cycle).
+    visiting: Vec<QualName>,
 }
 
-impl Maker<'_> {
+impl<'c> Maker<'c> {
+    fn new(c: &'c mut Client, tenant_col: &str) -> Self {
+        Maker {
+            c,
+            tenant_col: tenant_col.to_string(),
+            visiting: Vec::new(),
+        }
+    }
+
     /// The SQL values for a new row of `table` owned by `tenant` (a SQL literal), keyed by
-    /// column. Columns left out take their defaults.
+    /// column. Columns left out take their defaults; `fixed` ones are the caller's.
     fn values(
         &mut self,
         table: &QualName,
         tenant: Option<&str>,
+        fixed: &[(String, String)],
         depth: u32,
     ) -> Result<Vec<(String, String)>, String> {
-        if depth > 4 {
+        if depth > 5 {
             return Err(format!("foreign keys nest too deep at {table}"));
         }
+        if self.visiting.contains(table) {
+            return Err(format!(
+                "the NOT NULL foreign keys of {table} form a cycle the probe cannot close"
+            ));
+        }
+        self.visiting.push(table.clone());
+        let out = self.values_of(table, tenant, fixed, depth);
+        self.visiting.pop();
+        out
+    }
+
+    fn values_of(
+        &mut self,
+        table: &QualName,
+        tenant: Option<&str>,
+        fixed: &[(String, String)],
+        depth: u32,
+    ) -> Result<Vec<(String, String)>, String> {
         let cols = columns(self.c, table)?;
-        let mut out = Vec::new();
-        for col in &cols {
-            if col.generated || col.identity {
-                continue;
-            }
-            if col.name == self.tenant_col {
-                if let Some(t) = tenant {
+        let mut out: Vec<(String, String)> = fixed.to_vec();
+        let has = |out: &[(String, String)], name: &str| out.iter().any(|(k, _)| k == name);
+        if let Some(t) = tenant {
+            if let Some(col) = cols.iter().find(|k| k.name == self.tenant_col) {
+                if !has(&out, &col.name) && !col.generated && !col.identity {
                     out.push((col.name.clone(), format!("{t}::{}", col.ty)));
-                    continue;
                 }
             }
-            if !col.not_null || col.has_default {
+        }
+        let needed = |k: &Col| k.not_null && !k.has_default && !k.generated && !k.identity;
+        // Multi-column foreign keys: one parent row of the same tenant gives them all.
+        for key in multi_keys(self.c, table)? {
+            let cols_of = |n: &str| cols.iter().find(|k| k.name == n);
+            if !key
+                .cols
+                .iter()
+                .any(|n| cols_of(n).is_some_and(&needed) && !out.iter().any(|(k, _)| k == n))
+            {
+                continue;
+            }
+            let mut pfixed = Vec::new();
+            for (lc, pc) in key.cols.iter().zip(&key.pcols) {
+                if let Some((_, v)) = out.iter().find(|(k, _)| k == lc) {
+                    pfixed.push((pc.clone(), v.clone()));
+                } else if let Some(v) = cols_of(lc)
+                    .and_then(|k| k.generation.as_deref())
+                    .and_then(constant)
+                {
+                    pfixed.push((pc.clone(), v));
+                }
+            }
+            let returning: Vec<String> = key
+                .pcols
+                .iter()
+                .filter(|pc| !pfixed.iter().any(|(k, _)| k == *pc))
+                .cloned()
+                .collect();
+            let got = self.insert_row(&key.parent, tenant, &pfixed, &returning, depth + 1)?;
+            for (lc, pc) in key.cols.iter().zip(&key.pcols) {
+                if let Some(i) = returning.iter().position(|r| r == pc) {
+                    if cols_of(lc).is_some_and(|k| !k.generated) && !has(&out, lc) {
+                        out.push((lc.clone(), got[i].clone()));
+                    }
+                }
+            }
+        }
+        for col in &cols {
+            if !needed(col) || has(&out, &col.name) {
                 continue;
             }
             if let Some((parent, pcol)) = &col.references {
@@ -206,28 +647,81 @@ impl Maker<'_> {
                 out.push((col.name.clone(), id));
                 continue;
             }
-            match made_up(col) {
-                Some(v) => out.push((col.name.clone(), v)),
-                None => {
-                    return Err(format!(
-                        "cannot make up a value for {table}.{} of type {}",
-                        col.name, col.ty
-                    ))
-                }
-            }
+            let v = value_for(self.c, table, col)?;
+            out.push((col.name.clone(), v));
         }
+        self.meet_row_checks(table, &cols, &mut out)?;
         Ok(out)
     }
 
+    /// A CHECK on several columns (`slug` set unless `personal_account`): when the row as
+    /// made fails it, its nullable columns get values too, if that makes it pass.
+    fn meet_row_checks(
+        &mut self,
+        table: &QualName,
+        cols: &[Col],
+        out: &mut Vec<(String, String)>,
+    ) -> Result<(), String> {
+        let checks = row_checks(self.c, table)?;
+        for (expr, names) in checks {
+            let passes = |c: &mut Client, out: &[(String, String)]| {
+                let fields: Vec<String> = names
+                    .iter()
+                    .filter_map(|n| {
+                        let col = cols.iter().find(|k| &k.name == n)?;
+                        let v = out
+                            .iter()
+                            .find(|(k, _)| k == n)
+                            .map(|(_, v)| v.clone())
+                            .or_else(|| col.default.clone())
+                            .unwrap_or_else(|| "null".into());
+                        Some(format!("({v})::{} as {}", col.ty, q(n)))
+                    })
+                    .collect();
+                try_query(
+                    c,
+                    &format!(
+                        "select (({expr}) is not false)::text from (select {}) r",
+                        fields.join(", ")
+                    ),
+                )
+                .is_none_or(|v| v == "true")
+            };
+            if passes(self.c, out) {
+                continue;
+            }
+            let mut filled = out.clone();
+            for n in &names {
+                let Some(col) = cols.iter().find(|k| &k.name == n) else {
+                    continue;
+                };
+                if col.generated
+                    || col.identity
+                    || col.has_default
+                    || filled.iter().any(|(k, _)| k == n)
+                {
+                    continue;
+                }
+                if let Ok(v) = value_for(self.c, table, col) {
+                    filled.push((n.clone(), v));
+                }
+            }
+            if passes(self.c, &filled) {
+                *out = filled;
+            }
+        }
+        Ok(())
+    }
+
     /// After a unique violation: the row that holds the violated key with our values, made
-    /// by a trigger of an earlier insert; `returning` of it.
+    /// by a trigger of an earlier insert; the `returning` columns of it.
     fn made_by_trigger(
         &mut self,
         table: &QualName,
         values: &[(String, String)],
-        returning: Option<&str>,
+        returning: &[String],
         e: &postgres::Error,
-    ) -> Option<Option<String>> {
+    ) -> Option<Vec<String>> {
         if e.code() != Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
             return None;
         }
@@ -244,6 +738,9 @@ impl Maker<'_> {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        // A key column left to its default (`id default auth.uid()`) holds the default's
+        // value, evaluated with the same claims.
+        let all = columns(self.c, table).ok()?;
         let conds: Vec<String> = cols
             .iter()
             .map(|c| {
@@ -251,19 +748,23 @@ impl Maker<'_> {
                     .iter()
                     .find(|(k, _)| k == c)
                     .map(|(_, v)| format!("{} = {v}", q(c)))
+                    .or_else(|| {
+                        let d = all.iter().find(|k| &k.name == c)?.default.as_ref()?;
+                        Some(format!("{} = ({d})", q(c)))
+                    })
             })
             .collect::<Option<_>>()?;
         if conds.is_empty() {
             return None;
         }
-        let ret = returning.map_or("1".to_string(), |c| format!("{}::text", q(c)));
         let sql = format!(
-            "select {ret} from {} where {} limit 1",
+            "select {} from {} where {} limit 1",
+            returning_sql(returning),
             table.sql(),
             conds.join(" and ")
         );
         match as_migrator(self.c, &sql) {
-            Ok(Some(v)) => Some(Some(v)),
+            Ok(Some(v)) => parse_returned(&v, returning.len()),
             _ => None,
         }
     }
@@ -276,8 +777,28 @@ impl Maker<'_> {
         returning: Option<&str>,
         depth: u32,
     ) -> Result<String, String> {
-        let values = self.values(table, tenant, depth)?;
-        let sql = insert_sql(table, &values, returning);
+        let ret: Vec<String> = returning.into_iter().map(String::from).collect();
+        let got = self.insert_row(table, tenant, &[], &ret, depth)?;
+        Ok(got.into_iter().next().unwrap_or_else(|| "null".into()))
+    }
+
+    /// Insert a row into `table` for `tenant` with the `fixed` values; the `returning`
+    /// columns of it, as SQL literals.
+    fn insert_row(
+        &mut self,
+        table: &QualName,
+        tenant: Option<&str>,
+        fixed: &[(String, String)],
+        returning: &[String],
+        depth: u32,
+    ) -> Result<Vec<String>, String> {
+        // A user is made the way the app makes users (signup, with the metadata its
+        // triggers read).
+        if *table == QualName::new("auth", "users") && fixed.is_empty() && returning == ["id"] {
+            return Ok(vec![lit(&new_user(self.c)?)]);
+        }
+        let values = self.values(table, tenant, fixed, depth)?;
+        let sql = insert_sql_returning(table, &values, returning);
         let err = |e: postgres::Error| describe(&e).0;
         self.c
             .batch_execute("savepoint xtask_parent")
@@ -287,7 +808,8 @@ impl Maker<'_> {
                 self.c
                     .batch_execute("release savepoint xtask_parent")
                     .map_err(err)?;
-                v
+                v.and_then(|v| parse_returned(&v, returning.len()))
+                    .unwrap_or_else(|| vec!["null".into(); returning.len()])
             }
             Err(e) => {
                 self.c
@@ -302,10 +824,49 @@ impl Maker<'_> {
                     })?
             }
         };
-        Ok(match returning {
-            Some(_) => v.map_or("null".into(), |v| lit(&v)),
-            None => "null".into(),
-        })
+        Ok(v)
+    }
+}
+
+/// The `returning` columns as one JSON array of texts.
+fn returning_sql(returning: &[String]) -> String {
+    if returning.is_empty() {
+        return "'[]'".into();
+    }
+    let cols: Vec<String> = returning
+        .iter()
+        .map(|c| format!("{}::text", q(c)))
+        .collect();
+    format!("json_build_array({})::text", cols.join(", "))
+}
+
+/// The values of [`returning_sql`], as SQL literals.
+fn parse_returned(json: &str, n: usize) -> Option<Vec<String>> {
+    let v: Vec<Option<String>> = serde_json::from_str(json).ok()?;
+    (v.len() == n).then(|| {
+        v.into_iter()
+            .map(|x| x.map_or("null".into(), |x| lit(&x)))
+            .collect()
+    })
+}
+
+fn insert_sql_returning(
+    table: &QualName,
+    values: &[(String, String)],
+    returning: &[String],
+) -> String {
+    let ret = returning_sql(returning);
+    if values.is_empty() {
+        format!("insert into {} default values returning {ret}", table.sql())
+    } else {
+        let cols: Vec<String> = values.iter().map(|(c, _)| q(c)).collect();
+        let vals: Vec<&str> = values.iter().map(|(_, v)| v.as_str()).collect();
+        format!(
+            "insert into {} ({}) values ({}) returning {ret}",
+            table.sql(),
+            cols.join(", "),
+            vals.join(", ")
+        )
     }
 }
 
@@ -323,6 +884,105 @@ fn insert_sql(table: &QualName, values: &[(String, String)], returning: Option<&
             vals.join(", ")
         )
     }
+}
+
+/// The keys of `raw_user_meta_data` the database's functions read (signup triggers).
+fn meta_keys(c: &mut Client) -> Vec<String> {
+    if let Some(keys) = CACHE.with(|k| k.borrow().meta_keys.clone()) {
+        return keys;
+    }
+    let keys = read_meta_keys(c);
+    CACHE.with(|k| k.borrow_mut().meta_keys = Some(keys.clone()));
+    keys
+}
+
+fn read_meta_keys(c: &mut Client) -> Vec<String> {
+    c.query(
+        "select distinct m[1] from pg_catalog.pg_proc p, \
+           regexp_matches(p.prosrc, 'raw_user_meta_data\\s*->>?\\s*''([A-Za-z0-9_]+)''', 'g') m \
+         where p.prolang <> 12 and p.prolang <> 13 order by 1",
+        &[],
+    )
+    .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+    .unwrap_or_default()
+}
+
+/// A new signed-up user: an `auth.users` row with an email and, in `raw_user_meta_data`, a
+/// value for every key the functions read (a handle, a name, an avatar URL), so signup
+/// triggers run as they do for a real user. Its id. Best effort: a database without
+/// `auth.users` (or whose trigger refuses it) still gets the id.
+fn new_user(c: &mut Client) -> Result<String, String> {
+    let meta: Vec<String> = meta_keys(c)
+        .iter()
+        .map(|k| {
+            let v = if k.contains("email") {
+                format!("{IDENT} || '@example.com'")
+            } else if k.contains("url") || k.contains("avatar") || k.contains("picture") {
+                "'https://example.com/' || substr(md5(random()::text), 1, 8)".to_string()
+            } else {
+                IDENT.to_string()
+            };
+            format!("{}, {v}", lit(k))
+        })
+        .collect();
+    c.batch_execute("savepoint xtask_user")
+        .map_err(|e| describe(&e).0)?;
+    let made = as_migrator(
+        c,
+        &format!(
+            "insert into auth.users (id, aud, role, email, raw_user_meta_data) \
+             select u, 'authenticated', 'authenticated', 'xtask-' || u || '@example.com', jsonb_build_object({}) \
+             from gen_random_uuid() u returning id::text",
+            meta.join(", ")
+        ),
+    );
+    let user = match made {
+        Ok(Some(user)) => {
+            c.batch_execute("release savepoint xtask_user")
+                .map_err(|e| describe(&e).0)?;
+            user
+        }
+        _ => {
+            c.batch_execute("rollback to savepoint xtask_user; release savepoint xtask_user")
+                .map_err(|e| describe(&e).0)?;
+            eval_text(c, "gen_random_uuid()")?
+        }
+    };
+    Ok(user)
+}
+
+/// The session's JWT claims: user `user`, signed in, of `tenant` when given (a SQL literal),
+/// with the configured tenant settings. Defaults such as `auth.uid()` then yield this user.
+fn set_claims(
+    c: &mut Client,
+    user: &str,
+    tenant: Option<&str>,
+    settings: &[String],
+) -> Result<(), String> {
+    let claims = match tenant {
+        Some(t) => {
+            let t = eval_text(c, t)?;
+            format!(
+                r#"{{"sub":"{user}","role":"authenticated","aud":"authenticated","tenant_id":"{t}","app_metadata":{{"tenant_id":"{t}"}}}}"#
+            )
+        }
+        None => format!(r#"{{"sub":"{user}","role":"authenticated","aud":"authenticated"}}"#),
+    };
+    let mut sql = format!(
+        "select set_config('request.jwt.claims', {}, true), set_config('request.jwt.claim.sub', {}, true), set_config('request.jwt.claim.role', 'authenticated', true)",
+        lit(&claims),
+        lit(user)
+    );
+    if let Some(t) = tenant {
+        for s in settings {
+            sql.push_str(&format!(
+                ", set_config({}, ({t})::text, true)",
+                lit(s.trim())
+            ));
+        }
+    }
+    c.batch_execute(&sql)
+        .map_err(|e| format!("cannot set the probe's claims: {}", describe(&e).0))
 }
 
 /// Insert a tenant's row; when a trigger already made it (a profile created on signup, a
@@ -407,10 +1067,7 @@ fn attempt_join(
     let Some(tenant_col) = cols.iter().find(|k| k.name == tcol) else {
         return Ok(None);
     };
-    let mut maker = Maker {
-        c,
-        tenant_col: tcol.clone(),
-    };
+    let mut maker = Maker::new(c, &tcol);
     let (a, b) = match &tenant_col.references {
         Some((parent, pcol)) => (
             maker.insert(parent, None, Some(pcol), 1)?,
@@ -423,13 +1080,10 @@ fn attempt_join(
         }
     };
     let ty = tenant_col.ty.clone();
-    become_tenant(c, id, &a)?;
-    let user = eval_text(c, "current_setting('request.jwt.claim.sub', true)")?;
-    let mut maker = Maker {
-        c,
-        tenant_col: tcol.clone(),
-    };
-    let mut values = maker.values(members, Some(&b), 1)?;
+    let user = new_user(c)?;
+    become_tenant(c, id, &a, &user, None)?;
+    let mut maker = Maker::new(c, &tcol);
+    let mut values = maker.values(members, Some(&b), &[], 1)?;
     values.retain(|(k, _)| *k != ucol);
     values.push((ucol.clone(), format!("{}::uuid", lit(&user))));
     let joined = as_tenant(c, &insert_sql(members, &values, None), |_, r| {
@@ -492,46 +1146,305 @@ fn public_read(table: &QualName, id: &Identity) -> bool {
     crate::rules::tenant::table_tenancy(id.tenancy, table).is_some_and(|t| t.public_read)
 }
 
+/// The membership table's role column and the roles it allows (enum labels, or the literals
+/// of its CHECK: `role in ('owner', 'viewer')`); none when it has no such column or the
+/// roles cannot be listed.
+fn roles(c: &mut Client, id: &Identity) -> Result<Option<(String, String, Vec<String>)>, String> {
+    let members = QualName::from_config(&id.tenancy.membership_table);
+    let exists: bool = c
+        .query_one("select to_regclass($1) is not null", &[&members.sql()])
+        .map_err(|e| describe(&e).0)?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let cols = columns(c, &members)?;
+    let Some(col) = cols
+        .iter()
+        .find(|k| k.name == "role")
+        .or_else(|| cols.iter().find(|k| k.name.ends_with("_role")))
+    else {
+        return Ok(None);
+    };
+    let labels = if !col.enum_labels.is_empty() {
+        col.enum_labels.clone()
+    } else {
+        let checks = col
+            .checks
+            .iter()
+            .chain(&col.domain_checks)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        // The literals of a list (`role in ('owner', 'viewer')`), not a pattern's.
+        literals(&checks)
+            .into_iter()
+            .filter(|l| {
+                !l.is_empty()
+                    && l.chars()
+                        .all(|ch| ch.is_alphanumeric() || matches!(ch, '_' | '-' | ' '))
+            })
+            .collect()
+    };
+    Ok((!labels.is_empty()).then(|| (col.name.clone(), col.ty.clone(), labels)))
+}
+
+/// The table the membership's tenant column points at, and the column.
+fn membership_parent(c: &mut Client, id: &Identity) -> Result<Option<(QualName, String)>, String> {
+    let members = QualName::from_config(&id.tenancy.membership_table);
+    let exists: bool = c
+        .query_one("select to_regclass($1) is not null", &[&members.sql()])
+        .map_err(|e| describe(&e).0)?
+        .get(0);
+    if !exists || !id.become_tenant.trim().is_empty() {
+        return Ok(None);
+    }
+    let tcol = crate::schema::split_config_name(&id.tenancy.membership_tenant_column)
+        .pop()
+        .unwrap_or_default();
+    Ok(columns(c, &members)?
+        .into_iter()
+        .find(|k| k.name == tcol)
+        .and_then(|k| k.references))
+}
+
+/// Who the probe acts as: the owner of A's row, a member of tenant A, or a member of tenant
+/// A with one of the roles the membership allows.
+enum Who {
+    Owner,
+    Member,
+    Role(String),
+}
+
+impl Who {
+    /// The name in `tables[].probe.identities`.
+    fn name(&self) -> String {
+        match self {
+            Who::Owner => "owner of tenant A's row".into(),
+            Who::Member => "member of tenant A".into(),
+            Who::Role(r) => r.clone(),
+        }
+    }
+}
+
+/// The subject of a piece of evidence: "tenant A", or the roles that did it ("tenant A's
+/// owner and viewer").
+fn subject(by: &[&Who]) -> String {
+    let roles: Vec<&str> = by
+        .iter()
+        .filter_map(|w| match w {
+            Who::Role(r) => Some(r.as_str()),
+            _ => None,
+        })
+        .collect();
+    match roles.split_last() {
+        None => "tenant A".into(),
+        Some((last, [])) => format!("tenant A's {last}"),
+        Some((last, rest)) => format!("tenant A's {} and {last}", rest.join(", ")),
+    }
+}
+
 fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String> {
     let (col, owner) = tenancy_of(table, id);
     let cols = columns(c, table)?;
     let Some(tenant_col) = cols.iter().find(|k| k.name == col) else {
         return Err(format!("{table} has no `{col}` column"));
     };
+    let ty = tenant_col.ty.clone();
+    let settings = &id.tenancy.settings;
 
-    // The two tenants: rows of the referenced table when the tenant column is a foreign key.
-    let mut maker = Maker {
-        c,
-        tenant_col: col.clone(),
-    };
-    let (a, b) = match &tenant_col.references {
-        Some((parent, pcol)) => (
-            maker.insert(parent, None, Some(pcol), 1)?,
-            maker.insert(parent, None, Some(pcol), 1)?,
-        ),
-        None => {
-            let v = made_up(tenant_col)
-                .ok_or_else(|| format!("cannot make up a tenant of type {}", tenant_col.ty))?;
-            (lit(&eval_text(maker.c, &v)?), lit(&eval_text(maker.c, &v)?))
+    // The two tenants, each made by its own signed-in user (so defaults such as
+    // `auth.uid()` and triggers that add the creator as a member see that user): rows of
+    // the referenced table when the tenant column is a foreign key.
+    let user_a = new_user(c)?;
+    let user_b = new_user(c)?;
+    let tenant = |c: &mut Client, user: &str| -> Result<String, String> {
+        set_claims(c, user, None, settings)?;
+        let mut maker = Maker::new(c, &col);
+        // No foreign key of its own: the tenant is a row of the table the membership's
+        // tenant column points at, when there is one (the policies look the tenant up there).
+        let parent = match &tenant_col.references {
+            Some(p) => Some(p.clone()),
+            None if !owner => membership_parent(maker.c, id)?,
+            None => None,
+        };
+        match &parent {
+            Some((parent, pcol)) => maker.insert(parent, None, Some(pcol), 1),
+            None => {
+                let v = made_up(tenant_col)
+                    .ok_or_else(|| format!("cannot make up a tenant of type {}", tenant_col.ty))?;
+                Ok(lit(&eval_text(maker.c, &v)?))
+            }
         }
     };
-    let a_row = maker.values(table, Some(&a), 1)?;
-    insert_or_reuse(maker.c, table, &a_row, &col, &a, &tenant_col.ty)?;
-    let b_row = maker.values(table, Some(&b), 1)?;
-    insert_or_reuse(maker.c, table, &b_row, &col, &b, &tenant_col.ty)?;
+    let a = tenant(c, &user_a)?;
+    let b = tenant(c, &user_b)?;
+    set_claims(c, &user_a, Some(&a), settings)?;
+    let a_row = Maker::new(c, &col).values(table, Some(&a), &[], 1)?;
+    insert_or_reuse(c, table, &a_row, &col, &a, &ty)?;
+    set_claims(c, &user_b, Some(&b), settings)?;
+    let b_row = Maker::new(c, &col).values(table, Some(&b), &[], 1)?;
+    insert_or_reuse(c, table, &b_row, &col, &b, &ty)?;
     // A second row for B, made the same way, for the INSERT attempt as A.
-    let b_insert = maker.values(table, Some(&b), 1)?;
+    let b_insert = Maker::new(c, &col).values(table, Some(&b), &[], 1)?;
 
-    if owner {
-        // Scoped by its owner: the probe is user A, who owns A's row (no membership).
-        become_owner(c, &a)?;
+    // A tenant that is a user (the tenant column points at auth.users): being tenant A is
+    // being that user.
+    let owner = owner
+        || tenant_col
+            .references
+            .as_ref()
+            .is_some_and(|(t, _)| *t == QualName::new("auth", "users"));
+    // RLS on and no permissive policy a signed-in user falls under: Postgres denies every
+    // row to every user, whoever the probe is, so the attempts prove it without A's own row.
+    let closed = no_policy_admits(c, table)?;
+    let whos: Vec<Who> = if owner {
+        vec![Who::Owner]
+    } else if !id.become_tenant.trim().is_empty() {
+        vec![Who::Member]
     } else {
-        become_tenant(c, id, &a)?;
+        match roles(c, id)? {
+            Some((_, _, labels)) => labels.into_iter().map(Who::Role).collect(),
+            None => vec![Who::Member],
+        }
+    };
+    let role_col = if owner { None } else { roles(c, id)? };
+    let mut leaks = Vec::new();
+    let mut identities = Vec::new();
+    let mut blind = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    for who in &whos {
+        c.batch_execute("savepoint xtask_who")
+            .map_err(|e| describe(&e).0)?;
+        let found = attack(
+            c,
+            table,
+            id,
+            who,
+            &Attack {
+                col: &col,
+                ty: &ty,
+                a: &a,
+                b: &b,
+                user_a: &user_a,
+                b_insert: &b_insert,
+                role_col: role_col.as_ref().map(|(c, t, _)| (c.as_str(), t.as_str())),
+                closed,
+            },
+        );
+        let _ = c.batch_execute("rollback to savepoint xtask_who; release savepoint xtask_who");
+        let found = match found {
+            Ok(found) => found,
+            // One role the probe cannot become (its membership row is refused) leaves the
+            // others: said, not hidden.
+            Err(e) if whos.len() > 1 => {
+                errors.push(e.clone());
+                blind.push(format!("{} ({e})", who.name()));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match found {
+            Some(found) => {
+                identities.push(who.name());
+                for deed in found {
+                    match leaks
+                        .iter_mut()
+                        .find(|(d, _): &&mut (String, Vec<&Who>)| *d == deed)
+                    {
+                        Some((_, by)) => by.push(who),
+                        None => leaks.push((deed, vec![who])),
+                    }
+                }
+            }
+            None => blind.push(who.name()),
+        }
     }
+    if identities.is_empty() && errors.len() == whos.len() {
+        return Err(errors.swap_remove(0));
+    }
+    if identities.is_empty() {
+        let tried = if blind.len() > 1 {
+            format!(" (as each role: {})", blind.join(", "))
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "tenant A could not read its own row of {table}{tried}, so the probe's identity is not the one the policies expect and proves nothing; set `[live] become_tenant` in xtask.toml"
+        ));
+    }
+    // One line per deed, naming every role that did it: "tenant A's owner and viewer read
+    // 1 row(s) of tenant B".
+    let leaks: Vec<String> = leaks
+        .into_iter()
+        .map(|(deed, by)| format!("{} {deed}", subject(&by)))
+        .collect();
+    Ok(if leaks.is_empty() {
+        Probe::Isolated { identities }
+    } else {
+        Probe::Leaks { leaks, identities }
+    })
+}
 
+/// What one identity's attack needs: the tenant column and its type, the two tenants (SQL
+/// literals), A's creator, the values of a new row for B, the membership's role column.
+struct Attack<'a> {
+    col: &'a str,
+    ty: &'a str,
+    a: &'a str,
+    b: &'a str,
+    user_a: &'a str,
+    b_insert: &'a [(String, String)],
+    role_col: Option<(&'a str, &'a str)>,
+    /// No policy admits any signed-in user (see [`no_policy_admits`]).
+    closed: bool,
+}
+
+/// RLS is on and no permissive policy applies to `authenticated` (or to everyone).
+fn no_policy_admits(c: &mut Client, table: &QualName) -> Result<bool, String> {
+    c.query_one(
+        "select c.relrowsecurity and not exists (select 1 from pg_catalog.pg_policy p \
+           where p.polrelid = c.oid and p.polpermissive \
+             and (0::oid = any(p.polroles) or (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') = any(p.polroles))) \
+         from pg_catalog.pg_class c where c.oid = $1::text::regclass",
+        &[&table.sql()],
+    )
+    .map(|r| r.get(0))
+    .map_err(|e| describe(&e).0)
+}
+
+/// As `who`, try to read, change, delete and insert tenant B's rows. What it did to them
+/// ("read 1 row(s) of tenant B"), or `None` when `who` could not read its own row (the probe
+/// proves nothing as it).
+fn attack(
+    c: &mut Client,
+    table: &QualName,
+    id: &Identity,
+    who: &Who,
+    at: &Attack,
+) -> Result<Option<Vec<String>>, String> {
+    let Attack { col, ty, a, b, .. } = *at;
+    match who {
+        // Scoped by its owner: the probe is user A, who owns A's row (no membership).
+        Who::Owner => become_owner(c, a, &id.tenancy.settings)?,
+        // The creator of tenant A (a trigger may have made them a member already).
+        Who::Member => become_tenant(c, id, a, at.user_a, None)?,
+        Who::Role(r) => {
+            let user = new_user(c)?;
+            let role = at
+                .role_col
+                .map(|(col, ty)| (col, format!("{}::{ty}", lit(r))));
+            become_tenant(
+                c,
+                id,
+                a,
+                &user,
+                role.as_ref().map(|(c, v)| (*c, v.as_str())),
+            )?
+        }
+    }
     let t = table.sql();
-    let tc = q(&col);
-    let ty = &tenant_col.ty;
+    let tc = q(col);
     let b_rows = format!("select ctid from {t} where {tc} = {b}::{ty}");
     let b_before = ctids(c, &b_rows)?;
 
@@ -540,10 +1453,8 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
         &format!("select count(*) from {t} where {tc} = {a}::{ty}"),
         |_, r| Ok(r.unwrap_or(0)),
     )?;
-    if own == 0 {
-        return Err(format!(
-            "tenant A could not read its own row of {table}, so the probe's identity is not the one the policies expect and proves nothing; set `[live] become_tenant` in xtask.toml"
-        ));
+    if own == 0 && !at.closed {
+        return Ok(None);
     }
     let mut leaks = Vec::new();
     let n = as_tenant(
@@ -553,29 +1464,46 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
     )?;
     // Readable by every signed-in user by design (`public_read`): reading is no leak.
     if n > 0 && !public_read(table, id) {
-        leaks.push(format!("tenant A read {n} row(s) of tenant B"));
+        leaks.push(format!("read {n} row(s) of tenant B"));
     }
     // UPDATE and DELETE without a WHERE: a WHERE would need the SELECT policy too and could
     // hide an open UPDATE or DELETE policy. What happened to B's rows is then looked up as
     // the superuser: an updated row has a new ctid, a deleted one is gone.
-    let n = as_tenant(c, &format!("update {t} set {tc} = {tc}"), |c, _| {
+    // The UPDATE reads no column either (`set tenant_id = tenant_id` would bring the SELECT
+    // policy in as well, where an attacker writes `set body = 'x'`): it sets the tenant
+    // column to B. B's rows keep their tenant (a new ctid: updated); A's rows that Postgres
+    // lets move arrive in B (B has more rows). When that statement is refused as a whole (a
+    // trigger that forbids moving a row, the WITH CHECK on A's moved rows), the reading form
+    // is tried too.
+    let (mut updated, moved) = as_tenant(c, &format!("update {t} set {tc} = {b}::{ty}"), |c, _| {
         let now = ctids(c, &b_rows)?;
-        Ok(now.iter().filter(|x| !b_before.contains(x)).count() as i64)
-    })?;
-    if n > 0 {
-        leaks.push(format!("tenant A updated {n} row(s) of tenant B"));
+        let updated = b_before.iter().filter(|x| !now.contains(x)).count() as i64;
+        Ok((updated, now.len().saturating_sub(b_before.len()) as i64))
+    })
+    .unwrap_or((0, 0));
+    if updated == 0 {
+        updated = as_tenant(c, &format!("update {t} set {tc} = {tc}"), |c, _| {
+            let now = ctids(c, &b_rows)?;
+            Ok(now.iter().filter(|x| !b_before.contains(x)).count() as i64)
+        })?;
+    }
+    if updated > 0 {
+        leaks.push(format!("updated {updated} row(s) of tenant B"));
+    }
+    if moved > 0 {
+        leaks.push(format!("moved {moved} row(s) of its own into tenant B"));
     }
     let n = as_tenant(c, &format!("delete from {t}"), |c, _| {
         let left = ctids(c, &b_rows)?.len();
         Ok(b_before.len().saturating_sub(left) as i64)
     })?;
     if n > 0 {
-        leaks.push(format!("tenant A deleted {n} row(s) of tenant B"));
+        leaks.push(format!("deleted {n} row(s) of tenant B"));
     }
-    let insert = insert_sql(table, &b_insert, None);
+    let insert = insert_sql(table, at.b_insert, None);
     let inserted = as_tenant(c, &insert, |_, r| Ok(r.map_or(0, |_| 1)));
     match inserted {
-        Ok(1) => leaks.push("tenant A inserted a row for tenant B".into()),
+        Ok(1) => leaks.push("inserted a row for tenant B".to_string()),
         Ok(_) => {}
         Err(e) => {
             return Err(format!(
@@ -583,11 +1511,7 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
             ))
         }
     }
-    Ok(if leaks.is_empty() {
-        Probe::Isolated
-    } else {
-        Probe::Leaks(leaks)
-    })
+    Ok(Some(leaks))
 }
 
 /// Run `sql` as the `authenticated` role under a savepoint (inside a SECURITY DEFINER
@@ -595,11 +1519,11 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
 /// role, `check` sees the database as the statement left it (`Some(count)` from the
 /// statement's first column or rows affected, `None` when it was denied); then the savepoint
 /// is rolled back. Denied (no grant, or a row level security violation) is not an error.
-fn as_tenant(
+fn as_tenant<T>(
     c: &mut Client,
     sql: &str,
-    check: impl FnOnce(&mut Client, Option<i64>) -> Result<i64, String>,
-) -> Result<i64, String> {
+    check: impl FnOnce(&mut Client, Option<i64>) -> Result<T, String>,
+) -> Result<T, String> {
     c.batch_execute("savepoint xtask_step")
         .map_err(|e| describe(&e).0)?;
     let ran = if sql.starts_with("select") {
@@ -629,47 +1553,31 @@ fn is_denied(e: &postgres::Error) -> bool {
 
 /// Make the session user A, for a table scoped by its owner: A's JWT claims, `sub` = the
 /// owner value of A's row.
-fn become_owner(c: &mut Client, owner: &str) -> Result<(), String> {
+fn become_owner(c: &mut Client, owner: &str, settings: &[String]) -> Result<(), String> {
     let user = eval_text(c, owner)?;
-    let claims = format!(r#"{{"sub":"{user}","role":"authenticated","aud":"authenticated"}}"#);
-    c.batch_execute(&format!(
-        "select set_config('request.jwt.claims', {}, true), set_config('request.jwt.claim.sub', {}, true), set_config('request.jwt.claim.role', 'authenticated', true)",
-        lit(&claims),
-        lit(&user)
-    ))
-    .map_err(|e| format!("cannot set the probe's claims: {}", describe(&e).0))
+    set_claims(c, &user, None, settings)
 }
 
-/// Make the session tenant A: configured SQL, or a user who is a member of A and whose JWT
-/// claims name A (plus any configured tenant settings).
-fn become_tenant(c: &mut Client, id: &Identity, tenant: &str) -> Result<(), String> {
-    let user = eval_text(c, "gen_random_uuid()")?;
+/// Make the session `user`, a member of `tenant` (with `role`: the membership's role column
+/// and its value as SQL) whose JWT claims name the tenant (plus any configured tenant
+/// settings); or run the configured `[live] become_tenant`.
+fn become_tenant(
+    c: &mut Client,
+    id: &Identity,
+    tenant: &str,
+    user: &str,
+    role: Option<(&str, &str)>,
+) -> Result<(), String> {
     let tenant_text = eval_text(c, tenant)?;
     if !id.become_tenant.trim().is_empty() {
         let sql = id
             .become_tenant
             .replace(":tenant", &lit(&tenant_text))
-            .replace(":user", &lit(&user));
+            .replace(":user", &lit(user));
         return through(c, Wrapper::CountAsMigrator, &sql)
             .map(|_| ())
             .map_err(|e| format!("`[live] become_tenant` failed: {}", describe(&e).0));
     }
-    // Best effort (a real auth.users may want more): under a savepoint, so a failure does
-    // not abort the transaction.
-    c.batch_execute("savepoint xtask_user")
-        .map_err(|e| describe(&e).0)?;
-    let undo = match through(
-        c,
-        Wrapper::CountAsMigrator,
-        &format!(
-            "insert into auth.users (id) values ({}) on conflict do nothing",
-            lit(&user)
-        ),
-    ) {
-        Ok(_) => "release savepoint xtask_user",
-        Err(_) => "rollback to savepoint xtask_user; release savepoint xtask_user",
-    };
-    c.batch_execute(undo).map_err(|e| describe(&e).0)?;
     let members = QualName::from_config(&id.tenancy.membership_table);
     let exists: bool = c
         .query_one("select to_regclass($1) is not null", &[&members.sql()])
@@ -682,51 +1590,69 @@ fn become_tenant(c: &mut Client, id: &Identity, tenant: &str) -> Result<(), Stri
         let ucol = crate::schema::split_config_name(&id.tenancy.membership_user_column)
             .pop()
             .unwrap_or_default();
-        let mut maker = Maker {
-            c,
-            tenant_col: tcol.clone(),
-        };
         // The membership's user column may point at an app user table (`public.users`,
         // `profiles`) rather than auth.users: the probe's user gets a row there too (unless a
         // signup trigger already made it).
-        let user_ref = columns(maker.c, &members)?
+        let user_ref = columns(c, &members)?
             .into_iter()
             .find(|k| k.name == ucol)
             .and_then(|k| k.references);
+        set_claims(c, user, Some(tenant), &id.tenancy.settings)?;
         if let Some((parent, pcol)) = user_ref {
             if parent != QualName::new("auth", "users") {
-                let mut pv = maker.values(&parent, None, 2)?;
-                pv.retain(|(k, _)| *k != pcol);
-                pv.push((pcol.clone(), format!("{}::uuid", lit(&user))));
-                let _ = insert_or_reuse(maker.c, &parent, &pv, &pcol, &lit(&user), "uuid");
+                let fixed = [(pcol.clone(), format!("{}::uuid", lit(user)))];
+                let mut maker = Maker::new(c, &tcol);
+                let pv = maker.values(&parent, None, &fixed, 2)?;
+                let _ = insert_or_reuse(c, &parent, &pv, &pcol, &lit(user), "uuid");
             }
         }
-        let mut values = maker.values(&members, Some(tenant), 1)?;
-        values.retain(|(k, _)| *k != ucol);
-        values.push((ucol, format!("{}::uuid", lit(&user))));
-        let sql = insert_sql(&members, &values, None);
-        as_migrator(c, &sql).map_err(|e| {
-            format!(
-                "cannot make the probe's user a member of tenant A: {}",
-                describe(&e).0
-            )
-        })?;
+        let mut fixed = vec![
+            (tcol.clone(), tenant.to_string()),
+            (ucol.clone(), format!("{}::uuid", lit(user))),
+        ];
+        if let Some((rc, rv)) = role {
+            fixed.push((rc.to_string(), rv.to_string()));
+        }
+        let values = Maker::new(c, &tcol).values(&members, Some(tenant), &fixed, 1)?;
+        // A trigger may have made this membership already (the creator of a team): reuse it.
+        insert_or_reuse(c, &members, &values, &ucol, &lit(user), "uuid")
+            .map_err(|e| format!("cannot make the probe's user a member of tenant A: {e}"))?;
     }
-    let claims = format!(
-        r#"{{"sub":"{user}","role":"authenticated","aud":"authenticated","tenant_id":"{tenant_text}","app_metadata":{{"tenant_id":"{tenant_text}"}}}}"#
-    );
-    let mut sql = format!(
-        "select set_config('request.jwt.claims', {}, true), set_config('request.jwt.claim.sub', {}, true), set_config('request.jwt.claim.role', 'authenticated', true)",
-        lit(&claims),
-        lit(&user)
-    );
-    for s in &id.tenancy.settings {
-        sql.push_str(&format!(
-            ", set_config({}, {}, true)",
-            lit(s.trim()),
-            lit(&tenant_text)
-        ));
+    set_claims(c, user, Some(tenant), &id.tenancy.settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_drop_schema_and_modifiers() {
+        assert_eq!(
+            type_name("timestamp(3) with time zone"),
+            "timestamp with time zone"
+        );
+        assert_eq!(type_name("extensions.vector(1536)"), "vector");
+        assert_eq!(type_name("numeric(12,2)"), "numeric");
+        assert_eq!(modifier("character varying(25)"), Some(25));
+        assert_eq!(modifier("text"), None);
     }
-    c.batch_execute(&sql)
-        .map_err(|e| format!("cannot set the probe's claims: {}", describe(&e).0))
+
+    #[test]
+    fn literals_and_numbers_of_a_check() {
+        let check = "((char_length(username) >= 3) AND (status = ANY (ARRAY['it''s'::text, 'md5 10'::text])) AND (x < 2.5))";
+        assert_eq!(literals(check), vec!["it's", "md5 10"]);
+        assert_eq!(numbers(check), vec!["3", "2.5"]);
+    }
+
+    #[test]
+    fn evidence_names_the_roles() {
+        let (o, v) = (Who::Role("owner".into()), Who::Role("viewer".into()));
+        let e = Who::Role("editor".into());
+        assert_eq!(subject(&[&Who::Member]), "tenant A");
+        assert_eq!(subject(&[&v]), "tenant A's viewer");
+        assert_eq!(
+            subject(&[&o, &e, &v]),
+            "tenant A's owner, editor and viewer"
+        );
+    }
 }

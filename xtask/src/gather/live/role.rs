@@ -86,8 +86,9 @@ pub fn extension_allowed(name: &str, live: &Live) -> bool {
     EXTENSIONS.contains(&name) || live.allow_extensions.iter().any(|e| e == name)
 }
 
-/// The search path the probe's statements run with (what `reset all` gives a session).
-const PROBE_PATH: &str = r#""$user", public"#;
+/// The search path the probe's statements run with: a Supabase session's (the database's
+/// `"$user", public, extensions`), so defaults such as `gen_random_bytes(..)` resolve as in production.
+const PROBE_PATH: &str = r#""$user", public, extensions"#;
 
 /// Run by the superuser after the shim: the role, its grants, and the wrappers.
 pub fn setup_sql() -> String {
@@ -216,19 +217,45 @@ pub fn through(
     w: Wrapper,
     sql: &str,
 ) -> Result<Option<String>, postgres::Error> {
-    intact(c, w)?;
-    let row = c.query_one(&format!("select xtask_live.{}($1)", w.name()), &[&sql])?;
     if w != Wrapper::Apply {
-        // The probe's statements run the migrations' code, which may have set a search path
-        // for the session: the superuser's own queries keep theirs.
-        c.batch_execute("set search_path = pg_catalog, pg_temp")?;
+        return probe_through(c, w, sql);
+    }
+    intact(c, w)?;
+    c.query_one(&format!("select xtask_live.{}($1)", w.name()), &[&sql])?;
+    Ok(None)
+}
+
+/// A probe statement in one round trip: the wrapper's check, the call, and the superuser's
+/// search path back (the probe's statements run the migrations' code, which may set one for
+/// the session), as three statements of one simple query. Postgres stops at the first error,
+/// so the call never runs when the check fails. The statement goes as an `E''` literal,
+/// which reads the same whatever `standard_conforming_strings` says.
+fn probe_through(
+    c: &mut postgres::Client,
+    w: Wrapper,
+    sql: &str,
+) -> Result<Option<String>, postgres::Error> {
+    let quoted = format!("E'{}'", sql.replace('\\', "\\\\").replace('\'', "\\'"));
+    let batch = format!(
+        "select xtask_live.intact('xtask_live.{n}(text)'); select xtask_live.{n}({quoted})::text; set search_path = pg_catalog, pg_temp",
+        n = w.name()
+    );
+    let mut done = 0;
+    let mut value = None;
+    for m in c.simple_query(&batch)? {
+        match m {
+            postgres::SimpleQueryMessage::Row(r) if done == 1 => {
+                value = r.get(0).map(String::from);
+            }
+            postgres::SimpleQueryMessage::CommandComplete(_) => done += 1,
+            _ => {}
+        }
     }
     Ok(match w {
-        Wrapper::Apply => None,
         Wrapper::CountAsMigrator | Wrapper::CountAsTenant => {
-            Some(row.get::<_, Option<i64>>(0).unwrap_or(0).to_string())
+            Some(value.unwrap_or_else(|| "0".into()))
         }
-        _ => row.get::<_, Option<String>>(0),
+        _ => value,
     })
 }
 
