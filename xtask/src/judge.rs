@@ -137,7 +137,7 @@ pub fn migrations(
                 None => f.on_table(objects_name.to_string()),
             };
             match probe {
-                Probe::Leaks(leaks) => {
+                Probe::Leaks { leaks, .. } => {
                     // Reading a bucket declared public is its design.
                     let leaks: Vec<&String> = leaks
                         .iter()
@@ -159,7 +159,7 @@ pub fn migrations(
                     Severity::Info,
                     format!("storage bucket `{bucket}`: live probe skipped: {why}"),
                 ))),
-                Probe::Isolated => ev.impact.push(format!(
+                Probe::Isolated { .. } => ev.impact.push(format!(
                     "storage bucket `{bucket}`: probed live, tenant A could not read, overwrite or delete tenant B's objects"
                 )),
             }

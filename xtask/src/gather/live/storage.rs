@@ -385,9 +385,10 @@ fn run(c: &mut Client, bucket: &str, ids: &Ids, tenancy: &Tenancy) -> Result<Pro
             "tenant A deleted {left} object(s) of tenant B in bucket `{bucket}`"
         ));
     }
+    let identities = vec!["member".to_string()];
     Ok(if leaks.is_empty() {
-        Probe::Isolated
+        Probe::Isolated { identities }
     } else {
-        Probe::Leaks(leaks)
+        Probe::Leaks { leaks, identities }
     })
 }
