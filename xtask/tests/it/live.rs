@@ -818,8 +818,8 @@ fn storage_findings_agree_with_the_live_storage_probe() {
     let mut live_leaky = Vec::new();
     for (bucket, p) in &probes {
         match p {
-            Probe::Leaks(_) => live_leaky.push(bucket.clone()),
-            Probe::Isolated => {}
+            Probe::Leaks { .. } => live_leaky.push(bucket.clone()),
+            Probe::Isolated { .. } => {}
             Probe::Skipped(why) => panic!("{bucket}: the probe did not run: {why}"),
         }
     }

@@ -790,7 +790,11 @@ fn a_guarded_column_filled_in_is_made_sure_of() {
         &[("public.boards", Protected, &[])],
         &[],
     );
-    let boards = ev.tables.iter().find(|t| t.name == "public.boards").unwrap();
+    let boards = ev
+        .tables
+        .iter()
+        .find(|t| t.name == "public.boards")
+        .unwrap();
     assert_eq!(boards.policies.len(), 1);
 }
 
