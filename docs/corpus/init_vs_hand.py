@@ -10,6 +10,11 @@ config; `cargo xtask verify --all --skip-commands --live on --format json` runs 
 and once with docs/corpus/configs/<short>.xtask.toml. Every table verdict and every handler's
 auth/validation verdict of either run is set against the other. Prints the disagreements and
 a summary row per repository (issue 17: >= 90% equal).
+
+A table for which the hand-written config states a decision only a person can make
+(`exempt_tables`, or `public_read` / `service_only` with a reason in `[[tenancy.tables]]`) is
+counted apart: init never writes those (it asks), so the verdict with its config is the
+verdict before the decision. "decided" = equal once those tables are set aside.
 """
 import argparse
 import json
@@ -17,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import tomllib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
@@ -60,6 +66,21 @@ def verdicts(report):
     return out
 
 
+def human_decisions(cfg_text):
+    """Tables whose verdict the hand-written config sets by a person's decision."""
+    cfg = tomllib.loads(cfg_text)
+    ten = cfg.get("tenancy", {})
+    out = set()
+    for t in ten.get("exempt_tables", []):
+        name = t["table"] if isinstance(t, dict) else t
+        out.add(name if "." in name else "public." + name)
+    for t in ten.get("tables", []):
+        if t.get("public_read") or t.get("service_only"):
+            name = t["table"]
+            out.add(name if "." in name else "public." + name)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mirrors", default="/work/.mirror")
@@ -84,23 +105,32 @@ def main():
             f.write(hand_cfg)
         commit_all(d)
         by_hand = verdicts(verify(d, a.live))
+        decided_by_person = human_decisions(hand_cfg)
         keys = sorted(set(by_init) | set(by_hand))
-        same = {"table": [0, 0], "auth": [0, 0], "input": [0, 0]}
+        same = {"table": [0, 0], "auth": [0, 0], "input": [0, 0], "decided": [0, 0]}
         for k in keys:
             i, h = by_init.get(k), by_hand.get(k)
             same[k[0]][1] += 1
+            person = k[0] == "table" and k[1] in decided_by_person
+            if not person:
+                same["decided"][1] += 1
             if i == h:
                 same[k[0]][0] += 1
+                if not person:
+                    same["decided"][0] += 1
             else:
-                print(f"{short:22s} {k[0]:6s} {k[1]:60s} init={i!s:12s} hand={h!s}")
+                why = "a person's decision in the hand-written config" if person else ""
+                print(f"{short:22s} {k[0]:6s} {k[1]:60s} init={i!s:12s} hand={h!s:12s} {why}")
         summary.append((short, same))
     print()
-    print(f"{'repo':22s} {'tables equal':>14s} {'auth equal':>12s} {'input equal':>12s} {'all %':>6s}")
+    print(f"{'repo':22s} {'tables equal':>14s} {'auth equal':>12s} {'input equal':>12s} {'all %':>6s} {'without decisions':>18s}")
     for short, s in summary:
-        eq = sum(v[0] for v in s.values())
-        n = sum(v[1] for v in s.values())
+        parts = [s["table"], s["auth"], s["input"]]
+        eq = sum(v[0] for v in parts)
+        n = sum(v[1] for v in parts)
         cell = lambda v: f"{v[0]}/{v[1]}"
-        print(f"{short:22s} {cell(s['table']):>14s} {cell(s['auth']):>12s} {cell(s['input']):>12s} {100.0 * eq / n if n else 100.0:6.1f}")
+        d = s["decided"]
+        print(f"{short:22s} {cell(s['table']):>14s} {cell(s['auth']):>12s} {cell(s['input']):>12s} {100.0 * eq / n if n else 100.0:6.1f} {cell(d):>18s}")
 
 
 if __name__ == "__main__":
