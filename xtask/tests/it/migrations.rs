@@ -798,6 +798,14 @@ fn a_guarded_column_filled_in_is_made_sure_of() {
     assert_eq!(boards.policies.len(), 1);
 }
 
+/// `FOR tt IN (SELECT table_name FROM information_schema.tables WHERE table_schema =
+/// 'auth') LOOP EXECUTE 'GRANT ... ON auth.' || tt ...`: a statement on auth's own tables,
+/// not text that may do anything to every table.
+#[test]
+fn a_grant_over_auths_tables_by_name_leaves_tenant_tables_verified() {
+    expect("do_catalog_loop", &[("public.boards", Protected, &[])], &[]);
+}
+
 /// DDL in branches: a table is protected only if protected whichever path runs. A branch that
 /// leaves it as the other does (RLS enabled twice, the same policy on every CASE branch) costs
 /// nothing; one that disables RLS, a loop that may not run, or an exception block whose

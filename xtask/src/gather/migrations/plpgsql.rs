@@ -184,6 +184,9 @@ struct Parser<'a> {
     /// Collect the tables every statement and condition reads (for [`function_reads`]).
     collect: bool,
     reads: Vec<QualName>,
+    /// Loop variables that hold the names of a Supabase platform schema's tables (`FOR t IN
+    /// SELECT table_name FROM information_schema.tables WHERE table_schema = 'auth'`).
+    catalog_names: Vec<String>,
 }
 
 type Res<T> = Result<T, String>;
@@ -242,6 +245,7 @@ impl<'a> Parser<'a> {
             raised: false,
             collect,
             reads: Vec::new(),
+            catalog_names: Vec::new(),
         })
     }
 
@@ -721,9 +725,13 @@ impl<'a> Parser<'a> {
         self.nest()?;
         let line = self.line();
         let head = self.word();
+        let mut names_var = None;
         if head.as_deref() != Some("loop") {
             self.i += 1;
             let header = self.until(&["loop"])?;
+            if head.as_deref() == Some("for") {
+                names_var = self.platform_table_names(&header);
+            }
             if self.collect {
                 if head.as_deref() == Some("while") {
                     self.cond_chunk(&header);
@@ -746,7 +754,11 @@ impl<'a> Parser<'a> {
         }
         self.expect("loop")?;
         let left = self.left;
-        let (body, _) = self.path()?;
+        let known_names = self.catalog_names.len();
+        self.catalog_names.extend(names_var);
+        let body = self.path();
+        self.catalog_names.truncate(known_names);
+        let (body, _) = body?;
         // EXIT and CONTINUE inside leave only this loop; RETURN leaves everything.
         self.left = left || self.returned;
         self.expect("end")?;
@@ -757,6 +769,39 @@ impl<'a> Parser<'a> {
         self.semi()?;
         self.nesting -= 1;
         Ok(choice(line, "loop", vec![body, Vec::new()]))
+    }
+
+    /// `FOR v IN [(] SELECT table_name FROM information_schema.tables WHERE table_schema =
+    /// 'auth' [AND ...] [)]` (or `tablename FROM pg_tables WHERE schemaname = ...`) over a
+    /// Supabase platform schema: `v` (lower-cased). Its values are the names of Supabase's own
+    /// tables there, plain identifiers, so pasted unquoted into dynamic SQL (`'GRANT SELECT ON
+    /// auth.' || v`) each is one name of that schema, not any SQL.
+    fn platform_table_names(&self, header: &[Tok]) -> Option<String> {
+        let words: Vec<String> = header
+            .iter()
+            .filter(|t| t.kind != T::OpenParen && t.kind != T::CloseParen)
+            .map(|t| self.text(t).to_ascii_lowercase())
+            .collect();
+        let w: Vec<&str> = words.iter().map(String::as_str).collect();
+        let (var, schema) = match w.as_slice() {
+            [var, "in", "select", "table_name", "from", "information_schema", ".", "tables", "where", "table_schema", "=", lit, ..]
+            | [var, "in", "select", "tablename", "from", "pg_tables", "where", "schemaname", "=", lit, ..]
+            | [var, "in", "select", "tablename", "from", "pg_catalog", ".", "pg_tables", "where", "schemaname", "=", lit, ..] => {
+                (var, literal_text(lit)?.0)
+            }
+            _ => return None,
+        };
+        // Anything after the schema test may only narrow the rows: `AND ...`, then the end.
+        let rest = &w[w.iter().position(|x| *x == *var)?..];
+        let after = rest.iter().position(|x| x.starts_with('\''))? + 1;
+        if !(after == rest.len() || rest[after] == "and") {
+            return None;
+        }
+        let schema = QualName {
+            schema: schema.to_ascii_lowercase(),
+            name: String::new(),
+        };
+        crate::rules::tenant::is_platform(&schema).then(|| var.to_string())
     }
 
     /// A statement up to its `;`.
@@ -970,6 +1015,13 @@ impl<'a> Parser<'a> {
                 T::Literal {
                     kind: L::Int { .. } | L::Numeric { .. },
                 } => vec![Frag::Text(self.text(t).to_string())],
+                T::Ident
+                    if self
+                        .catalog_names
+                        .contains(&self.text(t).to_ascii_lowercase()) =>
+                {
+                    vec![Frag::Hole(Hole::Ident)]
+                }
                 _ => raw,
             },
             [open, inner @ .., close]
@@ -1528,6 +1580,34 @@ mod tests {
         };
         assert_eq!(paths[0].len(), 2);
         assert!(paths[1].is_empty());
+    }
+
+    #[test]
+    fn a_loop_over_a_platform_schemas_table_names_is_read_as_names() {
+        // The names of auth's tables pasted into a GRANT: a statement on auth's tables, which
+        // touches no tenant table.
+        for header in [
+            "for tt in (select table_name from information_schema.tables where table_schema = 'auth')",
+            "for tt in select tablename from pg_catalog.pg_tables where schemaname = 'auth' and tablename <> 'x'",
+        ] {
+            let body = format!("declare tt text; begin {header} loop execute 'GRANT SELECT ON auth.' || tt || ' TO service_role'; end loop; end");
+            let b = read(&body);
+            assert!(
+                !format!("{b:?}").contains("Dynamic"),
+                "{body}: {b:?}"
+            );
+        }
+        // Any other schema's names, another query, or the variable used outside the loop:
+        // text known only at run time, as before.
+        for body in [
+            "declare tt text; begin for tt in (select table_name from information_schema.tables where table_schema = 'public') loop execute 'ALTER TABLE public.' || tt || ' DISABLE ROW LEVEL SECURITY'; end loop; end",
+            "declare tt text; begin for tt in (select name from my_list where table_schema = 'auth') loop execute 'GRANT SELECT ON auth.' || tt || ' TO service_role'; end loop; end",
+            "declare tt text; begin for tt in (select table_name from information_schema.tables where table_schema = 'auth' or true) loop execute 'GRANT SELECT ON auth.' || tt; end loop; end",
+            "declare tt text; begin for tt in (select table_name from information_schema.tables where table_schema = 'auth') loop null; end loop; execute 'GRANT SELECT ON auth.' || tt; end",
+        ] {
+            let b = read(body);
+            assert!(format!("{b:?}").contains("anything: true"), "{body}: {b:?}");
+        }
     }
 
     #[test]
