@@ -136,6 +136,9 @@ fn add_reads(out: &mut Vec<QualName>, text: &str) {
 
 /// The `FROM`/`JOIN` relations under a node (also a function's SQL-standard body).
 pub fn reads_under(root: &SyntaxNode, out: &mut Vec<QualName>) {
+    if !sql::has_node(root, K::RELATION_FROM_ITEM) {
+        return;
+    }
     let ctes: Vec<String> = root
         .descendants()
         .filter(|n| n.kind() == K::WITH_TABLE)

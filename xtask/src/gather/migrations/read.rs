@@ -365,6 +365,9 @@ pub(super) fn statement_in(
 /// The functions called under a node (`f(...)`, `public.f(...)`).
 pub(super) fn calls(node: &SyntaxNode) -> Vec<QualName> {
     let mut out: Vec<QualName> = Vec::new();
+    if !sql::has_node(node, K::CALL_EXPR) {
+        return out;
+    }
     for call in node.descendants().filter(|n| n.kind() == K::CALL_EXPR) {
         if let Some(q) = qual_name(&call) {
             if !out.contains(&q) {
