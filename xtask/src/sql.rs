@@ -147,17 +147,25 @@ const WORD_OPERATORS: [&str; 16] = [
 ];
 
 /// Is `w` one of [`WORD_OPERATORS`] (any case)? Every keyword and name of a file comes
-/// through here: most are told apart by their length and first letter alone.
+/// through here: most are told apart by their first letter and length alone (the pairs of
+/// the list; its test checks every word passes).
 fn is_word_operator(w: &str) -> bool {
     let Some(&first) = w.as_bytes().first() else {
         return false;
     };
-    (2..=9).contains(&w.len())
-        && matches!(
-            first | 0x20,
-            b'a' | b'b' | b'c' | b'e' | b'i' | b'l' | b'n' | b'o' | b's' | b'u'
-        )
-        && WORD_OPERATORS.iter().any(|o| o.eq_ignore_ascii_case(w))
+    matches!(
+        (first | 0x20, w.len()),
+        (b'a', 2 | 3)
+            | (b'i', 2 | 5 | 9)
+            | (b'o', 2 | 8)
+            | (b'n', 3)
+            | (b'c', 4 | 7)
+            | (b'l', 4)
+            | (b'u', 5)
+            | (b'e', 6)
+            | (b'b', 7)
+            | (b's', 7)
+    ) && WORD_OPERATORS.iter().any(|o| o.eq_ignore_ascii_case(w))
 }
 
 /// Where SQL text nests deeper than the reader builds a syntax tree for: the byte offset and
