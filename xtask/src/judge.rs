@@ -322,7 +322,7 @@ pub fn static_migrations(
     config: &Config,
     changes: &Changes,
 ) -> MigrationEvidence {
-    let histories = crate::gather::migrations::read_all(repo, config, changes);
+    let histories = crate::gather::migrations::read_static(repo, config, changes);
     migrations(&histories, Live::NotRun, config, changes)
 }
 
@@ -358,9 +358,11 @@ pub fn suppressions(root: &std::path::Path, ev: &mut crate::gather::Evidence) {
             paths.extend(r.routes.iter().map(|r| r.path.clone()));
         }
     }
-    let sups: Vec<_> = paths
-        .iter()
-        .flat_map(|p| suppress::scan_file(root, p))
+    // Every file is read again (with `--all`, every migration): on the parser threads.
+    let paths: Vec<String> = paths.into_iter().collect();
+    let sups: Vec<_> = crate::gather::migrations::par_map(&paths, |p| suppress::scan_file(root, p))
+        .into_iter()
+        .flatten()
         .collect();
     if sups.is_empty() {
         return;

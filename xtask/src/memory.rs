@@ -11,6 +11,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Requests smaller than this are always served, so code that cannot handle a refusal (a
 /// `Vec` growing, a `String` being formatted) never aborts the process: only arena-sized
@@ -37,8 +38,23 @@ pub struct Budgeted;
 #[global_allocator]
 static ALLOCATOR: Budgeted = Budgeted;
 
+/// Jobs running in [`within`] on any thread. While there is none (`check-migrations`, every
+/// thread outside the code reader), an allocation is passed through after this one load,
+/// without the thread-local look-ups: every allocation of the process comes through here.
+static BUDGETED_JOBS: AtomicUsize = AtomicUsize::new(0);
+
 /// Whether `bytes` more may be allocated on this thread; counts them if so.
+#[inline(always)]
 fn take(bytes: usize) -> bool {
+    // A job counts itself before its budget is set, on its own thread: that thread never
+    // misses it. Other threads have no budget to keep.
+    if BUDGETED_JOBS.load(Ordering::Relaxed) == 0 {
+        return true;
+    }
+    take_budgeted(bytes)
+}
+
+fn take_budgeted(bytes: usize) -> bool {
     LEFT.try_with(|left| {
         let now = left.get();
         // A panic (ours or another) is being reported: its hook may need large buffers (a
@@ -108,11 +124,13 @@ pub struct Exhausted {
 /// `Err(Exhausted)`; any other panic goes on unwinding.
 pub fn within<T>(budget: usize, job: impl FnOnce() -> T) -> Result<T, Exhausted> {
     silence_refusals();
+    BUDGETED_JOBS.fetch_add(1, Ordering::SeqCst);
     let outer = LEFT.with(|l| l.replace(budget.min(UNLIMITED - 1)));
     let outer_refused = REFUSED.with(|r| r.replace(false));
     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
     let refused = REFUSED.with(|r| r.replace(outer_refused));
     LEFT.with(|l| l.set(outer));
+    BUDGETED_JOBS.fetch_sub(1, Ordering::SeqCst);
     match ran {
         Ok(out) => Ok(out),
         Err(_) if refused => Err(Exhausted { budget }),

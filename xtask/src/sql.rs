@@ -69,6 +69,22 @@ pub fn simple_name(node: &SyntaxNode) -> Option<String> {
     name_parts(node).pop()
 }
 
+/// Is there a node of `kind` under `node` (or `node` itself)? Read from the green tree,
+/// without the cursor allocated per node of `descendants()`: the common answer "none" (the
+/// calls of a seed file's `INSERT`) costs one pass over the tree's shared nodes.
+pub fn has_node(node: &SyntaxNode, kind: SyntaxKind) -> bool {
+    let raw = u16::from(kind);
+    let green = node.green();
+    let mut stack = vec![&*green];
+    while let Some(n) = stack.pop() {
+        if n.kind().0 == raw {
+            return true;
+        }
+        stack.extend(n.children().filter_map(|c| c.into_node()));
+    }
+    false
+}
+
 pub fn child(node: &SyntaxNode, kind: SyntaxKind) -> Option<SyntaxNode> {
     node.children().find(|c| c.kind() == kind)
 }
@@ -130,6 +146,28 @@ const WORD_OPERATORS: [&str; 16] = [
     "except",
 ];
 
+/// Is `w` one of [`WORD_OPERATORS`] (any case)? Every keyword and name of a file comes
+/// through here: most are told apart by their first letter and length alone (the pairs of
+/// the list; its test checks every word passes).
+fn is_word_operator(w: &str) -> bool {
+    let Some(&first) = w.as_bytes().first() else {
+        return false;
+    };
+    matches!(
+        (first | 0x20, w.len()),
+        (b'a', 2 | 3)
+            | (b'i', 2 | 5 | 9)
+            | (b'o', 2 | 8)
+            | (b'n', 3)
+            | (b'c', 4 | 7)
+            | (b'l', 4)
+            | (b'u', 5)
+            | (b'e', 6)
+            | (b'b', 7)
+            | (b's', 7)
+    ) && WORD_OPERATORS.iter().any(|o| o.eq_ignore_ascii_case(w))
+}
+
 /// Where SQL text nests deeper than the reader builds a syntax tree for: the byte offset and
 /// why. squawk's parser and rowan recurse once per level of the tree, so deeper text would
 /// overflow the stack: an abort of the whole run instead of a finding. Judged from the
@@ -138,6 +176,17 @@ const WORD_OPERATORS: [&str; 16] = [
 /// hand-written migration comes near; Postgres stops at its `max_stack_depth` first.
 pub fn too_deep(text: &str) -> Option<(usize, String)> {
     use squawk_lexer::TokenKind as T;
+    // Each level is at least one byte of its own (a bracket, an operator, a word), and a
+    // bracket level a `(` or `[`: text shorter than the limits, or with fewer brackets in
+    // all, cannot reach them, and most files are told so without being lexed.
+    if text.len() < MAX_NESTING
+        && memchr::memchr2_iter(b'(', b'[', text.as_bytes())
+            .take(MAX_BRACKETS)
+            .count()
+            < MAX_BRACKETS
+    {
+        return None;
+    }
     // Operators chained at each open bracket level; `depth` is their sum plus the levels.
     let mut levels: Vec<usize> = vec![0];
     let mut depth = 1usize;
@@ -169,9 +218,7 @@ pub fn too_deep(text: &str) -> Option<(usize, String)> {
                 }
                 false
             }
-            T::Ident => text
-                .get(at..at + len)
-                .is_some_and(|w| WORD_OPERATORS.iter().any(|o| o.eq_ignore_ascii_case(w))),
+            T::Ident => text.get(at..at + len).is_some_and(is_word_operator),
             T::Whitespace
             | T::LineComment
             | T::BlockComment { .. }
@@ -408,11 +455,52 @@ mod tests {
         assert_eq!(too_deep(&list), None);
         let statements = "select 1 + 1;\n".repeat(MAX_NESTING);
         assert_eq!(too_deep(&statements), None);
+        // Short text is judged without lexing it, with the same answers.
+        let short = format!(
+            "select {}1{};",
+            "(".repeat(MAX_BRACKETS),
+            ")".repeat(MAX_BRACKETS)
+        );
+        assert!(short.len() < MAX_NESTING && too_deep(&short).is_some());
+        let brackets_in_strings = format!("select '{}';", "(".repeat(MAX_BRACKETS));
+        assert_eq!(too_deep(&brackets_in_strings), None);
         let quoted = format!(
             "select '{0}' -- {0}\n, $${0}$$;",
             "((((+".repeat(MAX_NESTING)
         );
         assert_eq!(too_deep(&quoted), None);
+    }
+
+    #[test]
+    fn has_node_finds_a_kind_at_any_depth() {
+        let parse = squawk_syntax::SourceFile::parse(
+            "insert into t values (1, 'a'), (2, lower('B'));\ninsert into t values (3, 'c');",
+        );
+        let stmts: Vec<SyntaxNode> = parse.syntax_node().children().collect();
+        assert!(has_node(&stmts[0], SyntaxKind::CALL_EXPR));
+        assert!(!has_node(&stmts[1], SyntaxKind::CALL_EXPR));
+        assert!(
+            has_node(&stmts[1], SyntaxKind::INSERT),
+            "the node itself counts"
+        );
+        // The same answer as walking the cursor tree, for every kind under the file.
+        let root = parse.syntax_node();
+        for n in root.descendants() {
+            assert!(has_node(&root, n.kind()));
+        }
+    }
+
+    #[test]
+    fn word_operators_in_any_case_and_nothing_else() {
+        for w in WORD_OPERATORS {
+            assert!(is_word_operator(w), "{w}");
+            assert!(is_word_operator(&w.to_ascii_uppercase()), "{w}");
+        }
+        for w in [
+            "", "a", "andx", "insert", "Between_", "x", "ORDER", "notnull", "é",
+        ] {
+            assert!(!is_word_operator(w), "{w}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! The checklist follows: a table whose every error finding was silenced is `exempt` (with
 //! the reasons), a handler whose auth finding was silenced is `exempt` for the `auth` item.
 
-use std::{collections::BTreeSet, path::Path};
+use std::{collections::BTreeSet, path::Path, sync::OnceLock};
 
 use regex::Regex;
 
@@ -35,11 +35,19 @@ pub struct Suppression {
     pub lines: Option<(u32, u32)>,
 }
 
-fn pattern(prefix: &str) -> Regex {
-    Regex::new(&format!(
-        r"{prefix}\s*xtask-allow\(\s*([^)]*?)\s*\)\s*(?::\s*(.*?))?\s*(?:\*/)?\s*$"
-    ))
-    .expect("suppression pattern")
+/// The pattern of a suppression comment after `prefix` (`--` or `//`), compiled once per
+/// process: every file of a history is scanned, and compiling it per file cost more than
+/// the scan.
+fn pattern(prefix: &'static str) -> &'static Regex {
+    static SQL: OnceLock<Regex> = OnceLock::new();
+    static CODE: OnceLock<Regex> = OnceLock::new();
+    let cell = if prefix == "--" { &SQL } else { &CODE };
+    cell.get_or_init(|| {
+        Regex::new(&format!(
+            r"{prefix}\s*xtask-allow\(\s*([^)]*?)\s*\)\s*(?::\s*(.*?))?\s*(?:\*/)?\s*$"
+        ))
+        .expect("suppression pattern")
+    })
 }
 
 fn parse_comment(line_text: &str, re: &Regex) -> Option<(usize, Vec<String>, String)> {
@@ -56,10 +64,10 @@ fn parse_comment(line_text: &str, re: &Regex) -> Option<(usize, Vec<String>, Str
 
 /// The suppressions of a SQL file.
 pub fn scan_sql(path: &str, text: &str) -> Vec<Suppression> {
-    let re = pattern("--");
     if !text.contains("xtask-allow") {
         return Vec::new();
     }
+    let re = pattern("--");
     // Statement line ranges, without the comments and blank lines a piece starts or ends with.
     let ranges: Vec<(u32, u32)> = crate::gather::migrations::split::split(text)
         .iter()
@@ -78,7 +86,7 @@ pub fn scan_sql(path: &str, text: &str) -> Vec<Suppression> {
     let mut out = Vec::new();
     for (i, l) in text.lines().enumerate() {
         let line = i as u32 + 1;
-        let Some((at, rules, reason)) = parse_comment(l, &re) else {
+        let Some((at, rules, reason)) = parse_comment(l, re) else {
             continue;
         };
         let trailing = !l[..at].trim().is_empty();
@@ -142,7 +150,7 @@ fn scan_ts_here(path: &str, text: &str) -> Vec<Suppression> {
     let mut out = Vec::new();
     for (i, l) in lines.iter().enumerate() {
         let line = i as u32 + 1;
-        let Some((at, rules, reason)) = parse_comment(l, &re) else {
+        let Some((at, rules, reason)) = parse_comment(l, re) else {
             continue;
         };
         if !l[..at].trim().is_empty() {
@@ -182,6 +190,10 @@ pub fn scan_file(root: &Path, path: &str) -> Vec<Suppression> {
     let Ok(bytes) = std::fs::read(root.join(path)) else {
         return Vec::new();
     };
+    // Most files have none: found on the bytes, before any decoding.
+    if memchr::memmem::find(&bytes, b"xtask-allow").is_none() {
+        return Vec::new();
+    }
     let text = String::from_utf8_lossy(&bytes);
     if path.ends_with(".sql") {
         scan_sql(path, &text)

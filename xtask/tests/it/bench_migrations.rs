@@ -2,9 +2,11 @@
 //! the normal test run; run it with
 //!
 //! ```text
-//! cargo test --test bench_migrations -- --ignored --nocapture            # the dev profile `cargo xtask` uses
-//! cargo test --release --test bench_migrations -- --ignored --nocapture  # optimised
+//! cargo test --test it bench_migrations -- --ignored --nocapture            # the dev profile `cargo xtask` uses
+//! cargo test --release --test it bench_migrations -- --ignored --nocapture  # optimised
 //! ```
+//!
+//! Figures, before and after, and where the time goes: `docs/bench-migrations.md`.
 //!
 //! It generates a corpus of Supabase-shaped migrations (tables with RLS, policies, indexes,
 //! triggers and grants; plpgsql functions; alters; seed files) under
@@ -292,7 +294,7 @@ fn mb(files: &[PathBuf]) -> f64 {
 }
 
 #[test]
-#[ignore = "benchmark: cargo test --test bench_migrations -- --ignored --nocapture"]
+#[ignore = "benchmark: cargo test --test it bench_migrations -- --ignored --nocapture"]
 fn bench_check_migrations() {
     let (root, files) = corpus();
     let total = mb(&files);

@@ -2,8 +2,8 @@
 //! (its statements for the reader, its pieces for the live applier), replayed into the
 //! schema model. Judging is not done here: `judge::migrations` decides from these facts.
 //!
-//! Files are parsed on all cores (`read`), then replayed one history at a time in file-name
-//! order (`replay`).
+//! Files are parsed on all cores (`read`) and replayed in file-name order (`replay`) as they
+//! come: the replay of the first files runs while the parser threads read the next ones.
 
 pub mod files;
 pub mod plpgsql;
@@ -80,7 +80,54 @@ pub struct History {
 
 /// Read every configured history.
 pub fn read_all(repo: &Path, config: &Config, changes: &Changes) -> Vec<History> {
-    read_with(repo, config, changes, threads())
+    read_dirs(repo, config, changes, threads(), Keep::Pieces)
+}
+
+/// Read every configured history for the static check alone (`check-migrations`): the same
+/// statements, findings and schema as [`read_all`], without cutting the files into the
+/// pieces only the live applier sends (`read.pieces` stays empty).
+pub fn read_static(repo: &Path, config: &Config, changes: &Changes) -> Vec<History> {
+    read_dirs(repo, config, changes, threads(), Keep::Statements)
+}
+
+/// What reading a file keeps besides its statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The pieces the live applier sends too.
+    Pieces,
+    /// The statements only.
+    Statements,
+}
+
+/// `f` of every item, on the parser threads ([`threads`], with the parser's stack: `f` may
+/// parse SQL); results in the items' order.
+pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let threads = threads().clamp(1, items.len().max(1));
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                std::thread::Builder::new()
+                    .stack_size(PARSER_STACK)
+                    .spawn_scoped(s, || {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(item) = items.get(i) else { break };
+                            out.push((i, f(item)));
+                        }
+                        out
+                    })
+                    .expect("spawn a worker thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker thread panicked"))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Parser threads: `XTASK_THREADS` when set to a positive number (the benchmark compares one
@@ -98,14 +145,23 @@ fn threads_from(var: Option<&str>, cores: usize) -> usize {
 
 /// [`read_all`] with a chosen number of parser threads (the benchmark compares them).
 pub fn read_with(repo: &Path, config: &Config, changes: &Changes, threads: usize) -> Vec<History> {
+    read_dirs(repo, config, changes, threads, Keep::Pieces)
+}
+
+fn read_dirs(
+    repo: &Path,
+    config: &Config,
+    changes: &Changes,
+    threads: usize,
+    keep: Keep,
+) -> Vec<History> {
     config
         .migrations
         .dirs
         .iter()
         .map(|dir| {
             let (list, list_findings) = files::list(repo, dir);
-            let loaded = load_all(&list, threads);
-            let mut h = replay_history(dir, list.into_iter().zip(loaded).collect(), changes);
+            let mut h = load_and_replay(dir, list, changes, threads, keep);
             h.findings.splice(0..0, list_findings);
             h
         })
@@ -124,7 +180,7 @@ pub fn read_contents(files: &[(String, Vec<u8>)], changes: &Changes) -> History 
                 full: path.into(),
                 unreadable: None,
             };
-            (f, decode(bytes.clone()))
+            (f, decode(bytes.clone(), Keep::Pieces))
         })
         .collect();
     replay_history("", files, changes)
@@ -136,19 +192,43 @@ fn replay_history(
     files: Vec<(files::MigrationFile, Loaded)>,
     changes: &Changes,
 ) -> History {
-    let mut replay = Replay::new();
-    let mut findings = Vec::new();
-    let mut new_files = Vec::new();
+    let mut r = HistoryReplay::new(changes);
     for (f, loaded) in &files {
+        r.file(f, loaded);
+    }
+    r.finish(dir, files)
+}
+
+/// The replay of one history, a file at a time in the order they apply.
+struct HistoryReplay<'c> {
+    changes: &'c Changes,
+    replay: Replay,
+    findings: Vec<Finding>,
+    new_files: Vec<String>,
+}
+
+impl<'c> HistoryReplay<'c> {
+    fn new(changes: &'c Changes) -> HistoryReplay<'c> {
+        HistoryReplay {
+            changes,
+            replay: Replay::new(),
+            findings: Vec::new(),
+            new_files: Vec::new(),
+        }
+    }
+
+    /// The next file of the history.
+    fn file(&mut self, f: &files::MigrationFile, loaded: &Loaded) {
+        let replay = &mut self.replay;
         let path = f.path.as_str();
-        let new = changes.is_new(path);
+        let new = self.changes.is_new(path);
         if new {
-            new_files.push(path.to_string());
+            self.new_files.push(path.to_string());
         }
         replay.file(path, new);
         if let Some(why) = &f.unreadable {
             replay.distrust_all(&format!("{path} {why}"));
-            continue;
+            return;
         }
         for stmt in &loaded.read.stmts {
             replay.apply(stmt);
@@ -157,7 +237,7 @@ fn replay_history(
             replay.distrust_file(loaded.text.as_deref(), problems, *rule);
         }
         if loaded.empty && new {
-            findings.push(
+            self.findings.push(
                 Finding::new(
                     Rule::MigrationEmpty,
                     Severity::Info,
@@ -167,52 +247,81 @@ fn replay_history(
             );
         }
     }
-    findings.extend(replay.findings);
-    History {
-        dir: dir.to_string(),
-        files,
-        schema: replay.schema,
-        findings,
-        impact: replay.impact,
-        altered: replay.altered,
-        new_files,
+
+    fn finish(self, dir: &str, files: Vec<(files::MigrationFile, Loaded)>) -> History {
+        let mut findings = self.findings;
+        findings.extend(self.replay.findings);
+        History {
+            dir: dir.to_string(),
+            files,
+            schema: self.replay.schema,
+            findings,
+            impact: self.replay.impact,
+            altered: self.replay.altered,
+            new_files: self.new_files,
+        }
     }
 }
 
-/// Read and parse every file, on `threads` threads; results in list order.
-fn load_all(list: &[files::MigrationFile], threads: usize) -> Vec<Loaded> {
+/// Read and parse every file on `threads` threads, and replay each on this thread as soon as
+/// it and the files before it are read (the replay goes in list order; the parsing does not
+/// wait for it).
+fn load_and_replay(
+    dir: &str,
+    list: Vec<files::MigrationFile>,
+    changes: &Changes,
+    threads: usize,
+    keep: Keep,
+) -> History {
     let next = AtomicUsize::new(0);
     let threads = threads.clamp(1, list.len().max(1));
-    let mut done: Vec<(usize, Loaded)> = std::thread::scope(|s| {
+    let mut slots: Vec<Option<Loaded>> = Vec::new();
+    slots.resize_with(list.len(), || None);
+    let mut r = HistoryReplay::new(changes);
+    std::thread::scope(|s| {
+        let list = &list[..];
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Loaded)>();
         let handles: Vec<_> = (0..threads)
             .map(|_| {
+                let tx = tx.clone();
+                let next = &next;
                 // The parser recurses once per level of nesting, which `sql::too_deep` bounds;
                 // the stack leaves room for that bound in an unoptimised build.
                 std::thread::Builder::new()
                     .stack_size(PARSER_STACK)
-                    .spawn_scoped(s, || {
-                        let mut out = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(f) = list.get(i) else { break };
-                            let loaded = match f.unreadable {
-                                Some(_) => Loaded::unreadable(),
-                                None => load(&f.full),
-                            };
-                            out.push((i, loaded));
+                    .spawn_scoped(s, move || loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(f) = list.get(i) else { break };
+                        let loaded = match f.unreadable {
+                            Some(_) => Loaded::unreadable(),
+                            None => load(&f.full, keep),
+                        };
+                        if tx.send((i, loaded)).is_err() {
+                            break;
                         }
-                        out
                     })
                     .expect("spawn a parser thread")
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("parser thread panicked"))
-            .collect()
+        drop(tx);
+        let mut replayed = 0;
+        for (i, loaded) in rx {
+            slots[i] = Some(loaded);
+            while let Some(Some(loaded)) = slots.get(replayed) {
+                r.file(&list[replayed], loaded);
+                replayed += 1;
+            }
+        }
+        for h in handles {
+            h.join().expect("parser thread panicked");
+        }
     });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, l)| l).collect()
+    let files = list
+        .into_iter()
+        .zip(slots)
+        .map(|(f, l)| (f, l.expect("every file was read")))
+        .collect();
+    r.finish(dir, files)
 }
 
 /// A migration file's text; or, when it is not UTF-8 (which Postgres rejects), the text with
@@ -231,7 +340,7 @@ pub fn decode_text(bytes: Vec<u8>) -> Result<String, (String, SyntaxProblem)> {
     })
 }
 
-fn load(path: &Path) -> Loaded {
+fn load(path: &Path, keep: Keep) -> Loaded {
     let problem = |message: String| Loaded {
         read: FileRead::default(),
         text: None,
@@ -256,20 +365,20 @@ fn load(path: &Path) -> Loaded {
         _ => {}
     }
     match std::fs::read(path) {
-        Ok(bytes) => decode(bytes),
+        Ok(bytes) => decode(bytes, keep),
         Err(e) => problem(format!("cannot read the file: {e}")),
     }
 }
 
 /// A file's bytes → its statements and problems: not UTF-8 is a problem at its line, and
 /// the text is read as lossy UTF-8 so the rest of the file still counts.
-fn decode(bytes: Vec<u8>) -> Loaded {
+fn decode(bytes: Vec<u8>, keep: Keep) -> Loaded {
     let (text, encoding) = match decode_text(bytes) {
         Ok(t) => (t, None),
         Err((lossy, problem)) => (lossy, Some(problem)),
     };
     let unsendable = encoding.as_ref().map(|p| (p.line, p.message.clone()));
-    let read = read::read(&text);
+    let read = read::read_keeping(&text, keep);
     let empty = read.stmts.is_empty() && read.errors.is_empty() && is_blank(&text);
     let mut problems: Vec<SyntaxProblem> = encoding.into_iter().collect();
     problems.extend(read.errors.iter().cloned());

@@ -136,6 +136,9 @@ fn add_reads(out: &mut Vec<QualName>, text: &str) {
 
 /// The `FROM`/`JOIN` relations under a node (also a function's SQL-standard body).
 pub fn reads_under(root: &SyntaxNode, out: &mut Vec<QualName>) {
+    if !sql::has_node(root, K::RELATION_FROM_ITEM) {
+        return;
+    }
     let ctes: Vec<String> = root
         .descendants()
         .filter(|n| n.kind() == K::WITH_TABLE)
@@ -1102,10 +1105,16 @@ fn assignment(toks: &[Tok]) -> Option<usize> {
 /// Does `text` hold `word` (lower case) as a word of its own, in any case?
 fn has_word(text: &str, word: &str) -> bool {
     let b = text.as_bytes();
-    let n = word.len();
+    let w = word.as_bytes();
+    let n = w.len();
+    let Some(&first) = w.first() else {
+        return false;
+    };
     let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
-    (0..b.len().saturating_sub(n - 1)).any(|i| {
-        b[i..i + n].eq_ignore_ascii_case(word.as_bytes())
+    // Only where the word's first letter is (in either case): every statement and condition
+    // of a function body is asked for `from` and `join`.
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), b).any(|i| {
+        b.get(i..i + n).is_some_and(|s| s.eq_ignore_ascii_case(w))
             && (i == 0 || !ident(b[i - 1]))
             && b.get(i + n).is_none_or(|&c| !ident(c))
     })
@@ -1698,6 +1707,19 @@ mod tests {
         }
         let deep = format!("{}{}", "begin ".repeat(200), "end; ".repeat(200));
         assert!(read_block(&deep, 1, 0).is_err());
+    }
+
+    #[test]
+    fn words_are_whole_words_in_any_case() {
+        assert!(has_word("select 1 FROM t", "from"));
+        assert!(has_word("from", "from"));
+        assert!(has_word("x\nJoin y", "join"));
+        assert!(!has_word("select fromage", "from"));
+        assert!(!has_word("select t_from", "from"));
+        assert!(!has_word("select $from", "from"));
+        assert!(!has_word("fro", "from"));
+        assert!(!has_word("", "from"));
+        assert!(has_word("é from", "from") && !has_word("éfrom", "from"));
     }
 
     #[test]

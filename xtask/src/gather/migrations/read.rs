@@ -214,12 +214,18 @@ pub struct SyntaxProblem {
 pub struct FileRead {
     pub stmts: Vec<Stmt>,
     pub errors: Vec<SyntaxProblem>,
-    /// The statements as Postgres will be sent them, cut from the same tree.
+    /// The statements as Postgres will be sent them, cut from the same tree (none when read
+    /// for the static check alone: [`super::read_static`]).
     pub pieces: Vec<super::split::Piece>,
 }
 
 /// Parse one file's text.
 pub fn read(text: &str) -> FileRead {
+    read_keeping(text, super::Keep::Pieces)
+}
+
+/// Parse one file's text; its pieces only when `keep` asks for them.
+pub fn read_keeping(text: &str, keep: super::Keep) -> FileRead {
     let lines = Lines::new(text);
     if let Some((at, why)) = sql::too_deep(text) {
         return FileRead {
@@ -228,7 +234,10 @@ pub fn read(text: &str) -> FileRead {
                 line: lines.line(at),
                 message: why,
             }],
-            pieces: super::split::whole(text),
+            pieces: match keep {
+                super::Keep::Pieces => super::split::whole(text),
+                super::Keep::Statements => Vec::new(),
+            },
         };
     }
     let parse = SourceFile::parse(text);
@@ -249,7 +258,10 @@ pub fn read(text: &str) -> FileRead {
             stmts.push(Stmt { line, op });
         }
     }
-    let pieces = super::split::pieces(&root, text, &lines);
+    let pieces = match keep {
+        super::Keep::Pieces => super::split::pieces(&root, text, &lines),
+        super::Keep::Statements => Vec::new(),
+    };
     FileRead {
         stmts,
         errors,
@@ -504,6 +516,9 @@ fn string_literal(v: &str) -> Option<String> {
 /// The functions called under a node (`f(...)`, `public.f(...)`).
 pub(super) fn calls(node: &SyntaxNode) -> Vec<QualName> {
     let mut out: Vec<QualName> = Vec::new();
+    if !sql::has_node(node, K::CALL_EXPR) {
+        return out;
+    }
     for call in node.descendants().filter(|n| n.kind() == K::CALL_EXPR) {
         if let Some(q) = qual_name(&call) {
             if !out.contains(&q) {

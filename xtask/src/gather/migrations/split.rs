@@ -4,7 +4,7 @@
 //! Statements are cut where squawk's parser puts statement boundaries, and every byte of the
 //! file belongs to some piece (comments and text the parser could not read included).
 
-use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
+use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode, SyntaxToken};
 
 use crate::sql::Lines;
 
@@ -104,26 +104,25 @@ fn keywords(node: &SyntaxNode) -> Vec<K> {
 
 /// `... OWNER TO postgres` or `ALTER DEFAULT PRIVILEGES FOR ROLE postgres ...`, read from
 /// the statement's own tokens (a function body is one string token, never looked into).
-fn acts_as_admin(node: &SyntaxNode) -> Option<&'static str> {
-    let toks: Vec<(K, String)> = node
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| (t.kind(), t.text().to_string()))
-        .collect();
-    let admin = |t: Option<&(K, String)>| {
-        t.is_some_and(|(_, text)| ADMIN_ROLES.contains(&crate::sql::fold_ident(text).as_str()))
-    };
-    if toks.first().map(|t| t.0) != Some(K::ALTER_KW) {
+/// `first` and `second` are the kinds of its first two tokens: only an `ALTER` is looked at
+/// further (the tokens of every other statement, a seed file's large `INSERT`s, are not
+/// walked again).
+fn acts_as_admin(node: &SyntaxNode, first: Option<K>, second: Option<K>) -> Option<&'static str> {
+    if first != Some(K::ALTER_KW) {
         return None;
     }
+    let toks: Vec<SyntaxToken> = crate::sql::tokens(node).collect();
+    let admin = |t: Option<&SyntaxToken>| {
+        t.is_some_and(|t| ADMIN_ROLES.contains(&crate::sql::fold_ident(t.text()).as_str()))
+    };
     for (i, w) in toks.windows(2).enumerate() {
-        if w[0].0 == K::OWNER_KW && w[1].0 == K::TO_KW && admin(toks.get(i + 2)) {
+        let (a, b) = (w[0].kind(), w[1].kind());
+        if a == K::OWNER_KW && b == K::TO_KW && admin(toks.get(i + 2)) {
             return Some("OWNER TO postgres");
         }
-        if toks.get(1).map(|t| t.0) == Some(K::DEFAULT_KW)
-            && w[0].0 == K::FOR_KW
-            && matches!(w[1].0, K::ROLE_KW | K::USER_KW)
+        if second == Some(K::DEFAULT_KW)
+            && a == K::FOR_KW
+            && matches!(b, K::ROLE_KW | K::USER_KW)
             && admin(toks.get(i + 2))
         {
             return Some("ALTER DEFAULT PRIVILEGES FOR ROLE postgres");
@@ -164,7 +163,7 @@ fn classify(node: &SyntaxNode) -> Kind {
         Some(K::VACUUM_KW) => return Kind::NoTransaction("VACUUM"),
         _ => {}
     }
-    if let Some(what) = acts_as_admin(node) {
+    if let Some(what) = acts_as_admin(node, first, second) {
         return Kind::ActsAsAdmin(what);
     }
     if node.kind() == K::CREATE_INDEX && vector_index(node) {
