@@ -68,6 +68,12 @@ impl QualName {
     }
 }
 
+/// A string literal: quotes doubled, backslashes as they are (read so with
+/// `standard_conforming_strings` on, Postgres's default).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// Quote an identifier unless it reads back the same unquoted.
 pub fn quote_ident(s: &str) -> String {
     let plain = s

@@ -14,7 +14,10 @@ use std::{cell::RefCell, collections::HashMap};
 
 use postgres::Client;
 
-use crate::{config::Tenancy, schema::QualName};
+use crate::{
+    config::Tenancy,
+    schema::{quote_literal as lit, QualName},
+};
 
 use super::{
     apply::describe,
@@ -62,6 +65,21 @@ thread_local! {
 /// Empty the catalog cache of the probe (a new history, or another database).
 pub fn forget() {
     CACHE.with(|c| *c.borrow_mut() = Cache::default());
+}
+
+/// What `read` gives for `table`, read once per history: kept in the cache's map `of`.
+fn per_table<T: Clone>(
+    of: fn(&mut Cache) -> &mut HashMap<String, T>,
+    table: &QualName,
+    read: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    let key = table.sql();
+    if let Some(v) = CACHE.with(|k| of(&mut k.borrow_mut()).get(&key).cloned()) {
+        return Ok(v);
+    }
+    let v = read(&key)?;
+    CACHE.with(|k| of(&mut k.borrow_mut()).insert(key, v.clone()));
+    Ok(v)
 }
 
 /// A column as the probe needs it.
@@ -130,18 +148,8 @@ fn q(s: &str) -> String {
     crate::schema::quote_ident(s)
 }
 
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 fn columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
-    let key = table.sql();
-    if let Some(cols) = CACHE.with(|k| k.borrow().columns.get(&key).cloned()) {
-        return Ok(cols);
-    }
-    let cols = read_columns(c, table)?;
-    CACHE.with(|k| k.borrow_mut().columns.insert(key, cols.clone()));
-    Ok(cols)
+    per_table(|k| &mut k.columns, table, |_| read_columns(c, table))
 }
 
 fn read_columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
@@ -479,13 +487,7 @@ struct MultiKey {
 }
 
 fn multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, String> {
-    let key = table.sql();
-    if let Some(keys) = CACHE.with(|k| k.borrow().multi_keys.get(&key).cloned()) {
-        return Ok(keys);
-    }
-    let keys = read_multi_keys(c, table)?;
-    CACHE.with(|k| k.borrow_mut().multi_keys.insert(key, keys.clone()));
-    Ok(keys)
+    per_table(|k| &mut k.multi_keys, table, |_| read_multi_keys(c, table))
 }
 
 fn read_multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, String> {
@@ -516,12 +518,11 @@ fn read_multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, St
 
 /// The table's CHECKs on several columns: expression and column names.
 fn row_checks(c: &mut Client, table: &QualName) -> Result<Vec<(String, Vec<String>)>, String> {
-    let key = table.sql();
-    if let Some(v) = CACHE.with(|k| k.borrow().row_checks.get(&key).cloned()) {
-        return Ok(v);
-    }
-    let v: Vec<(String, Vec<String>)> = c
-        .query(
+    per_table(
+        |k| &mut k.row_checks,
+        table,
+        |key| {
+            Ok(c.query(
             "select pg_catalog.pg_get_expr(k.conbin, k.conrelid), \
                array(select a.attname::text from pg_catalog.pg_attribute a \
                       where a.attrelid = k.conrelid and a.attnum = any(k.conkey)) \
@@ -532,9 +533,9 @@ fn row_checks(c: &mut Client, table: &QualName) -> Result<Vec<(String, Vec<Strin
         .map_err(|e| describe(&e).0)?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    CACHE.with(|k| k.borrow_mut().row_checks.insert(key, v.clone()));
-    Ok(v)
+        .collect())
+        },
+    )
 }
 
 /// A generation expression that is a constant (`true`, `false`, a number): the value a
@@ -855,35 +856,28 @@ fn insert_sql_returning(
     values: &[(String, String)],
     returning: &[String],
 ) -> String {
-    let ret = returning_sql(returning);
-    if values.is_empty() {
-        format!("insert into {} default values returning {ret}", table.sql())
-    } else {
-        let cols: Vec<String> = values.iter().map(|(c, _)| q(c)).collect();
-        let vals: Vec<&str> = values.iter().map(|(_, v)| v.as_str()).collect();
-        format!(
-            "insert into {} ({}) values ({}) returning {ret}",
-            table.sql(),
-            cols.join(", "),
-            vals.join(", ")
-        )
-    }
+    insert_returning(table, values, &returning_sql(returning))
 }
 
 fn insert_sql(table: &QualName, values: &[(String, String)], returning: Option<&str>) -> String {
     let ret = returning.map_or("1".to_string(), |c| format!("{}::text", q(c)));
+    insert_returning(table, values, &ret)
+}
+
+/// `insert into <table> (<columns>) values (<values>) returning <ret>`, or `default values`
+/// when no column is given.
+fn insert_returning(table: &QualName, values: &[(String, String)], ret: &str) -> String {
     if values.is_empty() {
-        format!("insert into {} default values returning {ret}", table.sql())
-    } else {
-        let cols: Vec<String> = values.iter().map(|(c, _)| q(c)).collect();
-        let vals: Vec<&str> = values.iter().map(|(_, v)| v.as_str()).collect();
-        format!(
-            "insert into {} ({}) values ({}) returning {ret}",
-            table.sql(),
-            cols.join(", "),
-            vals.join(", ")
-        )
+        return format!("insert into {} default values returning {ret}", table.sql());
     }
+    let cols: Vec<String> = values.iter().map(|(c, _)| q(c)).collect();
+    let vals: Vec<&str> = values.iter().map(|(_, v)| v.as_str()).collect();
+    format!(
+        "insert into {} ({}) values ({}) returning {ret}",
+        table.sql(),
+        cols.join(", "),
+        vals.join(", ")
+    )
 }
 
 /// The keys of `raw_user_meta_data` the database's functions read (signup triggers).

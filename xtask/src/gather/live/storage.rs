@@ -12,7 +12,7 @@ use postgres::Client;
 
 use crate::{
     config::Tenancy,
-    schema::{split_config_name, QualName},
+    schema::{quote_literal as lit, split_config_name, QualName},
 };
 
 use super::{
@@ -20,10 +20,6 @@ use super::{
     probe::Probe,
     role::{through, Wrapper},
 };
-
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
 
 /// Run `sql` (as `w`) under its own savepoint, rolled back afterwards: its count, `None`
 /// when Postgres refused it (no grant, a policy violation).
