@@ -795,16 +795,13 @@ impl<'a> Parser<'a> {
             _ => return None,
         };
         // Anything after the schema test may only narrow the rows: `AND ...`, then the end.
-        let rest = &w[w.iter().position(|x| *x == *var)?..];
-        let after = rest.iter().position(|x| x.starts_with('\''))? + 1;
-        if !(after == rest.len() || rest[after] == "and") {
+        let after = w.iter().position(|x| x.starts_with('\''))? + 1;
+        if !(after == w.len() || w[after] == "and") {
             return None;
         }
-        let schema = QualName {
-            schema: schema.to_ascii_lowercase(),
-            name: String::new(),
-        };
-        crate::rules::tenant::is_platform(&schema).then(|| var.to_string())
+        crate::rules::tenant::PLATFORM_SCHEMAS
+            .contains(&schema.to_ascii_lowercase().as_str())
+            .then(|| var.to_string())
     }
 
     /// A statement up to its `;`.
