@@ -67,12 +67,18 @@ def classify(true, tool):
     return "agree" if tool == "protected" else "false-alarm"
 
 
-def run(short, repo, commit, sub, mirrors, live):
+def checkout(repo, commit, sub, mirrors, prefix):
+    """The repository's subtree at its commit, in a new scratch git repository (no commit)."""
     git_dir = os.path.join(mirrors, repo.replace("/", "+"), "repo")
-    scratch = tempfile.mkdtemp(prefix=f"corpus-{short}-")
+    scratch = tempfile.mkdtemp(prefix=prefix)
     archive = subprocess.run(["git", "-C", git_dir, "archive", commit, sub], capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", scratch], input=archive.stdout, check=True)
     subprocess.run(["git", "init", "-q"], cwd=scratch, check=True)
+    return scratch
+
+
+def run(short, repo, commit, sub, mirrors, live):
+    scratch = checkout(repo, commit, sub, mirrors, f"corpus-{short}-")
     cfg = os.path.join(HERE, "configs", f"{short}.xtask.toml")
     with open(cfg, encoding="utf-8") as src, open(os.path.join(scratch, "xtask.toml"), "w", encoding="utf-8") as dst:
         dst.write(src.read())

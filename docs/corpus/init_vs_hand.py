@@ -21,20 +21,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import tomllib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
-
-
-def scratch_copy(repo, commit, sub, mirrors, short):
-    git_dir = os.path.join(mirrors, repo.replace("/", "+"), "repo")
-    d = tempfile.mkdtemp(prefix=f"initcmp-{short}-")
-    archive = subprocess.run(["git", "-C", git_dir, "archive", commit, sub], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", d], input=archive.stdout, check=True)
-    subprocess.run(["git", "init", "-q"], cwd=d, check=True)
-    return d
 
 
 def commit_all(d):
@@ -92,7 +82,7 @@ def main():
     for short, repo, commit, sub in rows:
         if a.only and short not in a.only:
             continue
-        d = scratch_copy(repo, commit, sub, a.mirrors, short)
+        d = compare.checkout(repo, commit, sub, a.mirrors, f"initcmp-{short}-")
         commit_all(d)
         init = subprocess.run(["cargo", "xtask", "init", "--repo", d, "--print"], cwd=compare.ROOT, capture_output=True, text=True)
         with open(os.path.join(d, "xtask.toml"), "w", encoding="utf-8") as f:
