@@ -365,9 +365,9 @@ pub(super) fn statement_in(
         K::DROP_SCHEMA => Op::Destructive {
             what: one_line(&node.text().to_string()),
         },
-        K::INSERT if buckets_insert(&node.text().to_string()).is_some() => Op::CreateBuckets {
-            buckets: buckets_insert(&node.text().to_string()).unwrap_or_default(),
-        },
+        K::INSERT if let Some(buckets) = buckets_insert(&node.text().to_string()) => {
+            Op::CreateBuckets { buckets }
+        }
         K::SELECT | K::INSERT | K::UPDATE | K::DELETE | K::VALUES | K::MERGE => {
             let functions = calls(node);
             if functions.is_empty() {
@@ -393,6 +393,13 @@ pub fn buckets_insert(text: &str) -> Option<Vec<(String, Option<bool>)>> {
         )
         .expect("bucket insert pattern")
     });
+    // Most inserts are data (seed files of thousands of rows): only a statement that names
+    // `buckets` at all is worth a copy without comments.
+    static NAMED: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let named = NAMED.get_or_init(|| regex::Regex::new("(?i)buckets").expect("bucket word"));
+    if !named.is_match(text) {
+        return None;
+    }
     let text = strip_comments(text);
     let m = head.captures(&text)?;
     let cols: Vec<String> = match m.get(2) {
