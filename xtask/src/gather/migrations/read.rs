@@ -365,7 +365,7 @@ pub(super) fn statement_in(
         K::DROP_SCHEMA => Op::Destructive {
             what: one_line(&node.text().to_string()),
         },
-        K::INSERT if let Some(buckets) = buckets_insert(&node.text().to_string()) => {
+        K::INSERT if let Some(buckets) = bucket_rows(node) => {
             Op::CreateBuckets { buckets }
         }
         K::SELECT | K::INSERT | K::UPDATE | K::DELETE | K::VALUES | K::MERGE => {
@@ -380,6 +380,16 @@ pub(super) fn statement_in(
         }
         _ => return None,
     })
+}
+
+/// [`buckets_insert`] of an INSERT whose target is `storage.buckets`; other inserts (the
+/// thousands of rows of a seed file) are not copied out as text.
+fn bucket_rows(node: &SyntaxNode) -> Option<Vec<(String, Option<bool>)>> {
+    let target = child(node, K::RELATION_NAME_REF).and_then(|n| qual_name(&n))?;
+    if target.schema != "storage" || target.name != "buckets" {
+        return None;
+    }
+    buckets_insert(&node.text().to_string())
 }
 
 /// The buckets of `insert into storage.buckets [(cols)] values (...), ...`: each row's `id`
@@ -1132,6 +1142,32 @@ mod tests {
         assert_eq!(
             buckets_insert("insert into public.buckets (id) values ('a')"),
             None
+        );
+    }
+
+    #[test]
+    fn bucket_inserts_are_read_by_their_target_only() {
+        let r = read(
+            "insert into \"storage\".\"buckets\" (id, name, public) values ('logos', 'logos', true);\n\
+             insert into public.buckets (id) values ('not-storage');\n\
+             insert into storage.objects (bucket_id, name) values ('logos', 'x');\n\
+             INSERT /* c */ INTO Storage.Buckets (id, name) VALUES ('docs', 'docs');\n",
+        );
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let buckets: Vec<_> = r
+            .stmts
+            .iter()
+            .filter_map(|s| match &s.op {
+                Op::CreateBuckets { buckets } => Some(buckets.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            buckets,
+            vec![
+                vec![("logos".to_string(), Some(true))],
+                vec![("docs".to_string(), None)]
+            ]
         );
     }
 
