@@ -313,10 +313,14 @@ fn one(
     // the parent and the membership table): its rows are the parent's tenant's.
     // Judged as if the table had no tenant column at all (a name no expression can hold),
     // so that only a parent or a helper following the link can scope it.
+    // SELECT open by design (`public_read`) needs no scoping: only the writes must follow it.
+    let judged = |p: &Policy, c: Command| {
+        p.command.covers(c) && grants(p, c) && !(public_read && c == Command::Select)
+    };
     let through_link = |p: &Policy| {
         Command::EACH
             .into_iter()
-            .filter(|c| p.command.covers(*c) && grants(p, *c))
+            .filter(|c| judged(p, *c))
             .all(|c| {
                 p.exprs_for(c).iter().all(|(_, e)| {
                     e.is_some_and(|e| judge.scoped_as(e, &names, "\u{0}", false).is_ok())
@@ -326,12 +330,7 @@ fn one(
     let granting: Vec<&Policy> = t
         .policies
         .iter()
-        .filter(|p| {
-            client(p)
-                && Command::EACH
-                    .iter()
-                    .any(|c| p.command.covers(*c) && grants(p, *c))
-        })
+        .filter(|p| client(p) && Command::EACH.iter().any(|c| judged(p, *c)))
         .collect();
     let through_parent = tenant.is_none()
         && !owner
@@ -340,9 +339,13 @@ fn one(
         && !granting.is_empty()
         && granting.iter().all(|p| through_link(p));
     if through_parent {
-        report.reason = Some(format!(
-            "no `{col}` column: every client policy scopes its rows through a parent table"
-        ));
+        let how = format!(
+            "no `{col}` column: every client policy scopes its rows through a parent table or a helper that reads the membership table"
+        );
+        report.reason = Some(match report.reason.take() {
+            Some(r) => format!("{r}; {how}"),
+            None => how,
+        });
     }
 
     match tenant {

@@ -383,6 +383,86 @@ fn child_tables_scoped_through_their_parent() {
 }
 
 #[test]
+fn helpers_given_the_current_user_as_an_argument_and_handle_owned_rows() {
+    let ev = expect(
+        "helper_user_argument",
+        &[
+            ("public.docs", Protected, &[]),
+            (
+                "public.leaky_packages",
+                Unprotected,
+                &["policy-not-tenant-scoped", "tenant-column-missing"],
+            ),
+            ("public.notes", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.packages", Protected, &[]),
+            (
+                "public.registry",
+                Unprotected,
+                &["policy-not-tenant-scoped", "tenant-column-missing"],
+            ),
+            ("public.tenant_members", Protected, &[]),
+            ("public.tenants", Protected, &[]),
+        ],
+        &[],
+    );
+    let packages = ev
+        .tables
+        .iter()
+        .find(|t| t.name == "public.packages")
+        .unwrap();
+    assert!(
+        packages
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("a helper that reads the membership table")),
+        "{:?}",
+        packages.reason
+    );
+
+    // Declared public-read with a reason: its open SELECT is the design, its writes follow
+    // the handle's maintainers, so it is scoped without a tenant column of its own.
+    let mut config = config_for("helper_user_argument");
+    config.tenancy.tables = Config::parse(
+        "[[tenancy.tables]]\ntable = \"registry\"\npublic_read = true\nreason = \"a public package registry\"\n[[tenancy.tables]]\ntable = \"leaky_packages\"\npublic_read = true\nreason = \"a public package registry\"\n",
+    )
+    .unwrap()
+    .tenancy
+    .tables;
+    let ev = run("helper_user_argument", &config, &Changes::all());
+    let (got, _) = summary(&ev);
+    let verdict = |n: &str| got.iter().find(|t| t.0 == n).map(|t| (t.1, t.2.clone()));
+    assert_eq!(
+        verdict("public.registry"),
+        Some((Protected, vec![])),
+        "{:#?}",
+        ev.findings
+    );
+    // Its writes are still judged: public-read does not excuse an unscoped UPDATE.
+    assert_eq!(
+        verdict("public.leaky_packages"),
+        Some((
+            Unprotected,
+            vec!["policy-not-tenant-scoped", "tenant-column-missing"]
+        )),
+        "{:#?}",
+        ev.findings
+    );
+    let registry = ev
+        .tables
+        .iter()
+        .find(|t| t.name == "public.registry")
+        .unwrap();
+    assert!(
+        registry
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("a public package registry")),
+        "{:?}",
+        registry.reason
+    );
+}
+
+#[test]
 fn an_open_policy_for_anon_is_judged_like_any_other() {
     expect(
         "anon_policy_open",
