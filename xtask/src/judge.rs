@@ -114,6 +114,7 @@ pub fn migrations(
             &config.storage,
             &judge,
             bypass,
+            &functions,
             |b, policies| {
                 changes.all
                     || changes.is_new(&b.origin.path)

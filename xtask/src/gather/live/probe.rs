@@ -1615,6 +1615,53 @@ fn become_tenant(
     set_claims(c, user, Some(tenant), &id.tenancy.settings)
 }
 
+// --- For the storage probe (`storage.rs`): the users, tenants and memberships made exactly as
+// the table probe makes them, rather than a second copy of that machinery.
+
+/// A new signed-up user (see [`new_user`]): its id.
+pub(super) fn signed_up_user(c: &mut Client) -> Result<String, String> {
+    new_user(c)
+}
+
+/// The session's JWT claims for `user` of `tenant` (a SQL expression), see [`set_claims`].
+pub(super) fn claims(
+    c: &mut Client,
+    user: &str,
+    tenant: Option<&str>,
+    id: &Identity,
+) -> Result<(), String> {
+    set_claims(c, user, tenant, &id.tenancy.settings)
+}
+
+/// A new tenant made by `user` (its claims set, so creator triggers see them): a row of the
+/// table the membership's tenant column points at, or a made-up id when there is none. A SQL
+/// literal.
+pub(super) fn new_tenant(c: &mut Client, id: &Identity, user: &str) -> Result<String, String> {
+    set_claims(c, user, None, &id.tenancy.settings)?;
+    let tcol = crate::schema::split_config_name(&id.tenancy.membership_tenant_column)
+        .pop()
+        .unwrap_or_default();
+    match membership_parent(c, id)? {
+        Some((parent, pcol)) => Maker::new(c, &tcol).insert(&parent, None, Some(&pcol), 1),
+        None => Ok(lit(&eval_text(c, "gen_random_uuid()")?)),
+    }
+}
+
+/// `user` made a member of `tenant` (a SQL literal), see [`become_tenant`].
+pub(super) fn member_of(
+    c: &mut Client,
+    id: &Identity,
+    tenant: &str,
+    user: &str,
+) -> Result<(), String> {
+    become_tenant(c, id, tenant, user, None)
+}
+
+/// The value of a SQL expression, as text.
+pub(super) fn text_of(c: &mut Client, expr: &str) -> Result<String, String> {
+    eval_text(c, expr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
