@@ -501,7 +501,57 @@ fn one(
     }
 
     let errors = findings.iter().any(|f| f.severity == Severity::Error);
-    report.verdict = if !t.unverified.is_empty() {
+    // A policy that reads `auth.users` makes Postgres refuse the whole statement for a role
+    // without SELECT there (Supabase grants the client roles nothing on it; the privilege is
+    // checked when the statement starts, whatever the row). When every command the policies
+    // leave open has such a policy, what Postgres allows depends on grants the static reader
+    // does not follow: unknown, said why; the live check (the probe) decides.
+    let refused_maybe: Vec<&str> = if source == Source::Static && errors {
+        let only_policy_errors = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .all(|f| f.rule == Rule::PolicyNotTenantScoped);
+        let mut open_cmds: Vec<Command> = Vec::new();
+        for (_, o) in t.policies.iter().zip(&open).filter(|(p, _)| client(p)) {
+            for (c, _) in o {
+                if let Some(cmd) = Command::EACH.into_iter().find(|x| x.as_str() == *c) {
+                    if !open_cmds.contains(&cmd) {
+                        open_cmds.push(cmd);
+                    }
+                }
+            }
+        }
+        let reader = |cmd: Command| {
+            t.policies.iter().find(|p| {
+                client(p)
+                    && p.command.covers(cmd)
+                    && [p.using.as_deref(), p.with_check.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .any(reads_auth_users)
+            })
+        };
+        let readers: Vec<&str> = open_cmds
+            .iter()
+            .filter_map(|c| reader(*c).map(|p| p.name.as_str()))
+            .collect();
+        if only_policy_errors && !open_cmds.is_empty() && readers.len() == open_cmds.len() {
+            readers
+        } else {
+            Vec::new()
+        }
+    } else {
+        Vec::new()
+    };
+    report.verdict = if !refused_maybe.is_empty() {
+        let mut names = refused_maybe.clone();
+        names.dedup();
+        report.reason = Some(format!(
+            "policy {} reads auth.users, which Supabase's client roles may not read: unless the history grants it, Postgres refuses every such statement of a signed-in user; only the live check can tell",
+            names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+        ));
+        Verdict::Unverified
+    } else if !t.unverified.is_empty() {
         let mut reasons: Vec<&str> = t.unverified.iter().map(|d| d.reason.as_str()).collect();
         reasons.dedup();
         report.reason = Some(reasons.join("; "));
@@ -512,6 +562,16 @@ fn one(
         Verdict::Protected
     };
     (report, findings)
+}
+
+/// Does a policy expression read `auth.users` as a relation (`from auth.users`, `join auth.users`)?
+fn reads_auth_users(expr: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r#"(?i)\b(?:from|join)\s+"?auth"?\s*\.\s*"?users"?(?:\s|\)|$|,)"#)
+            .expect("auth.users pattern")
+    })
+    .is_match(expr)
 }
 
 /// Security definer functions run with their owner's rights: without a fixed `search_path`, a

@@ -607,6 +607,10 @@ create policy members_own on public.tenant_members for select using (user_id = a
 const CONFIRMED: &[(&str, &str, &str)] = &[
     // `is_maintainer(auth.uid(), tenant_id)`: the current user passed to the check.
     ("helper_user_argument", "public.docs", "protected"),
+    // Its policies read auth.users: every statement of a signed-in user is refused.
+    ("policy_refused", "public.invitations", "refused"),
+    // Reads refused, but its DELETE policy lets every row go: the probe still deletes B's.
+    ("policy_refused", "public.leaky_invites", "unprotected"),
 ];
 
 /// The differential check: every migration fixture of the static reader is applied to a real
@@ -675,11 +679,17 @@ fn static_verdicts_agree_with_postgres_on_every_fixture() {
         for (_, table, want) in CONFIRMED.iter().filter(|(c, _, _)| c == case) {
             let got = judged.tables.iter().find(|t| t.name == *table);
             let ok = got.is_some_and(|t| {
-                let probe = t.probe.as_ref();
-                format!("{:?}", t.verdict).to_lowercase() == *want
-                    && probe.is_some_and(|p| {
-                        p.status == "probed" && (p.reason.is_empty() == (*want == "protected"))
-                    })
+                let verdict = format!("{:?}", t.verdict).to_lowercase();
+                t.probe.as_ref().is_some_and(|p| {
+                    p.status == "probed"
+                        && match *want {
+                            "protected" => verdict == "protected" && p.reason.is_empty(),
+                            "refused" => {
+                                verdict == "protected" && p.reason.starts_with("refused: ")
+                            }
+                            _ => verdict == *want && !p.reason.is_empty(),
+                        }
+                })
             });
             if !ok {
                 disagreements.push(format!(

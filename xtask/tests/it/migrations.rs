@@ -462,6 +462,44 @@ fn helpers_given_the_current_user_as_an_argument_and_handle_owned_rows() {
     );
 }
 
+/// Policies that read auth.users, which Supabase's client roles may not read: Postgres
+/// refuses the statements as a whole unless the history grants it, which the static reader
+/// does not follow. Unknown with its reason, never a pass (the live check decides, see the
+/// differential test); a command left open by a policy that reads nothing stays a finding.
+#[test]
+fn policies_that_read_auth_users_are_undecided_without_postgres() {
+    let ev = expect(
+        "policy_refused",
+        &[
+            (
+                "public.invitations",
+                Unverified,
+                &["policy-not-tenant-scoped"],
+            ),
+            (
+                "public.leaky_invites",
+                Unprotected,
+                &["policy-not-tenant-scoped"],
+            ),
+            ("public.tenant_members", Protected, &[]),
+            ("public.tenants", Protected, &[]),
+        ],
+        &[],
+    );
+    let t = ev
+        .tables
+        .iter()
+        .find(|t| t.name == "public.invitations")
+        .unwrap();
+    assert!(
+        t.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("\"invitations_read\"") && r.contains("auth.users")),
+        "{:?}",
+        t.reason
+    );
+}
+
 #[test]
 fn an_open_policy_for_anon_is_judged_like_any_other() {
     expect(

@@ -276,7 +276,10 @@ fn run(c: &mut Client, bucket: &str, ids: &Ids, id: &Identity) -> Result<Probe, 
     }
     let identities = vec!["member".to_string()];
     Ok(if leaks.is_empty() {
-        Probe::Isolated { identities }
+        Probe::Isolated {
+            identities,
+            refused: None,
+        }
     } else {
         Probe::Leaks { leaks, identities }
     })
