@@ -269,7 +269,7 @@ fn run(c: &mut Client, bucket: &str, ids: &Ids, id: &Identity) -> Result<Probe, 
             "tenant A deleted {left} object(s) of tenant B in bucket `{bucket}`"
         ));
     }
-    if leaks.is_empty() && !sees_own {
+    if leaks.is_empty() && !sees_own && !no_select_policy(c, bucket)? {
         return Ok(Probe::Skipped(format!(
             "user A cannot read its own objects in bucket `{bucket}` (in its tenant's or its own folder, or named by its user): the policies do not let the probe's user read, so not reaching B's proves nothing"
         )));
@@ -283,4 +283,33 @@ fn run(c: &mut Client, bucket: &str, ids: &Ids, id: &Identity) -> Result<Probe, 
     } else {
         Probe::Leaks { leaks, identities }
     })
+}
+
+/// No permissive SELECT policy on storage.objects that a signed-in user falls under concerns
+/// the bucket (names it, or names no bucket): Postgres shows its objects to no client, so
+/// A's not reading its own is the design, and what it failed to reach of B's is evidence.
+fn no_select_policy(c: &mut Client, bucket: &str) -> Result<bool, String> {
+    let rows = c
+        .query(
+            "select p.polname::text, pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) \
+             from pg_catalog.pg_policy p \
+             where p.polrelid = 'storage.objects'::regclass and p.polpermissive and p.polcmd in ('r', '*') \
+               and (0::oid = any(p.polroles) or (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') = any(p.polroles))",
+            &[],
+        )
+        .map_err(|e| describe(&e).0)?;
+    Ok(!rows.iter().any(|r| {
+        let p = crate::schema::Policy {
+            name: r.get(0),
+            command: crate::schema::Command::Select,
+            permissive: true,
+            roles: vec!["authenticated".into()],
+            using: r.get(1),
+            with_check: r.get(2),
+            origin: crate::schema::Origin::new("", 0),
+            uses: None,
+        };
+        // No USING shows no row: it opens nothing.
+        p.using.is_some() && crate::rules::storage::concerns(&p, bucket)
+    }))
 }
