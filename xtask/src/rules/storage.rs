@@ -319,13 +319,15 @@ fn bucket_names(text: &str) -> Vec<String> {
 
 /// The functions of the history that key an object by its name alone
 /// (`kit.get_storage_filename_as_uuid(name)`): one parameter, a body that is known, reads no
-/// table and names neither the current user nor a setting. Such a function gives each object
-/// one value, so `f(name) = auth.uid()` admits each object for one user at most, exactly as
-/// the first folder does.
+/// table, names neither the current user nor a setting, and calls no other function of the
+/// history (which could read them). Such a function gives each object one value, so
+/// `f(name) = auth.uid()` admits each object for one user at most, exactly as the first
+/// folder does.
 pub fn name_keys<'f>(
-    functions: impl IntoIterator<Item = &'f Function>,
+    functions: impl IntoIterator<Item = &'f Function> + Clone,
     judge: &Judge,
 ) -> Vec<QualName> {
+    let names: Vec<&QualName> = functions.clone().into_iter().map(|f| &f.name).collect();
     const SESSION: [&str; 6] = [
         "current_setting",
         "current_user",
@@ -343,6 +345,7 @@ pub fn name_keys<'f>(
                 && f.writes.is_empty()
                 && !SESSION.iter().any(|w| f.has_word(w))
                 && !judge.user_function_names().any(|w| f.has_word(w))
+                && !names.iter().any(|n| **n != f.name && f.has_word(&n.name))
         })
         .map(|f| f.name.clone())
         .collect()
@@ -502,7 +505,15 @@ mod tests {
             &["public.paths"],
         );
         let two = function("kit.pick", &["name", "other"], "select $1::uuid", &[]);
-        let keys = name_keys([&stem, &session, &lookup, &two], &j);
+        // Calls a function of the history, which could read the current user.
+        let indirect = function(
+            "kit.via",
+            &["name"],
+            "select coalesce(public.current_user_id(), $1::uuid)",
+            &[],
+        );
+        let me = function("public.current_user_id", &[], "select auth.uid()", &[]);
+        let keys = name_keys([&stem, &session, &lookup, &two, &indirect, &me], &j);
         assert_eq!(keys, [QualName::new("kit", "filename_as_uuid")]);
         assert!(ok(
             "bucket_id = 'account_image' and kit.filename_as_uuid(name) = auth.uid()",
