@@ -114,6 +114,7 @@ pub fn migrations(
             &config.storage,
             &judge,
             bypass,
+            &functions,
             |b, policies| {
                 changes.all
                     || changes.is_new(&b.origin.path)
@@ -212,11 +213,52 @@ pub fn migrations(
                         .on_table(name.to_string())
                 };
                 report.probe = Some(match probe {
-                    Some(Probe::Isolated { identities }) => ProbeReport {
+                    Some(Probe::Isolated {
+                        identities,
+                        refused: None,
+                    }) => ProbeReport {
                         status: "probed",
                         reason: String::new(),
                         identities: identities.clone(),
                     },
+                    // Postgres refuses every statement of a signed-in user on the table: what
+                    // it allows is nothing, whatever the policies' text would let through.
+                    // Only policy findings yield to that (they are kept as warnings: a latent
+                    // hole once the error is fixed); any other error stands.
+                    Some(Probe::Isolated {
+                        identities,
+                        refused: Some(why),
+                    }) => {
+                        let note = format!(
+                            "live: Postgres refuses every statement of a signed-in user on {name} (reading its own row: {why}); tenant A reached none of tenant B's rows"
+                        );
+                        let other_errors = out.findings.iter().any(|f| {
+                            f.table.as_deref() == Some(report.name.as_str())
+                                && f.severity == Severity::Error
+                                && f.rule != Rule::PolicyNotTenantScoped
+                        });
+                        if report.verdict == Verdict::Unprotected && !other_errors {
+                            report.verdict = Verdict::Protected;
+                            for f in out.findings.iter_mut().filter(|f| {
+                                f.table.as_deref() == Some(report.name.as_str())
+                                    && f.rule == Rule::PolicyNotTenantScoped
+                            }) {
+                                f.severity = Severity::Warning;
+                                f.message.push_str(&format!(
+                                    "; today Postgres refuses every statement of a signed-in user on this table ({why}), so nothing leaks, but fixing that error opens this policy"
+                                ));
+                            }
+                        }
+                        report.reason = Some(match report.reason.take() {
+                            Some(r) => format!("{r}; {note}"),
+                            None => note,
+                        });
+                        ProbeReport {
+                            status: "probed",
+                            reason: format!("refused: {why}"),
+                            identities: identities.clone(),
+                        }
+                    }
                     Some(Probe::Leaks { leaks, identities }) => {
                         report.verdict = Verdict::Unprotected;
                         out.findings.push(at(Finding::new(

@@ -115,6 +115,13 @@ impl Judge {
             .collect()
     }
 
+    /// The configured user functions' own names (`uid` of `auth.uid`).
+    pub fn user_function_names(&self) -> impl Iterator<Item = &str> {
+        self.users
+            .iter()
+            .filter_map(|u| u.last().map(String::as_str))
+    }
+
     /// The configured tenant column (of tables without their own tenancy).
     pub fn column(&self) -> &str {
         &self.column
@@ -429,10 +436,11 @@ impl Cx<'_> {
                 return args(&n).iter().any(|a| self.is_column(a));
             }
             if let Some(f) = self.judge.helper(&n) {
-                return args(&n)
+                let args = args(&n);
+                return args
                     .iter()
                     .enumerate()
-                    .any(|(i, a)| self.helper_checks(f, i, a));
+                    .any(|(i, a)| self.helper_checks(f, i, a, &args));
             }
         }
         false
@@ -451,7 +459,12 @@ impl Cx<'_> {
     /// column of this table (`user_has_canvas_access(canvas_id)`), one that also reads the
     /// parent the link names — the child is scoped through its parent, however many levels
     /// up the tenant is. A table scoped by its owner is not scoped by a tenant check.
-    fn helper_checks(&self, f: &Function, i: usize, arg: &SyntaxNode) -> bool {
+    ///
+    /// The current user is either named in the body (`auth.uid()`) or passed by the policy
+    /// as another argument the body uses (`is_handle_maintainer(auth.uid(), handle)`, the
+    /// `(user, tenant)` form): a parameter is the value the call gives it, so the body's
+    /// `m.account_id = $1` compares the membership's user column with the current user.
+    fn helper_checks(&self, f: &Function, i: usize, arg: &SyntaxNode, all: &[SyntaxNode]) -> bool {
         if self.owner || !self.helper_compares(f, i) {
             return false;
         }
@@ -460,7 +473,11 @@ impl Cx<'_> {
             .users
             .iter()
             .any(|u| u.last().is_some_and(|w| f.has_word(w)));
-        if !names_user {
+        let passes_user = all
+            .iter()
+            .enumerate()
+            .any(|(j, a)| j != i && self.is_user(a) && f.uses_param(j));
+        if !names_user && !passes_user {
             return false;
         }
         if self.is_column(arg) {

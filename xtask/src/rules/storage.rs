@@ -17,7 +17,7 @@ use regex::Regex;
 use crate::{
     config::Storage,
     model::{Finding, Severity},
-    schema::{Bucket, Command, Policy, QualName, Table},
+    schema::{Bucket, Command, Function, Policy, QualName, Table},
 };
 
 use super::{catalog::Rule, policy::Judge, tenant};
@@ -45,8 +45,10 @@ pub fn judge(
     config: &Storage,
     judge: &Judge,
     bypass: &[String],
+    functions: &BTreeMap<QualName, Function>,
     judged: impl Fn(&Bucket, &[&Policy]) -> bool,
 ) -> Judged {
+    let keys = name_keys(functions.values(), judge);
     let mut out = Judged::default();
     let empty = Vec::new();
     let policies = objects.map_or(&empty, |t| &t.policies);
@@ -89,7 +91,9 @@ pub fn judge(
                     .into_iter()
                     .find_map(|(clause, e)| match e {
                         None => Some(format!("{clause}: no expression, every object passes")),
-                        Some(e) => confines(e, judge).err().map(|w| format!("{clause} {w}")),
+                        Some(e) => confines(e, judge, &keys)
+                            .err()
+                            .map(|w| format!("{clause} {w}")),
                     });
                 if let Some(why) = why {
                     ok = false;
@@ -313,17 +317,79 @@ fn bucket_names(text: &str) -> Vec<String> {
     out
 }
 
+/// The functions of the history that key an object by its name alone
+/// (`kit.get_storage_filename_as_uuid(name)`): one parameter, a body that is known, reads no
+/// table, names neither the current user nor a setting, and calls no other function of the
+/// history (which could read them). Such a function gives each object one value, so
+/// `f(name) = auth.uid()` admits each object for one user at most, exactly as the first
+/// folder does.
+pub fn name_keys<'f>(
+    functions: impl IntoIterator<Item = &'f Function> + Clone,
+    judge: &Judge,
+) -> Vec<QualName> {
+    let names: Vec<&QualName> = functions.clone().into_iter().map(|f| &f.name).collect();
+    const SESSION: [&str; 6] = [
+        "current_setting",
+        "current_user",
+        "session_user",
+        "current_role",
+        "set_config",
+        "auth",
+    ];
+    functions
+        .into_iter()
+        .filter(|f| {
+            f.params.len() == 1
+                && !f.words.is_empty()
+                && f.reads.is_empty()
+                && f.writes.is_empty()
+                && !SESSION.iter().any(|w| f.has_word(w))
+                && !judge.user_function_names().any(|w| f.has_word(w))
+                && !names.iter().any(|n| **n != f.name && f.has_word(&n.name))
+        })
+        .map(|f| f.name.clone())
+        .collect()
+}
+
 /// Does the expression confine objects to the tenant (the path's first folder compared with
 /// a tenant the user belongs to, or with the user) or to their owner? `Err` says why not.
-pub fn confines(expr: &str, judge: &Judge) -> Result<(), String> {
+/// The first folder is `(storage.foldername(name))[1]`, or `(string_to_array(name, '/'))[1]`
+/// (the first segment of the path); a function of `keys` applied to the name keys the object
+/// the same way.
+pub fn confines(expr: &str, judge: &Judge, keys: &[QualName]) -> Result<(), String> {
     static FOLDER_RE: OnceLock<Regex> = OnceLock::new();
     let re = FOLDER_RE.get_or_init(|| {
         Regex::new(
-            r#"(?i)\(\s*(?:"?storage"?\s*\.\s*)?"?foldername"?\s*\(\s*(?:(?:"?storage"?\s*\.\s*)?"?objects"?\s*\.\s*)?"?name"?\s*\)\s*\)\s*\[\s*1\s*\]"#,
+            r#"(?i)\(\s*(?:(?:"?storage"?\s*\.\s*)?"?foldername"?\s*\(\s*(?:(?:"?storage"?\s*\.\s*)?"?objects"?\s*\.\s*)?"?name"?\s*\)|"?string_to_array"?\s*\(\s*(?:(?:"?storage"?\s*\.\s*)?"?objects"?\s*\.\s*)?"?name"?\s*,\s*'/'(?:\s*::\s*text)?\s*\))\s*\)\s*\[\s*1\s*\]"#,
         )
         .expect("folder pattern")
     });
-    let text = re.replace_all(expr, FOLDER).into_owned();
+    let mut text = re.replace_all(expr, FOLDER).into_owned();
+    for k in keys {
+        let schema = if k.schema == "public" {
+            format!(r#"(?:"?{}"?\s*\.\s*)?"#, regex::escape(&k.schema))
+        } else {
+            format!(r#""?{}"?\s*\.\s*"#, regex::escape(&k.schema))
+        };
+        let call = Regex::new(&format!(
+            r#"(?i)(?:^|[^\w."]){schema}"?{}"?\s*\(\s*(?:(?:"?storage"?\s*\.\s*)?"?objects"?\s*\.\s*)?"?name"?\s*\)"#,
+            regex::escape(&k.name)
+        ))
+        .expect("key function pattern");
+        text = call
+            .replace_all(&text, |c: &regex::Captures| {
+                // Keep the character before the call (the pattern's guard).
+                let whole = &c[0];
+                let lead: String = whole
+                    .chars()
+                    .next()
+                    .filter(|ch| !ch.is_alphanumeric() && *ch != '"' && *ch != '_' && *ch != '.')
+                    .map(String::from)
+                    .unwrap_or_default();
+                format!("{lead}{FOLDER}")
+            })
+            .into_owned();
+    }
     let names = [objects_name()];
     let tries = [
         (FOLDER, false),
@@ -356,7 +422,7 @@ mod tests {
     #[test]
     fn confined_by_folder_or_owner() {
         let j = j();
-        let ok = |e: &str| confines(e, &j).is_ok();
+        let ok = |e: &str| confines(e, &j, &[]).is_ok();
         assert!(ok("bucket_id = 'docs' and (storage.foldername(name))[1]::uuid in (select tenant_id from tenant_members where user_id = auth.uid())"));
         assert!(ok("((bucket_id = 'docs'::text) AND (((storage.foldername(name))[1])::uuid IN ( SELECT tenant_members.tenant_id FROM tenant_members WHERE (tenant_members.user_id = auth.uid()))))"));
         assert!(ok(
@@ -381,6 +447,87 @@ mod tests {
         assert!(!ok(
             "(storage.foldername(name))[1]::uuid in (select tenant_id from tenant_members)"
         ));
+    }
+
+    fn function(name: &str, params: &[&str], body: &str, reads: &[&str]) -> Function {
+        Function {
+            name: QualName::from_config(name),
+            security_definer: false,
+            fixed_search_path: true,
+            origin: crate::schema::Origin::new("x.sql", 1),
+            reads: reads.iter().map(|r| QualName::from_config(r)).collect(),
+            params: params.iter().map(|p| p.to_string()).collect(),
+            words: crate::schema::body_words(body),
+            writes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_first_path_segment_and_keys_of_the_name() {
+        let j = j();
+        let ok = |e: &str, keys: &[QualName]| confines(e, &j, keys).is_ok();
+        // `string_to_array(name, '/')[1]` is the path's first segment, as `foldername` is.
+        assert!(ok("((string_to_array(name, '/'::text))[1])::uuid in (select tenant_id from tenant_members where user_id = auth.uid())", &[]));
+        assert!(ok(
+            "(string_to_array(name, '/'))[1] = auth.uid()::text",
+            &[]
+        ));
+        assert!(!ok(
+            "(string_to_array(name, '-'::text))[1] = auth.uid()::text",
+            &[]
+        ));
+        assert!(!ok(
+            "(string_to_array(name, '/'))[2] = auth.uid()::text",
+            &[]
+        ));
+        assert!(!ok(
+            "(string_to_array(bucket_id, '/'))[1] = auth.uid()::text",
+            &[]
+        ));
+
+        // A function of the name alone keys each object for one user at most.
+        let stem = function(
+            "kit.filename_as_uuid",
+            &["name"],
+            "begin return replace(storage.filename(name), concat('.', storage.extension(name)), '')::uuid; end;",
+            &[],
+        );
+        let session = function(
+            "kit.mine",
+            &["name"],
+            "select coalesce(auth.uid(), $1::uuid)",
+            &[],
+        );
+        let lookup = function(
+            "kit.owner_of",
+            &["name"],
+            "select owner from public.paths where path = $1",
+            &["public.paths"],
+        );
+        let two = function("kit.pick", &["name", "other"], "select $1::uuid", &[]);
+        // Calls a function of the history, which could read the current user.
+        let indirect = function(
+            "kit.via",
+            &["name"],
+            "select coalesce(public.current_user_id(), $1::uuid)",
+            &[],
+        );
+        let me = function("public.current_user_id", &[], "select auth.uid()", &[]);
+        let keys = name_keys([&stem, &session, &lookup, &two, &indirect, &me], &j);
+        assert_eq!(keys, [QualName::new("kit", "filename_as_uuid")]);
+        assert!(ok(
+            "bucket_id = 'account_image' and kit.filename_as_uuid(name) = auth.uid()",
+            &keys
+        ));
+        assert!(ok("(bucket_id = 'account_image'::text) AND (kit.filename_as_uuid(name) = ( SELECT auth.uid() AS uid))", &keys));
+        assert!(!ok("kit.filename_as_uuid(name) = auth.uid()", &[]));
+        assert!(!ok("kit.filename_as_uuid(bucket_id) = auth.uid()", &keys));
+        assert!(!ok("other.filename_as_uuid(name) = auth.uid()", &keys));
+        assert!(!ok(
+            "kit.filename_as_uuid(name) = auth.uid() or true",
+            &keys
+        ));
+        assert!(!ok("kit.filename_as_uuid(name) is not null", &keys));
     }
 
     #[test]

@@ -313,10 +313,14 @@ fn one(
     // the parent and the membership table): its rows are the parent's tenant's.
     // Judged as if the table had no tenant column at all (a name no expression can hold),
     // so that only a parent or a helper following the link can scope it.
+    // SELECT open by design (`public_read`) needs no scoping: only the writes must follow it.
+    let judged = |p: &Policy, c: Command| {
+        p.command.covers(c) && grants(p, c) && !(public_read && c == Command::Select)
+    };
     let through_link = |p: &Policy| {
         Command::EACH
             .into_iter()
-            .filter(|c| p.command.covers(*c) && grants(p, *c))
+            .filter(|c| judged(p, *c))
             .all(|c| {
                 p.exprs_for(c).iter().all(|(_, e)| {
                     e.is_some_and(|e| judge.scoped_as(e, &names, "\u{0}", false).is_ok())
@@ -326,12 +330,7 @@ fn one(
     let granting: Vec<&Policy> = t
         .policies
         .iter()
-        .filter(|p| {
-            client(p)
-                && Command::EACH
-                    .iter()
-                    .any(|c| p.command.covers(*c) && grants(p, *c))
-        })
+        .filter(|p| client(p) && Command::EACH.iter().any(|c| judged(p, *c)))
         .collect();
     let through_parent = tenant.is_none()
         && !owner
@@ -340,9 +339,13 @@ fn one(
         && !granting.is_empty()
         && granting.iter().all(|p| through_link(p));
     if through_parent {
-        report.reason = Some(format!(
-            "no `{col}` column: every client policy scopes its rows through a parent table"
-        ));
+        let how = format!(
+            "no `{col}` column: every client policy scopes its rows through a parent table or a helper that reads the membership table"
+        );
+        report.reason = Some(match report.reason.take() {
+            Some(r) => format!("{r}; {how}"),
+            None => how,
+        });
     }
 
     match tenant {
@@ -498,7 +501,57 @@ fn one(
     }
 
     let errors = findings.iter().any(|f| f.severity == Severity::Error);
-    report.verdict = if !t.unverified.is_empty() {
+    // A policy that reads `auth.users` makes Postgres refuse the whole statement for a role
+    // without SELECT there (Supabase grants the client roles nothing on it; the privilege is
+    // checked when the statement starts, whatever the row). When every command the policies
+    // leave open has such a policy, what Postgres allows depends on grants the static reader
+    // does not follow: unknown, said why; the live check (the probe) decides.
+    let refused_maybe: Vec<&str> = if source == Source::Static && errors {
+        let only_policy_errors = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .all(|f| f.rule == Rule::PolicyNotTenantScoped);
+        let mut open_cmds: Vec<Command> = Vec::new();
+        for (_, o) in t.policies.iter().zip(&open).filter(|(p, _)| client(p)) {
+            for (c, _) in o {
+                if let Some(cmd) = Command::EACH.into_iter().find(|x| x.as_str() == *c) {
+                    if !open_cmds.contains(&cmd) {
+                        open_cmds.push(cmd);
+                    }
+                }
+            }
+        }
+        let reader = |cmd: Command| {
+            t.policies.iter().find(|p| {
+                client(p)
+                    && p.command.covers(cmd)
+                    && [p.using.as_deref(), p.with_check.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .any(reads_auth_users)
+            })
+        };
+        let readers: Vec<&str> = open_cmds
+            .iter()
+            .filter_map(|c| reader(*c).map(|p| p.name.as_str()))
+            .collect();
+        if only_policy_errors && !open_cmds.is_empty() && readers.len() == open_cmds.len() {
+            readers
+        } else {
+            Vec::new()
+        }
+    } else {
+        Vec::new()
+    };
+    report.verdict = if !refused_maybe.is_empty() {
+        let mut names = refused_maybe.clone();
+        names.dedup();
+        report.reason = Some(format!(
+            "policy {} reads auth.users, which Supabase's client roles may not read: unless the history grants it, Postgres refuses every such statement of a signed-in user; only the live check can tell",
+            names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+        ));
+        Verdict::Unverified
+    } else if !t.unverified.is_empty() {
         let mut reasons: Vec<&str> = t.unverified.iter().map(|d| d.reason.as_str()).collect();
         reasons.dedup();
         report.reason = Some(reasons.join("; "));
@@ -509,6 +562,16 @@ fn one(
         Verdict::Protected
     };
     (report, findings)
+}
+
+/// Does a policy expression read `auth.users` as a relation (`from auth.users`, `join auth.users`)?
+fn reads_auth_users(expr: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r#"(?i)\b(?:from|join)\s+"?auth"?\s*\.\s*"?users"?(?:\s|\)|$|,)"#)
+            .expect("auth.users pattern")
+    })
+    .is_match(expr)
 }
 
 /// Security definer functions run with their owner's rights: without a fixed `search_path`, a

@@ -602,6 +602,17 @@ create policy tenants_select on public.tenants for select using (id = public.get
 create policy members_own on public.tenant_members for select using (user_id = auth.uid());
 ";
 
+/// Tables whose verdict the live probe must confirm in the differential check below:
+/// (fixture, table, verdict).
+const CONFIRMED: &[(&str, &str, &str)] = &[
+    // `is_maintainer(auth.uid(), tenant_id)`: the current user passed to the check.
+    ("helper_user_argument", "public.docs", "protected"),
+    // Its policies read auth.users: every statement of a signed-in user is refused.
+    ("policy_refused", "public.invitations", "refused"),
+    // Reads refused, but its DELETE policy lets every row go: the probe still deletes B's.
+    ("policy_refused", "public.leaky_invites", "unprotected"),
+];
+
 /// The differential check: every migration fixture of the static reader is applied to a real
 /// Postgres, and the static verdict of each table must equal the live one — or be
 /// `unverified`, which never counts as a pass. A disagreement is a bug in one of the two
@@ -628,6 +639,9 @@ fn static_verdicts_agree_with_postgres_on_every_fixture() {
         .collect();
     cases.sort();
     assert!(cases.len() >= 30, "{cases:?}");
+    for (case, _, _) in CONFIRMED {
+        assert!(cases.iter().any(|c| c == case), "no fixture {case}");
+    }
     let config = Config::default();
     let changes = Changes::all();
     let mut disagreements = Vec::new();
@@ -660,6 +674,30 @@ fn static_verdicts_agree_with_postgres_on_every_fixture() {
             .filter(|t| t.source == Source::Live)
             .map(|t| (t.name.clone(), t.verdict))
             .collect();
+        // Verdicts Postgres confirms: the probe ran on the table (as a member of tenant A)
+        // and what it found is the verdict.
+        for (_, table, want) in CONFIRMED.iter().filter(|(c, _, _)| c == case) {
+            let got = judged.tables.iter().find(|t| t.name == *table);
+            let ok = got.is_some_and(|t| {
+                let verdict = format!("{:?}", t.verdict).to_lowercase();
+                t.probe.as_ref().is_some_and(|p| {
+                    p.status == "probed"
+                        && match *want {
+                            "protected" => verdict == "protected" && p.reason.is_empty(),
+                            "refused" => {
+                                verdict == "protected" && p.reason.starts_with("refused: ")
+                            }
+                            _ => verdict == *want && !p.reason.is_empty(),
+                        }
+                })
+            });
+            if !ok {
+                disagreements.push(format!(
+                    "{case}: {table}: want {want} confirmed by the probe, got {:?}",
+                    got.map(|t| (t.verdict, t.probe.as_ref().map(|p| (p.status, &p.reason))))
+                ));
+            }
+        }
         for s in &stat.tables {
             if s.name == "public.tenants" || s.name == "public.tenant_members" {
                 continue;

@@ -383,6 +383,124 @@ fn child_tables_scoped_through_their_parent() {
 }
 
 #[test]
+fn helpers_given_the_current_user_as_an_argument_and_handle_owned_rows() {
+    let ev = expect(
+        "helper_user_argument",
+        &[
+            ("public.docs", Protected, &[]),
+            (
+                "public.leaky_packages",
+                Unprotected,
+                &["policy-not-tenant-scoped", "tenant-column-missing"],
+            ),
+            ("public.notes", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.packages", Protected, &[]),
+            (
+                "public.registry",
+                Unprotected,
+                &["policy-not-tenant-scoped", "tenant-column-missing"],
+            ),
+            ("public.tenant_members", Protected, &[]),
+            ("public.tenants", Protected, &[]),
+        ],
+        &[],
+    );
+    let packages = ev
+        .tables
+        .iter()
+        .find(|t| t.name == "public.packages")
+        .unwrap();
+    assert!(
+        packages
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("a helper that reads the membership table")),
+        "{:?}",
+        packages.reason
+    );
+
+    // Declared public-read with a reason: its open SELECT is the design, its writes follow
+    // the handle's maintainers, so it is scoped without a tenant column of its own.
+    let mut config = config_for("helper_user_argument");
+    config.tenancy.tables = Config::parse(
+        "[[tenancy.tables]]\ntable = \"registry\"\npublic_read = true\nreason = \"a public package registry\"\n[[tenancy.tables]]\ntable = \"leaky_packages\"\npublic_read = true\nreason = \"a public package registry\"\n",
+    )
+    .unwrap()
+    .tenancy
+    .tables;
+    let ev = run("helper_user_argument", &config, &Changes::all());
+    let (got, _) = summary(&ev);
+    let verdict = |n: &str| got.iter().find(|t| t.0 == n).map(|t| (t.1, t.2.clone()));
+    assert_eq!(
+        verdict("public.registry"),
+        Some((Protected, vec![])),
+        "{:#?}",
+        ev.findings
+    );
+    // Its writes are still judged: public-read does not excuse an unscoped UPDATE.
+    assert_eq!(
+        verdict("public.leaky_packages"),
+        Some((
+            Unprotected,
+            vec!["policy-not-tenant-scoped", "tenant-column-missing"]
+        )),
+        "{:#?}",
+        ev.findings
+    );
+    let registry = ev
+        .tables
+        .iter()
+        .find(|t| t.name == "public.registry")
+        .unwrap();
+    assert!(
+        registry
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("a public package registry")),
+        "{:?}",
+        registry.reason
+    );
+}
+
+/// Policies that read auth.users, which Supabase's client roles may not read: Postgres
+/// refuses the statements as a whole unless the history grants it, which the static reader
+/// does not follow. Unknown with its reason, never a pass (the live check decides, see the
+/// differential test); a command left open by a policy that reads nothing stays a finding.
+#[test]
+fn policies_that_read_auth_users_are_undecided_without_postgres() {
+    let ev = expect(
+        "policy_refused",
+        &[
+            (
+                "public.invitations",
+                Unverified,
+                &["policy-not-tenant-scoped"],
+            ),
+            (
+                "public.leaky_invites",
+                Unprotected,
+                &["policy-not-tenant-scoped"],
+            ),
+            ("public.tenant_members", Protected, &[]),
+            ("public.tenants", Protected, &[]),
+        ],
+        &[],
+    );
+    let t = ev
+        .tables
+        .iter()
+        .find(|t| t.name == "public.invitations")
+        .unwrap();
+    assert!(
+        t.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("\"invitations_read\"") && r.contains("auth.users")),
+        "{:?}",
+        t.reason
+    );
+}
+
+#[test]
 fn an_open_policy_for_anon_is_judged_like_any_other() {
     expect(
         "anon_policy_open",

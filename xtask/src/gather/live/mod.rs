@@ -838,7 +838,7 @@ fn judge_and_probe(
     };
     s.doing = "the storage probe of the buckets".into();
     let buckets: Vec<String> = h.schema.buckets.keys().cloned().collect();
-    let storage = storage::probe(&mut s.c, &buckets, &config.tenancy);
+    let storage = storage::probe(&mut s.c, &buckets, &id);
     probe::forget();
     ev.histories.push(LiveHistory {
         dir: h.dir.clone(),

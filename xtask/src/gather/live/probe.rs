@@ -28,7 +28,14 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
     /// Tenant A saw its own row and nothing of B's, as each of `identities` (the roles).
-    Isolated { identities: Vec<String> },
+    /// `refused`: A could not even read its own row because Postgres refused the statement
+    /// as a whole, for every identity (a privilege the policies need and the role lacks:
+    /// checked when the statement starts, whoever the user is), and every attempt on B's rows
+    /// was refused or denied too: the table is closed to clients, and this says why.
+    Isolated {
+        identities: Vec<String>,
+        refused: Option<String>,
+    },
     /// Tenant A reached B's rows: each line of `leaks` is one piece of evidence.
     Leaks {
         leaks: Vec<String>,
@@ -1307,6 +1314,8 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
     let mut identities = Vec::new();
     let mut blind = Vec::new();
     let mut errors: Vec<String> = Vec::new();
+    // Per identity whose own read Postgres refused as a statement: why.
+    let mut refusals: Vec<String> = Vec::new();
     for who in &whos {
         c.batch_execute("savepoint xtask_who")
             .map_err(|e| describe(&e).0)?;
@@ -1339,8 +1348,9 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
             Err(e) => return Err(e),
         };
         match found {
-            Some(found) => {
+            Some((found, refused)) => {
                 identities.push(who.name());
+                refusals.extend(refused);
                 for deed in found {
                     match leaks
                         .iter_mut()
@@ -1373,8 +1383,14 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
         .into_iter()
         .map(|(deed, by)| format!("{} {deed}", subject(&by)))
         .collect();
+    let refused = (refusals.len() == identities.len())
+        .then(|| refusals.into_iter().next())
+        .flatten();
     Ok(if leaks.is_empty() {
-        Probe::Isolated { identities }
+        Probe::Isolated {
+            identities,
+            refused,
+        }
     } else {
         Probe::Leaks { leaks, identities }
     })
@@ -1407,16 +1423,21 @@ fn no_policy_admits(c: &mut Client, table: &QualName) -> Result<bool, String> {
     .map_err(|e| describe(&e).0)
 }
 
+/// What one identity did to B's rows, and why Postgres refused its reading its own row as a
+/// statement, when it did.
+type Deeds = (Vec<String>, Option<String>);
+
 /// As `who`, try to read, change, delete and insert tenant B's rows. What it did to them
 /// ("read 1 row(s) of tenant B"), or `None` when `who` could not read its own row (the probe
-/// proves nothing as it).
+/// proves nothing as it). With the deeds, why Postgres refused A's reading its own row as a
+/// statement, when it did.
 fn attack(
     c: &mut Client,
     table: &QualName,
     id: &Identity,
     who: &Who,
     at: &Attack,
-) -> Result<Option<Vec<String>>, String> {
+) -> Result<Option<Deeds>, String> {
     let Attack { col, ty, a, b, .. } = *at;
     match who {
         // Scoped by its owner: the probe is user A, who owns A's row (no membership).
@@ -1442,12 +1463,16 @@ fn attack(
     let b_rows = format!("select ctid from {t} where {tc} = {b}::{ty}");
     let b_before = ctids(c, &b_rows)?;
 
-    let own = as_tenant(
-        c,
-        &format!("select count(*) from {t} where {tc} = {a}::{ty}"),
-        |_, r| Ok(r.unwrap_or(0)),
-    )?;
-    if own == 0 && !at.closed {
+    let own_sql = format!("select count(*) from {t} where {tc} = {a}::{ty}");
+    let own = as_tenant(c, &own_sql, |_, r| Ok(r))?;
+    // Refused as a statement (a privilege the policies need, checked for the role when the
+    // statement starts), not filtered row by row: no user of the role reads a row. The
+    // attempts on B's rows still run; what they reach is a leak all the same.
+    let refused = match own {
+        None => Some(refusal(c, &own_sql)?),
+        Some(_) => None,
+    };
+    if own == Some(0) && !at.closed {
         return Ok(None);
     }
     let mut leaks = Vec::new();
@@ -1505,7 +1530,20 @@ fn attack(
             ))
         }
     }
-    Ok(Some(leaks))
+    Ok(Some((leaks, refused)))
+}
+
+/// Why Postgres refuses `sql` as the signed-in user (its error), rolled back.
+fn refusal(c: &mut Client, sql: &str) -> Result<String, String> {
+    c.batch_execute("savepoint xtask_refusal")
+        .map_err(|e| describe(&e).0)?;
+    let why = match through(c, Wrapper::QueryAsTenant, sql) {
+        Ok(_) => "refused".to_string(),
+        Err(e) => describe(&e).0,
+    };
+    c.batch_execute("rollback to savepoint xtask_refusal; release savepoint xtask_refusal")
+        .map_err(|e| describe(&e).0)?;
+    Ok(why)
 }
 
 /// Run `sql` as the `authenticated` role under a savepoint (inside a SECURITY DEFINER
@@ -1613,6 +1651,53 @@ fn become_tenant(
             .map_err(|e| format!("cannot make the probe's user a member of tenant A: {e}"))?;
     }
     set_claims(c, user, Some(tenant), &id.tenancy.settings)
+}
+
+// --- For the storage probe (`storage.rs`): the users, tenants and memberships made exactly as
+// the table probe makes them, rather than a second copy of that machinery.
+
+/// A new signed-up user (see [`new_user`]): its id.
+pub(super) fn signed_up_user(c: &mut Client) -> Result<String, String> {
+    new_user(c)
+}
+
+/// The session's JWT claims for `user` of `tenant` (a SQL expression), see [`set_claims`].
+pub(super) fn claims(
+    c: &mut Client,
+    user: &str,
+    tenant: Option<&str>,
+    id: &Identity,
+) -> Result<(), String> {
+    set_claims(c, user, tenant, &id.tenancy.settings)
+}
+
+/// A new tenant made by `user` (its claims set, so creator triggers see them): a row of the
+/// table the membership's tenant column points at, or a made-up id when there is none. A SQL
+/// literal.
+pub(super) fn new_tenant(c: &mut Client, id: &Identity, user: &str) -> Result<String, String> {
+    set_claims(c, user, None, &id.tenancy.settings)?;
+    let tcol = crate::schema::split_config_name(&id.tenancy.membership_tenant_column)
+        .pop()
+        .unwrap_or_default();
+    match membership_parent(c, id)? {
+        Some((parent, pcol)) => Maker::new(c, &tcol).insert(&parent, None, Some(&pcol), 1),
+        None => Ok(lit(&eval_text(c, "gen_random_uuid()")?)),
+    }
+}
+
+/// `user` made a member of `tenant` (a SQL literal), see [`become_tenant`].
+pub(super) fn member_of(
+    c: &mut Client,
+    id: &Identity,
+    tenant: &str,
+    user: &str,
+) -> Result<(), String> {
+    become_tenant(c, id, tenant, user, None)
+}
+
+/// The value of a SQL expression, as text.
+pub(super) fn text_of(c: &mut Client, expr: &str) -> Result<String, String> {
+    eval_text(c, expr)
 }
 
 #[cfg(test)]

@@ -10,14 +10,11 @@
 
 use postgres::Client;
 
-use crate::{
-    config::Tenancy,
-    schema::{quote_literal as lit, split_config_name, QualName},
-};
+use crate::schema::{quote_literal as lit, split_config_name, QualName};
 
 use super::{
     apply::describe,
-    probe::Probe,
+    probe::{self, Identity, Probe},
     role::{through, Wrapper},
 };
 
@@ -62,7 +59,7 @@ fn blind(c: &mut Client, sql: &str, check: &str) -> Result<i64, String> {
 }
 
 /// Probe each bucket; one result per bucket, in the order given.
-pub fn probe(c: &mut Client, buckets: &[String], tenancy: &Tenancy) -> Vec<(String, Probe)> {
+pub fn probe(c: &mut Client, buckets: &[String], id: &Identity) -> Vec<(String, Probe)> {
     if buckets.is_empty() {
         return Vec::new();
     }
@@ -73,11 +70,11 @@ pub fn probe(c: &mut Client, buckets: &[String], tenancy: &Tenancy) -> Vec<(Stri
             .map(|b| (b.clone(), Probe::Skipped(why.clone())))
             .collect();
     }
-    let out = match setup(c, tenancy) {
+    let out = match setup(c, id) {
         Ok(ids) => buckets
             .iter()
             .map(|b| {
-                let p = one(c, b, &ids, tenancy).unwrap_or_else(Probe::Skipped);
+                let p = one(c, b, &ids, id).unwrap_or_else(Probe::Skipped);
                 (b.clone(), p)
             })
             .collect(),
@@ -98,148 +95,55 @@ struct Ids {
     ub: String,
 }
 
-fn setup(c: &mut Client, tenancy: &Tenancy) -> Result<Ids, String> {
-    let mut id = || -> Result<String, String> {
-        c.query_one("select gen_random_uuid()::text", &[])
-            .map(|r| r.get(0))
-            .map_err(|e| describe(&e).0)
-    };
-    let (ua, ub) = (id()?, id()?);
-    let tcol = split_config_name(&tenancy.membership_tenant_column)
-        .pop()
-        .unwrap_or_default();
-    let ucol = split_config_name(&tenancy.membership_user_column)
-        .pop()
-        .unwrap_or_default();
-    // A personal account: the tenant is the user.
-    let (ta, tb) = if tcol == ucol {
-        (ua.clone(), ub.clone())
-    } else {
-        (id()?, id()?)
-    };
-    let ids = Ids { ta, tb, ua, ub };
-    // Best effort: the users, and the tenants as rows of the root table.
-    let _ = attempt_keep(
-        c,
-        &format!(
-            "insert into auth.users (id) values ({}), ({}) on conflict do nothing",
-            lit(&ids.ua),
-            lit(&ids.ub)
-        ),
-    );
-    let root = QualName::from_config(&tenancy.root_table);
+/// Users A and B, signed up, each a member of a tenant of its own: made by the table probe's
+/// own machinery (`probe::new_tenant`, `probe::member_of`), so the rows a membership needs
+/// (the tenant's parent row, an app user row, a role, the values its CHECKs accept) are
+/// there as they are for the table probe. A personal account (the membership's tenant and
+/// user columns are one) is the user; without a membership table the tenants are made-up
+/// ids (the users' own folders still count).
+fn setup(c: &mut Client, id: &Identity) -> Result<Ids, String> {
+    let tenancy = id.tenancy;
+    let fold = |s: &str| split_config_name(s).pop().unwrap_or_default();
+    let personal = fold(&tenancy.membership_tenant_column) == fold(&tenancy.membership_user_column);
     let members = QualName::from_config(&tenancy.membership_table);
-    if root != members {
-        let _ = insert_rows(
-            c,
-            &root,
-            &[
-                vec![("id".to_string(), format!("{}::uuid", lit(&ids.ta)))],
-                vec![("id".to_string(), format!("{}::uuid", lit(&ids.tb)))],
-            ],
-        );
-    }
     let exists: bool = c
         .query_one("select to_regclass($1) is not null", &[&members.sql()])
         .map_err(|e| describe(&e).0)?
         .get(0);
-    if !exists {
-        // No membership table: the users alone (their own folders, their own objects).
-        return Ok(ids);
-    }
-    let row = |t: &str, u: &str| {
-        let mut r = vec![(tcol.clone(), format!("{}::uuid", lit(t)))];
-        if ucol != tcol {
-            r.push((ucol.clone(), format!("{}::uuid", lit(u))));
-        }
-        r
-    };
-    insert_rows(c, &members, &[row(&ids.ta, &ids.ua), row(&ids.tb, &ids.ub)])
-        .map_err(|e| format!("cannot make the probe's users members of tenants A and B: {e}"))?;
-    Ok(ids)
-}
-
-/// Insert rows given some of their columns; the other NOT NULL columns without a default get
-/// a made-up value of their type (an enum's first label, `owner` for a role, a short
-/// random word for other text, 0, false, now(), `{}`). As the migration role, kept when it succeeds.
-fn insert_rows(
-    c: &mut Client,
-    table: &QualName,
-    rows: &[Vec<(String, String)>],
-) -> Result<(), String> {
-    let needed = c
-        .query(
-            "select a.attname::text, format_type(a.atttypid, a.atttypmod), \
-               (select e.enumlabel::text from pg_catalog.pg_enum e where e.enumtypid = a.atttypid order by e.enumsortorder limit 1) \
-             from pg_catalog.pg_attribute a \
-             where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped \
-               and a.attnotnull and not a.atthasdef and a.attidentity = '' and a.attgenerated = ''",
-            &[&table.sql()],
-        )
-        .map_err(|e| describe(&e).0)?;
-    let mut cols: Vec<String> = rows
-        .first()
-        .map(|r| r.iter().map(|(k, _)| k.clone()).collect())
-        .unwrap_or_default();
-    let mut extra = Vec::new();
-    for r in &needed {
-        let name: String = r.get(0);
-        let ty: String = r.get(1);
-        let label: Option<String> = r.get(2);
-        if cols.contains(&name) {
-            continue;
-        }
-        let value = if let Some(l) = label {
-            format!("{}::{ty}", lit(&l))
-        } else if ty.contains("char") || ty == "text" {
-            if name.contains("role") {
-                "'owner'".to_string()
-            } else {
-                "left('x' || replace(gen_random_uuid()::text, '-', ''), 12)".to_string()
+    let one = |c: &mut Client| -> Result<(String, String), String> {
+        let user = probe::signed_up_user(c)?;
+        if personal && exists {
+            // The account is the user's own row, made by the signup trigger.
+            let ucol = fold(&tenancy.membership_user_column);
+            let made: i64 = c
+                .query_one(
+                    &format!(
+                        "select count(*) from {} where {}::text = $1",
+                        members.sql(),
+                        crate::schema::quote_ident(&ucol)
+                    ),
+                    &[&user],
+                )
+                .map_err(|e| describe(&e).0)?
+                .get(0);
+            if made == 0 {
+                return Err(format!(
+                    "signing up made no row of {members} for the user (the tenant is the user's own account there)"
+                ));
             }
-        } else if ty == "uuid" {
-            "gen_random_uuid()".to_string()
-        } else if ty == "boolean" {
-            "false".to_string()
-        } else if ty.starts_with("timestamp") || ty == "date" {
-            "now()".to_string()
-        } else if ty == "jsonb" || ty == "json" {
-            format!("'{{}}'::{ty}")
-        } else if [
-            "integer",
-            "bigint",
-            "smallint",
-            "numeric",
-            "real",
-            "double precision",
-        ]
-        .contains(&ty.as_str())
-        {
-            "0".to_string()
-        } else {
-            continue;
-        };
-        cols.push(name);
-        extra.push(value);
-    }
-    let values: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            let mut v: Vec<String> = r.iter().map(|(_, v)| v.clone()).collect();
-            v.extend(extra.iter().cloned());
-            format!("({})", v.join(", "))
-        })
-        .collect();
-    let cols: Vec<String> = cols.iter().map(|c| crate::schema::quote_ident(c)).collect();
-    attempt_keep(
-        c,
-        &format!(
-            "insert into {} ({}) values {} on conflict do nothing",
-            table.sql(),
-            cols.join(", "),
-            values.join(", ")
-        ),
-    )
+            return Ok((user.clone(), user));
+        }
+        if !exists {
+            return Ok((probe::text_of(c, "gen_random_uuid()")?, user));
+        }
+        let tenant = probe::new_tenant(c, id, &user)?;
+        probe::member_of(c, id, &tenant, &user)?;
+        Ok((probe::text_of(c, &tenant)?, user))
+    };
+    let why = |e: String| format!("cannot make the probe's users members of tenants A and B: {e}");
+    let (ta, ua) = one(c).map_err(why)?;
+    let (tb, ub) = one(c).map_err(why)?;
+    Ok(Ids { ta, tb, ua, ub })
 }
 
 /// Run as the migration role under a savepoint that is kept when it succeeds.
@@ -260,10 +164,10 @@ fn attempt_keep(c: &mut Client, sql: &str) -> Result<(), String> {
     }
 }
 
-fn one(c: &mut Client, bucket: &str, ids: &Ids, tenancy: &Tenancy) -> Result<Probe, String> {
+fn one(c: &mut Client, bucket: &str, ids: &Ids, id: &Identity) -> Result<Probe, String> {
     c.batch_execute("savepoint xtask_storage_bucket")
         .map_err(|e| describe(&e).0)?;
-    let result = run(c, bucket, ids, tenancy);
+    let result = run(c, bucket, ids, id);
     c.batch_execute(
         "rollback to savepoint xtask_storage_bucket; release savepoint xtask_storage_bucket",
     )
@@ -271,10 +175,11 @@ fn one(c: &mut Client, bucket: &str, ids: &Ids, tenancy: &Tenancy) -> Result<Pro
     result
 }
 
-fn run(c: &mut Client, bucket: &str, ids: &Ids, tenancy: &Tenancy) -> Result<Probe, String> {
+fn run(c: &mut Client, bucket: &str, ids: &Ids, id: &Identity) -> Result<Probe, String> {
     let b = lit(bucket);
     // In the tenant's folder and in the user's (one folder for a personal account); each file
-    // named by a fresh uuid (some policies read the file name as one).
+    // named by a fresh uuid, and one more named by its user (`<tenant>/<user>.png`: some
+    // policies read the file name as the owner's id).
     let mut file = || -> Result<String, String> {
         c.query_one("select gen_random_uuid()::text", &[])
             .map(|r| r.get(0))
@@ -283,10 +188,12 @@ fn run(c: &mut Client, bucket: &str, ids: &Ids, tenancy: &Tenancy) -> Result<Pro
     let a_names = [
         format!("{}/{}", ids.ta, file()?),
         format!("{}/{}", ids.ua, file()?),
+        format!("{}/{}.png", ids.ta, ids.ua),
     ];
     let b_names = [
         format!("{}/{}", ids.tb, file()?),
         format!("{}/{}", ids.ub, file()?),
+        format!("{}/{}.png", ids.tb, ids.ub),
     ];
     let row = |name: &str, user: &str| {
         format!("({b}, {}, {}::uuid, {})", lit(name), lit(user), lit(user))
@@ -308,24 +215,7 @@ fn run(c: &mut Client, bucket: &str, ids: &Ids, tenancy: &Tenancy) -> Result<Pro
         )));
     }
     // Become user A of tenant A.
-    let claims = format!(
-        r#"{{"sub":"{}","role":"authenticated","aud":"authenticated","tenant_id":"{}","app_metadata":{{"tenant_id":"{}"}}}}"#,
-        ids.ua, ids.ta, ids.ta
-    );
-    let mut sql = format!(
-        "select set_config('request.jwt.claims', {}, true), set_config('request.jwt.claim.sub', {}, true), set_config('request.jwt.claim.role', 'authenticated', true)",
-        lit(&claims),
-        lit(&ids.ua)
-    );
-    for s in &tenancy.settings {
-        sql.push_str(&format!(
-            ", set_config({}, {}, true)",
-            lit(s.trim()),
-            lit(&ids.ta)
-        ));
-    }
-    c.batch_execute(&sql)
-        .map_err(|e| format!("cannot set the probe's claims: {}", describe(&e).0))?;
+    probe::claims(c, &ids.ua, Some(&lit(&ids.ta)), id)?;
     let list = |names: &[String]| names.iter().map(|n| lit(n)).collect::<Vec<_>>().join(", ");
     let own = attempt(
         c,
@@ -335,11 +225,9 @@ fn run(c: &mut Client, bucket: &str, ids: &Ids, tenancy: &Tenancy) -> Result<Pro
             list(&a_names)
         ),
     )?;
-    if own.unwrap_or(0) == 0 {
-        return Ok(Probe::Skipped(format!(
-            "user A cannot read its own objects in bucket `{bucket}` (in its tenant's or its own folder): the policies do not let the probe's user read, so not reading B's proves nothing"
-        )));
-    }
+    // Not seeing its own objects, A's failing to reach B's proves nothing; reaching them
+    // still proves a leak (an UPDATE or DELETE policy open to every user).
+    let sees_own = own.unwrap_or(0) > 0;
     let theirs = list(&b_names);
     let mut leaks = Vec::new();
     let read = attempt(
@@ -373,7 +261,7 @@ fn run(c: &mut Client, bucket: &str, ids: &Ids, tenancy: &Tenancy) -> Result<Pro
         c,
         "delete from storage.objects",
         &format!(
-            "select 2 - count(*) from storage.objects where bucket_id = {b} and name in ({theirs})"
+            "select 3 - count(*) from storage.objects where bucket_id = {b} and name in ({theirs})"
         ),
     )?;
     if left > 0 {
@@ -381,10 +269,47 @@ fn run(c: &mut Client, bucket: &str, ids: &Ids, tenancy: &Tenancy) -> Result<Pro
             "tenant A deleted {left} object(s) of tenant B in bucket `{bucket}`"
         ));
     }
+    if leaks.is_empty() && !sees_own && !no_select_policy(c, bucket)? {
+        return Ok(Probe::Skipped(format!(
+            "user A cannot read its own objects in bucket `{bucket}` (in its tenant's or its own folder, or named by its user): the policies do not let the probe's user read, so not reaching B's proves nothing"
+        )));
+    }
     let identities = vec!["member".to_string()];
     Ok(if leaks.is_empty() {
-        Probe::Isolated { identities }
+        Probe::Isolated {
+            identities,
+            refused: None,
+        }
     } else {
         Probe::Leaks { leaks, identities }
     })
+}
+
+/// No permissive SELECT policy on storage.objects that a signed-in user falls under concerns
+/// the bucket (names it, or names no bucket): Postgres shows its objects to no client, so
+/// A's not reading its own is the design, and what it failed to reach of B's is evidence.
+fn no_select_policy(c: &mut Client, bucket: &str) -> Result<bool, String> {
+    let rows = c
+        .query(
+            "select p.polname::text, pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) \
+             from pg_catalog.pg_policy p \
+             where p.polrelid = 'storage.objects'::regclass and p.polpermissive and p.polcmd in ('r', '*') \
+               and (0::oid = any(p.polroles) or (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') = any(p.polroles))",
+            &[],
+        )
+        .map_err(|e| describe(&e).0)?;
+    Ok(!rows.iter().any(|r| {
+        let p = crate::schema::Policy {
+            name: r.get(0),
+            command: crate::schema::Command::Select,
+            permissive: true,
+            roles: vec!["authenticated".into()],
+            using: r.get(1),
+            with_check: r.get(2),
+            origin: crate::schema::Origin::new("", 0),
+            uses: None,
+        };
+        // No USING shows no row: it opens nothing.
+        p.using.is_some() && crate::rules::storage::concerns(&p, bucket)
+    }))
 }
