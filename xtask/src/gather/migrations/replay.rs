@@ -154,6 +154,19 @@ impl Replay {
                 if_exists,
                 actions,
             } => {
+                // `alter table` renames a view too.
+                if !self.schema.tables.contains_key(table) && self.schema.views.contains_key(table)
+                {
+                    for a in actions {
+                        let to = match a {
+                            Action::RenameTo(n) => QualName::new(table.schema.clone(), n.clone()),
+                            Action::SetSchema(s) => QualName::new(s.clone(), table.name.clone()),
+                            _ => continue,
+                        };
+                        self.alter_view(table, Some(&to), None);
+                    }
+                    return;
+                }
                 if !self.schema.tables.contains_key(table) && *if_exists {
                     return;
                 }
@@ -304,7 +317,67 @@ impl Replay {
             } => self.calls(functions, otherwise.as_ref(), line),
             Op::Unverifiable(u) => self.unverifiable(u, line),
             Op::Destructive { what } => self.note(line, format!("destructive: {what}")),
+            Op::CreateView {
+                name,
+                query,
+                columns,
+                security_invoker,
+            } => {
+                let origin = self.at(line);
+                self.schema.views.insert(
+                    name.clone(),
+                    crate::schema::View {
+                        name: name.clone(),
+                        query: query.clone(),
+                        columns: columns.clone(),
+                        security_invoker: *security_invoker,
+                        client_writable: None,
+                        origin,
+                    },
+                );
+            }
+            Op::DropView { names, cascade } => {
+                for n in names {
+                    if self.schema.views.remove(n).is_none() || !cascade {
+                        continue;
+                    }
+                    // Policies depend on the views they read: CASCADE drops them too.
+                    let path = self.path.clone();
+                    for t in self.schema.tables.values_mut() {
+                        let before = t.policies.len();
+                        t.policies.retain(|p| {
+                            ![&p.using, &p.with_check]
+                                .iter()
+                                .any(|e| e.as_deref().is_some_and(|e| names_view(e, n)))
+                        });
+                        if t.policies.len() < before {
+                            t.touch(&path);
+                        }
+                    }
+                    self.note(line, format!("destructive: dropped view {n} with CASCADE"));
+                }
+            }
+            Op::AlterView {
+                name,
+                rename,
+                security_invoker,
+            } => self.alter_view(name, rename.as_ref(), *security_invoker),
         }
+    }
+
+    /// A view renamed, moved or given `security_invoker` (a view the history never made is
+    /// not followed: no policy can be judged through it).
+    fn alter_view(&mut self, name: &QualName, rename: Option<&QualName>, invoker: Option<bool>) {
+        let Some(mut v) = self.schema.views.remove(name) else {
+            return;
+        };
+        if let Some(i) = invoker {
+            v.security_invoker = i;
+        }
+        if let Some(to) = rename {
+            v.name = to.clone();
+        }
+        self.schema.views.insert(v.name.clone(), v);
     }
 
     /// The table, or a placeholder that the reader cannot vouch for (made by a DO block, an
@@ -922,6 +995,11 @@ fn reline_op(op: &Op, line: u32) -> Op {
         },
         op => op.clone(),
     }
+}
+
+/// Does a policy expression read the view (`v`, `public.v`)?
+fn names_view(expr: &str, view: &QualName) -> bool {
+    sql::idents(expr).contains(&view.name)
 }
 
 /// What decides a table's protection, without where each fact came from: two paths that leave
