@@ -166,6 +166,9 @@ pub struct View {
     /// static reader, which leaves it to the view's shape.
     pub client_writable: Option<bool>,
     pub origin: Origin,
+    /// Why the reader cannot vouch for the definition (the paths of a DO block define it
+    /// differently): such a view is no membership select, and a policy reading it is in doubt.
+    pub doubt: Option<Doubt>,
 }
 
 /// `create trigger ... on table ... execute function function()`.

@@ -123,6 +123,9 @@ impl Judge {
     /// Is this view's query a select of membership rows? Strict: anything the reading does
     /// not follow makes it no membership view (a policy reading it is then not scoped).
     pub fn member_view(&self, v: &View) -> Option<MemberView> {
+        if v.doubt.is_some() {
+            return None;
+        }
         let select = view_select(v)?;
         if select.children().any(|c| {
             !matches!(
@@ -1166,6 +1169,7 @@ mod tests {
             security_invoker: false,
             client_writable: None,
             origin: crate::schema::Origin::new("v.sql", 1),
+            doubt: None,
         }
     }
 

@@ -1495,3 +1495,25 @@ fn view_updatable_with_its_owners_rights_makes_the_membership_table_writable() {
         f.message
     );
 }
+
+/// A view the paths of a DO block define differently: a policy through it is in doubt and
+/// not shown scoped (the first path's view alone would scope it); a view the same on every
+/// path scopes.
+#[test]
+fn view_defined_differently_on_the_paths_of_a_do_block_is_in_doubt() {
+    let ev = expect(
+        "view_in_branches",
+        &[
+            ("public.docs", Unverified, &["policy-not-tenant-scoped"]),
+            ("public.files", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &["unverifiable-sql"],
+    );
+    let docs = ev.tables.iter().find(|t| t.name == "public.docs").unwrap();
+    let reason = docs.reason.clone().unwrap();
+    assert!(
+        reason.contains("view public.my_tenants") && reason.contains("0001.sql:"),
+        "{reason}"
+    );
+}

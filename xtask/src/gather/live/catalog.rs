@@ -263,6 +263,7 @@ pub fn read(
                 columns: Vec::new(),
                 security_invoker: r.get(3),
                 client_writable: Some(r.get(4)),
+                doubt: None,
             },
         );
     }

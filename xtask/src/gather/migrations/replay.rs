@@ -197,6 +197,7 @@ impl Replay {
                     origin,
                     uses: None,
                 });
+                self.doubt_views(table);
                 self.note(
                     line,
                     format!("created policy \"{}\" on {table}", policy.name),
@@ -206,7 +207,10 @@ impl Replay {
                 table,
                 name,
                 change,
-            } => self.alter_policy(table, name, change, line),
+            } => {
+                self.alter_policy(table, name, change, line);
+                self.doubt_views(table);
+            }
             Op::DropPolicy { table, name, .. } => {
                 let Some(t) = self.schema.tables.get_mut(table) else {
                     return;
@@ -333,6 +337,7 @@ impl Replay {
                         security_invoker: *security_invoker,
                         client_writable: None,
                         origin,
+                        doubt: None,
                     },
                 );
             }
@@ -362,6 +367,26 @@ impl Replay {
                 rename,
                 security_invoker,
             } => self.alter_view(name, rename.as_ref(), *security_invoker),
+        }
+    }
+
+    /// A table whose policies read a view the reader cannot vouch for is in doubt too.
+    fn doubt_views(&mut self, table: &QualName) {
+        let Some(t) = self.schema.tables.get_mut(table) else {
+            return;
+        };
+        for v in self.schema.views.values() {
+            let Some(d) = &v.doubt else {
+                continue;
+            };
+            let reads = t.policies.iter().any(|p| {
+                [&p.using, &p.with_check]
+                    .iter()
+                    .any(|e| e.as_deref().is_some_and(|e| names_view(e, &v.name)))
+            });
+            if reads {
+                t.doubt(d.origin.clone(), d.reason.clone());
+            }
         }
     }
 
@@ -819,6 +844,46 @@ impl Replay {
         for r in outs.iter().rev() {
             functions.extend(r.schema.functions.clone());
         }
+        // Views as the first path leaves them; a view the paths leave different (or absent
+        // on some) puts every table whose policies read it in doubt: a policy through it is
+        // scoped only if scoped whichever path runs.
+        let mut views = BTreeMap::new();
+        for r in outs.iter().rev() {
+            views.extend(r.schema.views.clone());
+        }
+        let same_view = |a: &crate::schema::View, b: &crate::schema::View| {
+            (&a.query, &a.columns, a.security_invoker) == (&b.query, &b.columns, b.security_invoker)
+        };
+        for (name, v) in views.iter_mut() {
+            let differs = outs
+                .iter()
+                .any(|r| r.schema.views.get(name).is_none_or(|w| !same_view(v, w)));
+            if !differs {
+                continue;
+            }
+            let reason = format!(
+                "the {what} at {origin} leaves view {name}, which its policies read, different on some paths: it is protected only if protected whichever path runs"
+            );
+            v.doubt = Some(crate::schema::Doubt {
+                origin: origin.clone(),
+                reason: reason.clone(),
+            });
+            differ.push(format!("view {name}"));
+            for t in tables.values_mut() {
+                let reads = t.policies.iter().any(|p| {
+                    [&p.using, &p.with_check]
+                        .iter()
+                        .any(|e| e.as_deref().is_some_and(|e| names_view(e, name)))
+                });
+                if reads {
+                    t.doubt(origin.clone(), reason.clone());
+                    t.touch(&self.path);
+                    if !differ.contains(&t.name.to_string()) {
+                        differ.push(t.name.to_string());
+                    }
+                }
+            }
+        }
         let bodies: Vec<BTreeMap<QualName, Arc<Vec<Pl>>>> =
             outs.iter().map(|r| r.bodies.clone()).collect();
         for mut r in outs {
@@ -847,6 +912,7 @@ impl Replay {
         }
         self.schema.tables = tables;
         self.schema.functions = functions;
+        self.schema.views = views;
         // Function bodies as the first path leaves them (the code as written), with what
         // the other paths defined besides.
         let mut paths = bodies.into_iter();
