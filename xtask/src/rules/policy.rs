@@ -41,6 +41,8 @@ pub struct Judge {
     /// `user_has_canvas_access(canvas)`, `member_ids(org)`): candidate tenant checks, judged
     /// per call by what the body names (see [`Cx::helper_checks`]).
     helpers: Vec<Function>,
+    /// Every function the judge was given (helpers are picked again when views are known).
+    functions: Vec<Function>,
     /// The tenant root table: its own rows are the tenants, scoped by their `id`.
     root: QualName,
     /// Views of the history whose rows are membership rows (see [`MemberView`]).
@@ -98,6 +100,7 @@ impl Judge {
             member_tenant: fold(&t.membership_tenant_column),
             member_user: fold(&t.membership_user_column),
             helpers: Vec::new(),
+            functions: Vec::new(),
             root: QualName::from_config(&t.root_table),
             views: Vec::new(),
         }
@@ -111,7 +114,7 @@ impl Judge {
             .filter_map(|v| self.member_view(v))
             .collect();
         self.views = found;
-        self.cache.lock().expect("judge cache").clear();
+        self.pick_helpers();
         self
     }
 
@@ -263,19 +266,38 @@ impl Judge {
     }
 
     /// The same judge, knowing the history's functions: those whose body reads the
-    /// membership table become candidate tenant checks (the static reader's reading of the
-    /// body, or live the same reading of `prosrc`).
+    /// membership table (or a membership view) become candidate tenant checks (the static
+    /// reader's reading of the body, or live the same reading of `prosrc`).
     pub fn with_functions<'f>(
         mut self,
         functions: impl IntoIterator<Item = &'f Function>,
     ) -> Judge {
-        self.helpers = functions
-            .into_iter()
-            .filter(|f| f.reads.contains(&self.membership))
+        self.functions = functions.into_iter().cloned().collect();
+        self.pick_helpers();
+        self
+    }
+
+    fn pick_helpers(&mut self) {
+        let reads_members = |f: &Function| {
+            f.reads.contains(&self.membership)
+                || self.views.iter().any(|v| f.reads.contains(&v.name))
+        };
+        self.helpers = self
+            .functions
+            .iter()
+            .filter(|f| reads_members(f))
             .cloned()
             .collect();
         self.cache.lock().expect("judge cache").clear();
-        self
+    }
+
+    /// The membership view a helper function reads, if it reads one.
+    pub fn helper_view(&self, helper: &QualName) -> Option<&QualName> {
+        let f = self.helpers.iter().find(|f| f.name == *helper)?;
+        self.views
+            .iter()
+            .map(|v| &v.name)
+            .find(|v| f.reads.contains(v))
     }
 
     /// The helper function a call names, if it is one (an unqualified name is `public`'s).
@@ -649,12 +671,20 @@ impl Cx<'_> {
         false
     }
 
-    /// Does the body name what a membership check compares: the membership table's tenant
-    /// and user columns, and the parameter at `i`?
+    /// Does the body name what a check of the members of a tenant compares: the parameter at
+    /// `i`, and the tenant and user columns of the membership table or of a membership view
+    /// it reads?
     fn helper_compares(&self, f: &Function, i: usize) -> bool {
+        let j = self.judge;
         f.uses_param(i)
-            && f.has_word(&self.judge.member_tenant)
-            && f.has_word(&self.judge.member_user)
+            && ((f.reads.contains(&j.membership)
+                && f.has_word(&j.member_tenant)
+                && f.has_word(&j.member_user))
+                || j.views.iter().any(|v| {
+                    f.reads.contains(&v.name)
+                        && f.has_word(&v.tenant)
+                        && v.user.as_ref().is_some_and(|u| f.has_word(u))
+                }))
     }
 
     /// `is_member_of(org_id)`: a function whose body reads the membership table and compares
@@ -663,25 +693,33 @@ impl Cx<'_> {
     /// parent the link names — the child is scoped through its parent, however many levels
     /// up the tenant is. A table scoped by its owner is not scoped by a tenant check.
     fn helper_checks(&self, f: &Function, i: usize, arg: &SyntaxNode) -> bool {
-        if self.owner || !self.helper_compares(f, i) {
+        if self.owner {
             return false;
         }
-        let names_user = self
-            .judge
+        // Through a view of the caller's memberships, the view keeps to the current user.
+        let j = self.judge;
+        let own_view = f.uses_param(i)
+            && j.views
+                .iter()
+                .any(|v| v.current_user && f.reads.contains(&v.name) && f.has_word(&v.tenant));
+        let names_user = j
             .users
             .iter()
             .any(|u| u.last().is_some_and(|w| f.has_word(w)));
-        if !names_user {
+        if !(own_view || (self.helper_compares(f, i) && names_user)) {
             return false;
         }
         if self.is_column(arg) {
             return true;
         }
-        // Through a parent: the body must read a table besides the membership table and this one.
+        // Through a parent: the body must read a table besides the membership table (and
+        // its views) and this one.
         self.is_own_column(arg)
-            && f.reads
-                .iter()
-                .any(|r| *r != self.judge.membership && !self.names.contains(r))
+            && f.reads.iter().any(|r| {
+                *r != j.membership
+                    && !j.views.iter().any(|v| v.name == *r)
+                    && !self.names.contains(r)
+            })
     }
 
     /// The members of this row's tenant: `member_ids(t.org_id)` (a function reading the

@@ -198,7 +198,10 @@ fn trusts(p: &Policy, m: &QualName, judge: &Judge) -> Option<String> {
             .flatten()
     };
     if let Some(f) = exprs().find_map(|e| judge.helpers_called(e).first().cloned()) {
-        return Some(format!(" via {f}()"));
+        return Some(match judge.helper_view(f) {
+            Some(v) => format!(" via {f}() and view {v}"),
+            None => format!(" via {f}()"),
+        });
     }
     if let Some(v) = judge
         .member_views()

@@ -1517,3 +1517,51 @@ fn view_defined_differently_on_the_paths_of_a_do_block_is_in_doubt() {
         "{reason}"
     );
 }
+
+/// Helpers whose bodies read a view of membership rows check membership like those reading
+/// the membership table (the tenant check, the members of a tenant); one reading a view of
+/// every tenant does not.
+#[test]
+fn view_read_by_a_helper_function_scopes_like_the_membership_table() {
+    expect(
+        "view_helper_membership",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.leaky", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.notes", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &[],
+    );
+}
+
+/// The trust chain through a helper that reads a membership view names both.
+#[test]
+fn view_read_by_a_helper_over_a_joinable_membership_table_opens_the_tables() {
+    let ev = expect(
+        "view_helper_membership_open",
+        &[
+            ("public.docs", Unprotected, &["tenant-source-writable"]),
+            ("public.leaky", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.notes", Unprotected, &["tenant-source-writable"]),
+            (
+                "public.tenant_members",
+                Unprotected,
+                &["policy-not-tenant-scoped", "tenant-source-writable"],
+            ),
+        ],
+        &[],
+    );
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "tenant-source-writable" && f.table.as_deref() == Some("public.docs"))
+        .unwrap();
+    assert!(
+        f.message.contains(
+            "trusts public.tenant_members via public.in_tenant() and view public.my_memberships"
+        ) && f.message.contains("members_join"),
+        "{}",
+        f.message
+    );
+}
