@@ -56,7 +56,14 @@ pub fn migrations(
         if let Some(l) = live {
             functions.extend(l.schema.functions.clone());
         }
-        let judge = Judge::new(&config.tenancy).with_functions(functions.values());
+        // Its views likewise (live: their query from `pg_get_viewdef`).
+        let mut views = h.schema.views.clone();
+        if let Some(l) = live {
+            views.extend(l.schema.views.clone());
+        }
+        let judge = Judge::new(&config.tenancy)
+            .with_functions(functions.values())
+            .with_views(views.values());
         ev.files_read += h.files.len();
         ev.new_files.extend(h.new_files.iter().cloned());
         ev.findings.extend(h.findings.iter().cloned());
@@ -171,6 +178,7 @@ pub fn migrations(
             triggers: &h.schema.triggers,
             functions: &functions,
             root: crate::schema::QualName::from_config(&config.tenancy.root_table),
+            views: &views,
         };
         trust::apply(
             &mut out.tables,

@@ -144,6 +144,31 @@ pub struct Schema {
     pub triggers: Vec<Trigger>,
     /// Storage buckets the history creates (`insert into storage.buckets`), by id.
     pub buckets: BTreeMap<String, Bucket>,
+    /// Views, by their current name: a policy may read the membership table through one.
+    pub views: BTreeMap<QualName, View>,
+}
+
+/// `create [or replace] view name [(columns)] [with (...)] as query`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub name: QualName,
+    /// The query's text (`select ...`), as written or as `pg_get_viewdef` prints it, without
+    /// a trailing semicolon. The policy judge parses it.
+    pub query: String,
+    /// The column names of `create view name (a, b)`, which rename the query's outputs in
+    /// order (empty when none were given; `pg_get_viewdef` prints them as `AS` aliases).
+    pub columns: Vec<String>,
+    /// `with (security_invoker = true)`: the tables it reads apply the caller's rights and
+    /// policies; otherwise its owner's (an owner's write through it passes their RLS).
+    pub security_invoker: bool,
+    /// Can a client role (`anon`, `authenticated`) insert or update rows through it? Known
+    /// live only (`pg_relation_is_updatable` and `has_table_privilege`); `None` from the
+    /// static reader, which leaves it to the view's shape.
+    pub client_writable: Option<bool>,
+    pub origin: Origin,
+    /// Why the reader cannot vouch for the definition (the paths of a DO block define it
+    /// differently): such a view is no membership select, and a policy reading it is in doubt.
+    pub doubt: Option<Doubt>,
 }
 
 /// `create trigger ... on table ... execute function function()`.

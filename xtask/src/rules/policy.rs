@@ -17,7 +17,7 @@ use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
 
 use crate::{
     config::Tenancy,
-    schema::{split_config_name, Function, QualName},
+    schema::{split_config_name, Function, QualName, View},
     sql::{self, child, name_parts, qual_name},
 };
 
@@ -41,8 +41,37 @@ pub struct Judge {
     /// `user_has_canvas_access(canvas)`, `member_ids(org)`): candidate tenant checks, judged
     /// per call by what the body names (see [`Cx::helper_checks`]).
     helpers: Vec<Function>,
+    /// Every function the judge was given (helpers are picked again when views are known).
+    functions: Vec<Function>,
     /// The tenant root table: its own rows are the tenants, scoped by their `id`.
     root: QualName,
+    /// Views of the history whose rows are membership rows (see [`MemberView`]).
+    views: Vec<MemberView>,
+}
+
+/// A view whose rows are rows of the membership table: it reads that table alone (no join,
+/// union, CTE or aggregate that could add or rename rows), exposes its tenant column, and
+/// either keeps the rows to the current user itself (`where user_id = auth.uid()`) or exposes
+/// the user column for the query that reads it to do so. A select from it counts like the
+/// same select from the membership table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberView {
+    pub name: QualName,
+    /// The view's column that is the membership table's tenant column.
+    tenant: String,
+    /// The view's column that is the membership table's user column, if it exposes one.
+    user: Option<String>,
+    /// Does the view itself keep its rows to the current user?
+    current_user: bool,
+}
+
+/// The rows a sub-select reads, when they are membership rows: the membership table's or a
+/// membership view's columns for the tenant and the user, and whether the rows are already
+/// the current user's only.
+struct Rel<'a> {
+    tenant: &'a str,
+    user: Option<&'a str>,
+    current_user: bool,
 }
 
 impl Judge {
@@ -71,24 +100,204 @@ impl Judge {
             member_tenant: fold(&t.membership_tenant_column),
             member_user: fold(&t.membership_user_column),
             helpers: Vec::new(),
+            functions: Vec::new(),
             root: QualName::from_config(&t.root_table),
+            views: Vec::new(),
         }
     }
 
+    /// The same judge, knowing the history's views: those whose rows are membership rows
+    /// ([`MemberView`]) count like the membership table wherever a policy reads it.
+    pub fn with_views<'v>(mut self, views: impl IntoIterator<Item = &'v View>) -> Judge {
+        let found: Vec<MemberView> = views
+            .into_iter()
+            .filter_map(|v| self.member_view(v))
+            .collect();
+        self.views = found;
+        self.pick_helpers();
+        self
+    }
+
+    /// The membership views the judge knows.
+    pub fn member_views(&self) -> &[MemberView] {
+        &self.views
+    }
+
+    /// Is this view's query a select of membership rows? Strict: anything the reading does
+    /// not follow makes it no membership view (a policy reading it is then not scoped).
+    pub fn member_view(&self, v: &View) -> Option<MemberView> {
+        if v.doubt.is_some() {
+            return None;
+        }
+        let select = view_select(v)?;
+        if select.children().any(|c| {
+            !matches!(
+                c.kind(),
+                K::SELECT_CLAUSE
+                    | K::FROM_CLAUSE
+                    | K::WHERE_CLAUSE
+                    | K::GROUP_BY_CLAUSE
+                    | K::ORDER_BY_CLAUSE
+                    | K::LIMIT_CLAUSE
+                    | K::OFFSET_CLAUSE
+            )
+        }) {
+            return None;
+        }
+        let consulted = Cell::new(false);
+        let cx = self.bare_cx(&consulted);
+        if cx.only_relation(&select).as_ref() != Some(&self.membership) {
+            return None;
+        }
+        let list = child(&select, K::SELECT_CLAUSE).and_then(|c| child(&c, K::TARGET_LIST))?;
+        let (mut tenant, mut user) = (None, None);
+        for (i, t) in list
+            .children()
+            .filter(|t| t.kind() == K::TARGET)
+            .enumerate()
+        {
+            let text = t.text().to_string();
+            let text = text.trim();
+            if text == "*" || text.ends_with(".*") {
+                // The table's columns under their own names (renamed by a column list in an
+                // order the reader does not know).
+                if !v.columns.is_empty() {
+                    return None;
+                }
+                tenant.get_or_insert_with(|| self.member_tenant.clone());
+                user.get_or_insert_with(|| self.member_user.clone());
+                continue;
+            }
+            let Some(expr) = t.children().find(|c| c.kind() != K::AS_NAME) else {
+                continue;
+            };
+            let expr = strip(expr);
+            if !matches!(expr.kind(), K::NAME_REF | K::FIELD_EXPR) {
+                continue;
+            }
+            let Some(source) = name_parts(&expr).pop() else {
+                continue;
+            };
+            let alias = child(&t, K::AS_NAME)
+                .and_then(|a| child(&a, K::COLUMN_NAME))
+                .and_then(|c| sql::simple_name(&c));
+            let out = v
+                .columns
+                .get(i)
+                .cloned()
+                .or(alias)
+                .unwrap_or_else(|| source.clone());
+            if source == self.member_tenant && tenant.is_none() {
+                tenant = Some(out.clone());
+            }
+            if source == self.member_user && user.is_none() {
+                user = Some(out);
+            }
+        }
+        let current_user = cx.where_is_current_user(&select, Some(&self.member_user));
+        let tenant = tenant?;
+        (current_user || user.is_some()).then(|| MemberView {
+            name: v.name.clone(),
+            tenant,
+            user,
+            current_user,
+        })
+    }
+
+    fn bare_cx<'c>(&'c self, consulted: &'c Cell<bool>) -> Cx<'c> {
+        Cx {
+            judge: self,
+            names: &[],
+            column: "",
+            owner: false,
+            own_membership: false,
+            consulted,
+        }
+    }
+
+    /// The one relation a view reads (`select ... from t [where ...]`, no join), whatever else
+    /// its query does. A query the judge cannot parse reads the membership table when it
+    /// names it (the stricter reading).
+    pub fn reads_only(&self, v: &View) -> Option<QualName> {
+        match view_select(v) {
+            Some(select) => self.bare_cx(&Cell::new(false)).only_relation(&select),
+            None => sql::words(&v.query)
+                .contains(&self.membership.name)
+                .then(|| self.membership.clone()),
+        }
+    }
+
+    /// The table a view lets its readers write (Postgres's automatically updatable views:
+    /// one relation, no DISTINCT, GROUP BY, HAVING, LIMIT, OFFSET, WITH or set operation, at
+    /// least one plain column).
+    pub fn writable_over(&self, v: &View) -> Option<QualName> {
+        let select = view_select(v)?;
+        if select.children().any(|c| {
+            !matches!(
+                c.kind(),
+                K::SELECT_CLAUSE | K::FROM_CLAUSE | K::WHERE_CLAUSE
+            )
+        }) {
+            return None;
+        }
+        let clause = child(&select, K::SELECT_CLAUSE)?;
+        if has_token_deep(&clause, K::DISTINCT_KW) {
+            return None;
+        }
+        let plain = targets(&select)
+            .into_iter()
+            .any(|t| matches!(strip(t).kind(), K::NAME_REF | K::FIELD_EXPR))
+            || child(&clause, K::TARGET_LIST)
+                .is_some_and(|l| l.text().to_string().trim().ends_with('*'));
+        if !plain {
+            return None;
+        }
+        self.bare_cx(&Cell::new(false)).only_relation(&select)
+    }
+
+    /// The membership views an expression reads, by name.
+    pub fn member_views_named(&self, expr: &str) -> Vec<&QualName> {
+        let words = sql::words(expr);
+        self.views
+            .iter()
+            .filter(|v| words.contains(&v.name.name))
+            .map(|v| &v.name)
+            .collect()
+    }
+
     /// The same judge, knowing the history's functions: those whose body reads the
-    /// membership table become candidate tenant checks (the static reader's reading of the
-    /// body, or live the same reading of `prosrc`).
+    /// membership table (or a membership view) become candidate tenant checks (the static
+    /// reader's reading of the body, or live the same reading of `prosrc`).
     pub fn with_functions<'f>(
         mut self,
         functions: impl IntoIterator<Item = &'f Function>,
     ) -> Judge {
-        self.helpers = functions
-            .into_iter()
-            .filter(|f| f.reads.contains(&self.membership))
+        self.functions = functions.into_iter().cloned().collect();
+        self.pick_helpers();
+        self
+    }
+
+    fn pick_helpers(&mut self) {
+        let reads_members = |f: &Function| {
+            f.reads.contains(&self.membership)
+                || self.views.iter().any(|v| f.reads.contains(&v.name))
+        };
+        self.helpers = self
+            .functions
+            .iter()
+            .filter(|f| reads_members(f))
             .cloned()
             .collect();
         self.cache.lock().expect("judge cache").clear();
-        self
+    }
+
+    /// The membership view a helper function reads, if it reads one.
+    pub fn helper_view(&self, helper: &QualName) -> Option<&QualName> {
+        let f = self.helpers.iter().find(|f| f.name == *helper)?;
+        self.views
+            .iter()
+            .map(|v| &v.name)
+            .find(|v| f.reads.contains(v))
     }
 
     /// The helper function a call names, if it is one (an unqualified name is `public`'s).
@@ -304,6 +513,30 @@ impl Judge {
     }
 }
 
+/// A view's query as one SELECT (not a set operation, VALUES or anything else), if it parses.
+fn view_select(v: &View) -> Option<SyntaxNode> {
+    if sql::too_deep(&v.query).is_some() {
+        return None;
+    }
+    let text = format!("{};", v.query);
+    let parse = SourceFile::parse(&text);
+    if !parse.errors().is_empty() {
+        return None;
+    }
+    let root = parse.syntax_node();
+    let mut stmts = root.children();
+    let (Some(select), None) = (stmts.next(), stmts.next()) else {
+        return None;
+    };
+    (select.kind() == K::SELECT).then_some(select)
+}
+
+/// Is there a token of `kind` anywhere under `n` (outside sub-selects too)?
+fn has_token_deep(n: &SyntaxNode, kind: K) -> bool {
+    n.descendants_with_tokens()
+        .any(|e| e.as_token().is_some_and(|t| t.kind() == kind))
+}
+
 /// The column name that stands for any column of the table (the tenant root's owner test).
 const ANY_COLUMN: &str = "\u{0}any";
 
@@ -446,12 +679,20 @@ impl Cx<'_> {
         false
     }
 
-    /// Does the body name what a membership check compares: the membership table's tenant
-    /// and user columns, and the parameter at `i`?
+    /// Does the body name what a check of the members of a tenant compares: the parameter at
+    /// `i`, and the tenant and user columns of the membership table or of a membership view
+    /// it reads?
     fn helper_compares(&self, f: &Function, i: usize) -> bool {
+        let j = self.judge;
         f.uses_param(i)
-            && f.has_word(&self.judge.member_tenant)
-            && f.has_word(&self.judge.member_user)
+            && ((f.reads.contains(&j.membership)
+                && f.has_word(&j.member_tenant)
+                && f.has_word(&j.member_user))
+                || j.views.iter().any(|v| {
+                    f.reads.contains(&v.name)
+                        && f.has_word(&v.tenant)
+                        && v.user.as_ref().is_some_and(|u| f.has_word(u))
+                }))
     }
 
     /// `is_member_of(org_id)`: a function whose body reads the membership table and compares
@@ -465,29 +706,37 @@ impl Cx<'_> {
     /// `(user, tenant)` form): a parameter is the value the call gives it, so the body's
     /// `m.account_id = $1` compares the membership's user column with the current user.
     fn helper_checks(&self, f: &Function, i: usize, arg: &SyntaxNode, all: &[SyntaxNode]) -> bool {
-        if self.owner || !self.helper_compares(f, i) {
+        if self.owner {
             return false;
         }
-        let names_user = self
-            .judge
+        // Through a view of the caller's memberships, the view keeps to the current user.
+        let j = self.judge;
+        let own_view = f.uses_param(i)
+            && j.views
+                .iter()
+                .any(|v| v.current_user && f.reads.contains(&v.name) && f.has_word(&v.tenant));
+        let names_user = j
             .users
             .iter()
             .any(|u| u.last().is_some_and(|w| f.has_word(w)));
         let passes_user = all
             .iter()
             .enumerate()
-            .any(|(j, a)| j != i && self.is_user(a) && f.uses_param(j));
-        if !names_user && !passes_user {
+            .any(|(k, a)| k != i && self.is_user(a) && f.uses_param(k));
+        if !(own_view || (self.helper_compares(f, i) && (names_user || passes_user))) {
             return false;
         }
         if self.is_column(arg) {
             return true;
         }
-        // Through a parent: the body must read a table besides the membership table and this one.
+        // Through a parent: the body must read a table besides the membership table (and
+        // its views) and this one.
         self.is_own_column(arg)
-            && f.reads
-                .iter()
-                .any(|r| *r != self.judge.membership && !self.names.contains(r))
+            && f.reads.iter().any(|r| {
+                *r != j.membership
+                    && !j.views.iter().any(|v| v.name == *r)
+                    && !self.names.contains(r)
+            })
     }
 
     /// The members of this row's tenant: `member_ids(t.org_id)` (a function reading the
@@ -534,10 +783,14 @@ impl Cx<'_> {
         if child(select, K::FROM_CLAUSE).is_none() {
             return child(select, K::WHERE_CLAUSE).is_none() && self.members_of(target);
         }
+        let Some(rel) = self.member_rel(select) else {
+            return false;
+        };
         let target = strip(target.clone());
         let selects_user = matches!(target.kind(), K::NAME_REF | K::FIELD_EXPR)
-            && name_parts(&target).last() == Some(&self.judge.member_user);
-        if !selects_user || !self.reads_members(select) {
+            && rel.user.is_some()
+            && name_parts(&target).last().map(String::as_str) == rel.user;
+        if !selects_user {
             return false;
         }
         let Some(w) = child(select, K::WHERE_CLAUSE).and_then(|w| w.children().next()) else {
@@ -553,7 +806,7 @@ impl Cx<'_> {
             };
             let member_col = |n: &SyntaxNode| {
                 matches!(n.kind(), K::FIELD_EXPR | K::NAME_REF)
-                    && name_parts(n).last() == Some(&self.judge.member_tenant)
+                    && name_parts(n).last().map(String::as_str) == Some(rel.tenant)
                     && !(n.kind() == K::FIELD_EXPR && self.is_qualified_column(n))
             };
             let outer = |n: &SyntaxNode| n.kind() == K::FIELD_EXPR && self.is_qualified_column(n);
@@ -649,17 +902,20 @@ impl Cx<'_> {
         let [target] = targets.as_slice() else {
             return false;
         };
+        let Some(rel) = self.member_rel(select) else {
+            return false;
+        };
         let target = strip(target.clone());
         let selects_tenant = matches!(target.kind(), K::NAME_REF | K::FIELD_EXPR)
-            && name_parts(&target).last() == Some(&self.judge.member_tenant);
-        selects_tenant && self.reads_members(select) && self.where_is_current_user(select, None)
+            && name_parts(&target).last().map(String::as_str) == Some(rel.tenant);
+        selects_tenant && (rel.current_user || self.where_is_current_user(select, rel.user))
     }
 
     /// `EXISTS (select 1 from members m where m.tenant_id = docs.tenant_id and m.user_id = auth.uid())`.
     fn membership_exists(&self, select: &SyntaxNode) -> bool {
-        if !self.reads_members(select) {
+        let Some(rel) = self.member_rel(select) else {
             return false;
-        }
+        };
         let Some(w) = child(select, K::WHERE_CLAUSE).and_then(|w| w.children().next()) else {
             return false;
         };
@@ -670,7 +926,7 @@ impl Cx<'_> {
                 if let [l, r] = kids.as_slice() {
                     let member_col = |n: &SyntaxNode| {
                         matches!(n.kind(), K::FIELD_EXPR | K::NAME_REF)
-                            && name_parts(n).last() == Some(&self.judge.member_tenant)
+                            && name_parts(n).last().map(String::as_str) == Some(rel.tenant)
                             && !(n.kind() == K::FIELD_EXPR && self.is_qualified_column(n))
                     };
                     let outer =
@@ -681,7 +937,7 @@ impl Cx<'_> {
                 }
             }
         }
-        links && self.where_is_current_user(select, None)
+        links && (rel.current_user || self.where_is_current_user(select, rel.user))
     }
 
     /// A column of this table, by name (`project_id`, `tasks.project_id`): the link to a parent.
@@ -779,27 +1035,51 @@ impl Cx<'_> {
             .any(|(i, c)| i != link && self.parent_filters(&names, c))
     }
 
-    /// `FROM tenant_members [alias]`, one relation, no joins.
-    fn reads_members(&self, select: &SyntaxNode) -> bool {
-        let Some(from) = child(select, K::FROM_CLAUSE) else {
-            return false;
-        };
+    /// `FROM relation [alias]`, one relation, no joins: the relation.
+    fn only_relation(&self, select: &SyntaxNode) -> Option<QualName> {
+        let from = child(select, K::FROM_CLAUSE)?;
         let items: Vec<_> = from.children().collect();
         let [item] = items.as_slice() else {
-            return false;
+            return None;
         };
         if item.kind() != K::RELATION_FROM_ITEM {
-            return false;
+            return None;
         }
-        child(item, K::RELATION_NAME_REF)
-            .and_then(|r| qual_name(&r))
-            .is_some_and(|q| q == self.judge.membership)
+        child(item, K::RELATION_NAME_REF).and_then(|r| qual_name(&r))
     }
 
-    /// The WHERE clause has a conjunct `user_id = auth.uid()` (or `(select auth.uid())`).
-    fn where_is_current_user(&self, select: &SyntaxNode, _alias: Option<&str>) -> bool {
+    /// `FROM tenant_members [alias]` or `FROM <membership view> [alias]`, one relation, no
+    /// joins: its columns for the tenant and the user.
+    fn member_rel(&self, select: &SyntaxNode) -> Option<Rel<'_>> {
+        let read = self.only_relation(select)?;
+        let j = self.judge;
+        if read == j.membership {
+            return Some(Rel {
+                tenant: &j.member_tenant,
+                user: Some(&j.member_user),
+                current_user: false,
+            });
+        }
+        j.views.iter().find(|v| v.name == read).map(|v| Rel {
+            tenant: &v.tenant,
+            user: v.user.as_deref(),
+            current_user: v.current_user,
+        })
+    }
+
+    /// The WHERE clause has a conjunct `<user> = auth.uid()` (or `(select auth.uid())`), where
+    /// `<user>` is the membership table's (or view's) user column.
+    fn where_is_current_user(&self, select: &SyntaxNode, user: Option<&str>) -> bool {
+        let Some(user) = user else {
+            return false;
+        };
         let Some(w) = child(select, K::WHERE_CLAUSE).and_then(|w| w.children().next()) else {
             return false;
+        };
+        let is_user_column = |n: &SyntaxNode| {
+            let n = strip(n.clone());
+            matches!(n.kind(), K::NAME_REF | K::FIELD_EXPR)
+                && name_parts(&n).last().map(String::as_str) == Some(user)
         };
         conjuncts(&w).iter().any(|c| {
             if c.kind() != K::BIN_EXPR || bin_op(c) != Some(K::EQ) {
@@ -809,8 +1089,7 @@ impl Cx<'_> {
             let [l, r] = kids.as_slice() else {
                 return false;
             };
-            (self.is_user_column(l) && self.is_user(r))
-                || (self.is_user_column(r) && self.is_user(l))
+            (is_user_column(l) && self.is_user(r)) || (is_user_column(r) && self.is_user(l))
         })
     }
 
@@ -935,6 +1214,148 @@ mod tests {
         assert!(!ok(
             "exists (select 1 from projects p where p.id = tasks.project_id)"
         ));
+    }
+
+    fn view(name: &str, query: &str, columns: &[&str]) -> View {
+        View {
+            name: QualName::new("public", name),
+            query: query.into(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            security_invoker: false,
+            client_writable: None,
+            origin: crate::schema::Origin::new("v.sql", 1),
+            doubt: None,
+        }
+    }
+
+    #[test]
+    fn which_views_are_membership_selects() {
+        let j = judge();
+        let is = |q: &str, cols: &[&str]| j.member_view(&view("v", q, cols)).is_some();
+        assert!(is(
+            "select tenant_id from tenant_members where user_id = auth.uid()",
+            &[]
+        ));
+        // As pg_get_viewdef prints it.
+        assert!(is(
+            " SELECT tenant_members.tenant_id,\n    tenant_members.user_id\n   FROM tenant_members\n  WHERE (tenant_members.user_id = auth.uid())",
+            &[]
+        ));
+        assert!(is("select distinct m.tenant_id as org from public.tenant_members m where m.user_id = (select auth.uid()) and m.role = 'admin'", &[]));
+        // No filter, but the user column for the reader to filter on.
+        assert!(is("select * from tenant_members", &[]));
+        assert!(is("select tenant_id, user_id from tenant_members", &[]));
+        // Not membership selects.
+        assert!(!is("select tenant_id from tenant_members", &[]));
+        assert!(!is(
+            "select tenant_id from tenant_members where user_id = auth.uid() or true",
+            &[]
+        ));
+        assert!(!is(
+            "select user_id from tenant_members where user_id = auth.uid()",
+            &[]
+        ));
+        assert!(!is(
+            "select coalesce(tenant_id, tenant_id) from tenant_members where user_id = auth.uid()",
+            &[]
+        ));
+        assert!(!is(
+            "select tenant_id from other where user_id = auth.uid()",
+            &[]
+        ));
+        assert!(!is("select m.tenant_id from tenant_members m join tenants t on t.id = m.tenant_id where m.user_id = auth.uid()", &[]));
+        assert!(!is("select tenant_id from tenant_members where user_id = auth.uid() union select id from tenants", &[]));
+        assert!(!is("with tenant_members as (select id as tenant_id, auth.uid() as user_id from tenants) select tenant_id from tenant_members where user_id = auth.uid()", &[]));
+        assert!(!is("select * from tenant_members", &["a", "b"]));
+        assert!(!is("select tenant_id from tenant_members where", &[]));
+    }
+
+    #[test]
+    fn selects_from_a_membership_view_scope_like_the_membership_table() {
+        let views = [
+            view(
+                "mine",
+                "select tenant_id, user_id from tenant_members where user_id = auth.uid()",
+                &[],
+            ),
+            view(
+                "renamed",
+                "select tenant_id from tenant_members where user_id = auth.uid()",
+                &["org"],
+            ),
+            view(
+                "everyone",
+                "select tenant_id, user_id from tenant_members",
+                &[],
+            ),
+            view("tenants_only", "select tenant_id from tenant_members", &[]),
+        ];
+        let j = judge().with_views(&views);
+        let docs = [QualName::new("public", "docs")];
+        let ok = |e: &str| j.scoped(Some(e), &docs).is_ok();
+        assert!(ok("tenant_id in (select tenant_id from mine)"));
+        assert!(ok(
+            "tenant_id = any (select m.tenant_id from public.mine m)"
+        ));
+        assert!(ok("tenant_id in (select org from renamed)"));
+        assert!(ok(
+            "exists (select 1 from mine m where m.tenant_id = docs.tenant_id)"
+        ));
+        assert!(ok(
+            "auth.uid() in (select m.user_id from mine m where m.tenant_id = docs.tenant_id)"
+        ));
+        assert!(ok(
+            "tenant_id in (select tenant_id from everyone where user_id = auth.uid())"
+        ));
+        assert!(ok(
+            "auth.uid() in (select e.user_id from everyone e where e.tenant_id = docs.tenant_id)"
+        ));
+        // The view's columns are its own: the renamed one has no `tenant_id`.
+        assert!(!ok("tenant_id in (select tenant_id from renamed)"));
+        assert!(!ok("tenant_id in (select tenant_id from everyone)"));
+        assert!(!ok("tenant_id in (select tenant_id from tenants_only)"));
+        assert!(!ok("tenant_id in (select tenant_id from unknown_view)"));
+        // Unqualified inside EXISTS, `tenant_id` is the view's own column.
+        assert!(!ok(
+            "exists (select 1 from mine m where m.tenant_id = tenant_id)"
+        ));
+        assert!(!ok(
+            "exists (select 1 from everyone m where m.tenant_id = docs.tenant_id)"
+        ));
+        assert_eq!(
+            j.member_views()
+                .iter()
+                .map(|v| v.name.name.as_str())
+                .collect::<Vec<_>>(),
+            ["mine", "renamed", "everyone"]
+        );
+        assert_eq!(
+            j.member_views_named("tenant_id in (select tenant_id from public.mine)"),
+            [&QualName::new("public", "mine")]
+        );
+    }
+
+    #[test]
+    fn views_clients_can_write_through() {
+        let j = judge();
+        let members = Some(QualName::new("public", "tenant_members"));
+        let over = |q: &str| j.writable_over(&view("v", q, &[]));
+        assert_eq!(
+            over("select tenant_id, user_id from tenant_members where user_id = auth.uid()"),
+            members
+        );
+        assert_eq!(over("select * from tenant_members"), members);
+        assert_eq!(over("select distinct tenant_id from tenant_members"), None);
+        assert_eq!(
+            over("select tenant_id from tenant_members group by tenant_id"),
+            None
+        );
+        assert_eq!(over("select tenant_id from tenant_members limit 10"), None);
+        assert_eq!(over("select count(*) from tenant_members"), None);
+        assert_eq!(
+            over("select tenant_id from tenant_members union select id from tenants"),
+            None
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     model::{Finding, Severity, TableReport, Verdict},
-    schema::{Command, Function, Origin, Policy, QualName, Table, Trigger},
+    schema::{Command, Function, Origin, Policy, QualName, Table, Trigger, View},
 };
 
 use super::{catalog::Rule, policy::Judge, tenant};
@@ -80,6 +80,34 @@ pub struct Writers<'a> {
     /// The tenant root table: a trigger on its INSERT makes the creator a member of the new
     /// tenant, which is no other tenant's.
     pub root: QualName,
+    /// The history's views: a view over the membership table that runs with its owner's
+    /// rights is a write path past the table's policies.
+    pub views: &'a BTreeMap<QualName, View>,
+}
+
+/// Can a client write membership rows through a view, past the table's policies? A simple
+/// view over the membership table is updatable by Postgres itself; without
+/// `security_invoker` its writes reach the table with the view owner's rights (the owner of
+/// the table: its policies do not apply), and Supabase grants clients every privilege on
+/// what the migrations create. Live, Postgres says whether the view is updatable and granted
+/// (`pg_relation_is_updatable`, `has_table_privilege`).
+pub fn view_hole(m: &QualName, writers: &Writers, judge: &Judge) -> Option<Hole> {
+    writers
+        .views
+        .values()
+        .filter(|v| !v.security_invoker)
+        .filter(|v| match v.client_writable {
+            Some(w) => w && judge.reads_only(v).as_ref() == Some(m),
+            None => judge.writable_over(v).as_ref() == Some(m),
+        })
+        .map(|v| Hole {
+            how: format!(
+                "view {} over it runs with its owner's rights (no security_invoker) and is updatable: any user can insert a row for another tenant through it, past {m}'s policies",
+                v.name
+            ),
+            origin: v.origin.clone(),
+        })
+        .next()
 }
 
 /// Can a client make a SECURITY DEFINER trigger write a membership row for another tenant?
@@ -155,19 +183,33 @@ pub fn trigger_hole<'t>(
 }
 
 /// Does the policy decide the tenant from the membership table? `Some` with how: directly
-/// (empty), or the helper function whose body reads it (" via public.is_member_of()").
+/// (empty), the helper function whose body reads it (" via public.is_member_of()"), or the
+/// membership view it reads (" via view public.my_memberships").
 fn trusts(p: &Policy, m: &QualName, judge: &Judge) -> Option<String> {
-    let live = p
-        .uses
-        .as_ref()
-        .is_some_and(|u| u.relations.iter().any(|r| *r == m.to_string()));
+    let uses = |name: &QualName| {
+        p.uses
+            .as_ref()
+            .is_some_and(|u| u.relations.iter().any(|r| *r == name.to_string()))
+    };
+    let live = uses(m);
     let exprs = || {
         [p.using.as_deref(), p.with_check.as_deref()]
             .into_iter()
             .flatten()
     };
     if let Some(f) = exprs().find_map(|e| judge.helpers_called(e).first().cloned()) {
-        return Some(format!(" via {f}()"));
+        return Some(match judge.helper_view(f) {
+            Some(v) => format!(" via {f}() and view {v}"),
+            None => format!(" via {f}()"),
+        });
+    }
+    if let Some(v) = judge
+        .member_views()
+        .iter()
+        .map(|v| &v.name)
+        .find(|v| uses(v) || exprs().any(|e| judge.member_views_named(e).contains(v)))
+    {
+        return Some(format!(" via view {v}"));
     }
     (live
         || exprs().any(|e| crate::sql::words(e).contains(&m.name) || judge.calls_check_function(e)))
@@ -193,7 +235,8 @@ pub fn apply<'t>(
     // What the policies say (the membership table's own, then the triggers that write it),
     // and (live) what Postgres let the probe's user do.
     let said = membership_hole(m, judge, bypass)
-        .or_else(|| trigger_hole(&m_name, writers, &lookup, judge, bypass));
+        .or_else(|| trigger_hole(&m_name, writers, &lookup, judge, bypass))
+        .or_else(|| view_hole(&m_name, writers, judge));
     let hole = match (said, live) {
         (Some(h), Some(ev)) => Some(Hole {
             how: format!("{} ({ev})", h.how),

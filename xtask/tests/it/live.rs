@@ -873,3 +873,83 @@ fn storage_findings_agree_with_the_live_storage_probe() {
         judged.findings
     );
 }
+
+/// What the trust chain claims of views, checked against Postgres itself: through an
+/// updatable view that runs with its owner's rights, a signed-in user inserts a membership
+/// row for another tenant although the membership table's policies allow no insert; through
+/// a `security_invoker` view, or one Postgres cannot update (DISTINCT), they cannot.
+#[test]
+fn postgres_lets_a_client_join_any_tenant_through_an_owner_rights_view() {
+    let Some(cluster) = server() else { return };
+    let fixtures = workspace().join("xtask/tests/fixtures/migrations");
+    let mut admin = cluster
+        .url()
+        .parse::<postgres::Config>()
+        .unwrap()
+        .connect(NoTls)
+        .unwrap();
+    admin
+        .batch_execute(
+            "do $$ begin create role anon nologin; exception when duplicate_object then null; end $$;
+             do $$ begin create role authenticated nologin; exception when duplicate_object then null; end $$;
+             do $$ begin create role view_migrator nologin; exception when duplicate_object then null; end $$;",
+        )
+        .unwrap();
+    // user 1 tries to join tenant B; 0 or 1 rows land in tenant_members.
+    let mut join = |case: &str, view: &str| -> Result<(), String> {
+        admin
+            .batch_execute(&format!("create database {case}"))
+            .unwrap();
+        let mut c = format!("{} dbname={case}", cluster.url())
+            .parse::<postgres::Config>()
+            .unwrap()
+            .connect(NoTls)
+            .unwrap();
+        let migration = std::fs::read_to_string(fixtures.join(case).join("0001.sql")).unwrap();
+        c.batch_execute(&format!(
+            "create schema auth;
+             grant usage on schema auth to public;
+             create function auth.uid() returns uuid language sql stable
+               as $$ select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid $$;
+             create table public.tenants (id uuid primary key);
+             grant create, usage on schema public to view_migrator;
+             set role view_migrator;
+             alter default privileges in schema public grant all on tables to anon, authenticated;
+             {migration}
+             reset role;"
+        ))
+        .unwrap();
+        let mut tx = c.transaction().unwrap();
+        tx.batch_execute(
+            "set local role authenticated;
+             set local request.jwt.claim.sub = '00000000-0000-0000-0000-000000000001';",
+        )
+        .unwrap();
+        let r = tx
+            .execute(
+                &format!("insert into public.{view} (tenant_id, user_id) values ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-000000000001')"),
+                &[],
+            )
+            .map(|_| ())
+            .map_err(|e| e.as_db_error().map_or(e.to_string(), |d| d.message().to_string()));
+        drop(tx);
+        r
+    };
+    assert_eq!(join("view_membership_updatable", "my_memberships"), Ok(()));
+    let denied = join("view_membership", "my_memberships").unwrap_err();
+    assert!(denied.contains("row-level security"), "{denied}");
+    // The same database: the DISTINCT view is not updatable.
+    let mut c = format!("{} dbname=view_membership", cluster.url())
+        .parse::<postgres::Config>()
+        .unwrap()
+        .connect(NoTls)
+        .unwrap();
+    let updatable: i32 = c
+        .query_one(
+            "select pg_catalog.pg_relation_is_updatable('public.my_tenants'::regclass, false)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(updatable, 0);
+}

@@ -1501,3 +1501,185 @@ fn the_tenant_root_is_judged_by_its_own_policies() {
     let ev = run("root_table_policies", &config, &Changes::all());
     assert_eq!(root(&ev, "public.orgs").0, Exempt);
 }
+
+/// Membership through a view: a select from a view of the caller's membership rows counts
+/// like the select from the membership table, in each form (IN, EXISTS, the inverted IN,
+/// through a parent; a column list renaming the tenant column).
+#[test]
+fn view_of_the_callers_memberships_scopes_like_the_membership_table() {
+    expect(
+        "view_membership",
+        &[
+            ("public.invoices", Protected, &[]),
+            ("public.notes", Protected, &[]),
+            ("public.projects", Protected, &[]),
+            ("public.tasks", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &[],
+    );
+}
+
+/// Views that are not a select of the caller's memberships (every tenant, an OR that widens
+/// it, a UNION, a view replaced by one without the user filter) scope nothing; the control
+/// table, through a view of the caller's memberships, is scoped.
+#[test]
+fn view_that_is_not_a_membership_select_scopes_nothing() {
+    let ev = expect(
+        "view_not_membership",
+        &[
+            ("public.docs", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.files", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.notes", Unprotected, &["policy-not-tenant-scoped"]),
+            (
+                "public.projects",
+                Unprotected,
+                &["policy-not-tenant-scoped"],
+            ),
+            ("public.tasks", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &[],
+    );
+    assert!(!ev
+        .findings
+        .iter()
+        .any(|f| f.rule == "tenant-source-writable"));
+}
+
+/// The trust chain through a view: a membership table anyone can join opens every table
+/// that reads it through a view, and the message names the view.
+#[test]
+fn view_over_a_joinable_membership_table_opens_the_tables_that_trust_it() {
+    let ev = expect(
+        "view_membership_open",
+        &[
+            ("public.invoices", Unprotected, &["tenant-source-writable"]),
+            ("public.notes", Unprotected, &["tenant-source-writable"]),
+            ("public.projects", Unprotected, &["tenant-source-writable"]),
+            ("public.tasks", Unprotected, &["tenant-source-writable"]),
+            (
+                "public.tenant_members",
+                Unprotected,
+                &["policy-not-tenant-scoped", "tenant-source-writable"],
+            ),
+        ],
+        &[],
+    );
+    let message = |table: &str| {
+        ev.findings
+            .iter()
+            .find(|f| f.rule == "tenant-source-writable" && f.table.as_deref() == Some(table))
+            .map(|f| f.message.clone())
+            .unwrap()
+    };
+    let m = message("public.invoices");
+    assert!(
+        m.contains("trusts public.tenant_members via view public.my_memberships")
+            && m.contains("members_join"),
+        "{m}"
+    );
+    let m = message("public.tasks");
+    assert!(m.contains("via view public.my_tenants"), "{m}");
+}
+
+/// A view of the membership table that runs with its owner's rights and is updatable is a
+/// write path past the table's policies (Postgres lets `insert into` the view add any row).
+#[test]
+fn view_updatable_with_its_owners_rights_makes_the_membership_table_writable() {
+    let ev = expect(
+        "view_membership_updatable",
+        &[
+            ("public.invoices", Unprotected, &["tenant-source-writable"]),
+            ("public.notes", Unprotected, &["tenant-source-writable"]),
+            (
+                "public.tenant_members",
+                Unprotected,
+                &["tenant-source-writable"],
+            ),
+        ],
+        &[],
+    );
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "tenant-source-writable" && f.table.as_deref() == Some("public.notes"))
+        .unwrap();
+    assert!(
+        f.message.contains("via view public.my_memberships")
+            && f.message
+                .contains("view public.my_memberships over it runs with its owner's rights"),
+        "{}",
+        f.message
+    );
+}
+
+/// A view the paths of a DO block define differently: a policy through it is in doubt and
+/// not shown scoped (the first path's view alone would scope it); a view the same on every
+/// path scopes.
+#[test]
+fn view_defined_differently_on_the_paths_of_a_do_block_is_in_doubt() {
+    let ev = expect(
+        "view_in_branches",
+        &[
+            ("public.docs", Unverified, &["policy-not-tenant-scoped"]),
+            ("public.files", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &["unverifiable-sql"],
+    );
+    let docs = ev.tables.iter().find(|t| t.name == "public.docs").unwrap();
+    let reason = docs.reason.clone().unwrap();
+    assert!(
+        reason.contains("view public.my_tenants") && reason.contains("0001.sql:"),
+        "{reason}"
+    );
+}
+
+/// Helpers whose bodies read a view of membership rows check membership like those reading
+/// the membership table (the tenant check, the members of a tenant); one reading a view of
+/// every tenant does not.
+#[test]
+fn view_read_by_a_helper_function_scopes_like_the_membership_table() {
+    expect(
+        "view_helper_membership",
+        &[
+            ("public.docs", Protected, &[]),
+            ("public.leaky", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.notes", Protected, &[]),
+            ("public.tenant_members", Protected, &[]),
+        ],
+        &[],
+    );
+}
+
+/// The trust chain through a helper that reads a membership view names both.
+#[test]
+fn view_read_by_a_helper_over_a_joinable_membership_table_opens_the_tables() {
+    let ev = expect(
+        "view_helper_membership_open",
+        &[
+            ("public.docs", Unprotected, &["tenant-source-writable"]),
+            ("public.leaky", Unprotected, &["policy-not-tenant-scoped"]),
+            ("public.notes", Unprotected, &["tenant-source-writable"]),
+            (
+                "public.tenant_members",
+                Unprotected,
+                &["policy-not-tenant-scoped", "tenant-source-writable"],
+            ),
+        ],
+        &[],
+    );
+    let f = ev
+        .findings
+        .iter()
+        .find(|f| f.rule == "tenant-source-writable" && f.table.as_deref() == Some("public.docs"))
+        .unwrap();
+    assert!(
+        f.message.contains(
+            "trusts public.tenant_members via public.in_tenant() and view public.my_memberships"
+        ) && f.message.contains("members_join"),
+        "{}",
+        f.message
+    );
+}

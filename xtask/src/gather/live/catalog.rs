@@ -4,7 +4,8 @@
 //! indexes (with their key columns, uniqueness and predicate), policies with their expression
 //! text from `pg_get_expr` — exactly what `pg_dump` would print — and, from `pg_depend`, the
 //! columns of its own table each policy reads. Functions with SECURITY DEFINER and a fixed
-//! `search_path`. The rules judge this model exactly as they judge the static one.
+//! `search_path`. Views with their query (`pg_get_viewdef`). The rules judge this model
+//! exactly as they judge the static one.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,6 +13,7 @@ use postgres::Client;
 
 use crate::schema::{
     Column, Command, Function, Index, Origin, Policy, PolicyUses, QualName, Schema, Switch, Table,
+    View,
 };
 
 /// Schemas that are Postgres's own.
@@ -231,6 +233,37 @@ pub fn read(
                 params: r.get(6),
                 words,
                 writes,
+            },
+        );
+    }
+    // Views: their query as Postgres prints it (a policy may read the membership table through
+    // one), `security_invoker`, and whether a client role can write rows through it.
+    let rows = client.query(
+        &format!(
+            "select n.nspname::text, c.relname::text, pg_catalog.pg_get_viewdef(c.oid), \
+               coalesce((select o.option_value::bool from pg_catalog.pg_options_to_table(c.reloptions) o \
+                          where o.option_name = 'security_invoker'), false), \
+               (pg_catalog.pg_relation_is_updatable(c.oid, false) & 12) <> 0 \
+                 and coalesce((select bool_or(has_table_privilege(r.oid, c.oid, 'insert,update')) \
+                     from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated')), true) \
+             from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+             where c.relkind = 'v' and {SYSTEM} and n.nspname not in ('auth', 'storage', 'extensions')"
+        ),
+        &[],
+    )?;
+    for r in rows {
+        let name = QualName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        let query: String = r.get(2);
+        schema.views.insert(
+            name.clone(),
+            View {
+                origin: origin(&name),
+                name,
+                query: query.trim().trim_end_matches(';').trim().to_string(),
+                columns: Vec::new(),
+                security_invoker: r.get(3),
+                client_writable: Some(r.get(4)),
+                doubt: None,
             },
         );
     }

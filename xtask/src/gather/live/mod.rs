@@ -788,6 +788,9 @@ fn judge_and_probe(
         if let Some(f) = h.schema.functions.get(name) {
             return f.origin.clone();
         }
+        if let Some(v) = h.schema.views.get(name) {
+            return v.origin.clone();
+        }
         let file = judged
             .iter()
             .find(|(_, n)| *n == name)

@@ -90,6 +90,25 @@ pub enum Op {
     CreateBuckets {
         buckets: Vec<(String, Option<bool>)>,
     },
+    /// `create [or replace] view name [(columns)] [with (...)] as query` (not temporary).
+    CreateView {
+        name: QualName,
+        /// The query's text as written.
+        query: String,
+        columns: Vec<String>,
+        security_invoker: bool,
+    },
+    /// `drop view [if exists] a, b [cascade]`: with CASCADE, the policies reading them go too.
+    DropView {
+        names: Vec<QualName>,
+        cascade: bool,
+    },
+    /// `alter view name rename to n | set schema s | set (security_invoker = ...) | reset (...)`.
+    AlterView {
+        name: QualName,
+        rename: Option<QualName>,
+        security_invoker: Option<bool>,
+    },
     /// A PL/pgSQL body that runs now (a `DO` block), read statement by statement.
     Plpgsql {
         what: String,
@@ -315,6 +334,14 @@ pub(super) fn statement_in(
                 .collect(),
             if_exists: child(node, K::IF_EXISTS).is_some(),
         },
+        K::CREATE_VIEW => create_view(node)?,
+        K::DROP_VIEW => Op::DropView {
+            names: children(node, K::VIEW_REF)
+                .filter_map(|n| qual_name(&n))
+                .collect(),
+            cascade: child(node, K::CASCADE).is_some(),
+        },
+        K::ALTER_VIEW => alter_view(node)?,
         K::CREATE_POLICY => create_policy(node, text)?,
         K::ALTER_POLICY => alter_policy(node, text)?,
         K::DROP_POLICY => Op::DropPolicy {
@@ -365,9 +392,7 @@ pub(super) fn statement_in(
         K::DROP_SCHEMA => Op::Destructive {
             what: one_line(&node.text().to_string()),
         },
-        K::INSERT if let Some(buckets) = bucket_rows(node) => {
-            Op::CreateBuckets { buckets }
-        }
+        K::INSERT if let Some(buckets) = bucket_rows(node) => Op::CreateBuckets { buckets },
         K::SELECT | K::INSERT | K::UPDATE | K::DELETE | K::VALUES | K::MERGE => {
             let functions = calls(node);
             if functions.is_empty() {
@@ -390,6 +415,106 @@ fn bucket_rows(node: &SyntaxNode) -> Option<Vec<(String, Option<bool>)>> {
         return None;
     }
     buckets_insert(&node.text().to_string())
+}
+
+/// `create view`: its name, query text, column list and `security_invoker` option.
+fn create_view(node: &SyntaxNode) -> Option<Op> {
+    if child(node, K::TEMP).is_some()
+        || has_token(node, K::TEMP_KW)
+        || has_token(node, K::TEMPORARY_KW)
+    {
+        return None; // temporary views vanish with the session
+    }
+    let name = qual_name(&child(node, K::VIEW)?)?;
+    let query = node.children().find(|c| {
+        matches!(
+            c.kind(),
+            K::SELECT
+                | K::COMPOUND_SELECT
+                | K::SELECT_INTO
+                | K::VALUES
+                | K::TABLE
+                | K::PAREN_SELECT
+        )
+    })?;
+    let columns = child(node, K::COLUMN_LIST)
+        .map(|l| {
+            children(&l, K::COLUMN_NAME)
+                .filter_map(|c| simple_name(&c))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Op::CreateView {
+        name,
+        query: query.text().to_string(),
+        columns,
+        security_invoker: child(node, K::WITH_PARAMS)
+            .and_then(|w| security_invoker(&w))
+            .unwrap_or(false),
+    })
+}
+
+/// `alter view`: a new name, or a changed `security_invoker`; `None` when neither.
+fn alter_view(node: &SyntaxNode) -> Option<Op> {
+    let name = qual_name(&child(node, K::VIEW_REF)?)?;
+    let rename = if let Some(r) = child(node, K::VIEW_RENAME_TO) {
+        Some(QualName::new(
+            name.schema.clone(),
+            simple_name(&child(&r, K::VIEW)?)?,
+        ))
+    } else if let Some(s) = child(node, K::SET_SCHEMA) {
+        Some(QualName::new(
+            simple_name(&child(&s, K::SCHEMA_REF)?)?,
+            name.name.clone(),
+        ))
+    } else {
+        None
+    };
+    let security_invoker = if let Some(o) = child(node, K::SET_OPTIONS) {
+        security_invoker(&o)
+    } else if let Some(o) = child(node, K::RESET_OPTIONS) {
+        o.descendants()
+            .filter(|n| n.kind() == K::ATTRIBUTE_NAME)
+            .any(|n| simple_name(&n).as_deref() == Some("security_invoker"))
+            .then_some(false)
+    } else {
+        None
+    };
+    if rename.is_none() && security_invoker.is_none() {
+        return None;
+    }
+    Some(Op::AlterView {
+        name,
+        rename,
+        security_invoker,
+    })
+}
+
+/// The `security_invoker` option among `(name [= value], ...)`: a bare name is true; an
+/// unreadable value is false (the owner's rights: the view's stricter reading).
+fn security_invoker(options: &SyntaxNode) -> Option<bool> {
+    options
+        .descendants()
+        .filter(|n| n.kind() == K::ATTRIBUTE_OPTION)
+        .filter(|o| {
+            child(o, K::ATTRIBUTE_NAME)
+                .and_then(|n| simple_name(&n))
+                .as_deref()
+                == Some("security_invoker")
+        })
+        .last()
+        .map(|o| match child(&o, K::ATTRIBUTE_VALUE) {
+            None => true,
+            Some(v) => matches!(
+                v.text()
+                    .to_string()
+                    .trim()
+                    .trim_matches('\'')
+                    .to_ascii_lowercase()
+                    .as_str(),
+                "true" | "on" | "yes" | "1" | "t" | "y"
+            ),
+        })
 }
 
 /// The buckets of `insert into storage.buckets [(cols)] values (...), ...`: each row's `id`
@@ -1200,6 +1325,85 @@ mod tests {
                 actions: vec![Action::Rls(true)]
             }
         );
+    }
+
+    #[test]
+    fn views_are_read_and_replayed() {
+        let r = read(
+            "create or replace view public.my_memberships (org) with (security_invoker = on) as\n  select tenant_id from tenant_members where user_id = auth.uid();\n\
+             create temp view scratch as select 1;\n\
+             create view plain as select 1;\n\
+             alter view plain rename to renamed;\n\
+             alter view renamed set (security_invoker);\n\
+             alter table renamed set schema private;\n\
+             create table docs (id uuid, tenant_id uuid);\n\
+             create policy d on docs using (tenant_id in (select org from my_memberships));\n\
+             drop view if exists my_memberships cascade;\n",
+        );
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let Op::CreateView {
+            name,
+            query,
+            columns,
+            security_invoker,
+        } = &r.stmts[0].op
+        else {
+            panic!("{:?}", r.stmts[0])
+        };
+        assert_eq!(*name, QualName::new("public", "my_memberships"));
+        assert_eq!(
+            query,
+            "select tenant_id from tenant_members where user_id = auth.uid()"
+        );
+        assert_eq!(columns, &["org"]);
+        assert!(*security_invoker);
+        // The temporary view is not read.
+        assert!(
+            matches!(&r.stmts[1].op, Op::CreateView { name, security_invoker: false, .. } if name.name == "plain")
+        );
+        assert_eq!(
+            r.stmts[2].op,
+            Op::AlterView {
+                name: QualName::new("public", "plain"),
+                rename: Some(QualName::new("public", "renamed")),
+                security_invoker: None
+            }
+        );
+
+        let mut replay = super::super::replay::Replay::new();
+        replay.file("0001.sql", true);
+        let mut after_policy = None;
+        for s in &r.stmts {
+            replay.apply(s);
+            if matches!(s.op, Op::CreatePolicy { .. }) {
+                after_policy = Some(replay.schema.clone());
+            }
+        }
+        let before = after_policy.unwrap();
+        assert_eq!(before.views.len(), 2, "{:?}", before.views);
+        assert_eq!(
+            before.views[&QualName::new("public", "my_memberships")].columns,
+            ["org"]
+        );
+        assert_eq!(
+            before.tables[&QualName::new("public", "docs")]
+                .policies
+                .len(),
+            1
+        );
+        let moved = &before.views[&QualName::new("private", "renamed")];
+        assert!(moved.security_invoker);
+        assert_eq!(moved.origin.line, 4);
+        // DROP VIEW ... CASCADE takes the policies that read the view with it.
+        let s = &replay.schema;
+        assert_eq!(
+            s.views.keys().collect::<Vec<_>>(),
+            [&QualName::new("private", "renamed")]
+        );
+        assert!(s.tables[&QualName::new("public", "docs")]
+            .policies
+            .is_empty());
+        assert!(!s.tables.contains_key(&QualName::new("private", "renamed")));
     }
 
     #[test]

@@ -154,6 +154,19 @@ impl Replay {
                 if_exists,
                 actions,
             } => {
+                // `alter table` renames a view too.
+                if !self.schema.tables.contains_key(table) && self.schema.views.contains_key(table)
+                {
+                    for a in actions {
+                        let to = match a {
+                            Action::RenameTo(n) => QualName::new(table.schema.clone(), n.clone()),
+                            Action::SetSchema(s) => QualName::new(s.clone(), table.name.clone()),
+                            _ => continue,
+                        };
+                        self.alter_view(table, Some(&to), None);
+                    }
+                    return;
+                }
                 if !self.schema.tables.contains_key(table) && *if_exists {
                     return;
                 }
@@ -184,6 +197,7 @@ impl Replay {
                     origin,
                     uses: None,
                 });
+                self.doubt_views(table);
                 self.note(
                     line,
                     format!("created policy \"{}\" on {table}", policy.name),
@@ -193,7 +207,10 @@ impl Replay {
                 table,
                 name,
                 change,
-            } => self.alter_policy(table, name, change, line),
+            } => {
+                self.alter_policy(table, name, change, line);
+                self.doubt_views(table);
+            }
             Op::DropPolicy { table, name, .. } => {
                 let Some(t) = self.schema.tables.get_mut(table) else {
                     return;
@@ -304,7 +321,88 @@ impl Replay {
             } => self.calls(functions, otherwise.as_ref(), line),
             Op::Unverifiable(u) => self.unverifiable(u, line),
             Op::Destructive { what } => self.note(line, format!("destructive: {what}")),
+            Op::CreateView {
+                name,
+                query,
+                columns,
+                security_invoker,
+            } => {
+                let origin = self.at(line);
+                self.schema.views.insert(
+                    name.clone(),
+                    crate::schema::View {
+                        name: name.clone(),
+                        query: query.clone(),
+                        columns: columns.clone(),
+                        security_invoker: *security_invoker,
+                        client_writable: None,
+                        origin,
+                        doubt: None,
+                    },
+                );
+            }
+            Op::DropView { names, cascade } => {
+                for n in names {
+                    if self.schema.views.remove(n).is_none() || !cascade {
+                        continue;
+                    }
+                    // Policies depend on the views they read: CASCADE drops them too.
+                    let path = self.path.clone();
+                    for t in self.schema.tables.values_mut() {
+                        let before = t.policies.len();
+                        t.policies.retain(|p| {
+                            ![&p.using, &p.with_check]
+                                .iter()
+                                .any(|e| e.as_deref().is_some_and(|e| names_view(e, n)))
+                        });
+                        if t.policies.len() < before {
+                            t.touch(&path);
+                        }
+                    }
+                    self.note(line, format!("destructive: dropped view {n} with CASCADE"));
+                }
+            }
+            Op::AlterView {
+                name,
+                rename,
+                security_invoker,
+            } => self.alter_view(name, rename.as_ref(), *security_invoker),
         }
+    }
+
+    /// A table whose policies read a view the reader cannot vouch for is in doubt too.
+    fn doubt_views(&mut self, table: &QualName) {
+        let Some(t) = self.schema.tables.get_mut(table) else {
+            return;
+        };
+        for v in self.schema.views.values() {
+            let Some(d) = &v.doubt else {
+                continue;
+            };
+            let reads = t.policies.iter().any(|p| {
+                [&p.using, &p.with_check]
+                    .iter()
+                    .any(|e| e.as_deref().is_some_and(|e| names_view(e, &v.name)))
+            });
+            if reads {
+                t.doubt(d.origin.clone(), d.reason.clone());
+            }
+        }
+    }
+
+    /// A view renamed, moved or given `security_invoker` (a view the history never made is
+    /// not followed: no policy can be judged through it).
+    fn alter_view(&mut self, name: &QualName, rename: Option<&QualName>, invoker: Option<bool>) {
+        let Some(mut v) = self.schema.views.remove(name) else {
+            return;
+        };
+        if let Some(i) = invoker {
+            v.security_invoker = i;
+        }
+        if let Some(to) = rename {
+            v.name = to.clone();
+        }
+        self.schema.views.insert(v.name.clone(), v);
     }
 
     /// The table, or a placeholder that the reader cannot vouch for (made by a DO block, an
@@ -746,6 +844,46 @@ impl Replay {
         for r in outs.iter().rev() {
             functions.extend(r.schema.functions.clone());
         }
+        // Views as the first path leaves them; a view the paths leave different (or absent
+        // on some) puts every table whose policies read it in doubt: a policy through it is
+        // scoped only if scoped whichever path runs.
+        let mut views = BTreeMap::new();
+        for r in outs.iter().rev() {
+            views.extend(r.schema.views.clone());
+        }
+        let same_view = |a: &crate::schema::View, b: &crate::schema::View| {
+            (&a.query, &a.columns, a.security_invoker) == (&b.query, &b.columns, b.security_invoker)
+        };
+        for (name, v) in views.iter_mut() {
+            let differs = outs
+                .iter()
+                .any(|r| r.schema.views.get(name).is_none_or(|w| !same_view(v, w)));
+            if !differs {
+                continue;
+            }
+            let reason = format!(
+                "the {what} at {origin} leaves view {name}, which its policies read, different on some paths: it is protected only if protected whichever path runs"
+            );
+            v.doubt = Some(crate::schema::Doubt {
+                origin: origin.clone(),
+                reason: reason.clone(),
+            });
+            differ.push(format!("view {name}"));
+            for t in tables.values_mut() {
+                let reads = t.policies.iter().any(|p| {
+                    [&p.using, &p.with_check]
+                        .iter()
+                        .any(|e| e.as_deref().is_some_and(|e| names_view(e, name)))
+                });
+                if reads {
+                    t.doubt(origin.clone(), reason.clone());
+                    t.touch(&self.path);
+                    if !differ.contains(&t.name.to_string()) {
+                        differ.push(t.name.to_string());
+                    }
+                }
+            }
+        }
         let bodies: Vec<BTreeMap<QualName, Arc<Vec<Pl>>>> =
             outs.iter().map(|r| r.bodies.clone()).collect();
         for mut r in outs {
@@ -774,6 +912,7 @@ impl Replay {
         }
         self.schema.tables = tables;
         self.schema.functions = functions;
+        self.schema.views = views;
         // Function bodies as the first path leaves them (the code as written), with what
         // the other paths defined besides.
         let mut paths = bodies.into_iter();
@@ -922,6 +1061,11 @@ fn reline_op(op: &Op, line: u32) -> Op {
         },
         op => op.clone(),
     }
+}
+
+/// Does a policy expression read the view (`v`, `public.v`)?
+fn names_view(expr: &str, view: &QualName) -> bool {
+    sql::idents(expr).contains(&view.name)
 }
 
 /// What decides a table's protection, without where each fact came from: two paths that leave
