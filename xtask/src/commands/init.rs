@@ -285,6 +285,170 @@ struct TableFacts {
     policies: Vec<String>,
 }
 
+/// The membership table the policies tie to the current user, with its tenant and user
+/// columns: `x in (select tenant from m where user = auth.uid())` in a policy, or a helper
+/// function a policy calls whose body reads `m` and names both columns. Helpers are found
+/// as the judge finds them ([`crate::rules::policy::Judge::helpers_called`] with `m` as
+/// the membership table), from the reader's reading of their bodies.
+struct Membership {
+    table: String,
+    tenant: String,
+    user: String,
+    /// Policies that reach it.
+    policies: usize,
+    /// Helper functions (qualified, `public.` dropped) that read it.
+    helpers: BTreeSet<String>,
+    /// Policies that look it up in a sub-select.
+    subselects: usize,
+}
+
+impl Membership {
+    fn evidence(&self) -> String {
+        let mut how = Vec::new();
+        if self.subselects > 0 {
+            how.push(format!(
+                "{} `in (select {} from {} where {} = auth.uid())`",
+                plural(self.subselects, "polic"),
+                self.tenant,
+                self.table,
+                self.user
+            ));
+        }
+        if !self.helpers.is_empty() {
+            let names: Vec<&str> = self.helpers.iter().map(String::as_str).collect();
+            how.push(format!(
+                "policies call {} whose body reads {} and names `{}` and `{}`",
+                names.join(", "),
+                self.table,
+                self.tenant,
+                self.user
+            ));
+        }
+        format!(
+            "{} of the policies reach {} ({})",
+            self.policies,
+            self.table,
+            how.join("; ")
+        )
+    }
+}
+
+/// Tables whose policies compare their `id` with the current user: each row is a user.
+fn owner_by_id(tables: &[TableFacts]) -> BTreeSet<String> {
+    let uid = Regex::new(
+        r"(?:^|[^\w.])(?:\w+\.)?id\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)|auth\.uid\(\)(?:\s+as\s+\w+)?\s*\)?\s*=\s*(?:\w+\.)?id\b",
+    )
+    .unwrap();
+    tables
+        .iter()
+        .filter(|t| t.policies.iter().any(|p| uid.is_match(p)))
+        .map(|t| t.name.clone())
+        .collect()
+}
+
+/// The table a `<stem>_id` column is named after, if the history has one.
+fn named_after(tables: &[TableFacts], column: &str) -> Option<String> {
+    let stem = column.strip_suffix("_id")?;
+    [format!("{stem}s"), format!("{stem}es"), stem.to_string()]
+        .into_iter()
+        .find(|n| tables.iter().any(|t| t.name == *n))
+}
+
+fn find_membership(
+    tables: &[TableFacts],
+    functions: &[crate::schema::Function],
+) -> Option<Membership> {
+    let owners = owner_by_id(tables);
+    let refs_owner = |r: &Option<String>| r.as_deref().is_some_and(|r| owners.contains(&bare(r)));
+    // How surely a column holds a user: a foreign key to auth.users, a user-like name, a
+    // foreign key to a table whose rows are users (`accounts.id = auth.uid()`).
+    let user_rank = |c: &str, r: &Option<String>| -> Option<u8> {
+        if r.as_deref() == Some("auth.users") {
+            Some(0)
+        } else if USER_COLUMNS.contains(&c) {
+            Some(1)
+        } else if refs_owner(r) {
+            Some(2)
+        } else {
+            None
+        }
+    };
+    let tenant_like = |c: &str, r: &Option<String>| {
+        c != "id"
+            && c.ends_with("_id")
+            && user_rank(c, r).is_none()
+            && (r.is_some() || named_after(tables, c).is_some())
+    };
+    let sub = Regex::new(
+        r"in\s*\(\s*select\s+(?:\w+\.)?(\w+)\s+from\s+([\w.]+)(?:\s+(?:as\s+)?\w+)?\s+where\s+\(?\s*(?:\w+\.)?(\w+)\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)",
+    )
+    .unwrap();
+    let policies: Vec<&String> = tables.iter().flat_map(|t| &t.policies).collect();
+    let mut best: Option<(Membership, u8)> = None;
+    for m in tables {
+        for (u, ur) in &m.columns {
+            let Some(rank) = user_rank(u, ur) else {
+                continue;
+            };
+            for (t, tr) in &m.columns {
+                if t == u || !tenant_like(t, tr) {
+                    continue;
+                }
+                let tenancy = config::Tenancy {
+                    column: t.clone(),
+                    membership_table: qualified(&m.name),
+                    membership_tenant_column: t.clone(),
+                    membership_user_column: u.clone(),
+                    ..config::Tenancy::default()
+                };
+                let judge =
+                    crate::rules::policy::Judge::new(&tenancy).with_functions(functions.iter());
+                let mut found = Membership {
+                    table: m.name.clone(),
+                    tenant: t.clone(),
+                    user: u.clone(),
+                    policies: 0,
+                    helpers: BTreeSet::new(),
+                    subselects: 0,
+                };
+                for p in &policies {
+                    let by_sub = sub
+                        .captures_iter(p)
+                        .any(|c| c[1] == **t && bare(&c[2]) == m.name && c[3] == **u);
+                    let helpers: Vec<String> = judge
+                        .helpers_called(p)
+                        .into_iter()
+                        .filter(|name| {
+                            functions
+                                .iter()
+                                .find(|f| f.name == **name)
+                                .is_some_and(|f| f.has_word(t) && f.has_word(u))
+                        })
+                        .map(|n| bare(&n.to_string()))
+                        .collect();
+                    if by_sub {
+                        found.subselects += 1;
+                    }
+                    if by_sub || !helpers.is_empty() {
+                        found.policies += 1;
+                    }
+                    found.helpers.extend(helpers);
+                }
+                if found.policies == 0 {
+                    continue;
+                }
+                let better = best.as_ref().is_none_or(|(b, r)| {
+                    (found.policies, std::cmp::Reverse(rank)) > (b.policies, std::cmp::Reverse(*r))
+                });
+                if better {
+                    best = Some((found, rank));
+                }
+            }
+        }
+    }
+    best.map(|(m, _)| m)
+}
+
 fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
     let mut s = Section::default();
     if dirs.is_empty() {
@@ -299,8 +463,10 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
     cfg.migrations.dirs = dirs.to_vec();
     let histories = crate::gather::migrations::read_all(root, &cfg, &Changes::all());
     let mut tables = Vec::new();
+    let mut functions: Vec<crate::schema::Function> = Vec::new();
     let mut sql_text = String::new();
     for h in &histories {
+        functions.extend(h.schema.functions.values().cloned());
         for (_, loaded) in &h.files {
             if let Some(text) = loaded_text(loaded) {
                 sql_text.push_str(&text.to_lowercase());
@@ -366,7 +532,15 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             .any(|p| re.is_match(p))
     };
     let mut by_lookup = false;
+    // The membership the policies tie to the current user names the tenant outright,
+    // however few tables its column is on (a tenant reached through parents).
+    let membership = find_membership(&tables, &functions);
     let chosen = match (best(false), best(true)) {
+        _ if membership.is_some() => {
+            let t = membership.as_ref().unwrap().tenant.clone();
+            let n = in_policies.get(&t).copied().unwrap_or(0);
+            Some(((t, n), false))
+        }
         (Some(t), _) if t.1 >= 2 => Some((t, false)),
         // One table is weak evidence: only against a user column that is not much commoner.
         (Some(t), u) if strong(&t.0) && u.as_ref().is_none_or(|u| u.1 <= 2 * t.1) => {
@@ -386,6 +560,14 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
                 tables.len()
             ),
         );
+        // Tables scoped by their owner are known all the same (`accounts.id = auth.uid()`).
+        other_tables(
+            &mut s,
+            &tables,
+            &Config::default().tenancy.column,
+            &[],
+            None,
+        );
         return s;
     };
     let carrying = tables
@@ -397,10 +579,12 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         q(&column),
         format!(
             "{column} is filtered on by the policies of {count} of the {with_policies} tables with policies ({}); {carrying} of {} tables carry it{}",
-            if by_lookup {
-                "policies look members up by it or pass it to a function"
+            if let Some(m) = &membership {
+                format!("the membership table {} ties it to the current user through `{}`: {}", m.table, m.user, m.evidence())
+            } else if by_lookup {
+                "policies look members up by it or pass it to a function".to_string()
             } else {
-                "the most frequent column in policies"
+                "the most frequent column in policies".to_string()
             },
             tables.len(),
             if owner_as_tenant { "; each user is their own tenant (owner-as-tenant)" } else { "" }
@@ -543,7 +727,12 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
                 .or_default() += 1;
         }
     }
-    if let Some(((table, tcol, ucol), n)) = memberships.iter().max_by_key(|(_, n)| **n) {
+    if let Some(m) = membership.as_ref().filter(|m| m.tenant == column) {
+        let why = m.evidence();
+        s.key("membership_table", q(&m.table), why.clone());
+        s.key("membership_tenant_column", q(&m.tenant), why.clone());
+        s.key("membership_user_column", q(&m.user), why);
+    } else if let Some(((table, tcol, ucol), n)) = memberships.iter().max_by_key(|(_, n)| **n) {
         let why = format!(
             "`{column} in (select {tcol} from {table} where {ucol} = auth.uid())` in {}",
             plural(*n, "polic")
@@ -623,21 +812,35 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         );
     }
 
+    let root_name = targets
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(r, _)| r.clone());
+    let checks: Vec<String> = checks.keys().cloned().collect();
+    other_tables(&mut s, &tables, &column, &checks, root_name.as_deref());
+    s
+}
+
+/// The tables scoped otherwise than by `column` (an owner column, another column passed to
+/// a check function) as `[[tenancy.tables]]`, and the question of the remaining ones.
+fn other_tables(
+    s: &mut Section,
+    tables: &[TableFacts],
+    column: &str,
+    checks: &[String],
+    root_name: Option<&str>,
+) {
     // Tables whose tenancy differs.
     let owner = Regex::new(
         r"(?:^|[^\w.])(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)|auth\.uid\(\)(?:\s+as\s+\w+)?\s*\)?\s*=\s*(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\b",
     )
     .unwrap();
-    let root_name = targets
-        .iter()
-        .max_by_key(|(_, n)| **n)
-        .map(|(r, _)| r.clone());
     let mut entries = String::new();
     let mut differs = 0;
-    for t in &tables {
+    for t in tables {
         if t.policies.is_empty()
             || t.columns.iter().any(|(c, _)| *c == column)
-            || Some(&t.name) == root_name.as_ref()
+            || Some(t.name.as_str()) == root_name
         {
             continue;
         }
@@ -646,7 +849,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             .captures_iter(&text)
             .filter_map(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()))
             .find(|c| t.columns.iter().any(|(n, _)| n == c));
-        let other_col = checks.keys().find_map(|f| {
+        let other_col = checks.iter().find_map(|f| {
             let re = Regex::new(&format!(
                 r"{}\s*\(\s*(?:\w+\.)?(\w+)\s*[,)]",
                 regex::escape(f)
@@ -679,15 +882,15 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
     }
     if differs > 0 {
         s.raw(format!(
-            "\n# {} tables without `{column}` are scoped otherwise by their policies:\n{}",
-            differs,
+            "\n# {} without `{column}` scoped otherwise by their policies:\n{}",
+            plural(differs, "table"),
             entries.trim_start_matches('\n')
         ));
     }
     let exempt_candidates: Vec<&str> = tables
         .iter()
         .filter(|t| {
-            Some(&t.name) != root_name.as_ref()
+            Some(t.name.as_str()) != root_name
                 && !t.columns.iter().any(|(c, _)| *c == column)
                 && !entries.contains(&q(&qualified(&t.name)))
         })
@@ -709,7 +912,6 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             ),
         );
     }
-    s
 }
 
 fn loaded_text(loaded: &crate::gather::migrations::Loaded) -> Option<String> {
