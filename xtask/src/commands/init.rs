@@ -969,11 +969,15 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
         );
         return (s, None);
     };
-    let others: Vec<String> = roots
-        .iter()
-        .filter(|(r, _)| **r != chosen)
-        .map(|(r, n)| format!("{r} ({n})"))
-        .collect();
+    let others: Vec<(String, usize)> = {
+        let mut v: Vec<(String, usize)> = roots
+            .iter()
+            .filter(|(r, _)| **r != chosen)
+            .map(|(r, n)| (r.clone(), *n))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    };
     s.key(
         "root",
         q(&chosen),
@@ -981,26 +985,39 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
             "{} under it{}",
             plural(n, "route file"),
             if others.is_empty() {
-                String::new()
+                ""
             } else {
-                format!(
-                    "; other route roots, not checked (one root per xtask.toml): {}",
-                    others.join(", ")
-                )
+                ", the most of the route roots"
             }
         ),
     );
+    if !others.is_empty() {
+        s.key(
+            "roots",
+            list(&others.iter().map(|o| o.0.clone()).collect::<Vec<_>>()),
+            format!(
+                "more route roots (`app/api` of other apps): {}",
+                others
+                    .iter()
+                    .map(|(r, n)| format!("{} under {r}", plural(*n, "route file")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
     // The code reader recurses once per level: the route files are read on one thread whose
     // stack holds the deepest of them.
-    let under = format!("{chosen}/");
+    let all: Vec<String> = std::iter::once(chosen.clone())
+        .chain(others.iter().map(|o| o.0.clone()))
+        .collect();
     let deepest = files
         .paths
         .iter()
-        .filter(|p| p.starts_with(&under) && ts::is_code(p))
+        .filter(|p| all.iter().any(|r| p.starts_with(&format!("{r}/"))) && ts::is_code(p))
         .filter_map(|p| std::fs::read(root.join(p)).ok())
         .max_by_key(|b| ts::nesting_chars(b))
         .unwrap_or_default();
-    let facts = ts::with_stack_for(&deepest, || read_routes(root, files, &chosen));
+    let facts = ts::with_stack_for(&deepest, || read_routes(root, files, &all));
     let h = facts.handlers;
     let top = |m: &BTreeMap<String, usize>| -> Vec<(String, usize)> {
         let mut v: Vec<_> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
@@ -1109,18 +1126,71 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
                 .join("; "),
         );
     }
+    database_handles(&mut s, root, files, &all);
     (s, Some(chosen))
 }
 
-fn read_routes(root: &Path, files: &Files, route_root: &str) -> RouteFacts {
+/// Drizzle handles (`export const db = drizzle(pool)`): they connect as the database owner,
+/// so RLS does not guard their queries. The route checker knows a value made by
+/// `drizzle(...)` where it can follow the import; listing the names covers the rest.
+fn database_handles(s: &mut Section, root: &Path, files: &Files, route_roots: &[String]) {
+    let made = Regex::new(
+        r"(?m)^\s*(?:export\s+)?(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=\n]+)?=\s*(?:await\s+)?drizzle\s*\(",
+    )
+    .unwrap();
+    let mut handles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut routes: Vec<String> = Vec::new();
+    for p in files.paths.iter().filter(|p| ts::is_code(p)) {
+        let Ok(text) = std::fs::read_to_string(root.join(p)) else {
+            continue;
+        };
+        if route_roots.iter().any(|r| p.starts_with(&format!("{r}/"))) {
+            routes.push(text.clone());
+        }
+        if !text.contains("drizzle") {
+            continue;
+        }
+        for c in made.captures_iter(&text) {
+            handles.entry(c[1].to_string()).or_default().push(p.clone());
+        }
+    }
+    if handles.is_empty() {
+        return;
+    }
+    let why = handles
+        .iter()
+        .map(|(name, at)| {
+            let used = Regex::new(&format!(r"\b{}\b", regex::escape(name))).unwrap();
+            let n = routes.iter().filter(|t| used.is_match(t)).count();
+            format!(
+                "`{name} = drizzle(...)` in {}{}, named in {}",
+                at[0],
+                if at.len() > 1 {
+                    format!(" (and {} more)", at.len() - 1)
+                } else {
+                    String::new()
+                },
+                plural(n, "route file")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    s.key(
+        "database_handles",
+        list(&handles.keys().cloned().collect::<Vec<_>>()),
+        format!("{why}: a Drizzle handle connects as the database owner, RLS does not apply, so every query through it must filter on the tenant"),
+    );
+}
+
+fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts {
     let mut facts = RouteFacts::default();
-    let prefix = format!("{route_root}/");
+    let prefixes: Vec<String> = route_roots.iter().map(|r| format!("{r}/")).collect();
     let limiter =
         Regex::new(r"\b((?:\w*[Rr]ate_?[Ll]imit\w*)|(?:\w*[Ll]imiter))\s*(\.\s*(\w+)\s*)?\(")
             .unwrap();
     let mut firsts: Vec<(String, bool, String)> = Vec::new();
     for p in &files.paths {
-        let Some(rel) = p.strip_prefix(&prefix) else {
+        let Some(rel) = prefixes.iter().find_map(|pre| p.strip_prefix(pre.as_str())) else {
             continue;
         };
         let file = rel.rsplit('/').next().unwrap_or(rel);

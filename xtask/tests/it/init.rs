@@ -400,3 +400,51 @@ create policy people_update on public.people for update to authenticated
         "{text}"
     );
 }
+
+/// Two apps with route handlers: both roots are written (the larger as `root`, the other in
+/// `roots`), the guard is counted over both, and a Drizzle handle of a workspace package is
+/// suggested as a database handle.
+#[test]
+fn init_writes_every_route_root_and_drizzle_handles() {
+    let t = TempDir::new("init-roots");
+    let root = t.path();
+    write(root, "package.json", r#"{"name":"mono","private":true}"#);
+    write(
+        root,
+        "packages/database/src/client.ts",
+        "import { drizzle } from \"drizzle-orm/node-postgres\";\nimport { Pool } from \"pg\";\nexport const sql = drizzle(new Pool());\n",
+    );
+    let handler = |table: &str| {
+        format!(
+            "import {{ sql }} from \"@mono/database\";\nimport {{ session }} from \"@/auth\";\nexport async function GET(req: Request) {{\n  const user = await requireSession(req);\n  return Response.json(await sql.select().from({table}));\n}}\n"
+        )
+    };
+    write(
+        root,
+        "apps/shop/app/api/orders/route.ts",
+        &handler("orders"),
+    );
+    write(root, "apps/shop/app/api/carts/route.ts", &handler("carts"));
+    write(root, "apps/shop/app/api/items/route.ts", &handler("items"));
+    write(
+        root,
+        "apps/backoffice/src/app/api/refunds/route.ts",
+        &handler("refunds"),
+    );
+    let text = xtask::commands::init::infer(root);
+    let c = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.routes.root, "apps/shop/app/api", "{text}");
+    assert_eq!(c.routes.roots, ["apps/backoffice/src/app/api"], "{text}");
+    assert_eq!(c.routes.guard_calls, ["requireSession"], "{text}");
+    assert!(
+        text.contains("requireSession is the first statement of 4 of 4 handlers"),
+        "{text}"
+    );
+    assert_eq!(c.routes.database_handles, ["sql"], "{text}");
+    assert!(
+        text.contains(
+            "`sql = drizzle(...)` in packages/database/src/client.ts, named in 4 route files"
+        ),
+        "{text}"
+    );
+}
