@@ -123,7 +123,8 @@ pub fn build(repo: &Path, config: &Config, task: &str) -> Prompt {
     );
     values.insert("contracts_dir", config.contracts.package.clone());
     values.insert("tenant_column", tenancy.column.clone());
-    values.insert("stack", super::stack::stack_line(repo));
+    let route_roots: Vec<&str> = config.routes.all_roots().collect();
+    values.insert("stack", super::stack::stack_line(repo, &route_roots));
     let conv = conventions::read(repo, config, &histories);
     for (name, text) in convention_values(repo, config, &conv) {
         values.insert(name, text);

@@ -114,8 +114,37 @@ fn and(v: &[&str]) -> String {
 
 /// The stack line of the prompt: `pnpm workspaces (...); lint: ESLint (...); tests: Vitest
 /// (...)`, each part with where it was read, or said to be unknown.
-pub fn stack_line(repo: &Path) -> String {
-    let jsons = package_jsons(repo);
+/// The root's package.json is read first, then the packages that hold a route root (the
+/// API's own scripts), then the others.
+pub fn stack_line(repo: &Path, route_roots: &[&str]) -> String {
+    let mut jsons = package_jsons(repo);
+    // The package of a route root may sit deeper (`apps/web/client/src/app/api`).
+    for r in route_roots {
+        let mut dir = r.to_string();
+        while let Some((up, _)) = dir.rsplit_once('/') {
+            dir = up.to_string();
+            let rel = format!("{dir}/package.json");
+            if jsons.iter().any(|(p, _)| *p == rel) {
+                continue;
+            }
+            if let Some(json) = std::fs::read_to_string(repo.join(&rel))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+            {
+                jsons.push((rel, json));
+            }
+        }
+    }
+    jsons.sort_by_key(|(path, _)| {
+        let dir = path.strip_suffix("package.json").unwrap_or(path);
+        if dir.is_empty() {
+            0
+        } else if route_roots.iter().any(|r| r.starts_with(dir)) {
+            1
+        } else {
+            2
+        }
+    });
     let root = jsons
         .iter()
         .find(|(p, _)| p == "package.json")
@@ -358,6 +387,36 @@ mod tests {
         assert_eq!(o.key.as_deref(), Some("id int primary key"));
         assert!(o.timestamps.is_empty() && o.tenant_type.is_none());
         assert!(table_shape(sql, "missing", "org_id").is_none());
+    }
+
+    #[test]
+    fn the_package_of_the_routes_comes_before_the_others() {
+        let dir = std::env::temp_dir().join(format!("xtask-stack-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let put = |rel: &str, text: &str| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        put("package.json", r#"{"scripts":{"lint":"turbo lint"}}"#);
+        put("bun.lock", "");
+        put("aaa/package.json", r#"{"scripts":{"lint":"eslint ."}}"#);
+        put(
+            "apps/web/client/package.json",
+            r#"{"scripts":{"lint":"oxlint src"}}"#,
+        );
+        let line = stack_line(&dir, &["apps/web/client/src/app/api"]);
+        let without = stack_line(&dir, &[]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(line.starts_with("bun (`bun.lock` at the root); lint: oxlint and ESLint (`lint` of apps/web/client/package.json: `oxlint src`, `lint` of aaa/package.json"), "{line}");
+        assert!(
+            line.contains("test runner unknown (no test script"),
+            "{line}"
+        );
+        assert!(
+            without.contains("lint: ESLint (`lint` of aaa/package.json: `eslint .`);"),
+            "{without}"
+        );
     }
 
     #[test]
