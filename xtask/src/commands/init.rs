@@ -283,6 +283,8 @@ struct TableFacts {
     columns: Vec<(String, Option<String>)>,
     /// Lowercased USING and WITH CHECK texts.
     policies: Vec<String>,
+    /// RLS is enabled and no policy exists: no client role can touch it.
+    closed: bool,
 }
 
 /// The membership table the policies tie to the current user, with its tenant and user
@@ -492,6 +494,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
                     // Quoted identifiers (`"public"."x"`, pg_dump style) read like plain ones.
                     .map(|e| e.to_lowercase().replace('"', ""))
                     .collect(),
+                closed: t.rls.on && t.policies.is_empty(),
             });
         }
     }
@@ -911,6 +914,29 @@ fn other_tables(
                 if exempt_candidates.len() > shown.len() { ", ..." } else { "" }
             ),
         );
+    }
+    // RLS on and no policy: only roles that bypass RLS reach it. Whether that is the design
+    // (service-only) is a person's answer; init writes the blocks to uncomment.
+    let closed: Vec<&str> = tables
+        .iter()
+        .filter(|t| t.closed && Some(t.name.as_str()) != root_name)
+        .map(|t| t.name.as_str())
+        .collect();
+    if !closed.is_empty() {
+        let shown: Vec<_> = closed.iter().take(8).copied().collect();
+        let mut text = format!(
+            "\n# {} RLS enabled and no policy at all ({}{}): signed-in users can do nothing with them.\n# If only the service role uses them by design, uncomment each block and give the reason:\n",
+            if closed.len() == 1 { "1 table has".to_string() } else { format!("{} tables have", closed.len()) },
+            shown.join(", "),
+            if closed.len() > shown.len() { ", ..." } else { "" }
+        );
+        for t in closed.iter().take(40) {
+            text.push_str(&format!(
+                "# [[tenancy.tables]]\n# table = {}\n# service_only = true\n# reason = \"...\"\n",
+                q(&qualified(t))
+            ));
+        }
+        s.raw(text);
     }
 }
 

@@ -383,6 +383,8 @@ alter table public.people enable row level security;
 create policy people_read on public.people for select to authenticated using ((select auth.uid()) = id);
 create policy people_update on public.people for update to authenticated
   using ((select auth.uid()) = id) with check ((select auth.uid()) = id);
+create table public.audit_log (id bigint primary key, at timestamptz not null default now());
+alter table public.audit_log enable row level security;
 "#,
     );
     let text = xtask::commands::init::infer(t.path());
@@ -399,6 +401,18 @@ create policy people_update on public.people for update to authenticated
         people.reason.contains("compare `id` with auth.uid()"),
         "{text}"
     );
+    // RLS on and no policy: service-only is a person's answer, offered commented out.
+    assert!(
+        text.contains("# 1 table has RLS enabled and no policy at all (audit_log)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "# [[tenancy.tables]]\n# table = \"public.audit_log\"\n# service_only = true\n"
+        ),
+        "{text}"
+    );
+    assert!(c.tenancy.tables.iter().all(|t| !t.service_only), "{text}");
 }
 
 /// Two apps with route handlers: both roots are written (the larger as `root`, the other in
