@@ -960,10 +960,17 @@ struct RouteFacts {
     limiters: BTreeMap<String, usize>,
     /// Route folders (relative to the root) of handlers that start with no recognised guard.
     unguarded_dirs: BTreeMap<String, usize>,
+    /// Route folders of Supabase sign-in callbacks (`exchangeCodeForSession`, `verifyOtp`),
+    /// with their handlers.
+    sign_in_dirs: BTreeMap<String, usize>,
 }
 
+/// The route roots and how many route files each holds: `<app>/app/api`, or the app
+/// directory itself (`<app>/app`) when some of its route handlers sit outside `api/`
+/// (`app/auth/callback/route.ts`), so that none is left unchecked.
 fn route_roots(files: &Files) -> BTreeMap<String, usize> {
-    let mut roots: BTreeMap<String, usize> = BTreeMap::new();
+    // Per app directory: route files under its `api/`, and elsewhere.
+    let mut apps: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for p in &files.paths {
         let Some((dir, file)) = p.rsplit_once('/') else {
             continue;
@@ -972,12 +979,31 @@ fn route_roots(files: &Files) -> BTreeMap<String, usize> {
             continue;
         }
         let full = format!("/{dir}/");
-        if let Some(i) = full.find("/app/api/") {
-            let root = full[1..i + "/app/api".len()].to_string();
-            *roots.entry(root).or_default() += 1;
+        // The innermost `app` directory above the file.
+        let Some(i) = full.rfind("/app/") else {
+            continue;
+        };
+        let (i, in_api) = match full.find("/app/api/") {
+            Some(j) => (j, true),
+            None => (i, false),
+        };
+        let app = full[1..i + "/app".len()].to_string();
+        let e = apps.entry(app).or_default();
+        if in_api {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
         }
     }
-    roots
+    apps.into_iter()
+        .map(|(app, (api, other))| {
+            if other == 0 {
+                (format!("{app}/api"), api)
+            } else {
+                (app, api + other)
+            }
+        })
+        .collect()
 }
 
 fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
@@ -1022,7 +1048,7 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
             "roots",
             list(&others.iter().map(|o| o.0.clone()).collect::<Vec<_>>()),
             format!(
-                "more route roots (`app/api` of other apps): {}",
+                "more route roots (other apps): {}",
                 others
                     .iter()
                     .map(|(r, n)| format!("{} under {r}", plural(*n, "route file")))
@@ -1071,18 +1097,28 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
         );
     }
     let guards = top(&facts.guards);
-    if guards.is_empty() {
+    let mut guard_names: Vec<String> = guards.iter().map(|w| w.0.clone()).collect();
+    let mut why: Vec<String> = if guards.is_empty() {
+        Vec::new()
+    } else {
+        vec![describe(&guards, "is the first statement of")]
+    };
+    // Supabase's own checks of the user, called in a helper the handlers call
+    // (`getServerProfile()` calling `supabase.auth.getUser()`) rather than first: kept when
+    // the route checker, which follows those helpers, finds more handlers guarded with it.
+    let wrapper_names: Vec<String> = wrappers.iter().map(|w| w.0.clone()).collect();
+    for (candidate, why_more) in supabase_guards(root, files, &all, &wrapper_names, &guard_names) {
+        why.push(why_more);
+        guard_names.push(candidate);
+    }
+    if guard_names.is_empty() {
         s.ask(
             "guard_calls",
             list(&["requireUser".into()]),
             format!("no auth-like call is the first statement of any of the {h} handlers: which call, made first, rejects a request without a user?"),
         );
     } else {
-        s.key(
-            "guard_calls",
-            list(&guards.iter().map(|w| w.0.clone()).collect::<Vec<_>>()),
-            describe(&guards, "is the first statement of"),
-        );
+        s.key("guard_calls", list(&guard_names), why.join("; "));
     }
     let publics: Vec<String> = facts
         .unguarded_dirs
@@ -1134,6 +1170,32 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
             ),
         );
     }
+    if !facts.sign_in_dirs.is_empty() {
+        let items: Vec<String> = facts
+            .sign_in_dirs
+            .keys()
+            .map(|d| {
+                format!(
+                    "{{ name = {}, reason = {} }}",
+                    q(&format!("{d}/**")),
+                    q("inferred by init: a Supabase sign-in callback (exchanges a code or a one-time token for a session), reached before there is a user")
+                )
+            })
+            .collect();
+        s.key(
+            "exempt",
+            format!("[{}]", items.join(", ")),
+            format!(
+                "handlers that call `auth.exchangeCodeForSession` or `auth.verifyOtp`: {}",
+                facts
+                    .sign_in_dirs
+                    .iter()
+                    .map(|(d, n)| format!("{d} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
     let limiters = top(&facts.limiters);
     if limiters.is_empty() {
         s.ask(
@@ -1154,6 +1216,69 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
     }
     database_handles(&mut s, root, files, &all);
     (s, Some(chosen))
+}
+
+/// `auth.getUser` and `auth.getClaims` (Supabase's checks of the signed-in user; not
+/// `auth.getSession`, which trusts the cookie) as guard calls, each kept when the code calls
+/// it and the route checker finds more handlers guarded with it than without: it follows
+/// the helpers a handler calls, which init's first-statement reading does not.
+fn supabase_guards(
+    root: &Path,
+    files: &Files,
+    route_roots: &[String],
+    wrappers: &[String],
+    guards: &[String],
+) -> Vec<(String, String)> {
+    let mut cfg = Config::default();
+    cfg.routes.root = route_roots.first().cloned().unwrap_or_default();
+    cfg.routes.roots = route_roots.iter().skip(1).cloned().collect();
+    cfg.routes.auth_wrappers = wrappers.to_vec();
+    cfg.routes.guard_calls = guards.to_vec();
+    cfg.routes.public = Vec::new();
+    let guarded = |cfg: &Config| -> Option<(usize, usize)> {
+        let ev = crate::gather::routes::analyze(root, cfg, &Changes::all()).ok()?;
+        let handlers: Vec<_> = ev.routes.iter().flat_map(|r| &r.handlers).collect();
+        Some((
+            handlers.iter().filter(|h| h.auth == "guarded").count(),
+            handlers.len(),
+        ))
+    };
+    let called: Vec<&str> =
+        ["auth.getUser", "auth.getClaims"]
+            .into_iter()
+            .filter(|c| !guards.iter().any(|g| g == c))
+            .filter(|c| {
+                let member = format!(".{c}(");
+                files.paths.iter().filter(|p| ts::is_code(p)).any(|p| {
+                    std::fs::read_to_string(root.join(p)).is_ok_and(|t| t.contains(&member))
+                })
+            })
+            .collect();
+    let mut out = Vec::new();
+    if called.is_empty() {
+        return out;
+    }
+    let Some((mut base, total)) = guarded(&cfg) else {
+        return out;
+    };
+    for c in called {
+        let mut with = cfg.clone();
+        with.routes.guard_calls.push(c.to_string());
+        let Some((n, _)) = guarded(&with) else {
+            continue;
+        };
+        if n > base {
+            out.push((
+                c.to_string(),
+                format!(
+                    "with `{c}` (called in the code) as a guard call the route checker finds {n} of {total} handlers guarded instead of {base}: handlers reach it through the helpers they call"
+                ),
+            ));
+            base = n;
+            cfg = with;
+        }
+    }
+    out
 }
 
 /// Drizzle handles (`export const db = drizzle(pool)`): they connect as the database owner,
@@ -1245,6 +1370,12 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
         let Ok(program) = ts::parse(&alloc, &src) else {
             continue;
         };
+        let before = firsts.len();
+        // Supabase's sign-in callbacks (a code or one-time token exchanged for a session)
+        // are reached before there is a user: not a guard convention, not a public route.
+        let signs_in = ["exchangeCodeForSession(", "verifyOtp("]
+            .iter()
+            .any(|c| text.contains(c));
         for stmt in program.body.iter() {
             let Statement::ExportDeclaration(d) = stmt else {
                 continue;
@@ -1294,6 +1425,11 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
                 }
                 _ => {}
             }
+        }
+        if signs_in && !dir.is_empty() {
+            let n = firsts.len() - before;
+            firsts.truncate(before);
+            *facts.sign_in_dirs.entry(dir).or_default() += n;
         }
     }
     // A name counts when it opens two or more handlers (or every handler of a small app)

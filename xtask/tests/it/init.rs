@@ -462,3 +462,43 @@ fn init_writes_every_route_root_and_drizzle_handles() {
         "{text}"
     );
 }
+
+/// Handlers reach Supabase's `auth.getUser` through a helper they call after reading the
+/// body: the route checker (which follows the helper) confirms it as the guard. A sign-in
+/// callback outside `app/api` makes the app directory the root and is exempt by its own
+/// evidence (it exchanges a code for a session).
+#[test]
+fn init_confirms_helper_guards_with_the_route_checker_and_exempts_sign_in_callbacks() {
+    let t = TempDir::new("init-helper-guard");
+    let root = t.path();
+    write(
+        root,
+        "lib/server.ts",
+        "import { createClient } from \"@supabase/supabase-js\";\nexport async function loadProfile() {\n  const supabase = createClient(\"u\", \"k\");\n  const { data, error } = await supabase.auth.getUser();\n  if (error || !data.user) throw new Error(\"no user\");\n  return data.user;\n}\n",
+    );
+    let handler = "import { loadProfile } from \"../../../lib/server\";\nexport async function POST(req: Request) {\n  const body = await req.json();\n  const profile = await loadProfile();\n  return Response.json({ id: profile.id, body });\n}\n";
+    write(root, "app/api/notes/route.ts", handler);
+    write(root, "app/api/tags/route.ts", handler);
+    write(root, "app/api/files/route.ts", handler);
+    write(
+        root,
+        "app/auth/callback/route.ts",
+        "import { createClient } from \"@supabase/supabase-js\";\nexport async function GET(req: Request) {\n  const code = new URL(req.url).searchParams.get(\"code\") ?? \"\";\n  await createClient(\"u\", \"k\").auth.exchangeCodeForSession(code);\n  return Response.redirect(\"/\");\n}\n",
+    );
+    let text = xtask::commands::init::infer(root);
+    let c = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.routes.root, "app", "{text}");
+    assert_eq!(c.routes.guard_calls, ["auth.getUser"], "{text}");
+    assert!(
+        text.contains("the route checker finds 3 of 4 handlers guarded instead of 0"),
+        "{text}"
+    );
+    let exempt: Vec<&str> = c.routes.exempt.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(exempt, ["auth/callback/**"], "{text}");
+    assert!(
+        c.routes.exempt[0]
+            .reason
+            .contains("Supabase sign-in callback"),
+        "{text}"
+    );
+}
