@@ -694,25 +694,65 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
     let noise = [
         "coalesce", "in", "any", "and", "or", "not", "exists", "select", "lower",
     ];
-    let checks: BTreeMap<String, usize> = count_in(&check)
+    let mut checks: BTreeMap<String, usize> = count_in(&check)
         .into_iter()
         .filter(|(n, _)| !noise.contains(&n.as_str()))
         .collect();
+    // With the membership known, a function whose body the reader has and which does not
+    // read the membership table is no tenant check, whatever it is passed (the judge's
+    // reading of helpers: `Judge::with_functions` keeps those that read it).
+    let mut not_checks: Vec<String> = Vec::new();
+    if let Some(m) = membership.as_ref().filter(|m| m.tenant == column) {
+        let members = crate::schema::QualName::from_config(&qualified(&m.table));
+        checks.retain(|name, _| {
+            let wanted = crate::schema::QualName::from_config(name);
+            let bodies: Vec<&crate::schema::Function> = functions
+                .iter()
+                .filter(|f| f.name == wanted && !f.reads.is_empty())
+                .collect();
+            let keep = bodies.is_empty() || bodies.iter().any(|f| f.reads.contains(&members));
+            if !keep {
+                not_checks.push(name.clone());
+            }
+            keep
+        });
+    }
+    let dropped = if not_checks.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; not {}: {} (passed `{column}`, but {} not read the membership table)",
+            if not_checks.len() == 1 {
+                "this one"
+            } else {
+                "these"
+            },
+            not_checks.join(", "),
+            if not_checks.len() == 1 {
+                "its body does"
+            } else {
+                "their bodies do"
+            }
+        )
+    };
     if checks.is_empty() {
         s.key(
             "check_functions",
             "[]".into(),
-            format!("no policy passes `{column}` to a function"),
+            format!("no policy passes `{column}` to a function that checks membership{dropped}"),
         );
     } else {
         s.key(
             "check_functions",
             list(&checks.keys().cloned().collect::<Vec<_>>()),
-            checks
-                .iter()
-                .map(|(n, k)| format!("`{n}({column})` in {}", plural(*k, "polic")))
-                .collect::<Vec<_>>()
-                .join(", "),
+            format!(
+                "{}{dropped}",
+                checks
+                    .iter()
+                    .map(|(n, k)| format!("`{n}({column})` in {}", plural(*k, "polic")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         );
     }
 

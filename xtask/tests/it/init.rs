@@ -502,3 +502,40 @@ fn init_confirms_helper_guards_with_the_route_checker_and_exempts_sign_in_callba
         "{text}"
     );
 }
+
+/// A function a policy passes the tenant column to is a check only if its body reads the
+/// membership table (as the judge reads helpers): `org_is_active(org_id)` reads `orgs`.
+#[test]
+fn init_keeps_only_check_functions_whose_body_reads_the_membership() {
+    let t = TempDir::new("init-not-a-check");
+    write(
+        t.path(),
+        "supabase/migrations/20250101000000_orgs.sql",
+        r#"
+create table public.orgs (id uuid primary key, active boolean not null default true);
+create table public.members (org_id uuid not null references public.orgs(id), user_id uuid not null references auth.users(id));
+create table public.posts (id uuid primary key, org_id uuid not null references public.orgs(id));
+create table public.files (id uuid primary key, org_id uuid not null references public.orgs(id));
+create function public.org_is_active(o uuid) returns boolean language sql stable as $$
+  select active from public.orgs where id = o
+$$;
+alter table public.members enable row level security;
+alter table public.posts enable row level security;
+alter table public.files enable row level security;
+create policy m on public.members for select using (user_id = auth.uid());
+create policy p on public.posts for select using (
+  org_is_active(org_id) and org_id in (select org_id from public.members where user_id = auth.uid()));
+create policy f on public.files for select using (
+  org_is_active(org_id) and org_id in (select org_id from public.members where user_id = auth.uid()));
+"#,
+    );
+    let text = xtask::commands::init::infer(t.path());
+    let c = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.tenancy.column, "org_id", "{text}");
+    assert_eq!(c.tenancy.membership_table, "members", "{text}");
+    assert!(c.tenancy.check_functions.is_empty(), "{text}");
+    assert!(
+        text.contains("not this one: org_is_active (passed `org_id`, but its body does not read the membership table)"),
+        "{text}"
+    );
+}
