@@ -606,11 +606,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         }
     }
     // Without a foreign key (added later, or not at all): the table named after the column.
-    let named_root = column.strip_suffix("_id").and_then(|stem| {
-        [format!("{stem}s"), format!("{stem}es"), stem.to_string()]
-            .into_iter()
-            .find(|n| tables.iter().any(|t| t.name == *n))
-    });
+    let named_root = named_after(&tables, &column);
     if targets.is_empty() {
         if let Some(r) = &named_root {
             targets.insert(r.clone(), 0);
@@ -739,7 +735,11 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         s.key(
             "check_functions",
             "[]".into(),
-            format!("no policy passes `{column}` to a function that checks membership{dropped}"),
+            if not_checks.is_empty() {
+                format!("no policy passes `{column}` to a function")
+            } else {
+                format!("no policy passes `{column}` to a function that checks membership{dropped}")
+            },
         );
     } else {
         s.key(
