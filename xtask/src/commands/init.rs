@@ -319,16 +319,22 @@ impl Membership {
         if !self.helpers.is_empty() {
             let names: Vec<&str> = self.helpers.iter().map(String::as_str).collect();
             how.push(format!(
-                "policies call {} whose body reads {} and names `{}` and `{}`",
+                "they call {}, whose {} {} and name{} `{}` and `{}`",
                 names.join(", "),
+                if names.len() == 1 {
+                    "body reads"
+                } else {
+                    "bodies read"
+                },
                 self.table,
+                if names.len() == 1 { "s" } else { "" },
                 self.tenant,
                 self.user
             ));
         }
         format!(
-            "{} of the policies reach {} ({})",
-            self.policies,
+            "{} reach {} ({})",
+            plural(self.policies, "polic"),
             self.table,
             how.join("; ")
         )
