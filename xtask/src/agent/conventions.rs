@@ -68,6 +68,9 @@ pub struct MigrationModel {
     pub indexed: bool,
     /// Where its policies are written, when not beside its `create table`.
     pub policy_files: Vec<String>,
+    /// Its key column, tenant column type and timestamps as its `create table` writes
+    /// them; `None` when that statement could not be read.
+    pub shape: Option<super::stack::TableShape>,
 }
 
 /// A policy expression the judge calls tenant-scoped, and where it is written.
@@ -115,6 +118,17 @@ pub fn read(repo: &Path, config: &Config, histories: &[History]) -> Conventions 
         ..Conventions::default()
     };
     read_migrations(config, histories, &mut c);
+    if let Some(m) = &mut c.migration {
+        let bare = m
+            .table
+            .rsplit('.')
+            .next()
+            .unwrap_or(&m.table)
+            .trim_matches('"');
+        m.shape = std::fs::read_to_string(repo.join(&m.path))
+            .ok()
+            .and_then(|sql| super::stack::table_shape(&sql, bare, &config.tenancy.column));
+    }
     if let Ok(ev) = crate::gather::routes::analyze(repo, config, &Changes::all()) {
         read_routes(repo, config, &ev, &mut c);
     }
@@ -306,6 +320,7 @@ fn read_migrations(config: &Config, histories: &[History], c: &mut Conventions) 
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
                     .collect(),
+                shape: None,
             },
         ));
     }

@@ -8,3 +8,4 @@ pub mod fix;
 pub mod live;
 pub mod prompt;
 pub mod snapshot;
+pub mod stack;

@@ -123,6 +123,8 @@ pub fn build(repo: &Path, config: &Config, task: &str) -> Prompt {
     );
     values.insert("contracts_dir", config.contracts.package.clone());
     values.insert("tenant_column", tenancy.column.clone());
+    let route_roots: Vec<&str> = config.routes.all_roots().collect();
+    values.insert("stack", super::stack::stack_line(repo, &route_roots));
     let conv = conventions::read(repo, config, &histories);
     for (name, text) in convention_values(repo, config, &conv) {
         values.insert(name, text);
@@ -586,14 +588,75 @@ fn convention_values(repo: &Path, config: &Config, c: &Conventions) -> Vec<(&'st
         },
     ));
 
-    // The migration template.
-    let reference = match &tenant_table {
-        Some(t) => format!(" references {t} (id) on delete cascade,"),
-        None => ", -- references the tenant table: see rule 1".to_string(),
-    };
-    let mut sql = format!(
-        "create table public.<things> (\n  id uuid primary key default gen_random_uuid(),\n  {col} uuid not null{reference}\n  -- columns of the task\n  created_at timestamptz not null default now()\n);\ncreate index <things>_{col}_idx on public.<things> ({col});\nalter table public.<things> enable row level security;\n"
-    );
+    // The migration template: the key column, the tenant column's type and the timestamps
+    // of the model table as its `create table` writes them; else said where to look.
+    let shape = c.migration.as_ref().and_then(|m| m.shape.as_ref());
+    // (code, comment): a comma follows every column but the last.
+    let mut lines: Vec<(String, String)> = Vec::new();
+    match (shape.and_then(|s| s.key.clone()), &c.migration, &c.any_migration) {
+        (Some(key), _, _) => lines.push((key, String::new())),
+        (None, Some(m), _) => lines.push((
+            String::new(),
+            format!("-- the key column: model on `{}`", m.path),
+        )),
+        (None, None, Some(p)) => lines.push((
+            String::new(),
+            format!("-- the key column and timestamps: model on `{p}`"),
+        )),
+        (None, None, None) => lines.push((
+            String::new(),
+            "-- the key column and timestamps: unknown (no migration yet to model on); say in the handover what you chose".into(),
+        )),
+    }
+    let tenant_type = shape
+        .and_then(|s| s.tenant_type.clone())
+        .unwrap_or_else(|| "uuid".into());
+    match &tenant_table {
+        Some(t) => lines.push((
+            format!("{col} {tenant_type} not null references {t} (id) on delete cascade"),
+            String::new(),
+        )),
+        None => lines.push((
+            format!("{col} {tenant_type} not null"),
+            "-- references the tenant table: see rule 1".into(),
+        )),
+    }
+    lines.push((String::new(), "-- columns of the task".into()));
+    match (shape, &c.migration) {
+        (Some(s), _) => {
+            for t in &s.timestamps {
+                lines.push((t.clone(), String::new()));
+            }
+        }
+        (None, Some(m)) => lines.push((
+            String::new(),
+            format!("-- timestamps: model on `{}`", m.path),
+        )),
+        (None, None) => {}
+    }
+    // The task's columns go where the placeholder is: every column before it takes a comma.
+    let last_code = lines.iter().rposition(|(code, _)| !code.is_empty());
+    let placeholder = lines
+        .iter()
+        .position(|(_, comment)| comment == "-- columns of the task")
+        .unwrap_or(0);
+    let mut sql = String::from("create table public.<things> (\n");
+    for (i, (code, comment)) in lines.iter().enumerate() {
+        let comma = if !code.is_empty() && (i < placeholder || Some(i) != last_code) {
+            ","
+        } else {
+            ""
+        };
+        let gap = if !code.is_empty() && !comment.is_empty() {
+            " "
+        } else {
+            ""
+        };
+        sql.push_str(&format!("  {code}{comma}{gap}{comment}\n"));
+    }
+    sql.push_str(&format!(
+        ");\ncreate index <things>_{col}_idx on public.<things> ({col});\nalter table public.<things> enable row level security;\n"
+    ));
     let (head, policies) = match &c.migration {
         Some(m) => (
             format!(

@@ -283,6 +283,178 @@ struct TableFacts {
     columns: Vec<(String, Option<String>)>,
     /// Lowercased USING and WITH CHECK texts.
     policies: Vec<String>,
+    /// RLS is enabled and no policy exists: no client role can touch it.
+    closed: bool,
+}
+
+/// The membership table the policies tie to the current user, with its tenant and user
+/// columns: `x in (select tenant from m where user = auth.uid())` in a policy, or a helper
+/// function a policy calls whose body reads `m` and names both columns. Helpers are found
+/// as the judge finds them ([`crate::rules::policy::Judge::helpers_called`] with `m` as
+/// the membership table), from the reader's reading of their bodies.
+struct Membership {
+    table: String,
+    tenant: String,
+    user: String,
+    /// Policies that reach it.
+    policies: usize,
+    /// Helper functions (qualified, `public.` dropped) that read it.
+    helpers: BTreeSet<String>,
+    /// Policies that look it up in a sub-select.
+    subselects: usize,
+}
+
+impl Membership {
+    fn evidence(&self) -> String {
+        let mut how = Vec::new();
+        if self.subselects > 0 {
+            how.push(format!(
+                "{} `in (select {} from {} where {} = auth.uid())`",
+                plural(self.subselects, "polic"),
+                self.tenant,
+                self.table,
+                self.user
+            ));
+        }
+        if !self.helpers.is_empty() {
+            let names: Vec<&str> = self.helpers.iter().map(String::as_str).collect();
+            how.push(format!(
+                "they call {}, whose {} {} and name{} `{}` and `{}`",
+                names.join(", "),
+                if names.len() == 1 {
+                    "body reads"
+                } else {
+                    "bodies read"
+                },
+                self.table,
+                if names.len() == 1 { "s" } else { "" },
+                self.tenant,
+                self.user
+            ));
+        }
+        format!(
+            "{} reach {} ({})",
+            plural(self.policies, "polic"),
+            self.table,
+            how.join("; ")
+        )
+    }
+}
+
+/// Tables whose policies compare their `id` with the current user: each row is a user.
+fn owner_by_id(tables: &[TableFacts]) -> BTreeSet<String> {
+    let uid = Regex::new(
+        r"(?:^|[^\w.])(?:\w+\.)?id\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)|auth\.uid\(\)(?:\s+as\s+\w+)?\s*\)?\s*=\s*(?:\w+\.)?id\b",
+    )
+    .unwrap();
+    tables
+        .iter()
+        .filter(|t| t.policies.iter().any(|p| uid.is_match(p)))
+        .map(|t| t.name.clone())
+        .collect()
+}
+
+/// The table a `<stem>_id` column is named after, if the history has one.
+fn named_after(tables: &[TableFacts], column: &str) -> Option<String> {
+    let stem = column.strip_suffix("_id")?;
+    [format!("{stem}s"), format!("{stem}es"), stem.to_string()]
+        .into_iter()
+        .find(|n| tables.iter().any(|t| t.name == *n))
+}
+
+fn find_membership(
+    tables: &[TableFacts],
+    functions: &[crate::schema::Function],
+) -> Option<Membership> {
+    let owners = owner_by_id(tables);
+    let refs_owner = |r: &Option<String>| r.as_deref().is_some_and(|r| owners.contains(&bare(r)));
+    // How surely a column holds a user: a foreign key to auth.users, a user-like name, a
+    // foreign key to a table whose rows are users (`accounts.id = auth.uid()`).
+    let user_rank = |c: &str, r: &Option<String>| -> Option<u8> {
+        if r.as_deref() == Some("auth.users") {
+            Some(0)
+        } else if USER_COLUMNS.contains(&c) {
+            Some(1)
+        } else if refs_owner(r) {
+            Some(2)
+        } else {
+            None
+        }
+    };
+    let tenant_like = |c: &str, r: &Option<String>| {
+        c != "id"
+            && c.ends_with("_id")
+            && user_rank(c, r).is_none()
+            && (r.is_some() || named_after(tables, c).is_some())
+    };
+    let sub = Regex::new(
+        r"in\s*\(\s*select\s+(?:\w+\.)?(\w+)\s+from\s+([\w.]+)(?:\s+(?:as\s+)?\w+)?\s+where\s+\(?\s*(?:\w+\.)?(\w+)\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)",
+    )
+    .unwrap();
+    let policies: Vec<&String> = tables.iter().flat_map(|t| &t.policies).collect();
+    let mut best: Option<(Membership, u8)> = None;
+    for m in tables {
+        for (u, ur) in &m.columns {
+            let Some(rank) = user_rank(u, ur) else {
+                continue;
+            };
+            for (t, tr) in &m.columns {
+                if t == u || !tenant_like(t, tr) {
+                    continue;
+                }
+                let tenancy = config::Tenancy {
+                    column: t.clone(),
+                    membership_table: qualified(&m.name),
+                    membership_tenant_column: t.clone(),
+                    membership_user_column: u.clone(),
+                    ..config::Tenancy::default()
+                };
+                let judge =
+                    crate::rules::policy::Judge::new(&tenancy).with_functions(functions.iter());
+                let mut found = Membership {
+                    table: m.name.clone(),
+                    tenant: t.clone(),
+                    user: u.clone(),
+                    policies: 0,
+                    helpers: BTreeSet::new(),
+                    subselects: 0,
+                };
+                for p in &policies {
+                    let by_sub = sub
+                        .captures_iter(p)
+                        .any(|c| c[1] == **t && bare(&c[2]) == m.name && c[3] == **u);
+                    let helpers: Vec<String> = judge
+                        .helpers_called(p)
+                        .into_iter()
+                        .filter(|name| {
+                            functions
+                                .iter()
+                                .find(|f| f.name == **name)
+                                .is_some_and(|f| f.has_word(t) && f.has_word(u))
+                        })
+                        .map(|n| bare(&n.to_string()))
+                        .collect();
+                    if by_sub {
+                        found.subselects += 1;
+                    }
+                    if by_sub || !helpers.is_empty() {
+                        found.policies += 1;
+                    }
+                    found.helpers.extend(helpers);
+                }
+                if found.policies == 0 {
+                    continue;
+                }
+                let better = best.as_ref().is_none_or(|(b, r)| {
+                    (found.policies, std::cmp::Reverse(rank)) > (b.policies, std::cmp::Reverse(*r))
+                });
+                if better {
+                    best = Some((found, rank));
+                }
+            }
+        }
+    }
+    best.map(|(m, _)| m)
 }
 
 fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
@@ -299,8 +471,10 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
     cfg.migrations.dirs = dirs.to_vec();
     let histories = crate::gather::migrations::read_all(root, &cfg, &Changes::all());
     let mut tables = Vec::new();
+    let mut functions: Vec<crate::schema::Function> = Vec::new();
     let mut sql_text = String::new();
     for h in &histories {
+        functions.extend(h.schema.functions.values().cloned());
         for (_, loaded) in &h.files {
             if let Some(text) = loaded_text(loaded) {
                 sql_text.push_str(&text.to_lowercase());
@@ -326,6 +500,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
                     // Quoted identifiers (`"public"."x"`, pg_dump style) read like plain ones.
                     .map(|e| e.to_lowercase().replace('"', ""))
                     .collect(),
+                closed: t.rls.on && t.policies.is_empty(),
             });
         }
     }
@@ -366,7 +541,15 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             .any(|p| re.is_match(p))
     };
     let mut by_lookup = false;
+    // The membership the policies tie to the current user names the tenant outright,
+    // however few tables its column is on (a tenant reached through parents).
+    let membership = find_membership(&tables, &functions);
     let chosen = match (best(false), best(true)) {
+        _ if membership.is_some() => {
+            let t = membership.as_ref().unwrap().tenant.clone();
+            let n = in_policies.get(&t).copied().unwrap_or(0);
+            Some(((t, n), false))
+        }
         (Some(t), _) if t.1 >= 2 => Some((t, false)),
         // One table is weak evidence: only against a user column that is not much commoner.
         (Some(t), u) if strong(&t.0) && u.as_ref().is_none_or(|u| u.1 <= 2 * t.1) => {
@@ -386,6 +569,14 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
                 tables.len()
             ),
         );
+        // Tables scoped by their owner are known all the same (`accounts.id = auth.uid()`).
+        other_tables(
+            &mut s,
+            &tables,
+            &Config::default().tenancy.column,
+            &[],
+            None,
+        );
         return s;
     };
     let carrying = tables
@@ -397,10 +588,12 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         q(&column),
         format!(
             "{column} is filtered on by the policies of {count} of the {with_policies} tables with policies ({}); {carrying} of {} tables carry it{}",
-            if by_lookup {
-                "policies look members up by it or pass it to a function"
+            if let Some(m) = &membership {
+                format!("the membership table {} ties it to the current user through `{}`: {}", m.table, m.user, m.evidence())
+            } else if by_lookup {
+                "policies look members up by it or pass it to a function".to_string()
             } else {
-                "the most frequent column in policies"
+                "the most frequent column in policies".to_string()
             },
             tables.len(),
             if owner_as_tenant { "; each user is their own tenant (owner-as-tenant)" } else { "" }
@@ -419,11 +612,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         }
     }
     // Without a foreign key (added later, or not at all): the table named after the column.
-    let named_root = column.strip_suffix("_id").and_then(|stem| {
-        [format!("{stem}s"), format!("{stem}es"), stem.to_string()]
-            .into_iter()
-            .find(|n| tables.iter().any(|t| t.name == *n))
-    });
+    let named_root = named_after(&tables, &column);
     if targets.is_empty() {
         if let Some(r) = &named_root {
             targets.insert(r.clone(), 0);
@@ -507,25 +696,69 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
     let noise = [
         "coalesce", "in", "any", "and", "or", "not", "exists", "select", "lower",
     ];
-    let checks: BTreeMap<String, usize> = count_in(&check)
+    let mut checks: BTreeMap<String, usize> = count_in(&check)
         .into_iter()
         .filter(|(n, _)| !noise.contains(&n.as_str()))
         .collect();
+    // With the membership known, a function whose body the reader has and which does not
+    // read the membership table is no tenant check, whatever it is passed (the judge's
+    // reading of helpers: `Judge::with_functions` keeps those that read it).
+    let mut not_checks: Vec<String> = Vec::new();
+    if let Some(m) = membership.as_ref().filter(|m| m.tenant == column) {
+        let members = crate::schema::QualName::from_config(&qualified(&m.table));
+        checks.retain(|name, _| {
+            let wanted = crate::schema::QualName::from_config(name);
+            let bodies: Vec<&crate::schema::Function> = functions
+                .iter()
+                .filter(|f| f.name == wanted && !f.reads.is_empty())
+                .collect();
+            let keep = bodies.is_empty() || bodies.iter().any(|f| f.reads.contains(&members));
+            if !keep {
+                not_checks.push(name.clone());
+            }
+            keep
+        });
+    }
+    let dropped = if not_checks.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; not {}: {} (passed `{column}`, but {} not read the membership table)",
+            if not_checks.len() == 1 {
+                "this one"
+            } else {
+                "these"
+            },
+            not_checks.join(", "),
+            if not_checks.len() == 1 {
+                "its body does"
+            } else {
+                "their bodies do"
+            }
+        )
+    };
     if checks.is_empty() {
         s.key(
             "check_functions",
             "[]".into(),
-            format!("no policy passes `{column}` to a function"),
+            if not_checks.is_empty() {
+                format!("no policy passes `{column}` to a function")
+            } else {
+                format!("no policy passes `{column}` to a function that checks membership{dropped}")
+            },
         );
     } else {
         s.key(
             "check_functions",
             list(&checks.keys().cloned().collect::<Vec<_>>()),
-            checks
-                .iter()
-                .map(|(n, k)| format!("`{n}({column})` in {}", plural(*k, "polic")))
-                .collect::<Vec<_>>()
-                .join(", "),
+            format!(
+                "{}{dropped}",
+                checks
+                    .iter()
+                    .map(|(n, k)| format!("`{n}({column})` in {}", plural(*k, "polic")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         );
     }
 
@@ -543,7 +776,12 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
                 .or_default() += 1;
         }
     }
-    if let Some(((table, tcol, ucol), n)) = memberships.iter().max_by_key(|(_, n)| **n) {
+    if let Some(m) = membership.as_ref().filter(|m| m.tenant == column) {
+        let why = m.evidence();
+        s.key("membership_table", q(&m.table), why.clone());
+        s.key("membership_tenant_column", q(&m.tenant), why.clone());
+        s.key("membership_user_column", q(&m.user), why);
+    } else if let Some(((table, tcol, ucol), n)) = memberships.iter().max_by_key(|(_, n)| **n) {
         let why = format!(
             "`{column} in (select {tcol} from {table} where {ucol} = auth.uid())` in {}",
             plural(*n, "polic")
@@ -623,21 +861,35 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         );
     }
 
+    let root_name = targets
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(r, _)| r.clone());
+    let checks: Vec<String> = checks.keys().cloned().collect();
+    other_tables(&mut s, &tables, &column, &checks, root_name.as_deref());
+    s
+}
+
+/// The tables scoped otherwise than by `column` (an owner column, another column passed to
+/// a check function) as `[[tenancy.tables]]`, and the question of the remaining ones.
+fn other_tables(
+    s: &mut Section,
+    tables: &[TableFacts],
+    column: &str,
+    checks: &[String],
+    root_name: Option<&str>,
+) {
     // Tables whose tenancy differs.
     let owner = Regex::new(
         r"(?:^|[^\w.])(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)|auth\.uid\(\)(?:\s+as\s+\w+)?\s*\)?\s*=\s*(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\b",
     )
     .unwrap();
-    let root_name = targets
-        .iter()
-        .max_by_key(|(_, n)| **n)
-        .map(|(r, _)| r.clone());
     let mut entries = String::new();
     let mut differs = 0;
-    for t in &tables {
+    for t in tables {
         if t.policies.is_empty()
             || t.columns.iter().any(|(c, _)| *c == column)
-            || Some(&t.name) == root_name.as_ref()
+            || Some(t.name.as_str()) == root_name
         {
             continue;
         }
@@ -646,7 +898,7 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             .captures_iter(&text)
             .filter_map(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()))
             .find(|c| t.columns.iter().any(|(n, _)| n == c));
-        let other_col = checks.keys().find_map(|f| {
+        let other_col = checks.iter().find_map(|f| {
             let re = Regex::new(&format!(
                 r"{}\s*\(\s*(?:\w+\.)?(\w+)\s*[,)]",
                 regex::escape(f)
@@ -679,15 +931,15 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
     }
     if differs > 0 {
         s.raw(format!(
-            "\n# {} tables without `{column}` are scoped otherwise by their policies:\n{}",
-            differs,
+            "\n# {} without `{column}` scoped otherwise by their policies:\n{}",
+            plural(differs, "table"),
             entries.trim_start_matches('\n')
         ));
     }
     let exempt_candidates: Vec<&str> = tables
         .iter()
         .filter(|t| {
-            Some(&t.name) != root_name.as_ref()
+            Some(t.name.as_str()) != root_name
                 && !t.columns.iter().any(|(c, _)| *c == column)
                 && !entries.contains(&q(&qualified(&t.name)))
         })
@@ -709,7 +961,29 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             ),
         );
     }
-    s
+    // RLS on and no policy: only roles that bypass RLS reach it. Whether that is the design
+    // (service-only) is a person's answer; init writes the blocks to uncomment.
+    let closed: Vec<&str> = tables
+        .iter()
+        .filter(|t| t.closed && Some(t.name.as_str()) != root_name)
+        .map(|t| t.name.as_str())
+        .collect();
+    if !closed.is_empty() {
+        let shown: Vec<_> = closed.iter().take(8).copied().collect();
+        let mut text = format!(
+            "\n# {} RLS enabled and no policy at all ({}{}): signed-in users can do nothing with them.\n# If only the service role uses them by design, uncomment each block and give the reason:\n",
+            if closed.len() == 1 { "1 table has".to_string() } else { format!("{} tables have", closed.len()) },
+            shown.join(", "),
+            if closed.len() > shown.len() { ", ..." } else { "" }
+        );
+        for t in closed.iter().take(40) {
+            text.push_str(&format!(
+                "# [[tenancy.tables]]\n# table = {}\n# service_only = true\n# reason = \"...\"\n",
+                q(&qualified(t))
+            ));
+        }
+        s.raw(text);
+    }
 }
 
 fn loaded_text(loaded: &crate::gather::migrations::Loaded) -> Option<String> {
@@ -732,10 +1006,17 @@ struct RouteFacts {
     limiters: BTreeMap<String, usize>,
     /// Route folders (relative to the root) of handlers that start with no recognised guard.
     unguarded_dirs: BTreeMap<String, usize>,
+    /// Route folders of Supabase sign-in callbacks (`exchangeCodeForSession`, `verifyOtp`),
+    /// with their handlers.
+    sign_in_dirs: BTreeMap<String, usize>,
 }
 
+/// The route roots and how many route files each holds: `<app>/app/api`, or the app
+/// directory itself (`<app>/app`) when some of its route handlers sit outside `api/`
+/// (`app/auth/callback/route.ts`), so that none is left unchecked.
 fn route_roots(files: &Files) -> BTreeMap<String, usize> {
-    let mut roots: BTreeMap<String, usize> = BTreeMap::new();
+    // Per app directory: route files under its `api/`, and elsewhere.
+    let mut apps: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for p in &files.paths {
         let Some((dir, file)) = p.rsplit_once('/') else {
             continue;
@@ -744,12 +1025,31 @@ fn route_roots(files: &Files) -> BTreeMap<String, usize> {
             continue;
         }
         let full = format!("/{dir}/");
-        if let Some(i) = full.find("/app/api/") {
-            let root = full[1..i + "/app/api".len()].to_string();
-            *roots.entry(root).or_default() += 1;
+        // The innermost `app` directory above the file.
+        let Some(i) = full.rfind("/app/") else {
+            continue;
+        };
+        let (i, in_api) = match full.find("/app/api/") {
+            Some(j) => (j, true),
+            None => (i, false),
+        };
+        let app = full[1..i + "/app".len()].to_string();
+        let e = apps.entry(app).or_default();
+        if in_api {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
         }
     }
-    roots
+    apps.into_iter()
+        .map(|(app, (api, other))| {
+            if other == 0 {
+                (format!("{app}/api"), api)
+            } else {
+                (app, api + other)
+            }
+        })
+        .collect()
 }
 
 fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
@@ -767,11 +1067,15 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
         );
         return (s, None);
     };
-    let others: Vec<String> = roots
-        .iter()
-        .filter(|(r, _)| **r != chosen)
-        .map(|(r, n)| format!("{r} ({n})"))
-        .collect();
+    let others: Vec<(String, usize)> = {
+        let mut v: Vec<(String, usize)> = roots
+            .iter()
+            .filter(|(r, _)| **r != chosen)
+            .map(|(r, n)| (r.clone(), *n))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    };
     s.key(
         "root",
         q(&chosen),
@@ -779,26 +1083,39 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
             "{} under it{}",
             plural(n, "route file"),
             if others.is_empty() {
-                String::new()
+                ""
             } else {
-                format!(
-                    "; other route roots, not checked (one root per xtask.toml): {}",
-                    others.join(", ")
-                )
+                ", the most of the route roots"
             }
         ),
     );
+    if !others.is_empty() {
+        s.key(
+            "roots",
+            list(&others.iter().map(|o| o.0.clone()).collect::<Vec<_>>()),
+            format!(
+                "more route roots (other apps): {}",
+                others
+                    .iter()
+                    .map(|(r, n)| format!("{} under {r}", plural(*n, "route file")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
     // The code reader recurses once per level: the route files are read on one thread whose
     // stack holds the deepest of them.
-    let under = format!("{chosen}/");
+    let all: Vec<String> = std::iter::once(chosen.clone())
+        .chain(others.iter().map(|o| o.0.clone()))
+        .collect();
     let deepest = files
         .paths
         .iter()
-        .filter(|p| p.starts_with(&under) && ts::is_code(p))
+        .filter(|p| all.iter().any(|r| p.starts_with(&format!("{r}/"))) && ts::is_code(p))
         .filter_map(|p| std::fs::read(root.join(p)).ok())
         .max_by_key(|b| ts::nesting_chars(b))
         .unwrap_or_default();
-    let facts = ts::with_stack_for(&deepest, || read_routes(root, files, &chosen));
+    let facts = ts::with_stack_for(&deepest, || read_routes(root, files, &all));
     let h = facts.handlers;
     let top = |m: &BTreeMap<String, usize>| -> Vec<(String, usize)> {
         let mut v: Vec<_> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
@@ -826,18 +1143,28 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
         );
     }
     let guards = top(&facts.guards);
-    if guards.is_empty() {
+    let mut guard_names: Vec<String> = guards.iter().map(|w| w.0.clone()).collect();
+    let mut why: Vec<String> = if guards.is_empty() {
+        Vec::new()
+    } else {
+        vec![describe(&guards, "is the first statement of")]
+    };
+    // Supabase's own checks of the user, called in a helper the handlers call
+    // (`getServerProfile()` calling `supabase.auth.getUser()`) rather than first: kept when
+    // the route checker, which follows those helpers, finds more handlers guarded with it.
+    let wrapper_names: Vec<String> = wrappers.iter().map(|w| w.0.clone()).collect();
+    for (candidate, why_more) in supabase_guards(root, files, &all, &wrapper_names, &guard_names) {
+        why.push(why_more);
+        guard_names.push(candidate);
+    }
+    if guard_names.is_empty() {
         s.ask(
             "guard_calls",
             list(&["requireUser".into()]),
             format!("no auth-like call is the first statement of any of the {h} handlers: which call, made first, rejects a request without a user?"),
         );
     } else {
-        s.key(
-            "guard_calls",
-            list(&guards.iter().map(|w| w.0.clone()).collect::<Vec<_>>()),
-            describe(&guards, "is the first statement of"),
-        );
+        s.key("guard_calls", list(&guard_names), why.join("; "));
     }
     let publics: Vec<String> = facts
         .unguarded_dirs
@@ -889,6 +1216,32 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
             ),
         );
     }
+    if !facts.sign_in_dirs.is_empty() {
+        let items: Vec<String> = facts
+            .sign_in_dirs
+            .keys()
+            .map(|d| {
+                format!(
+                    "{{ name = {}, reason = {} }}",
+                    q(&format!("{d}/**")),
+                    q("inferred by init: a Supabase sign-in callback (exchanges a code or a one-time token for a session), reached before there is a user")
+                )
+            })
+            .collect();
+        s.key(
+            "exempt",
+            format!("[{}]", items.join(", ")),
+            format!(
+                "handlers that call `auth.exchangeCodeForSession` or `auth.verifyOtp`: {}",
+                facts
+                    .sign_in_dirs
+                    .iter()
+                    .map(|(d, n)| format!("{d} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
     let limiters = top(&facts.limiters);
     if limiters.is_empty() {
         s.ask(
@@ -907,18 +1260,134 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
                 .join("; "),
         );
     }
+    database_handles(&mut s, root, files, &all);
     (s, Some(chosen))
 }
 
-fn read_routes(root: &Path, files: &Files, route_root: &str) -> RouteFacts {
+/// `auth.getUser` and `auth.getClaims` (Supabase's checks of the signed-in user; not
+/// `auth.getSession`, which trusts the cookie) as guard calls, each kept when the code calls
+/// it and the route checker finds more handlers guarded with it than without: it follows
+/// the helpers a handler calls, which init's first-statement reading does not.
+fn supabase_guards(
+    root: &Path,
+    files: &Files,
+    route_roots: &[String],
+    wrappers: &[String],
+    guards: &[String],
+) -> Vec<(String, String)> {
+    let mut cfg = Config::default();
+    cfg.routes.root = route_roots.first().cloned().unwrap_or_default();
+    cfg.routes.roots = route_roots.iter().skip(1).cloned().collect();
+    cfg.routes.auth_wrappers = wrappers.to_vec();
+    cfg.routes.guard_calls = guards.to_vec();
+    cfg.routes.public = Vec::new();
+    let guarded = |cfg: &Config| -> Option<(usize, usize)> {
+        let ev = crate::gather::routes::analyze(root, cfg, &Changes::all()).ok()?;
+        let handlers: Vec<_> = ev.routes.iter().flat_map(|r| &r.handlers).collect();
+        Some((
+            handlers.iter().filter(|h| h.auth == "guarded").count(),
+            handlers.len(),
+        ))
+    };
+    let called: Vec<&str> =
+        ["auth.getUser", "auth.getClaims"]
+            .into_iter()
+            .filter(|c| !guards.iter().any(|g| g == c))
+            .filter(|c| {
+                let member = format!(".{c}(");
+                files.paths.iter().filter(|p| ts::is_code(p)).any(|p| {
+                    std::fs::read_to_string(root.join(p)).is_ok_and(|t| t.contains(&member))
+                })
+            })
+            .collect();
+    let mut out = Vec::new();
+    if called.is_empty() {
+        return out;
+    }
+    let Some((mut base, total)) = guarded(&cfg) else {
+        return out;
+    };
+    for c in called {
+        let mut with = cfg.clone();
+        with.routes.guard_calls.push(c.to_string());
+        let Some((n, _)) = guarded(&with) else {
+            continue;
+        };
+        if n > base {
+            out.push((
+                c.to_string(),
+                format!(
+                    "with `{c}` (called in the code) as a guard call the route checker finds {n} of {total} handlers guarded instead of {base}: handlers reach it through the helpers they call"
+                ),
+            ));
+            base = n;
+            cfg = with;
+        }
+    }
+    out
+}
+
+/// Drizzle handles (`export const db = drizzle(pool)`): they connect as the database owner,
+/// so RLS does not guard their queries. The route checker knows a value made by
+/// `drizzle(...)` where it can follow the import; listing the names covers the rest.
+fn database_handles(s: &mut Section, root: &Path, files: &Files, route_roots: &[String]) {
+    let made = Regex::new(
+        r"(?m)^\s*(?:export\s+)?(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=\n]+)?=\s*(?:await\s+)?drizzle\s*\(",
+    )
+    .unwrap();
+    let mut handles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut routes: Vec<String> = Vec::new();
+    for p in files.paths.iter().filter(|p| ts::is_code(p)) {
+        let Ok(text) = std::fs::read_to_string(root.join(p)) else {
+            continue;
+        };
+        if route_roots.iter().any(|r| p.starts_with(&format!("{r}/"))) {
+            routes.push(text.clone());
+        }
+        if !text.contains("drizzle") {
+            continue;
+        }
+        for c in made.captures_iter(&text) {
+            handles.entry(c[1].to_string()).or_default().push(p.clone());
+        }
+    }
+    if handles.is_empty() {
+        return;
+    }
+    let why = handles
+        .iter()
+        .map(|(name, at)| {
+            let used = Regex::new(&format!(r"\b{}\b", regex::escape(name))).unwrap();
+            let n = routes.iter().filter(|t| used.is_match(t)).count();
+            format!(
+                "`{name} = drizzle(...)` in {}{}, named in {}",
+                at[0],
+                if at.len() > 1 {
+                    format!(" (and {} more)", at.len() - 1)
+                } else {
+                    String::new()
+                },
+                plural(n, "route file")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    s.key(
+        "database_handles",
+        list(&handles.keys().cloned().collect::<Vec<_>>()),
+        format!("{why}: a Drizzle handle connects as the database owner, RLS does not apply, so every query through it must filter on the tenant"),
+    );
+}
+
+fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts {
     let mut facts = RouteFacts::default();
-    let prefix = format!("{route_root}/");
+    let prefixes: Vec<String> = route_roots.iter().map(|r| format!("{r}/")).collect();
     let limiter =
         Regex::new(r"\b((?:\w*[Rr]ate_?[Ll]imit\w*)|(?:\w*[Ll]imiter))\s*(\.\s*(\w+)\s*)?\(")
             .unwrap();
     let mut firsts: Vec<(String, bool, String)> = Vec::new();
     for p in &files.paths {
-        let Some(rel) = p.strip_prefix(&prefix) else {
+        let Some(rel) = prefixes.iter().find_map(|pre| p.strip_prefix(pre.as_str())) else {
             continue;
         };
         let file = rel.rsplit('/').next().unwrap_or(rel);
@@ -947,6 +1416,12 @@ fn read_routes(root: &Path, files: &Files, route_root: &str) -> RouteFacts {
         let Ok(program) = ts::parse(&alloc, &src) else {
             continue;
         };
+        let before = firsts.len();
+        // Supabase's sign-in callbacks (a code or one-time token exchanged for a session)
+        // are reached before there is a user: not a guard convention, not a public route.
+        let signs_in = ["exchangeCodeForSession(", "verifyOtp("]
+            .iter()
+            .any(|c| text.contains(c));
         for stmt in program.body.iter() {
             let Statement::ExportDeclaration(d) = stmt else {
                 continue;
@@ -996,6 +1471,11 @@ fn read_routes(root: &Path, files: &Files, route_root: &str) -> RouteFacts {
                 }
                 _ => {}
             }
+        }
+        if signs_in && !dir.is_empty() {
+            let n = firsts.len() - before;
+            firsts.truncate(before);
+            *facts.sign_in_dirs.entry(dir).or_default() += n;
         }
     }
     // A name counts when it opens two or more handlers (or every handler of a small app)

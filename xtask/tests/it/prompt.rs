@@ -123,6 +123,10 @@ fn unknown_conventions_are_said_to_be_unknown_with_a_file_to_open() {
         "no handler of this repository passes the checks yet",
         "workspace_id uuid not null, -- references the tenant table: see rule 1",
         "-- a policy for select, insert, update and delete: see rule 2",
+        // No table to copy the key column from, no package.json to read the stack from.
+        "-- the key column and timestamps: model on `db/migrations/20240501000000_items.sql`",
+        "- package manager unknown (no package.json at the root); lint tool unknown",
+        "test runner unknown",
     ] {
         assert!(p.contains(wanted), "missing {wanted:?} in:\n{p}");
     }
@@ -135,6 +139,9 @@ fn unknown_conventions_are_said_to_be_unknown_with_a_file_to_open() {
         "```ts",
         "references public.workspaces",
         "using (true)",
+        "Vitest",
+        "id uuid primary key",
+        "created_at",
     ] {
         assert!(!p.contains(invented), "{invented:?} is invented:\n{p}");
     }
@@ -181,4 +188,45 @@ fn the_example_prompt_keeps_its_conventions() {
     let start = p.find("## Rules you must follow").unwrap();
     let end = p.find("## Commands to run before you stop").unwrap();
     expect_test::expect_file!["snapshots/prompt.example.md"].assert_eq(&p[start..end]);
+}
+
+/// The stack line and the new-table skeleton are the repository's: yarn, Biome and Jest
+/// from its package.json; the model table's identity key (a table-level primary key),
+/// `bigint` tenant column and `inserted_at`/`updated_at` timestamps from its `create table`.
+#[test]
+fn the_stack_and_the_table_skeleton_are_the_repositorys() {
+    let t = TempDir::outside_git("prompt-stack-shape");
+    copy_tree(&fixture("stack-shape"), t.path());
+    let p = print_prompt(t.path());
+    for wanted in [
+        "- yarn workspaces (`packageManager` is `yarn@4.5.0`); lint: Biome (`lint` of package.json: `biome check .`); tests: Jest (`test` of package.json: `jest --runInBand`).",
+        "create table public.<things> (\n  invoice_no bigint generated always as identity primary key,\n  account_id bigint not null references public.accounts (id) on delete cascade,\n  -- columns of the task\n  inserted_at timestamptz not null default timezone('utc', now()),\n  updated_at timestamptz not null default timezone('utc', now())\n);",
+    ] {
+        assert!(p.contains(wanted), "missing {wanted:?} in:\n{p}");
+    }
+    for ours in [
+        "pnpm",
+        "ESLint",
+        "Vitest",
+        "id uuid primary key",
+        "created_at",
+        "voided_at",
+    ] {
+        assert!(
+            !p.contains(ours),
+            "{ours:?} is not this repository's convention:\n{p}"
+        );
+    }
+}
+
+/// The example's stack line is read from its package.json and says what ours said.
+#[test]
+fn the_example_stack_line_is_read_from_its_package_json() {
+    let repo = common::workspace().join("examples/dashboard");
+    let config = xtask::config::Config::load(&repo).unwrap();
+    let p = xtask::agent::prompt::build(&repo, &config, "task").text;
+    assert!(
+        p.contains("- pnpm workspaces (`packageManager` is `pnpm@9.15.0`); lint: ESLint (`lint` of apps/api/package.json: `eslint .`); tests: Vitest (`test` of apps/api/package.json: `vitest run`)."),
+        "{p}"
+    );
 }
