@@ -16,7 +16,7 @@ use crate::{
     },
     model::{Finding, LiveOutcome, MigrationEvidence, ProbeReport, Severity, Source, Verdict},
     repo::Changes,
-    rules::{catalog::Rule, policy::Judge, storage, tenant, trust},
+    rules::{catalog::Rule, policy::Judge, storage, tenant, trust, views},
     schema::Table,
 };
 
@@ -130,6 +130,14 @@ pub fn migrations(
         );
         out.findings.extend(buckets.findings);
         ev.impact.extend(buckets.notes);
+        // Views that show a tenant table with their owner's rights.
+        out.findings.extend(views::judge(
+            &views,
+            |name| lookup(&name.to_string()),
+            &config.tenancy,
+            &judge,
+            |v| changes.all || changes.is_new(&v.origin.path),
+        ));
         // The storage probe: what Postgres let tenant A do to tenant B's objects.
         for (bucket, probe) in live.map_or(&[][..], |l| l.storage.as_slice()) {
             let public_read = config

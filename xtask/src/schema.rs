@@ -165,6 +165,10 @@ pub struct View {
     /// live only (`pg_relation_is_updatable` and `has_table_privilege`); `None` from the
     /// static reader, which leaves it to the view's shape.
     pub client_writable: Option<bool>,
+    /// Can a client role (`anon`, `authenticated`) select from it? Known live only
+    /// (`has_table_privilege`); `None` from the static reader, which assumes Supabase's
+    /// default grants on new relations.
+    pub client_readable: Option<bool>,
     pub origin: Origin,
     /// Why the reader cannot vouch for the definition (the paths of a DO block define it
     /// differently): such a view is no membership select, and a policy reading it is in doubt.

@@ -69,6 +69,35 @@ pub fn simple_name(node: &SyntaxNode) -> Option<String> {
     name_parts(node).pop()
 }
 
+/// The `FROM`/`JOIN` relations under a node (also a function's SQL-standard body).
+pub fn relations_read(root: &SyntaxNode, out: &mut Vec<QualName>) {
+    if !has_node(root, SyntaxKind::RELATION_FROM_ITEM) {
+        return;
+    }
+    let ctes: Vec<String> = root
+        .descendants()
+        .filter(|n| n.kind() == SyntaxKind::WITH_TABLE)
+        .filter_map(|n| child(&n, SyntaxKind::CTE_NAME).and_then(|n| simple_name(&n)))
+        .collect();
+    for item in root
+        .descendants()
+        .filter(|n| n.kind() == SyntaxKind::RELATION_FROM_ITEM)
+    {
+        let Some(name) = child(&item, SyntaxKind::RELATION_NAME_REF) else {
+            continue;
+        };
+        let parts = name_parts(&name);
+        if parts.len() == 1 && ctes.contains(&parts[0]) {
+            continue;
+        }
+        if let Some(q) = qual_name(&name) {
+            if !out.contains(&q) {
+                out.push(q);
+            }
+        }
+    }
+}
+
 /// Is there a node of `kind` under `node` (or `node` itself)? Read from the green tree,
 /// without the cursor allocated per node of `descendants()`: the common answer "none" (the
 /// calls of a seed file's `INSERT`) costs one pass over the tree's shared nodes.

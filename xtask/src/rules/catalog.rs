@@ -234,6 +234,13 @@ catalogue! {
         description: "A policy decides the tenant from a table or function that a user can write to for another tenant (a membership table whose INSERT lets anyone add themself to any tenant): every table relying on it is not isolated.",
         help: "Scope the INSERT and UPDATE policies of the membership table so a user cannot add themself to another tenant.",
     },
+    SecurityDefinerView => {
+        id: "security-definer-view", severity: Error, item: Some("rls"), live: false,
+        origin: Tool, planned: false,
+        summary: "A view shows a tenant table with its owner's rights",
+        description: "A view without security_invoker reads its tables as its owner, whom row level security does not restrict: clients selecting from it see rows of every tenant unless the view's own WHERE keeps them to the current tenant (Supabase's advisor calls this security_definer_view).",
+        help: "Create the view `with (security_invoker = true)` (Postgres 15+), filter it to the current tenant, or revoke select on it from anon and authenticated.",
+    },
     ServiceRoleUnscoped => {
         id: "service-role-unscoped", severity: Error, item: Some("auth"), live: false,
         origin: Contract, planned: false,

@@ -12,4 +12,5 @@ pub mod storage;
 pub mod suppress;
 pub mod tenant;
 pub mod trust;
+pub mod views;
 pub mod weakened;

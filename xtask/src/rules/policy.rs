@@ -255,6 +255,27 @@ impl Judge {
         self.bare_cx(&Cell::new(false)).only_relation(&select)
     }
 
+    /// Does a view's own WHERE keep the rows of `table`, the one relation it reads, to the
+    /// current tenant, as a SELECT policy's USING would? A view that runs with its owner's
+    /// rights shows clients what its query selects, whatever the table's policies say. `Err`
+    /// says why not, in a few words.
+    pub fn view_filters(&self, v: &View, table: &QualName) -> Result<(), String> {
+        let select = view_select(v)
+            .ok_or_else(|| "its query is not one SELECT the reader follows".to_string())?;
+        if self
+            .bare_cx(&Cell::new(false))
+            .only_relation(&select)
+            .as_ref()
+            != Some(table)
+        {
+            return Err(format!("it reads more than {table}"));
+        }
+        let expr = child(&select, K::WHERE_CLAUSE)
+            .and_then(|w| w.children().next())
+            .ok_or_else(|| "it has no WHERE: every row passes".to_string())?;
+        self.scoped(Some(&expr.text().to_string()), std::slice::from_ref(table))
+    }
+
     /// The membership views an expression reads, by name.
     pub fn member_views_named(&self, expr: &str) -> Vec<&QualName> {
         let words = sql::words(expr);
@@ -1223,6 +1244,7 @@ mod tests {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             security_invoker: false,
             client_writable: None,
+            client_readable: None,
             origin: crate::schema::Origin::new("v.sql", 1),
             doubt: None,
         }

@@ -583,6 +583,116 @@ fn the_throwaway_cluster_is_gone_afterwards_even_after_sigkill() {
     assert!(!alive(pid), "the server (pid {pid}) is gone");
 }
 
+/// What `security-definer-view` claims, checked against Postgres itself: a signed-in member
+/// of tenant A selects tenant B's rows through each view of `view_owner_rights`, and the
+/// views through which Postgres shows any are exactly those the static rule reports as
+/// errors (owner's rights without a tenant filter); the caller's-rights views and the one
+/// filtered as the policy is show none.
+#[test]
+fn postgres_shows_other_tenants_rows_through_owner_rights_views() {
+    use xtask::{config::Config, judge::static_migrations, model::Severity, repo::Changes};
+    let Some(cluster) = server() else { return };
+    let fixtures = workspace().join("xtask/tests/fixtures/migrations");
+    let mut config = Config::default();
+    config.migrations.dirs = vec!["view_owner_rights".into()];
+    let ev = static_migrations(&fixtures, &config, &Changes::all());
+    let mut reported: Vec<String> = ev
+        .findings
+        .iter()
+        .filter(|f| f.rule.id() == "security-definer-view" && f.severity == Severity::Error)
+        .filter_map(|f| f.table.clone())
+        .collect();
+    reported.sort();
+    let mut admin = cluster
+        .url()
+        .parse::<postgres::Config>()
+        .unwrap()
+        .connect(NoTls)
+        .unwrap();
+    admin
+        .batch_execute(
+            "do $$ begin create role anon nologin; exception when duplicate_object then null; end $$;
+             do $$ begin create role authenticated nologin; exception when duplicate_object then null; end $$;
+             do $$ begin create role view_owner nologin; exception when duplicate_object then null; end $$;",
+        )
+        .unwrap();
+    admin
+        .batch_execute("create database owner_rights_views")
+        .unwrap();
+    let mut c = format!("{} dbname=owner_rights_views", cluster.url())
+        .parse::<postgres::Config>()
+        .unwrap()
+        .connect(NoTls)
+        .unwrap();
+    let migration = std::fs::read_to_string(fixtures.join("view_owner_rights/0001.sql")).unwrap();
+    // As on Supabase: the migration role owns the tables and views, and new relations are
+    // granted to the client roles by default.
+    c.batch_execute(&format!(
+        "create schema auth;
+         grant usage on schema auth to public;
+         create function auth.uid() returns uuid language sql stable
+           as $$ select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid $$;
+         grant create, usage on schema public to view_owner;
+         set role view_owner;
+         alter default privileges in schema public grant all on tables to anon, authenticated;
+         {migration}
+         insert into tenant_members values
+           ('00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-000000000001');
+         insert into invoices (tenant_id, amount) values
+           ('00000000-0000-0000-0000-00000000000a', 50),
+           ('00000000-0000-0000-0000-00000000000b', 500);
+         reset role;"
+    ))
+    .unwrap();
+    let views: Vec<String> = c
+        .query(
+            "select 'public.' || viewname::text from pg_views where schemaname = 'public' order by 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(views.len() >= 5, "{views:?}");
+    let mut shown = Vec::new();
+    for v in &views {
+        let mut tx = c.transaction().unwrap();
+        tx.batch_execute(
+            "set local role authenticated;
+             set local request.jwt.claim.sub = '00000000-0000-0000-0000-000000000001';",
+        )
+        .unwrap();
+        let n: i64 = tx
+            .query_one(
+                &format!("select count(*) from {v} where tenant_id = '00000000-0000-0000-0000-00000000000b'"),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        // The member sees their own tenant through every view: the probe means something.
+        let own: i64 = tx
+            .query_one(
+                &format!("select count(*) from {v} where tenant_id = '00000000-0000-0000-0000-00000000000a'"),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            own,
+            if v.ends_with("large_invoices") { 0 } else { 1 },
+            "{v}"
+        );
+        if n > 0 {
+            shown.push(v.clone());
+        }
+    }
+    assert!(!shown.is_empty());
+    assert_eq!(
+        shown, reported,
+        "views through which Postgres shows tenant B's rows"
+    );
+}
+
 /// What the fixtures assume exists: the tenant root, the membership table and the tenant
 /// source function, as in the example.
 const FIXTURE_BASE: &str = "create table public.tenants (id uuid primary key default gen_random_uuid(), name text not null default 'probe');
@@ -646,6 +756,7 @@ fn static_verdicts_agree_with_postgres_on_every_fixture() {
     let changes = Changes::all();
     let mut disagreements = Vec::new();
     let mut compared = 0;
+    let mut compared_views = 0;
     for case in &cases {
         let t = TempDir::new(&format!("diff-{case}"));
         common::write(t.path(), "supabase/migrations/0000_base.sql", FIXTURE_BASE);
@@ -698,6 +809,42 @@ fn static_verdicts_agree_with_postgres_on_every_fixture() {
                 ));
             }
         }
+        // Views shown with their owner's rights: the live catalog's text of each view
+        // (`pg_get_viewdef`) must be judged as the migration's own text is.
+        // A view the static reader could not check (defined differently on the paths of a
+        // DO block) is left out, as an `unverified` table is.
+        let unchecked: Vec<String> = stat
+            .findings
+            .iter()
+            .filter(|f| {
+                f.rule.id() == "security-definer-view" && f.message.contains("could not be checked")
+            })
+            .filter_map(|f| f.table.clone())
+            .collect();
+        let views = |ev: &xtask::model::MigrationEvidence| {
+            let mut v: Vec<(String, String)> = ev
+                .findings
+                .iter()
+                .filter(|f| f.rule.id() == "security-definer-view")
+                .filter(|f| !unchecked.iter().any(|u| f.table.as_ref() == Some(u)))
+                .map(|f| {
+                    (
+                        f.table.clone().unwrap_or_default(),
+                        format!("{:?}", f.severity),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        if views(&stat) != views(&judged) {
+            disagreements.push(format!(
+                "{case}: views: static {:?}, live {:?}",
+                views(&stat),
+                views(&judged)
+            ));
+        }
+        compared_views += views(&stat).len();
         for s in &stat.tables {
             if s.name == "public.tenants" || s.name == "public.tenant_members" {
                 continue;
@@ -716,6 +863,10 @@ fn static_verdicts_agree_with_postgres_on_every_fixture() {
         }
     }
     assert!(compared >= 30, "only {compared} verdicts compared");
+    assert!(
+        compared_views >= 2,
+        "only {compared_views} view findings compared"
+    );
     assert!(
         disagreements.is_empty(),
         "the static reader and Postgres disagree:\n{}",

@@ -237,7 +237,7 @@ pub fn read(
         );
     }
     // Views: their query as Postgres prints it (a policy may read the membership table through
-    // one), `security_invoker`, and whether a client role can write rows through it.
+    // one), `security_invoker`, and whether a client role can write rows through it or read from it.
     let rows = client.query(
         &format!(
             "select n.nspname::text, c.relname::text, pg_catalog.pg_get_viewdef(c.oid), \
@@ -245,7 +245,9 @@ pub fn read(
                           where o.option_name = 'security_invoker'), false), \
                (pg_catalog.pg_relation_is_updatable(c.oid, false) & 12) <> 0 \
                  and coalesce((select bool_or(has_table_privilege(r.oid, c.oid, 'insert,update')) \
-                     from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated')), true) \
+                     from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated')), true), \
+               coalesce((select bool_or(has_table_privilege(r.oid, c.oid, 'select')) \
+                   from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated')), true) \
              from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
              where c.relkind = 'v' and {SYSTEM} and n.nspname not in ('auth', 'storage', 'extensions')"
         ),
@@ -263,6 +265,7 @@ pub fn read(
                 columns: Vec::new(),
                 security_invoker: r.get(3),
                 client_writable: Some(r.get(4)),
+                client_readable: Some(r.get(5)),
                 doubt: None,
             },
         );

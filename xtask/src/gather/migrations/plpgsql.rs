@@ -131,36 +131,7 @@ fn add_reads(out: &mut Vec<QualName>, text: &str) {
         return;
     }
     let parse = SourceFile::parse(text);
-    reads_under(&parse.syntax_node(), out);
-}
-
-/// The `FROM`/`JOIN` relations under a node (also a function's SQL-standard body).
-pub fn reads_under(root: &SyntaxNode, out: &mut Vec<QualName>) {
-    if !sql::has_node(root, K::RELATION_FROM_ITEM) {
-        return;
-    }
-    let ctes: Vec<String> = root
-        .descendants()
-        .filter(|n| n.kind() == K::WITH_TABLE)
-        .filter_map(|n| sql::child(&n, K::CTE_NAME).and_then(|n| sql::simple_name(&n)))
-        .collect();
-    for item in root
-        .descendants()
-        .filter(|n| n.kind() == K::RELATION_FROM_ITEM)
-    {
-        let Some(name) = sql::child(&item, K::RELATION_NAME_REF) else {
-            continue;
-        };
-        let parts = sql::name_parts(&name);
-        if parts.len() == 1 && ctes.contains(&parts[0]) {
-            continue;
-        }
-        if let Some(q) = sql::qual_name(&name) {
-            if !out.contains(&q) {
-                out.push(q);
-            }
-        }
-    }
+    sql::relations_read(&parse.syntax_node(), out);
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -476,7 +447,7 @@ impl<'a> Parser<'a> {
             return;
         }
         let parse = SourceFile::parse(sql);
-        reads_under(&parse.syntax_node(), &mut self.reads);
+        sql::relations_read(&parse.syntax_node(), &mut self.reads);
     }
 
     /// The functions called in a statement (a name, maybe qualified, before `(`): they may
@@ -893,7 +864,7 @@ impl<'a> Parser<'a> {
         }
         let lines = Lines::starting_at(text, line);
         if self.collect {
-            reads_under(&parse.syntax_node(), &mut self.reads);
+            sql::relations_read(&parse.syntax_node(), &mut self.reads);
         }
         parse
             .syntax_node()

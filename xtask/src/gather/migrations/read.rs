@@ -1150,7 +1150,7 @@ fn create_function(node: &SyntaxNode, lines: &Lines) -> Option<Op> {
         Some(_) => {}
         // A SQL-standard body (`BEGIN ATOMIC ... END`, `RETURN ...`) is part of the tree.
         None => {
-            plpgsql::reads_under(node, &mut reads);
+            sql::relations_read(node, &mut reads);
             // The body is among the options (`RETURN ...`, `BEGIN ATOMIC ... END`).
             if let Some(o) = &opts {
                 words = crate::schema::body_words(&o.text().to_string());

@@ -336,6 +336,7 @@ impl Replay {
                         columns: columns.clone(),
                         security_invoker: *security_invoker,
                         client_writable: None,
+                        client_readable: None,
                         origin,
                         doubt: None,
                     },
