@@ -53,12 +53,20 @@ def truth(short):
 
 
 def classify(true, tool):
-    """agree / false-protected / false-alarm / undecided / not-judged."""
+    """agree / agree-exempt / agree-dropped / false-protected / false-alarm / undecided / not-judged.
+
+    A table the history drops is in no report: that agrees with a truth of "dropped". A
+    table our config exempts (with its reason) agrees with a truth that it is no tenant
+    table or used by the service role only; exempting a table the truth calls open would
+    hide a leak, and stays "not-judged".
+    """
     if tool is None:
-        return "not-judged"
+        return "agree-dropped" if "dropped" in true else "not-judged"
     if tool == "unverified":
         return "undecided"
     if tool == "exempt":
+        if true.startswith(("not-tenant-table", "service-only")):
+            return "agree-exempt"
         return "not-judged"
     open_truth = true.startswith("unprotected")
     if open_truth:
@@ -118,10 +126,11 @@ def main():
             print(f"{short:22s} {name:40s} {verdict:24s} {str(got):12s} {res}")
         totals[short] = counts
     print()
-    print(f"{'repo':22s} {'read':>5s} {'agree':>6s} {'false-prot':>10s} {'false-alarm':>11s} {'undecided':>9s} {'not-judged':>10s}")
+    print(f"{'repo':22s} {'read':>5s} {'agree':>6s} {'(exempt)':>8s} {'(dropped)':>9s} {'false-prot':>10s} {'false-alarm':>11s} {'undecided':>9s} {'not-judged':>10s}")
     for short, c in totals.items():
         n = sum(c.values())
-        print(f"{short:22s} {n:5d} {c.get('agree', 0):6d} {c.get('FALSE-PROTECTED', 0):10d} {c.get('false-alarm', 0):11d} {c.get('undecided', 0):9d} {c.get('not-judged', 0):10d}")
+        agree = c.get('agree', 0) + c.get('agree-exempt', 0) + c.get('agree-dropped', 0)
+        print(f"{short:22s} {n:5d} {agree:6d} {c.get('agree-exempt', 0):8d} {c.get('agree-dropped', 0):9d} {c.get('FALSE-PROTECTED', 0):10d} {c.get('false-alarm', 0):11d} {c.get('undecided', 0):9d} {c.get('not-judged', 0):10d}")
 
 
 if __name__ == "__main__":
