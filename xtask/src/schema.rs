@@ -166,9 +166,12 @@ pub struct View {
     /// static reader, which leaves it to the view's shape.
     pub client_writable: Option<bool>,
     /// Can a client role (`anon`, `authenticated`) select from it? Known live only
-    /// (`has_table_privilege`); `None` from the static reader, which assumes Supabase's
-    /// default grants on new relations.
+    /// (`has_table_privilege`); statically `Some(false)` once the history has revoked every
+    /// privilege of both client roles, else `None` (Supabase grants new relations to them).
     pub client_readable: Option<bool>,
+    /// The static reader's account of the client roles that may hold a privilege on it, as
+    /// [`Table::client_roles`].
+    pub client_roles: Vec<String>,
     pub origin: Origin,
     /// Why the reader cannot vouch for the definition (the paths of a DO block define it
     /// differently): such a view is no membership select, and a policy reading it is in doubt.
@@ -194,6 +197,9 @@ pub struct Bucket {
     pub origin: Origin,
 }
 
+/// The roles clients act as on Supabase.
+pub const CLIENT_ROLES: [&str; 2] = ["anon", "authenticated"];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     pub name: QualName,
@@ -214,9 +220,14 @@ pub struct Table {
     pub unverified: Vec<Doubt>,
     /// Files (repository paths) whose statements created or changed this table.
     pub touched_by: Vec<String>,
-    /// Can `anon` or `authenticated` reach it at all (any table privilege)? Known live only
-    /// (`has_table_privilege`); `None` from the static reader.
+    /// Can `anon` or `authenticated` reach it at all (any table privilege)? Live from
+    /// `has_table_privilege`; statically `Some(false)` once the history has revoked every
+    /// privilege of both (see `client_roles`), else `None`.
     pub exposed: Option<bool>,
+    /// The static reader's account of which client roles (`anon`, `authenticated`) may hold a
+    /// privilege on it: both at first (Supabase grants new relations to them by default),
+    /// less each one a `REVOKE ALL` names, more each one a `GRANT` names.
+    pub client_roles: Vec<String>,
 }
 
 impl Table {
@@ -233,6 +244,7 @@ impl Table {
             unverified: Vec::new(),
             touched_by: Vec::new(),
             exposed: None,
+            client_roles: CLIENT_ROLES.iter().map(|r| r.to_string()).collect(),
         }
     }
 

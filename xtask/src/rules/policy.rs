@@ -1245,6 +1245,7 @@ mod tests {
             security_invoker: false,
             client_writable: None,
             client_readable: None,
+            client_roles: Vec::new(),
             origin: crate::schema::Origin::new("v.sql", 1),
             doubt: None,
         }

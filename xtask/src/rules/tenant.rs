@@ -389,7 +389,14 @@ fn one(
             Finding::new(
                 Rule::RlsNotEnabled,
                 Severity::Warning,
-                format!("row level security on {} is off, but anon and authenticated have no privileges on it (not exposed to clients, checked live); enable RLS before granting it to any client role", t.name),
+                format!(
+                    "row level security on {} is off, but anon and authenticated have no privileges on it (not exposed to clients, {}); enable RLS before granting it to any client role",
+                    t.name,
+                    match source {
+                        Source::Live => "checked live",
+                        Source::Static => "the history revokes all their privileges",
+                    }
+                ),
             ),
             origin,
             &t.name,

@@ -1763,3 +1763,51 @@ fn owner_rights_views_over_a_tenant_table() {
     let at = f.location().unwrap();
     assert!(at.ends_with(&format!("0001.sql:{line}")), "{at}");
 }
+
+/// RLS off on a table no client role keeps a privilege on, after the history's REVOKEs, is
+/// not exposed (a warning, the table protected); a REVOKE of some privileges, a GRANT back,
+/// or a REVOKE FROM PUBLIC leaves it open. Postgres agrees (the static-vs-live differential
+/// reads `has_table_privilege`).
+#[test]
+fn tables_the_history_revokes_from_every_client_role_are_not_exposed() {
+    let ev = expect(
+        "not_exposed",
+        &[
+            (
+                "public.audit_log",
+                Unprotected,
+                &["policy-missing", "rls-not-enabled"],
+            ),
+            ("public.job_queue", Protected, &["rls-not-enabled"]),
+            (
+                "public.outbox",
+                Unprotected,
+                &["policy-missing", "rls-not-enabled"],
+            ),
+            ("public.staging", Protected, &["rls-not-enabled"]),
+        ],
+        &[],
+    );
+    for (table, severity) in [
+        ("public.job_queue", xtask::model::Severity::Warning),
+        ("public.staging", xtask::model::Severity::Warning),
+        ("public.audit_log", xtask::model::Severity::Error),
+        ("public.outbox", xtask::model::Severity::Error),
+    ] {
+        let f = ev
+            .findings
+            .iter()
+            .find(|f| f.table.as_deref() == Some(table) && f.rule.id() == "rls-not-enabled")
+            .unwrap();
+        assert_eq!(f.severity, severity, "{table}: {}", f.message);
+        if severity == xtask::model::Severity::Warning {
+            assert!(
+                f.message.contains("not exposed")
+                    && f.message
+                        .contains("the history revokes all their privileges"),
+                "{}",
+                f.message
+            );
+        }
+    }
+}

@@ -266,6 +266,7 @@ pub fn read(
                 security_invoker: r.get(3),
                 client_writable: Some(r.get(4)),
                 client_readable: Some(r.get(5)),
+                client_roles: Vec::new(),
                 doubt: None,
             },
         );

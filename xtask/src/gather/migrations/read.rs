@@ -109,6 +109,16 @@ pub enum Op {
         rename: Option<QualName>,
         security_invoker: Option<bool>,
     },
+    /// `grant | revoke <privileges> on [table] a, b | all tables in schema s to | from roles`:
+    /// only what decides whether a client role keeps any privilege on a table. `all`: ALL
+    /// [PRIVILEGES] (a list of some privileges leaves the others).
+    Privileges {
+        grant: bool,
+        all: bool,
+        tables: Vec<QualName>,
+        schemas: Vec<String>,
+        roles: Vec<String>,
+    },
     /// A PL/pgSQL body that runs now (a `DO` block), read statement by statement.
     Plpgsql {
         what: String,
@@ -342,6 +352,7 @@ pub(super) fn statement_in(
             cascade: child(node, K::CASCADE).is_some(),
         },
         K::ALTER_VIEW => alter_view(node)?,
+        K::GRANT | K::REVOKE => privileges(node)?,
         K::CREATE_POLICY => create_policy(node, text)?,
         K::ALTER_POLICY => alter_policy(node, text)?,
         K::DROP_POLICY => Op::DropPolicy {
@@ -404,6 +415,43 @@ pub(super) fn statement_in(
             }
         }
         _ => return None,
+    })
+}
+
+/// `grant`/`revoke` on tables: `None` for other objects (functions, schemas, sequences, ...),
+/// for role membership grants and for column privileges.
+fn privileges(node: &SyntaxNode) -> Option<Op> {
+    let on = child(node, K::ON_PRIVILEGE_OBJECTS_CLAUSE)?;
+    let objects = on.children().next()?;
+    let (tables, schemas) = match objects.kind() {
+        K::PRIVILEGE_DEFAULT | K::PRIVILEGE_TABLE => (
+            children(&objects, K::RELATION_NAME_REF)
+                .filter_map(|n| qual_name(&n))
+                .collect(),
+            Vec::new(),
+        ),
+        K::PRIVILEGE_ALL_TABLES_IN_SCHEMA => (
+            Vec::new(),
+            children(&objects, K::SCHEMA_REF)
+                .filter_map(|n| simple_name(&n))
+                .collect(),
+        ),
+        _ => return None,
+    };
+    // `revoke select (col) on t`: column privileges leave the table's own.
+    if node.descendants().any(|d| d.kind() == K::COLUMN_LIST) {
+        return None;
+    }
+    let roles = child(node, K::ROLE_REF_LIST)?
+        .children()
+        .filter_map(|r| simple_name(&r))
+        .collect();
+    Some(Op::Privileges {
+        grant: node.kind() == K::GRANT,
+        all: child(node, K::ALL_PRIVILEGES).is_some(),
+        tables,
+        schemas,
+        roles,
     })
 }
 

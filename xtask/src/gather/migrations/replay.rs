@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use crate::rules::catalog::Rule;
 use crate::{
     model::{Finding, Severity},
-    schema::{Column, Function, Index, Origin, Policy, QualName, Schema, Table},
+    schema::{Column, Function, Index, Origin, Policy, QualName, Schema, Table, CLIENT_ROLES},
     sql,
 };
 
@@ -337,6 +337,7 @@ impl Replay {
                         security_invoker: *security_invoker,
                         client_writable: None,
                         client_readable: None,
+                        client_roles: CLIENT_ROLES.iter().map(|r| r.to_string()).collect(),
                         origin,
                         doubt: None,
                     },
@@ -368,6 +369,47 @@ impl Replay {
                 rename,
                 security_invoker,
             } => self.alter_view(name, rename.as_ref(), *security_invoker),
+            Op::Privileges {
+                grant,
+                all,
+                tables,
+                schemas,
+                roles,
+            } => {
+                // A GRANT TO PUBLIC reaches every role; a REVOKE FROM PUBLIC takes nothing
+                // granted to anon or authenticated by name. A REVOKE of less than ALL leaves
+                // them a privilege.
+                let clients: Vec<&str> = if *grant && roles.iter().any(|r| r == "public") {
+                    CLIENT_ROLES.to_vec()
+                } else {
+                    CLIENT_ROLES
+                        .iter()
+                        .copied()
+                        .filter(|c| roles.iter().any(|r| r == c))
+                        .collect()
+                };
+                if clients.is_empty() || (!grant && !all) {
+                    return;
+                }
+                for t in self
+                    .schema
+                    .tables
+                    .values_mut()
+                    .filter(|t| tables.contains(&t.name) || schemas.contains(&t.name.schema))
+                {
+                    change_roles(&mut t.client_roles, &clients, *grant);
+                    t.exposed = t.client_roles.is_empty().then_some(false);
+                }
+                for v in self
+                    .schema
+                    .views
+                    .values_mut()
+                    .filter(|v| tables.contains(&v.name) || schemas.contains(&v.name.schema))
+                {
+                    change_roles(&mut v.client_roles, &clients, *grant);
+                    v.client_readable = v.client_roles.is_empty().then_some(false);
+                }
+            }
         }
     }
 
@@ -1064,6 +1106,19 @@ fn reline_op(op: &Op, line: u32) -> Op {
     }
 }
 
+/// A relation's client roles after a GRANT (added) or a REVOKE ALL (taken away).
+fn change_roles(held: &mut Vec<String>, clients: &[&str], grant: bool) {
+    for c in clients {
+        if grant {
+            if !held.iter().any(|r| r == c) {
+                held.push(c.to_string());
+            }
+        } else {
+            held.retain(|r| r != c);
+        }
+    }
+}
+
 /// Does a policy expression read the view (`v`, `public.v`)?
 fn names_view(expr: &str, view: &QualName) -> bool {
     sql::idents(expr).contains(&view.name)
@@ -1105,6 +1160,7 @@ fn protection(t: &Table) -> impl PartialEq {
         policies,
         indexes,
         t.former_names.clone(),
+        t.exposed,
     )
 }
 
