@@ -88,6 +88,23 @@ pub struct LiveEvidence {
     /// Of which: applying the files, and probing the tables.
     pub apply: Duration,
     pub probe: Duration,
+    /// The rest of the breakdown (the benchmark prints it).
+    pub timings: Box<Timings>,
+}
+
+/// Where the rest of the live check's time went.
+#[derive(Debug, Default)]
+pub struct Timings {
+    /// The Supabase shim and the migration role.
+    pub setup: Duration,
+    /// Reading the catalog after the migrations.
+    pub catalog: Duration,
+    /// The self-join and storage probes.
+    pub probe_other: Duration,
+    /// Ending each history: the rollback, or dropping the scratch database.
+    pub teardown: Duration,
+    /// Stopping the throwaway cluster (after `check`).
+    pub stop: Duration,
 }
 
 /// One history as Postgres left it.
@@ -164,7 +181,9 @@ pub fn check(
         one_history(&run, h, &mut ev)?;
     }
     ev.check = started.elapsed();
+    let stopping = Instant::now();
     drop(cluster);
+    ev.timings.stop = stopping.elapsed();
     Ok(ev)
 }
 
@@ -524,10 +543,14 @@ fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), Stri
     let result = prepare_apply_judge(&mut s, run, h, &files, ev);
     // Stopped by the watch: say so, and what was running, whatever error the cancelled
     // statement gave.
-    match (result, s.watch.fired()) {
+    let result = match (result, s.watch.fired()) {
         (_, Some(why)) => Err(format!("{why} while running {}", s.doing)),
         (result, None) => result,
-    }
+    };
+    let ending = Instant::now();
+    drop(s);
+    ev.timings.teardown += ending.elapsed();
+    result
 }
 
 fn prepare_apply_judge(
@@ -551,6 +574,7 @@ fn prepare_apply_judge(
             role::ROLE
         ));
     }
+    let setting_up = Instant::now();
     s.doing = "the Supabase shim".into();
     s.c.batch_execute(SHIM)
         .map_err(|e| format!("the Supabase shim does not apply: {}", describe(&e).0))?;
@@ -562,6 +586,7 @@ fn prepare_apply_judge(
             describe(&e).0
         )
     })?;
+    ev.timings.setup += setting_up.elapsed();
     let applying = Instant::now();
     let applied = apply_files(s, run, h, files, ev)?;
     ev.apply += applying.elapsed();
@@ -764,6 +789,7 @@ fn judge_and_probe(
     ev: &mut LiveEvidence,
 ) -> Result<(), String> {
     let (config, changes) = (run.config, run.changes);
+    let reading = Instant::now();
     let c = &mut s.c;
     let all = catalog::table_oids(c).map_err(|e| describe(&e).0)?;
     let static_judged: BTreeSet<&QualName> = h
@@ -796,6 +822,7 @@ fn judge_and_probe(
     };
     let mut schema = catalog::read(c, &judged, &origin).map_err(|e| describe(&e).0)?;
     point_at_static(&mut schema, &h.schema);
+    ev.timings.catalog += reading.elapsed();
 
     let probing = Instant::now();
     let id = Identity {
@@ -823,6 +850,7 @@ fn judge_and_probe(
         probes.push((name.clone(), probe::probe(&mut s.c, name, &id)));
     }
     ev.probe += probing.elapsed();
+    let others = Instant::now();
     s.doing = "the self-join attempt on the membership table".into();
     // An attempt that cannot be set up (no way to make a membership row) proves nothing
     // either way: said in the notes, never an error of the check.
@@ -840,6 +868,7 @@ fn judge_and_probe(
     let buckets: Vec<String> = h.schema.buckets.keys().cloned().collect();
     let storage = storage::probe(&mut s.c, &buckets, &config.tenancy);
     probe::forget();
+    ev.timings.probe_other += others.elapsed();
     ev.histories.push(LiveHistory {
         dir: h.dir.clone(),
         schema,
