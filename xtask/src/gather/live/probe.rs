@@ -21,7 +21,7 @@ use crate::{
 
 use super::{
     apply::describe,
-    role::{through, Wrapper},
+    role::{probe_batch, through, Wrapper},
 };
 
 /// What the probe found on one table.
@@ -56,6 +56,8 @@ struct Cache {
     row_checks: HashMap<String, Vec<(String, Vec<String>)>>,
     /// Per `table.column`: which candidate meets its CHECKs (see [`value_for`]).
     chosen: HashMap<String, Option<usize>>,
+    /// Does the table exist (the membership table the config names)?
+    exists: HashMap<String, bool>,
 }
 
 thread_local! {
@@ -80,6 +82,19 @@ fn per_table<T: Clone>(
     let v = read(&key)?;
     CACHE.with(|k| of(&mut k.borrow_mut()).insert(key, v.clone()));
     Ok(v)
+}
+
+/// Does `table` exist? (Read once per history.)
+fn table_exists(c: &mut Client, table: &QualName) -> Result<bool, String> {
+    per_table(
+        |k| &mut k.exists,
+        table,
+        |key| {
+            c.query_one("select to_regclass($1) is not null", &[&key])
+                .map(|r| r.get(0))
+                .map_err(|e| describe(&e).0)
+        },
+    )
 }
 
 /// A column as the probe needs it.
@@ -132,16 +147,20 @@ fn as_migrator(c: &mut Client, sql: &str) -> Result<Option<String>, postgres::Er
 
 /// The ctids of tenant B's rows, seen as the migration role (past row level security).
 fn ctids(c: &mut Client, b_rows: &str) -> Result<Vec<String>, String> {
-    let all = as_migrator(
-        c,
-        &format!("select string_agg(ctid::text, ' ') from ({b_rows}) r"),
-    )
-    .map_err(|e| describe(&e).0)?;
-    Ok(all
-        .unwrap_or_default()
+    let all = as_migrator(c, &ctids_sql(b_rows)).map_err(|e| describe(&e).0)?;
+    Ok(ctid_list(all))
+}
+
+/// The query of [`ctids`], to send along with another statement.
+fn ctids_sql(b_rows: &str) -> String {
+    format!("select string_agg(ctid::text, ' ') from ({b_rows}) r")
+}
+
+fn ctid_list(all: Option<String>) -> Vec<String> {
+    all.unwrap_or_default()
         .split_whitespace()
         .map(String::from)
-        .collect())
+        .collect()
 }
 
 fn q(s: &str) -> String {
@@ -919,17 +938,20 @@ fn new_user(c: &mut Client) -> Result<String, String> {
             format!("{}, {v}", lit(k))
         })
         .collect();
-    c.batch_execute("savepoint xtask_user")
-        .map_err(|e| describe(&e).0)?;
-    let made = as_migrator(
-        c,
-        &format!(
-            "insert into auth.users (id, aud, role, email, raw_user_meta_data) \
-             select u, 'authenticated', 'authenticated', 'xtask-' || u || '@example.com', jsonb_build_object({}) \
-             from gen_random_uuid() u returning id::text",
-            meta.join(", ")
-        ),
+    let insert = format!(
+        "insert into auth.users (id, aud, role, email, raw_user_meta_data) \
+         select u, 'authenticated', 'authenticated', 'xtask-' || u || '@example.com', jsonb_build_object({}) \
+         from gen_random_uuid() u returning id::text",
+        meta.join(", ")
     );
+    // The savepoint and the insert in one round trip.
+    let made = probe_batch(
+        c,
+        Some("savepoint xtask_user"),
+        &[(Wrapper::QueryAsMigrator, &insert)],
+        None,
+    )
+    .map(|mut v| v.pop().flatten());
     let user = match made {
         Ok(Some(user)) => {
             c.batch_execute("release savepoint xtask_user")
@@ -990,9 +1012,16 @@ fn insert_or_reuse(
     ty: &str,
 ) -> Result<(), String> {
     let err = |e: postgres::Error| describe(&e).0;
-    c.batch_execute("savepoint xtask_row").map_err(err)?;
-    match as_migrator(c, &insert_sql(table, values, None)) {
-        Ok(_) => c.batch_execute("release savepoint xtask_row").map_err(err),
+    // The savepoint, the insert and the release in one round trip; Postgres stops at an
+    // error, the savepoint is then still there.
+    let insert = insert_sql(table, values, None);
+    match probe_batch(
+        c,
+        Some("savepoint xtask_row"),
+        &[(Wrapper::QueryAsMigrator, &insert)],
+        Some("release savepoint xtask_row"),
+    ) {
+        Ok(_) => Ok(()),
         Err(e) => {
             c.batch_execute("rollback to savepoint xtask_row; release savepoint xtask_row")
                 .map_err(err)?;
@@ -1029,10 +1058,7 @@ pub fn self_join(c: &mut Client, id: &Identity) -> Result<Option<String>, String
         return Ok(None); // the configured way of becoming a tenant may not use the table
     }
     let members = QualName::from_config(&id.tenancy.membership_table);
-    let exists: bool = c
-        .query_one("select to_regclass($1) is not null", &[&members.sql()])
-        .map_err(|e| describe(&e).0)?
-        .get(0);
+    let exists = table_exists(c, &members)?;
     if !exists {
         return Ok(None);
     }
@@ -1080,7 +1106,7 @@ fn attempt_join(
     let mut values = maker.values(members, Some(&b), &[], 1)?;
     values.retain(|(k, _)| *k != ucol);
     values.push((ucol.clone(), format!("{}::uuid", lit(&user))));
-    let joined = as_tenant(c, &insert_sql(members, &values, None), |_, r| {
+    let joined = as_tenant(c, &insert_sql(members, &values, None), None, |r, _| {
         Ok(r.map_or(0, |_| 1))
     })
     .unwrap_or(0);
@@ -1098,7 +1124,8 @@ fn attempt_join(
             q(&ucol),
             lit(&user)
         ),
-        |_, r| Ok(r.unwrap_or(0)),
+        None,
+        |r, _| Ok(r.unwrap_or(0)),
     )
     .unwrap_or(0);
     Ok((moved > 0).then(|| {
@@ -1145,10 +1172,7 @@ fn public_read(table: &QualName, id: &Identity) -> bool {
 /// roles cannot be listed.
 fn roles(c: &mut Client, id: &Identity) -> Result<Option<(String, String, Vec<String>)>, String> {
     let members = QualName::from_config(&id.tenancy.membership_table);
-    let exists: bool = c
-        .query_one("select to_regclass($1) is not null", &[&members.sql()])
-        .map_err(|e| describe(&e).0)?
-        .get(0);
+    let exists = table_exists(c, &members)?;
     if !exists {
         return Ok(None);
     }
@@ -1186,10 +1210,7 @@ fn roles(c: &mut Client, id: &Identity) -> Result<Option<(String, String, Vec<St
 /// The table the membership's tenant column points at, and the column.
 fn membership_parent(c: &mut Client, id: &Identity) -> Result<Option<(QualName, String)>, String> {
     let members = QualName::from_config(&id.tenancy.membership_table);
-    let exists: bool = c
-        .query_one("select to_regclass($1) is not null", &[&members.sql()])
-        .map_err(|e| describe(&e).0)?
-        .get(0);
+    let exists = table_exists(c, &members)?;
     if !exists || !id.become_tenant.trim().is_empty() {
         return Ok(None);
     }
@@ -1445,7 +1466,8 @@ fn attack(
     let own = as_tenant(
         c,
         &format!("select count(*) from {t} where {tc} = {a}::{ty}"),
-        |_, r| Ok(r.unwrap_or(0)),
+        None,
+        |r, _| Ok(r.unwrap_or(0)),
     )?;
     if own == 0 && !at.closed {
         return Ok(None);
@@ -1454,7 +1476,8 @@ fn attack(
     let n = as_tenant(
         c,
         &format!("select count(*) from {t} where {tc} = {b}::{ty}"),
-        |_, r| Ok(r.unwrap_or(0)),
+        None,
+        |r, _| Ok(r.unwrap_or(0)),
     )?;
     // Readable by every signed-in user by design (`public_read`): reading is no leak.
     if n > 0 && !public_read(table, id) {
@@ -1469,17 +1492,28 @@ fn attack(
     // lets move arrive in B (B has more rows). When that statement is refused as a whole (a
     // trigger that forbids moving a row, the WITH CHECK on A's moved rows), the reading form
     // is tried too.
-    let (mut updated, moved) = as_tenant(c, &format!("update {t} set {tc} = {b}::{ty}"), |c, _| {
-        let now = ctids(c, &b_rows)?;
-        let updated = b_before.iter().filter(|x| !now.contains(x)).count() as i64;
-        Ok((updated, now.len().saturating_sub(b_before.len()) as i64))
-    })
+    let look = ctids_sql(&b_rows);
+    let (mut updated, moved) = as_tenant(
+        c,
+        &format!("update {t} set {tc} = {b}::{ty}"),
+        Some(&look),
+        |_, now| {
+            let now = ctid_list(now);
+            let updated = b_before.iter().filter(|x| !now.contains(x)).count() as i64;
+            Ok((updated, now.len().saturating_sub(b_before.len()) as i64))
+        },
+    )
     .unwrap_or((0, 0));
     if updated == 0 {
-        updated = as_tenant(c, &format!("update {t} set {tc} = {tc}"), |c, _| {
-            let now = ctids(c, &b_rows)?;
-            Ok(now.iter().filter(|x| !b_before.contains(x)).count() as i64)
-        })?;
+        updated = as_tenant(
+            c,
+            &format!("update {t} set {tc} = {tc}"),
+            Some(&look),
+            |_, now| {
+                let now = ctid_list(now);
+                Ok(now.iter().filter(|x| !b_before.contains(x)).count() as i64)
+            },
+        )?;
     }
     if updated > 0 {
         leaks.push(format!("updated {updated} row(s) of tenant B"));
@@ -1487,15 +1521,15 @@ fn attack(
     if moved > 0 {
         leaks.push(format!("moved {moved} row(s) of its own into tenant B"));
     }
-    let n = as_tenant(c, &format!("delete from {t}"), |c, _| {
-        let left = ctids(c, &b_rows)?.len();
+    let n = as_tenant(c, &format!("delete from {t}"), Some(&look), |_, now| {
+        let left = ctid_list(now).len();
         Ok(b_before.len().saturating_sub(left) as i64)
     })?;
     if n > 0 {
         leaks.push(format!("deleted {n} row(s) of tenant B"));
     }
     let insert = insert_sql(table, at.b_insert, None);
-    let inserted = as_tenant(c, &insert, |_, r| Ok(r.map_or(0, |_| 1)));
+    let inserted = as_tenant(c, &insert, None, |r, _| Ok(r.map_or(0, |_| 1)));
     match inserted {
         Ok(1) => leaks.push("inserted a row for tenant B".to_string()),
         Ok(_) => {}
@@ -1510,34 +1544,62 @@ fn attack(
 
 /// Run `sql` as the `authenticated` role under a savepoint (inside a SECURITY DEFINER
 /// function of that role, so nothing it sets off can switch role); then, as the migration
-/// role, `check` sees the database as the statement left it (`Some(count)` from the
-/// statement's first column or rows affected, `None` when it was denied); then the savepoint
-/// is rolled back. Denied (no grant, or a row level security violation) is not an error.
+/// role, `look` (when given) sees the database as the statement left it; then the savepoint
+/// is rolled back. `check` gets `Some(count)` (the statement's first column or rows
+/// affected; `None` when it was denied) and what `look` gave. Denied (no grant, or a row
+/// level security violation) is not an error. One round trip when the statement runs (the
+/// savepoint, the statement, the look and the rollback in one simple query), two when it is
+/// denied.
 fn as_tenant<T>(
     c: &mut Client,
     sql: &str,
-    check: impl FnOnce(&mut Client, Option<i64>) -> Result<T, String>,
+    look: Option<&str>,
+    check: impl FnOnce(Option<i64>, Option<String>) -> Result<T, String>,
 ) -> Result<T, String> {
-    c.batch_execute("savepoint xtask_step")
-        .map_err(|e| describe(&e).0)?;
-    let ran = if sql.starts_with("select") {
-        through(c, Wrapper::QueryAsTenant, sql)
-            .map(|v| v.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
+    let w = if sql.starts_with("select") {
+        Wrapper::QueryAsTenant
     } else {
-        through(c, Wrapper::CountAsTenant, sql)
-            .map(|v| v.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
+        Wrapper::CountAsTenant
     };
-    let result = match ran {
-        Ok(n) => check(c, Some(n)),
-        Err(e) if is_denied(&e) => {
-            let _ = c.batch_execute("rollback to savepoint xtask_step");
-            check(c, None)
+    let mut calls = vec![(w, sql)];
+    if let Some(l) = look {
+        calls.push((Wrapper::QueryAsMigrator, l));
+    }
+    const UNDO: &str = "rollback to savepoint xtask_step; release savepoint xtask_step";
+    let ran = probe_batch(c, Some("savepoint xtask_step"), &calls, Some(UNDO));
+    let e = match ran {
+        Ok(v) => {
+            let mut v = v.into_iter();
+            let n = v
+                .next()
+                .flatten()
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0);
+            return check(Some(n), v.next().flatten());
         }
-        Err(e) => Err(describe(&e).0),
+        Err(e) => e,
     };
-    c.batch_execute("rollback to savepoint xtask_step; release savepoint xtask_step")
-        .map_err(|e| describe(&e).0)?;
-    result
+    // Postgres stopped at the error: the savepoint is still there.
+    if !is_denied(&e) {
+        c.batch_execute(UNDO).map_err(|e| describe(&e).0)?;
+        return Err(describe(&e).0);
+    }
+    let calls: Vec<(Wrapper, &str)> = look
+        .map(|l| (Wrapper::QueryAsMigrator, l))
+        .into_iter()
+        .collect();
+    match probe_batch(
+        c,
+        Some("rollback to savepoint xtask_step"),
+        &calls,
+        Some(UNDO),
+    ) {
+        Ok(mut v) => check(None, v.pop().flatten()),
+        Err(e) => {
+            c.batch_execute(UNDO).map_err(|e| describe(&e).0)?;
+            Err(describe(&e).0)
+        }
+    }
 }
 
 /// `insufficient_privilege`: no grant, or "new row violates row-level security policy".
@@ -1573,10 +1635,7 @@ fn become_tenant(
             .map_err(|e| format!("`[live] become_tenant` failed: {}", describe(&e).0));
     }
     let members = QualName::from_config(&id.tenancy.membership_table);
-    let exists: bool = c
-        .query_one("select to_regclass($1) is not null", &[&members.sql()])
-        .map_err(|e| describe(&e).0)?
-        .get(0);
+    let exists = table_exists(c, &members)?;
     if exists {
         let tcol = crate::schema::split_config_name(&id.tenancy.membership_tenant_column)
             .pop()
