@@ -835,3 +835,61 @@ fn storage_findings_agree_with_the_live_storage_probe() {
         judged.findings
     );
 }
+
+/// A throwaway cluster copied from the `initdb` template kept under `target/` is as fresh as
+/// a new `initdb`: what one run committed (a role, a database) is not in the next run's
+/// cluster, each run has a directory of its own, and the template itself is never started.
+#[test]
+fn each_throwaway_cluster_is_fresh_even_from_the_template() {
+    if !postgres_here() {
+        return;
+    }
+    let names = |c: &Cluster| -> (bool, bool) {
+        let mut db = c.config().connect(NoTls).unwrap();
+        let role: bool = db
+            .query_one(
+                "select exists (select from pg_roles where rolname = 'xtask_fresh_marker')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        let base: bool = db
+            .query_one(
+                "select exists (select from pg_database where datname = 'xtask_fresh_marker')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        (role, base)
+    };
+    let first = Cluster::start(Duration::from_secs(60)).expect("a throwaway cluster");
+    assert_eq!(names(&first), (false, false));
+    let mut db = first.config().connect(NoTls).unwrap();
+    db.batch_execute("create role xtask_fresh_marker").unwrap();
+    db.batch_execute("create database xtask_fresh_marker")
+        .unwrap();
+    assert_eq!(names(&first), (true, true));
+    drop(db);
+    // Twice: the second start at the latest comes from the template.
+    for _ in 0..2 {
+        let next = Cluster::start(Duration::from_secs(60)).expect("a throwaway cluster");
+        assert_ne!(next.dir, first.dir);
+        assert_eq!(names(&next), (false, false), "a cluster that is not fresh");
+    }
+    drop(first);
+    let templates = workspace().join("target/xtask-pg-template");
+    for t in std::fs::read_dir(&templates)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let data = t.path().join("data");
+        if data.is_dir() {
+            assert!(
+                !data.join("postmaster.pid").exists(),
+                "a template a server runs on: {}",
+                data.display()
+            );
+        }
+    }
+}
