@@ -893,3 +893,93 @@ fn each_throwaway_cluster_is_fresh_even_from_the_template() {
         }
     }
 }
+
+/// The example with the history of `tests/fixtures/live/<case>` added after its own.
+fn example_with_fixture(case: &str) -> TempDir {
+    let dir = workspace().join("xtask/tests/fixtures/live").join(case);
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                format!("supabase/migrations/{}", e.file_name().to_string_lossy()),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    let extra: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    example_with(case, &extra)
+}
+
+/// The `migration-apply-failed` findings as `file:line`.
+fn rejected_at(json: &serde_json::Value) -> Vec<String> {
+    findings(json, "migration-apply-failed")
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}",
+                f["path"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("?"),
+                f["line"]
+            )
+        })
+        .collect()
+}
+
+/// On the throwaway cluster each file is applied in a transaction of its own, as the
+/// Supabase CLI applies it: an enum value added in one file is usable in the next but not
+/// in its own file (Postgres: "unsafe use of new value"), `set_config(..., true)` lasts to
+/// the end of its file, and a file's own `commit` and `rollback` are honoured.
+#[test]
+fn each_file_is_applied_in_its_own_transaction() {
+    if !postgres_here() {
+        return;
+    }
+    let t = example_with_fixture("file_transactions");
+    let (r, json) = verify(t.path(), &["--live", "on"]);
+    assert_eq!(
+        rejected_at(&json),
+        vec!["20250301000002_same_file.sql:4".to_string()],
+        "{}\n{json:#}",
+        r.stderr
+    );
+    let f = findings(&json, "migration-apply-failed")[0];
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("unsafe use of new value"),
+        "{f:#}"
+    );
+}
+
+/// Against --database-url the history runs in one transaction that is rolled back: a new
+/// enum value cannot be used before a commit there, so the file after the one adding it is
+/// rejected, and the report says that a real replay would not reject it.
+#[test]
+fn one_rolled_back_transaction_says_what_it_cannot_do() {
+    let Some(cluster) = server() else { return };
+    let t = example_with_fixture("file_transactions");
+    let (_, json) = verify(
+        t.path(),
+        &["--live", "on", "--database-url", &cluster.url()],
+    );
+    let rejected = rejected_at(&json);
+    assert!(
+        rejected.contains(&"20250301000001_use_status.sql:2".to_string()),
+        "{rejected:?}\n{json:#}"
+    );
+    let notes = json["live_notes"].to_string();
+    assert!(
+        notes.contains("add value") && notes.contains("ONE transaction"),
+        "{notes}"
+    );
+}

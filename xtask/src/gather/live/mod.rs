@@ -1,14 +1,17 @@
 //! The live check: every migration history applied to a real Postgres, the catalog read into
 //! the same schema model the static reader fills (the judge decides from it with the same
-//! rules), and a cross-tenant probe on the tenant tables — all in one transaction that is
-//! rolled back, so the database is left exactly as it was found.
+//! rules), and a cross-tenant probe on the tenant tables.
 //!
 //! The database is `--database-url` (or `XTASK_DATABASE_URL`), else a throwaway cluster
-//! started from the Postgres binaries on this machine ([`cluster`]). A history holding a
-//! statement that cannot run inside a transaction (`create index concurrently`, ...) is
-//! applied in a scratch database of the throwaway cluster instead, created and dropped, and
-//! the report says so; against `--database-url` such a history is not applied (we never
-//! commit anything to a database we do not own).
+//! started from the Postgres binaries on this machine ([`cluster`]). On a server of our own
+//! each history is applied in a scratch database, created and dropped, each file in a
+//! transaction of its own as the Supabase CLI applies it (its own `commit`/`rollback`
+//! honoured), and its tenant tables are probed concurrently ([`pool`]), each probe in a
+//! transaction that is rolled back. Against `--database-url` everything runs in ONE
+//! transaction that is rolled back, so the database is left exactly as it was found (we
+//! never commit anything to a database we do not own): a history holding a statement that
+//! cannot run inside a transaction (`create index concurrently`, ...) is not applied there,
+//! and the report says what one transaction cannot do.
 //!
 //! The migrations (and the probe's statements) never run as the superuser: see [`role`]. Each
 //! statement is prepared by Postgres first, which refuses a text holding several; a
@@ -214,6 +217,9 @@ struct Session {
     scratch: Option<(Client, String)>,
     /// What is running: "the Supabase shim", a migration's `file:line`, ...
     doing: String,
+    /// In a scratch database: inside the transaction of the file being applied (each
+    /// statement then has a savepoint of its own, as in the rolled-back transaction).
+    file_tx: bool,
 }
 
 /// A statement Postgres (or the check) refused: the message, and the character position in
@@ -265,6 +271,7 @@ impl Session {
             c,
             scratch,
             doing: "opening the session".into(),
+            file_tx: false,
         })
     }
 
@@ -348,7 +355,7 @@ impl Session {
         wrapped: bool,
         send: impl FnOnce(&mut Client) -> Result<(), postgres::Error>,
     ) -> Result<Option<Refusal>, String> {
-        let tx = self.scratch.is_none();
+        let tx = self.scratch.is_none() || self.file_tx;
         let sql_err = |e: postgres::Error| describe(&e).0;
         if tx {
             self.c
@@ -438,6 +445,49 @@ impl Session {
         }
     }
 
+    /// In a scratch database: begin the transaction a file (or a part of it between its own
+    /// `commit`s) is applied in, as the Supabase CLI applies each file in one.
+    fn begin_file(&mut self) -> Result<(), String> {
+        self.c.batch_execute("begin").map_err(|e| describe(&e).0)?;
+        self.file_tx = true;
+        Ok(())
+    }
+
+    /// End the file's transaction: its deferred constraints checked (and their triggers
+    /// fired) as the migration role, then committed. Why Postgres refused, if it did: the
+    /// transaction is then rolled back, as a migration whose commit fails is.
+    fn end_file(&mut self) -> Result<Option<Refusal>, String> {
+        if !self.file_tx {
+            return Ok(None);
+        }
+        self.file_tx = false;
+        let ended = role::through(&mut self.c, Wrapper::Apply, "set constraints all immediate")
+            .map(|_| ())
+            .and_then(|()| self.c.batch_execute("commit"));
+        match ended {
+            Ok(()) => Ok(None),
+            Err(e) if e.is_closed() => Err(format!("the connection to Postgres was lost: {e}")),
+            Err(e) => {
+                self.c
+                    .batch_execute("rollback")
+                    .map_err(|e| describe(&e).0)?;
+                Ok(Some((
+                    format!(
+                        "Postgres rejects this file's transaction at its commit: {}; none of its statements since the transaction began are kept",
+                        describe(&e).0
+                    ),
+                    None,
+                )))
+            }
+        }
+    }
+
+    /// A `rollback` of the file's own: what it did since its transaction began is undone.
+    fn rollback_file(&mut self) -> Result<(), String> {
+        self.file_tx = false;
+        self.c.batch_execute("rollback").map_err(|e| describe(&e).0)
+    }
+
     /// The tables now, read with a search path the migrations cannot have planted operators
     /// or functions in; theirs is put back afterwards.
     fn tables(&mut self) -> Result<BTreeMap<u32, QualName>, String> {
@@ -520,8 +570,8 @@ fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), Stri
         })
     });
     let scratch = match (&no_tx, run.own_cluster) {
-        // Our own server: a scratch database, each statement committed as the Supabase CLI's
-        // replay commits it (an enum value added in one file is usable in the next).
+        // Our own server: a scratch database, each file in a transaction of its own as the
+        // Supabase CLI applies it (an enum value added in one file is usable in the next).
         (None, true) => Some(format!("xtask_scratch_{}", std::process::id())),
         (None, false) => None,
         (Some(what), true) => {
@@ -594,6 +644,27 @@ fn prepare_apply_judge(
     s.doing = "reading the catalog".into();
     s.settle(run.deadline)?;
     judge_and_probe(s, run, h, &applied, ev)
+}
+
+/// A transaction-control statement of a file applied in its own transaction: `Some(true)`
+/// for one that commits (`commit`, `end`), `Some(false)` for one that rolls back (`rollback`,
+/// `abort`, not `rollback to savepoint`); `None` for the others (`begin` and `start
+/// transaction`: the file is in one already; savepoints, `prepare transaction`: not sent).
+fn tx_end(text: &str) -> Option<bool> {
+    let t = without_comments(text).to_ascii_lowercase();
+    let words: Vec<&str> = t
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty())
+        .collect();
+    match words.as_slice() {
+        ["commit" | "end", rest @ ..] if rest.first() != Some(&"prepared") => Some(true),
+        ["rollback" | "abort", rest @ ..]
+            if !rest.contains(&"to") && rest.first() != Some(&"prepared") =>
+        {
+            Some(false)
+        }
+        _ => None,
+    }
 }
 
 /// Statements that cannot run in a transaction and that the superuser runs for a migration
@@ -671,9 +742,41 @@ fn apply_files(
             known = Some(s.tables()?);
         }
         let lines = Lines::new(text);
+        // In a scratch database each file is applied in a transaction of its own, its own
+        // `commit`/`rollback` honoured (see [`tx_end`]).
+        let file_tx = s.scratch.is_some();
+        if file_tx {
+            s.begin_file()?;
+        }
+        let mut last_line: u32 = 1;
+        let refused_at_end = |ev: &mut LiveEvidence, refused: Option<Refusal>, line: u32| {
+            if let Some((msg, _)) = refused {
+                ev.apply_failures += 1;
+                ev.findings.push(
+                    Finding::new(Rule::MigrationApplyFailed, Severity::Error, msg)
+                        .at(f.path.clone(), Some(line)),
+                );
+            }
+        };
         for p in pieces {
             if p.kind == Kind::TransactionControl {
-                skipped_tx += 1;
+                if !file_tx {
+                    skipped_tx += 1;
+                    continue;
+                }
+                s.doing = format!("{}:{}", f.path, p.line);
+                match tx_end(&p.text) {
+                    Some(true) => {
+                        let refused = s.end_file()?;
+                        refused_at_end(ev, refused, p.line);
+                        s.begin_file()?;
+                    }
+                    Some(false) => {
+                        s.rollback_file()?;
+                        s.begin_file()?;
+                    }
+                    None => {}
+                }
                 continue;
             }
             if let Kind::ActsAsAdmin(_) = p.kind {
@@ -726,7 +829,14 @@ fn apply_files(
                     }
                 }
                 Kind::NoTransaction(what) if superuser_may_run(what) => {
-                    s.run_as_superuser(&without_comments(&p.text))?
+                    // Outside the file's transaction, as it must be.
+                    let ended = s.end_file()?;
+                    refused_at_end(ev, ended, p.line);
+                    let refused = s.run_as_superuser(&without_comments(&p.text))?;
+                    if file_tx {
+                        s.begin_file()?;
+                    }
+                    refused
                 }
                 Kind::NoTransaction(what) => Some((
                     format!("{what} needs a superuser, which a Supabase migration is not: refused"),
@@ -738,6 +848,7 @@ fn apply_files(
                 // Cancelled, not refused: the caller says why and where.
                 return Err("stopped".into());
             }
+            last_line = p.line;
             if let Some((msg, pos)) = refused {
                 ev.apply_failures += 1;
                 ev.findings.push(
@@ -745,6 +856,14 @@ fn apply_files(
                         .at(f.path.clone(), Some(line_of(p, &lines, pos))),
                 );
             }
+        }
+        if file_tx {
+            s.doing = format!("{}: the end of its transaction", f.path);
+            let refused = s.end_file()?;
+            if s.watch.fired().is_some() {
+                return Err("stopped".into());
+            }
+            refused_at_end(ev, refused, last_line);
         }
         if is_new {
             let now = s.tables()?;
@@ -762,6 +881,21 @@ fn apply_files(
     if skipped_tx > 0 {
         ev.notes.push(format!(
             "history `{}`: {skipped_tx} transaction-control statement(s) (begin/commit/...) not sent: the check runs the whole history in one transaction and rolls it back",
+            h.dir
+        ));
+    }
+    // What one rolled-back transaction cannot do as a replay does: an enum value added in
+    // one file cannot be used before a commit.
+    let adds_enum_value = s.scratch.is_none()
+        && files.iter().any(|(_, l)| {
+            l.read.pieces.iter().any(|p| {
+                let t = p.text.to_ascii_lowercase();
+                t.contains("alter type") && t.contains("add value")
+            })
+        });
+    if adds_enum_value {
+        ev.notes.push(format!(
+            "history `{}` adds enum values (`alter type ... add value`): against --database-url the whole history runs in ONE transaction, where Postgres refuses to use a new enum value before a commit (a later file using it is rejected here, not in a real replay, which commits each file), and `set_config(..., true)` / `set local` last to the end of the history instead of their file; the throwaway cluster applies each file in its own transaction",
             h.dir
         ));
     }
