@@ -983,3 +983,44 @@ fn one_rolled_back_transaction_says_what_it_cannot_do() {
         "{notes}"
     );
 }
+
+/// The probes of a scratch database run on a pool of connections, each table in its own
+/// transaction; against --database-url on the one connection of the rolled-back
+/// transaction. Both give every table the same result, in the same order: a table that leaks
+/// in every way, one that leaks to reads only, the example's isolated ones.
+#[test]
+fn probes_on_the_pool_agree_with_probes_on_one_connection() {
+    use xtask::{
+        config::Config,
+        gather::{
+            live::{self, Database},
+            migrations::read_all,
+        },
+        repo::Changes,
+    };
+    let Some(cluster) = server() else { return };
+    let t = example_with(
+        "pool-agrees",
+        &[(
+            "supabase/migrations/20250201000000_holes.sql",
+            "create table public.notes (\n  id uuid primary key default gen_random_uuid(),\n  tenant_id uuid not null references public.tenants (id),\n  body text not null\n);\ncreate index on public.notes (tenant_id);\nalter table public.notes enable row level security;\ncreate policy notes_all on public.notes for all to authenticated\n  using (tenant_id = public.get_current_tenant_id() or true);\ncreate policy documents_peek on public.documents for select to authenticated using (true);\n",
+        )],
+    );
+    let config = Config::load(t.path()).unwrap();
+    let changes = Changes::all();
+    let histories = read_all(t.path(), &config, &changes);
+    let probes = |db: Database| {
+        let ev = live::check(&config, &changes, &histories, &db).expect("the live check runs");
+        assert_eq!(ev.apply_failures, 0, "{:?}", ev.findings);
+        ev.histories
+            .into_iter()
+            .flat_map(|h| h.probes)
+            .map(|(name, p)| format!("{name}: {p:?}"))
+            .collect::<Vec<_>>()
+    };
+    let pooled = probes(Database::Disposable(cluster.url()));
+    let single = probes(Database::Url(cluster.url()));
+    assert!(pooled.len() >= 3, "{pooled:#?}");
+    assert!(pooled.iter().any(|p| p.contains("Leaks")), "{pooled:#?}");
+    assert_eq!(pooled, single);
+}
