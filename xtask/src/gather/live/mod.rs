@@ -174,15 +174,16 @@ pub fn check(
         deadline,
         base: &base,
         own_cluster: cluster.is_some() || matches!(db, Database::Disposable(_)),
+        throwaway: cluster.is_some(),
     };
-    for h in histories {
+    for (i, h) in histories.iter().enumerate() {
         if h.files.is_empty() {
             continue;
         }
         if crate::proc::interrupted() {
             return Err("interrupted".into());
         }
-        one_history(&run, h, &mut ev)?;
+        one_history(&run, i, h, &mut ev)?;
     }
     ev.check = started.elapsed();
     let stopping = Instant::now();
@@ -220,6 +221,8 @@ struct Session {
     /// In a scratch database: inside the transaction of the file being applied (each
     /// statement then has a savepoint of its own, as in the rolled-back transaction).
     file_tx: bool,
+    /// The scratch database goes with the throwaway cluster: not dropped on its own.
+    keep_scratch: bool,
 }
 
 /// A statement Postgres (or the check) refused: the message, and the character position in
@@ -272,6 +275,7 @@ impl Session {
             scratch,
             doing: "opening the session".into(),
             file_tx: false,
+            keep_scratch: false,
         })
     }
 
@@ -529,6 +533,9 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.c.batch_execute("rollback");
+        if self.keep_scratch {
+            return;
+        }
         let _ = Session::drop_scratch(self.scratch.take());
     }
 }
@@ -548,9 +555,12 @@ struct Run<'a> {
     base: &'a postgres::Config,
     /// A server of our own: scratch databases may be created in it.
     own_cluster: bool,
+    /// The throwaway cluster of this run, removed with everything in it when the check
+    /// ends: its scratch databases need not be dropped one by one.
+    throwaway: bool,
 }
 
-fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), String> {
+fn one_history(run: &Run, i: usize, h: &History, ev: &mut LiveEvidence) -> Result<(), String> {
     // The files as the static reader read and cut them; an unreadable link was reported by
     // it and has nothing to send. What cannot run in a transaction decides the mode.
     let files: Vec<&(MigrationFile, Loaded)> = h
@@ -572,14 +582,14 @@ fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), Stri
     let scratch = match (&no_tx, run.own_cluster) {
         // Our own server: a scratch database, each file in a transaction of its own as the
         // Supabase CLI applies it (an enum value added in one file is usable in the next).
-        (None, true) => Some(format!("xtask_scratch_{}", std::process::id())),
+        (None, true) => Some(format!("xtask_scratch_{}_{i}", std::process::id())),
         (None, false) => None,
         (Some(what), true) => {
             ev.notes.push(format!(
                 "history `{}` has {what}, which cannot run in a transaction: applied in a scratch database of the throwaway cluster, dropped afterwards",
                 h.dir
             ));
-            Some(format!("xtask_scratch_{}", std::process::id()))
+            Some(format!("xtask_scratch_{}_{i}", std::process::id()))
         }
         (Some(what), false) => {
             return Err(format!(
@@ -591,6 +601,7 @@ fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), Stri
 
     ev.scratch |= scratch.is_some();
     let mut s = Session::open(run.base, scratch, run.deadline)?;
+    s.keep_scratch = run.throwaway;
     let result = prepare_apply_judge(&mut s, run, h, &files, ev);
     // Stopped by the watch: say so, and what was running, whatever error the cancelled
     // statement gave.
