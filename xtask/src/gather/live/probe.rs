@@ -1461,24 +1461,30 @@ fn attack(
     let t = table.sql();
     let tc = q(col);
     let b_rows = format!("select ctid from {t} where {tc} = {b}::{ty}");
-    let b_before = ctids(c, &b_rows)?;
+    let look = ctids_sql(&b_rows);
+    let own_sql = format!("select count(*) from {t} where {tc} = {a}::{ty}");
+    let b_sql = format!("select count(*) from {t} where {tc} = {b}::{ty}");
+    let keep_sql = format!("update {t} set {tc} = {tc}");
+    let delete_sql = format!("delete from {t}");
+    // The steps Postgres seldom refuses in one round trip; one by one when it refuses one.
+    let fast = seldom_refused(c, &look, &own_sql, &b_sql, &keep_sql, &delete_sql)?;
+    let b_before = match &fast {
+        Some(f) => f.b_before.clone(),
+        None => ctids(c, &b_rows)?,
+    };
 
-    let own = as_tenant(
-        c,
-        &format!("select count(*) from {t} where {tc} = {a}::{ty}"),
-        None,
-        |r, _| Ok(r.unwrap_or(0)),
-    )?;
+    let own = match &fast {
+        Some(f) => f.own,
+        None => as_tenant(c, &own_sql, None, |r, _| Ok(r.unwrap_or(0)))?,
+    };
     if own == 0 && !at.closed {
         return Ok(None);
     }
     let mut leaks = Vec::new();
-    let n = as_tenant(
-        c,
-        &format!("select count(*) from {t} where {tc} = {b}::{ty}"),
-        None,
-        |r, _| Ok(r.unwrap_or(0)),
-    )?;
+    let n = match &fast {
+        Some(f) => f.b_read,
+        None => as_tenant(c, &b_sql, None, |r, _| Ok(r.unwrap_or(0)))?,
+    };
     // Readable by every signed-in user by design (`public_read`): reading is no leak.
     if n > 0 && !public_read(table, id) {
         leaks.push(format!("read {n} row(s) of tenant B"));
@@ -1492,7 +1498,6 @@ fn attack(
     // lets move arrive in B (B has more rows). When that statement is refused as a whole (a
     // trigger that forbids moving a row, the WITH CHECK on A's moved rows), the reading form
     // is tried too.
-    let look = ctids_sql(&b_rows);
     let (mut updated, moved) = as_tenant(
         c,
         &format!("update {t} set {tc} = {b}::{ty}"),
@@ -1505,15 +1510,14 @@ fn attack(
     )
     .unwrap_or((0, 0));
     if updated == 0 {
-        updated = as_tenant(
-            c,
-            &format!("update {t} set {tc} = {tc}"),
-            Some(&look),
-            |_, now| {
-                let now = ctid_list(now);
-                Ok(now.iter().filter(|x| !b_before.contains(x)).count() as i64)
-            },
-        )?;
+        let changed = |now: Option<String>| {
+            let now = ctid_list(now);
+            Ok(now.iter().filter(|x| !b_before.contains(x)).count() as i64)
+        };
+        updated = match &fast {
+            Some(f) => changed(f.after_keep.clone())?,
+            None => as_tenant(c, &keep_sql, Some(&look), |_, now| changed(now))?,
+        };
     }
     if updated > 0 {
         leaks.push(format!("updated {updated} row(s) of tenant B"));
@@ -1521,10 +1525,11 @@ fn attack(
     if moved > 0 {
         leaks.push(format!("moved {moved} row(s) of its own into tenant B"));
     }
-    let n = as_tenant(c, &format!("delete from {t}"), Some(&look), |_, now| {
-        let left = ctid_list(now).len();
-        Ok(b_before.len().saturating_sub(left) as i64)
-    })?;
+    let gone = |now: Option<String>| Ok(b_before.len().saturating_sub(ctid_list(now).len()) as i64);
+    let n = match &fast {
+        Some(f) => gone(f.after_delete.clone())?,
+        None => as_tenant(c, &delete_sql, Some(&look), |_, now| gone(now))?,
+    };
     if n > 0 {
         leaks.push(format!("deleted {n} row(s) of tenant B"));
     }
@@ -1598,6 +1603,80 @@ fn as_tenant<T>(
         Err(e) => {
             c.batch_execute(UNDO).map_err(|e| describe(&e).0)?;
             Err(describe(&e).0)
+        }
+    }
+}
+
+/// What the steps of an attack that Postgres seldom refuses gave (see [`seldom_refused`]).
+struct Fast {
+    /// The ctids of B's rows before any step.
+    b_before: Vec<String>,
+    /// A's own rows A reads, and B's.
+    own: i64,
+    b_read: i64,
+    /// B's ctids after `update .. set tenant = tenant`, and after `delete` (each as tenant
+    /// A, then rolled back).
+    after_keep: Option<String>,
+    after_delete: Option<String>,
+}
+
+/// The look at B's rows, A's two counts, the UPDATE that keeps the tenant and the DELETE,
+/// each step as [`as_tenant`] runs it (a savepoint, the statement, the look, the rollback),
+/// all in one simple query. Each step is rolled back before the next, so each sees the
+/// database as the one-by-one path does. `None` when Postgres refused any of them (denied,
+/// or another error): everything is then rolled back and the caller takes the steps one by
+/// one, with their own handling of a refusal.
+fn seldom_refused(
+    c: &mut Client,
+    look: &str,
+    own: &str,
+    b_read: &str,
+    keep: &str,
+    delete: &str,
+) -> Result<Option<Fast>, String> {
+    use super::role::Item::{Call, Raw};
+    const STEP: &str = "savepoint xtask_step";
+    const UNDO: &str = "rollback to savepoint xtask_step; release savepoint xtask_step";
+    let m = Wrapper::QueryAsMigrator;
+    let items = [
+        Raw(STEP),
+        Call(m, look),
+        Raw("release savepoint xtask_step"),
+        Raw(STEP),
+        Call(Wrapper::QueryAsTenant, own),
+        Raw(UNDO),
+        Raw(STEP),
+        Call(Wrapper::QueryAsTenant, b_read),
+        Raw(UNDO),
+        Raw(STEP),
+        Call(Wrapper::CountAsTenant, keep),
+        Call(m, look),
+        Raw(UNDO),
+        Raw(STEP),
+        Call(Wrapper::CountAsTenant, delete),
+        Call(m, look),
+        Raw(UNDO),
+    ];
+    match super::role::probe_items(c, &items) {
+        Ok(v) => {
+            let count = |v: &Option<String>| {
+                v.as_deref()
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
+            Ok(Some(Fast {
+                b_before: ctid_list(v[0].clone()),
+                own: count(&v[1]),
+                b_read: count(&v[2]),
+                after_keep: v[4].clone(),
+                after_delete: v[6].clone(),
+            }))
+        }
+        Err(e) if e.is_closed() => Err(describe(&e).0),
+        Err(_) => {
+            // Postgres stopped inside one of the steps: its savepoint is the latest.
+            c.batch_execute(UNDO).map_err(|e| describe(&e).0)?;
+            Ok(None)
         }
     }
 }
