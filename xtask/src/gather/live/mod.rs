@@ -223,6 +223,8 @@ struct Session {
     file_tx: bool,
     /// The scratch database goes with the throwaway cluster: not dropped on its own.
     keep_scratch: bool,
+    /// The savepoint `xtask_stmt` of [`Session::run_in_tx`] is set in this transaction.
+    rolling: bool,
 }
 
 /// A statement Postgres (or the check) refused: the message, and the character position in
@@ -276,6 +278,7 @@ impl Session {
             doing: "opening the session".into(),
             file_tx: false,
             keep_scratch: false,
+            rolling: false,
         })
     }
 
@@ -308,9 +311,57 @@ impl Session {
     /// the transaction each statement has a savepoint of its own, so a refused one is undone
     /// and the rest of the history still runs.
     fn run(&mut self, sql: &str) -> Result<Option<Refusal>, String> {
+        if self.scratch.is_none() || self.file_tx {
+            return self.run_in_tx(sql);
+        }
         self.guarded(sql, true, |c| {
             role::through(c, Wrapper::Apply, sql).map(|_| ())
         })
+    }
+
+    /// [`Session::run`] inside a transaction, in two round trips: Postgres prepares the
+    /// statement (it refuses a text holding several), then one simple query checks the
+    /// wrapper, runs the statement through it, and moves the savepoint past it. The savepoint
+    /// `xtask_stmt` is always the state before the next statement (`rolling`): a refused
+    /// statement is rolled back to it, which keeps it.
+    fn run_in_tx(&mut self, sql: &str) -> Result<Option<Refusal>, String> {
+        let sql_err = |e: postgres::Error| describe(&e).0;
+        if !self.rolling {
+            self.c
+                .batch_execute("savepoint xtask_stmt")
+                .map_err(sql_err)?;
+            self.rolling = true;
+        }
+        if let Err(e) = self.c.prepare(sql) {
+            if e.is_closed() {
+                return Err(format!("the connection to Postgres was lost: {e}"));
+            }
+            self.c
+                .batch_execute("rollback to savepoint xtask_stmt")
+                .map_err(sql_err)?;
+            if e.as_db_error()
+                .is_some_and(|d| d.message().contains("multiple commands"))
+            {
+                return Ok(Some(several()));
+            }
+        }
+        // The statement as an `E''` literal reads the same whatever
+        // `standard_conforming_strings` says; the search path it sets stays, as in a replay.
+        let quoted = format!("E'{}'", sql.replace('\\', "\\\\").replace('\'', "\\'"));
+        let batch = format!(
+            "select xtask_live.intact('xtask_live.apply(text)'); select xtask_live.apply({quoted}); \
+             release savepoint xtask_stmt; savepoint xtask_stmt"
+        );
+        match self.c.batch_execute(&batch) {
+            Ok(()) => Ok(None),
+            Err(e) if e.is_closed() => Err(format!("the connection to Postgres was lost: {e}")),
+            Err(e) => {
+                self.c
+                    .batch_execute("rollback to savepoint xtask_stmt")
+                    .map_err(sql_err)?;
+                Ok(Some(refusal(&e, sql)))
+            }
+        }
     }
 
     /// Does this Postgres ship the extension?
@@ -361,6 +412,14 @@ impl Session {
     ) -> Result<Option<Refusal>, String> {
         let tx = self.scratch.is_none() || self.file_tx;
         let sql_err = |e: postgres::Error| describe(&e).0;
+        if tx && self.rolling {
+            // The savepoint of `run_in_tx` is the state before this statement: after it,
+            // a new one is set (a statement refused later must not undo this one).
+            self.c
+                .batch_execute("release savepoint xtask_stmt")
+                .map_err(sql_err)?;
+            self.rolling = false;
+        }
         if tx {
             self.c
                 .batch_execute("savepoint xtask_stmt")
@@ -385,10 +444,7 @@ impl Session {
                         .batch_execute("release savepoint xtask_stmt")
                         .map_err(sql_err)?;
                 }
-                return Ok(Some((
-                    "Postgres reads more than one statement in this text where the static reader reads one (a quoting trick, `standard_conforming_strings`?): refused, none of it was run".into(),
-                    None,
-                )));
+                return Ok(Some(several()));
             }
         }
         let failed = if tx || !wrapped {
@@ -425,26 +481,7 @@ impl Session {
                 } else if wrapped {
                     self.c.batch_execute("rollback").map_err(sql_err)?;
                 }
-                let (mut msg, mut pos) = describe(&e);
-                // Through the wrapper, Postgres places the error in the text it ran (when it
-                // is not a statement nested further down, in a DO block say).
-                if let Some(postgres::error::ErrorPosition::Internal { position, query }) =
-                    e.as_db_error().and_then(|d| d.position())
-                {
-                    if query == sql {
-                        pos = Some(*position as usize);
-                    }
-                }
-                if msg.contains("within security-definer function") {
-                    msg.push_str(&format!(
-                        "; migrations run as the role `{}`, which cannot change role or session authorization",
-                        role::ROLE
-                    ));
-                }
-                Ok(Some((
-                    format!("Postgres rejects this statement: {msg}"),
-                    pos,
-                )))
+                Ok(Some(refusal(&e, sql)))
             }
         }
     }
@@ -454,6 +491,7 @@ impl Session {
     fn begin_file(&mut self) -> Result<(), String> {
         self.c.batch_execute("begin").map_err(|e| describe(&e).0)?;
         self.file_tx = true;
+        self.rolling = false;
         Ok(())
     }
 
@@ -465,6 +503,7 @@ impl Session {
             return Ok(None);
         }
         self.file_tx = false;
+        self.rolling = false;
         let ended = role::through(&mut self.c, Wrapper::Apply, "set constraints all immediate")
             .map(|_| ())
             .and_then(|()| self.c.batch_execute("commit"));
@@ -489,6 +528,7 @@ impl Session {
     /// A `rollback` of the file's own: what it did since its transaction began is undone.
     fn rollback_file(&mut self) -> Result<(), String> {
         self.file_tx = false;
+        self.rolling = false;
         self.c.batch_execute("rollback").map_err(|e| describe(&e).0)
     }
 
@@ -528,6 +568,35 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// A text Postgres reads as several statements.
+fn several() -> Refusal {
+    (
+        "Postgres reads more than one statement in this text where the static reader reads one (a quoting trick, `standard_conforming_strings`?): refused, none of it was run".into(),
+        None,
+    )
+}
+
+/// Why Postgres refused the statement `sql`: its message, and where in `sql`.
+fn refusal(e: &postgres::Error, sql: &str) -> Refusal {
+    let (mut msg, mut pos) = describe(e);
+    // Through the wrapper, Postgres places the error in the text it ran (when it is not a
+    // statement nested further down, in a DO block say).
+    if let Some(postgres::error::ErrorPosition::Internal { position, query }) =
+        e.as_db_error().and_then(|d| d.position())
+    {
+        if query == sql {
+            pos = Some(*position as usize);
+        }
+    }
+    if msg.contains("within security-definer function") {
+        msg.push_str(&format!(
+            "; migrations run as the role `{}`, which cannot change role or session authorization",
+            role::ROLE
+        ));
+    }
+    (format!("Postgres rejects this statement: {msg}"), pos)
 }
 
 impl Drop for Session {
