@@ -1143,3 +1143,25 @@ fn point_at_static(live: &mut Schema, stat: &Schema) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tx_end;
+
+    #[test]
+    fn a_files_own_transaction_control_is_told_apart() {
+        assert_eq!(tx_end("commit;"), Some(true));
+        assert_eq!(tx_end("END TRANSACTION;"), Some(true));
+        assert_eq!(tx_end("-- done\ncommit work"), Some(true));
+        assert_eq!(tx_end("rollback;"), Some(false));
+        assert_eq!(tx_end("ABORT"), Some(false));
+        assert_eq!(tx_end("rollback to savepoint a;"), None);
+        assert_eq!(tx_end("commit prepared 'x';"), None);
+        assert_eq!(tx_end("begin;"), None);
+        assert_eq!(
+            tx_end("start transaction isolation level serializable;"),
+            None
+        );
+        assert_eq!(tx_end("savepoint a;"), None);
+    }
+}
