@@ -1024,3 +1024,27 @@ fn probes_on_the_pool_agree_with_probes_on_one_connection() {
     assert!(pooled.iter().any(|p| p.contains("Leaks")), "{pooled:#?}");
     assert_eq!(pooled, single);
 }
+
+/// Deferred constraints are checked at the file's commit, as in a replay: a child inserted
+/// before its parent in one file applies; an orphan is refused at the end of its file (the
+/// finding at its last statement, saying the transaction was refused at its commit).
+#[test]
+fn deferred_constraints_are_checked_at_the_files_commit() {
+    if !postgres_here() {
+        return;
+    }
+    let t = example_with_fixture("deferred_constraints");
+    let (r, json) = verify(t.path(), &["--live", "on"]);
+    assert_eq!(
+        rejected_at(&json),
+        vec!["20250301000001_orphan.sql:3".to_string()],
+        "{}\n{json:#}",
+        r.stderr
+    );
+    let f = findings(&json, "migration-apply-failed")[0];
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.contains("at its commit") && msg.contains("children_parent_id_fkey"),
+        "{f:#}"
+    );
+}
