@@ -6,7 +6,15 @@
 //! 2. the live check of the example monorepo against a server that is already running
 //!    (apply, catalog, rules, isolation probes; target: under 1 s);
 //! 3. the same for a generated history of 200 migration files (199 tenant tables, each
-//!    with RLS, four policies and a tenant index), every table judged and probed.
+//!    with RLS, four policies and a tenant index), every table judged and probed;
+//! 4. the largest corpus history (chatbot-ui, from its mirror under /work/.mirror or
+//!    `XTASK_BENCH_CHATBOT_UI=<git dir>`, with docs/corpus/configs/chatbot-ui.xtask.toml)
+//!    read, applied, judged and probed on a throwaway cluster, its start-up included.
+//!
+//! Each live figure is followed by where its time went: cluster start-up, the Supabase shim
+//! and the migration role, applying, reading the catalog, the isolation probes, the
+//! self-join and storage probes, ending the history (rollback or dropping the scratch
+//! database) and stopping the cluster.
 
 use std::{
     fmt::Write as _,
@@ -17,9 +25,10 @@ use std::{
 use xtask::{
     config::Config,
     gather::{
-        live::{self, cluster::Cluster, Database},
+        live::{self, cluster::Cluster, Database, LiveEvidence},
         migrations::read_all,
     },
+    judge::{self, Live},
     repo::Changes,
 };
 
@@ -79,23 +88,96 @@ fn generate(dir: &Path) {
 }
 
 fn check(repo: &Path, db: &Database) -> (Duration, usize, usize) {
-    let (d, s, t, _) = check_parts(repo, db);
+    let (d, s, t, _) = check_parts(repo, db, true);
     (d, s, t)
 }
 
-fn check_parts(repo: &Path, db: &Database) -> (Duration, usize, usize, (Duration, Duration)) {
+/// Read, apply, judge and probe `repo`: the time, statements, tables judged, and the
+/// breakdown of the live part.
+fn check_parts(repo: &Path, db: &Database, clean: bool) -> (Duration, usize, usize, String) {
     let config = Config::load(repo).unwrap_or_default();
     let changes = Changes::all();
     let t = Instant::now();
     let histories = read_all(repo, &config, &changes);
+    let read = t.elapsed();
     let ev = live::check(&config, &changes, &histories, db).expect("the live check runs");
-    assert_eq!(ev.apply_failures, 0, "{:?}", ev.findings);
-    (
-        t.elapsed(),
+    if clean {
+        assert_eq!(ev.apply_failures, 0, "{:?}", ev.findings);
+    }
+    let (statements, tables) = (
         ev.statements,
         ev.histories.iter().map(|h| h.schema.tables.len()).sum(),
-        (ev.apply, ev.probe),
+    );
+    let parts = breakdown(read, &ev);
+    let judging = Instant::now();
+    let judged = judge::migrations(&histories, Live::Ran(ev), &config, &changes);
+    assert!(!judged.tables.is_empty());
+    let parts = format!("{parts}, judge {}", ms(judging.elapsed()));
+    (t.elapsed(), statements, tables, parts)
+}
+
+/// Where the time of one run went.
+fn breakdown(read: Duration, ev: &LiveEvidence) -> String {
+    let accounted = ev.timings.setup
+        + ev.apply
+        + ev.timings.catalog
+        + ev.probe
+        + ev.timings.probe_other
+        + ev.timings.teardown;
+    format!(
+        "read {}, start-up {}, shim+role {}, apply {}, catalog {}, probe {}, self-join+storage {}, end of history {}, other {}, cluster stop {}",
+        ms(read),
+        ev.startup.map_or("-".into(), ms),
+        ms(ev.timings.setup),
+        ms(ev.apply),
+        ms(ev.timings.catalog),
+        ms(ev.probe),
+        ms(ev.timings.probe_other),
+        ms(ev.timings.teardown),
+        ms(ev.check.saturating_sub(accounted)),
+        ms(ev.timings.stop),
     )
+}
+
+/// chatbot-ui's history at the corpus commit, with our corpus config, under target/.
+fn chatbot_ui() -> Option<PathBuf> {
+    let git_dir = std::env::var_os("XTASK_BENCH_CHATBOT_UI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/work/.mirror/mckaywrigley+chatbot-ui/repo"));
+    if !git_dir.is_dir() {
+        return None;
+    }
+    let dir = workspace().join("target/bench-live-chatbot-ui");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).ok()?;
+    let archive = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&git_dir)
+        .args([
+            "archive",
+            "81328b61d2a4ab597a7a057be70e785cf756d9f8",
+            "supabase",
+        ])
+        .output()
+        .ok()?;
+    if !archive.status.success() {
+        return None;
+    }
+    let mut tar = std::process::Command::new("tar")
+        .args(["-x", "-C"])
+        .arg(&dir)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    std::io::Write::write_all(tar.stdin.as_mut()?, &archive.stdout).ok()?;
+    drop(tar.stdin.take());
+    tar.wait().ok()?.success().then_some(())?;
+    std::fs::copy(
+        workspace().join("docs/corpus/configs/chatbot-ui.xtask.toml"),
+        dir.join("xtask.toml"),
+    )
+    .ok()?;
+    Some(dir)
 }
 
 fn main() {
@@ -139,22 +221,44 @@ fn main() {
     let corpus = workspace().join("target/bench-live");
     generate(&corpus);
     let mut times = Vec::new();
-    let mut parts = (Duration::ZERO, Duration::ZERO);
+    let mut parts = String::new();
     for _ in 0..3 {
-        let (d, stmts, tables, p) = check_parts(&corpus, &db);
+        let (d, stmts, tables, p) = check_parts(&corpus, &db, true);
         times.push(d);
         shape = (stmts, tables);
         parts = p;
     }
     println!(
-        "200 migration files, server running: median {} (min {}) over 3 runs; {} statements, {} tables judged and probed (last run: applying {}, probing {})",
+        "200 migration files, server running: median {} (min {}) over 3 runs; {} statements, {} tables judged and probed\n  last run: {parts}",
         ms(median(times.clone())),
         ms(*times.iter().min().unwrap()),
         shape.0,
         shape.1,
-        ms(parts.0),
-        ms(parts.1)
     );
+    drop(cluster);
+
+    match chatbot_ui() {
+        None => {
+            println!("chatbot-ui: skipped (no mirror; set XTASK_BENCH_CHATBOT_UI to its git dir)")
+        }
+        Some(repo) => {
+            let mut times = Vec::new();
+            for _ in 0..3 {
+                let (d, stmts, tables, p) = check_parts(&repo, &Database::Throwaway, false);
+                times.push(d);
+                shape = (stmts, tables);
+                parts = p;
+            }
+            println!(
+                "chatbot-ui, throwaway cluster (start-up included): median {} (min {}, max {}) over 3 runs; {} statements, {} tables judged and probed\n  last run: {parts}",
+                ms(median(times.clone())),
+                ms(*times.iter().min().unwrap()),
+                ms(*times.iter().max().unwrap()),
+                shape.0,
+                shape.1,
+            );
+        }
+    }
     println!(
         "throwaway cluster start-up: median {}",
         ms(median(startups))

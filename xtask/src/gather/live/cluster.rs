@@ -9,6 +9,16 @@
 //!
 //! Postgres refuses to run as root: as root, `initdb` and `postgres` run as the `postgres`
 //! account (the directory is handed to it), which Debian's packages create.
+//!
+//! Start-up is mostly `initdb` (its bootstrap is CPU work, ~1 s). The first run keeps what
+//! `initdb` made, never started, as a template under the build's `target/` directory
+//! (`target/xtask-pg-template/<key>`, the key naming the `initdb` binary, its version, the
+//! account and the options); later runs copy it into their own fresh directory instead of
+//! running `initdb` again. The copy is a cluster no server has run on: as fresh as a new
+//! `initdb`. Any doubt (no `target/`, an incomplete template, a failed copy) falls back to
+//! `initdb`. The directory goes on `/dev/shm` when `TMPDIR` is not set and it is a tmpfs with
+//! room (a migration history creates thousands of files: on disk that is most of applying
+//! it), else in the temporary directory.
 
 use std::{
     ffi::CString,
@@ -168,35 +178,15 @@ impl Cluster {
 
         account.hand_over(&dir)?;
         let data = dir.join("data");
-        let log = dir.join("initdb.log");
-        let out =
-            fs::File::create(&log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
-        let status = account
-            .command(&initdb)
-            .args(["-D"])
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-                "--no-instructions",
-            ])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().map_err(|e| e.to_string())?)
-            .stderr(out)
-            .status()
-            .map_err(|e| format!("cannot run {}: {e}", initdb.display()))?;
-        if !status.success() {
-            return Err(format!(
-                "initdb failed ({status}): {}",
-                last_lines(&fs::read_to_string(&log).unwrap_or_default(), 5)
-            ));
+        let template = Template::find(&initdb, &account);
+        let copied = template
+            .as_ref()
+            .is_some_and(|t| t.copy_to(&account, &data));
+        if !copied {
+            initdb_into(&account, &initdb, &dir, &data)?;
+            if let Some(t) = &template {
+                t.keep(&account, &data);
+            }
         }
 
         let server_log = dir.join("server.log");
@@ -230,6 +220,10 @@ impl Cluster {
                 .as_mut()
                 .and_then(|s| s.try_wait().ok().flatten())
             {
+                // A template no server starts from is not kept for the next run.
+                if let Some(t) = template.as_ref().filter(|_| copied) {
+                    let _ = fs::remove_dir_all(&t.dir);
+                }
                 return Err(format!(
                     "the throwaway Postgres exited at start-up ({status}): {}",
                     last_lines(&fs::read_to_string(&server_log).unwrap_or_default(), 5)
@@ -306,17 +300,185 @@ impl Drop for Cluster {
     }
 }
 
+/// The options of every `initdb` of ours (the template's key includes them).
+const INITDB_OPTIONS: [&str; 9] = [
+    "-U",
+    "postgres",
+    "-A",
+    "trust",
+    "-E",
+    "UTF8",
+    "--locale=C",
+    "--no-sync",
+    "--no-instructions",
+];
+
+/// `initdb` into `data`; its output in `dir/initdb.log`.
+fn initdb_into(account: &Account, initdb: &Path, dir: &Path, data: &Path) -> Result<(), String> {
+    let log = dir.join("initdb.log");
+    let out = fs::File::create(&log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    let status = account
+        .command(initdb)
+        .args(["-D"])
+        .arg(data)
+        .args(INITDB_OPTIONS)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().map_err(|e| e.to_string())?)
+        .stderr(out)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", initdb.display()))?;
+    if !status.success() {
+        return Err(format!(
+            "initdb failed ({status}): {}",
+            last_lines(&fs::read_to_string(&log).unwrap_or_default(), 5)
+        ));
+    }
+    Ok(())
+}
+
+/// An `initdb` output kept under `target/` (see the module's comment).
+struct Template {
+    /// `target/xtask-pg-template`.
+    root: PathBuf,
+    /// `root/<key>`: complete when it exists (made elsewhere, then renamed into place).
+    dir: PathBuf,
+}
+
+impl Template {
+    /// The template for this `initdb` and account, when there is a `target/` to keep it in
+    /// (it need not exist yet).
+    fn find(initdb: &Path, account: &Account) -> Option<Template> {
+        let exe = std::env::current_exe().ok()?;
+        let target = exe
+            .ancestors()
+            .find(|d| d.file_name().is_some_and(|n| n == "target"))?
+            .to_path_buf();
+        let version = Command::new(initdb)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())?
+            .stdout;
+        let meta = fs::metadata(initdb).ok()?;
+        let key = format!(
+            "{}\n{}\n{:?}\n{:?}\n{}",
+            initdb.display(),
+            String::from_utf8_lossy(&version).trim(),
+            meta.modified().ok(),
+            account.ids,
+            INITDB_OPTIONS.join(" ")
+        );
+        let root = target.join("xtask-pg-template");
+        let dir = root.join(format!("{:016x}", fnv(key.as_bytes())));
+        Some(Template { root, dir })
+    }
+
+    /// Copy the template into `data` (which does not exist yet), as the server's account.
+    fn copy_to(&self, account: &Account, data: &Path) -> bool {
+        let src = self.dir.join("data");
+        if !src.join("PG_VERSION").is_file() || src.join("postmaster.pid").exists() {
+            return false;
+        }
+        let Some(cp) = find_cp() else { return false };
+        let ok = account
+            .command(&cp)
+            .arg("-a")
+            .arg(&src)
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = fs::remove_dir_all(data);
+        }
+        ok
+    }
+
+    /// Keep a copy of a fresh `initdb` output (not yet started) as the template; best effort.
+    fn keep(&self, account: &Account, data: &Path) {
+        if self.dir.exists() || fs::create_dir_all(&self.root).is_err() {
+            return;
+        }
+        let Ok(tmp) = make_dir_in(&self.root, ".tmp-") else {
+            return;
+        };
+        let made = account.hand_over(&tmp).is_ok()
+            && find_cp().is_some_and(|cp| {
+                account
+                    .command(&cp)
+                    .arg("-a")
+                    .arg(data)
+                    .arg(tmp.join("data"))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            });
+        // Into place in one step: a template is complete or absent (another run may have
+        // put one there first: ours goes).
+        if !made || fs::rename(&tmp, &self.dir).is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+    }
+}
+
+fn find_cp() -> Option<PathBuf> {
+    ["/bin/cp", "/usr/bin/cp"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| is_executable(p))
+}
+
+/// FNV-1a: a short, stable name for the template's key.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Where the cluster's directory goes: `TMPDIR` when set; else `/dev/shm` when it is a
+/// directory with at least 1 GiB free (a tmpfs: creating the relation files of a history
+/// costs no disk); else the system's temporary directory.
+fn temp_base() -> PathBuf {
+    if std::env::var_os("TMPDIR").is_some() {
+        return std::env::temp_dir();
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() && free_bytes(shm).is_some_and(|n| n >= 1 << 30) {
+        return shm.to_path_buf();
+    }
+    std::env::temp_dir()
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statvfs is a valid value for the out parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid out parameter.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
 fn make_temp_dir() -> Result<PathBuf, String> {
-    let base = std::env::temp_dir();
+    make_dir_in(&temp_base(), &format!("xtask-pg-{}-", std::process::id()))
+}
+
+/// A new directory `<base>/<prefix><unique>`, only ours (0700).
+fn make_dir_in(base: &Path, prefix: &str) -> Result<PathBuf, String> {
     for attempt in 0..100u32 {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let dir = base.join(format!(
-            "xtask-pg-{}-{:x}{attempt}",
-            std::process::id(),
-            nanos
-        ));
+        let dir = base.join(format!("{prefix}{nanos:x}{attempt}"));
         match fs::create_dir(&dir) {
             Ok(()) => {
                 fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))

@@ -1,14 +1,17 @@
 //! The live check: every migration history applied to a real Postgres, the catalog read into
 //! the same schema model the static reader fills (the judge decides from it with the same
-//! rules), and a cross-tenant probe on the tenant tables — all in one transaction that is
-//! rolled back, so the database is left exactly as it was found.
+//! rules), and a cross-tenant probe on the tenant tables.
 //!
 //! The database is `--database-url` (or `XTASK_DATABASE_URL`), else a throwaway cluster
-//! started from the Postgres binaries on this machine ([`cluster`]). A history holding a
-//! statement that cannot run inside a transaction (`create index concurrently`, ...) is
-//! applied in a scratch database of the throwaway cluster instead, created and dropped, and
-//! the report says so; against `--database-url` such a history is not applied (we never
-//! commit anything to a database we do not own).
+//! started from the Postgres binaries on this machine ([`cluster`]). On a server of our own
+//! each history is applied in a scratch database, created and dropped, each file in a
+//! transaction of its own as the Supabase CLI applies it (its own `commit`/`rollback`
+//! honoured), and its tenant tables are probed concurrently ([`pool`]), each probe in a
+//! transaction that is rolled back. Against `--database-url` everything runs in ONE
+//! transaction that is rolled back, so the database is left exactly as it was found (we
+//! never commit anything to a database we do not own): a history holding a statement that
+//! cannot run inside a transaction (`create index concurrently`, ...) is not applied there,
+//! and the report says what one transaction cannot do.
 //!
 //! The migrations (and the probe's statements) never run as the superuser: see [`role`]. Each
 //! statement is prepared by Postgres first, which refuses a text holding several; a
@@ -18,6 +21,7 @@ use crate::rules::catalog::Rule;
 pub mod apply;
 pub mod catalog;
 pub mod cluster;
+pub mod pool;
 pub mod probe;
 pub mod role;
 pub mod standin;
@@ -88,6 +92,23 @@ pub struct LiveEvidence {
     /// Of which: applying the files, and probing the tables.
     pub apply: Duration,
     pub probe: Duration,
+    /// The rest of the breakdown (the benchmark prints it).
+    pub timings: Box<Timings>,
+}
+
+/// Where the rest of the live check's time went.
+#[derive(Debug, Default)]
+pub struct Timings {
+    /// The Supabase shim and the migration role.
+    pub setup: Duration,
+    /// Reading the catalog after the migrations.
+    pub catalog: Duration,
+    /// The self-join and storage probes.
+    pub probe_other: Duration,
+    /// Ending each history: the rollback, or dropping the scratch database.
+    pub teardown: Duration,
+    /// Stopping the throwaway cluster (after `check`).
+    pub stop: Duration,
 }
 
 /// One history as Postgres left it.
@@ -153,18 +174,21 @@ pub fn check(
         deadline,
         base: &base,
         own_cluster: cluster.is_some() || matches!(db, Database::Disposable(_)),
+        throwaway: cluster.is_some(),
     };
-    for h in histories {
+    for (i, h) in histories.iter().enumerate() {
         if h.files.is_empty() {
             continue;
         }
         if crate::proc::interrupted() {
             return Err("interrupted".into());
         }
-        one_history(&run, h, &mut ev)?;
+        one_history(&run, i, h, &mut ev)?;
     }
     ev.check = started.elapsed();
+    let stopping = Instant::now();
     drop(cluster);
+    ev.timings.stop = stopping.elapsed();
     Ok(ev)
 }
 
@@ -194,6 +218,13 @@ struct Session {
     scratch: Option<(Client, String)>,
     /// What is running: "the Supabase shim", a migration's `file:line`, ...
     doing: String,
+    /// In a scratch database: inside the transaction of the file being applied (each
+    /// statement then has a savepoint of its own, as in the rolled-back transaction).
+    file_tx: bool,
+    /// The scratch database goes with the throwaway cluster: not dropped on its own.
+    keep_scratch: bool,
+    /// The savepoint `xtask_stmt` of [`Session::run_in_tx`] is set in this transaction.
+    rolling: bool,
 }
 
 /// A statement Postgres (or the check) refused: the message, and the character position in
@@ -245,6 +276,9 @@ impl Session {
             c,
             scratch,
             doing: "opening the session".into(),
+            file_tx: false,
+            keep_scratch: false,
+            rolling: false,
         })
     }
 
@@ -277,9 +311,57 @@ impl Session {
     /// the transaction each statement has a savepoint of its own, so a refused one is undone
     /// and the rest of the history still runs.
     fn run(&mut self, sql: &str) -> Result<Option<Refusal>, String> {
+        if self.scratch.is_none() || self.file_tx {
+            return self.run_in_tx(sql);
+        }
         self.guarded(sql, true, |c| {
             role::through(c, Wrapper::Apply, sql).map(|_| ())
         })
+    }
+
+    /// [`Session::run`] inside a transaction, in two round trips: Postgres prepares the
+    /// statement (it refuses a text holding several), then one simple query checks the
+    /// wrapper, runs the statement through it, and moves the savepoint past it. The savepoint
+    /// `xtask_stmt` is always the state before the next statement (`rolling`): a refused
+    /// statement is rolled back to it, which keeps it.
+    fn run_in_tx(&mut self, sql: &str) -> Result<Option<Refusal>, String> {
+        let sql_err = |e: postgres::Error| describe(&e).0;
+        if !self.rolling {
+            self.c
+                .batch_execute("savepoint xtask_stmt")
+                .map_err(sql_err)?;
+            self.rolling = true;
+        }
+        if let Err(e) = self.c.prepare(sql) {
+            if e.is_closed() {
+                return Err(format!("the connection to Postgres was lost: {e}"));
+            }
+            self.c
+                .batch_execute("rollback to savepoint xtask_stmt")
+                .map_err(sql_err)?;
+            if e.as_db_error()
+                .is_some_and(|d| d.message().contains("multiple commands"))
+            {
+                return Ok(Some(several()));
+            }
+        }
+        // The statement as an `E''` literal reads the same whatever
+        // `standard_conforming_strings` says; the search path it sets stays, as in a replay.
+        let quoted = format!("E'{}'", sql.replace('\\', "\\\\").replace('\'', "\\'"));
+        let batch = format!(
+            "select xtask_live.intact('xtask_live.apply(text)'); select xtask_live.apply({quoted}); \
+             release savepoint xtask_stmt; savepoint xtask_stmt"
+        );
+        match self.c.batch_execute(&batch) {
+            Ok(()) => Ok(None),
+            Err(e) if e.is_closed() => Err(format!("the connection to Postgres was lost: {e}")),
+            Err(e) => {
+                self.c
+                    .batch_execute("rollback to savepoint xtask_stmt")
+                    .map_err(sql_err)?;
+                Ok(Some(refusal(&e, sql)))
+            }
+        }
     }
 
     /// Does this Postgres ship the extension?
@@ -328,8 +410,16 @@ impl Session {
         wrapped: bool,
         send: impl FnOnce(&mut Client) -> Result<(), postgres::Error>,
     ) -> Result<Option<Refusal>, String> {
-        let tx = self.scratch.is_none();
+        let tx = self.scratch.is_none() || self.file_tx;
         let sql_err = |e: postgres::Error| describe(&e).0;
+        if tx && self.rolling {
+            // The savepoint of `run_in_tx` is the state before this statement: after it,
+            // a new one is set (a statement refused later must not undo this one).
+            self.c
+                .batch_execute("release savepoint xtask_stmt")
+                .map_err(sql_err)?;
+            self.rolling = false;
+        }
         if tx {
             self.c
                 .batch_execute("savepoint xtask_stmt")
@@ -354,10 +444,7 @@ impl Session {
                         .batch_execute("release savepoint xtask_stmt")
                         .map_err(sql_err)?;
                 }
-                return Ok(Some((
-                    "Postgres reads more than one statement in this text where the static reader reads one (a quoting trick, `standard_conforming_strings`?): refused, none of it was run".into(),
-                    None,
-                )));
+                return Ok(Some(several()));
             }
         }
         let failed = if tx || !wrapped {
@@ -394,28 +481,55 @@ impl Session {
                 } else if wrapped {
                     self.c.batch_execute("rollback").map_err(sql_err)?;
                 }
-                let (mut msg, mut pos) = describe(&e);
-                // Through the wrapper, Postgres places the error in the text it ran (when it
-                // is not a statement nested further down, in a DO block say).
-                if let Some(postgres::error::ErrorPosition::Internal { position, query }) =
-                    e.as_db_error().and_then(|d| d.position())
-                {
-                    if query == sql {
-                        pos = Some(*position as usize);
-                    }
-                }
-                if msg.contains("within security-definer function") {
-                    msg.push_str(&format!(
-                        "; migrations run as the role `{}`, which cannot change role or session authorization",
-                        role::ROLE
-                    ));
-                }
+                Ok(Some(refusal(&e, sql)))
+            }
+        }
+    }
+
+    /// In a scratch database: begin the transaction a file (or a part of it between its own
+    /// `commit`s) is applied in, as the Supabase CLI applies each file in one.
+    fn begin_file(&mut self) -> Result<(), String> {
+        self.c.batch_execute("begin").map_err(|e| describe(&e).0)?;
+        self.file_tx = true;
+        self.rolling = false;
+        Ok(())
+    }
+
+    /// End the file's transaction: its deferred constraints checked (and their triggers
+    /// fired) as the migration role, then committed. Why Postgres refused, if it did: the
+    /// transaction is then rolled back, as a migration whose commit fails is.
+    fn end_file(&mut self) -> Result<Option<Refusal>, String> {
+        if !self.file_tx {
+            return Ok(None);
+        }
+        self.file_tx = false;
+        self.rolling = false;
+        let ended = role::through(&mut self.c, Wrapper::Apply, "set constraints all immediate")
+            .map(|_| ())
+            .and_then(|()| self.c.batch_execute("commit"));
+        match ended {
+            Ok(()) => Ok(None),
+            Err(e) if e.is_closed() => Err(format!("the connection to Postgres was lost: {e}")),
+            Err(e) => {
+                self.c
+                    .batch_execute("rollback")
+                    .map_err(|e| describe(&e).0)?;
                 Ok(Some((
-                    format!("Postgres rejects this statement: {msg}"),
-                    pos,
+                    format!(
+                        "Postgres rejects this file's transaction at its commit: {}; none of its statements since the transaction began are kept",
+                        describe(&e).0
+                    ),
+                    None,
                 )))
             }
         }
+    }
+
+    /// A `rollback` of the file's own: what it did since its transaction began is undone.
+    fn rollback_file(&mut self) -> Result<(), String> {
+        self.file_tx = false;
+        self.rolling = false;
+        self.c.batch_execute("rollback").map_err(|e| describe(&e).0)
     }
 
     /// The tables now, read with a search path the migrations cannot have planted operators
@@ -456,9 +570,41 @@ impl Session {
     }
 }
 
+/// A text Postgres reads as several statements.
+fn several() -> Refusal {
+    (
+        "Postgres reads more than one statement in this text where the static reader reads one (a quoting trick, `standard_conforming_strings`?): refused, none of it was run".into(),
+        None,
+    )
+}
+
+/// Why Postgres refused the statement `sql`: its message, and where in `sql`.
+fn refusal(e: &postgres::Error, sql: &str) -> Refusal {
+    let (mut msg, mut pos) = describe(e);
+    // Through the wrapper, Postgres places the error in the text it ran (when it is not a
+    // statement nested further down, in a DO block say).
+    if let Some(postgres::error::ErrorPosition::Internal { position, query }) =
+        e.as_db_error().and_then(|d| d.position())
+    {
+        if query == sql {
+            pos = Some(*position as usize);
+        }
+    }
+    if msg.contains("within security-definer function") {
+        msg.push_str(&format!(
+            "; migrations run as the role `{}`, which cannot change role or session authorization",
+            role::ROLE
+        ));
+    }
+    (format!("Postgres rejects this statement: {msg}"), pos)
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.c.batch_execute("rollback");
+        if self.keep_scratch {
+            return;
+        }
         let _ = Session::drop_scratch(self.scratch.take());
     }
 }
@@ -478,9 +624,12 @@ struct Run<'a> {
     base: &'a postgres::Config,
     /// A server of our own: scratch databases may be created in it.
     own_cluster: bool,
+    /// The throwaway cluster of this run, removed with everything in it when the check
+    /// ends: its scratch databases need not be dropped one by one.
+    throwaway: bool,
 }
 
-fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), String> {
+fn one_history(run: &Run, i: usize, h: &History, ev: &mut LiveEvidence) -> Result<(), String> {
     // The files as the static reader read and cut them; an unreadable link was reported by
     // it and has nothing to send. What cannot run in a transaction decides the mode.
     let files: Vec<&(MigrationFile, Loaded)> = h
@@ -500,16 +649,16 @@ fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), Stri
         })
     });
     let scratch = match (&no_tx, run.own_cluster) {
-        // Our own server: a scratch database, each statement committed as the Supabase CLI's
-        // replay commits it (an enum value added in one file is usable in the next).
-        (None, true) => Some(format!("xtask_scratch_{}", std::process::id())),
+        // Our own server: a scratch database, each file in a transaction of its own as the
+        // Supabase CLI applies it (an enum value added in one file is usable in the next).
+        (None, true) => Some(format!("xtask_scratch_{}_{i}", std::process::id())),
         (None, false) => None,
         (Some(what), true) => {
             ev.notes.push(format!(
                 "history `{}` has {what}, which cannot run in a transaction: applied in a scratch database of the throwaway cluster, dropped afterwards",
                 h.dir
             ));
-            Some(format!("xtask_scratch_{}", std::process::id()))
+            Some(format!("xtask_scratch_{}_{i}", std::process::id()))
         }
         (Some(what), false) => {
             return Err(format!(
@@ -521,13 +670,18 @@ fn one_history(run: &Run, h: &History, ev: &mut LiveEvidence) -> Result<(), Stri
 
     ev.scratch |= scratch.is_some();
     let mut s = Session::open(run.base, scratch, run.deadline)?;
+    s.keep_scratch = run.throwaway;
     let result = prepare_apply_judge(&mut s, run, h, &files, ev);
     // Stopped by the watch: say so, and what was running, whatever error the cancelled
     // statement gave.
-    match (result, s.watch.fired()) {
+    let result = match (result, s.watch.fired()) {
         (_, Some(why)) => Err(format!("{why} while running {}", s.doing)),
         (result, None) => result,
-    }
+    };
+    let ending = Instant::now();
+    drop(s);
+    ev.timings.teardown += ending.elapsed();
+    result
 }
 
 fn prepare_apply_judge(
@@ -551,6 +705,7 @@ fn prepare_apply_judge(
             role::ROLE
         ));
     }
+    let setting_up = Instant::now();
     s.doing = "the Supabase shim".into();
     s.c.batch_execute(SHIM)
         .map_err(|e| format!("the Supabase shim does not apply: {}", describe(&e).0))?;
@@ -562,12 +717,34 @@ fn prepare_apply_judge(
             describe(&e).0
         )
     })?;
+    ev.timings.setup += setting_up.elapsed();
     let applying = Instant::now();
     let applied = apply_files(s, run, h, files, ev)?;
     ev.apply += applying.elapsed();
     s.doing = "reading the catalog".into();
     s.settle(run.deadline)?;
     judge_and_probe(s, run, h, &applied, ev)
+}
+
+/// A transaction-control statement of a file applied in its own transaction: `Some(true)`
+/// for one that commits (`commit`, `end`), `Some(false)` for one that rolls back (`rollback`,
+/// `abort`, not `rollback to savepoint`); `None` for the others (`begin` and `start
+/// transaction`: the file is in one already; savepoints, `prepare transaction`: not sent).
+fn tx_end(text: &str) -> Option<bool> {
+    let t = without_comments(text).to_ascii_lowercase();
+    let words: Vec<&str> = t
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty())
+        .collect();
+    match words.as_slice() {
+        ["commit" | "end", rest @ ..] if rest.first() != Some(&"prepared") => Some(true),
+        ["rollback" | "abort", rest @ ..]
+            if !rest.contains(&"to") && rest.first() != Some(&"prepared") =>
+        {
+            Some(false)
+        }
+        _ => None,
+    }
 }
 
 /// Statements that cannot run in a transaction and that the superuser runs for a migration
@@ -645,9 +822,41 @@ fn apply_files(
             known = Some(s.tables()?);
         }
         let lines = Lines::new(text);
+        // In a scratch database each file is applied in a transaction of its own, its own
+        // `commit`/`rollback` honoured (see [`tx_end`]).
+        let file_tx = s.scratch.is_some();
+        if file_tx {
+            s.begin_file()?;
+        }
+        let mut last_line: u32 = 1;
+        let refused_at_end = |ev: &mut LiveEvidence, refused: Option<Refusal>, line: u32| {
+            if let Some((msg, _)) = refused {
+                ev.apply_failures += 1;
+                ev.findings.push(
+                    Finding::new(Rule::MigrationApplyFailed, Severity::Error, msg)
+                        .at(f.path.clone(), Some(line)),
+                );
+            }
+        };
         for p in pieces {
             if p.kind == Kind::TransactionControl {
-                skipped_tx += 1;
+                if !file_tx {
+                    skipped_tx += 1;
+                    continue;
+                }
+                s.doing = format!("{}:{}", f.path, p.line);
+                match tx_end(&p.text) {
+                    Some(true) => {
+                        let refused = s.end_file()?;
+                        refused_at_end(ev, refused, p.line);
+                        s.begin_file()?;
+                    }
+                    Some(false) => {
+                        s.rollback_file()?;
+                        s.begin_file()?;
+                    }
+                    None => {}
+                }
                 continue;
             }
             if let Kind::ActsAsAdmin(_) = p.kind {
@@ -700,7 +909,14 @@ fn apply_files(
                     }
                 }
                 Kind::NoTransaction(what) if superuser_may_run(what) => {
-                    s.run_as_superuser(&without_comments(&p.text))?
+                    // Outside the file's transaction, as it must be.
+                    let ended = s.end_file()?;
+                    refused_at_end(ev, ended, p.line);
+                    let refused = s.run_as_superuser(&without_comments(&p.text))?;
+                    if file_tx {
+                        s.begin_file()?;
+                    }
+                    refused
                 }
                 Kind::NoTransaction(what) => Some((
                     format!("{what} needs a superuser, which a Supabase migration is not: refused"),
@@ -712,6 +928,7 @@ fn apply_files(
                 // Cancelled, not refused: the caller says why and where.
                 return Err("stopped".into());
             }
+            last_line = p.line;
             if let Some((msg, pos)) = refused {
                 ev.apply_failures += 1;
                 ev.findings.push(
@@ -719,6 +936,14 @@ fn apply_files(
                         .at(f.path.clone(), Some(line_of(p, &lines, pos))),
                 );
             }
+        }
+        if file_tx {
+            s.doing = format!("{}: the end of its transaction", f.path);
+            let refused = s.end_file()?;
+            if s.watch.fired().is_some() {
+                return Err("stopped".into());
+            }
+            refused_at_end(ev, refused, last_line);
         }
         if is_new {
             let now = s.tables()?;
@@ -736,6 +961,21 @@ fn apply_files(
     if skipped_tx > 0 {
         ev.notes.push(format!(
             "history `{}`: {skipped_tx} transaction-control statement(s) (begin/commit/...) not sent: the check runs the whole history in one transaction and rolls it back",
+            h.dir
+        ));
+    }
+    // What one rolled-back transaction cannot do as a replay does: an enum value added in
+    // one file cannot be used before a commit.
+    let adds_enum_value = s.scratch.is_none()
+        && files.iter().any(|(_, l)| {
+            l.read.pieces.iter().any(|p| {
+                let t = p.text.to_ascii_lowercase();
+                t.contains("alter type") && t.contains("add value")
+            })
+        });
+    if adds_enum_value {
+        ev.notes.push(format!(
+            "history `{}` adds enum values (`alter type ... add value`): against --database-url the whole history runs in ONE transaction, where Postgres refuses to use a new enum value before a commit (a later file using it is rejected here, not in a real replay, which commits each file), and `set_config(..., true)` / `set local` last to the end of the history instead of their file; the throwaway cluster applies each file in its own transaction",
             h.dir
         ));
     }
@@ -764,6 +1004,7 @@ fn judge_and_probe(
     ev: &mut LiveEvidence,
 ) -> Result<(), String> {
     let (config, changes) = (run.config, run.changes);
+    let reading = Instant::now();
     let c = &mut s.c;
     let all = catalog::table_oids(c).map_err(|e| describe(&e).0)?;
     let static_judged: BTreeSet<&QualName> = h
@@ -799,6 +1040,7 @@ fn judge_and_probe(
     };
     let mut schema = catalog::read(c, &judged, &origin).map_err(|e| describe(&e).0)?;
     point_at_static(&mut schema, &h.schema);
+    ev.timings.catalog += reading.elapsed();
 
     let probing = Instant::now();
     let id = Identity {
@@ -810,22 +1052,48 @@ fn judge_and_probe(
     let service_only = |name: &QualName| {
         tenant::table_tenancy(&config.tenancy, name).is_some_and(|t| t.service_only)
     };
+    let tenant_tables: Vec<QualName> = schema
+        .tables
+        .iter()
+        .filter(|(name, t)| {
+            let (column, _) = judge.column_for(std::slice::from_ref(*name));
+            tenant::exemption(name, &config.tenancy).is_none()
+                && !service_only(name)
+                && t.column(column).is_some()
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    // In a scratch database the history is committed: the tables are probed on a pool of
+    // connections of their own (`pool.rs`); what it gives back is probed here, in order.
+    let mut pooled: Vec<Option<Probe>> = vec![None; tenant_tables.len()];
+    if let Some((_, name)) = &s.scratch {
+        let mut db = run.base.clone();
+        db.dbname(name);
+        s.doing = "the isolation probes".into();
+        remaining(run.deadline)?;
+        if let Some(done) = pool::probe_all(&db, run.base, &tenant_tables, &id, run.deadline) {
+            if let Some(why) = done.stopped {
+                return Err(format!("{why} while running the isolation probes"));
+            }
+            pooled = done.probes;
+        }
+    }
     let mut probes = Vec::new();
     // The probe keeps what it reads of the catalog for this history only.
     probe::forget();
-    for (name, t) in &schema.tables {
-        let (column, _) = judge.column_for(std::slice::from_ref(name));
-        if tenant::exemption(name, &config.tenancy).is_some()
-            || service_only(name)
-            || t.column(column).is_none()
-        {
-            continue;
-        }
-        remaining(run.deadline)?;
-        s.doing = format!("the isolation probe on {name}");
-        probes.push((name.clone(), probe::probe(&mut s.c, name, &id)));
+    for (name, done) in tenant_tables.into_iter().zip(pooled) {
+        let p = match done {
+            Some(p) => p,
+            None => {
+                remaining(run.deadline)?;
+                s.doing = format!("the isolation probe on {name}");
+                probe::probe(&mut s.c, &name, &id)
+            }
+        };
+        probes.push((name, p));
     }
     ev.probe += probing.elapsed();
+    let others = Instant::now();
     s.doing = "the self-join attempt on the membership table".into();
     // An attempt that cannot be set up (no way to make a membership row) proves nothing
     // either way: said in the notes, never an error of the check.
@@ -843,6 +1111,7 @@ fn judge_and_probe(
     let buckets: Vec<String> = h.schema.buckets.keys().cloned().collect();
     let storage = storage::probe(&mut s.c, &buckets, &id);
     probe::forget();
+    ev.timings.probe_other += others.elapsed();
     ev.histories.push(LiveHistory {
         dir: h.dir.clone(),
         schema,
@@ -875,5 +1144,27 @@ fn point_at_static(live: &mut Schema, stat: &Schema) {
         for file in &s.touched_by {
             t.touch(file);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tx_end;
+
+    #[test]
+    fn a_files_own_transaction_control_is_told_apart() {
+        assert_eq!(tx_end("commit;"), Some(true));
+        assert_eq!(tx_end("END TRANSACTION;"), Some(true));
+        assert_eq!(tx_end("-- done\ncommit work"), Some(true));
+        assert_eq!(tx_end("rollback;"), Some(false));
+        assert_eq!(tx_end("ABORT"), Some(false));
+        assert_eq!(tx_end("rollback to savepoint a;"), None);
+        assert_eq!(tx_end("commit prepared 'x';"), None);
+        assert_eq!(tx_end("begin;"), None);
+        assert_eq!(
+            tx_end("start transaction isolation level serializable;"),
+            None
+        );
+        assert_eq!(tx_end("savepoint a;"), None);
     }
 }

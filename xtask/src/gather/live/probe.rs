@@ -21,7 +21,7 @@ use crate::{
 
 use super::{
     apply::describe,
-    role::{through, Wrapper},
+    role::{probe_batch, through, Wrapper},
 };
 
 /// What the probe found on one table.
@@ -63,6 +63,8 @@ struct Cache {
     row_checks: HashMap<String, Vec<(String, Vec<String>)>>,
     /// Per `table.column`: which candidate meets its CHECKs (see [`value_for`]).
     chosen: HashMap<String, Option<usize>>,
+    /// Does the table exist (the membership table the config names)?
+    exists: HashMap<String, bool>,
 }
 
 thread_local! {
@@ -87,6 +89,19 @@ fn per_table<T: Clone>(
     let v = read(&key)?;
     CACHE.with(|k| of(&mut k.borrow_mut()).insert(key, v.clone()));
     Ok(v)
+}
+
+/// Does `table` exist? (Read once per history.)
+fn table_exists(c: &mut Client, table: &QualName) -> Result<bool, String> {
+    per_table(
+        |k| &mut k.exists,
+        table,
+        |key| {
+            c.query_one("select to_regclass($1) is not null", &[&key])
+                .map(|r| r.get(0))
+                .map_err(|e| describe(&e).0)
+        },
+    )
 }
 
 /// A column as the probe needs it.
@@ -139,16 +154,20 @@ fn as_migrator(c: &mut Client, sql: &str) -> Result<Option<String>, postgres::Er
 
 /// The ctids of tenant B's rows, seen as the migration role (past row level security).
 fn ctids(c: &mut Client, b_rows: &str) -> Result<Vec<String>, String> {
-    let all = as_migrator(
-        c,
-        &format!("select string_agg(ctid::text, ' ') from ({b_rows}) r"),
-    )
-    .map_err(|e| describe(&e).0)?;
-    Ok(all
-        .unwrap_or_default()
+    let all = as_migrator(c, &ctids_sql(b_rows)).map_err(|e| describe(&e).0)?;
+    Ok(ctid_list(all))
+}
+
+/// The query of [`ctids`], to send along with another statement.
+fn ctids_sql(b_rows: &str) -> String {
+    format!("select string_agg(ctid::text, ' ') from ({b_rows}) r")
+}
+
+fn ctid_list(all: Option<String>) -> Vec<String> {
+    all.unwrap_or_default()
         .split_whitespace()
         .map(String::from)
-        .collect())
+        .collect()
 }
 
 fn q(s: &str) -> String {
@@ -926,17 +945,20 @@ fn new_user(c: &mut Client) -> Result<String, String> {
             format!("{}, {v}", lit(k))
         })
         .collect();
-    c.batch_execute("savepoint xtask_user")
-        .map_err(|e| describe(&e).0)?;
-    let made = as_migrator(
-        c,
-        &format!(
-            "insert into auth.users (id, aud, role, email, raw_user_meta_data) \
-             select u, 'authenticated', 'authenticated', 'xtask-' || u || '@example.com', jsonb_build_object({}) \
-             from gen_random_uuid() u returning id::text",
-            meta.join(", ")
-        ),
+    let insert = format!(
+        "insert into auth.users (id, aud, role, email, raw_user_meta_data) \
+         select u, 'authenticated', 'authenticated', 'xtask-' || u || '@example.com', jsonb_build_object({}) \
+         from gen_random_uuid() u returning id::text",
+        meta.join(", ")
     );
+    // The savepoint and the insert in one round trip.
+    let made = probe_batch(
+        c,
+        Some("savepoint xtask_user"),
+        &[(Wrapper::QueryAsMigrator, &insert)],
+        None,
+    )
+    .map(|mut v| v.pop().flatten());
     let user = match made {
         Ok(Some(user)) => {
             c.batch_execute("release savepoint xtask_user")
@@ -997,9 +1019,16 @@ fn insert_or_reuse(
     ty: &str,
 ) -> Result<(), String> {
     let err = |e: postgres::Error| describe(&e).0;
-    c.batch_execute("savepoint xtask_row").map_err(err)?;
-    match as_migrator(c, &insert_sql(table, values, None)) {
-        Ok(_) => c.batch_execute("release savepoint xtask_row").map_err(err),
+    // The savepoint, the insert and the release in one round trip; Postgres stops at an
+    // error, the savepoint is then still there.
+    let insert = insert_sql(table, values, None);
+    match probe_batch(
+        c,
+        Some("savepoint xtask_row"),
+        &[(Wrapper::QueryAsMigrator, &insert)],
+        Some("release savepoint xtask_row"),
+    ) {
+        Ok(_) => Ok(()),
         Err(e) => {
             c.batch_execute("rollback to savepoint xtask_row; release savepoint xtask_row")
                 .map_err(err)?;
@@ -1036,10 +1065,7 @@ pub fn self_join(c: &mut Client, id: &Identity) -> Result<Option<String>, String
         return Ok(None); // the configured way of becoming a tenant may not use the table
     }
     let members = QualName::from_config(&id.tenancy.membership_table);
-    let exists: bool = c
-        .query_one("select to_regclass($1) is not null", &[&members.sql()])
-        .map_err(|e| describe(&e).0)?
-        .get(0);
+    let exists = table_exists(c, &members)?;
     if !exists {
         return Ok(None);
     }
@@ -1087,7 +1113,7 @@ fn attempt_join(
     let mut values = maker.values(members, Some(&b), &[], 1)?;
     values.retain(|(k, _)| *k != ucol);
     values.push((ucol.clone(), format!("{}::uuid", lit(&user))));
-    let joined = as_tenant(c, &insert_sql(members, &values, None), |_, r| {
+    let joined = as_tenant(c, &insert_sql(members, &values, None), None, |r, _| {
         Ok(r.map_or(0, |_| 1))
     })
     .unwrap_or(0);
@@ -1105,7 +1131,8 @@ fn attempt_join(
             q(&ucol),
             lit(&user)
         ),
-        |_, r| Ok(r.unwrap_or(0)),
+        None,
+        |r, _| Ok(r.unwrap_or(0)),
     )
     .unwrap_or(0);
     Ok((moved > 0).then(|| {
@@ -1152,10 +1179,7 @@ fn public_read(table: &QualName, id: &Identity) -> bool {
 /// roles cannot be listed.
 fn roles(c: &mut Client, id: &Identity) -> Result<Option<(String, String, Vec<String>)>, String> {
     let members = QualName::from_config(&id.tenancy.membership_table);
-    let exists: bool = c
-        .query_one("select to_regclass($1) is not null", &[&members.sql()])
-        .map_err(|e| describe(&e).0)?
-        .get(0);
+    let exists = table_exists(c, &members)?;
     if !exists {
         return Ok(None);
     }
@@ -1193,10 +1217,7 @@ fn roles(c: &mut Client, id: &Identity) -> Result<Option<(String, String, Vec<St
 /// The table the membership's tenant column points at, and the column.
 fn membership_parent(c: &mut Client, id: &Identity) -> Result<Option<(QualName, String)>, String> {
     let members = QualName::from_config(&id.tenancy.membership_table);
-    let exists: bool = c
-        .query_one("select to_regclass($1) is not null", &[&members.sql()])
-        .map_err(|e| describe(&e).0)?
-        .get(0);
+    let exists = table_exists(c, &members)?;
     if !exists || !id.become_tenant.trim().is_empty() {
         return Ok(None);
     }
@@ -1461,10 +1482,22 @@ fn attack(
     let t = table.sql();
     let tc = q(col);
     let b_rows = format!("select ctid from {t} where {tc} = {b}::{ty}");
-    let b_before = ctids(c, &b_rows)?;
-
+    let look = ctids_sql(&b_rows);
     let own_sql = format!("select count(*) from {t} where {tc} = {a}::{ty}");
-    let own = as_tenant(c, &own_sql, |_, r| Ok(r))?;
+    let b_sql = format!("select count(*) from {t} where {tc} = {b}::{ty}");
+    let keep_sql = format!("update {t} set {tc} = {tc}");
+    let delete_sql = format!("delete from {t}");
+    // The steps Postgres seldom refuses in one round trip; one by one when it refuses one.
+    let fast = seldom_refused(c, &look, &own_sql, &b_sql, &keep_sql, &delete_sql)?;
+    let b_before = match &fast {
+        Some(f) => f.b_before.clone(),
+        None => ctids(c, &b_rows)?,
+    };
+
+    let own = match &fast {
+        Some(f) => Some(f.own),
+        None => as_tenant(c, &own_sql, None, |r, _| Ok(r))?,
+    };
     // Refused as a statement (a privilege the policies need, checked for the role when the
     // statement starts), not filtered row by row: no user of the role reads a row. The
     // attempts on B's rows still run; what they reach is a leak all the same.
@@ -1476,11 +1509,10 @@ fn attack(
         return Ok(None);
     }
     let mut leaks = Vec::new();
-    let n = as_tenant(
-        c,
-        &format!("select count(*) from {t} where {tc} = {b}::{ty}"),
-        |_, r| Ok(r.unwrap_or(0)),
-    )?;
+    let n = match &fast {
+        Some(f) => f.b_read,
+        None => as_tenant(c, &b_sql, None, |r, _| Ok(r.unwrap_or(0)))?,
+    };
     // Readable by every signed-in user by design (`public_read`): reading is no leak.
     if n > 0 && !public_read(table, id) {
         leaks.push(format!("read {n} row(s) of tenant B"));
@@ -1494,17 +1526,26 @@ fn attack(
     // lets move arrive in B (B has more rows). When that statement is refused as a whole (a
     // trigger that forbids moving a row, the WITH CHECK on A's moved rows), the reading form
     // is tried too.
-    let (mut updated, moved) = as_tenant(c, &format!("update {t} set {tc} = {b}::{ty}"), |c, _| {
-        let now = ctids(c, &b_rows)?;
-        let updated = b_before.iter().filter(|x| !now.contains(x)).count() as i64;
-        Ok((updated, now.len().saturating_sub(b_before.len()) as i64))
-    })
+    let (mut updated, moved) = as_tenant(
+        c,
+        &format!("update {t} set {tc} = {b}::{ty}"),
+        Some(&look),
+        |_, now| {
+            let now = ctid_list(now);
+            let updated = b_before.iter().filter(|x| !now.contains(x)).count() as i64;
+            Ok((updated, now.len().saturating_sub(b_before.len()) as i64))
+        },
+    )
     .unwrap_or((0, 0));
     if updated == 0 {
-        updated = as_tenant(c, &format!("update {t} set {tc} = {tc}"), |c, _| {
-            let now = ctids(c, &b_rows)?;
+        let changed = |now: Option<String>| {
+            let now = ctid_list(now);
             Ok(now.iter().filter(|x| !b_before.contains(x)).count() as i64)
-        })?;
+        };
+        updated = match &fast {
+            Some(f) => changed(f.after_keep.clone())?,
+            None => as_tenant(c, &keep_sql, Some(&look), |_, now| changed(now))?,
+        };
     }
     if updated > 0 {
         leaks.push(format!("updated {updated} row(s) of tenant B"));
@@ -1512,15 +1553,16 @@ fn attack(
     if moved > 0 {
         leaks.push(format!("moved {moved} row(s) of its own into tenant B"));
     }
-    let n = as_tenant(c, &format!("delete from {t}"), |c, _| {
-        let left = ctids(c, &b_rows)?.len();
-        Ok(b_before.len().saturating_sub(left) as i64)
-    })?;
+    let gone = |now: Option<String>| Ok(b_before.len().saturating_sub(ctid_list(now).len()) as i64);
+    let n = match &fast {
+        Some(f) => gone(f.after_delete.clone())?,
+        None => as_tenant(c, &delete_sql, Some(&look), |_, now| gone(now))?,
+    };
     if n > 0 {
         leaks.push(format!("deleted {n} row(s) of tenant B"));
     }
     let insert = insert_sql(table, at.b_insert, None);
-    let inserted = as_tenant(c, &insert, |_, r| Ok(r.map_or(0, |_| 1)));
+    let inserted = as_tenant(c, &insert, None, |r, _| Ok(r.map_or(0, |_| 1)));
     match inserted {
         Ok(1) => leaks.push("inserted a row for tenant B".to_string()),
         Ok(_) => {}
@@ -1548,34 +1590,136 @@ fn refusal(c: &mut Client, sql: &str) -> Result<String, String> {
 
 /// Run `sql` as the `authenticated` role under a savepoint (inside a SECURITY DEFINER
 /// function of that role, so nothing it sets off can switch role); then, as the migration
-/// role, `check` sees the database as the statement left it (`Some(count)` from the
-/// statement's first column or rows affected, `None` when it was denied); then the savepoint
-/// is rolled back. Denied (no grant, or a row level security violation) is not an error.
+/// role, `look` (when given) sees the database as the statement left it; then the savepoint
+/// is rolled back. `check` gets `Some(count)` (the statement's first column or rows
+/// affected; `None` when it was denied) and what `look` gave. Denied (no grant, or a row
+/// level security violation) is not an error. One round trip when the statement runs (the
+/// savepoint, the statement, the look and the rollback in one simple query), two when it is
+/// denied.
 fn as_tenant<T>(
     c: &mut Client,
     sql: &str,
-    check: impl FnOnce(&mut Client, Option<i64>) -> Result<T, String>,
+    look: Option<&str>,
+    check: impl FnOnce(Option<i64>, Option<String>) -> Result<T, String>,
 ) -> Result<T, String> {
-    c.batch_execute("savepoint xtask_step")
-        .map_err(|e| describe(&e).0)?;
-    let ran = if sql.starts_with("select") {
-        through(c, Wrapper::QueryAsTenant, sql)
-            .map(|v| v.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
+    let w = if sql.starts_with("select") {
+        Wrapper::QueryAsTenant
     } else {
-        through(c, Wrapper::CountAsTenant, sql)
-            .map(|v| v.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
+        Wrapper::CountAsTenant
     };
-    let result = match ran {
-        Ok(n) => check(c, Some(n)),
-        Err(e) if is_denied(&e) => {
-            let _ = c.batch_execute("rollback to savepoint xtask_step");
-            check(c, None)
+    let mut calls = vec![(w, sql)];
+    if let Some(l) = look {
+        calls.push((Wrapper::QueryAsMigrator, l));
+    }
+    const UNDO: &str = "rollback to savepoint xtask_step; release savepoint xtask_step";
+    let ran = probe_batch(c, Some("savepoint xtask_step"), &calls, Some(UNDO));
+    let e = match ran {
+        Ok(v) => {
+            let mut v = v.into_iter();
+            let n = v
+                .next()
+                .flatten()
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0);
+            return check(Some(n), v.next().flatten());
         }
-        Err(e) => Err(describe(&e).0),
+        Err(e) => e,
     };
-    c.batch_execute("rollback to savepoint xtask_step; release savepoint xtask_step")
-        .map_err(|e| describe(&e).0)?;
-    result
+    // Postgres stopped at the error: the savepoint is still there.
+    if !is_denied(&e) {
+        c.batch_execute(UNDO).map_err(|e| describe(&e).0)?;
+        return Err(describe(&e).0);
+    }
+    let calls: Vec<(Wrapper, &str)> = look
+        .map(|l| (Wrapper::QueryAsMigrator, l))
+        .into_iter()
+        .collect();
+    match probe_batch(
+        c,
+        Some("rollback to savepoint xtask_step"),
+        &calls,
+        Some(UNDO),
+    ) {
+        Ok(mut v) => check(None, v.pop().flatten()),
+        Err(e) => {
+            c.batch_execute(UNDO).map_err(|e| describe(&e).0)?;
+            Err(describe(&e).0)
+        }
+    }
+}
+
+/// What the steps of an attack that Postgres seldom refuses gave (see [`seldom_refused`]).
+struct Fast {
+    /// The ctids of B's rows before any step.
+    b_before: Vec<String>,
+    /// A's own rows A reads, and B's.
+    own: i64,
+    b_read: i64,
+    /// B's ctids after `update .. set tenant = tenant`, and after `delete` (each as tenant
+    /// A, then rolled back).
+    after_keep: Option<String>,
+    after_delete: Option<String>,
+}
+
+/// The look at B's rows, A's two counts, the UPDATE that keeps the tenant and the DELETE,
+/// each step as [`as_tenant`] runs it (a savepoint, the statement, the look, the rollback),
+/// all in one simple query. Each step is rolled back before the next, so each sees the
+/// database as the one-by-one path does. `None` when Postgres refused any of them (denied,
+/// or another error): everything is then rolled back and the caller takes the steps one by
+/// one, with their own handling of a refusal.
+fn seldom_refused(
+    c: &mut Client,
+    look: &str,
+    own: &str,
+    b_read: &str,
+    keep: &str,
+    delete: &str,
+) -> Result<Option<Fast>, String> {
+    use super::role::Item::{Call, Raw};
+    const STEP: &str = "savepoint xtask_step";
+    const UNDO: &str = "rollback to savepoint xtask_step; release savepoint xtask_step";
+    let m = Wrapper::QueryAsMigrator;
+    let items = [
+        Raw(STEP),
+        Call(m, look),
+        Raw("release savepoint xtask_step"),
+        Raw(STEP),
+        Call(Wrapper::QueryAsTenant, own),
+        Raw(UNDO),
+        Raw(STEP),
+        Call(Wrapper::QueryAsTenant, b_read),
+        Raw(UNDO),
+        Raw(STEP),
+        Call(Wrapper::CountAsTenant, keep),
+        Call(m, look),
+        Raw(UNDO),
+        Raw(STEP),
+        Call(Wrapper::CountAsTenant, delete),
+        Call(m, look),
+        Raw(UNDO),
+    ];
+    match super::role::probe_items(c, &items) {
+        Ok(v) => {
+            let count = |v: &Option<String>| {
+                v.as_deref()
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
+            Ok(Some(Fast {
+                b_before: ctid_list(v[0].clone()),
+                own: count(&v[1]),
+                b_read: count(&v[2]),
+                after_keep: v[4].clone(),
+                after_delete: v[6].clone(),
+            }))
+        }
+        Err(e) if e.is_closed() => Err(describe(&e).0),
+        Err(_) => {
+            // Postgres stopped inside one of the steps: its savepoint is the latest.
+            c.batch_execute(UNDO).map_err(|e| describe(&e).0)?;
+            Ok(None)
+        }
+    }
 }
 
 /// `insufficient_privilege`: no grant, or "new row violates row-level security policy".
@@ -1611,10 +1755,7 @@ fn become_tenant(
             .map_err(|e| format!("`[live] become_tenant` failed: {}", describe(&e).0));
     }
     let members = QualName::from_config(&id.tenancy.membership_table);
-    let exists: bool = c
-        .query_one("select to_regclass($1) is not null", &[&members.sql()])
-        .map_err(|e| describe(&e).0)?
-        .get(0);
+    let exists = table_exists(c, &members)?;
     if exists {
         let tcol = crate::schema::split_config_name(&id.tenancy.membership_tenant_column)
             .pop()

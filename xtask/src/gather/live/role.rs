@@ -235,28 +235,94 @@ fn probe_through(
     w: Wrapper,
     sql: &str,
 ) -> Result<Option<String>, postgres::Error> {
-    let quoted = format!("E'{}'", sql.replace('\\', "\\\\").replace('\'', "\\'"));
-    let batch = format!(
-        "select xtask_live.intact('xtask_live.{n}(text)'); select xtask_live.{n}({quoted})::text; set search_path = pg_catalog, pg_temp",
-        n = w.name()
-    );
+    Ok(probe_batch(c, None, &[(w, sql)], None)?.pop().flatten())
+}
+
+/// Several probe statements in one round trip, each as [`probe_through`] sends it, between
+/// `before` and `after` (our own statements: a savepoint, its rollback; no `;` in them
+/// but between statements). Postgres stops at
+/// the first error, so nothing after a failed statement runs (the caller rolls back to its
+/// savepoint). The value of each call, as `through` gives it.
+pub fn probe_batch(
+    c: &mut postgres::Client,
+    before: Option<&str>,
+    calls: &[(Wrapper, &str)],
+    after: Option<&str>,
+) -> Result<Vec<Option<String>>, postgres::Error> {
+    let mut items: Vec<Item> = Vec::new();
+    items.extend(before.map(Item::Raw));
+    items.extend(calls.iter().map(|(w, sql)| Item::Call(*w, sql)));
+    items.extend(after.map(Item::Raw));
+    probe_items(c, &items)
+}
+
+/// One part of a batch of [`probe_items`].
+#[derive(Clone, Copy)]
+pub enum Item<'a> {
+    /// Statements of ours (savepoints and their rollbacks): no `;` in them but between
+    /// statements.
+    Raw(&'a str),
+    /// A probe statement through a wrapper, as [`probe_through`] sends it.
+    Call(Wrapper, &'a str),
+}
+
+/// The items in one simple query, in order; the value of each call, as `through` gives it.
+/// Postgres stops at the first error: nothing after it runs, and no value is given.
+pub fn probe_items(
+    c: &mut postgres::Client,
+    items: &[Item],
+) -> Result<Vec<Option<String>>, postgres::Error> {
+    let mut batch = String::new();
+    // The statement (counted from 0) whose row is each call's value.
+    let mut value_at = Vec::new();
+    let mut counts = Vec::new();
+    let mut k = 0;
+    for item in items {
+        match item {
+            Item::Raw(sql) => {
+                batch.push_str(sql);
+                batch.push_str("; ");
+                k += sql.split(';').filter(|s| !s.trim().is_empty()).count();
+            }
+            Item::Call(w, sql) => {
+                let quoted = format!("E'{}'", sql.replace('\\', "\\\\").replace('\'', "\\'"));
+                batch.push_str(&format!(
+                    "select xtask_live.intact('xtask_live.{n}(text)'); select xtask_live.{n}({quoted})::text; set search_path = pg_catalog, pg_temp; ",
+                    n = w.name()
+                ));
+                value_at.push(k + 1);
+                counts.push(matches!(
+                    w,
+                    Wrapper::CountAsMigrator | Wrapper::CountAsTenant
+                ));
+                k += 3;
+            }
+        }
+    }
     let mut done = 0;
-    let mut value = None;
+    let mut values: Vec<Option<String>> = vec![None; value_at.len()];
     for m in c.simple_query(&batch)? {
         match m {
-            postgres::SimpleQueryMessage::Row(r) if done == 1 => {
-                value = r.get(0).map(String::from);
+            postgres::SimpleQueryMessage::Row(r) => {
+                if let Some(i) = value_at.iter().position(|&at| at == done) {
+                    values[i] = r.get(0).map(String::from);
+                }
             }
             postgres::SimpleQueryMessage::CommandComplete(_) => done += 1,
             _ => {}
         }
     }
-    Ok(match w {
-        Wrapper::CountAsMigrator | Wrapper::CountAsTenant => {
-            Some(value.unwrap_or_else(|| "0".into()))
-        }
-        _ => value,
-    })
+    Ok(values
+        .into_iter()
+        .zip(counts)
+        .map(|(value, count)| {
+            if count {
+                Some(value.unwrap_or_else(|| "0".into()))
+            } else {
+                value
+            }
+        })
+        .collect())
 }
 
 /// Fail unless the wrapper is still SECURITY DEFINER, owned by its role, with its settings.
