@@ -733,6 +733,10 @@ const CONFIRMED: &[(&str, &str, &str)] = &[
     ("policy_refused", "public.invitations", "refused"),
     // Reads refused, but its DELETE policy lets every row go: the probe still deletes B's.
     ("policy_refused", "public.leaky_invites", "unprotected"),
+    // Its policies call a check that raises 42883 inside its body on every call.
+    ("policy_broken_helper", "public.boards", "refused"),
+    // The same broken read, and a DELETE policy that lets every row go.
+    ("policy_broken_helper", "public.cards", "unprotected"),
 ];
 
 /// The differential check: every migration fixture of the static reader is applied to a real
