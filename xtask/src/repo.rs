@@ -61,6 +61,21 @@ impl Changes {
 }
 
 /// The root of the git work tree that contains `dir`.
+/// The package manager a lock file at a repository's root stands for, in the order a root
+/// holding several is read.
+pub const LOCK_FILES: [(&str, &str); 5] = [
+    ("pnpm-lock.yaml", "pnpm"),
+    ("yarn.lock", "yarn"),
+    ("bun.lockb", "bun"),
+    ("bun.lock", "bun"),
+    ("package-lock.json", "npm"),
+];
+
+/// The first of [`LOCK_FILES`] at `root`: its name and package manager.
+pub fn lock_file(root: &Path) -> Option<(&'static str, &'static str)> {
+    LOCK_FILES.into_iter().find(|(f, _)| root.join(f).is_file())
+}
+
 pub fn toplevel(dir: &Path) -> Result<PathBuf, RepoError> {
     not_bare(dir)?;
     let out = git_bytes(dir, ["rev-parse", "--show-toplevel"]).map_err(|e| {

@@ -152,15 +152,7 @@ pub fn stack_line(repo: &Path, route_roots: &[&str]) -> String {
     let field = root
         .and_then(|j| j.get("packageManager"))
         .and_then(|v| v.as_str());
-    let lock = [
-        ("pnpm-lock.yaml", "pnpm"),
-        ("yarn.lock", "yarn"),
-        ("bun.lockb", "bun"),
-        ("bun.lock", "bun"),
-        ("package-lock.json", "npm"),
-    ]
-    .into_iter()
-    .find(|(f, _)| repo.join(f).is_file());
+    let lock = crate::repo::lock_file(repo);
     let workspaces = repo.join("pnpm-workspace.yaml").is_file()
         || root.and_then(|j| j.get("workspaces")).is_some();
     let pm = match (field, lock) {

@@ -1667,16 +1667,7 @@ fn commands_section(root: &Path, files: &Files, route_root: Option<&str>) -> Sec
         .get("packageManager")
         .and_then(|v| v.as_str())
         .map(|v| v.split('@').next().unwrap_or(v).to_string());
-    let lock = [
-        ("pnpm-lock.yaml", "pnpm"),
-        ("yarn.lock", "yarn"),
-        ("bun.lockb", "bun"),
-        ("bun.lock", "bun"),
-        ("package-lock.json", "npm"),
-    ]
-    .iter()
-    .find(|(f, _)| root.join(f).is_file())
-    .copied();
+    let lock = crate::repo::lock_file(root);
     let (pm, pm_why) = match (&pm_field, lock) {
         (Some(pm), _) => (pm.clone(), format!("packageManager is {pm}")),
         (None, Some((f, pm))) => (pm.to_string(), format!("{f} at the root")),
