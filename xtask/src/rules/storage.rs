@@ -254,6 +254,12 @@ fn unwrap(mut s: &str) -> &str {
     }
 }
 
+/// A byte of an identifier: a letter, digit or `_`, or any byte of a non-ASCII character
+/// (Postgres lets identifiers hold those).
+fn word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
 /// Split on a keyword (`and`, `or`) outside parentheses and quotes.
 fn split_top<'s>(s: &'s str, kw: &str) -> Vec<&'s str> {
     let b = s.as_bytes();
@@ -271,9 +277,9 @@ fn split_top<'s>(s: &'s str, kw: &str) -> Vec<&'s str> {
             _ if !quote && depth == 0 => {
                 let end = i + kw.len();
                 let word = end <= b.len()
-                    && s[i..end].eq_ignore_ascii_case(kw)
-                    && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
-                    && (end == b.len() || !(b[end].is_ascii_alphanumeric() || b[end] == b'_'));
+                    && b[i..end].eq_ignore_ascii_case(kw.as_bytes())
+                    && (i == 0 || !word_byte(b[i - 1]))
+                    && (end == b.len() || !word_byte(b[end]));
                 if word {
                     out.push(&s[start..i]);
                     start = end;
@@ -528,6 +534,21 @@ mod tests {
             &keys
         ));
         assert!(!ok("kit.filename_as_uuid(name) is not null", &keys));
+    }
+
+    #[test]
+    fn keywords_are_found_between_multibyte_characters() {
+        // Found by fuzzing: `split_top` compared a keyword's length of text starting inside
+        // a multi-byte character (a panic on a char boundary).
+        assert_eq!(
+            split_top("a \u{fffd}\u{fffd} or b", "and"),
+            vec!["a \u{fffd}\u{fffd} or b"]
+        );
+        assert_eq!(
+            split_top("\u{e9}\u{e9}x and y", "and"),
+            vec!["\u{e9}\u{e9}x ", " y"]
+        );
+        assert_eq!(split_top("a\u{fffd}or b", "or"), vec!["a\u{fffd}or b"]);
     }
 
     #[test]
