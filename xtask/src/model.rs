@@ -110,6 +110,16 @@ pub enum Source {
     Live,
 }
 
+impl Source {
+    /// The word the JSON report and the views use: `static` or `live`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Source::Static => "static",
+            Source::Live => "live",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyReport {
     pub name: String,

@@ -333,10 +333,7 @@ fn tenant_isolation(r: &Report) -> String {
             yes_no(t.rls_enabled),
             t.policies.len(),
             yes_no(t.tenant_index),
-            match t.source {
-                crate::model::Source::Static => "static",
-                crate::model::Source::Live => "live",
-            }
+            t.source.word()
         );
         if let Some(reason) = &t.reason {
             let _ = writeln!(s, "|  | _{}_ | | | | | |", md(reason));
@@ -512,10 +509,7 @@ fn findings(r: &Report, budget: usize) -> String {
                     "Table {} — {} ({})",
                     code(name),
                     super::text::verdict_word(t.verdict),
-                    match t.source {
-                        crate::model::Source::Static => "static",
-                        crate::model::Source::Live => "live",
-                    }
+                    t.source.word()
                 ),
                 None => format!("Table {}", code(name)),
             },

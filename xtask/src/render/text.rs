@@ -166,10 +166,7 @@ fn heading(g: &Group) -> String {
                 "table {} ({}, {})",
                 t(name),
                 verdict_word(tr.verdict),
-                match tr.source {
-                    crate::model::Source::Static => "static",
-                    crate::model::Source::Live => "live",
-                }
+                tr.source.word()
             ),
             None => format!("table {}", t(name)),
         },
