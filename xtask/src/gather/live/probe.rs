@@ -130,6 +130,18 @@ struct Col {
     domain_checks: Vec<String>,
 }
 
+impl Col {
+    /// The column's CHECKs and its domain's, as one text to read values from.
+    fn all_checks(&self) -> String {
+        self.checks
+            .iter()
+            .chain(&self.domain_checks)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 /// The value of a SQL expression, as text (evaluated as the migration role: see [`as_migrator`]).
 /// A plain literal (`'abc'`) is read without asking the server.
 fn eval_text(c: &mut Client, expr: &str) -> Result<String, String> {
@@ -374,13 +386,7 @@ fn candidates(col: &Col) -> Vec<String> {
         return col.enum_labels.iter().map(|l| lit(l)).collect();
     }
     let mut out: Vec<String> = made_up_base(&col.base).into_iter().collect();
-    let checks = col
-        .checks
-        .iter()
-        .chain(&col.domain_checks)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let checks = col.all_checks();
     let name = type_name(&col.base);
     match name.as_str() {
         _ if col.base.ends_with("[]") => {
@@ -1194,13 +1200,7 @@ fn roles(c: &mut Client, id: &Identity) -> Result<Option<(String, String, Vec<St
     let labels = if !col.enum_labels.is_empty() {
         col.enum_labels.clone()
     } else {
-        let checks = col
-            .checks
-            .iter()
-            .chain(&col.domain_checks)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let checks = col.all_checks();
         // The literals of a list (`role in ('owner', 'viewer')`), not a pattern's.
         literals(&checks)
             .into_iter()
