@@ -568,7 +568,7 @@ fn security_invoker(options: &SyntaxNode) -> Option<bool> {
 /// The buckets of `insert into storage.buckets [(cols)] values (...), ...`: each row's `id`
 /// (the first value without a column list) and its `public` literal. `None` when the
 /// statement is not such an insert.
-pub fn buckets_insert(text: &str) -> Option<Vec<(String, Option<bool>)>> {
+fn buckets_insert(text: &str) -> Option<Vec<(String, Option<bool>)>> {
     static HEAD: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let head = HEAD.get_or_init(|| {
         regex::Regex::new(
@@ -576,13 +576,6 @@ pub fn buckets_insert(text: &str) -> Option<Vec<(String, Option<bool>)>> {
         )
         .expect("bucket insert pattern")
     });
-    // Most inserts are data (seed files of thousands of rows): only a statement that names
-    // `buckets` at all is worth a copy without comments.
-    static NAMED: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let named = NAMED.get_or_init(|| regex::Regex::new("(?i)buckets").expect("bucket word"));
-    if !named.is_match(text) {
-        return None;
-    }
     let text = strip_comments(text);
     let m = head.captures(&text)?;
     let cols: Vec<String> = match m.get(2) {
