@@ -200,6 +200,18 @@ pub struct Bucket {
 /// The roles clients act as on Supabase.
 pub const CLIENT_ROLES: [&str; 2] = ["anon", "authenticated"];
 
+/// The client roles a GRANT (`grant`) or a REVOKE names: by name, and for a GRANT all of
+/// them through PUBLIC (a REVOKE FROM PUBLIC takes nothing granted to them by name).
+pub fn clients_named(roles: &[String], grant: bool) -> Vec<&'static str> {
+    if grant && roles.iter().any(|r| r == "public") {
+        return CLIENT_ROLES.to_vec();
+    }
+    CLIENT_ROLES
+        .into_iter()
+        .filter(|c| roles.iter().any(|r| r == c))
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     pub name: QualName,

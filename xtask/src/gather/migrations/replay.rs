@@ -379,15 +379,7 @@ impl Replay {
                 // A GRANT TO PUBLIC reaches every role; a REVOKE FROM PUBLIC takes nothing
                 // granted to anon or authenticated by name. A REVOKE of less than ALL leaves
                 // them a privilege.
-                let clients: Vec<&str> = if *grant && roles.iter().any(|r| r == "public") {
-                    CLIENT_ROLES.to_vec()
-                } else {
-                    CLIENT_ROLES
-                        .iter()
-                        .copied()
-                        .filter(|c| roles.iter().any(|r| r == c))
-                        .collect()
-                };
+                let clients = crate::schema::clients_named(roles, *grant);
                 if clients.is_empty() || (!grant && !all) {
                     return;
                 }
