@@ -62,7 +62,8 @@ fn at(f: Finding, o: &Origin, table: &QualName) -> Finding {
         .on_table(table.to_string())
 }
 
-fn names(t: &Table) -> Vec<QualName> {
+/// A table's names, current and former (a policy or config may name either).
+pub fn names(t: &Table) -> Vec<QualName> {
     std::iter::once(t.name.clone())
         .chain(t.former_names.iter().cloned())
         .collect()

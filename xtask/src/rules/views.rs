@@ -151,15 +151,15 @@ fn tenant_rows(t: &Table, tenancy: &Tenancy, judge: &Judge) -> bool {
     {
         return false;
     }
-    let own = tenant::table_tenancy(tenancy, &t.name);
-    if own.is_some_and(|o| o.public_read) {
+    // Read as the table rules read it (`tenant::one`): by its names, current and former.
+    let names = tenant::names(t);
+    if judge.public_read(&names) {
         return false;
     }
-    if own.is_some_and(|o| o.service_only) {
+    if tenant::table_tenancy(tenancy, &t.name).is_some_and(|o| o.service_only) {
         return true;
     }
-    let (column, _) = judge.column_for(std::slice::from_ref(&t.name));
-    t.columns.iter().any(|c| c.name == column)
+    t.column(judge.column_for(&names).0).is_some()
 }
 
 #[cfg(test)]
