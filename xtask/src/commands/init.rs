@@ -17,6 +17,8 @@ use oxc_allocator::Allocator;
 use oxc_ast::ast::{ArrowFunctionBody, Declaration, Expression, Statement};
 use regex::Regex;
 
+mod decide;
+
 use crate::{
     config::{self, Config},
     exit::{self, Outcome},
@@ -68,6 +70,7 @@ pub fn run(flags: flags::Init) -> anyhow::Result<Outcome> {
 }
 
 /// One line of the file: a key with its value (TOML) and its evidence, or a question.
+#[derive(Clone)]
 enum Line {
     Key {
         key: String,
@@ -82,7 +85,7 @@ enum Line {
     Raw(String),
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Section {
     lines: Vec<Line>,
 }
@@ -570,12 +573,19 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
             ),
         );
         // Tables scoped by their owner are known all the same (`accounts.id = auth.uid()`).
-        other_tables(
+        let column = Config::default().tenancy.column;
+        let entries = other_tables(&tables, &column, &[], None);
+        decide::finish(
             &mut s,
-            &tables,
-            &Config::default().tenancy.column,
-            &[],
-            None,
+            decide::Facts {
+                tables: &tables,
+                histories: &histories,
+                column: &column,
+                root_name: None,
+                dirs,
+                sql_text: &sql_text,
+            },
+            entries,
         );
         return s;
     };
@@ -866,26 +876,63 @@ fn tenancy_section(root: &Path, dirs: &[String]) -> Section {
         .max_by_key(|(_, n)| **n)
         .map(|(r, _)| r.clone());
     let checks: Vec<String> = checks.keys().cloned().collect();
-    other_tables(&mut s, &tables, &column, &checks, root_name.as_deref());
+    let entries = other_tables(&tables, &column, &checks, root_name.as_deref());
+    decide::finish(
+        &mut s,
+        decide::Facts {
+            tables: &tables,
+            histories: &histories,
+            column: &column,
+            root_name: root_name.as_deref(),
+            dirs,
+            sql_text: &sql_text,
+        },
+        entries,
+    );
     s
 }
 
+/// One `[[tenancy.tables]]` block init writes: the table, its keys (TOML values) and the
+/// evidence for each.
+struct Entry {
+    table: String,
+    keys: Vec<(&'static str, String)>,
+    reasons: Vec<String>,
+}
+
+impl Entry {
+    fn new(table: &str, key: &'static str, value: String, reason: String) -> Entry {
+        Entry {
+            table: qualified(table),
+            keys: vec![(key, value)],
+            reasons: vec![reason],
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = format!("\n[[tenancy.tables]]\ntable = {}\n", q(&self.table));
+        for (k, v) in &self.keys {
+            out.push_str(&format!("{k} = {v}\n"));
+        }
+        out.push_str(&format!("reason = {}\n", q(&self.reasons.join("; "))));
+        out
+    }
+}
+
 /// The tables scoped otherwise than by `column` (an owner column, another column passed to
-/// a check function) as `[[tenancy.tables]]`, and the question of the remaining ones.
+/// a check function), as `[[tenancy.tables]]` entries.
 fn other_tables(
-    s: &mut Section,
     tables: &[TableFacts],
     column: &str,
     checks: &[String],
     root_name: Option<&str>,
-) {
+) -> Vec<Entry> {
     // Tables whose tenancy differs.
     let owner = Regex::new(
         r"(?:^|[^\w.])(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\s*=\s*\(?\s*(?:select\s+)?auth\.uid\(\)|auth\.uid\(\)(?:\s+as\s+\w+)?\s*\)?\s*=\s*(?:\w+\.)?(user_id|owner_id|id|profile_id|created_by|author_id)\b",
     )
     .unwrap();
-    let mut entries = String::new();
-    let mut differs = 0;
+    let mut entries = Vec::new();
     for t in tables {
         if t.policies.is_empty()
             || t.columns.iter().any(|(c, _)| *c == column)
@@ -910,80 +957,23 @@ fn other_tables(
                 .find(|c| t.columns.iter().any(|(n, _)| n == c));
             found
         });
-        let entry = match (other_col, own) {
-            (Some(c), _) => format!(
-                "column = {}\nreason = {}\n",
+        entries.push(match (other_col, own) {
+            (Some(c), _) => Entry::new(
+                &t.name,
+                "column",
                 q(&c),
-                q(&format!("inferred by init: its policies pass `{c}` to a check function; it has no `{column}`"))
+                format!("inferred by init: its policies pass `{c}` to a check function; it has no `{column}`"),
             ),
-            (None, Some(c)) => format!(
-                "owner_column = {}\nreason = {}\n",
+            (None, Some(c)) => Entry::new(
+                &t.name,
+                "owner_column",
                 q(&c),
-                q(&format!("inferred by init: its policies compare `{c}` with auth.uid(); it has no `{column}`"))
+                format!("inferred by init: its policies compare `{c}` with auth.uid(); it has no `{column}`"),
             ),
             _ => continue,
-        };
-        differs += 1;
-        entries.push_str(&format!(
-            "\n[[tenancy.tables]]\ntable = {}\n{entry}",
-            q(&qualified(&t.name))
-        ));
+        });
     }
-    if differs > 0 {
-        s.raw(format!(
-            "\n# {} without `{column}` scoped otherwise by their policies:\n{}",
-            plural(differs, "table"),
-            entries.trim_start_matches('\n')
-        ));
-    }
-    let exempt_candidates: Vec<&str> = tables
-        .iter()
-        .filter(|t| {
-            Some(t.name.as_str()) != root_name
-                && !t.columns.iter().any(|(c, _)| *c == column)
-                && !entries.contains(&q(&qualified(&t.name)))
-        })
-        .map(|t| t.name.as_str())
-        .collect();
-    if !exempt_candidates.is_empty() {
-        let shown: Vec<_> = exempt_candidates.iter().take(8).copied().collect();
-        s.ask(
-            "exempt_tables",
-            format!(
-                "[{{ table = {}, reason = \"...\" }}]",
-                q(&qualified(shown[0]))
-            ),
-            format!(
-                "{} without `{column}` and without a recognised owner policy ({}{}): which need no tenant isolation, and why?",
-                plural(exempt_candidates.len(), "table"),
-                shown.join(", "),
-                if exempt_candidates.len() > shown.len() { ", ..." } else { "" }
-            ),
-        );
-    }
-    // RLS on and no policy: only roles that bypass RLS reach it. Whether that is the design
-    // (service-only) is a person's answer; init writes the blocks to uncomment.
-    let closed: Vec<&str> = tables
-        .iter()
-        .filter(|t| t.closed && Some(t.name.as_str()) != root_name)
-        .map(|t| t.name.as_str())
-        .collect();
-    if !closed.is_empty() {
-        let shown: Vec<_> = closed.iter().take(8).copied().collect();
-        let mut text = format!(
-            "\n# {} RLS enabled and no policy at all ({}{}): signed-in users can do nothing with them.\n# If only the service role uses them by design, uncomment each block and give the reason:\n",
-            if closed.len() == 1 { "1 table has".to_string() } else { format!("{} tables have", closed.len()) },
-            shown.join(", "),
-            if closed.len() > shown.len() { ", ..." } else { "" }
-        );
-        for t in closed.iter().take(40) {
-            text.push_str(&format!(
-                "# [[tenancy.tables]]\n# table = {}\n# service_only = true\n# reason = \"...\"\n",
-                q(&qualified(t))
-            ));
-        }
-        s.raw(text);
-    }
+    entries
 }
 
 fn loaded_text(loaded: &crate::gather::migrations::Loaded) -> Option<String> {

@@ -401,18 +401,206 @@ alter table public.audit_log enable row level security;
         people.reason.contains("compare `id` with auth.uid()"),
         "{text}"
     );
-    // RLS on and no policy: service-only is a person's answer, offered commented out.
-    assert!(
-        text.contains("# 1 table has RLS enabled and no policy at all (audit_log)"),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "# [[tenancy.tables]]\n# table = \"public.audit_log\"\n# service_only = true\n"
-        ),
-        "{text}"
-    );
+    // RLS on, no policy, no tenant or user column and no reference: a global table only the
+    // service role uses, exempted with that evidence.
+    let audit = c
+        .tenancy
+        .exempt_tables
+        .iter()
+        .find(|e| e.name == "public.audit_log")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(audit.reason.contains("only the service role"), "{text}");
     assert!(c.tenancy.tables.iter().all(|t| !t.service_only), "{text}");
+}
+
+/// The tables init settles from their policies (issue 17), each pattern of the corpus in a
+/// schema of our own, and those it leaves to a person.
+#[test]
+fn init_settles_service_only_catalogue_and_public_read_tables_from_evidence() {
+    let t = TempDir::new("init-decisions");
+    write(
+        t.path(),
+        "supabase/migrations/20250101000000_base.sql",
+        r#"
+create table public.orgs (id uuid primary key default gen_random_uuid(), name text);
+create table public.org_users (
+  org_id uuid not null references public.orgs(id),
+  user_id uuid not null references auth.users(id),
+  primary key (org_id, user_id)
+);
+alter table public.orgs enable row level security;
+alter table public.org_users enable row level security;
+create policy orgs_read on public.orgs for select to authenticated
+  using (id in (select org_id from public.org_users where user_id = auth.uid()));
+create policy members_read on public.org_users for select to authenticated
+  using (org_id in (select org_id from public.org_users where user_id = auth.uid()));
+
+-- A tenant table only the service role touches: RLS on, no policy.
+create table public.invoices_raw (id uuid primary key, org_id uuid not null references public.orgs(id), body jsonb);
+alter table public.invoices_raw enable row level security;
+-- Per-user rows only the service role touches.
+create table public.quota_counters (id bigint primary key, user_id uuid not null, hits int);
+alter table public.quota_counters enable row level security;
+-- A child of a tenant's rows by name alone (no foreign key).
+create table public.chunks (id bigint primary key, invoices_raw_id uuid, body text);
+alter table public.chunks enable row level security;
+-- A global list: no tenant, no user, no reference.
+create table public.plans (id text primary key, price int);
+alter table public.plans enable row level security;
+-- A catalogue every client reads and none writes.
+create table public.faq (id int primary key, question text, answer text);
+alter table public.faq enable row level security;
+create policy faq_read on public.faq for select using (true);
+
+-- Reading opened by a flag of the row; every write scoped.
+create table public.notes (
+  id uuid primary key, org_id uuid not null references public.orgs(id),
+  visibility text not null default 'private', body text
+);
+alter table public.notes enable row level security;
+create policy notes_all on public.notes for all to authenticated
+  using (org_id in (select org_id from public.org_users where user_id = auth.uid()))
+  with check (org_id in (select org_id from public.org_users where user_id = auth.uid()));
+create policy notes_shared on public.notes for select using (visibility <> 'private');
+-- ... and inherited from the parent it references.
+create table public.note_lines (
+  id uuid primary key, org_id uuid not null references public.orgs(id),
+  note_id uuid not null references public.notes(id), body text
+);
+alter table public.note_lines enable row level security;
+create policy note_lines_all on public.note_lines for all to authenticated
+  using (org_id in (select org_id from public.org_users where user_id = auth.uid()))
+  with check (org_id in (select org_id from public.org_users where user_id = auth.uid()));
+create policy note_lines_shared on public.note_lines for select
+  using (note_id in (select notes.id from public.notes where notes.visibility <> 'private'));
+
+-- Published by rows that point at it (anyone may link): left to a person.
+create table public.attachments (id uuid primary key, org_id uuid not null references public.orgs(id), path text);
+alter table public.attachments enable row level security;
+create policy attachments_all on public.attachments for all to authenticated
+  using (org_id in (select org_id from public.org_users where user_id = auth.uid()))
+  with check (org_id in (select org_id from public.org_users where user_id = auth.uid()));
+create policy attachments_linked on public.attachments for select
+  using (id in (select attachment_id from public.note_attachments));
+create table public.note_attachments (note_id uuid, attachment_id uuid, org_id uuid not null references public.orgs(id));
+-- Reading open, a write open too: left to a person.
+create table public.comments (id uuid primary key, org_id uuid not null references public.orgs(id), body text);
+alter table public.comments enable row level security;
+create policy comments_read on public.comments for select using (true);
+create policy comments_write on public.comments for insert to authenticated with check (true);
+-- Closed, but its rows are broadcast through Realtime by a trigger: left to a person.
+create table public.events (id uuid primary key, org_id uuid not null references public.orgs(id), body text);
+alter table public.events enable row level security;
+create function public.broadcast_events() returns trigger language plpgsql as $$
+begin
+  perform realtime.broadcast_changes('org:' || new.org_id::text, tg_op, tg_op, tg_table_name, tg_table_schema, new, old);
+  return null;
+end $$;
+create trigger events_broadcast after insert or update on public.events
+  for each row execute function public.broadcast_events();
+
+-- RLS off in a schema whose default privileges give clients SELECT alone.
+create schema reg;
+grant usage on schema reg to anon, authenticated;
+alter default privileges in schema reg grant select on tables to anon, authenticated;
+create table reg.allowed_names (name text primary key);
+create table reg.hits (id bigint primary key, plan_id text references public.plans(id));
+create table reg.handles (handle text primary key);
+grant insert (handle) on reg.handles to authenticated;
+"#,
+    );
+    let text = xtask::commands::init::infer(t.path());
+    let c = Config::parse(&text).unwrap_or_else(|e| {
+        panic!(
+            "{e}
+{text}"
+        )
+    });
+    assert_eq!(c.tenancy.column, "org_id", "{text}");
+    let entry = |name: &str| c.tenancy.tables.iter().find(|t| t.table == name);
+    let exempt = |name: &str| c.tenancy.exempt_tables.iter().find(|e| e.name == name);
+    for (table, why) in [
+        ("public.invoices_raw", "its rows carry `org_id`"),
+        ("public.quota_counters", "belong to users (`user_id`)"),
+        ("public.chunks", "belong to a tenant's `invoices_raw`"),
+    ] {
+        let e = entry(table).unwrap_or_else(|| {
+            panic!(
+                "{table}
+{text}"
+            )
+        });
+        assert!(
+            e.service_only,
+            "{table}
+{text}"
+        );
+        assert!(
+            e.reason.contains(why),
+            "{table}: {}
+{text}",
+            e.reason
+        );
+    }
+    for (table, why) in [
+        ("public.plans", "a global table only the service role uses"),
+        ("public.faq", "a global catalogue"),
+        ("reg.allowed_names", "default privileges of schema `reg`"),
+    ] {
+        let e = exempt(table).unwrap_or_else(|| {
+            panic!(
+                "{table}
+{text}"
+            )
+        });
+        assert!(
+            e.reason.contains(why),
+            "{table}: {}
+{text}",
+            e.reason
+        );
+    }
+    for (table, policy) in [
+        ("public.notes", "notes_shared"),
+        ("public.note_lines", "note_lines_shared"),
+    ] {
+        let e = entry(table).unwrap_or_else(|| {
+            panic!(
+                "{table}
+{text}"
+            )
+        });
+        assert!(
+            e.public_read && !e.service_only,
+            "{table}
+{text}"
+        );
+        assert!(
+            e.reason.contains(policy),
+            "{table}: {}
+{text}",
+            e.reason
+        );
+    }
+    // Left to a person: published by whoever links it, a write open too, broadcast rows,
+    // a reference to another table, a client write granted.
+    for table in [
+        "public.attachments",
+        "public.comments",
+        "public.events",
+        "reg.hits",
+        "reg.handles",
+    ] {
+        assert!(
+            entry(table).is_none() && exempt(table).is_none(),
+            "{table}
+{text}"
+        );
+    }
+    assert!(
+        text.contains("# [[tenancy.tables]]\n# table = \"public.events\"\n# service_only = true\n"),
+        "{text}"
+    );
 }
 
 /// Two apps with route handlers: both roots are written (the larger as `root`, the other in
