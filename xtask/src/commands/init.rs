@@ -999,6 +999,45 @@ struct RouteFacts {
     /// Route folders of Supabase sign-in callbacks (`exchangeCodeForSession`, `verifyOtp`),
     /// with their handlers.
     sign_in_dirs: BTreeMap<String, usize>,
+    /// Route folders public by what their handlers serve ([`served`]), with their handlers
+    /// and the evidence.
+    served_dirs: BTreeMap<String, (usize, &'static str)>,
+}
+
+/// Why a route file is public by what it serves, when its handlers read no user: a file at a
+/// fixed URL (`llms.txt/route.ts`, `sitemap.xml/route.ts`: GET only, no request read) or an
+/// Open Graph image (`new ImageResponse(...)` from `next/og`). Routes that read cookies, the
+/// session or a database handle are never settled here.
+fn served(dir: &str, text: &str) -> Option<&'static str> {
+    let user = [
+        "cookies(",
+        "headers(",
+        ".auth.",
+        "getUser",
+        "getSession",
+        "createClient",
+        "Supabase",
+        "supabase",
+        "drizzle",
+        "prisma",
+    ];
+    if user.iter().any(|u| text.contains(u)) {
+        return None;
+    }
+    let only_get = !["POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .any(|m| text.contains(&format!("function {m}")) || text.contains(&format!("const {m}")));
+    let last = dir.rsplit('/').next().unwrap_or(dir);
+    let file_like = last.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty() && matches!(ext, "txt" | "xml" | "json" | "webmanifest" | "ico" | "png")
+    });
+    if file_like && only_get {
+        return Some("a file served at a fixed URL (GET only, reads no user, cookie or database): public content");
+    }
+    if text.contains("new ImageResponse(") && only_get {
+        return Some("renders an Open Graph image (`new ImageResponse(...)`) and reads no user, cookie or database");
+    }
+    None
 }
 
 /// The route roots and how many route files each holds: `<app>/app/api`, or the app
@@ -1206,8 +1245,8 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
             ),
         );
     }
-    if !facts.sign_in_dirs.is_empty() {
-        let items: Vec<String> = facts
+    if !facts.sign_in_dirs.is_empty() || !facts.served_dirs.is_empty() {
+        let mut items: Vec<String> = facts
             .sign_in_dirs
             .keys()
             .map(|d| {
@@ -1218,10 +1257,16 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
                 )
             })
             .collect();
-        s.key(
-            "exempt",
-            format!("[{}]", items.join(", ")),
+        items.extend(facts.served_dirs.iter().map(|(d, (_, why))| {
             format!(
+                "{{ name = {}, reason = {} }}",
+                q(&format!("{d}/**")),
+                q(&format!("inferred by init: {why}"))
+            )
+        }));
+        let mut evidence = Vec::new();
+        if !facts.sign_in_dirs.is_empty() {
+            evidence.push(format!(
                 "handlers that call `auth.exchangeCodeForSession` or `auth.verifyOtp`: {}",
                 facts
                     .sign_in_dirs
@@ -1229,7 +1274,23 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
                     .map(|(d, n)| format!("{d} ({n})"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            ),
+            ));
+        }
+        if !facts.served_dirs.is_empty() {
+            evidence.push(format!(
+                "handlers public by what they serve (a file at a fixed URL, an Open Graph image) that read no user: {}",
+                facts
+                    .served_dirs
+                    .iter()
+                    .map(|(d, (n, _))| format!("{d} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        s.key(
+            "exempt",
+            format!("[{}]", items.join(", ")),
+            evidence.join("; "),
         );
     }
     let limiters = top(&facts.limiters);
@@ -1381,7 +1442,9 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
             continue;
         };
         let file = rel.rsplit('/').next().unwrap_or(rel);
-        if !file.starts_with("route.") || !ts::is_code(file) {
+        // Under a private folder (`_lib/`): no route (`verify` does not check it either).
+        if !file.starts_with("route.") || !ts::is_code(file) || crate::gather::routes::private(rel)
+        {
             continue;
         }
         let Ok(text) = std::fs::read_to_string(root.join(p)) else {
@@ -1462,10 +1525,17 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
                 _ => {}
             }
         }
+        let serves = served(&dir, &text);
         if signs_in && !dir.is_empty() {
             let n = firsts.len() - before;
             firsts.truncate(before);
             *facts.sign_in_dirs.entry(dir).or_default() += n;
+        } else if let Some(why) = serves.filter(|_| !dir.is_empty()) {
+            // Public by what it serves, not a guard convention.
+            let n = firsts.len() - before;
+            firsts.truncate(before);
+            let e = facts.served_dirs.entry(dir).or_insert((0, why));
+            e.0 += n;
         }
     }
     // A name counts when it opens two or more handlers (or every handler of a small app)
@@ -1753,4 +1823,28 @@ fn commands_section(root: &Path, files: &Files, route_root: Option<&str>) -> Sec
 /// Where the file goes (for messages and tests).
 pub fn target(root: &Path) -> PathBuf {
     root.join(config::FILE_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::served;
+
+    #[test]
+    fn routes_public_by_what_they_serve() {
+        let text = "export async function GET() { return new Response(await render()); }";
+        assert!(served("(llms)/llms.txt", text).is_some());
+        assert!(served("sitemap.xml", text).is_some());
+        // Not a file name: a folder with a dot elsewhere, or none.
+        assert!(served("v1.2/items", text).is_none());
+        assert!(served("version", text).is_none());
+        let og = "import { ImageResponse } from 'next/og';\nexport async function GET(req: Request) { return new ImageResponse(<div />); }";
+        assert!(served("api/blog-og/[title]", og).is_some());
+        // Reading the user, a cookie or a database, or writing: never settled here.
+        let reads = "import { cookies } from 'next/headers';\nexport async function GET() { cookies(); return new ImageResponse(<div />); }";
+        assert!(served("api/og", reads).is_none());
+        let db = "export async function GET() { const supabase = createClient(); return new Response(''); }";
+        assert!(served("feed.xml", db).is_none());
+        let posts = "export async function POST() { return new Response(''); }";
+        assert!(served("hook.json", posts).is_none());
+    }
 }

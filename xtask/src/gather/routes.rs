@@ -233,7 +233,7 @@ fn role<'p>(config: &Config, path: &'p str) -> Option<(Kind, &'p str)> {
     };
     if let Some(rel) = config.routes.under_root(path) {
         let name = rel.rsplit('/').next().unwrap_or(rel);
-        if ROUTE_FILES.contains(&name) {
+        if ROUTE_FILES.contains(&name) && !private(rel) {
             return Some((Kind::Route, rel));
         }
     }
@@ -243,6 +243,16 @@ fn role<'p>(config: &Config, path: &'p str) -> Option<(Kind, &'p str)> {
         }
     }
     None
+}
+
+/// Is the route file under a private folder (`_lib/`, `_sentry-testing/api/`)? Next.js opts a
+/// folder whose name starts with `_`, and everything under it, out of routing: no URL reaches
+/// its `route.ts` (a URL segment that must start with `_` is written `%5F`).
+pub(crate) fn private(rel: &str) -> bool {
+    rel.split('/')
+        .rev()
+        .skip(1)
+        .any(|segment| segment.starts_with('_'))
 }
 
 /// The files of the change (not deleted), or with `--all` the files of the checked directories.
@@ -397,6 +407,18 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn route_files_under_private_folders_are_no_routes() {
+        let config = Config::default();
+        let root = config.routes.root.trim_end_matches('/').to_string();
+        let at = |rel: &str| role(&config, &format!("{root}/{rel}")).map(|(k, _)| k);
+        assert_eq!(at("projects/route.ts"), Some(Kind::Route));
+        assert_eq!(at("_sentry-testing/api/test1/route.ts"), None);
+        assert_eq!(at("admin/_lib/route.ts"), None);
+        assert_eq!(at("%5Fescaped/route.ts"), Some(Kind::Route));
+        assert_eq!(at("under_score/route.ts"), Some(Kind::Route));
     }
 
     #[test]
