@@ -18,6 +18,7 @@ use oxc_ast::ast::{ArrowFunctionBody, Declaration, Expression, Statement};
 use regex::Regex;
 
 mod decide;
+mod public;
 
 use crate::{
     config::{self, Config},
@@ -999,45 +1000,10 @@ struct RouteFacts {
     /// Route folders of Supabase sign-in callbacks (`exchangeCodeForSession`, `verifyOtp`),
     /// with their handlers.
     sign_in_dirs: BTreeMap<String, usize>,
-    /// Route folders public by what their handlers serve ([`served`]), with their handlers
-    /// and the evidence.
-    served_dirs: BTreeMap<String, (usize, &'static str)>,
-}
-
-/// Why a route file is public by what it serves, when its handlers read no user: a file at a
-/// fixed URL (`llms.txt/route.ts`, `sitemap.xml/route.ts`: GET only, no request read) or an
-/// Open Graph image (`new ImageResponse(...)` from `next/og`). Routes that read cookies, the
-/// session or a database handle are never settled here.
-fn served(dir: &str, text: &str) -> Option<&'static str> {
-    let user = [
-        "cookies(",
-        "headers(",
-        ".auth.",
-        "getUser",
-        "getSession",
-        "createClient",
-        "Supabase",
-        "supabase",
-        "drizzle",
-        "prisma",
-    ];
-    if user.iter().any(|u| text.contains(u)) {
-        return None;
-    }
-    let only_get = !["POST", "PUT", "PATCH", "DELETE"]
-        .iter()
-        .any(|m| text.contains(&format!("function {m}")) || text.contains(&format!("const {m}")));
-    let last = dir.rsplit('/').next().unwrap_or(dir);
-    let file_like = last.rsplit_once('.').is_some_and(|(stem, ext)| {
-        !stem.is_empty() && matches!(ext, "txt" | "xml" | "json" | "webmanifest" | "ico" | "png")
-    });
-    if file_like && only_get {
-        return Some("a file served at a fixed URL (GET only, reads no user, cookie or database): public content");
-    }
-    if text.contains("new ImageResponse(") && only_get {
-        return Some("renders an Open Graph image (`new ImageResponse(...)`) and reads no user, cookie or database");
-    }
-    None
+    /// Route folders exempt by what their handlers do ([`public::evidence`]): serve the same
+    /// content to everyone, check a shared secret, hand the request to tRPC; with their
+    /// handlers and the evidence.
+    served_dirs: BTreeMap<String, (usize, String)>,
 }
 
 /// The route roots and how many route files each holds: `<app>/app/api`, or the app
@@ -1144,7 +1110,10 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
         .filter_map(|p| std::fs::read(root.join(p)).ok())
         .max_by_key(|b| ts::nesting_chars(b))
         .unwrap_or_default();
-    let facts = ts::with_stack_for(&deepest, || read_routes(root, files, &all));
+    let mut facts = ts::with_stack_for(&deepest, || read_routes(root, files, &all));
+    for (dir, why) in public::middleware(root, files, &chosen) {
+        facts.served_dirs.entry(dir).or_insert((0, why));
+    }
     let h = facts.handlers;
     let top = |m: &BTreeMap<String, usize>| -> Vec<(String, usize)> {
         let mut v: Vec<_> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
@@ -1199,14 +1168,21 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
         .unguarded_dirs
         .keys()
         .filter(|d| {
-            d.split('/')
-                .any(|seg| matches!(seg, "public" | "webhooks" | "webhook" | "health"))
+            d.split('/').any(|seg| {
+                matches!(
+                    seg,
+                    "public" | "webhooks" | "webhook" | "health" | "examples" | "demo"
+                )
+            })
         })
         .map(|d| {
             let mut segs = Vec::new();
             for seg in d.split('/') {
                 segs.push(seg);
-                if matches!(seg, "public" | "webhooks" | "webhook" | "health") {
+                if matches!(
+                    seg,
+                    "public" | "webhooks" | "webhook" | "health" | "examples" | "demo"
+                ) {
                     break;
                 }
             }
@@ -1240,7 +1216,7 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
             "public",
             list(&publics),
             format!(
-                "folders named public/webhooks/health whose handlers start with no guard; all handlers without one: {}",
+                "folders named public/webhooks/health/examples/demo whose handlers start with no guard; all handlers without one: {}",
                 unguarded.join(", ")
             ),
         );
@@ -1278,11 +1254,11 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
         }
         if !facts.served_dirs.is_empty() {
             evidence.push(format!(
-                "handlers public by what they serve (a file at a fixed URL, an Open Graph image) that read no user: {}",
+                "handlers exempt by what they do (serve the same content to everyone, check a shared secret, hand the request to tRPC): {}",
                 facts
                     .served_dirs
                     .iter()
-                    .map(|(d, (n, _))| format!("{d} ({n})"))
+                    .map(|(d, (n, _))| if *n > 0 { format!("{d} ({n})") } else { d.clone() })
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
@@ -1472,7 +1448,7 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
         let before = firsts.len();
         // Supabase's sign-in callbacks (a code or one-time token exchanged for a session)
         // are reached before there is a user: not a guard convention, not a public route.
-        let signs_in = ["exchangeCodeForSession(", "verifyOtp("]
+        let signs_in = ["exchangeCodeForSession(", "verifyOtp(", "verifyTokenHash("]
             .iter()
             .any(|c| text.contains(c));
         for stmt in program.body.iter() {
@@ -1525,7 +1501,7 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
                 _ => {}
             }
         }
-        let serves = served(&dir, &text);
+        let serves = public::evidence(&dir, &text);
         if signs_in && !dir.is_empty() {
             let n = firsts.len() - before;
             firsts.truncate(before);
@@ -1823,28 +1799,4 @@ fn commands_section(root: &Path, files: &Files, route_root: Option<&str>) -> Sec
 /// Where the file goes (for messages and tests).
 pub fn target(root: &Path) -> PathBuf {
     root.join(config::FILE_NAME)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::served;
-
-    #[test]
-    fn routes_public_by_what_they_serve() {
-        let text = "export async function GET() { return new Response(await render()); }";
-        assert!(served("(llms)/llms.txt", text).is_some());
-        assert!(served("sitemap.xml", text).is_some());
-        // Not a file name: a folder with a dot elsewhere, or none.
-        assert!(served("v1.2/items", text).is_none());
-        assert!(served("version", text).is_none());
-        let og = "import { ImageResponse } from 'next/og';\nexport async function GET(req: Request) { return new ImageResponse(<div />); }";
-        assert!(served("api/blog-og/[title]", og).is_some());
-        // Reading the user, a cookie or a database, or writing: never settled here.
-        let reads = "import { cookies } from 'next/headers';\nexport async function GET() { cookies(); return new ImageResponse(<div />); }";
-        assert!(served("api/og", reads).is_none());
-        let db = "export async function GET() { const supabase = createClient(); return new Response(''); }";
-        assert!(served("feed.xml", db).is_none());
-        let posts = "export async function POST() { return new Response(''); }";
-        assert!(served("hook.json", posts).is_none());
-    }
 }

@@ -691,6 +691,124 @@ fn init_confirms_helper_guards_with_the_route_checker_and_exempts_sign_in_callba
     );
 }
 
+/// Handlers init exempts by what they do, each with its evidence, and what it leaves alone:
+/// a folder the middleware closes to a request without a user, a file at a fixed URL, a
+/// static route, a shared-secret hook, a tRPC adapter; a private folder is no route.
+#[test]
+fn init_exempts_routes_by_what_they_do() {
+    let t = TempDir::new("init-route-evidence");
+    let root = t.path();
+    write(
+        root,
+        "src/middleware.ts",
+        "import { type NextRequest } from \"next/server\";\nimport { refresh } from \"@/lib/session\";\nexport async function middleware(request: NextRequest) {\n  return await refresh(request);\n}\n",
+    );
+    write(
+        root,
+        "src/lib/session.ts",
+        "import { createServerClient } from \"@supabase/ssr\";\nimport { NextResponse, type NextRequest } from \"next/server\";\nexport async function refresh(request: NextRequest) {\n  const supabase = createServerClient(\"u\", \"k\", { cookies: {} });\n  const { data: { user } } = await supabase.auth.getUser();\n  if (!user && request.nextUrl.pathname.startsWith(\"/api/members\")) {\n    return NextResponse.redirect(new URL(\"/login\", request.url));\n  }\n  return NextResponse.next({ request });\n}\n",
+    );
+    let open = "export async function POST(req: Request) {\n  const body = await req.json();\n  return Response.json(body);\n}\n";
+    write(root, "src/app/api/members/route.ts", open);
+    write(root, "src/app/api/notes/route.ts", open);
+    write(
+        root,
+        "src/app/robots.txt/route.ts",
+        "export async function GET() { return new Response(\"User-agent: *\"); }\n",
+    );
+    write(
+        root,
+        "src/app/build-id/route.ts",
+        "export const dynamic = 'force-static';\nexport const GET = async () => new Response(process.env.BUILD_ID ?? \"\");\n",
+    );
+    write(
+        root,
+        "src/app/api/sync/route.ts",
+        "export async function POST(req: Request) {\n  const given = new URL(req.url).searchParams.get(\"s\");\n  if (given !== process.env.SYNC_SECRET) {\n    return Response.json({ error: \"no\" }, { status: 401 });\n  }\n  return Response.json(await req.json());\n}\n",
+    );
+    write(
+        root,
+        "src/app/api/trpc/[trpc]/route.ts",
+        "import { fetchRequestHandler } from \"@trpc/server/adapters/fetch\";\nimport { appRouter } from \"@/server/router\";\nconst handler = (req: Request) => fetchRequestHandler({ endpoint: \"/api/trpc\", req, router: appRouter });\nexport { handler as GET, handler as POST };\n",
+    );
+    write(root, "src/app/_debug/api/ping/route.ts", open);
+    let text = xtask::commands::init::infer(root);
+    let c = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.routes.root, "src/app", "{text}");
+    let reason = |glob: &str| {
+        c.routes
+            .exempt
+            .iter()
+            .find(|e| e.name == glob)
+            .map(|e| e.reason.clone())
+            .unwrap_or_else(|| panic!("{glob}\n{text}"))
+    };
+    assert!(
+        reason("api/members/**")
+            .contains("guarded by middleware: src/middleware.ts runs src/lib/session.ts"),
+        "{text}"
+    );
+    assert!(
+        reason("robots.txt/**").contains("a file served at a fixed URL"),
+        "{text}"
+    );
+    assert!(reason("build-id/**").contains("force-static"), "{text}");
+    assert!(
+        reason("api/sync/**").contains("process.env.SYNC_SECRET"),
+        "{text}"
+    );
+    assert!(
+        reason("api/trpc/[trpc]/**").contains("per procedure"),
+        "{text}"
+    );
+    // An open handler without such evidence stays a question; a private folder is no route.
+    assert!(
+        c.routes
+            .exempt
+            .iter()
+            .all(|e| !e.name.starts_with("api/notes")),
+        "{text}"
+    );
+    assert!(!text.contains("_debug"), "{text}");
+    write(root, "xtask.toml", &text);
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "init"]);
+    let (_, report) = run_json(xtask(
+        root,
+        &[
+            "verify",
+            "--all",
+            "--skip-commands",
+            "--live",
+            "off",
+            "--format",
+            "json",
+        ],
+    ));
+    let auth_of = |path: &str| {
+        report["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["path"] == path)
+            .map(|r| r["handlers"][0]["auth"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(
+        auth_of("src/app/api/notes/route.ts").as_deref(),
+        Some("unguarded")
+    );
+    assert_eq!(
+        auth_of("src/app/api/members/route.ts").as_deref(),
+        Some("exempt")
+    );
+    assert_eq!(
+        auth_of("src/app/_debug/api/ping/route.ts"),
+        None,
+        "a private folder is no route"
+    );
+}
+
 /// A function a policy passes the tenant column to is a check only if its body reads the
 /// membership table (as the judge reads helpers): `org_is_active(org_id)` reads `orgs`.
 #[test]

@@ -1,0 +1,239 @@
+//! Route handlers init exempts by what they do, each with its evidence as the reason: what a
+//! maintainer writes in `[routes] exempt` after reading them.
+//! - the same content for everyone and no user read: a file at a fixed URL
+//!   (`llms.txt/route.ts`, `sitemap.xml/route.ts`), an Open Graph image (`new
+//!   ImageResponse`), a route Next.js builds once (`dynamic = 'force-static'`);
+//! - a machine-to-machine hook that refuses a request without a shared secret first
+//!   (`if (secret !== process.env.API_ROUTE_SECRET) return ... 401`);
+//! - a tRPC adapter (`fetchRequestHandler`): authorisation is per procedure, which the route
+//!   checker does not read (the reason says so);
+//! - a folder the app's middleware closes to a request without a user ([`middleware`]).
+//!
+//! A handler that reads cookies, the session or a database handle is never "the same for
+//! everyone".
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+use super::Files;
+
+/// Why the handlers of a route file (its folder `dir`, relative to the root) need no guard.
+pub(super) fn evidence(dir: &str, text: &str) -> Option<String> {
+    if text.contains("fetchRequestHandler(") {
+        return Some("hands every request to tRPC (`fetchRequestHandler`): authorisation is per procedure, which xtask does not read; check that each procedure reading tenant data is a protected one".into());
+    }
+    if let Some(secret) = shared_secret(text) {
+        return Some(format!("a machine-to-machine hook: it refuses a request without the shared secret `{secret}` (401/403) before anything else"));
+    }
+    served(dir, text).map(str::to_string)
+}
+
+/// The same content for everyone.
+fn served(dir: &str, text: &str) -> Option<&'static str> {
+    let user = [
+        "cookies(",
+        "headers(",
+        ".auth.",
+        "getUser",
+        "getSession",
+        "createClient",
+        "Supabase",
+        "supabase",
+        "drizzle",
+        "prisma",
+    ];
+    if user.iter().any(|u| text.contains(u)) {
+        return None;
+    }
+    let only_get = !["POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .any(|m| text.contains(&format!("function {m}")) || text.contains(&format!("const {m}")));
+    if !only_get {
+        return None;
+    }
+    let last = dir.rsplit('/').next().unwrap_or(dir);
+    let file_like = last.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty() && matches!(ext, "txt" | "xml" | "json" | "webmanifest" | "ico" | "png")
+    });
+    let force_static = Regex::new(r#"export\s+const\s+dynamic\s*=\s*['"]force-static['"]"#)
+        .unwrap()
+        .is_match(text);
+    if file_like {
+        Some("a file served at a fixed URL (GET only, reads no user, cookie or database): public content")
+    } else if text.contains("new ImageResponse(") {
+        Some("renders an Open Graph image (`new ImageResponse(...)`) and reads no user, cookie or database")
+    } else if force_static {
+        Some("a static route (`export const dynamic = 'force-static'`): Next.js builds it once and serves the same response to everyone; it reads no user, cookie or database")
+    } else {
+        None
+    }
+}
+
+/// `if (x !== process.env.SECRET) { return ... { status: 401 } }` near the top of a handler:
+/// the secret's name.
+fn shared_secret(text: &str) -> Option<String> {
+    let check = Regex::new(
+        r"if\s*\(\s*[\w.]+(?:\([^()]*\))?\s*!==?\s*process\.env\.(\w+)\s*\)\s*\{?\s*return\b[^;]{0,160}?status\s*:\s*40[13]",
+    )
+    .unwrap();
+    let c = check.captures(text)?;
+    // Before the handler touches anything: no database, storage or payment call above it.
+    let above = &text[..c.get(0)?.start()];
+    if [
+        "supabase", "Supabase", "drizzle", "prisma", ".from(", ".insert(", "fetch(",
+    ]
+    .iter()
+    .any(|u| {
+        above
+            .lines()
+            .any(|l| !l.trim_start().starts_with("import") && l.contains(u))
+    }) {
+        return None;
+    }
+    let name = &c[1];
+    let lower = name.to_lowercase();
+    (lower.contains("secret") || lower.contains("token") || lower.contains("key"))
+        .then(|| format!("process.env.{name}"))
+}
+
+/// Route folders (relative to `route_root`) the app's middleware refuses to a request
+/// without a user: a `middleware.ts` of the app that calls (itself, or through a function it
+/// imports) `auth.getUser()` and then redirects or refuses when `!user &&
+/// pathname.startsWith("/api/protected")`. With the evidence.
+pub(super) fn middleware(
+    root: &std::path::Path,
+    files: &Files,
+    route_root: &str,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    // The app: the route root's directory above `app` (`apps/web/src/app` → `apps/web/src`).
+    let Some(app_dir) = route_root
+        .strip_suffix("/app")
+        .or_else(|| route_root.strip_suffix("/app/api"))
+        .or_else(|| (route_root == "app" || route_root == "app/api").then_some(""))
+    else {
+        return out;
+    };
+    let prefix = if app_dir.is_empty() {
+        String::new()
+    } else {
+        format!("{app_dir}/")
+    };
+    let Some(mw) = ["middleware.ts", "middleware.js"]
+        .iter()
+        .map(|m| format!("{prefix}{m}"))
+        .find(|m| files.paths.contains(m))
+    else {
+        return out;
+    };
+    let Ok(mw_text) = std::fs::read_to_string(root.join(&mw)) else {
+        return out;
+    };
+    let gate = Regex::new(r"!\s*user\s*&&\s*\(?((?:[^{;]|\n)*?)\)\s*\{").unwrap();
+    let starts = Regex::new(r#"pathname\s*\.\s*startsWith\s*\(\s*["'](/[^"']*)["']\s*\)"#).unwrap();
+    // The middleware itself, and the files of the functions it imports and calls.
+    let import = Regex::new(r#"import\s*\{([^}]*)\}\s*from\s*["']([^"']+)["']"#).unwrap();
+    let mut texts = vec![(mw.clone(), mw_text.clone())];
+    for c in import.captures_iter(&mw_text) {
+        let called = c[1]
+            .split(',')
+            .map(|n| n.trim().trim_start_matches("type ").trim())
+            .any(|n| !n.is_empty() && mw_text.contains(&format!("{n}(")));
+        if !called {
+            continue;
+        }
+        let spec = &c[2];
+        let base = if let Some(rest) = spec.strip_prefix("@/") {
+            format!("{prefix}{rest}")
+        } else if let Some(rest) = spec.strip_prefix("./") {
+            format!("{prefix}{rest}")
+        } else {
+            continue;
+        };
+        for ext in [".ts", ".js", "/index.ts"] {
+            let p = format!("{base}{ext}");
+            if files.paths.contains(&p) {
+                if let Ok(t) = std::fs::read_to_string(root.join(&p)) {
+                    texts.push((p, t));
+                }
+            }
+        }
+    }
+    for (path, text) in texts {
+        if !text.contains("auth.getUser(") {
+            continue;
+        }
+        for g in gate.captures_iter(&text) {
+            let after = &text[g.get(0).map_or(0, |m| m.end())..];
+            let refuses = after.get(..after.len().min(400)).is_some_and(|a| {
+                a.contains("redirect") || a.contains("status: 401") || a.contains("status: 403")
+            });
+            if !refuses {
+                continue;
+            }
+            for s in starts.captures_iter(&g[1]) {
+                let url = s[1].trim_matches('/');
+                if url.is_empty() {
+                    continue;
+                }
+                // A URL prefix under `api/` of a root that is `app/api` drops the `api/`.
+                let folder = if route_root.ends_with("/api") || route_root == "api" {
+                    url.strip_prefix("api/").unwrap_or(url).to_string()
+                } else {
+                    url.to_string()
+                };
+                out.insert(
+                    folder,
+                    format!("guarded by middleware: {mw} runs {path}, which checks the user with `auth.getUser()` and redirects or refuses a request without one under `/{url}`"),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_public_by_what_they_serve() {
+        let text = "export async function GET() { return new Response(await render()); }";
+        assert!(served("(llms)/llms.txt", text).is_some());
+        assert!(served("sitemap.xml", text).is_some());
+        // Not a file name: a folder with a dot elsewhere, or none.
+        assert!(served("v1.2/items", text).is_none());
+        assert!(served("version", text).is_none());
+        let fixed = format!("export const dynamic = 'force-static';\n{text}");
+        assert!(served("version", &fixed).is_some());
+        let og = "import { ImageResponse } from 'next/og';\nexport async function GET(req: Request) { return new ImageResponse(<div />); }";
+        assert!(served("api/blog-og/[title]", og).is_some());
+        // Reading the user, a cookie or a database, or writing: never settled here.
+        let reads = "import { cookies } from 'next/headers';\nexport async function GET() { cookies(); return new ImageResponse(<div />); }";
+        assert!(served("api/og", reads).is_none());
+        let db = "export async function GET() { const supabase = createClient(); return new Response(''); }";
+        assert!(served("feed.xml", db).is_none());
+        let posts = "export async function POST() { return new Response(''); }";
+        assert!(served("hook.json", posts).is_none());
+    }
+
+    #[test]
+    fn a_shared_secret_checked_first_and_trpc() {
+        let hook = "export async function POST(req: NextRequest) {\n  const secret = new URL(req.url).searchParams.get('s');\n  if (secret !== process.env.HOOK_SECRET) {\n    return NextResponse.json({ message: 'no' }, { status: 401 });\n  }\n  await supabaseAdmin.from('x').insert({});\n}";
+        assert!(evidence("api/hook", hook).is_some_and(|w| w.contains("process.env.HOOK_SECRET")));
+        // Compared with something that is no secret, or not refused: nothing.
+        let url = hook.replace("HOOK_SECRET", "NEXT_PUBLIC_URL");
+        assert!(evidence("api/hook", &url).is_none());
+        let logged = hook.replace("status: 401", "status: 200");
+        assert!(evidence("api/hook", &logged).is_none());
+        // Checked only after the handler has written: nothing.
+        let late = hook.replace(
+            "  const secret",
+            "  await supabaseAdmin.from('log').insert({});\n  const secret",
+        );
+        assert!(evidence("api/hook", &late).is_none());
+        let trpc = "const handler = (req: Request) => fetchRequestHandler({ endpoint: '/api/trpc', req, router });\nexport { handler as GET, handler as POST };";
+        assert!(evidence("api/trpc/[trpc]", trpc).is_some_and(|w| w.contains("per procedure")));
+    }
+}
