@@ -1004,6 +1004,11 @@ struct RouteFacts {
     /// content to everyone, check a shared secret, hand the request to tRPC; with their
     /// handlers and the evidence.
     served_dirs: BTreeMap<String, (usize, String)>,
+    /// Guard calls opening one handler only, kept because their body refuses on a failed
+    /// check: where that body is.
+    refusing: BTreeMap<String, String>,
+    /// Route folders of forms a visitor without an account submits ([`public::visitor_form`]).
+    form_dirs: BTreeSet<String>,
 }
 
 /// The route roots and how many route files each holds: `<app>/app/api`, or the app
@@ -1145,7 +1150,11 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
     let mut why: Vec<String> = if guards.is_empty() {
         Vec::new()
     } else {
-        vec![describe(&guards, "is the first statement of")]
+        let mut v = vec![describe(&guards, "is the first statement of")];
+        v.extend(facts.refusing.iter().map(|(name, at)| {
+            format!("{name}, first in one handler only, refuses by itself ({at})")
+        }));
+        v
     };
     // Supabase's own checks of the user, called in a helper the handlers call
     // (`getServerProfile()` calling `supabase.auth.getUser()`) rather than first: kept when
@@ -1188,6 +1197,7 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
             }
             format!("{}/**", segs.join("/"))
         })
+        .chain(facts.form_dirs.iter().map(|d| format!("{d}/**")))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -1216,7 +1226,15 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
             "public",
             list(&publics),
             format!(
-                "folders named public/webhooks/health/examples/demo whose handlers start with no guard; all handlers without one: {}",
+                "folders named public/webhooks/health/examples/demo whose handlers start with no guard{}; all handlers without one: {}",
+                if facts.form_dirs.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", and forms a visitor submits (an email field, no user, cookie or database read: {})",
+                        facts.form_dirs.iter().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                },
                 unguarded.join(", ")
             ),
         );
@@ -1506,6 +1524,8 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
             let n = firsts.len() - before;
             firsts.truncate(before);
             *facts.sign_in_dirs.entry(dir).or_default() += n;
+        } else if !dir.is_empty() && serves.is_none() && public::visitor_form(&text) {
+            facts.form_dirs.insert(dir.clone());
         } else if let Some(why) = serves.filter(|_| !dir.is_empty()) {
             // Public by what it serves, not a guard convention.
             let n = firsts.len() - before;
@@ -1526,6 +1546,7 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
         let l = n.to_lowercase();
         [
             "auth", "user", "session", "guard", "protect", "require", "member", "tenant", "org",
+            "admin",
         ]
         .iter()
         .any(|k| l.contains(k))
@@ -1537,8 +1558,19 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
         // A convention opens two handlers or more (every handler of a tiny app); creating a
         // client is not a guard.
         let often = n >= 2 || handlers <= 2;
-        if often && looks_auth(&name) && !l.contains("limit") && !l.contains("client") {
+        if !looks_auth(&name) || l.contains("limit") || l.contains("client") {
+            continue;
+        }
+        // Once only: a guard all the same when its own body refuses (throws, redirects,
+        // answers 401/403) on a failed check.
+        let refuses = (!often && !wrapper)
+            .then(|| public::refuses(root, files, &name))
+            .flatten();
+        if often || refuses.is_some() {
             accepted.insert(name.clone());
+            if let Some(at) = refuses {
+                facts.refusing.insert(name.clone(), at);
+            }
             if wrapper {
                 facts.wrappers.insert(name, n);
             } else {

@@ -732,6 +732,23 @@ fn init_exempts_routes_by_what_they_do() {
         "import { fetchRequestHandler } from \"@trpc/server/adapters/fetch\";\nimport { appRouter } from \"@/server/router\";\nconst handler = (req: Request) => fetchRequestHandler({ endpoint: \"/api/trpc\", req, router: appRouter });\nexport { handler as GET, handler as POST };\n",
     );
     write(root, "src/app/_debug/api/ping/route.ts", open);
+    // A guard opening one handler only, kept because its own body refuses.
+    write(
+        root,
+        "src/lib/admin.ts",
+        "export const requireStaff = async () => {\n  const staff = await isStaff();\n  if (!staff) {\n    throw new Error(\"not staff\");\n  }\n  return true;\n};\n",
+    );
+    write(
+        root,
+        "src/app/api/staff/upload/route.ts",
+        "import { requireStaff } from \"@/lib/admin\";\nexport async function POST(req: Request) {\n  await requireStaff();\n  return Response.json(await req.json());\n}\n",
+    );
+    // A visitor's form: an email, no user or database.
+    write(
+        root,
+        "src/app/api/waitlist/route.ts",
+        "import { z } from \"zod\";\nexport async function POST(req: Request) {\n  const body = z.object({ email: z.string().email() }).parse(await req.json());\n  await fetch(process.env.LIST_URL!, { method: \"POST\", body: JSON.stringify(body) });\n  return Response.json({ ok: true });\n}\n",
+    );
     let text = xtask::commands::init::infer(root);
     let c = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(c.routes.root, "src/app", "{text}");
@@ -759,6 +776,20 @@ fn init_exempts_routes_by_what_they_do() {
     );
     assert!(
         reason("api/trpc/[trpc]/**").contains("per procedure"),
+        "{text}"
+    );
+    assert!(
+        c.routes.guard_calls.iter().any(|g| g == "requireStaff"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "requireStaff, first in one handler only, refuses by itself (src/lib/admin.ts)"
+        ),
+        "{text}"
+    );
+    assert!(
+        c.routes.public.iter().any(|p| p == "api/waitlist/**"),
         "{text}"
     );
     // An open handler without such evidence stays a question; a private folder is no route.

@@ -20,6 +20,9 @@ use super::Files;
 
 /// Why the handlers of a route file (its folder `dir`, relative to the root) need no guard.
 pub(super) fn evidence(dir: &str, text: &str) -> Option<String> {
+    if let Some(why) = token_link(dir, text) {
+        return Some(why);
+    }
     if text.contains("fetchRequestHandler(") {
         return Some("hands every request to tRPC (`fetchRequestHandler`): authorisation is per procedure, which xtask does not read; check that each procedure reading tenant data is a protected one".into());
     }
@@ -27,6 +30,30 @@ pub(super) fn evidence(dir: &str, text: &str) -> Option<String> {
         return Some(format!("a machine-to-machine hook: it refuses a request without the shared secret `{secret}` (401/403) before anything else"));
     }
     served(dir, text).map(str::to_string)
+}
+
+/// A form a visitor without an account submits (a newsletter, waitlist or contact form): a
+/// POST whose body has an email validated as one (`z.string().email()`), and that reads no
+/// user, cookie, session or database handle. Proposed as `public`, which still asks for a
+/// rate limiter.
+pub(super) fn visitor_form(text: &str) -> bool {
+    let reads = [
+        "cookies(",
+        ".auth.",
+        "getUser",
+        "getSession",
+        "createClient",
+        "Supabase",
+        "supabase",
+        "drizzle",
+        "prisma",
+        "db.",
+    ];
+    text.contains("function POST")
+        && Regex::new(r"email\s*:\s*z\s*\.\s*string\(\)[^,\n]*\.email\(")
+            .unwrap()
+            .is_match(text)
+        && !reads.iter().any(|r| text.contains(r))
 }
 
 /// The same content for everyone.
@@ -68,6 +95,53 @@ fn served(dir: &str, text: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// A link that carries its own credential: a dynamic segment named like a token
+/// (`confirm-delete-user/[token]`) that the handler looks up (`.eq('token', token)`) and
+/// refuses (4xx) without a match, as a magic or unsubscribe link works.
+fn token_link(dir: &str, text: &str) -> Option<String> {
+    let segment = dir.split('/').find_map(|s| {
+        let name = s.strip_prefix('[')?.strip_suffix(']')?;
+        name.to_lowercase()
+            .contains("token")
+            .then(|| name.to_string())
+    })?;
+    let looked_up = Regex::new(&format!(
+        r#"\.eq\(\s*['"]\w*token\w*['"]\s*,\s*(?:\w+\.)*{}\b"#,
+        regex::escape(&segment)
+    ))
+    .unwrap()
+    .is_match(text);
+    let refused = Regex::new(r"status\s*:\s*4\d\d").unwrap().is_match(text);
+    (looked_up && refused).then(|| {
+        format!("a one-time link: the request carries its `[{segment}]`, which the handler looks up and refuses (4xx) without a match")
+    })
+}
+
+/// Where a guard's own body refuses on a failed check: the file defining `name` (`export
+/// const name = async () => {...}` or `export async function name`) whose body has an `if`
+/// that throws, redirects or answers 401/403.
+pub(super) fn refuses(root: &std::path::Path, files: &Files, name: &str) -> Option<String> {
+    let def = Regex::new(&format!(
+        r"export\s+(?:const\s+{n}\s*=\s*(?:async\s*)?\([^)]*\)\s*(?::[^=]+)?=>|(?:async\s+)?function\s+{n}\s*\()",
+        n = regex::escape(name)
+    ))
+    .ok()?;
+    let refusal = Regex::new(r"if\s*\([^)]*\)\s*\{?\s*(?:throw\b|return\s+[^;]*status\s*:\s*40[13]|redirect\(|notFound\()").unwrap();
+    for p in files.paths.iter().filter(|p| crate::ts::is_code(p)) {
+        let Ok(text) = std::fs::read_to_string(root.join(p)) else {
+            continue;
+        };
+        let Some(m) = def.find(&text) else { continue };
+        // The body: up to the next top-level export (or 2,000 characters).
+        let rest = &text[m.end()..];
+        let end = rest.find("\nexport ").unwrap_or(rest.len()).min(2000);
+        if refusal.is_match(&rest[..rest.floor_char_boundary(end)]) {
+            return Some(p.clone());
+        }
+    }
+    None
 }
 
 /// `if (x !== process.env.SECRET) { return ... { status: 401 } }` near the top of a handler:
@@ -219,6 +293,21 @@ mod tests {
     }
 
     #[test]
+    fn a_form_for_visitors() {
+        let form = "import { z } from 'zod';\nexport async function POST(request: Request) {\n  const body = z.object({ email: z.string().trim().email('Invalid'), name: z.string() }).parse(await request.json());\n  await fetch(process.env.HOOK_URL!, { method: 'POST', body: JSON.stringify(body) });\n  return Response.json({ ok: true });\n}";
+        assert!(visitor_form(form));
+        // Writing our database, or reading the user: not a visitor's form.
+        assert!(!visitor_form(&form.replace(
+            "await fetch(",
+            "await supabase.from('leads').insert(body); await fetch("
+        )));
+        assert!(!visitor_form(&form.replace(
+            "email: z.string().trim().email('Invalid')",
+            "email: z.string()"
+        )));
+    }
+
+    #[test]
     fn a_shared_secret_checked_first_and_trpc() {
         let hook = "export async function POST(req: NextRequest) {\n  const secret = new URL(req.url).searchParams.get('s');\n  if (secret !== process.env.HOOK_SECRET) {\n    return NextResponse.json({ message: 'no' }, { status: 401 });\n  }\n  await supabaseAdmin.from('x').insert({});\n}";
         assert!(evidence("api/hook", hook).is_some_and(|w| w.contains("process.env.HOOK_SECRET")));
@@ -233,6 +322,12 @@ mod tests {
             "  await supabaseAdmin.from('log').insert({});\n  const secret",
         );
         assert!(evidence("api/hook", &late).is_none());
+        let link = "export async function GET(req: Request, { params }: { params: unknown }) {\n  const token = schema.parse(params).token;\n  const { data } = await admin.from('delete_tokens').select('user_id').eq('token', token).single();\n  if (!data) return new Response('expired', { status: 404 });\n}";
+        assert!(evidence("confirm/[token]", link).is_some_and(|w| w.contains("one-time link")));
+        // Not looked up, or not in a token segment: nothing.
+        assert!(evidence("confirm/[id]", link).is_none());
+        let unchecked = link.replace(".eq('token', token)", "");
+        assert!(evidence("confirm/[token]", &unchecked).is_none());
         let trpc = "const handler = (req: Request) => fetchRequestHandler({ endpoint: '/api/trpc', req, router });\nexport { handler as GET, handler as POST };";
         assert!(evidence("api/trpc/[trpc]", trpc).is_some_and(|w| w.contains("per procedure")));
     }
