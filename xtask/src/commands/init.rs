@@ -1546,10 +1546,11 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
         let l = n.to_lowercase();
         [
             "auth", "user", "session", "guard", "protect", "require", "member", "tenant", "org",
-            "admin",
         ]
         .iter()
         .any(|k| l.contains(k))
+            // `ensureAppAdmin()`, not a method of an admin client (`supabaseAdmin.from`).
+            || (l.contains("admin") && !n.contains('.'))
     };
     let mut accepted = BTreeSet::new();
     let handlers = facts.handlers;
