@@ -320,7 +320,8 @@ impl Session {
     }
 
     /// [`Session::run`] inside a transaction, in two round trips: Postgres prepares the
-    /// statement (it refuses a text holding several), then one simple query checks the
+    /// statement (it refuses a text holding several; not asked where it cannot find several,
+    /// [`apply::one_command`]), then one simple query checks the
     /// wrapper, runs the statement through it, and moves the savepoint past it. The savepoint
     /// `xtask_stmt` is always the state before the next statement (`rolling`): a refused
     /// statement is rolled back to it, which keeps it.
@@ -332,7 +333,13 @@ impl Session {
                 .map_err(sql_err)?;
             self.rolling = true;
         }
-        if let Err(e) = self.c.prepare(sql) {
+        // Asking Postgres is a round trip: not taken where it cannot find several commands.
+        let asked = if apply::one_command(sql) {
+            Ok(())
+        } else {
+            self.c.prepare(sql).map(|_| ())
+        };
+        if let Err(e) = asked {
             if e.is_closed() {
                 return Err(format!("the connection to Postgres was lost: {e}"));
             }
