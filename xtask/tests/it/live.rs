@@ -1333,3 +1333,157 @@ fn deferred_constraints_are_checked_at_the_files_commit() {
         "{f:#}"
     );
 }
+
+/// The plain statements of a file go to Postgres together; one it refuses among them is
+/// found and reported at its own line (the error's line, as when sent alone), and the
+/// others are applied, before and after it. Here the 2nd of 4 (an unknown type on line 7):
+/// the 3rd adds a column to the 1st's table, the 4th makes a table; in a second file the
+/// 1st, 2nd and last are refused. In the scratch database and in the one rolled-back
+/// transaction of --database-url alike.
+#[test]
+fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() {
+    use xtask::{
+        config::Config,
+        gather::{
+            live::{self, Database},
+            migrations::read_all,
+        },
+        repo::Changes,
+        rules::catalog::Rule,
+    };
+    let Some(cluster) = server() else { return };
+    let first = "supabase/migrations/20250201000000_batch.sql";
+    let second = "supabase/migrations/20250201000001_batch.sql";
+    let t = example_with(
+        "batch-refused",
+        &[
+            (
+                first,
+                "create table public.batch_one (\n  id uuid primary key,\n  tenant_id uuid not null references public.tenants (id)\n);\ncreate table public.batch_two (\n  id uuid primary key,\n  kind nosuchtype\n);\nalter table public.batch_one add column note text;\ncreate table public.batch_three (id uuid primary key);\n",
+            ),
+            (
+                second,
+                "alter table public.batch_two add column x int;\nalter table public.nosuch add column x int;\nalter table public.batch_three add column y int;\nalter table public.batch_one add column note text;\n",
+            ),
+        ],
+    );
+    let config = Config::load(t.path()).unwrap();
+    let changes = Changes::all();
+    let histories = read_all(t.path(), &config, &changes);
+    for db in [
+        Database::Disposable(cluster.url()),
+        Database::Url(cluster.url()),
+    ] {
+        let ev = live::check(&config, &changes, &histories, &db).expect("the live check runs");
+        let refused: Vec<(String, u32)> = ev
+            .findings
+            .iter()
+            .filter(|f| f.rule == Rule::MigrationApplyFailed)
+            .map(|f| {
+                let file = f.path.clone().unwrap_or_default();
+                (
+                    file.rsplit('/').next().unwrap().to_string(),
+                    f.line.unwrap_or(0),
+                )
+            })
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                ("20250201000000_batch.sql".to_string(), 7),
+                ("20250201000001_batch.sql".to_string(), 1),
+                ("20250201000001_batch.sql".to_string(), 2),
+                ("20250201000001_batch.sql".to_string(), 4),
+            ],
+            "{:#?}",
+            ev.findings
+        );
+        let messages: Vec<&str> = ev.findings.iter().map(|f| f.message.as_str()).collect();
+        assert!(
+            messages[0].contains("\"nosuchtype\" does not exist"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[1].contains("\"public.batch_two\" does not exist"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[2].contains("\"public.nosuch\" does not exist"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[3].contains("\"note\" of relation \"batch_one\" already exists"),
+            "{messages:#?}"
+        );
+        let tables = &ev.histories[0].schema.tables;
+        let get = |name: &str| {
+            tables
+                .iter()
+                .find(|(n, _)| n.to_string() == name)
+                .map(|(_, t)| t)
+        };
+        let one = get("public.batch_one").expect("the 1st statement applied");
+        assert!(one.column("note").is_some(), "the 3rd statement applied");
+        assert!(get("public.batch_two").is_none());
+        let three = get("public.batch_three").expect("the 4th statement applied");
+        assert!(
+            three.column("y").is_some(),
+            "the 3rd statement of the 2nd file applied"
+        );
+    }
+}
+
+/// A piece our splitter reads as one statement and Postgres as several is still refused
+/// whole among batched statements: the statements before and after it apply, the smuggled
+/// one never runs. Our splitter reads lines 2-3 as one statement (the strings `'a\'` and
+/// `' ;create ... select '`, then a `--` comment); with `standard_conforming_strings` off,
+/// Postgres reads three (`'a\''`, `create table public.smuggled ...`, `select '--\''`).
+#[test]
+fn a_piece_postgres_reads_as_several_commands_is_refused_among_batched_ones() {
+    use xtask::{
+        config::Config,
+        gather::{
+            live::{self, Database},
+            migrations::read_all,
+        },
+        repo::Changes,
+        rules::catalog::Rule,
+    };
+    let Some(cluster) = server() else { return };
+    let rel = "supabase/migrations/20250201000000_several.sql";
+    let t = example_with(
+        "several-batched",
+        &[(
+            rel,
+            "set standard_conforming_strings = off;\nselect 'a\\'' ;create table public.smuggled (id int); select '--\\''\n;\ncreate table public.after_smuggle (id int);\n",
+        )],
+    );
+    let config = Config::load(t.path()).unwrap();
+    let changes = Changes::all();
+    let histories = read_all(t.path(), &config, &changes);
+    for db in [
+        Database::Disposable(cluster.url()),
+        Database::Url(cluster.url()),
+    ] {
+        let ev = live::check(&config, &changes, &histories, &db).expect("the live check runs");
+        let refused: Vec<(u32, &str)> = ev
+            .findings
+            .iter()
+            .filter(|f| f.rule == Rule::MigrationApplyFailed)
+            .map(|f| (f.line.unwrap_or(0), f.message.as_str()))
+            .collect();
+        assert_eq!(refused.len(), 1, "{refused:#?}");
+        assert_eq!(refused[0].0, 2, "{refused:#?}");
+        assert!(
+            refused[0].1.contains("more than one statement"),
+            "{refused:#?}"
+        );
+        let tables = &ev.histories[0].schema.tables;
+        let names: Vec<String> = tables.keys().map(|n| n.to_string()).collect();
+        assert!(
+            names.contains(&"public.after_smuggle".to_string()),
+            "{names:?}"
+        );
+        assert!(!names.contains(&"public.smuggled".to_string()), "{names:?}");
+    }
+}

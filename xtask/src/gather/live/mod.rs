@@ -13,9 +13,11 @@
 //! cannot run inside a transaction (`create index concurrently`, ...) is not applied there,
 //! and the report says what one transaction cannot do.
 //!
-//! The migrations (and the probe's statements) never run as the superuser: see [`role`]. Each
-//! statement is prepared by Postgres first, which refuses a text holding several; a
-//! [`watch`] cancels what runs at the deadline or on Ctrl-C.
+//! The migrations (and the probe's statements) never run as the superuser: see [`role`]. A
+//! statement that might hold several commands is prepared by Postgres first, which refuses a
+//! text holding several ([`apply::one_command`]); a file's other statements go to Postgres
+//! together ([`Session::run_batch`]); a [`watch`] cancels what runs at the deadline or on
+//! Ctrl-C.
 
 use crate::rules::catalog::Rule;
 pub mod apply;
@@ -47,7 +49,7 @@ use crate::{
 };
 
 use self::{
-    apply::{describe, line_of, Kind},
+    apply::{describe, line_of, Kind, Piece},
     cluster::Cluster,
     probe::{Identity, Probe},
     role::Wrapper,
@@ -352,12 +354,10 @@ impl Session {
                 return Ok(Some(several()));
             }
         }
-        // The statement as an `E''` literal reads the same whatever
-        // `standard_conforming_strings` says; the search path it sets stays, as in a replay.
-        let quoted = format!("E'{}'", sql.replace('\\', "\\\\").replace('\'', "\\'"));
         let batch = format!(
-            "select xtask_live.intact('xtask_live.apply(text)'); select xtask_live.apply({quoted}); \
-             release savepoint xtask_stmt; savepoint xtask_stmt"
+            "select xtask_live.intact('xtask_live.apply(text)'); select xtask_live.apply({}); \
+             release savepoint xtask_stmt; savepoint xtask_stmt",
+            quoted(sql)
         );
         match self.c.batch_execute(&batch) {
             Ok(()) => Ok(None),
@@ -369,6 +369,83 @@ impl Session {
                 Ok(Some(refusal(&e, sql)))
             }
         }
+    }
+
+    /// Statements [`Session::run_in_tx`] would run one by one, each one command
+    /// ([`apply::one_command`]), in as few round trips as Postgres allows; why each was
+    /// refused, if it was. One simple query holds, for each in turn, exactly what
+    /// `run_in_tx` sends (the wrapper's check, the statement through the wrapper, the
+    /// savepoint moved past it) after `setval` of the sequence `xtask_live.at` to its
+    /// number. Postgres runs them in order and stops at the first error: rolled back to the
+    /// savepoint (the state after the statement before it, as one by one), the sequence
+    /// says which statement failed (`setval` is not undone by a rollback, and the sequence
+    /// is not the migration role's to change), it is reported as `run_in_tx` reports it,
+    /// and the statements after it are sent again. The same statements run in the same
+    /// order between the same savepoints: only the round trips change. `doing(i)` names
+    /// statement `i` for the watch's message when it stops one.
+    fn run_batch(
+        &mut self,
+        sqls: &[&str],
+        doing: impl Fn(usize) -> String,
+    ) -> Result<Vec<Option<Refusal>>, String> {
+        let sql_err = |e: postgres::Error| describe(&e).0;
+        let lost = |e: postgres::Error| format!("the connection to Postgres was lost: {e}");
+        let mut out: Vec<Option<Refusal>> = Vec::with_capacity(sqls.len());
+        if !self.rolling {
+            self.c
+                .batch_execute("savepoint xtask_stmt")
+                .map_err(sql_err)?;
+            self.rolling = true;
+        }
+        while out.len() < sqls.len() {
+            let from = out.len();
+            let mut batch = String::new();
+            let mut sent = 0usize;
+            for sql in &sqls[from..] {
+                if sent == BATCH_STATEMENTS || (sent > 0 && batch.len() + sql.len() > BATCH_BYTES) {
+                    break;
+                }
+                sent += 1;
+                batch.push_str(&format!(
+                    "select pg_catalog.setval('xtask_live.at', {sent}); \
+                     select xtask_live.intact('xtask_live.apply(text)'); \
+                     select xtask_live.apply({}); release savepoint xtask_stmt; savepoint xtask_stmt;\n",
+                    quoted(sql)
+                ));
+            }
+            let e = match self.c.batch_execute(&batch) {
+                Ok(()) => {
+                    out.extend(std::iter::repeat_n(None, sent));
+                    continue;
+                }
+                Err(e) if e.is_closed() => return Err(lost(e)),
+                Err(e) => e,
+            };
+            let at = self
+                .c
+                .simple_query(
+                    "rollback to savepoint xtask_stmt; select pg_catalog.currval('xtask_live.at')",
+                )
+                .map_err(|e| if e.is_closed() { lost(e) } else { sql_err(e) })?
+                .into_iter()
+                .find_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(r) => {
+                        r.get(0).and_then(|v| v.parse::<usize>().ok())
+                    }
+                    _ => None,
+                })
+                .filter(|at| (1..=sent).contains(at))
+                .ok_or("cannot tell which statement Postgres refused")?;
+            let failed = from + at - 1;
+            out.extend(std::iter::repeat_n(None, at - 1));
+            if self.watch.fired().is_some() {
+                // Stopped, not refused: the caller says why, and this is where.
+                self.doing = doing(failed);
+                return Ok(out);
+            }
+            out.push(Some(refusal(&e, sqls[failed])));
+        }
+        Ok(out)
     }
 
     /// Does this Postgres ship the extension?
@@ -577,6 +654,17 @@ impl Session {
     }
 }
 
+/// At most this many statements, and this many bytes of them, in one simple query of
+/// [`Session::run_batch`] (after a refused one, the rest is sent again).
+const BATCH_STATEMENTS: usize = 64;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// A statement as an `E''` literal for its wrapper: it reads the same whatever
+/// `standard_conforming_strings` says; the search path it sets stays, as in a replay.
+fn quoted(sql: &str) -> String {
+    format!("E'{}'", sql.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 /// A text Postgres reads as several statements.
 fn several() -> Refusal {
     (
@@ -724,6 +812,10 @@ fn prepare_apply_judge(
             describe(&e).0
         )
     })?;
+    // Which statement of a batch Postgres stopped at ([`Session::run_batch`]): the
+    // superuser's, in the schema of the check's wrappers.
+    s.c.batch_execute("create sequence xtask_live.at")
+        .map_err(|e| format!("cannot set up the check's counter: {}", describe(&e).0))?;
     ev.timings.setup += setting_up.elapsed();
     let applying = Instant::now();
     let applied = apply_files(s, run, h, files, ev)?;
@@ -845,12 +937,29 @@ fn apply_files(
                 );
             }
         };
+        // Consecutive plain statements, sent together ([`Session::run_batch`]) before the
+        // next statement of another kind, or at the end of the file.
+        let mut plain: Vec<&Piece> = Vec::new();
         for p in pieces {
+            if p.kind == Kind::TransactionControl && !file_tx {
+                skipped_tx += 1;
+                continue;
+            }
+            if let Kind::ActsAsAdmin(_) = p.kind {
+                as_admin += 1;
+                continue;
+            }
+            let batched = match p.kind {
+                Kind::Run => true,
+                Kind::VectorIndex => !standins.contains("vector"),
+                _ => false,
+            };
+            if batched && (s.scratch.is_none() || s.file_tx) && apply::one_command(&p.text) {
+                plain.push(p);
+                continue;
+            }
+            apply_plain(s, f, &lines, &mut plain, &mut last_line, ev, deadline)?;
             if p.kind == Kind::TransactionControl {
-                if !file_tx {
-                    skipped_tx += 1;
-                    continue;
-                }
                 s.doing = format!("{}:{}", f.path, p.line);
                 match tx_end(&p.text) {
                     Some(true) => {
@@ -864,10 +973,6 @@ fn apply_files(
                     }
                     None => {}
                 }
-                continue;
-            }
-            if let Kind::ActsAsAdmin(_) = p.kind {
-                as_admin += 1;
                 continue;
             }
             s.doing = format!("{}:{}", f.path, p.line);
@@ -944,6 +1049,7 @@ fn apply_files(
                 );
             }
         }
+        apply_plain(s, f, &lines, &mut plain, &mut last_line, ev, deadline)?;
         if file_tx {
             s.doing = format!("{}: the end of its transaction", f.path);
             let refused = s.end_file()?;
@@ -999,6 +1105,46 @@ fn apply_files(
         ));
     }
     Ok(Applied { before, created_by })
+}
+
+/// Send the plain statements of `f` gathered so far ([`Session::run_batch`]), and take
+/// them out of `plain`; a refused one becomes a finding at its line, as one sent alone.
+fn apply_plain(
+    s: &mut Session,
+    f: &MigrationFile,
+    lines: &Lines,
+    plain: &mut Vec<&Piece>,
+    last_line: &mut u32,
+    ev: &mut LiveEvidence,
+    deadline: Instant,
+) -> Result<(), String> {
+    let Some(first) = plain.first() else {
+        return Ok(());
+    };
+    s.doing = format!("{}:{}", f.path, first.line);
+    remaining(deadline)?;
+    if crate::proc::interrupted() {
+        return Err("interrupted".into());
+    }
+    ev.statements += plain.len();
+    let sqls: Vec<&str> = plain.iter().map(|p| p.text.as_str()).collect();
+    let refused = s.run_batch(&sqls, |i| format!("{}:{}", f.path, plain[i].line))?;
+    if s.watch.fired().is_some() {
+        // Cancelled, not refused: the caller says why and where.
+        return Err("stopped".into());
+    }
+    for (p, refused) in plain.iter().zip(refused) {
+        *last_line = p.line;
+        if let Some((msg, pos)) = refused {
+            ev.apply_failures += 1;
+            ev.findings.push(
+                Finding::new(Rule::MigrationApplyFailed, Severity::Error, msg)
+                    .at(f.path.clone(), Some(line_of(p, lines, pos))),
+            );
+        }
+    }
+    plain.clear();
+    Ok(())
 }
 
 /// Read the tables to judge from the catalog and probe each tenant table (one with the
