@@ -1339,7 +1339,7 @@ fn deferred_constraints_are_checked_at_the_files_commit() {
 /// others are applied, before and after it. Here the 2nd of 4 (an unknown type on line 7):
 /// the 3rd adds a column to the 1st's table, the 4th makes a table; in a second file the
 /// 1st, 2nd and last are refused. In the scratch database and in the one rolled-back
-/// transaction of --database-url alike.
+/// transaction of --database-url alike; neither leaves a database or the migration role.
 #[test]
 fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() {
     use xtask::{
@@ -1370,11 +1370,20 @@ fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() 
     let config = Config::load(t.path()).unwrap();
     let changes = Changes::all();
     let histories = read_all(t.path(), &config, &changes);
+    let before = snapshot(&cluster.url());
     for db in [
         Database::Disposable(cluster.url()),
         Database::Url(cluster.url()),
     ] {
         let ev = live::check(&config, &changes, &histories, &db).expect("the live check runs");
+        // The scratch database and the migration role are gone when the check returns (the
+        // Supabase roles of the shim stay on a server of our own: they are not compared).
+        let mine = |l: &&String| l.starts_with("db ") || l.contains(live::role::ROLE);
+        let now = snapshot(&cluster.url());
+        assert_same(
+            &before.iter().filter(mine).cloned().collect::<Vec<_>>(),
+            &now.iter().filter(mine).cloned().collect::<Vec<_>>(),
+        );
         let refused: Vec<(String, u32)> = ev
             .findings
             .iter()
@@ -1486,4 +1495,14 @@ fn a_piece_postgres_reads_as_several_commands_is_refused_among_batched_ones() {
         );
         assert!(!names.contains(&"public.smuggled".to_string()), "{names:?}");
     }
+}
+
+/// Nothing added, nothing gone.
+fn assert_same(before: &[String], after: &[String]) {
+    let added: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();
+    let gone: Vec<_> = before.iter().filter(|l| !after.contains(l)).collect();
+    assert!(
+        added.is_empty() && gone.is_empty(),
+        "the server changed: added {added:?}, gone {gone:?}"
+    );
 }

@@ -254,12 +254,11 @@ impl Session {
                     })?;
                 let mut cfg = base.clone();
                 cfg.dbname(&name);
-                let scratch = Some((admin, name));
                 // From here on, the scratch database is removed whatever happens.
                 match connect(&cfg) {
-                    Ok(c) => (c, scratch),
+                    Ok(c) => (c, Some((admin, name))),
                     Err(e) => {
-                        drop(Session::drop_scratch(scratch));
+                        drop(Session::drop_scratch(&mut admin, &name));
                         return Err(e);
                     }
                 }
@@ -269,7 +268,10 @@ impl Session {
             Ok(w) => w,
             Err(e) => {
                 let _ = c.batch_execute("rollback");
-                drop(Session::drop_scratch(scratch));
+                drop(c);
+                if let Some((mut admin, name)) = scratch {
+                    drop(Session::drop_scratch(&mut admin, &name));
+                }
                 return Err(describe(&e).0);
             }
         };
@@ -284,14 +286,35 @@ impl Session {
         })
     }
 
-    fn drop_scratch(scratch: Option<(Client, String)>) -> Result<(), String> {
-        if let Some((mut admin, name)) = scratch {
-            admin
-                .batch_execute(&format!("drop database if exists {name} with (force)"))
-                .map_err(|e| format!("cannot drop the scratch database: {}", describe(&e).0))?;
-            // The migration role was made for this database (a scratch database commits it).
-            let _ = admin.batch_execute(&format!("drop role if exists {}", role::ROLE));
+    /// Drop the scratch database `name` (our own connections to it closed) from `admin`.
+    ///
+    /// `drop database ... with (force)` ends the backends still connected, but a backend it
+    /// finds there (one ended, or one whose connection was just closed, still exiting) makes
+    /// Postgres sleep 100 ms before it looks again. So the backends of our closed
+    /// connections are first waited for, a millisecond at a time (a second at most; the
+    /// drop still ends whatever is left).
+    fn drop_scratch(admin: &mut Client, name: &str) -> Result<(), String> {
+        let until = Instant::now() + Duration::from_secs(1);
+        let others = format!(
+            "select 1 from pg_catalog.pg_stat_activity where datname = '{name}' \
+              and pid <> pg_catalog.pg_backend_pid() limit 1"
+        );
+        while Instant::now() < until {
+            match admin.simple_query(&others) {
+                Ok(m)
+                    if m.iter()
+                        .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(_))) =>
+                {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                _ => break,
+            }
         }
+        admin
+            .batch_execute(&format!("drop database if exists {name} with (force)"))
+            .map_err(|e| format!("cannot drop the scratch database: {}", describe(&e).0))?;
+        // The migration role was made for this database (a scratch database commits it).
+        let _ = admin.batch_execute(&format!("drop role if exists {}", role::ROLE));
         Ok(())
     }
 
@@ -700,7 +723,13 @@ impl Drop for Session {
         if self.keep_scratch {
             return;
         }
-        let _ = Session::drop_scratch(self.scratch.take());
+        if let Some((admin, name)) = self.scratch.take() {
+            // Our connection to the scratch database is closed before it is dropped (the
+            // admin connection takes its place): see [`Session::drop_scratch`].
+            let ours = std::mem::replace(&mut self.c, admin);
+            let _ = ours.close();
+            let _ = Session::drop_scratch(&mut self.c, &name);
+        }
     }
 }
 
