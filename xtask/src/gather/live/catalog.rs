@@ -17,7 +17,7 @@ use crate::schema::{
 };
 
 /// Schemas that are Postgres's own.
-const SYSTEM: &str = "n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname not like 'pg_temp_%' and n.nspname not like 'pg_toast_temp_%'";
+pub(crate) const SYSTEM: &str = "n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname not like 'pg_temp_%' and n.nspname not like 'pg_toast_temp_%'";
 
 /// The ordinary and partitioned tables, by oid.
 pub fn table_oids(client: &mut Client) -> Result<BTreeMap<u32, QualName>, postgres::Error> {

@@ -611,9 +611,12 @@ impl Session {
         }
         self.file_tx = false;
         self.rolling = false;
-        let ended = role::through(&mut self.c, Wrapper::Apply, "set constraints all immediate")
-            .map(|_| ())
-            .and_then(|()| self.c.batch_execute("commit"));
+        // One round trip: Postgres stops at the first error, so nothing is committed when
+        // the wrapper's check or a constraint fails.
+        let ended = self.c.batch_execute(
+            "select xtask_live.intact('xtask_live.apply(text)'); \
+             select xtask_live.apply('set constraints all immediate'); commit",
+        );
         match ended {
             Ok(()) => Ok(None),
             Err(e) if e.is_closed() => Err(format!("the connection to Postgres was lost: {e}")),
@@ -659,6 +662,43 @@ impl Session {
             )
             .map_err(err)?;
         Ok(tables)
+    }
+
+    /// The oids of [`Session::tables`], in one round trip: the search path is kept in the
+    /// setting `xtask_live.path` while the catalog is read with ours, and put back, all in one
+    /// simple query (nothing of the migrations' runs in between); the oids come back as one
+    /// text.
+    fn table_oids(&mut self) -> Result<BTreeSet<u32>, String> {
+        let err = |e: postgres::Error| describe(&e).0;
+        let sql = format!(
+            "select pg_catalog.set_config('xtask_live.path', pg_catalog.current_setting('search_path'), false); \
+             set search_path = pg_catalog, pg_temp; \
+             select pg_catalog.string_agg(c.oid::text, ',') from pg_catalog.pg_class c \
+              join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+              where c.relkind in ('r', 'p') and {}; \
+             select pg_catalog.set_config('search_path', pg_catalog.current_setting('xtask_live.path'), false)",
+            catalog::SYSTEM
+        );
+        let messages = self.c.simple_query(&sql).map_err(err)?;
+        // The rows of the four statements, in order: the third is the list.
+        let rows: Vec<&postgres::SimpleQueryRow> = messages
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let list = match rows.as_slice() {
+            [_, list, _] => list.get(0).unwrap_or(""),
+            _ => return Err("cannot read the tables from the catalog".into()),
+        };
+        list.split(',')
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                o.parse::<u32>()
+                    .map_err(|e| format!("an oid of the catalog: {e}"))
+            })
+            .collect()
     }
 
     /// After the migrations: undo what they set for their session (search_path, timeouts),
@@ -925,7 +965,7 @@ fn apply_files(
     // The tables as they were before the current file; `None` after a file of the base
     // (read again, only when a new file follows: what the history made before it is
     // context, not what the new file created).
-    let mut known = Some(before.clone());
+    let mut known: Option<BTreeSet<u32>> = Some(before.keys().copied().collect());
     let mut skipped_tx = 0usize;
     let mut as_admin = 0usize;
     let mut vector_indexes = 0usize;
@@ -947,7 +987,7 @@ fn apply_files(
         };
         let is_new = changes.is_new(&f.path);
         if is_new && known.is_none() {
-            known = Some(s.tables()?);
+            known = Some(s.table_oids()?);
         }
         let lines = Lines::new(text);
         // In a scratch database each file is applied in a transaction of its own, its own
@@ -1088,10 +1128,10 @@ fn apply_files(
             refused_at_end(ev, refused, last_line);
         }
         if is_new {
-            let now = s.tables()?;
+            let now = s.table_oids()?;
             let was = known.take().unwrap_or_default();
-            for oid in now.keys() {
-                if !was.contains_key(oid) {
+            for oid in &now {
+                if !was.contains(oid) {
                     created_by.insert(*oid, f.path.clone());
                 }
             }
