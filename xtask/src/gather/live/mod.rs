@@ -227,6 +227,8 @@ struct Session {
     keep_scratch: bool,
     /// The savepoint `xtask_stmt` of [`Session::run_in_tx`] is set in this transaction.
     rolling: bool,
+    /// Statements sent by [`Session::run_batch`] so far: their numbers.
+    numbered: u64,
 }
 
 /// A statement Postgres (or the check) refused: the message, and the character position in
@@ -283,6 +285,7 @@ impl Session {
             file_tx: false,
             keep_scratch: false,
             rolling: false,
+            numbered: 0,
         })
     }
 
@@ -396,16 +399,17 @@ impl Session {
 
     /// Statements [`Session::run_in_tx`] would run one by one, each one command
     /// ([`apply::one_command`]), in as few round trips as Postgres allows; why each was
-    /// refused, if it was. One simple query holds, for each in turn, exactly what
-    /// `run_in_tx` sends (the wrapper's check, the statement through the wrapper, the
-    /// savepoint moved past it) after `setval` of the sequence `xtask_live.at` to its
-    /// number. Postgres runs them in order and stops at the first error: rolled back to the
-    /// savepoint (the state after the statement before it, as one by one), the sequence
-    /// says which statement failed (`setval` is not undone by a rollback, and the sequence
-    /// is not the migration role's to change), it is reported as `run_in_tx` reports it,
-    /// and the statements after it are sent again. The same statements run in the same
-    /// order between the same savepoints: only the round trips change. `doing(i)` names
-    /// statement `i` for the watch's message when it stops one.
+    /// refused, if it was. One simple query holds, for each in turn, what `run_in_tx` sends
+    /// (the wrapper's check, the statement through the wrapper, the savepoint moved past
+    /// it), with the statement's number (counted over the session) put in the
+    /// transaction-local setting `xtask_live.n` after it, before the savepoint moves.
+    /// Postgres runs them in order and stops at the first error: rolled back to the
+    /// savepoint (the state after the statement before it, as one by one), the setting holds
+    /// the number of the last statement that succeeded (a statement's own change of the
+    /// setting is overwritten after it, or undone with it), so the refused one is the next;
+    /// it is reported as `run_in_tx` reports it, and the statements after it are sent again.
+    /// The same statements run in the same order between the same savepoints: only the round
+    /// trips change. `doing(i)` names statement `i` for the watch's message when it stops one.
     fn run_batch(
         &mut self,
         sqls: &[&str],
@@ -414,29 +418,33 @@ impl Session {
         let sql_err = |e: postgres::Error| describe(&e).0;
         let lost = |e: postgres::Error| format!("the connection to Postgres was lost: {e}");
         let mut out: Vec<Option<Refusal>> = Vec::with_capacity(sqls.len());
-        if !self.rolling {
-            self.c
-                .batch_execute("savepoint xtask_stmt")
-                .map_err(sql_err)?;
-            self.rolling = true;
-        }
         while out.len() < sqls.len() {
             let from = out.len();
+            // The statement numbers of this query are `first..first + sent`.
+            let first = self.numbered + 1;
             let mut batch = String::new();
+            if !self.rolling {
+                batch.push_str("savepoint xtask_stmt;\n");
+            }
             let mut sent = 0usize;
             for sql in &sqls[from..] {
                 if sent == BATCH_STATEMENTS || (sent > 0 && batch.len() + sql.len() > BATCH_BYTES) {
                     break;
                 }
-                sent += 1;
                 batch.push_str(&format!(
-                    "select pg_catalog.setval('xtask_live.at', {sent}); \
-                     select xtask_live.intact('xtask_live.apply(text)'); \
-                     select xtask_live.apply({}); release savepoint xtask_stmt; savepoint xtask_stmt;\n",
-                    quoted(sql)
+                    "select xtask_live.intact('xtask_live.apply(text)'); select xtask_live.apply({}); \
+                     select pg_catalog.set_config('xtask_live.n', '{}', true); \
+                     release savepoint xtask_stmt; savepoint xtask_stmt;\n",
+                    quoted(sql),
+                    first + sent as u64
                 ));
+                sent += 1;
             }
-            let e = match self.c.batch_execute(&batch) {
+            self.numbered += sent as u64;
+            let sent_now = self.c.batch_execute(&batch);
+            // The savepoint is set first in the query, whatever fails after it.
+            self.rolling = true;
+            let e = match sent_now {
                 Ok(()) => {
                     out.extend(std::iter::repeat_n(None, sent));
                     continue;
@@ -444,23 +452,26 @@ impl Session {
                 Err(e) if e.is_closed() => return Err(lost(e)),
                 Err(e) => e,
             };
-            let at = self
+            let done: u64 = self
                 .c
                 .simple_query(
-                    "rollback to savepoint xtask_stmt; select pg_catalog.currval('xtask_live.at')",
+                    "rollback to savepoint xtask_stmt; \
+                     select pg_catalog.current_setting('xtask_live.n', true)",
                 )
                 .map_err(|e| if e.is_closed() { lost(e) } else { sql_err(e) })?
                 .into_iter()
                 .find_map(|m| match m {
-                    postgres::SimpleQueryMessage::Row(r) => {
-                        r.get(0).and_then(|v| v.parse::<usize>().ok())
-                    }
+                    postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
                     _ => None,
                 })
-                .filter(|at| (1..=sent).contains(at))
-                .ok_or("cannot tell which statement Postgres refused")?;
-            let failed = from + at - 1;
-            out.extend(std::iter::repeat_n(None, at - 1));
+                .unwrap_or(0);
+            // How many of this query's statements succeeded: the refused one is the next.
+            let ok = done.saturating_sub(first - 1) as usize;
+            if ok >= sent {
+                return Err("cannot tell which statement Postgres refused".into());
+            }
+            let failed = from + ok;
+            out.extend(std::iter::repeat_n(None, ok));
             if self.watch.fired().is_some() {
                 // Stopped, not refused: the caller says why, and this is where.
                 self.doing = doing(failed);
@@ -881,10 +892,6 @@ fn prepare_apply_judge(
             describe(&e).0
         )
     })?;
-    // Which statement of a batch Postgres stopped at ([`Session::run_batch`]): the
-    // superuser's, in the schema of the check's wrappers.
-    s.c.batch_execute("create sequence xtask_live.at")
-        .map_err(|e| format!("cannot set up the check's counter: {}", describe(&e).0))?;
     ev.timings.setup += setting_up.elapsed();
     let applying = Instant::now();
     let applied = apply_files(s, run, h, files, ev)?;
