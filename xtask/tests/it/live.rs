@@ -1506,3 +1506,55 @@ fn assert_same(before: &[String], after: &[String]) {
         "the server changed: added {added:?}, gone {gone:?}"
     );
 }
+
+/// The tables after each file are read with one statement prepared once per session, so it
+/// must read the same whatever search path a migration set: with operators planted ahead of
+/// `pg_catalog`'s (which make the same query, unqualified, read every relation), it still
+/// finds exactly the tables.
+#[test]
+fn the_tables_after_each_file_are_read_whatever_search_path_a_migration_set() {
+    use std::collections::BTreeSet;
+    use xtask::gather::live::catalog;
+    let Some(cluster) = server() else { return };
+    let mut admin = cluster.config().connect(NoTls).unwrap();
+    admin.batch_execute("create database oid_list").unwrap();
+    let mut cfg = cluster.config();
+    cfg.dbname("oid_list");
+    let mut c = cfg.connect(NoTls).unwrap();
+    c.batch_execute(
+        "create schema evil;
+         create function evil.eq(\"char\", \"char\") returns bool language sql as 'select true';
+         create operator evil.= (leftarg = \"char\", rightarg = \"char\", function = evil.eq);
+         create function evil.ne(name, name) returns bool language sql as 'select true';
+         create operator evil.<> (leftarg = name, rightarg = name, function = evil.ne);
+         create table public.t1 (a int);
+         create table evil.t2 (a int primary key);
+         create view public.v as select 1 as one;",
+    )
+    .unwrap();
+    let expected: BTreeSet<u32> = catalog::table_oids(&mut c).unwrap().into_keys().collect();
+    assert_eq!(expected.len(), 2);
+    let read = |c: &mut postgres::Client, q: &postgres::Statement| -> BTreeSet<u32> {
+        let list: Option<String> = c.query_one(q, &[]).unwrap().get(0);
+        list.unwrap_or_default()
+            .split(',')
+            .filter(|o| !o.is_empty())
+            .map(|o| o.parse().unwrap())
+            .collect()
+    };
+    let q = c.prepare(catalog::TABLE_OID_LIST).unwrap();
+    assert_eq!(read(&mut c, &q), expected);
+    c.batch_execute("set search_path = evil, pg_catalog")
+        .unwrap();
+    assert!(
+        catalog::table_oids(&mut c).unwrap().len() > expected.len(),
+        "the planted operators do not change the unqualified query: the test proves nothing"
+    );
+    assert_eq!(read(&mut c, &q), expected);
+    let fresh = c.prepare(catalog::TABLE_OID_LIST).unwrap();
+    assert_eq!(read(&mut c, &fresh), expected);
+    drop(c);
+    admin
+        .batch_execute("drop database oid_list with (force)")
+        .unwrap();
+}

@@ -231,6 +231,8 @@ struct Session {
     numbered: u64,
     /// The `begin` of the file's transaction is still to be sent ([`Session::begun`]).
     begin_pending: bool,
+    /// [`catalog::TABLE_OID_LIST`], once prepared.
+    oid_list: Option<postgres::Statement>,
 }
 
 /// A statement Postgres (or the check) refused: the message, and the character position in
@@ -289,6 +291,7 @@ impl Session {
             rolling: false,
             numbered: 0,
             begin_pending: false,
+            oid_list: None,
         })
     }
 
@@ -703,35 +706,22 @@ impl Session {
         Ok(tables)
     }
 
-    /// The oids of [`Session::tables`], in one round trip: the search path is kept in the
-    /// setting `xtask_live.path` while the catalog is read with ours, and put back, all in one
-    /// simple query (nothing of the migrations' runs in between); the oids come back as one
-    /// text.
+    /// The oids of [`Session::tables`], in one round trip: [`catalog::TABLE_OID_LIST`] reads
+    /// the same whatever search path the migrations set, so it is prepared once for the
+    /// session (a protocol-level statement: no rollback undoes it) and run after each file.
     fn table_oids(&mut self) -> Result<BTreeSet<u32>, String> {
         let err = |e: postgres::Error| describe(&e).0;
-        let sql = format!(
-            "select pg_catalog.set_config('xtask_live.path', pg_catalog.current_setting('search_path'), false); \
-             set search_path = pg_catalog, pg_temp; \
-             select pg_catalog.string_agg(c.oid::text, ',') from pg_catalog.pg_class c \
-              join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
-              where c.relkind in ('r', 'p') and {}; \
-             select pg_catalog.set_config('search_path', pg_catalog.current_setting('xtask_live.path'), false)",
-            catalog::SYSTEM
-        );
-        let messages = self.c.simple_query(&sql).map_err(err)?;
-        // The rows of the four statements, in order: the third is the list.
-        let rows: Vec<&postgres::SimpleQueryRow> = messages
-            .iter()
-            .filter_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(r) => Some(r),
-                _ => None,
-            })
-            .collect();
-        let list = match rows.as_slice() {
-            [_, list, _] => list.get(0).unwrap_or(""),
-            _ => return Err("cannot read the tables from the catalog".into()),
+        let list = match &self.oid_list {
+            Some(q) => q.clone(),
+            None => {
+                let q = self.c.prepare(catalog::TABLE_OID_LIST).map_err(err)?;
+                self.oid_list = Some(q.clone());
+                q
+            }
         };
-        list.split(',')
+        let list: Option<String> = self.c.query_one(&list, &[]).map_err(err)?.get(0);
+        list.unwrap_or_default()
+            .split(',')
             .filter(|o| !o.is_empty())
             .map(|o| {
                 o.parse::<u32>()
