@@ -1338,7 +1338,7 @@ fn deferred_constraints_are_checked_at_the_files_commit() {
 /// found and reported at its own line (the error's line, as when sent alone), and the
 /// others are applied, before and after it. Here the 2nd of 4 (an unknown type on line 7):
 /// the 3rd adds a column to the 1st's table, the 4th makes a table; in a second file the
-/// 1st, 2nd and last are refused. In the scratch database and in the one rolled-back
+/// 1st, 2nd, 4th and 5th are refused (the 5th holds a NUL, which cannot be sent at all). In the scratch database and in the one rolled-back
 /// transaction of --database-url alike; neither leaves a database or the migration role.
 #[test]
 fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() {
@@ -1363,7 +1363,7 @@ fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() 
             ),
             (
                 second,
-                "alter table public.batch_two add column x int;\nalter table public.nosuch add column x int;\nalter table public.batch_three add column y int;\nalter table public.batch_one add column note text;\n",
+                "alter table public.batch_two add column x int;\nalter table public.nosuch add column x int;\nalter table public.batch_three add column y int;\nalter table public.batch_one add column note text;\nselect 'a\0b';\nalter table public.batch_three add column z int;\n",
             ),
         ],
     );
@@ -1403,6 +1403,7 @@ fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() 
                 ("20250201000001_batch.sql".to_string(), 1),
                 ("20250201000001_batch.sql".to_string(), 2),
                 ("20250201000001_batch.sql".to_string(), 4),
+                ("20250201000001_batch.sql".to_string(), 5),
             ],
             "{:#?}",
             ev.findings
@@ -1438,6 +1439,10 @@ fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() 
         assert!(
             three.column("y").is_some(),
             "the 3rd statement of the 2nd file applied"
+        );
+        assert!(
+            three.column("z").is_some(),
+            "the statement after the one with a NUL applied"
         );
     }
 }

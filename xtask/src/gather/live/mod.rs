@@ -1048,7 +1048,13 @@ fn apply_files(
                 Kind::VectorIndex => !standins.contains("vector"),
                 _ => false,
             };
-            if batched && (s.scratch.is_none() || s.file_tx) && apply::one_command(&p.text) {
+            // A NUL cannot be sent at all (the client refuses the whole query before sending
+            // it): such a statement goes alone, and is refused alone.
+            if batched
+                && (s.scratch.is_none() || s.file_tx)
+                && apply::one_command(&p.text)
+                && !p.text.contains('\0')
+            {
                 plain.push(p);
                 continue;
             }
