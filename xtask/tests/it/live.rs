@@ -1338,7 +1338,9 @@ fn deferred_constraints_are_checked_at_the_files_commit() {
 /// found and reported at its own line (the error's line, as when sent alone), and the
 /// others are applied, before and after it. Here the 2nd of 4 (an unknown type on line 7):
 /// the 3rd adds a column to the 1st's table, the 4th makes a table; in a second file the
-/// 1st, 2nd, 4th and 5th are refused (the 5th holds a NUL, which cannot be sent at all). In the scratch database and in the one rolled-back
+/// 1st, 2nd, 4th and 5th are refused (the 5th holds a NUL, which cannot be sent at all);
+/// a third file sets the check's own counter for the session, and the first statement of
+/// the fourth is still found refused. In the scratch database and in the one rolled-back
 /// transaction of --database-url alike; neither leaves a database or the migration role.
 #[test]
 fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() {
@@ -1364,6 +1366,14 @@ fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() 
             (
                 second,
                 "alter table public.batch_two add column x int;\nalter table public.nosuch add column x int;\nalter table public.batch_three add column y int;\nalter table public.batch_one add column note text;\nselect 'a\0b';\nalter table public.batch_three add column z int;\n",
+            ),
+            (
+                "supabase/migrations/20250201000002_batch.sql",
+                "select set_config('xtask_live.n', '5000', false);\n",
+            ),
+            (
+                "supabase/migrations/20250201000003_batch.sql",
+                "alter table public.nosuch2 add column x int;\nalter table public.batch_three add column w int;\n",
             ),
         ],
     );
@@ -1404,6 +1414,7 @@ fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() 
                 ("20250201000001_batch.sql".to_string(), 2),
                 ("20250201000001_batch.sql".to_string(), 4),
                 ("20250201000001_batch.sql".to_string(), 5),
+                ("20250201000003_batch.sql".to_string(), 1),
             ],
             "{:#?}",
             ev.findings
@@ -1443,6 +1454,10 @@ fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() 
         assert!(
             three.column("z").is_some(),
             "the statement after the one with a NUL applied"
+        );
+        assert!(
+            three.column("w").is_some(),
+            "the statement after a refused first one applied"
         );
     }
 }

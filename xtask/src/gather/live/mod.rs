@@ -409,11 +409,12 @@ impl Session {
     /// refused, if it was. One simple query holds, for each in turn, what `run_in_tx` sends
     /// (the wrapper's check, the statement through the wrapper, the savepoint moved past
     /// it), with the statement's number (counted over the session) put in the
-    /// transaction-local setting `xtask_live.n` after it, before the savepoint moves.
-    /// Postgres runs them in order and stops at the first error: rolled back to the
-    /// savepoint (the state after the statement before it, as one by one), the setting holds
-    /// the number of the last statement that succeeded (a statement's own change of the
-    /// setting is overwritten after it, or undone with it), so the refused one is the next;
+    /// transaction-local setting `xtask_live.n` after it, before the savepoint moves (and the
+    /// number before the first, before the first savepoint of the query). Postgres runs them
+    /// in order and stops at the first error: rolled back to the savepoint (the state after
+    /// the statement before it, as one by one), the setting holds the number of the last
+    /// statement that succeeded (a statement's own change of the setting is overwritten
+    /// after it, or undone with it), so the refused one is the next;
     /// it is reported as `run_in_tx` reports it, and the statements after it are sent again.
     /// The same statements run in the same order between the same savepoints: only the round
     /// trips change. `doing(i)` names statement `i` for the watch's message when it stops one.
@@ -433,9 +434,18 @@ impl Session {
             if std::mem::take(&mut self.begin_pending) {
                 batch.push_str("begin;\n");
             }
-            if !self.rolling {
-                batch.push_str("savepoint xtask_stmt;\n");
-            }
+            // The setting starts at the number before this query's first statement, inside the
+            // savepoint's state: a value the migrations set for the session cannot be read
+            // in its place.
+            batch.push_str(&format!(
+                "select pg_catalog.set_config('xtask_live.n', '{}', true); ",
+                first - 1
+            ));
+            batch.push_str(if self.rolling {
+                "release savepoint xtask_stmt; savepoint xtask_stmt;\n"
+            } else {
+                "savepoint xtask_stmt;\n"
+            });
             let mut sent = 0usize;
             for sql in &sqls[from..] {
                 if sent == BATCH_STATEMENTS || (sent > 0 && batch.len() + sql.len() > BATCH_BYTES) {
@@ -474,9 +484,11 @@ impl Session {
                     postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
                     _ => None,
                 })
-                .unwrap_or(0);
+                .ok_or("cannot tell which statement Postgres refused")?;
             // How many of this query's statements succeeded: the refused one is the next.
-            let ok = done.saturating_sub(first - 1) as usize;
+            let ok = done
+                .checked_sub(first - 1)
+                .map_or(usize::MAX, |n| n as usize);
             if ok >= sent {
                 return Err("cannot tell which statement Postgres refused".into());
             }
