@@ -1333,3 +1333,248 @@ fn deferred_constraints_are_checked_at_the_files_commit() {
         "{f:#}"
     );
 }
+
+/// The plain statements of a file go to Postgres together; one it refuses among them is
+/// found and reported at its own line (the error's line, as when sent alone), and the
+/// others are applied, before and after it. Here the 2nd of 4 (an unknown type on line 7):
+/// the 3rd adds a column to the 1st's table, the 4th makes a table; in a second file the
+/// 1st, 2nd, 4th and 5th are refused (the 5th holds a NUL, which cannot be sent at all);
+/// a third file sets the check's own counter for the session, and the first statement of
+/// the fourth is still found refused. In the scratch database and in the one rolled-back
+/// transaction of --database-url alike; neither leaves a database or the migration role.
+#[test]
+fn a_refused_statement_among_others_of_its_file_is_found_and_the_rest_applied() {
+    use xtask::{
+        config::Config,
+        gather::{
+            live::{self, Database},
+            migrations::read_all,
+        },
+        repo::Changes,
+        rules::catalog::Rule,
+    };
+    let Some(cluster) = server() else { return };
+    let first = "supabase/migrations/20250201000000_batch.sql";
+    let second = "supabase/migrations/20250201000001_batch.sql";
+    let t = example_with(
+        "batch-refused",
+        &[
+            (
+                first,
+                "create table public.batch_one (\n  id uuid primary key,\n  tenant_id uuid not null references public.tenants (id)\n);\ncreate table public.batch_two (\n  id uuid primary key,\n  kind nosuchtype\n);\nalter table public.batch_one add column note text;\ncreate table public.batch_three (id uuid primary key);\n",
+            ),
+            (
+                second,
+                "alter table public.batch_two add column x int;\nalter table public.nosuch add column x int;\nalter table public.batch_three add column y int;\nalter table public.batch_one add column note text;\nselect 'a\0b';\nalter table public.batch_three add column z int;\n",
+            ),
+            (
+                "supabase/migrations/20250201000002_batch.sql",
+                "select set_config('xtask_live.n', '5000', false);\n",
+            ),
+            (
+                "supabase/migrations/20250201000003_batch.sql",
+                "alter table public.nosuch2 add column x int;\nalter table public.batch_three add column w int;\n",
+            ),
+        ],
+    );
+    let config = Config::load(t.path()).unwrap();
+    let changes = Changes::all();
+    let histories = read_all(t.path(), &config, &changes);
+    let before = snapshot(&cluster.url());
+    for db in [
+        Database::Disposable(cluster.url()),
+        Database::Url(cluster.url()),
+    ] {
+        let ev = live::check(&config, &changes, &histories, &db).expect("the live check runs");
+        // The scratch database and the migration role are gone when the check returns (the
+        // Supabase roles of the shim stay on a server of our own: they are not compared).
+        let mine = |l: &&String| l.starts_with("db ") || l.contains(live::role::ROLE);
+        let now = snapshot(&cluster.url());
+        assert_same(
+            &before.iter().filter(mine).cloned().collect::<Vec<_>>(),
+            &now.iter().filter(mine).cloned().collect::<Vec<_>>(),
+        );
+        let refused: Vec<(String, u32)> = ev
+            .findings
+            .iter()
+            .filter(|f| f.rule == Rule::MigrationApplyFailed)
+            .map(|f| {
+                let file = f.path.clone().unwrap_or_default();
+                (
+                    file.rsplit('/').next().unwrap().to_string(),
+                    f.line.unwrap_or(0),
+                )
+            })
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                ("20250201000000_batch.sql".to_string(), 7),
+                ("20250201000001_batch.sql".to_string(), 1),
+                ("20250201000001_batch.sql".to_string(), 2),
+                ("20250201000001_batch.sql".to_string(), 4),
+                ("20250201000001_batch.sql".to_string(), 5),
+                ("20250201000003_batch.sql".to_string(), 1),
+            ],
+            "{:#?}",
+            ev.findings
+        );
+        let messages: Vec<&str> = ev.findings.iter().map(|f| f.message.as_str()).collect();
+        assert!(
+            messages[0].contains("\"nosuchtype\" does not exist"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[1].contains("\"public.batch_two\" does not exist"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[2].contains("\"public.nosuch\" does not exist"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[3].contains("\"note\" of relation \"batch_one\" already exists"),
+            "{messages:#?}"
+        );
+        let tables = &ev.histories[0].schema.tables;
+        let get = |name: &str| {
+            tables
+                .iter()
+                .find(|(n, _)| n.to_string() == name)
+                .map(|(_, t)| t)
+        };
+        let one = get("public.batch_one").expect("the 1st statement applied");
+        assert!(one.column("note").is_some(), "the 3rd statement applied");
+        assert!(get("public.batch_two").is_none());
+        let three = get("public.batch_three").expect("the 4th statement applied");
+        assert!(
+            three.column("y").is_some(),
+            "the 3rd statement of the 2nd file applied"
+        );
+        assert!(
+            three.column("z").is_some(),
+            "the statement after the one with a NUL applied"
+        );
+        assert!(
+            three.column("w").is_some(),
+            "the statement after a refused first one applied"
+        );
+    }
+}
+
+/// A piece our splitter reads as one statement and Postgres as several is still refused
+/// whole among batched statements: the statements before and after it apply, the smuggled
+/// one never runs. Our splitter reads lines 2-3 as one statement (the strings `'a\'` and
+/// `' ;create ... select '`, then a `--` comment); with `standard_conforming_strings` off,
+/// Postgres reads three (`'a\''`, `create table public.smuggled ...`, `select '--\''`).
+#[test]
+fn a_piece_postgres_reads_as_several_commands_is_refused_among_batched_ones() {
+    use xtask::{
+        config::Config,
+        gather::{
+            live::{self, Database},
+            migrations::read_all,
+        },
+        repo::Changes,
+        rules::catalog::Rule,
+    };
+    let Some(cluster) = server() else { return };
+    let rel = "supabase/migrations/20250201000000_several.sql";
+    let t = example_with(
+        "several-batched",
+        &[(
+            rel,
+            "set standard_conforming_strings = off;\nselect 'a\\'' ;create table public.smuggled (id int); select '--\\''\n;\ncreate table public.after_smuggle (id int);\n",
+        )],
+    );
+    let config = Config::load(t.path()).unwrap();
+    let changes = Changes::all();
+    let histories = read_all(t.path(), &config, &changes);
+    for db in [
+        Database::Disposable(cluster.url()),
+        Database::Url(cluster.url()),
+    ] {
+        let ev = live::check(&config, &changes, &histories, &db).expect("the live check runs");
+        let refused: Vec<(u32, &str)> = ev
+            .findings
+            .iter()
+            .filter(|f| f.rule == Rule::MigrationApplyFailed)
+            .map(|f| (f.line.unwrap_or(0), f.message.as_str()))
+            .collect();
+        assert_eq!(refused.len(), 1, "{refused:#?}");
+        assert_eq!(refused[0].0, 2, "{refused:#?}");
+        assert!(
+            refused[0].1.contains("more than one statement"),
+            "{refused:#?}"
+        );
+        let tables = &ev.histories[0].schema.tables;
+        let names: Vec<String> = tables.keys().map(|n| n.to_string()).collect();
+        assert!(
+            names.contains(&"public.after_smuggle".to_string()),
+            "{names:?}"
+        );
+        assert!(!names.contains(&"public.smuggled".to_string()), "{names:?}");
+    }
+}
+
+/// Nothing added, nothing gone.
+fn assert_same(before: &[String], after: &[String]) {
+    let added: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();
+    let gone: Vec<_> = before.iter().filter(|l| !after.contains(l)).collect();
+    assert!(
+        added.is_empty() && gone.is_empty(),
+        "the server changed: added {added:?}, gone {gone:?}"
+    );
+}
+
+/// The tables after each file are read with one statement prepared once per session, so it
+/// must read the same whatever search path a migration set: with operators planted ahead of
+/// `pg_catalog`'s (which make the same query, unqualified, read every relation), it still
+/// finds exactly the tables.
+#[test]
+fn the_tables_after_each_file_are_read_whatever_search_path_a_migration_set() {
+    use std::collections::BTreeSet;
+    use xtask::gather::live::catalog;
+    let Some(cluster) = server() else { return };
+    let mut admin = cluster.config().connect(NoTls).unwrap();
+    admin.batch_execute("create database oid_list").unwrap();
+    let mut cfg = cluster.config();
+    cfg.dbname("oid_list");
+    let mut c = cfg.connect(NoTls).unwrap();
+    c.batch_execute(
+        "create schema evil;
+         create function evil.eq(\"char\", \"char\") returns bool language sql as 'select true';
+         create operator evil.= (leftarg = \"char\", rightarg = \"char\", function = evil.eq);
+         create function evil.ne(name, name) returns bool language sql as 'select true';
+         create operator evil.<> (leftarg = name, rightarg = name, function = evil.ne);
+         create table public.t1 (a int);
+         create table evil.t2 (a int primary key);
+         create view public.v as select 1 as one;",
+    )
+    .unwrap();
+    let expected: BTreeSet<u32> = catalog::table_oids(&mut c).unwrap().into_keys().collect();
+    assert_eq!(expected.len(), 2);
+    let read = |c: &mut postgres::Client, q: &postgres::Statement| -> BTreeSet<u32> {
+        let list: Option<String> = c.query_one(q, &[]).unwrap().get(0);
+        list.unwrap_or_default()
+            .split(',')
+            .filter(|o| !o.is_empty())
+            .map(|o| o.parse().unwrap())
+            .collect()
+    };
+    let q = c.prepare(catalog::TABLE_OID_LIST).unwrap();
+    assert_eq!(read(&mut c, &q), expected);
+    c.batch_execute("set search_path = evil, pg_catalog")
+        .unwrap();
+    assert!(
+        catalog::table_oids(&mut c).unwrap().len() > expected.len(),
+        "the planted operators do not change the unqualified query: the test proves nothing"
+    );
+    assert_eq!(read(&mut c, &q), expected);
+    let fresh = c.prepare(catalog::TABLE_OID_LIST).unwrap();
+    assert_eq!(read(&mut c, &fresh), expected);
+    drop(c);
+    admin
+        .batch_execute("drop database oid_list with (force)")
+        .unwrap();
+}

@@ -57,6 +57,41 @@ pub fn line_of(piece: &Piece, file_lines: &Lines, char_pos: Option<usize>) -> u3
     file_lines.line(piece.offset + byte)
 }
 
+/// Can Postgres read `text` as one command at most, without being asked? Then the live
+/// check need not prepare it first (Postgres refuses to prepare a text holding several).
+///
+/// The argument, from Postgres's grammar (`stmtmulti: stmtmulti ';' toplevel_stmt |
+/// toplevel_stmt`): a text holds several commands only if its lexer produces a `;` token
+/// with a command after it, and a `;` token is a `;` character outside every string, quoted
+/// identifier, dollar quote and comment. So a text with no `;` character holds one command
+/// at most. A text with exactly one `;` character followed only by whitespace and `--`
+/// comments does too: if that `;` is a token, the lexer is outside any quote right after it
+/// and reads nothing but whitespace and comments to the end (an empty command is no
+/// command); if it is not a token (inside a string, a comment, ...), the text has no `;`
+/// token at all. Conservative on purpose: any other `;` (a second one, one inside a string
+/// or a comment before the end, one followed by a block comment) keeps the prepare.
+pub fn one_command(text: &str) -> bool {
+    let mut semis = text.match_indices(';');
+    let Some((at, _)) = semis.next() else {
+        return true;
+    };
+    if semis.next().is_some() {
+        return false;
+    }
+    let mut rest = &text[at + 1..];
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', '\n', '\r', '\x0c']);
+        if rest.is_empty() {
+            return true;
+        }
+        let Some(comment) = rest.strip_prefix("--") else {
+            return false;
+        };
+        // A `--` comment runs to the end of the line (`\n` or `\r`, as Postgres's lexer reads it).
+        rest = comment.find(['\n', '\r']).map_or("", |end| &comment[end..]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +107,27 @@ mod tests {
         let pos = piece.text.find("nosuchtype").unwrap() + 1;
         assert_eq!(line_of(piece, &lines, Some(pos)), 5);
         assert_eq!(line_of(piece, &lines, None), 3);
+    }
+
+    #[test]
+    fn a_text_is_one_command_only_when_no_semicolon_could_start_another() {
+        // No `;`, or one at the end followed by whitespace and line comments: one command.
+        assert!(one_command("select 1"));
+        assert!(one_command("create table t (a int);"));
+        assert!(one_command("create table t (a int);  \n\t\r\n"));
+        assert!(one_command("select 1; -- done\n-- really\n"));
+        assert!(one_command("select 1;--x\r"));
+        assert!(one_command("-- a comment\ncreate table t (a int) ;\n"));
+        // Whitespace as Postgres's lexer reads it: a vertical tab is not (before 16).
+        assert!(!one_command("select 1;\x0b"));
+        // Anything else after the only `;`, or a second `;` anywhere: Postgres is asked.
+        assert!(!one_command("select 1; select 2"));
+        assert!(!one_command("select 1;;"));
+        assert!(!one_command("select 1; /* block */"));
+        assert!(!one_command("select ';';"));
+        assert!(!one_command("select 1 -- ;\n;"));
+        assert!(!one_command("select $$a;b$$;"));
+        assert!(!one_command("select 'a\\';commit;select 'x'"));
+        assert!(!one_command("select 1; -- x\nselect 2"));
     }
 }

@@ -19,6 +19,19 @@ use crate::schema::{
 /// Schemas that are Postgres's own.
 const SYSTEM: &str = "n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname not like 'pg_temp_%' and n.nspname not like 'pg_toast_temp_%'";
 
+/// The oids of [`table_oids`] as one text (comma-separated; null for none), read the same
+/// whatever search path the migrations set: every operator, type and function is named with
+/// its schema (`SYSTEM`'s filter, spelled out), so it can be prepared once for a session
+/// and run after each migration file.
+pub const TABLE_OID_LIST: &str = "select pg_catalog.string_agg(c.oid::pg_catalog.text, ',') \
+     from pg_catalog.pg_class c join pg_catalog.pg_namespace n \
+       on n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+     where c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[]) \
+       and n.nspname OPERATOR(pg_catalog.<>) ALL \
+         ('{pg_catalog,information_schema,pg_toast}'::pg_catalog.name[]) \
+       and n.nspname OPERATOR(pg_catalog.!~~) 'pg_temp_%' \
+       and n.nspname OPERATOR(pg_catalog.!~~) 'pg_toast_temp_%'";
+
 /// The ordinary and partitioned tables, by oid.
 pub fn table_oids(client: &mut Client) -> Result<BTreeMap<u32, QualName>, postgres::Error> {
     let rows = client.query(

@@ -13,9 +13,11 @@
 //! cannot run inside a transaction (`create index concurrently`, ...) is not applied there,
 //! and the report says what one transaction cannot do.
 //!
-//! The migrations (and the probe's statements) never run as the superuser: see [`role`]. Each
-//! statement is prepared by Postgres first, which refuses a text holding several; a
-//! [`watch`] cancels what runs at the deadline or on Ctrl-C.
+//! The migrations (and the probe's statements) never run as the superuser: see [`role`]. A
+//! statement that might hold several commands is prepared by Postgres first, which refuses a
+//! text holding several ([`apply::one_command`]); a file's other statements go to Postgres
+//! together ([`Session::run_batch`]); a [`watch`] cancels what runs at the deadline or on
+//! Ctrl-C.
 
 use crate::rules::catalog::Rule;
 pub mod apply;
@@ -47,7 +49,7 @@ use crate::{
 };
 
 use self::{
-    apply::{describe, line_of, Kind},
+    apply::{describe, line_of, Kind, Piece},
     cluster::Cluster,
     probe::{Identity, Probe},
     role::Wrapper,
@@ -225,6 +227,12 @@ struct Session {
     keep_scratch: bool,
     /// The savepoint `xtask_stmt` of [`Session::run_in_tx`] is set in this transaction.
     rolling: bool,
+    /// Statements sent by [`Session::run_batch`] so far: their numbers.
+    numbered: u64,
+    /// The `begin` of the file's transaction is still to be sent ([`Session::begun`]).
+    begin_pending: bool,
+    /// [`catalog::TABLE_OID_LIST`], once prepared.
+    oid_list: Option<postgres::Statement>,
 }
 
 /// A statement Postgres (or the check) refused: the message, and the character position in
@@ -252,12 +260,11 @@ impl Session {
                     })?;
                 let mut cfg = base.clone();
                 cfg.dbname(&name);
-                let scratch = Some((admin, name));
                 // From here on, the scratch database is removed whatever happens.
                 match connect(&cfg) {
-                    Ok(c) => (c, scratch),
+                    Ok(c) => (c, Some((admin, name))),
                     Err(e) => {
-                        drop(Session::drop_scratch(scratch));
+                        drop(Session::drop_scratch(&mut admin, &name));
                         return Err(e);
                     }
                 }
@@ -267,7 +274,10 @@ impl Session {
             Ok(w) => w,
             Err(e) => {
                 let _ = c.batch_execute("rollback");
-                drop(Session::drop_scratch(scratch));
+                drop(c);
+                if let Some((mut admin, name)) = scratch {
+                    drop(Session::drop_scratch(&mut admin, &name));
+                }
                 return Err(describe(&e).0);
             }
         };
@@ -279,17 +289,41 @@ impl Session {
             file_tx: false,
             keep_scratch: false,
             rolling: false,
+            numbered: 0,
+            begin_pending: false,
+            oid_list: None,
         })
     }
 
-    fn drop_scratch(scratch: Option<(Client, String)>) -> Result<(), String> {
-        if let Some((mut admin, name)) = scratch {
-            admin
-                .batch_execute(&format!("drop database if exists {name} with (force)"))
-                .map_err(|e| format!("cannot drop the scratch database: {}", describe(&e).0))?;
-            // The migration role was made for this database (a scratch database commits it).
-            let _ = admin.batch_execute(&format!("drop role if exists {}", role::ROLE));
+    /// Drop the scratch database `name` (our own connections to it closed) from `admin`.
+    ///
+    /// `drop database ... with (force)` ends the backends still connected, but a backend it
+    /// finds there (one ended, or one whose connection was just closed, still exiting) makes
+    /// Postgres sleep 100 ms before it looks again. So the backends of our closed
+    /// connections are first waited for, a millisecond at a time (250 ms at most: one that
+    /// is not exiting is not worth waiting for; the drop still ends whatever is left).
+    fn drop_scratch(admin: &mut Client, name: &str) -> Result<(), String> {
+        let until = Instant::now() + Duration::from_millis(250);
+        let others = format!(
+            "select 1 from pg_catalog.pg_stat_activity where datname = '{name}' \
+              and pid <> pg_catalog.pg_backend_pid() limit 1"
+        );
+        while Instant::now() < until {
+            match admin.simple_query(&others) {
+                Ok(m)
+                    if m.iter()
+                        .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(_))) =>
+                {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                _ => break,
+            }
         }
+        admin
+            .batch_execute(&format!("drop database if exists {name} with (force)"))
+            .map_err(|e| format!("cannot drop the scratch database: {}", describe(&e).0))?;
+        // The migration role was made for this database (a scratch database commits it).
+        let _ = admin.batch_execute(&format!("drop role if exists {}", role::ROLE));
         Ok(())
     }
 
@@ -320,11 +354,13 @@ impl Session {
     }
 
     /// [`Session::run`] inside a transaction, in two round trips: Postgres prepares the
-    /// statement (it refuses a text holding several), then one simple query checks the
+    /// statement (it refuses a text holding several; not asked where it cannot find several,
+    /// [`apply::one_command`]), then one simple query checks the
     /// wrapper, runs the statement through it, and moves the savepoint past it. The savepoint
     /// `xtask_stmt` is always the state before the next statement (`rolling`): a refused
     /// statement is rolled back to it, which keeps it.
     fn run_in_tx(&mut self, sql: &str) -> Result<Option<Refusal>, String> {
+        self.begun()?;
         let sql_err = |e: postgres::Error| describe(&e).0;
         if !self.rolling {
             self.c
@@ -332,7 +368,13 @@ impl Session {
                 .map_err(sql_err)?;
             self.rolling = true;
         }
-        if let Err(e) = self.c.prepare(sql) {
+        // Asking Postgres is a round trip: not taken where it cannot find several commands.
+        let asked = if apply::one_command(sql) {
+            Ok(())
+        } else {
+            self.c.prepare(sql).map(|_| ())
+        };
+        if let Err(e) = asked {
             if e.is_closed() {
                 return Err(format!("the connection to Postgres was lost: {e}"));
             }
@@ -345,12 +387,10 @@ impl Session {
                 return Ok(Some(several()));
             }
         }
-        // The statement as an `E''` literal reads the same whatever
-        // `standard_conforming_strings` says; the search path it sets stays, as in a replay.
-        let quoted = format!("E'{}'", sql.replace('\\', "\\\\").replace('\'', "\\'"));
         let batch = format!(
-            "select xtask_live.intact('xtask_live.apply(text)'); select xtask_live.apply({quoted}); \
-             release savepoint xtask_stmt; savepoint xtask_stmt"
+            "select xtask_live.intact('xtask_live.apply(text)'); select xtask_live.apply({}); \
+             release savepoint xtask_stmt; savepoint xtask_stmt",
+            quoted(sql)
         );
         match self.c.batch_execute(&batch) {
             Ok(()) => Ok(None),
@@ -362,6 +402,106 @@ impl Session {
                 Ok(Some(refusal(&e, sql)))
             }
         }
+    }
+
+    /// Statements [`Session::run_in_tx`] would run one by one, each one command
+    /// ([`apply::one_command`]), in as few round trips as Postgres allows; why each was
+    /// refused, if it was. One simple query holds, for each in turn, what `run_in_tx` sends
+    /// (the wrapper's check, the statement through the wrapper, the savepoint moved past
+    /// it), with the statement's number (counted over the session) put in the
+    /// transaction-local setting `xtask_live.n` after it, before the savepoint moves (and the
+    /// number before the first, before the first savepoint of the query). Postgres runs them
+    /// in order and stops at the first error: rolled back to the savepoint (the state after
+    /// the statement before it, as one by one), the setting holds the number of the last
+    /// statement that succeeded (a statement's own change of the setting is overwritten
+    /// after it, or undone with it), so the refused one is the next;
+    /// it is reported as `run_in_tx` reports it, and the statements after it are sent again.
+    /// The same statements run in the same order between the same savepoints: only the round
+    /// trips change. `doing(i)` names statement `i` for the watch's message when it stops one.
+    fn run_batch(
+        &mut self,
+        sqls: &[&str],
+        doing: impl Fn(usize) -> String,
+    ) -> Result<Vec<Option<Refusal>>, String> {
+        let sql_err = |e: postgres::Error| describe(&e).0;
+        let lost = |e: postgres::Error| format!("the connection to Postgres was lost: {e}");
+        let mut out: Vec<Option<Refusal>> = Vec::with_capacity(sqls.len());
+        while out.len() < sqls.len() {
+            let from = out.len();
+            // The statement numbers of this query are `first..first + sent`.
+            let first = self.numbered + 1;
+            let mut batch = String::new();
+            if std::mem::take(&mut self.begin_pending) {
+                batch.push_str("begin;\n");
+            }
+            // The setting starts at the number before this query's first statement, inside the
+            // savepoint's state: a value the migrations set for the session cannot be read
+            // in its place.
+            batch.push_str(&format!(
+                "select pg_catalog.set_config('xtask_live.n', '{}', true); ",
+                first - 1
+            ));
+            batch.push_str(if self.rolling {
+                "release savepoint xtask_stmt; savepoint xtask_stmt;\n"
+            } else {
+                "savepoint xtask_stmt;\n"
+            });
+            let mut sent = 0usize;
+            for sql in &sqls[from..] {
+                if sent == BATCH_STATEMENTS || (sent > 0 && batch.len() + sql.len() > BATCH_BYTES) {
+                    break;
+                }
+                batch.push_str(&format!(
+                    "select xtask_live.intact('xtask_live.apply(text)'); select xtask_live.apply({}); \
+                     select pg_catalog.set_config('xtask_live.n', '{}', true); \
+                     release savepoint xtask_stmt; savepoint xtask_stmt;\n",
+                    quoted(sql),
+                    first + sent as u64
+                ));
+                sent += 1;
+            }
+            self.numbered += sent as u64;
+            let sent_now = self.c.batch_execute(&batch);
+            // The savepoint is set first in the query, whatever fails after it.
+            self.rolling = true;
+            let e = match sent_now {
+                Ok(()) => {
+                    out.extend(std::iter::repeat_n(None, sent));
+                    continue;
+                }
+                Err(e) if e.is_closed() => return Err(lost(e)),
+                Err(e) => e,
+            };
+            let done: u64 = self
+                .c
+                .simple_query(
+                    "rollback to savepoint xtask_stmt; \
+                     select pg_catalog.current_setting('xtask_live.n', true)",
+                )
+                .map_err(|e| if e.is_closed() { lost(e) } else { sql_err(e) })?
+                .into_iter()
+                .find_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+                    _ => None,
+                })
+                .ok_or("cannot tell which statement Postgres refused")?;
+            // How many of this query's statements succeeded: the refused one is the next.
+            let ok = done
+                .checked_sub(first - 1)
+                .map_or(usize::MAX, |n| n as usize);
+            if ok >= sent {
+                return Err("cannot tell which statement Postgres refused".into());
+            }
+            let failed = from + ok;
+            out.extend(std::iter::repeat_n(None, ok));
+            if self.watch.fired().is_some() {
+                // Stopped, not refused: the caller says why, and this is where.
+                self.doing = doing(failed);
+                return Ok(out);
+            }
+            out.push(Some(refusal(&e, sqls[failed])));
+        }
+        Ok(out)
     }
 
     /// Does this Postgres ship the extension?
@@ -379,6 +519,7 @@ impl Session {
     /// concurrently`): only ever a statement whose kind our reader recognised and Postgres
     /// confirms is alone.
     fn run_as_superuser(&mut self, sql: &str) -> Result<Option<Refusal>, String> {
+        self.begun()?;
         // Its strings read as our reader reads them, whatever the migrations set.
         let err = |e: postgres::Error| describe(&e).0;
         let scs: String = self
@@ -410,6 +551,7 @@ impl Session {
         wrapped: bool,
         send: impl FnOnce(&mut Client) -> Result<(), postgres::Error>,
     ) -> Result<Option<Refusal>, String> {
+        self.begun()?;
         let tx = self.scratch.is_none() || self.file_tx;
         let sql_err = |e: postgres::Error| describe(&e).0;
         if tx && self.rolling {
@@ -488,10 +630,22 @@ impl Session {
 
     /// In a scratch database: begin the transaction a file (or a part of it between its own
     /// `commit`s) is applied in, as the Supabase CLI applies each file in one.
+    /// The `begin` is sent with what the transaction runs first ([`Session::begun`], or the
+    /// first query of [`Session::run_batch`]): one round trip less per file.
     fn begin_file(&mut self) -> Result<(), String> {
-        self.c.batch_execute("begin").map_err(|e| describe(&e).0)?;
         self.file_tx = true;
         self.rolling = false;
+        self.begin_pending = true;
+        Ok(())
+    }
+
+    /// Send the `begin` of [`Session::begin_file`] if it is still to be sent: called first by
+    /// each method that runs a statement in the file's transaction.
+    fn begun(&mut self) -> Result<(), String> {
+        if self.begin_pending {
+            self.begin_pending = false;
+            self.c.batch_execute("begin").map_err(|e| describe(&e).0)?;
+        }
         Ok(())
     }
 
@@ -504,9 +658,16 @@ impl Session {
         }
         self.file_tx = false;
         self.rolling = false;
-        let ended = role::through(&mut self.c, Wrapper::Apply, "set constraints all immediate")
-            .map(|_| ())
-            .and_then(|()| self.c.batch_execute("commit"));
+        if std::mem::take(&mut self.begin_pending) {
+            // Nothing ran in it: nothing to check or commit.
+            return Ok(None);
+        }
+        // One round trip: Postgres stops at the first error, so nothing is committed when
+        // the wrapper's check or a constraint fails.
+        let ended = self.c.batch_execute(
+            "select xtask_live.intact('xtask_live.apply(text)'); \
+             select xtask_live.apply('set constraints all immediate'); commit",
+        );
         match ended {
             Ok(()) => Ok(None),
             Err(e) if e.is_closed() => Err(format!("the connection to Postgres was lost: {e}")),
@@ -529,6 +690,9 @@ impl Session {
     fn rollback_file(&mut self) -> Result<(), String> {
         self.file_tx = false;
         self.rolling = false;
+        if std::mem::take(&mut self.begin_pending) {
+            return Ok(());
+        }
         self.c.batch_execute("rollback").map_err(|e| describe(&e).0)
     }
 
@@ -554,6 +718,30 @@ impl Session {
         Ok(tables)
     }
 
+    /// The oids of [`Session::tables`], in one round trip: [`catalog::TABLE_OID_LIST`] reads
+    /// the same whatever search path the migrations set, so it is prepared once for the
+    /// session (a protocol-level statement: no rollback undoes it) and run after each file.
+    fn table_oids(&mut self) -> Result<BTreeSet<u32>, String> {
+        let err = |e: postgres::Error| describe(&e).0;
+        let list = match &self.oid_list {
+            Some(q) => q.clone(),
+            None => {
+                let q = self.c.prepare(catalog::TABLE_OID_LIST).map_err(err)?;
+                self.oid_list = Some(q.clone());
+                q
+            }
+        };
+        let list: Option<String> = self.c.query_one(&list, &[]).map_err(err)?.get(0);
+        list.unwrap_or_default()
+            .split(',')
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                o.parse::<u32>()
+                    .map_err(|e| format!("an oid of the catalog: {e}"))
+            })
+            .collect()
+    }
+
     /// After the migrations: undo what they set for their session (search_path, timeouts),
     /// and make sure what follows (catalog, probe) runs in a transaction, with a search path
     /// that holds nothing of theirs (the probe's statements get the usual one in their
@@ -568,6 +756,17 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// At most this many statements, and this many bytes of them, in one simple query of
+/// [`Session::run_batch`] (after a refused one, the rest is sent again).
+const BATCH_STATEMENTS: usize = 64;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// A statement as an `E''` literal for its wrapper: it reads the same whatever
+/// `standard_conforming_strings` says; the search path it sets stays, as in a replay.
+fn quoted(sql: &str) -> String {
+    format!("E'{}'", sql.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// A text Postgres reads as several statements.
@@ -605,7 +804,13 @@ impl Drop for Session {
         if self.keep_scratch {
             return;
         }
-        let _ = Session::drop_scratch(self.scratch.take());
+        if let Some((admin, name)) = self.scratch.take() {
+            // Our connection to the scratch database is closed before it is dropped (the
+            // admin connection takes its place): see [`Session::drop_scratch`].
+            let ours = std::mem::replace(&mut self.c, admin);
+            let _ = ours.close();
+            let _ = Session::drop_scratch(&mut self.c, &name);
+        }
     }
 }
 
@@ -797,7 +1002,7 @@ fn apply_files(
     // The tables as they were before the current file; `None` after a file of the base
     // (read again, only when a new file follows: what the history made before it is
     // context, not what the new file created).
-    let mut known = Some(before.clone());
+    let mut known: Option<BTreeSet<u32>> = Some(before.keys().copied().collect());
     let mut skipped_tx = 0usize;
     let mut as_admin = 0usize;
     let mut vector_indexes = 0usize;
@@ -819,7 +1024,7 @@ fn apply_files(
         };
         let is_new = changes.is_new(&f.path);
         if is_new && known.is_none() {
-            known = Some(s.tables()?);
+            known = Some(s.table_oids()?);
         }
         let lines = Lines::new(text);
         // In a scratch database each file is applied in a transaction of its own, its own
@@ -838,12 +1043,35 @@ fn apply_files(
                 );
             }
         };
+        // Consecutive plain statements, sent together ([`Session::run_batch`]) before the
+        // next statement of another kind, or at the end of the file.
+        let mut plain: Vec<&Piece> = Vec::new();
         for p in pieces {
+            if p.kind == Kind::TransactionControl && !file_tx {
+                skipped_tx += 1;
+                continue;
+            }
+            if let Kind::ActsAsAdmin(_) = p.kind {
+                as_admin += 1;
+                continue;
+            }
+            let batched = match p.kind {
+                Kind::Run => true,
+                Kind::VectorIndex => !standins.contains("vector"),
+                _ => false,
+            };
+            // A NUL cannot be sent at all (the client refuses the whole query before sending
+            // it): such a statement goes alone, and is refused alone.
+            if batched
+                && (s.scratch.is_none() || s.file_tx)
+                && apply::one_command(&p.text)
+                && !p.text.contains('\0')
+            {
+                plain.push(p);
+                continue;
+            }
+            apply_plain(s, f, &lines, &mut plain, &mut last_line, ev, deadline)?;
             if p.kind == Kind::TransactionControl {
-                if !file_tx {
-                    skipped_tx += 1;
-                    continue;
-                }
                 s.doing = format!("{}:{}", f.path, p.line);
                 match tx_end(&p.text) {
                     Some(true) => {
@@ -857,10 +1085,6 @@ fn apply_files(
                     }
                     None => {}
                 }
-                continue;
-            }
-            if let Kind::ActsAsAdmin(_) = p.kind {
-                as_admin += 1;
                 continue;
             }
             s.doing = format!("{}:{}", f.path, p.line);
@@ -937,6 +1161,7 @@ fn apply_files(
                 );
             }
         }
+        apply_plain(s, f, &lines, &mut plain, &mut last_line, ev, deadline)?;
         if file_tx {
             s.doing = format!("{}: the end of its transaction", f.path);
             let refused = s.end_file()?;
@@ -946,10 +1171,10 @@ fn apply_files(
             refused_at_end(ev, refused, last_line);
         }
         if is_new {
-            let now = s.tables()?;
+            let now = s.table_oids()?;
             let was = known.take().unwrap_or_default();
-            for oid in now.keys() {
-                if !was.contains_key(oid) {
+            for oid in &now {
+                if !was.contains(oid) {
                     created_by.insert(*oid, f.path.clone());
                 }
             }
@@ -992,6 +1217,46 @@ fn apply_files(
         ));
     }
     Ok(Applied { before, created_by })
+}
+
+/// Send the plain statements of `f` gathered so far ([`Session::run_batch`]), and take
+/// them out of `plain`; a refused one becomes a finding at its line, as one sent alone.
+fn apply_plain(
+    s: &mut Session,
+    f: &MigrationFile,
+    lines: &Lines,
+    plain: &mut Vec<&Piece>,
+    last_line: &mut u32,
+    ev: &mut LiveEvidence,
+    deadline: Instant,
+) -> Result<(), String> {
+    let Some(first) = plain.first() else {
+        return Ok(());
+    };
+    s.doing = format!("{}:{}", f.path, first.line);
+    remaining(deadline)?;
+    if crate::proc::interrupted() {
+        return Err("interrupted".into());
+    }
+    ev.statements += plain.len();
+    let sqls: Vec<&str> = plain.iter().map(|p| p.text.as_str()).collect();
+    let refused = s.run_batch(&sqls, |i| format!("{}:{}", f.path, plain[i].line))?;
+    if s.watch.fired().is_some() {
+        // Cancelled, not refused: the caller says why and where.
+        return Err("stopped".into());
+    }
+    for (p, refused) in plain.iter().zip(refused) {
+        *last_line = p.line;
+        if let Some((msg, pos)) = refused {
+            ev.apply_failures += 1;
+            ev.findings.push(
+                Finding::new(Rule::MigrationApplyFailed, Severity::Error, msg)
+                    .at(f.path.clone(), Some(line_of(p, lines, pos))),
+            );
+        }
+    }
+    plain.clear();
+    Ok(())
 }
 
 /// Read the tables to judge from the catalog and probe each tenant table (one with the

@@ -59,7 +59,8 @@ impl Watch {
                     if Instant::now() >= deadline {
                         break TIMED_OUT;
                     }
-                    thread::sleep(TICK);
+                    // Woken early when the watch is dropped (see `Drop`).
+                    thread::park_timeout(TICK);
                 };
                 *fired.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
                 let _ = token.cancel_query(NoTls);
@@ -68,7 +69,7 @@ impl Watch {
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    thread::sleep(TICK);
+                    thread::park_timeout(TICK);
                 }
                 let mut admin = admin;
                 admin.connect_timeout(Duration::from_secs(2));
@@ -94,6 +95,8 @@ impl Drop for Watch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
+            // At once, not at its next tick: a session's end waits for this join.
+            t.thread().unpark();
             let _ = t.join();
         }
     }
