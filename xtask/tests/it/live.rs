@@ -1333,3 +1333,96 @@ fn deferred_constraints_are_checked_at_the_files_commit() {
         "{f:#}"
     );
 }
+
+/// The probe's round trips cut (the steps Postgres usually refuses run in one batch with the
+/// others, each undone server-side when refused; the catalog read once for all tables) give
+/// every table the same result as each step in a round trip of its own: an UPDATE that moves
+/// rows and an INSERT that Postgres lets through; an INSERT a trigger refuses for another
+/// reason than row level security (the probe says so, with Postgres's words) and a move a
+/// trigger refuses; an INSERT refused by an error inside the policy's own function (as
+/// Postgres refuses it to every client).
+#[test]
+fn batched_steps_agree_with_steps_one_by_one() {
+    use std::sync::atomic::Ordering;
+    use xtask::{
+        config::Config,
+        gather::{
+            live::{self, probe::STEP_BY_STEP, Database},
+            migrations::read_all,
+        },
+        repo::Changes,
+    };
+    let Some(cluster) = server() else { return };
+    let table = |name: &str, extra: &str| {
+        format!(
+            "create table public.{name} (\n  id uuid primary key default gen_random_uuid(),\n  tenant_id uuid not null references public.tenants (id),\n  body text not null\n);\ncreate index on public.{name} (tenant_id);\nalter table public.{name} enable row level security;\n{extra}\n"
+        )
+    };
+    let sql = [
+        table(
+            "moves",
+            "create policy moves_select on public.moves for select to authenticated using (tenant_id = public.get_current_tenant_id());\n\
+             create policy moves_update on public.moves for update to authenticated using (true) with check (true);\n\
+             create policy moves_insert on public.moves for insert to authenticated with check (true);",
+        ),
+        table(
+            "guarded",
+            "create policy guarded_all on public.guarded for all to authenticated using (tenant_id = public.get_current_tenant_id()) with check (true);\n\
+             create function public.guarded_rows() returns trigger language plpgsql as $$\nbegin\n  \
+               if current_user = 'authenticated' and tg_op = 'INSERT' then\n    raise exception 'clients do not add rows here' using detail = 'a server route does', hint = 'call the route';\n  end if;\n  \
+               if tg_op = 'UPDATE' and new.tenant_id <> old.tenant_id then\n    raise exception 'a row stays with its tenant';\n  end if;\n  return new;\nend\n$$;\n\
+             create trigger guarded_rows before insert or update on public.guarded for each row execute function public.guarded_rows();",
+        ),
+        table(
+            "broken",
+            "create function public.broken_check() returns boolean language plpgsql as $$\nbegin\n  execute 'select no_such_column from public.broken';\n  return true;\nend\n$$;\n\
+             create policy broken_all on public.broken for all to authenticated using (tenant_id = public.get_current_tenant_id());\n\
+             create policy broken_insert on public.broken as restrictive for insert to authenticated with check (public.broken_check());",
+        ),
+    ]
+    .concat();
+    let t = example_with(
+        "batched-agree",
+        &[("supabase/migrations/20250201000000_refusals.sql", &sql)],
+    );
+    let config = Config::load(t.path()).unwrap();
+    let changes = Changes::all();
+    let histories = read_all(t.path(), &config, &changes);
+    let probes = || {
+        let db = Database::Disposable(cluster.url());
+        let ev = live::check(&config, &changes, &histories, &db).expect("the live check runs");
+        assert_eq!(ev.apply_failures, 0, "{:?}", ev.findings);
+        ev.histories
+            .into_iter()
+            .flat_map(|h| h.probes)
+            .map(|(name, p)| format!("{name}: {p:?}"))
+            .collect::<Vec<_>>()
+    };
+    let batched = probes();
+    STEP_BY_STEP.store(true, Ordering::SeqCst);
+    let one_by_one = probes();
+    STEP_BY_STEP.store(false, Ordering::SeqCst);
+    let of = |name: &str| {
+        batched
+            .iter()
+            .find(|p| p.starts_with(&format!("public.{name}: ")))
+            .unwrap_or_else(|| panic!("{name} probed: {batched:#?}"))
+            .clone()
+    };
+    let moves = of("moves");
+    for deed in [
+        "tenant A's owner, admin and member updated 1 row(s) of tenant B",
+        "tenant A's owner, admin and member moved 1 row(s) of its own into tenant B",
+        "tenant A's owner, admin and member inserted a row for tenant B",
+    ] {
+        assert!(moves.contains(deed), "{deed}: {moves}");
+    }
+    assert!(
+        of("guarded").contains(
+            "Skipped(\"the INSERT for tenant B failed for another reason than row level security: clients do not add rows here (P0001); a server route does; hint: call the route\")"
+        ),
+        "{batched:#?}"
+    );
+    assert!(of("broken").contains("Isolated"), "{batched:#?}");
+    assert_eq!(batched, one_by_one);
+}

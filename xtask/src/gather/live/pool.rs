@@ -14,7 +14,7 @@
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Mutex,
+        Mutex, OnceLock,
     },
     time::Instant,
 };
@@ -57,6 +57,8 @@ pub fn probe_all(
     let results: Mutex<Vec<Option<Probe>>> = Mutex::new(vec![None; tables.len()]);
     let stopped: Mutex<Option<&'static str>> = Mutex::new(None);
     let working = AtomicUsize::new(0);
+    // The catalog facts of every table, read once by the first connection, for all.
+    let facts: OnceLock<Option<probe::Facts>> = OnceLock::new();
     std::thread::scope(|scope| {
         for _ in 0..n {
             scope.spawn(|| {
@@ -65,6 +67,9 @@ pub fn probe_all(
                 };
                 working.fetch_add(1, Ordering::SeqCst);
                 probe::forget();
+                if let Some(f) = facts.get_or_init(|| probe::read_facts(&mut c, tables, id)) {
+                    probe::seed(f);
+                }
                 loop {
                     if stopped.lock().map(|s| s.is_some()).unwrap_or(true)
                         || crate::proc::interrupted()

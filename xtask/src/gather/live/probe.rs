@@ -10,7 +10,11 @@
 //! Everything happens under a savepoint that is rolled back, inside the transaction that is
 //! itself rolled back at the end of the check.
 
-use std::{cell::RefCell, collections::HashMap};
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use postgres::Client;
 
@@ -21,7 +25,7 @@ use crate::{
 
 use super::{
     apply::describe,
-    role::{probe_batch, through, Wrapper},
+    role::{probe_batch, through, Tried, Wrapper},
 };
 
 /// What the probe found on one table.
@@ -45,6 +49,15 @@ pub enum Probe {
     Skipped(String),
 }
 
+/// For tests: probe as before the probe's round trips were cut, each step of an attack in a
+/// round trip of its own. The results must be the same either way.
+#[doc(hidden)]
+pub static STEP_BY_STEP: AtomicBool = AtomicBool::new(false);
+
+fn step_by_step() -> bool {
+    STEP_BY_STEP.load(Ordering::SeqCst)
+}
+
 /// How the probe becomes a tenant.
 pub struct Identity<'a> {
     pub tenancy: &'a Tenancy,
@@ -65,6 +78,8 @@ struct Cache {
     chosen: HashMap<String, Option<usize>>,
     /// Does the table exist (the membership table the config names)?
     exists: HashMap<String, bool>,
+    /// Per table: does no policy admit a signed-in user (see [`no_policy_admits`])?
+    closed: HashMap<String, bool>,
 }
 
 thread_local! {
@@ -74,6 +89,101 @@ thread_local! {
 /// Empty the catalog cache of the probe (a new history, or another database).
 pub fn forget() {
     CACHE.with(|c| *c.borrow_mut() = Cache::default());
+}
+
+/// What the probe reads of the catalog for each table it probes, read for all of them at
+/// once (four queries, instead of four per table): see [`read_facts`] and [`seed`].
+#[derive(Default, Clone)]
+pub struct Facts {
+    columns: HashMap<String, Vec<Col>>,
+    multi_keys: HashMap<String, Vec<MultiKey>>,
+    row_checks: HashMap<String, Vec<(String, Vec<String>)>>,
+    closed: HashMap<String, bool>,
+    exists: HashMap<String, bool>,
+}
+
+/// The catalog facts of `tables` (and of the membership table of `id`), each as the probe
+/// reads it of one table. A table that is not there is left out (the probe then reads it
+/// alone, and says why it cannot). `None` when a query fails: the probe reads table by table.
+pub fn read_facts(c: &mut Client, tables: &[QualName], id: &Identity) -> Option<Facts> {
+    let mut keys: Vec<String> = tables.iter().map(QualName::sql).collect();
+    keys.push(QualName::from_config(&id.tenancy.membership_table).sql());
+    keys.sort();
+    keys.dedup();
+    // Each key with the relation it names, in the order of the keys.
+    let rel = "unnest($1::text[]) with ordinality r(key, o) \
+               join pg_catalog.pg_class c on c.oid = pg_catalog.to_regclass(r.key)";
+    let mut f = Facts::default();
+    for row in c
+        .query(&format!("select r.key, {CLOSED} from {rel}"), &[&keys])
+        .ok()?
+    {
+        let key: String = row.get(0);
+        f.exists.insert(key.clone(), true);
+        f.columns.insert(key.clone(), Vec::new());
+        f.multi_keys.insert(key.clone(), Vec::new());
+        f.row_checks.insert(key.clone(), Vec::new());
+        f.closed.insert(key, row.get(1));
+    }
+    let rows = c
+        .query(
+            &format!(
+                "select {COLUMN_FIELDS}, r.key from {rel} \
+                 join pg_catalog.pg_attribute a on a.attrelid = c.oid \
+                 join pg_catalog.pg_type t on t.oid = a.atttypid \
+                 where a.attnum > 0 and not a.attisdropped order by r.o, a.attnum"
+            ),
+            &[&keys],
+        )
+        .ok()?;
+    for row in &rows {
+        f.columns.entry(row.get(13)).or_default().push(col_of(row));
+    }
+    let rows = c
+        .query(
+            &format!(
+                "select x.*, r.key from {rel} cross join lateral \
+                 (select {MULTI_KEY_FIELDS}, k.conname {MULTI_KEY_FROM} c.oid) x \
+                 order by r.o, x.conname"
+            ),
+            &[&keys],
+        )
+        .ok()?;
+    for row in &rows {
+        f.multi_keys
+            .entry(row.get(5))
+            .or_default()
+            .push(multi_key_of(row));
+    }
+    let rows = c
+        .query(
+            &format!(
+                "select x.*, r.key from {rel} cross join lateral \
+                 (select {ROW_CHECK_FIELDS}, k.conname {ROW_CHECK_FROM} c.oid) x \
+                 order by r.o, x.conname"
+            ),
+            &[&keys],
+        )
+        .ok()?;
+    for row in &rows {
+        f.row_checks
+            .entry(row.get(3))
+            .or_default()
+            .push((row.get(0), row.get(1)));
+    }
+    Some(f)
+}
+
+/// Put `facts` into this thread's catalog cache (after [`forget`]).
+pub fn seed(facts: &Facts) {
+    CACHE.with(|k| {
+        let mut k = k.borrow_mut();
+        k.columns.extend(facts.columns.clone());
+        k.multi_keys.extend(facts.multi_keys.clone());
+        k.row_checks.extend(facts.row_checks.clone());
+        k.closed.extend(facts.closed.clone());
+        k.exists.extend(facts.exists.clone());
+    });
 }
 
 /// What `read` gives for `table`, read once per history: kept in the cache's map `of`.
@@ -190,60 +300,65 @@ fn columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
     per_table(|k| &mut k.columns, table, |_| read_columns(c, table))
 }
 
+/// What [`Col`] is read from, per column of the relation `a.attrelid` (`t` its type).
+const COLUMN_FIELDS: &str = "a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+   a.atthasdef, a.attidentity <> '', a.attgenerated <> '', \
+   (select fn.nspname::text || '.' || fc.relname::text || '.' || fa.attname::text \
+      from pg_catalog.pg_constraint f \
+      join pg_catalog.pg_class fc on fc.oid = f.confrelid \
+      join pg_catalog.pg_namespace fn on fn.oid = fc.relnamespace \
+      join pg_catalog.pg_attribute fa on fa.attrelid = f.confrelid and fa.attnum = f.confkey[1] \
+     where f.conrelid = a.attrelid and f.contype = 'f' and f.conkey = array[a.attnum] limit 1), \
+   coalesce((select array_agg(e.enumlabel::text order by e.enumsortorder) from pg_catalog.pg_enum e \
+     where e.enumtypid = (case when t.typtype = 'd' then t.typbasetype else a.atttypid end)), '{}'), \
+   case when t.typtype = 'd' then pg_catalog.format_type(t.typbasetype, t.typtypmod) \
+        else pg_catalog.format_type(a.atttypid, a.atttypmod) end, \
+   coalesce((select array_agg(pg_catalog.pg_get_expr(k.conbin, k.conrelid)) from pg_catalog.pg_constraint k \
+     where k.conrelid = a.attrelid and k.contype = 'c' and k.conkey = array[a.attnum]), '{}'), \
+   coalesce((select array_agg(pg_catalog.pg_get_expr(k.conbin, 0)) from pg_catalog.pg_constraint k \
+     where k.contypid = a.atttypid and k.contype = 'c'), '{}'), \
+   (select pg_catalog.pg_get_expr(d.adbin, d.adrelid) from pg_catalog.pg_attrdef d \
+     where d.adrelid = a.attrelid and d.adnum = a.attnum and a.attgenerated <> ''), \
+   (select pg_catalog.pg_get_expr(d.adbin, d.adrelid) from pg_catalog.pg_attrdef d \
+     where d.adrelid = a.attrelid and d.adnum = a.attnum and a.attgenerated = '')";
+
 fn read_columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
     let rows = c
         .query(
-            "select a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
-               a.atthasdef, a.attidentity <> '', a.attgenerated <> '', \
-               (select fn.nspname::text || '.' || fc.relname::text || '.' || fa.attname::text \
-                  from pg_catalog.pg_constraint f \
-                  join pg_catalog.pg_class fc on fc.oid = f.confrelid \
-                  join pg_catalog.pg_namespace fn on fn.oid = fc.relnamespace \
-                  join pg_catalog.pg_attribute fa on fa.attrelid = f.confrelid and fa.attnum = f.confkey[1] \
-                 where f.conrelid = a.attrelid and f.contype = 'f' and f.conkey = array[a.attnum] limit 1), \
-               coalesce((select array_agg(e.enumlabel::text order by e.enumsortorder) from pg_catalog.pg_enum e \
-                 where e.enumtypid = (case when t.typtype = 'd' then t.typbasetype else a.atttypid end)), '{}'), \
-               case when t.typtype = 'd' then pg_catalog.format_type(t.typbasetype, t.typtypmod) \
-                    else pg_catalog.format_type(a.atttypid, a.atttypmod) end, \
-               coalesce((select array_agg(pg_catalog.pg_get_expr(k.conbin, k.conrelid)) from pg_catalog.pg_constraint k \
-                 where k.conrelid = a.attrelid and k.contype = 'c' and k.conkey = array[a.attnum]), '{}'), \
-               coalesce((select array_agg(pg_catalog.pg_get_expr(k.conbin, 0)) from pg_catalog.pg_constraint k \
-                 where k.contypid = a.atttypid and k.contype = 'c'), '{}'), \
-               (select pg_catalog.pg_get_expr(d.adbin, d.adrelid) from pg_catalog.pg_attrdef d \
-                 where d.adrelid = a.attrelid and d.adnum = a.attnum and a.attgenerated <> ''), \
-               (select pg_catalog.pg_get_expr(d.adbin, d.adrelid) from pg_catalog.pg_attrdef d \
-                 where d.adrelid = a.attrelid and d.adnum = a.attnum and a.attgenerated = '') \
-             from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid \
-             where a.attrelid = $1::text::regclass and a.attnum > 0 and not a.attisdropped \
-             order by a.attnum",
+            &format!(
+                "select {COLUMN_FIELDS} \
+                 from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid \
+                 where a.attrelid = $1::text::regclass and a.attnum > 0 and not a.attisdropped \
+                 order by a.attnum"
+            ),
             &[&table.sql()],
         )
         .map_err(|e| describe(&e).0)?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let reference: Option<String> = r.get(6);
-            Col {
-                name: r.get(0),
-                ty: r.get(1),
-                not_null: r.get(2),
-                has_default: r.get(3),
-                identity: r.get(4),
-                generated: r.get(5),
-                references: reference.and_then(|s| {
-                    let mut parts = s.splitn(3, '.');
-                    let (schema, name, col) = (parts.next()?, parts.next()?, parts.next()?);
-                    Some((QualName::new(schema, name), col.to_string()))
-                }),
-                enum_labels: r.get(7),
-                base: r.get(8),
-                checks: r.get(9),
-                domain_checks: r.get(10),
-                generation: r.get(11),
-                default: r.get(12),
-            }
-        })
-        .collect())
+    Ok(rows.iter().map(col_of).collect())
+}
+
+/// A row of [`COLUMN_FIELDS`].
+fn col_of(r: &postgres::Row) -> Col {
+    let reference: Option<String> = r.get(6);
+    Col {
+        name: r.get(0),
+        ty: r.get(1),
+        not_null: r.get(2),
+        has_default: r.get(3),
+        identity: r.get(4),
+        generated: r.get(5),
+        references: reference.and_then(|s| {
+            let mut parts = s.splitn(3, '.');
+            let (schema, name, col) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((QualName::new(schema, name), col.to_string()))
+        }),
+        enum_labels: r.get(7),
+        base: r.get(8),
+        checks: r.get(9),
+        domain_checks: r.get(10),
+        generation: r.get(11),
+        default: r.get(12),
+    }
 }
 
 /// A type's name without schema and modifiers: `timestamp(3) with time zone` →
@@ -522,31 +637,50 @@ fn multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, String>
     per_table(|k| &mut k.multi_keys, table, |_| read_multi_keys(c, table))
 }
 
+/// What [`MultiKey`] is read from, per foreign key `k` (`fc` the referenced table, `fn` its
+/// schema).
+const MULTI_KEY_FIELDS: &str =
+    "array(select a.attname::text from unnest(k.conkey) with ordinality u(n, o) \
+     join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.o), \
+   fn.nspname::text, fc.relname::text, \
+   array(select a.attname::text from unnest(k.confkey) with ordinality u(n, o) \
+     join pg_catalog.pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.o)";
+
+/// The constraints [`MULTI_KEY_FIELDS`] reads, of the relation that ends the text.
+const MULTI_KEY_FROM: &str = "from pg_catalog.pg_constraint k \
+   join pg_catalog.pg_class fc on fc.oid = k.confrelid \
+   join pg_catalog.pg_namespace fn on fn.oid = fc.relnamespace \
+   where k.contype = 'f' and cardinality(k.conkey) > 1 and k.conrelid =";
+
 fn read_multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, String> {
     let rows = c
         .query(
-            "select array(select a.attname::text from unnest(k.conkey) with ordinality u(n, o) \
-                 join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.o), \
-               fn.nspname::text, fc.relname::text, \
-               array(select a.attname::text from unnest(k.confkey) with ordinality u(n, o) \
-                 join pg_catalog.pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.o) \
-             from pg_catalog.pg_constraint k \
-             join pg_catalog.pg_class fc on fc.oid = k.confrelid \
-             join pg_catalog.pg_namespace fn on fn.oid = fc.relnamespace \
-             where k.conrelid = $1::text::regclass and k.contype = 'f' and cardinality(k.conkey) > 1 \
-             order by k.conname",
+            &format!(
+                "select {MULTI_KEY_FIELDS} {MULTI_KEY_FROM} $1::text::regclass order by k.conname"
+            ),
             &[&table.sql()],
         )
         .map_err(|e| describe(&e).0)?;
-    Ok(rows
-        .iter()
-        .map(|r| MultiKey {
-            cols: r.get(0),
-            parent: QualName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
-            pcols: r.get(3),
-        })
-        .collect())
+    Ok(rows.iter().map(multi_key_of).collect())
 }
+
+/// A row of [`MULTI_KEY_FIELDS`].
+fn multi_key_of(r: &postgres::Row) -> MultiKey {
+    MultiKey {
+        cols: r.get(0),
+        parent: QualName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+        pcols: r.get(3),
+    }
+}
+
+/// A CHECK `k` on several columns: its expression and its columns.
+const ROW_CHECK_FIELDS: &str = "pg_catalog.pg_get_expr(k.conbin, k.conrelid), \
+   array(select a.attname::text from pg_catalog.pg_attribute a \
+          where a.attrelid = k.conrelid and a.attnum = any(k.conkey))";
+
+/// The constraints [`ROW_CHECK_FIELDS`] reads, of the relation that ends the text.
+const ROW_CHECK_FROM: &str =
+    "from pg_catalog.pg_constraint k where k.contype = 'c' and cardinality(k.conkey) > 1 and k.conrelid =";
 
 /// The table's CHECKs on several columns: expression and column names.
 fn row_checks(c: &mut Client, table: &QualName) -> Result<Vec<(String, Vec<String>)>, String> {
@@ -555,11 +689,7 @@ fn row_checks(c: &mut Client, table: &QualName) -> Result<Vec<(String, Vec<Strin
         table,
         |key| {
             Ok(c.query(
-            "select pg_catalog.pg_get_expr(k.conbin, k.conrelid), \
-               array(select a.attname::text from pg_catalog.pg_attribute a \
-                      where a.attrelid = k.conrelid and a.attnum = any(k.conkey)) \
-             from pg_catalog.pg_constraint k \
-             where k.conrelid = $1::text::regclass and k.contype = 'c' and cardinality(k.conkey) > 1",
+            &format!("select {ROW_CHECK_FIELDS} {ROW_CHECK_FROM} $1::text::regclass order by k.conname"),
             &[&key],
         )
         .map_err(|e| describe(&e).0)?
@@ -1431,17 +1561,28 @@ struct Attack<'a> {
     closed: bool,
 }
 
+/// RLS is on and no permissive policy applies to `authenticated` (or to everyone): of the
+/// relation `c`.
+const CLOSED: &str = "c.relrowsecurity and not exists (select 1 from pg_catalog.pg_policy p \
+   where p.polrelid = c.oid and p.polpermissive \
+     and (0::oid = any(p.polroles) or (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') = any(p.polroles)))";
+
 /// RLS is on and no permissive policy applies to `authenticated` (or to everyone).
 fn no_policy_admits(c: &mut Client, table: &QualName) -> Result<bool, String> {
-    c.query_one(
-        "select c.relrowsecurity and not exists (select 1 from pg_catalog.pg_policy p \
-           where p.polrelid = c.oid and p.polpermissive \
-             and (0::oid = any(p.polroles) or (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') = any(p.polroles))) \
-         from pg_catalog.pg_class c where c.oid = $1::text::regclass",
-        &[&table.sql()],
+    per_table(
+        |k| &mut k.closed,
+        table,
+        |key| {
+            c.query_one(
+                &format!(
+                    "select {CLOSED} from pg_catalog.pg_class c where c.oid = $1::text::regclass"
+                ),
+                &[&key],
+            )
+            .map(|r| r.get(0))
+            .map_err(|e| describe(&e).0)
+        },
     )
-    .map(|r| r.get(0))
-    .map_err(|e| describe(&e).0)
 }
 
 /// What one identity did to B's rows, and why Postgres refused its reading its own row as a
@@ -1487,8 +1628,19 @@ fn attack(
     let b_sql = format!("select count(*) from {t} where {tc} = {b}::{ty}");
     let keep_sql = format!("update {t} set {tc} = {tc}");
     let delete_sql = format!("delete from {t}");
-    // The steps Postgres seldom refuses in one round trip; one by one when it refuses one.
-    let fast = seldom_refused(c, &look, &own_sql, &b_sql, &keep_sql, &delete_sql)?;
+    let move_sql = format!("update {t} set {tc} = {b}::{ty}");
+    let insert = insert_sql(table, at.b_insert, None);
+    // The steps Postgres seldom refuses in one round trip, with the two it usually refuses
+    // (each undone where Postgres refuses it); one by one when it refuses one of the former.
+    let fast = if step_by_step() {
+        None
+    } else {
+        seldom_refused(
+            c,
+            &look,
+            [&own_sql, &b_sql, &keep_sql, &delete_sql, &move_sql, &insert],
+        )?
+    };
     let b_before = match &fast {
         Some(f) => f.b_before.clone(),
         None => ctids(c, &b_rows)?,
@@ -1526,17 +1678,20 @@ fn attack(
     // lets move arrive in B (B has more rows). When that statement is refused as a whole (a
     // trigger that forbids moving a row, the WITH CHECK on A's moved rows), the reading form
     // is tried too.
-    let (mut updated, moved) = as_tenant(
-        c,
-        &format!("update {t} set {tc} = {b}::{ty}"),
-        Some(&look),
-        |_, now| {
-            let now = ctid_list(now);
-            let updated = b_before.iter().filter(|x| !now.contains(x)).count() as i64;
-            Ok((updated, now.len().saturating_sub(b_before.len()) as i64))
-        },
-    )
-    .unwrap_or((0, 0));
+    let moving = |now: Option<String>| {
+        let now = ctid_list(now);
+        let updated = b_before.iter().filter(|x| !now.contains(x)).count() as i64;
+        (updated, now.len().saturating_sub(b_before.len()) as i64)
+    };
+    let (mut updated, moved) = match &fast {
+        // Refused for another reason than a denial: nothing is counted, as below.
+        Some(Fast {
+            moved: Tried::Refused { code, context, .. },
+            ..
+        }) if !denied(code, Some(context)) => (0, 0),
+        Some(f) => moving(f.after_move.clone()),
+        None => as_tenant(c, &move_sql, Some(&look), |_, now| Ok(moving(now))).unwrap_or((0, 0)),
+    };
     if updated == 0 {
         let changed = |now: Option<String>| {
             let now = ctid_list(now);
@@ -1561,8 +1716,23 @@ fn attack(
     if n > 0 {
         leaks.push(format!("deleted {n} row(s) of tenant B"));
     }
-    let insert = insert_sql(table, at.b_insert, None);
-    let inserted = as_tenant(c, &insert, None, |r, _| Ok(r.map_or(0, |_| 1)));
+    let inserted = match &fast {
+        Some(Fast {
+            inserted: Tried::Ran(_),
+            ..
+        }) => Ok(1),
+        Some(Fast {
+            inserted: Tried::Refused { code, why, context },
+            ..
+        }) => {
+            if denied(code, Some(context)) {
+                Ok(0)
+            } else {
+                Err(why.clone())
+            }
+        }
+        None => as_tenant(c, &insert, None, |r, _| Ok(r.map_or(0, |_| 1))),
+    };
     match inserted {
         Ok(1) => leaks.push("inserted a row for tenant B".to_string()),
         Ok(_) => {}
@@ -1659,21 +1829,25 @@ struct Fast {
     /// A, then rolled back).
     after_keep: Option<String>,
     after_delete: Option<String>,
+    /// The UPDATE that moves rows to tenant B (undone where refused), and B's ctids after it.
+    moved: Tried,
+    after_move: Option<String>,
+    /// The INSERT of a row for tenant B (undone where refused).
+    inserted: Tried,
 }
 
 /// The look at B's rows, A's two counts, the UPDATE that keeps the tenant and the DELETE,
 /// each step as [`as_tenant`] runs it (a savepoint, the statement, the look, the rollback),
-/// all in one simple query. Each step is rolled back before the next, so each sees the
-/// database as the one-by-one path does. `None` when Postgres refused any of them (denied,
-/// or another error): everything is then rolled back and the caller takes the steps one by
-/// one, with their own handling of a refusal.
+/// then the UPDATE that moves rows to B (and the look) and the INSERT for B, which Postgres
+/// usually refuses: each through [`Wrapper::TryAsTenant`], undone when refused, so the batch
+/// goes on. All in one simple query. Each step is rolled back before the next, so each sees
+/// the database as the one-by-one path does. `None` when Postgres refused any of the first
+/// steps (denied, or another error): everything is then rolled back and the caller takes the
+/// steps one by one, with their own handling of a refusal.
 fn seldom_refused(
     c: &mut Client,
     look: &str,
-    own: &str,
-    b_read: &str,
-    keep: &str,
-    delete: &str,
+    [own, b_read, keep, delete, moving, insert]: [&str; 6],
 ) -> Result<Option<Fast>, String> {
     use super::role::Item::{Call, Raw};
     const STEP: &str = "savepoint xtask_step";
@@ -1697,6 +1871,13 @@ fn seldom_refused(
         Call(Wrapper::CountAsTenant, delete),
         Call(m, look),
         Raw(UNDO),
+        Raw(STEP),
+        Call(Wrapper::TryAsTenant, moving),
+        Call(m, look),
+        Raw(UNDO),
+        Raw(STEP),
+        Call(Wrapper::TryAsTenant, insert),
+        Raw(UNDO),
     ];
     match super::role::probe_items(c, &items) {
         Ok(v) => {
@@ -1705,12 +1886,19 @@ fn seldom_refused(
                     .and_then(|v| v.parse::<i64>().ok())
                     .unwrap_or(0)
             };
+            let tried = |v: &Option<String>| {
+                Tried::parse(v.as_deref())
+                    .ok_or_else(|| format!("the probe's wrapper gave an unreadable result: {v:?}"))
+            };
             Ok(Some(Fast {
                 b_before: ctid_list(v[0].clone()),
                 own: count(&v[1]),
                 b_read: count(&v[2]),
                 after_keep: v[4].clone(),
                 after_delete: v[6].clone(),
+                moved: tried(&v[7])?,
+                after_move: v[8].clone(),
+                inserted: tried(&v[9])?,
             }))
         }
         Err(e) if e.is_closed() => Err(describe(&e).0),
@@ -1724,7 +1912,14 @@ fn seldom_refused(
 
 /// `insufficient_privilege`: no grant, or "new row violates row-level security policy".
 fn is_denied(e: &postgres::Error) -> bool {
-    e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) || in_user_function(e)
+    e.as_db_error()
+        .is_some_and(|db| denied(db.code().code(), db.where_()))
+}
+
+/// [`is_denied`] of an error's SQLSTATE and context (`where`), however it was had.
+fn denied(code: &str, context: Option<&str>) -> bool {
+    code == postgres::error::SqlState::INSUFFICIENT_PRIVILEGE.code()
+        || in_user_function(code, context)
 }
 
 /// An error of class 42 (an operator, a column or a table that does not exist, a type
@@ -1733,12 +1928,9 @@ fn is_denied(e: &postgres::Error) -> bool {
 /// trigger: Postgres refuses the statement whoever runs it, as it refuses one without the
 /// privilege. Our own wrappers (`xtask_live`) and the probe's own SQL do not count: an error
 /// there is the probe's, and stays one.
-fn in_user_function(e: &postgres::Error) -> bool {
-    let Some(db) = e.as_db_error() else {
-        return false;
-    };
-    db.code().code().starts_with("42")
-        && db.where_().is_some_and(|w| {
+fn in_user_function(code: &str, context: Option<&str>) -> bool {
+    code.starts_with("42")
+        && context.is_some_and(|w| {
             w.lines().any(|l| {
                 l.split_once("function ")
                     .is_some_and(|(_, f)| !f.trim_start().starts_with("xtask_live."))
