@@ -1279,15 +1279,181 @@ fn attempt_join(
 /// Run the probe on one table. The caller holds the transaction; this function leaves it
 /// as it found it (savepoint rolled back, role reset) whatever happens.
 pub fn probe(c: &mut Client, table: &QualName, id: &Identity) -> Probe {
+    probe_in(c, table, id, None).0
+}
+
+/// [`probe`], as one of the tables that share `shared` (made in the caller's transaction
+/// by [`share`]; see [`shares`]) when given. With the probe, whether the transaction is as
+/// the probe found it (its savepoint rolled back).
+pub fn probe_in(
+    c: &mut Client,
+    table: &QualName,
+    id: &Identity,
+    shared: Option<&Shared>,
+) -> (Probe, bool) {
     if let Err(e) = c.batch_execute("savepoint xtask_probe") {
-        return Probe::Skipped(format!("cannot start the probe: {}", describe(&e).0));
+        let why = format!("cannot start the probe: {}", describe(&e).0);
+        return (Probe::Skipped(why), false);
     }
-    let result = run(c, table, id);
-    let _ = c.batch_execute("rollback to savepoint xtask_probe; release savepoint xtask_probe");
-    match result {
+    let result = run(c, table, id, shared);
+    let ended = c
+        .batch_execute("rollback to savepoint xtask_probe; release savepoint xtask_probe")
+        .is_ok();
+    let p = match result {
         Ok(p) => p,
         Err(why) => Probe::Skipped(why),
+    };
+    (p, ended)
+}
+
+/// The identities of the probe made once for the probes of many tables on one connection
+/// (`pool.rs`), in a transaction that holds each table's probe under a savepoint: the users
+/// of tenants A and B, the two tenants (rows of the table the membership's tenant column
+/// points at), and a member of A per membership role. A table's own probe would make the
+/// same rows, per table; where those rows could change what a table's probe finds, the
+/// table is probed as before, alone (see [`shares`]).
+pub struct Shared {
+    /// The tenants' table and the column the tenant is.
+    parent: (QualName, String),
+    user_a: String,
+    user_b: String,
+    /// The two tenants, as SQL literals.
+    a: String,
+    b: String,
+    /// Per membership role (none without a role column): its member of A, or why the probe
+    /// could not make one.
+    members: Vec<(String, Result<String, String>)>,
+    /// The tables the making of the identities wrote to (signup and creator triggers
+    /// included), as Postgres counts them.
+    touched: Vec<QualName>,
+    /// Tables with a trigger whose function names one of `touched`.
+    wary: Vec<QualName>,
+}
+
+/// Make the [`Shared`] identities, as a table's probe makes them, in the caller's
+/// transaction: users A and B (without claims), tenant A made by A and B by B (each with its
+/// claims), then, with B's claims as a table's probe has them there, a user per role made a
+/// member of A. `None` when they cannot be shared (no membership table whose tenant column
+/// points at a table, a configured `[live] become_tenant`) or made: the caller rolls back
+/// and probes each table alone.
+pub fn share(c: &mut Client, id: &Identity) -> Option<Shared> {
+    if !id.become_tenant.trim().is_empty() {
+        return None;
     }
+    let (parent, pcol) = membership_parent(c, id).ok()??;
+    let settings = &id.tenancy.settings;
+    let user_a = new_user(c).ok()?;
+    let user_b = new_user(c).ok()?;
+    let tcol = crate::schema::split_config_name(&id.tenancy.membership_tenant_column)
+        .pop()
+        .unwrap_or_default();
+    let mut tenant = |user: &str| -> Option<String> {
+        set_claims(c, user, None, settings).ok()?;
+        Maker::new(c, &tcol)
+            .insert(&parent, None, Some(&pcol), 1)
+            .ok()
+    };
+    let a = tenant(&user_a)?;
+    let b = tenant(&user_b)?;
+    let mut members = Vec::new();
+    if let Some((rc, rty, labels)) = roles(c, id).ok()? {
+        for r in labels {
+            set_claims(c, &user_b, Some(&b), settings).ok()?;
+            c.batch_execute("savepoint xtask_member").ok()?;
+            let value = format!("{}::{rty}", lit(&r));
+            let made = new_user(c).and_then(|user| {
+                become_tenant(c, id, &a, &user, Some((&rc, &value))).map(|_| user)
+            });
+            let end = if made.is_ok() {
+                "release savepoint xtask_member"
+            } else {
+                "rollback to savepoint xtask_member; release savepoint xtask_member"
+            };
+            c.batch_execute(end).ok()?;
+            members.push((r, made));
+        }
+    }
+    let touched: Vec<QualName> = c
+        .query(
+            "select schemaname::text, relname::text from pg_catalog.pg_stat_xact_user_tables \
+             where n_tup_ins + n_tup_upd + n_tup_del > 0",
+            &[],
+        )
+        .ok()?
+        .iter()
+        .map(|r| QualName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    let names: Vec<String> = touched.iter().map(|t| t.name.to_lowercase()).collect();
+    let wary = c
+        .query(
+            "select distinct n.nspname::text, r.relname::text, p.prosrc from pg_catalog.pg_trigger g \
+             join pg_catalog.pg_class r on r.oid = g.tgrelid \
+             join pg_catalog.pg_namespace n on n.oid = r.relnamespace \
+             join pg_catalog.pg_proc p on p.oid = g.tgfoid where not g.tgisinternal",
+            &[],
+        )
+        .ok()?
+        .iter()
+        .filter(|r| {
+            let src = r.get::<_, String>(2).to_lowercase();
+            names.iter().any(|n| names_word(&src, n))
+        })
+        .map(|r| QualName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    Some(Shared {
+        parent: (parent, pcol),
+        user_a,
+        user_b,
+        a,
+        b,
+        members,
+        touched,
+        wary,
+    })
+}
+
+/// Does `text` name `word` (not as a part of a longer identifier)?
+fn names_word(text: &str, word: &str) -> bool {
+    let part = |ch: char| ch.is_alphanumeric() || ch == '_';
+    text.match_indices(word).any(|(i, _)| {
+        !text[..i].chars().next_back().is_some_and(part)
+            && !text[i + word.len()..].chars().next().is_some_and(part)
+    })
+}
+
+/// May `table` be probed with the [`Shared`] identities, with the same outcome as alone?
+/// Its tenant is a row of the shared tenants' table (not an owner column, not a user); the
+/// making of the identities wrote no row of it nor of another table its foreign keys point
+/// at (other than the tenants and `auth.users`, whose new rows the probe makes as it
+/// makes its own); none of its triggers' functions names a table the making wrote to.
+/// Otherwise (or when in doubt: a catalog read fails) it is probed alone.
+pub fn shares(c: &mut Client, table: &QualName, id: &Identity, shared: &Shared) -> bool {
+    let (col, owner) = tenancy_of(table, id);
+    let Ok(cols) = columns(c, table) else {
+        return false;
+    };
+    let Some(tenant_col) = cols.iter().find(|k| k.name == col) else {
+        return false;
+    };
+    let users = QualName::new("auth", "users");
+    let parent = match &tenant_col.references {
+        Some(p) => p.clone(),
+        None => shared.parent.clone(),
+    };
+    if owner || parent != shared.parent || parent.0 == users {
+        return false;
+    }
+    if shared.touched.contains(table) || shared.wary.contains(table) {
+        return false;
+    }
+    let Ok(keys) = multi_keys(c, table) else {
+        return false;
+    };
+    let fine = |t: &QualName| *t == shared.parent.0 || *t == users || !shared.touched.contains(t);
+    cols.iter()
+        .filter_map(|k| k.references.as_ref())
+        .all(|(t, _)| fine(t))
+        && keys.iter().all(|k| fine(&k.parent))
 }
 
 /// The table's tenant column, and whether it is an owner column (`[[tenancy.tables]]`).
@@ -1396,7 +1562,12 @@ fn subject(by: &[&Who]) -> String {
     }
 }
 
-fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String> {
+fn run(
+    c: &mut Client,
+    table: &QualName,
+    id: &Identity,
+    shared: Option<&Shared>,
+) -> Result<Probe, String> {
     let (col, owner) = tenancy_of(table, id);
     let cols = columns(c, table)?;
     let Some(tenant_col) = cols.iter().find(|k| k.name == col) else {
@@ -1408,8 +1579,10 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
     // The two tenants, each made by its own signed-in user (so defaults such as
     // `auth.uid()` and triggers that add the creator as a member see that user): rows of
     // the referenced table when the tenant column is a foreign key.
-    let user_a = new_user(c)?;
-    let user_b = new_user(c)?;
+    let (user_a, user_b) = match shared {
+        Some(sh) => (sh.user_a.clone(), sh.user_b.clone()),
+        None => (new_user(c)?, new_user(c)?),
+    };
     let tenant = |c: &mut Client, user: &str| -> Result<String, String> {
         set_claims(c, user, None, settings)?;
         let mut maker = Maker::new(c, &col);
@@ -1429,8 +1602,10 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
             }
         }
     };
-    let a = tenant(c, &user_a)?;
-    let b = tenant(c, &user_b)?;
+    let (a, b) = match shared {
+        Some(sh) => (sh.a.clone(), sh.b.clone()),
+        None => (tenant(c, &user_a)?, tenant(c, &user_b)?),
+    };
     set_claims(c, &user_a, Some(&a), settings)?;
     let a_row = Maker::new(c, &col).values(table, Some(&a), &[], 1)?;
     insert_or_reuse(c, table, &a_row, &col, &a, &ty)?;
@@ -1484,6 +1659,7 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
                 b_insert: &b_insert,
                 role_col: role_col.as_ref().map(|(c, t, _)| (c.as_str(), t.as_str())),
                 closed,
+                shared,
             },
         );
         let _ = c.batch_execute("rollback to savepoint xtask_who; release savepoint xtask_who");
@@ -1559,6 +1735,8 @@ struct Attack<'a> {
     role_col: Option<(&'a str, &'a str)>,
     /// No policy admits any signed-in user (see [`no_policy_admits`]).
     closed: bool,
+    /// The identities made once for many tables (the members of A per role), if any.
+    shared: Option<&'a Shared>,
 }
 
 /// RLS is on and no permissive policy applies to `authenticated` (or to everyone): of the
@@ -1606,19 +1784,30 @@ fn attack(
         Who::Owner => become_owner(c, a, &id.tenancy.settings)?,
         // The creator of tenant A (a trigger may have made them a member already).
         Who::Member => become_tenant(c, id, a, at.user_a, None)?,
-        Who::Role(r) => {
-            let user = new_user(c)?;
-            let role = at
-                .role_col
-                .map(|(col, ty)| (col, format!("{}::{ty}", lit(r))));
-            become_tenant(
-                c,
-                id,
-                a,
-                &user,
-                role.as_ref().map(|(c, v)| (*c, v.as_str())),
-            )?
-        }
+        Who::Role(r) => match at
+            .shared
+            .and_then(|sh| sh.members.iter().find(|(m, _)| m == r))
+        {
+            // A member of A made once with this role: the session becomes them, as
+            // `become_tenant` leaves it (or the reason it could not be made, as it was then).
+            Some((_, made)) => {
+                let user = made.clone()?;
+                set_claims(c, &user, Some(a), &id.tenancy.settings)?
+            }
+            None => {
+                let user = new_user(c)?;
+                let role = at
+                    .role_col
+                    .map(|(col, ty)| (col, format!("{}::{ty}", lit(r))));
+                become_tenant(
+                    c,
+                    id,
+                    a,
+                    &user,
+                    role.as_ref().map(|(c, v)| (*c, v.as_str())),
+                )?
+            }
+        },
     }
     let t = table.sql();
     let tc = q(col);
