@@ -1446,7 +1446,9 @@ fn probed_both_ways(name: &str, sql: &str) -> (Vec<String>, Vec<String>) {
 /// other roles' rows to what tenant A moves into B); a trigger on `seats` that counts the
 /// members of the row's tenant (probed alone: with every role already a member of A, A's own
 /// row would be refused); a role whose membership Postgres refuses (`admin`), left out of the
-/// identities with its reason as before.
+/// identities with its reason as before; tables whose UPDATE is denied or whose own read is
+/// refused as a statement (the shared member's one batch stops, and its steps are taken one
+/// by one, as that member).
 #[test]
 fn shared_identities_agree_with_identities_per_table() {
     if !postgres_here() {
@@ -1485,6 +1487,16 @@ fn shared_identities_agree_with_identities_per_table() {
             "notes",
             "create policy notes_all on public.notes for all to authenticated using (tenant_id = public.get_current_tenant_id());",
         ),
+        table(
+            "ledger",
+            "create policy ledger_all on public.ledger for all to authenticated using (tenant_id = public.get_current_tenant_id());\n\
+             revoke select on public.ledger from authenticated;",
+        ),
+        table(
+            "frozen",
+            "create policy frozen_all on public.frozen for all to authenticated using (tenant_id = public.get_current_tenant_id());\n\
+             revoke update on public.frozen from authenticated;",
+        ),
     ]
     .concat();
     let (shared, alone) = probed_both_ways("shared-agree", &sql);
@@ -1505,6 +1517,16 @@ fn shared_identities_agree_with_identities_per_table() {
     );
     assert!(
         of("notes").contains("Isolated { identities: [\"owner\", \"member\"]"),
+        "{shared:#?}"
+    );
+    // Its UPDATE denied, its own read refused as a statement: the batch of a shared member
+    // stops, and the steps are taken one by one as that member.
+    assert!(
+        of("frozen").contains("Isolated { identities: [\"owner\", \"member\"], refused: None }"),
+        "{shared:#?}"
+    );
+    assert!(
+        of("ledger").contains("refused: Some(\"permission denied for table ledger (42501)\")"),
         "{shared:#?}"
     );
     assert_eq!(shared, alone);

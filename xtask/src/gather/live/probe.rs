@@ -1118,6 +1118,23 @@ fn set_claims(
     tenant: Option<&str>,
     settings: &[String],
 ) -> Result<(), String> {
+    let sql = claims_sql(c, user, tenant, settings)?;
+    run_claims(c, &sql)
+}
+
+/// Run the statement of [`claims_sql`].
+fn run_claims(c: &mut Client, sql: &str) -> Result<(), String> {
+    c.batch_execute(sql)
+        .map_err(|e| format!("cannot set the probe's claims: {}", describe(&e).0))
+}
+
+/// The statement [`set_claims`] runs.
+fn claims_sql(
+    c: &mut Client,
+    user: &str,
+    tenant: Option<&str>,
+    settings: &[String],
+) -> Result<String, String> {
     let claims = match tenant {
         Some(t) => {
             let t = eval_text(c, t)?;
@@ -1140,8 +1157,7 @@ fn set_claims(
             ));
         }
     }
-    c.batch_execute(&sql)
-        .map_err(|e| format!("cannot set the probe's claims: {}", describe(&e).0))
+    Ok(sql)
 }
 
 /// Insert a tenant's row; when a trigger already made it (a profile created on signup, a
@@ -1643,8 +1659,13 @@ fn run(
     // Per identity whose own read Postgres refused as a statement: why.
     let mut refusals: Vec<String> = Vec::new();
     for who in &whos {
-        c.batch_execute("savepoint xtask_who")
-            .map_err(|e| describe(&e).0)?;
+        // Is `xtask_who` there to roll back? A shared member's attack may make it in its
+        // first round trip (see [`attack`]).
+        let mut open = !matches!(who, Who::Role(r) if shared.is_some_and(|sh| sh.members.iter().any(|(m, _)| m == r)));
+        if open {
+            c.batch_execute("savepoint xtask_who")
+                .map_err(|e| describe(&e).0)?;
+        }
         let found = attack(
             c,
             table,
@@ -1661,8 +1682,11 @@ fn run(
                 closed,
                 shared,
             },
+            &mut open,
         );
-        let _ = c.batch_execute("rollback to savepoint xtask_who; release savepoint xtask_who");
+        if open {
+            let _ = c.batch_execute("rollback to savepoint xtask_who; release savepoint xtask_who");
+        }
         let found = match found {
             Ok(found) => found,
             // One role the probe cannot become (its membership row is refused) leaves the
@@ -1771,14 +1795,22 @@ type Deeds = (Vec<String>, Option<String>);
 /// ("read 1 row(s) of tenant B"), or `None` when `who` could not read its own row (the probe
 /// proves nothing as it). With the deeds, why Postgres refused A's reading its own row as a
 /// statement, when it did.
+///
+/// `open`: whether the caller made the savepoint `xtask_who` that undoes the attack. When it
+/// did not (a member of A made once, see [`Shared`]), the attack makes it in the same round
+/// trip as the claims and the steps, and rolls it back there too when every step ran; `open`
+/// then says whether it is still there for the caller to roll back.
 fn attack(
     c: &mut Client,
     table: &QualName,
     id: &Identity,
     who: &Who,
     at: &Attack,
+    open: &mut bool,
 ) -> Result<Option<Deeds>, String> {
     let Attack { col, ty, a, b, .. } = *at;
+    // The claims of a shared member, to set in the first round trip of the steps.
+    let mut claims: Option<String> = None;
     match who {
         // Scoped by its owner: the probe is user A, who owns A's row (no membership).
         Who::Owner => become_owner(c, a, &id.tenancy.settings)?,
@@ -1792,7 +1824,17 @@ fn attack(
             // `become_tenant` leaves it (or the reason it could not be made, as it was then).
             Some((_, made)) => {
                 let user = made.clone()?;
-                set_claims(c, &user, Some(a), &id.tenancy.settings)?
+                let sql = claims_sql(c, &user, Some(a), &id.tenancy.settings)?;
+                if *open || step_by_step() || sql.contains(';') {
+                    if !*open {
+                        c.batch_execute("savepoint xtask_who")
+                            .map_err(|e| describe(&e).0)?;
+                        *open = true;
+                    }
+                    run_claims(c, &sql)?;
+                } else {
+                    claims = Some(sql);
+                }
             }
             None => {
                 let user = new_user(c)?;
@@ -1826,10 +1868,19 @@ fn attack(
     } else {
         seldom_refused(
             c,
+            claims.as_deref(),
             &look,
             [&own_sql, &b_sql, &keep_sql, &delete_sql, &move_sql, &insert],
         )?
     };
+    if claims.is_some() {
+        // Every step ran: `xtask_who` was rolled back in the batch. Or Postgres refused
+        // one: back to `xtask_who`, whose claims are set again for the steps one by one.
+        *open = fast.is_none();
+        if let (Some(sql), true) = (&claims, *open) {
+            run_claims(c, sql)?;
+        }
+    }
     let b_before = match &fast {
         Some(f) => f.b_before.clone(),
         None => ctids(c, &b_rows)?,
@@ -2033,16 +2084,27 @@ struct Fast {
 /// the database as the one-by-one path does. `None` when Postgres refused any of the first
 /// steps (denied, or another error): everything is then rolled back and the caller takes the
 /// steps one by one, with their own handling of a refusal.
+///
+/// `claims`: the claims of a shared member of A, set first under a new savepoint
+/// `xtask_who`, which ends the batch rolled back; when Postgres refuses a step, everything is
+/// rolled back to `xtask_who`, which is left for the caller.
 fn seldom_refused(
     c: &mut Client,
+    claims: Option<&str>,
     look: &str,
     [own, b_read, keep, delete, moving, insert]: [&str; 6],
 ) -> Result<Option<Fast>, String> {
     use super::role::Item::{Call, Raw};
     const STEP: &str = "savepoint xtask_step";
     const UNDO: &str = "rollback to savepoint xtask_step; release savepoint xtask_step";
+    const WHO: &str = "savepoint xtask_who";
+    const WHO_UNDO: &str = "rollback to savepoint xtask_who; release savepoint xtask_who";
     let m = Wrapper::QueryAsMigrator;
-    let items = [
+    let mut items = Vec::new();
+    if let Some(claims) = claims {
+        items.extend([Raw(WHO), Raw(claims)]);
+    }
+    items.extend([
         Raw(STEP),
         Call(m, look),
         Raw("release savepoint xtask_step"),
@@ -2067,7 +2129,10 @@ fn seldom_refused(
         Raw(STEP),
         Call(Wrapper::TryAsTenant, insert),
         Raw(UNDO),
-    ];
+    ]);
+    if claims.is_some() {
+        items.push(Raw(WHO_UNDO));
+    }
     match super::role::probe_items(c, &items) {
         Ok(v) => {
             let count = |v: &Option<String>| {
@@ -2091,6 +2156,12 @@ fn seldom_refused(
             }))
         }
         Err(e) if e.is_closed() => Err(describe(&e).0),
+        Err(_) if claims.is_some() => {
+            // Postgres stopped after `xtask_who` was made (its first statement): back to it.
+            c.batch_execute("rollback to savepoint xtask_who")
+                .map_err(|e| describe(&e).0)?;
+            Ok(None)
+        }
         Err(_) => {
             // Postgres stopped inside one of the steps: its savepoint is the latest.
             c.batch_execute(UNDO).map_err(|e| describe(&e).0)?;
