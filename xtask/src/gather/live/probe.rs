@@ -1357,6 +1357,18 @@ pub fn share(c: &mut Client, id: &Identity) -> Option<Shared> {
         return None;
     }
     let (parent, pcol) = membership_parent(c, id).ok()??;
+    // Which tables the identities' making wrote to is read from Postgres's counts: without
+    // them, nothing is shared.
+    let counted: bool = c
+        .query_one(
+            "select pg_catalog.current_setting('track_counts')::bool",
+            &[],
+        )
+        .ok()?
+        .get(0);
+    if !counted {
+        return None;
+    }
     let settings = &id.tenancy.settings;
     let user_a = new_user(c).ok()?;
     let user_b = new_user(c).ok()?;
