@@ -1578,3 +1578,201 @@ fn the_tables_after_each_file_are_read_whatever_search_path_a_migration_set() {
         .batch_execute("drop database oid_list with (force)")
         .unwrap();
 }
+
+/// The probe's round trips cut (the steps Postgres usually refuses run in one batch with the
+/// others, each undone server-side when refused; the catalog read once for all tables) give
+/// every table the same result as each step in a round trip of its own: an UPDATE that moves
+/// rows and an INSERT that Postgres lets through; an INSERT a trigger refuses for another
+/// reason than row level security (the probe says so, with Postgres's words) and a move a
+/// trigger refuses; an INSERT refused by an error inside the policy's own function (as
+/// Postgres refuses it to every client).
+#[test]
+fn batched_steps_agree_with_steps_one_by_one() {
+    if !postgres_here() {
+        return;
+    }
+    let table = |name: &str, extra: &str| {
+        format!(
+            "create table public.{name} (\n  id uuid primary key default gen_random_uuid(),\n  tenant_id uuid not null references public.tenants (id),\n  body text not null\n);\ncreate index on public.{name} (tenant_id);\nalter table public.{name} enable row level security;\n{extra}\n"
+        )
+    };
+    let sql = [
+        table(
+            "moves",
+            "create policy moves_select on public.moves for select to authenticated using (tenant_id = public.get_current_tenant_id());\n\
+             create policy moves_update on public.moves for update to authenticated using (true) with check (true);\n\
+             create policy moves_insert on public.moves for insert to authenticated with check (true);",
+        ),
+        table(
+            "guarded",
+            "create policy guarded_all on public.guarded for all to authenticated using (tenant_id = public.get_current_tenant_id()) with check (true);\n\
+             create function public.guarded_rows() returns trigger language plpgsql as $$\nbegin\n  \
+               if current_user = 'authenticated' and tg_op = 'INSERT' then\n    raise exception 'clients do not add rows here' using detail = 'a server route does', hint = 'call the route';\n  end if;\n  \
+               if tg_op = 'UPDATE' and new.tenant_id <> old.tenant_id then\n    raise exception 'a row stays with its tenant';\n  end if;\n  return new;\nend\n$$;\n\
+             create trigger guarded_rows before insert or update on public.guarded for each row execute function public.guarded_rows();",
+        ),
+        table(
+            "broken",
+            "create function public.broken_check() returns boolean language plpgsql as $$\nbegin\n  execute 'select no_such_column from public.broken';\n  return true;\nend\n$$;\n\
+             create policy broken_all on public.broken for all to authenticated using (tenant_id = public.get_current_tenant_id());\n\
+             create policy broken_insert on public.broken as restrictive for insert to authenticated with check (public.broken_check());",
+        ),
+    ]
+    .concat();
+    let (batched, one_by_one) = probed_both_ways("batched-agree", &sql);
+    let of = |name: &str| {
+        batched
+            .iter()
+            .find(|p| p.starts_with(&format!("public.{name}: ")))
+            .unwrap_or_else(|| panic!("{name} probed: {batched:#?}"))
+            .clone()
+    };
+    let moves = of("moves");
+    for deed in [
+        "tenant A's owner, admin and member updated 1 row(s) of tenant B",
+        "tenant A's owner, admin and member moved 1 row(s) of its own into tenant B",
+        "tenant A's owner, admin and member inserted a row for tenant B",
+    ] {
+        assert!(moves.contains(deed), "{deed}: {moves}");
+    }
+    assert!(
+        of("guarded").contains(
+            "Skipped(\"the INSERT for tenant B failed for another reason than row level security: clients do not add rows here (P0001); a server route does; hint: call the route\")"
+        ),
+        "{batched:#?}"
+    );
+    assert!(of("broken").contains("Isolated"), "{batched:#?}");
+    assert_eq!(batched, one_by_one);
+}
+
+/// The example with `sql` as a migration, checked live on a scratch database (the probes on
+/// the pool: batched steps, identities shared where they may be), then again with every step
+/// and identity of each table's probe made one by one, as before: each table's probe, both
+/// ways.
+fn probed_both_ways(name: &str, sql: &str) -> (Vec<String>, Vec<String>) {
+    use std::sync::atomic::Ordering;
+    use xtask::{
+        config::Config,
+        gather::{
+            live::{self, probe::STEP_BY_STEP, Database},
+            migrations::read_all,
+        },
+        repo::Changes,
+    };
+    let cluster = server().expect("a throwaway cluster");
+    let t = example_with(
+        name,
+        &[("supabase/migrations/20250201000000_case.sql", sql)],
+    );
+    let config = Config::load(t.path()).unwrap();
+    let changes = Changes::all();
+    let histories = read_all(t.path(), &config, &changes);
+    let probes = || {
+        let db = Database::Disposable(cluster.url());
+        let ev = live::check(&config, &changes, &histories, &db).expect("the live check runs");
+        assert_eq!(ev.apply_failures, 0, "{:?}", ev.findings);
+        ev.histories
+            .into_iter()
+            .flat_map(|h| h.probes)
+            .map(|(name, p)| format!("{name}: {p:?}"))
+            .collect::<Vec<_>>()
+    };
+    let fast = probes();
+    STEP_BY_STEP.store(true, Ordering::SeqCst);
+    let slow = probes();
+    STEP_BY_STEP.store(false, Ordering::SeqCst);
+    (fast, slow)
+}
+
+/// The identities made once per pool connection (users A and B, the tenants, a member of A
+/// per role) give each table the probe it gets alone, where rows of them could change what it
+/// finds too: a signup trigger that makes each user a personal tenant and its owner; a
+/// membership trigger that writes tenant rows to `audit` (probed alone: sharing would add the
+/// other roles' rows to what tenant A moves into B); a trigger on `seats` that counts the
+/// members of the row's tenant (probed alone: with every role already a member of A, A's own
+/// row would be refused); a role whose membership Postgres refuses (`admin`), left out of the
+/// identities with its reason as before; tables whose UPDATE is denied or whose own read is
+/// refused as a statement (the shared member's one batch stops, and its steps are taken one
+/// by one, as that member).
+#[test]
+fn shared_identities_agree_with_identities_per_table() {
+    if !postgres_here() {
+        return;
+    }
+    let table = |name: &str, extra: &str| {
+        format!(
+            "create table public.{name} (\n  id uuid primary key default gen_random_uuid(),\n  tenant_id uuid not null references public.tenants (id),\n  body text not null default 'x'\n);\ncreate index on public.{name} (tenant_id);\nalter table public.{name} enable row level security;\n{extra}\n"
+        )
+    };
+    let sql = [
+        "create function public.on_signup() returns trigger language plpgsql security definer set search_path = public as $$\n\
+         declare t uuid;\nbegin\n  insert into public.tenants (name) values ('personal') returning id into t;\n  \
+         insert into public.tenant_members (tenant_id, user_id, role) values (t, new.id, 'owner');\n  return new;\nend\n$$;\n\
+         create trigger on_signup after insert on auth.users for each row execute function public.on_signup();\n\
+         create function public.no_added_admins() returns trigger language plpgsql as $$\nbegin\n  \
+         if new.role = 'admin' then\n    raise exception 'admins are invited, not added';\n  end if;\n  return new;\nend\n$$;\n\
+         create trigger no_added_admins before insert on public.tenant_members for each row execute function public.no_added_admins();\n".to_string(),
+        table(
+            "audit",
+            "create policy audit_all on public.audit for all to authenticated using (true) with check (true);\n\
+             create function public.audit_member() returns trigger language plpgsql security definer set search_path = public as $$\nbegin\n  \
+             insert into public.audit (tenant_id, body) values (new.tenant_id, 'member ' || new.role);\n  return new;\nend\n$$;\n\
+             create trigger audit_member after insert on public.tenant_members for each row execute function public.audit_member();",
+        ),
+        table(
+            "seats",
+            "create policy seats_select on public.seats for select to authenticated using (tenant_id = public.get_current_tenant_id());\n\
+             create policy seats_insert on public.seats for insert to authenticated with check (true);\n\
+             create function public.seat_limit() returns trigger language plpgsql security definer set search_path = public as $$\nbegin\n  \
+             if (select count(*) from public.tenant_members m where m.tenant_id = new.tenant_id) > 1 then\n    \
+             raise exception 'no seats left';\n  end if;\n  return new;\nend\n$$;\n\
+             create trigger seat_limit before insert on public.seats for each row execute function public.seat_limit();",
+        ),
+        table(
+            "notes",
+            "create policy notes_all on public.notes for all to authenticated using (tenant_id = public.get_current_tenant_id());",
+        ),
+        table(
+            "ledger",
+            "create policy ledger_all on public.ledger for all to authenticated using (tenant_id = public.get_current_tenant_id());\n\
+             revoke select on public.ledger from authenticated;",
+        ),
+        table(
+            "frozen",
+            "create policy frozen_all on public.frozen for all to authenticated using (tenant_id = public.get_current_tenant_id());\n\
+             revoke update on public.frozen from authenticated;",
+        ),
+    ]
+    .concat();
+    let (shared, alone) = probed_both_ways("shared-agree", &sql);
+    let of = |name: &str| {
+        shared
+            .iter()
+            .find(|p| p.starts_with(&format!("public.{name}: ")))
+            .unwrap_or_else(|| panic!("{name} probed: {shared:#?}"))
+            .clone()
+    };
+    assert!(
+        of("audit").contains("tenant A's owner and member moved "),
+        "{shared:#?}"
+    );
+    assert!(
+        of("seats").contains("tenant A's owner and member inserted a row for tenant B"),
+        "{shared:#?}"
+    );
+    assert!(
+        of("notes").contains("Isolated { identities: [\"owner\", \"member\"]"),
+        "{shared:#?}"
+    );
+    // Its UPDATE denied, its own read refused as a statement: the batch of a shared member
+    // stops, and the steps are taken one by one as that member.
+    assert!(
+        of("frozen").contains("Isolated { identities: [\"owner\", \"member\"], refused: None }"),
+        "{shared:#?}"
+    );
+    assert!(
+        of("ledger").contains("refused: Some(\"permission denied for table ledger (42501)\")"),
+        "{shared:#?}"
+    );
+    assert_eq!(shared, alone);
+}

@@ -14,7 +14,7 @@
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Mutex,
+        Mutex, OnceLock,
     },
     time::Instant,
 };
@@ -57,6 +57,8 @@ pub fn probe_all(
     let results: Mutex<Vec<Option<Probe>>> = Mutex::new(vec![None; tables.len()]);
     let stopped: Mutex<Option<&'static str>> = Mutex::new(None);
     let working = AtomicUsize::new(0);
+    // The catalog facts of every table, read once by the first connection, for all.
+    let facts: OnceLock<Option<probe::Facts>> = OnceLock::new();
     std::thread::scope(|scope| {
         for _ in 0..n {
             scope.spawn(|| {
@@ -65,6 +67,14 @@ pub fn probe_all(
                 };
                 working.fetch_add(1, Ordering::SeqCst);
                 probe::forget();
+                if let Some(f) = facts.get_or_init(|| probe::read_facts(&mut c, tables, id)) {
+                    probe::seed(f);
+                }
+                // The identities made once, in a transaction that holds every table's probe
+                // (under its savepoint) that may share them; the others after it, alone.
+                let mut shared = share(&mut c, id);
+                let mut alone = Vec::new();
+                let mut queue = (0..).map(|_| next.fetch_add(1, Ordering::SeqCst));
                 loop {
                     if stopped.lock().map(|s| s.is_some()).unwrap_or(true)
                         || crate::proc::interrupted()
@@ -72,9 +82,41 @@ pub fn probe_all(
                     {
                         break;
                     }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(table) = tables.get(i) else { break };
-                    let found = one(&mut c, table, id);
+                    let i = match &shared {
+                        Some(_) => queue.next(),
+                        None if !alone.is_empty() => Some(alone.remove(0)),
+                        None => queue.next(),
+                    };
+                    let Some(i) = i else { break };
+                    let Some(table) = tables.get(i) else {
+                        // The queue is done: the tables set aside are probed alone.
+                        if shared.take().is_some() && c.batch_execute("rollback").is_err() {
+                            break;
+                        }
+                        if alone.is_empty() {
+                            break;
+                        }
+                        continue;
+                    };
+                    let found = match &shared {
+                        Some(sh) if probe::shares(&mut c, table, id, sh) => {
+                            let (p, ended) = probe::probe_in(&mut c, table, id, Some(sh));
+                            if !ended {
+                                // The transaction is not as the probe found it: this table
+                                // and the rest are probed alone.
+                                shared = None;
+                                let _ = c.batch_execute("rollback");
+                                alone.push(i);
+                                continue;
+                            }
+                            (!matches!(&p, Probe::Skipped(why) if contended(why))).then_some(p)
+                        }
+                        Some(_) => {
+                            alone.push(i);
+                            continue;
+                        }
+                        None => one(&mut c, table, id),
+                    };
                     if let Some(why) = watch.fired() {
                         if let Ok(mut s) = stopped.lock() {
                             *s = Some(why);
@@ -124,6 +166,20 @@ fn open(
     .ok()?;
     let watch = Watch::start(&mut c, admin, deadline).ok()?;
     Some((c, watch))
+}
+
+/// The transaction of the shared identities ([`probe::share`]), begun and with them made;
+/// `None` (and no transaction) when they cannot be made, or for the tests' step by step.
+fn share(c: &mut Client, id: &Identity) -> Option<probe::Shared> {
+    if probe::STEP_BY_STEP.load(Ordering::SeqCst) {
+        return None;
+    }
+    c.batch_execute("begin").ok()?;
+    let shared = probe::share(c, id);
+    if shared.is_none() {
+        let _ = c.batch_execute("rollback");
+    }
+    shared
 }
 
 /// One table's probe in a transaction of its own, rolled back. `None` when it must be run

@@ -10,7 +10,11 @@
 //! Everything happens under a savepoint that is rolled back, inside the transaction that is
 //! itself rolled back at the end of the check.
 
-use std::{cell::RefCell, collections::HashMap};
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use postgres::Client;
 
@@ -21,7 +25,7 @@ use crate::{
 
 use super::{
     apply::describe,
-    role::{probe_batch, through, Wrapper},
+    role::{probe_batch, through, Tried, Wrapper},
 };
 
 /// What the probe found on one table.
@@ -45,6 +49,15 @@ pub enum Probe {
     Skipped(String),
 }
 
+/// For tests: probe as before the probe's round trips were cut, each step of an attack in a
+/// round trip of its own. The results must be the same either way.
+#[doc(hidden)]
+pub static STEP_BY_STEP: AtomicBool = AtomicBool::new(false);
+
+fn step_by_step() -> bool {
+    STEP_BY_STEP.load(Ordering::SeqCst)
+}
+
 /// How the probe becomes a tenant.
 pub struct Identity<'a> {
     pub tenancy: &'a Tenancy,
@@ -65,6 +78,8 @@ struct Cache {
     chosen: HashMap<String, Option<usize>>,
     /// Does the table exist (the membership table the config names)?
     exists: HashMap<String, bool>,
+    /// Per table: does no policy admit a signed-in user (see [`no_policy_admits`])?
+    closed: HashMap<String, bool>,
 }
 
 thread_local! {
@@ -74,6 +89,101 @@ thread_local! {
 /// Empty the catalog cache of the probe (a new history, or another database).
 pub fn forget() {
     CACHE.with(|c| *c.borrow_mut() = Cache::default());
+}
+
+/// What the probe reads of the catalog for each table it probes, read for all of them at
+/// once (four queries, instead of four per table): see [`read_facts`] and [`seed`].
+#[derive(Default, Clone)]
+pub struct Facts {
+    columns: HashMap<String, Vec<Col>>,
+    multi_keys: HashMap<String, Vec<MultiKey>>,
+    row_checks: HashMap<String, Vec<(String, Vec<String>)>>,
+    closed: HashMap<String, bool>,
+    exists: HashMap<String, bool>,
+}
+
+/// The catalog facts of `tables` (and of the membership table of `id`), each as the probe
+/// reads it of one table. A table that is not there is left out (the probe then reads it
+/// alone, and says why it cannot). `None` when a query fails: the probe reads table by table.
+pub fn read_facts(c: &mut Client, tables: &[QualName], id: &Identity) -> Option<Facts> {
+    let mut keys: Vec<String> = tables.iter().map(QualName::sql).collect();
+    keys.push(QualName::from_config(&id.tenancy.membership_table).sql());
+    keys.sort();
+    keys.dedup();
+    // Each key with the relation it names, in the order of the keys.
+    let rel = "unnest($1::text[]) with ordinality r(key, o) \
+               join pg_catalog.pg_class c on c.oid = pg_catalog.to_regclass(r.key)";
+    let mut f = Facts::default();
+    for row in c
+        .query(&format!("select r.key, {CLOSED} from {rel}"), &[&keys])
+        .ok()?
+    {
+        let key: String = row.get(0);
+        f.exists.insert(key.clone(), true);
+        f.columns.insert(key.clone(), Vec::new());
+        f.multi_keys.insert(key.clone(), Vec::new());
+        f.row_checks.insert(key.clone(), Vec::new());
+        f.closed.insert(key, row.get(1));
+    }
+    let rows = c
+        .query(
+            &format!(
+                "select {COLUMN_FIELDS}, r.key from {rel} \
+                 join pg_catalog.pg_attribute a on a.attrelid = c.oid \
+                 join pg_catalog.pg_type t on t.oid = a.atttypid \
+                 where a.attnum > 0 and not a.attisdropped order by r.o, a.attnum"
+            ),
+            &[&keys],
+        )
+        .ok()?;
+    for row in &rows {
+        f.columns.entry(row.get(13)).or_default().push(col_of(row));
+    }
+    let rows = c
+        .query(
+            &format!(
+                "select x.*, r.key from {rel} cross join lateral \
+                 (select {MULTI_KEY_FIELDS}, k.conname {MULTI_KEY_FROM} c.oid) x \
+                 order by r.o, x.conname"
+            ),
+            &[&keys],
+        )
+        .ok()?;
+    for row in &rows {
+        f.multi_keys
+            .entry(row.get(5))
+            .or_default()
+            .push(multi_key_of(row));
+    }
+    let rows = c
+        .query(
+            &format!(
+                "select x.*, r.key from {rel} cross join lateral \
+                 (select {ROW_CHECK_FIELDS}, k.conname {ROW_CHECK_FROM} c.oid) x \
+                 order by r.o, x.conname"
+            ),
+            &[&keys],
+        )
+        .ok()?;
+    for row in &rows {
+        f.row_checks
+            .entry(row.get(3))
+            .or_default()
+            .push((row.get(0), row.get(1)));
+    }
+    Some(f)
+}
+
+/// Put `facts` into this thread's catalog cache (after [`forget`]).
+pub fn seed(facts: &Facts) {
+    CACHE.with(|k| {
+        let mut k = k.borrow_mut();
+        k.columns.extend(facts.columns.clone());
+        k.multi_keys.extend(facts.multi_keys.clone());
+        k.row_checks.extend(facts.row_checks.clone());
+        k.closed.extend(facts.closed.clone());
+        k.exists.extend(facts.exists.clone());
+    });
 }
 
 /// What `read` gives for `table`, read once per history: kept in the cache's map `of`.
@@ -190,60 +300,65 @@ fn columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
     per_table(|k| &mut k.columns, table, |_| read_columns(c, table))
 }
 
+/// What [`Col`] is read from, per column of the relation `a.attrelid` (`t` its type).
+const COLUMN_FIELDS: &str = "a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+   a.atthasdef, a.attidentity <> '', a.attgenerated <> '', \
+   (select fn.nspname::text || '.' || fc.relname::text || '.' || fa.attname::text \
+      from pg_catalog.pg_constraint f \
+      join pg_catalog.pg_class fc on fc.oid = f.confrelid \
+      join pg_catalog.pg_namespace fn on fn.oid = fc.relnamespace \
+      join pg_catalog.pg_attribute fa on fa.attrelid = f.confrelid and fa.attnum = f.confkey[1] \
+     where f.conrelid = a.attrelid and f.contype = 'f' and f.conkey = array[a.attnum] limit 1), \
+   coalesce((select array_agg(e.enumlabel::text order by e.enumsortorder) from pg_catalog.pg_enum e \
+     where e.enumtypid = (case when t.typtype = 'd' then t.typbasetype else a.atttypid end)), '{}'), \
+   case when t.typtype = 'd' then pg_catalog.format_type(t.typbasetype, t.typtypmod) \
+        else pg_catalog.format_type(a.atttypid, a.atttypmod) end, \
+   coalesce((select array_agg(pg_catalog.pg_get_expr(k.conbin, k.conrelid)) from pg_catalog.pg_constraint k \
+     where k.conrelid = a.attrelid and k.contype = 'c' and k.conkey = array[a.attnum]), '{}'), \
+   coalesce((select array_agg(pg_catalog.pg_get_expr(k.conbin, 0)) from pg_catalog.pg_constraint k \
+     where k.contypid = a.atttypid and k.contype = 'c'), '{}'), \
+   (select pg_catalog.pg_get_expr(d.adbin, d.adrelid) from pg_catalog.pg_attrdef d \
+     where d.adrelid = a.attrelid and d.adnum = a.attnum and a.attgenerated <> ''), \
+   (select pg_catalog.pg_get_expr(d.adbin, d.adrelid) from pg_catalog.pg_attrdef d \
+     where d.adrelid = a.attrelid and d.adnum = a.attnum and a.attgenerated = '')";
+
 fn read_columns(c: &mut Client, table: &QualName) -> Result<Vec<Col>, String> {
     let rows = c
         .query(
-            "select a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
-               a.atthasdef, a.attidentity <> '', a.attgenerated <> '', \
-               (select fn.nspname::text || '.' || fc.relname::text || '.' || fa.attname::text \
-                  from pg_catalog.pg_constraint f \
-                  join pg_catalog.pg_class fc on fc.oid = f.confrelid \
-                  join pg_catalog.pg_namespace fn on fn.oid = fc.relnamespace \
-                  join pg_catalog.pg_attribute fa on fa.attrelid = f.confrelid and fa.attnum = f.confkey[1] \
-                 where f.conrelid = a.attrelid and f.contype = 'f' and f.conkey = array[a.attnum] limit 1), \
-               coalesce((select array_agg(e.enumlabel::text order by e.enumsortorder) from pg_catalog.pg_enum e \
-                 where e.enumtypid = (case when t.typtype = 'd' then t.typbasetype else a.atttypid end)), '{}'), \
-               case when t.typtype = 'd' then pg_catalog.format_type(t.typbasetype, t.typtypmod) \
-                    else pg_catalog.format_type(a.atttypid, a.atttypmod) end, \
-               coalesce((select array_agg(pg_catalog.pg_get_expr(k.conbin, k.conrelid)) from pg_catalog.pg_constraint k \
-                 where k.conrelid = a.attrelid and k.contype = 'c' and k.conkey = array[a.attnum]), '{}'), \
-               coalesce((select array_agg(pg_catalog.pg_get_expr(k.conbin, 0)) from pg_catalog.pg_constraint k \
-                 where k.contypid = a.atttypid and k.contype = 'c'), '{}'), \
-               (select pg_catalog.pg_get_expr(d.adbin, d.adrelid) from pg_catalog.pg_attrdef d \
-                 where d.adrelid = a.attrelid and d.adnum = a.attnum and a.attgenerated <> ''), \
-               (select pg_catalog.pg_get_expr(d.adbin, d.adrelid) from pg_catalog.pg_attrdef d \
-                 where d.adrelid = a.attrelid and d.adnum = a.attnum and a.attgenerated = '') \
-             from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid \
-             where a.attrelid = $1::text::regclass and a.attnum > 0 and not a.attisdropped \
-             order by a.attnum",
+            &format!(
+                "select {COLUMN_FIELDS} \
+                 from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid \
+                 where a.attrelid = $1::text::regclass and a.attnum > 0 and not a.attisdropped \
+                 order by a.attnum"
+            ),
             &[&table.sql()],
         )
         .map_err(|e| describe(&e).0)?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let reference: Option<String> = r.get(6);
-            Col {
-                name: r.get(0),
-                ty: r.get(1),
-                not_null: r.get(2),
-                has_default: r.get(3),
-                identity: r.get(4),
-                generated: r.get(5),
-                references: reference.and_then(|s| {
-                    let mut parts = s.splitn(3, '.');
-                    let (schema, name, col) = (parts.next()?, parts.next()?, parts.next()?);
-                    Some((QualName::new(schema, name), col.to_string()))
-                }),
-                enum_labels: r.get(7),
-                base: r.get(8),
-                checks: r.get(9),
-                domain_checks: r.get(10),
-                generation: r.get(11),
-                default: r.get(12),
-            }
-        })
-        .collect())
+    Ok(rows.iter().map(col_of).collect())
+}
+
+/// A row of [`COLUMN_FIELDS`].
+fn col_of(r: &postgres::Row) -> Col {
+    let reference: Option<String> = r.get(6);
+    Col {
+        name: r.get(0),
+        ty: r.get(1),
+        not_null: r.get(2),
+        has_default: r.get(3),
+        identity: r.get(4),
+        generated: r.get(5),
+        references: reference.and_then(|s| {
+            let mut parts = s.splitn(3, '.');
+            let (schema, name, col) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((QualName::new(schema, name), col.to_string()))
+        }),
+        enum_labels: r.get(7),
+        base: r.get(8),
+        checks: r.get(9),
+        domain_checks: r.get(10),
+        generation: r.get(11),
+        default: r.get(12),
+    }
 }
 
 /// A type's name without schema and modifiers: `timestamp(3) with time zone` →
@@ -522,31 +637,50 @@ fn multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, String>
     per_table(|k| &mut k.multi_keys, table, |_| read_multi_keys(c, table))
 }
 
+/// What [`MultiKey`] is read from, per foreign key `k` (`fc` the referenced table, `fn` its
+/// schema).
+const MULTI_KEY_FIELDS: &str =
+    "array(select a.attname::text from unnest(k.conkey) with ordinality u(n, o) \
+     join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.o), \
+   fn.nspname::text, fc.relname::text, \
+   array(select a.attname::text from unnest(k.confkey) with ordinality u(n, o) \
+     join pg_catalog.pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.o)";
+
+/// The constraints [`MULTI_KEY_FIELDS`] reads, of the relation that ends the text.
+const MULTI_KEY_FROM: &str = "from pg_catalog.pg_constraint k \
+   join pg_catalog.pg_class fc on fc.oid = k.confrelid \
+   join pg_catalog.pg_namespace fn on fn.oid = fc.relnamespace \
+   where k.contype = 'f' and cardinality(k.conkey) > 1 and k.conrelid =";
+
 fn read_multi_keys(c: &mut Client, table: &QualName) -> Result<Vec<MultiKey>, String> {
     let rows = c
         .query(
-            "select array(select a.attname::text from unnest(k.conkey) with ordinality u(n, o) \
-                 join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.o), \
-               fn.nspname::text, fc.relname::text, \
-               array(select a.attname::text from unnest(k.confkey) with ordinality u(n, o) \
-                 join pg_catalog.pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.o) \
-             from pg_catalog.pg_constraint k \
-             join pg_catalog.pg_class fc on fc.oid = k.confrelid \
-             join pg_catalog.pg_namespace fn on fn.oid = fc.relnamespace \
-             where k.conrelid = $1::text::regclass and k.contype = 'f' and cardinality(k.conkey) > 1 \
-             order by k.conname",
+            &format!(
+                "select {MULTI_KEY_FIELDS} {MULTI_KEY_FROM} $1::text::regclass order by k.conname"
+            ),
             &[&table.sql()],
         )
         .map_err(|e| describe(&e).0)?;
-    Ok(rows
-        .iter()
-        .map(|r| MultiKey {
-            cols: r.get(0),
-            parent: QualName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
-            pcols: r.get(3),
-        })
-        .collect())
+    Ok(rows.iter().map(multi_key_of).collect())
 }
+
+/// A row of [`MULTI_KEY_FIELDS`].
+fn multi_key_of(r: &postgres::Row) -> MultiKey {
+    MultiKey {
+        cols: r.get(0),
+        parent: QualName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+        pcols: r.get(3),
+    }
+}
+
+/// A CHECK `k` on several columns: its expression and its columns.
+const ROW_CHECK_FIELDS: &str = "pg_catalog.pg_get_expr(k.conbin, k.conrelid), \
+   array(select a.attname::text from pg_catalog.pg_attribute a \
+          where a.attrelid = k.conrelid and a.attnum = any(k.conkey))";
+
+/// The constraints [`ROW_CHECK_FIELDS`] reads, of the relation that ends the text.
+const ROW_CHECK_FROM: &str =
+    "from pg_catalog.pg_constraint k where k.contype = 'c' and cardinality(k.conkey) > 1 and k.conrelid =";
 
 /// The table's CHECKs on several columns: expression and column names.
 fn row_checks(c: &mut Client, table: &QualName) -> Result<Vec<(String, Vec<String>)>, String> {
@@ -555,11 +689,7 @@ fn row_checks(c: &mut Client, table: &QualName) -> Result<Vec<(String, Vec<Strin
         table,
         |key| {
             Ok(c.query(
-            "select pg_catalog.pg_get_expr(k.conbin, k.conrelid), \
-               array(select a.attname::text from pg_catalog.pg_attribute a \
-                      where a.attrelid = k.conrelid and a.attnum = any(k.conkey)) \
-             from pg_catalog.pg_constraint k \
-             where k.conrelid = $1::text::regclass and k.contype = 'c' and cardinality(k.conkey) > 1",
+            &format!("select {ROW_CHECK_FIELDS} {ROW_CHECK_FROM} $1::text::regclass order by k.conname"),
             &[&key],
         )
         .map_err(|e| describe(&e).0)?
@@ -988,6 +1118,23 @@ fn set_claims(
     tenant: Option<&str>,
     settings: &[String],
 ) -> Result<(), String> {
+    let sql = claims_sql(c, user, tenant, settings)?;
+    run_claims(c, &sql)
+}
+
+/// Run the statement of [`claims_sql`].
+fn run_claims(c: &mut Client, sql: &str) -> Result<(), String> {
+    c.batch_execute(sql)
+        .map_err(|e| format!("cannot set the probe's claims: {}", describe(&e).0))
+}
+
+/// The statement [`set_claims`] runs.
+fn claims_sql(
+    c: &mut Client,
+    user: &str,
+    tenant: Option<&str>,
+    settings: &[String],
+) -> Result<String, String> {
     let claims = match tenant {
         Some(t) => {
             let t = eval_text(c, t)?;
@@ -1010,8 +1157,7 @@ fn set_claims(
             ));
         }
     }
-    c.batch_execute(&sql)
-        .map_err(|e| format!("cannot set the probe's claims: {}", describe(&e).0))
+    Ok(sql)
 }
 
 /// Insert a tenant's row; when a trigger already made it (a profile created on signup, a
@@ -1149,15 +1295,193 @@ fn attempt_join(
 /// Run the probe on one table. The caller holds the transaction; this function leaves it
 /// as it found it (savepoint rolled back, role reset) whatever happens.
 pub fn probe(c: &mut Client, table: &QualName, id: &Identity) -> Probe {
+    probe_in(c, table, id, None).0
+}
+
+/// [`probe`], as one of the tables that share `shared` (made in the caller's transaction
+/// by [`share`]; see [`shares`]) when given. With the probe, whether the transaction is as
+/// the probe found it (its savepoint rolled back).
+pub fn probe_in(
+    c: &mut Client,
+    table: &QualName,
+    id: &Identity,
+    shared: Option<&Shared>,
+) -> (Probe, bool) {
     if let Err(e) = c.batch_execute("savepoint xtask_probe") {
-        return Probe::Skipped(format!("cannot start the probe: {}", describe(&e).0));
+        let why = format!("cannot start the probe: {}", describe(&e).0);
+        return (Probe::Skipped(why), false);
     }
-    let result = run(c, table, id);
-    let _ = c.batch_execute("rollback to savepoint xtask_probe; release savepoint xtask_probe");
-    match result {
+    let result = run(c, table, id, shared);
+    let ended = c
+        .batch_execute("rollback to savepoint xtask_probe; release savepoint xtask_probe")
+        .is_ok();
+    let p = match result {
         Ok(p) => p,
         Err(why) => Probe::Skipped(why),
+    };
+    (p, ended)
+}
+
+/// The identities of the probe made once for the probes of many tables on one connection
+/// (`pool.rs`), in a transaction that holds each table's probe under a savepoint: the users
+/// of tenants A and B, the two tenants (rows of the table the membership's tenant column
+/// points at), and a member of A per membership role. A table's own probe would make the
+/// same rows, per table; where those rows could change what a table's probe finds, the
+/// table is probed as before, alone (see [`shares`]).
+pub struct Shared {
+    /// The tenants' table and the column the tenant is.
+    parent: (QualName, String),
+    user_a: String,
+    user_b: String,
+    /// The two tenants, as SQL literals.
+    a: String,
+    b: String,
+    /// Per membership role (none without a role column): its member of A, or why the probe
+    /// could not make one.
+    members: Vec<(String, Result<String, String>)>,
+    /// The tables the making of the identities wrote to (signup and creator triggers
+    /// included), as Postgres counts them.
+    touched: Vec<QualName>,
+    /// Tables with a trigger whose function names one of `touched`.
+    wary: Vec<QualName>,
+}
+
+/// Make the [`Shared`] identities, as a table's probe makes them, in the caller's
+/// transaction: users A and B (without claims), tenant A made by A and B by B (each with its
+/// claims), then, with B's claims as a table's probe has them there, a user per role made a
+/// member of A. `None` when they cannot be shared (no membership table whose tenant column
+/// points at a table, a configured `[live] become_tenant`) or made: the caller rolls back
+/// and probes each table alone.
+pub fn share(c: &mut Client, id: &Identity) -> Option<Shared> {
+    if !id.become_tenant.trim().is_empty() {
+        return None;
     }
+    let (parent, pcol) = membership_parent(c, id).ok()??;
+    // Which tables the identities' making wrote to is read from Postgres's counts: without
+    // them, nothing is shared.
+    let counted: bool = c
+        .query_one(
+            "select pg_catalog.current_setting('track_counts')::bool",
+            &[],
+        )
+        .ok()?
+        .get(0);
+    if !counted {
+        return None;
+    }
+    let settings = &id.tenancy.settings;
+    let user_a = new_user(c).ok()?;
+    let user_b = new_user(c).ok()?;
+    let tcol = crate::schema::split_config_name(&id.tenancy.membership_tenant_column)
+        .pop()
+        .unwrap_or_default();
+    let mut tenant = |user: &str| -> Option<String> {
+        set_claims(c, user, None, settings).ok()?;
+        Maker::new(c, &tcol)
+            .insert(&parent, None, Some(&pcol), 1)
+            .ok()
+    };
+    let a = tenant(&user_a)?;
+    let b = tenant(&user_b)?;
+    let mut members = Vec::new();
+    if let Some((rc, rty, labels)) = roles(c, id).ok()? {
+        for r in labels {
+            set_claims(c, &user_b, Some(&b), settings).ok()?;
+            c.batch_execute("savepoint xtask_member").ok()?;
+            let value = format!("{}::{rty}", lit(&r));
+            let made = new_user(c).and_then(|user| {
+                become_tenant(c, id, &a, &user, Some((&rc, &value))).map(|_| user)
+            });
+            let end = if made.is_ok() {
+                "release savepoint xtask_member"
+            } else {
+                "rollback to savepoint xtask_member; release savepoint xtask_member"
+            };
+            c.batch_execute(end).ok()?;
+            members.push((r, made));
+        }
+    }
+    let touched: Vec<QualName> = c
+        .query(
+            "select schemaname::text, relname::text from pg_catalog.pg_stat_xact_user_tables \
+             where n_tup_ins + n_tup_upd + n_tup_del > 0",
+            &[],
+        )
+        .ok()?
+        .iter()
+        .map(|r| QualName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    let names: Vec<String> = touched.iter().map(|t| t.name.to_lowercase()).collect();
+    let wary = c
+        .query(
+            "select distinct n.nspname::text, r.relname::text, p.prosrc from pg_catalog.pg_trigger g \
+             join pg_catalog.pg_class r on r.oid = g.tgrelid \
+             join pg_catalog.pg_namespace n on n.oid = r.relnamespace \
+             join pg_catalog.pg_proc p on p.oid = g.tgfoid where not g.tgisinternal",
+            &[],
+        )
+        .ok()?
+        .iter()
+        .filter(|r| {
+            let src = r.get::<_, String>(2).to_lowercase();
+            names.iter().any(|n| names_word(&src, n))
+        })
+        .map(|r| QualName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    Some(Shared {
+        parent: (parent, pcol),
+        user_a,
+        user_b,
+        a,
+        b,
+        members,
+        touched,
+        wary,
+    })
+}
+
+/// Does `text` name `word` (not as a part of a longer identifier)?
+fn names_word(text: &str, word: &str) -> bool {
+    let part = |ch: char| ch.is_alphanumeric() || ch == '_';
+    text.match_indices(word).any(|(i, _)| {
+        !text[..i].chars().next_back().is_some_and(part)
+            && !text[i + word.len()..].chars().next().is_some_and(part)
+    })
+}
+
+/// May `table` be probed with the [`Shared`] identities, with the same outcome as alone?
+/// Its tenant is a row of the shared tenants' table (not an owner column, not a user); the
+/// making of the identities wrote no row of it nor of another table its foreign keys point
+/// at (other than the tenants and `auth.users`, whose new rows the probe makes as it
+/// makes its own); none of its triggers' functions names a table the making wrote to.
+/// Otherwise (or when in doubt: a catalog read fails) it is probed alone.
+pub fn shares(c: &mut Client, table: &QualName, id: &Identity, shared: &Shared) -> bool {
+    let (col, owner) = tenancy_of(table, id);
+    let Ok(cols) = columns(c, table) else {
+        return false;
+    };
+    let Some(tenant_col) = cols.iter().find(|k| k.name == col) else {
+        return false;
+    };
+    let users = QualName::new("auth", "users");
+    let parent = match &tenant_col.references {
+        Some(p) => p.clone(),
+        None => shared.parent.clone(),
+    };
+    if owner || parent != shared.parent || parent.0 == users {
+        return false;
+    }
+    if shared.touched.contains(table) || shared.wary.contains(table) {
+        return false;
+    }
+    let Ok(keys) = multi_keys(c, table) else {
+        return false;
+    };
+    let fine = |t: &QualName| *t == shared.parent.0 || *t == users || !shared.touched.contains(t);
+    cols.iter()
+        .filter_map(|k| k.references.as_ref())
+        .all(|(t, _)| fine(t))
+        && keys.iter().all(|k| fine(&k.parent))
 }
 
 /// The table's tenant column, and whether it is an owner column (`[[tenancy.tables]]`).
@@ -1266,7 +1590,12 @@ fn subject(by: &[&Who]) -> String {
     }
 }
 
-fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String> {
+fn run(
+    c: &mut Client,
+    table: &QualName,
+    id: &Identity,
+    shared: Option<&Shared>,
+) -> Result<Probe, String> {
     let (col, owner) = tenancy_of(table, id);
     let cols = columns(c, table)?;
     let Some(tenant_col) = cols.iter().find(|k| k.name == col) else {
@@ -1278,8 +1607,10 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
     // The two tenants, each made by its own signed-in user (so defaults such as
     // `auth.uid()` and triggers that add the creator as a member see that user): rows of
     // the referenced table when the tenant column is a foreign key.
-    let user_a = new_user(c)?;
-    let user_b = new_user(c)?;
+    let (user_a, user_b) = match shared {
+        Some(sh) => (sh.user_a.clone(), sh.user_b.clone()),
+        None => (new_user(c)?, new_user(c)?),
+    };
     let tenant = |c: &mut Client, user: &str| -> Result<String, String> {
         set_claims(c, user, None, settings)?;
         let mut maker = Maker::new(c, &col);
@@ -1299,8 +1630,10 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
             }
         }
     };
-    let a = tenant(c, &user_a)?;
-    let b = tenant(c, &user_b)?;
+    let (a, b) = match shared {
+        Some(sh) => (sh.a.clone(), sh.b.clone()),
+        None => (tenant(c, &user_a)?, tenant(c, &user_b)?),
+    };
     set_claims(c, &user_a, Some(&a), settings)?;
     let a_row = Maker::new(c, &col).values(table, Some(&a), &[], 1)?;
     insert_or_reuse(c, table, &a_row, &col, &a, &ty)?;
@@ -1337,9 +1670,15 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
     let mut errors: Vec<String> = Vec::new();
     // Per identity whose own read Postgres refused as a statement: why.
     let mut refusals: Vec<String> = Vec::new();
+    let mut seen = None;
     for who in &whos {
-        c.batch_execute("savepoint xtask_who")
-            .map_err(|e| describe(&e).0)?;
+        // Is `xtask_who` there to roll back? A shared member's attack may make it in its
+        // first round trip (see [`attack`]).
+        let mut open = !matches!(who, Who::Role(r) if shared.is_some_and(|sh| sh.members.iter().any(|(m, _)| m == r)));
+        if open {
+            c.batch_execute("savepoint xtask_who")
+                .map_err(|e| describe(&e).0)?;
+        }
         let found = attack(
             c,
             table,
@@ -1354,9 +1693,14 @@ fn run(c: &mut Client, table: &QualName, id: &Identity) -> Result<Probe, String>
                 b_insert: &b_insert,
                 role_col: role_col.as_ref().map(|(c, t, _)| (c.as_str(), t.as_str())),
                 closed,
+                shared,
             },
+            &mut open,
+            &mut seen,
         );
-        let _ = c.batch_execute("rollback to savepoint xtask_who; release savepoint xtask_who");
+        if open {
+            let _ = c.batch_execute("rollback to savepoint xtask_who; release savepoint xtask_who");
+        }
         let found = match found {
             Ok(found) => found,
             // One role the probe cannot become (its membership row is refused) leaves the
@@ -1429,19 +1773,32 @@ struct Attack<'a> {
     role_col: Option<(&'a str, &'a str)>,
     /// No policy admits any signed-in user (see [`no_policy_admits`]).
     closed: bool,
+    /// The identities made once for many tables (the members of A per role), if any.
+    shared: Option<&'a Shared>,
 }
+
+/// RLS is on and no permissive policy applies to `authenticated` (or to everyone): of the
+/// relation `c`.
+const CLOSED: &str = "c.relrowsecurity and not exists (select 1 from pg_catalog.pg_policy p \
+   where p.polrelid = c.oid and p.polpermissive \
+     and (0::oid = any(p.polroles) or (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') = any(p.polroles)))";
 
 /// RLS is on and no permissive policy applies to `authenticated` (or to everyone).
 fn no_policy_admits(c: &mut Client, table: &QualName) -> Result<bool, String> {
-    c.query_one(
-        "select c.relrowsecurity and not exists (select 1 from pg_catalog.pg_policy p \
-           where p.polrelid = c.oid and p.polpermissive \
-             and (0::oid = any(p.polroles) or (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') = any(p.polroles))) \
-         from pg_catalog.pg_class c where c.oid = $1::text::regclass",
-        &[&table.sql()],
+    per_table(
+        |k| &mut k.closed,
+        table,
+        |key| {
+            c.query_one(
+                &format!(
+                    "select {CLOSED} from pg_catalog.pg_class c where c.oid = $1::text::regclass"
+                ),
+                &[&key],
+            )
+            .map(|r| r.get(0))
+            .map_err(|e| describe(&e).0)
+        },
     )
-    .map(|r| r.get(0))
-    .map_err(|e| describe(&e).0)
 }
 
 /// What one identity did to B's rows, and why Postgres refused its reading its own row as a
@@ -1452,32 +1809,65 @@ type Deeds = (Vec<String>, Option<String>);
 /// ("read 1 row(s) of tenant B"), or `None` when `who` could not read its own row (the probe
 /// proves nothing as it). With the deeds, why Postgres refused A's reading its own row as a
 /// statement, when it did.
+///
+/// `open`: whether the caller made the savepoint `xtask_who` that undoes the attack. When it
+/// did not (a member of A made once, see [`Shared`]), the attack makes it in the same round
+/// trip as the claims and the steps, and rolls it back there too when every step ran; `open`
+/// then says whether it is still there for the caller to roll back.
+///
+/// `seen`: the ctids of B's rows a shared member's attack on this table saw first (the same
+/// for the next shared member, whose attack changes nothing before it looks).
 fn attack(
     c: &mut Client,
     table: &QualName,
     id: &Identity,
     who: &Who,
     at: &Attack,
+    open: &mut bool,
+    seen: &mut Option<Vec<String>>,
 ) -> Result<Option<Deeds>, String> {
     let Attack { col, ty, a, b, .. } = *at;
+    // The claims of a shared member, to set in the first round trip of the steps.
+    let mut claims: Option<String> = None;
     match who {
         // Scoped by its owner: the probe is user A, who owns A's row (no membership).
         Who::Owner => become_owner(c, a, &id.tenancy.settings)?,
         // The creator of tenant A (a trigger may have made them a member already).
         Who::Member => become_tenant(c, id, a, at.user_a, None)?,
-        Who::Role(r) => {
-            let user = new_user(c)?;
-            let role = at
-                .role_col
-                .map(|(col, ty)| (col, format!("{}::{ty}", lit(r))));
-            become_tenant(
-                c,
-                id,
-                a,
-                &user,
-                role.as_ref().map(|(c, v)| (*c, v.as_str())),
-            )?
-        }
+        Who::Role(r) => match at
+            .shared
+            .and_then(|sh| sh.members.iter().find(|(m, _)| m == r))
+        {
+            // A member of A made once with this role: the session becomes them, as
+            // `become_tenant` leaves it (or the reason it could not be made, as it was then).
+            Some((_, made)) => {
+                let user = made.clone()?;
+                let sql = claims_sql(c, &user, Some(a), &id.tenancy.settings)?;
+                if *open || step_by_step() || sql.contains(';') {
+                    if !*open {
+                        c.batch_execute("savepoint xtask_who")
+                            .map_err(|e| describe(&e).0)?;
+                        *open = true;
+                    }
+                    run_claims(c, &sql)?;
+                } else {
+                    claims = Some(sql);
+                }
+            }
+            None => {
+                let user = new_user(c)?;
+                let role = at
+                    .role_col
+                    .map(|(col, ty)| (col, format!("{}::{ty}", lit(r))));
+                become_tenant(
+                    c,
+                    id,
+                    a,
+                    &user,
+                    role.as_ref().map(|(c, v)| (*c, v.as_str())),
+                )?
+            }
+        },
     }
     let t = table.sql();
     let tc = q(col);
@@ -1485,10 +1875,42 @@ fn attack(
     let look = ctids_sql(&b_rows);
     let own_sql = format!("select count(*) from {t} where {tc} = {a}::{ty}");
     let b_sql = format!("select count(*) from {t} where {tc} = {b}::{ty}");
+    // Both counts in one statement, for the batch: the same rows, policies and privileges.
+    let reads_sql = format!(
+        "select (count(*) filter (where {tc} = {a}::{ty}))::text || ' ' || \
+         (count(*) filter (where {tc} = {b}::{ty}))::text from {t} where {tc} in ({a}::{ty}, {b}::{ty})"
+    );
     let keep_sql = format!("update {t} set {tc} = {tc}");
     let delete_sql = format!("delete from {t}");
-    // The steps Postgres seldom refuses in one round trip; one by one when it refuses one.
-    let fast = seldom_refused(c, &look, &own_sql, &b_sql, &keep_sql, &delete_sql)?;
+    let move_sql = format!("update {t} set {tc} = {b}::{ty}");
+    let insert = insert_sql(table, at.b_insert, None);
+    // The steps Postgres seldom refuses in one round trip, with the two it usually refuses
+    // (each undone where Postgres refuses it); one by one when it refuses one of the former.
+    let fast = if step_by_step() {
+        None
+    } else {
+        // A shared member's attack starts from the same rows as the last one's on this table
+        // (only claims differ): B's rows as it saw them.
+        let known = claims.as_ref().and(seen.as_deref());
+        seldom_refused(
+            c,
+            claims.as_deref(),
+            &look,
+            known,
+            [&reads_sql, &keep_sql, &delete_sql, &move_sql, &insert],
+        )?
+    };
+    if let (Some(f), Some(_)) = (&fast, &claims) {
+        *seen = Some(f.b_before.clone());
+    }
+    if claims.is_some() {
+        // Every step ran: `xtask_who` was rolled back in the batch. Or Postgres refused
+        // one: back to `xtask_who`, whose claims are set again for the steps one by one.
+        *open = fast.is_none();
+        if let (Some(sql), true) = (&claims, *open) {
+            run_claims(c, sql)?;
+        }
+    }
     let b_before = match &fast {
         Some(f) => f.b_before.clone(),
         None => ctids(c, &b_rows)?,
@@ -1526,17 +1948,20 @@ fn attack(
     // lets move arrive in B (B has more rows). When that statement is refused as a whole (a
     // trigger that forbids moving a row, the WITH CHECK on A's moved rows), the reading form
     // is tried too.
-    let (mut updated, moved) = as_tenant(
-        c,
-        &format!("update {t} set {tc} = {b}::{ty}"),
-        Some(&look),
-        |_, now| {
-            let now = ctid_list(now);
-            let updated = b_before.iter().filter(|x| !now.contains(x)).count() as i64;
-            Ok((updated, now.len().saturating_sub(b_before.len()) as i64))
-        },
-    )
-    .unwrap_or((0, 0));
+    let moving = |now: Option<String>| {
+        let now = ctid_list(now);
+        let updated = b_before.iter().filter(|x| !now.contains(x)).count() as i64;
+        (updated, now.len().saturating_sub(b_before.len()) as i64)
+    };
+    let (mut updated, moved) = match &fast {
+        // Refused for another reason than a denial: nothing is counted, as below.
+        Some(Fast {
+            moved: Tried::Refused { code, context, .. },
+            ..
+        }) if !denied(code, Some(context)) => (0, 0),
+        Some(f) => moving(f.after_move.clone()),
+        None => as_tenant(c, &move_sql, Some(&look), |_, now| Ok(moving(now))).unwrap_or((0, 0)),
+    };
     if updated == 0 {
         let changed = |now: Option<String>| {
             let now = ctid_list(now);
@@ -1561,8 +1986,23 @@ fn attack(
     if n > 0 {
         leaks.push(format!("deleted {n} row(s) of tenant B"));
     }
-    let insert = insert_sql(table, at.b_insert, None);
-    let inserted = as_tenant(c, &insert, None, |r, _| Ok(r.map_or(0, |_| 1)));
+    let inserted = match &fast {
+        Some(Fast {
+            inserted: Tried::Ran(_),
+            ..
+        }) => Ok(1),
+        Some(Fast {
+            inserted: Tried::Refused { code, why, context },
+            ..
+        }) => {
+            if denied(code, Some(context)) {
+                Ok(0)
+            } else {
+                Err(why.clone())
+            }
+        }
+        None => as_tenant(c, &insert, None, |r, _| Ok(r.map_or(0, |_| 1))),
+    };
     match inserted {
         Ok(1) => leaks.push("inserted a row for tenant B".to_string()),
         Ok(_) => {}
@@ -1659,45 +2099,73 @@ struct Fast {
     /// A, then rolled back).
     after_keep: Option<String>,
     after_delete: Option<String>,
+    /// The UPDATE that moves rows to tenant B (undone where refused), and B's ctids after it.
+    moved: Tried,
+    after_move: Option<String>,
+    /// The INSERT of a row for tenant B (undone where refused).
+    inserted: Tried,
 }
 
-/// The look at B's rows, A's two counts, the UPDATE that keeps the tenant and the DELETE,
+/// The look at B's rows (unless `known`), A's two counts (one statement, `reads`: the two
+/// as `"own b"`), the UPDATE that keeps the tenant and the DELETE,
 /// each step as [`as_tenant`] runs it (a savepoint, the statement, the look, the rollback),
-/// all in one simple query. Each step is rolled back before the next, so each sees the
-/// database as the one-by-one path does. `None` when Postgres refused any of them (denied,
-/// or another error): everything is then rolled back and the caller takes the steps one by
-/// one, with their own handling of a refusal.
+/// then the UPDATE that moves rows to B (and the look) and the INSERT for B, which Postgres
+/// usually refuses: each through [`Wrapper::TryAsTenant`], undone when refused, so the batch
+/// goes on. All in one simple query. Each step is rolled back before the next, so each sees
+/// the database as the one-by-one path does. `None` when Postgres refused any of the first
+/// steps (denied, or another error): everything is then rolled back and the caller takes the
+/// steps one by one, with their own handling of a refusal.
+///
+/// `claims`: the claims of a shared member of A, set first under a new savepoint
+/// `xtask_who`, which ends the batch rolled back; when Postgres refuses a step, everything is
+/// rolled back to `xtask_who`, which is left for the caller.
 fn seldom_refused(
     c: &mut Client,
+    claims: Option<&str>,
     look: &str,
-    own: &str,
-    b_read: &str,
-    keep: &str,
-    delete: &str,
+    known: Option<&[String]>,
+    [reads, keep, delete, moving, insert]: [&str; 5],
 ) -> Result<Option<Fast>, String> {
     use super::role::Item::{Call, Raw};
     const STEP: &str = "savepoint xtask_step";
     const UNDO: &str = "rollback to savepoint xtask_step; release savepoint xtask_step";
+    const WHO: &str = "savepoint xtask_who";
+    const WHO_UNDO: &str = "rollback to savepoint xtask_who; release savepoint xtask_who";
     let m = Wrapper::QueryAsMigrator;
-    let items = [
+    let mut items = Vec::new();
+    if let Some(claims) = claims {
+        items.extend([Raw(WHO), Raw(claims)]);
+    }
+    // Each step after the first look starts from the same savepoint: rolled back to, it
+    // stays there for the next (as a new one at the same point would be), and is released
+    // after the last.
+    const BACK: &str = "rollback to savepoint xtask_step";
+    if known.is_none() {
+        items.extend([
+            Raw(STEP),
+            Call(m, look),
+            Raw("release savepoint xtask_step"),
+        ]);
+    }
+    items.extend([
         Raw(STEP),
-        Call(m, look),
-        Raw("release savepoint xtask_step"),
-        Raw(STEP),
-        Call(Wrapper::QueryAsTenant, own),
-        Raw(UNDO),
-        Raw(STEP),
-        Call(Wrapper::QueryAsTenant, b_read),
-        Raw(UNDO),
-        Raw(STEP),
+        Call(Wrapper::QueryAsTenant, reads),
+        Raw(BACK),
         Call(Wrapper::CountAsTenant, keep),
         Call(m, look),
-        Raw(UNDO),
-        Raw(STEP),
+        Raw(BACK),
         Call(Wrapper::CountAsTenant, delete),
         Call(m, look),
+        Raw(BACK),
+        Call(Wrapper::TryAsTenant, moving),
+        Call(m, look),
+        Raw(BACK),
+        Call(Wrapper::TryAsTenant, insert),
         Raw(UNDO),
-    ];
+    ]);
+    if claims.is_some() {
+        items.push(Raw(WHO_UNDO));
+    }
     match super::role::probe_items(c, &items) {
         Ok(v) => {
             let count = |v: &Option<String>| {
@@ -1705,15 +2173,40 @@ fn seldom_refused(
                     .and_then(|v| v.parse::<i64>().ok())
                     .unwrap_or(0)
             };
+            let tried = |v: &Option<String>| {
+                Tried::parse(v.as_deref())
+                    .ok_or_else(|| format!("the probe's wrapper gave an unreadable result: {v:?}"))
+            };
+            let mut v = v.into_iter();
+            let b_before = match known {
+                Some(k) => k.to_vec(),
+                None => ctid_list(v.next().flatten()),
+            };
+            let reads = v.next().flatten().unwrap_or_default();
+            let mut reads = reads.split(' ').map(|n| Some(n.to_string()));
+            let (own, b_read) = (reads.next().flatten(), reads.next().flatten());
+            let [keep, after_keep, delete, after_delete, moved, after_move, inserted] =
+                <[Option<String>; 7]>::try_from(v.collect::<Vec<_>>())
+                    .map_err(|v| format!("the probe's batch gave {} values, not 7", v.len()))?;
+            let _ = (keep, delete);
             Ok(Some(Fast {
-                b_before: ctid_list(v[0].clone()),
-                own: count(&v[1]),
-                b_read: count(&v[2]),
-                after_keep: v[4].clone(),
-                after_delete: v[6].clone(),
+                b_before,
+                own: count(&own),
+                b_read: count(&b_read),
+                after_keep,
+                after_delete,
+                moved: tried(&moved)?,
+                after_move,
+                inserted: tried(&inserted)?,
             }))
         }
         Err(e) if e.is_closed() => Err(describe(&e).0),
+        Err(_) if claims.is_some() => {
+            // Postgres stopped after `xtask_who` was made (its first statement): back to it.
+            c.batch_execute("rollback to savepoint xtask_who")
+                .map_err(|e| describe(&e).0)?;
+            Ok(None)
+        }
         Err(_) => {
             // Postgres stopped inside one of the steps: its savepoint is the latest.
             c.batch_execute(UNDO).map_err(|e| describe(&e).0)?;
@@ -1724,7 +2217,14 @@ fn seldom_refused(
 
 /// `insufficient_privilege`: no grant, or "new row violates row-level security policy".
 fn is_denied(e: &postgres::Error) -> bool {
-    e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) || in_user_function(e)
+    e.as_db_error()
+        .is_some_and(|db| denied(db.code().code(), db.where_()))
+}
+
+/// [`is_denied`] of an error's SQLSTATE and context (`where`), however it was had.
+fn denied(code: &str, context: Option<&str>) -> bool {
+    code == postgres::error::SqlState::INSUFFICIENT_PRIVILEGE.code()
+        || in_user_function(code, context)
 }
 
 /// An error of class 42 (an operator, a column or a table that does not exist, a type
@@ -1733,12 +2233,9 @@ fn is_denied(e: &postgres::Error) -> bool {
 /// trigger: Postgres refuses the statement whoever runs it, as it refuses one without the
 /// privilege. Our own wrappers (`xtask_live`) and the probe's own SQL do not count: an error
 /// there is the probe's, and stays one.
-fn in_user_function(e: &postgres::Error) -> bool {
-    let Some(db) = e.as_db_error() else {
-        return false;
-    };
-    db.code().code().starts_with("42")
-        && db.where_().is_some_and(|w| {
+fn in_user_function(code: &str, context: Option<&str>) -> bool {
+    code.starts_with("42")
+        && context.is_some_and(|w| {
             w.lines().any(|l| {
                 l.split_once("function ")
                     .is_some_and(|(_, f)| !f.trim_start().starts_with("xtask_live."))

@@ -158,11 +158,28 @@ create function xtask_live.q_a(sql text) returns text language plpgsql security 
 create function xtask_live.n_a(sql text) returns bigint language plpgsql security definer
   set search_path = {PROBE_PATH}
   as $f$ declare n bigint; begin execute sql; get diagnostics n = row_count; return n; end $f$;
+-- The probe's steps Postgres usually refuses (the moving UPDATE, the INSERT for tenant B), run
+-- in the same round trip as the others: the statement in a subtransaction (the exception
+-- block), undone when Postgres refuses it, which says what happened instead of breaking the
+-- batch. Rows affected, or the error as a JSON array: code, message, detail, hint, context.
+-- A cancel (statement timeout, the watch) is not caught.
+create function xtask_live.t_a(sql text) returns text language plpgsql security definer
+  set search_path = {PROBE_PATH}
+  as $f$
+  declare n bigint; st text; msg text; det text; hin text; ctx text;
+  begin
+    execute sql; get diagnostics n = row_count; return n::text;
+  exception when others then
+    get stacked diagnostics st = returned_sqlstate, msg = message_text, det = pg_exception_detail,
+      hin = pg_exception_hint, ctx = pg_exception_context;
+    return pg_catalog.json_build_array(st, msg, det, hin, ctx)::text;
+  end $f$;
 alter function xtask_live.apply(text) owner to {ROLE};
 alter function xtask_live.q_m(text) owner to {ROLE};
 alter function xtask_live.n_m(text) owner to {ROLE};
 alter function xtask_live.q_a(text) owner to authenticated;
 alter function xtask_live.n_a(text) owner to authenticated;
+alter function xtask_live.t_a(text) owner to authenticated;
 
 -- What the wrappers are: any change (SECURITY INVOKER, another owner, other settings) is
 -- seen before the next call.
@@ -197,6 +214,9 @@ pub enum Wrapper {
     QueryAsTenant,
     /// A probe statement as `authenticated`: rows affected.
     CountAsTenant,
+    /// A probe statement as `authenticated`, undone when Postgres refuses it: rows affected,
+    /// or the refusal (see [`Tried`]).
+    TryAsTenant,
 }
 
 impl Wrapper {
@@ -207,6 +227,7 @@ impl Wrapper {
             Wrapper::CountAsMigrator => "n_m",
             Wrapper::QueryAsTenant => "q_a",
             Wrapper::CountAsTenant => "n_a",
+            Wrapper::TryAsTenant => "t_a",
         }
     }
 }
@@ -330,4 +351,70 @@ pub fn intact(c: &mut postgres::Client, w: Wrapper) -> Result<(), postgres::Erro
     let f = format!("xtask_live.{}(text)", w.name());
     c.query_one("select xtask_live.intact($1)", &[&f])
         .map(|_| ())
+}
+
+/// What a statement run through [`Wrapper::TryAsTenant`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tried {
+    /// It ran: the rows it affected.
+    Ran(i64),
+    /// Postgres refused it (and it was undone): its SQLSTATE, the error as
+    /// [`super::apply::describe`] words a client's, and the error's context (`where`).
+    Refused {
+        code: String,
+        why: String,
+        context: String,
+    },
+}
+
+impl Tried {
+    /// The value `t_a` returned: a row count, or the JSON array of a refusal.
+    pub fn parse(v: Option<&str>) -> Option<Tried> {
+        let v = v?;
+        if let Ok(n) = v.parse::<i64>() {
+            return Some(Tried::Ran(n));
+        }
+        let parts: Vec<String> = serde_json::from_str::<Vec<Option<String>>>(v)
+            .ok()?
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
+        let [code, message, detail, hint, context] = <[String; 5]>::try_from(parts).ok()?;
+        let mut why = format!("{message} ({code})");
+        if !detail.is_empty() {
+            why.push_str(&format!("; {detail}"));
+        }
+        if !hint.is_empty() {
+            why.push_str(&format!("; hint: {hint}"));
+        }
+        Some(Tried::Refused { code, why, context })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tried;
+
+    #[test]
+    fn a_tried_statement_reads_as_a_count_or_as_the_refusal() {
+        assert_eq!(Tried::parse(Some("3")), Some(Tried::Ran(3)));
+        assert_eq!(
+            Tried::parse(Some(
+                r#"["42501", "new row violates row-level security policy for table \"t\"", "", "", "PL/pgSQL function xtask_live.t_a(text) line 4 at EXECUTE"]"#
+            )),
+            Some(Tried::Refused {
+                code: "42501".into(),
+                why: "new row violates row-level security policy for table \"t\" (42501)".into(),
+                context: "PL/pgSQL function xtask_live.t_a(text) line 4 at EXECUTE".into(),
+            })
+        );
+        let Some(Tried::Refused { why, .. }) =
+            Tried::parse(Some(r#"["P0001", "no", "a route does", "call it", null]"#))
+        else {
+            panic!("a refusal")
+        };
+        assert_eq!(why, "no (P0001); a route does; hint: call it");
+        assert_eq!(Tried::parse(Some("[1, 2]")), None);
+        assert_eq!(Tried::parse(None), None);
+    }
 }
