@@ -37,28 +37,17 @@ pub(super) fn evidence(dir: &str, text: &str) -> Option<String> {
 /// user, cookie, session or database handle. Proposed as `public`, which still asks for a
 /// rate limiter.
 pub(super) fn visitor_form(text: &str) -> bool {
-    let reads = [
-        "cookies(",
-        ".auth.",
-        "getUser",
-        "getSession",
-        "createClient",
-        "Supabase",
-        "supabase",
-        "drizzle",
-        "prisma",
-        "db.",
-    ];
     text.contains("function POST")
         && Regex::new(r"email\s*:\s*z\s*\.\s*string\(\)[^,\n]*\.email\(")
             .unwrap()
             .is_match(text)
-        && !reads.iter().any(|r| text.contains(r))
+        && !reads_user_or_data(text)
+        && !text.contains("db.")
 }
 
-/// The same content for everyone.
-fn served(dir: &str, text: &str) -> Option<&'static str> {
-    let user = [
+/// Does the file read the request's user, its cookies or headers, or a database handle?
+fn reads_user_or_data(text: &str) -> bool {
+    [
         "cookies(",
         "headers(",
         ".auth.",
@@ -69,8 +58,14 @@ fn served(dir: &str, text: &str) -> Option<&'static str> {
         "supabase",
         "drizzle",
         "prisma",
-    ];
-    if user.iter().any(|u| text.contains(u)) {
+    ]
+    .iter()
+    .any(|u| text.contains(u))
+}
+
+/// The same content for everyone.
+fn served(dir: &str, text: &str) -> Option<&'static str> {
+    if reads_user_or_data(text) {
         return None;
     }
     let only_get = !["POST", "PUT", "PATCH", "DELETE"]
