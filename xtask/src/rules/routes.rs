@@ -16,7 +16,7 @@ pub mod graph;
 mod input;
 mod limit;
 mod module;
-mod resolve;
+pub(crate) mod resolve;
 
 use oxc_ast::ast::Program;
 

@@ -700,6 +700,11 @@ fn init_exempts_routes_by_what_they_do() {
     let root = t.path();
     write(
         root,
+        "tsconfig.json",
+        r#"{ "compilerOptions": { "paths": { "@/*": ["./src/*"] } } }"#,
+    );
+    write(
+        root,
         "src/middleware.ts",
         "import { type NextRequest } from \"next/server\";\nimport { refresh } from \"@/lib/session\";\nexport async function middleware(request: NextRequest) {\n  return await refresh(request);\n}\n",
     );

@@ -205,11 +205,7 @@ fn decide(s: &Section, f: &Facts<'_>, entries: &[Entry]) -> Vec<Decision> {
         // A child of a tenant's rows: a `*_id` column referencing (or named after) a table
         // that carries the tenant column (`documents.file_id` → `files.team_id`).
         let tenant_parent = t.columns.iter().find_map(|(c, refs)| {
-            let parent = refs.as_deref().map(bare).or_else(|| {
-                (c != "id" && c.ends_with("_id"))
-                    .then(|| super::named_after(f.tables, c))
-                    .flatten()
-            })?;
+            let parent = parent_of(c, refs, f.tables)?;
             f.tables
                 .iter()
                 .find(|p| p.name == parent && p.name != t.name)
@@ -217,7 +213,7 @@ fn decide(s: &Section, f: &Facts<'_>, entries: &[Entry]) -> Vec<Decision> {
                 .map(|_| (c.clone(), parent))
         });
         let decision = if closed.contains(r.name.as_str()) && r.rls_enabled {
-            if broadcast.iter().any(|(table, _)| *table == r.name) {
+            if broadcast.contains(&r.name) {
                 // Its rows reach clients all the same, through Realtime: not service-only.
                 None
             } else if r.tenant_column || user_column.is_some() || tenant_parent.is_some() {
@@ -245,12 +241,10 @@ fn decide(s: &Section, f: &Facts<'_>, entries: &[Entry]) -> Vec<Decision> {
             let schema = r.name.split('.').next().unwrap_or("public");
             // A list of its own: no tenant or user column, and no reference to another table
             // (a download log of packages is the packages' owners' data).
-            let standalone = !t.columns.iter().any(|(c, refs)| {
-                refs.is_some()
-                    || (c != "id"
-                        && c.ends_with("_id")
-                        && super::named_after(f.tables, c).is_some())
-            });
+            let standalone = !t
+                .columns
+                .iter()
+                .any(|(c, refs)| parent_of(c, refs, f.tables).is_some());
             (!r.tenant_column && user_column.is_none() && standalone && read_only.only_read(&r.name)).then(|| {
                 (
                     Decided::Exempt,
@@ -267,6 +261,16 @@ fn decide(s: &Section, f: &Facts<'_>, entries: &[Entry]) -> Vec<Decision> {
         }
     }
     out
+}
+
+/// The table a column points at (bare name): its foreign key's, else for a `*_id` column the
+/// history's table named after it (`file_id` → `files`, no foreign key).
+fn parent_of(column: &str, refs: &Option<String>, tables: &[TableFacts]) -> Option<String> {
+    refs.as_deref().map(bare).or_else(|| {
+        (column != "id" && column.ends_with("_id"))
+            .then(|| super::named_after(tables, column))
+            .flatten()
+    })
 }
 
 /// Does this USING read only the row's own columns, or its parents' rows through the row's
@@ -299,10 +303,10 @@ fn by_row_or_parent(using: &str, t: &TableFacts, tables: &[TableFacts]) -> bool 
 }
 
 /// Tables (qualified) a trigger of which sends their rows through Supabase Realtime
-/// (`realtime.broadcast_changes`, `realtime.send`), with the trigger's function: clients
-/// subscribed to the topic receive them whatever the table's policies.
-fn broadcasts(histories: &[History]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+/// (`realtime.broadcast_changes`, `realtime.send`): clients subscribed to the topic receive
+/// them whatever the table's policies.
+fn broadcasts(histories: &[History]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
     for h in histories {
         for tr in &h.schema.triggers {
             let Some(func) = h.schema.functions.get(&tr.function) else {
@@ -313,7 +317,7 @@ fn broadcasts(histories: &[History]) -> Vec<(String, String)> {
                 || func.has_word("realtime.send")
                 || (func.has_word("realtime") && func.has_word("send"));
             if sends {
-                out.push((tr.table.to_string(), tr.function.to_string()));
+                out.insert(tr.table.to_string());
             }
         }
     }

@@ -201,32 +201,28 @@ pub(super) fn middleware(
     };
     let gate = Regex::new(r"!\s*user\s*&&\s*\(?((?:[^{;]|\n)*?)\)\s*\{").unwrap();
     let starts = Regex::new(r#"pathname\s*\.\s*startsWith\s*\(\s*["'](/[^"']*)["']\s*\)"#).unwrap();
-    // The middleware itself, and the files of the functions it imports and calls.
+    // The middleware itself, and the files of the functions it imports and calls, found as
+    // the route checker finds imports (tsconfig `paths`, relative files, workspace packages).
     let import = Regex::new(r#"import\s*\{([^}]*)\}\s*from\s*["']([^"']+)["']"#).unwrap();
+    let resolver = crate::rules::routes::resolve::Resolver::new(root);
     let mut texts = vec![(mw.clone(), mw_text.clone())];
     for c in import.captures_iter(&mw_text) {
         let called = c[1]
             .split(',')
             .map(|n| n.trim().trim_start_matches("type ").trim())
             .any(|n| !n.is_empty() && mw_text.contains(&format!("{n}(")));
-        if !called {
-            continue;
-        }
-        let spec = &c[2];
-        let base = if let Some(rest) = spec.strip_prefix("@/") {
-            format!("{prefix}{rest}")
-        } else if let Some(rest) = spec.strip_prefix("./") {
-            format!("{prefix}{rest}")
-        } else {
+        let Some(file) = called
+            .then(|| resolver.resolve(&root.join(&mw), &c[2]))
+            .flatten()
+        else {
             continue;
         };
-        for ext in [".ts", ".js", "/index.ts"] {
-            let p = format!("{base}{ext}");
-            if files.paths.contains(&p) {
-                if let Ok(t) = std::fs::read_to_string(root.join(&p)) {
-                    texts.push((p, t));
-                }
-            }
+        if let Ok(t) = std::fs::read_to_string(&file) {
+            let path = file
+                .strip_prefix(root)
+                .map(crate::repo::to_slash)
+                .unwrap_or_else(|_| file.display().to_string());
+            texts.push((path, t));
         }
     }
     for (path, text) in texts {
@@ -235,9 +231,9 @@ pub(super) fn middleware(
         }
         for g in gate.captures_iter(&text) {
             let after = &text[g.get(0).map_or(0, |m| m.end())..];
-            let refuses = after.get(..after.len().min(400)).is_some_and(|a| {
-                a.contains("redirect") || a.contains("status: 401") || a.contains("status: 403")
-            });
+            let a = &after[..after.floor_char_boundary(400)];
+            let refuses =
+                a.contains("redirect") || a.contains("status: 401") || a.contains("status: 403");
             if !refuses {
                 continue;
             }
