@@ -997,13 +997,10 @@ struct RouteFacts {
     limiters: BTreeMap<String, usize>,
     /// Route folders (relative to the root) of handlers that start with no recognised guard.
     unguarded_dirs: BTreeMap<String, usize>,
-    /// Route folders of Supabase sign-in callbacks (`exchangeCodeForSession`, `verifyOtp`),
-    /// with their handlers.
-    sign_in_dirs: BTreeMap<String, usize>,
-    /// Route folders exempt by what their handlers do ([`public::evidence`]): serve the same
-    /// content to everyone, check a shared secret, hand the request to tRPC; with their
-    /// handlers and the evidence.
-    served_dirs: BTreeMap<String, (usize, String)>,
+    /// Route folders exempt by what their handlers do ([`public::evidence`]): a sign-in
+    /// callback, the same content for everyone, a shared secret checked first, a tRPC
+    /// adapter, ...; with their handlers and the evidence.
+    exempt_dirs: BTreeMap<String, (usize, String)>,
     /// Guard calls opening one handler only, kept because their body refuses on a failed
     /// check: where that body is.
     refusing: BTreeMap<String, String>,
@@ -1117,7 +1114,7 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
         .unwrap_or_default();
     let mut facts = ts::with_stack_for(&deepest, || read_routes(root, files, &all));
     for (dir, why) in public::middleware(root, files, &chosen) {
-        facts.served_dirs.entry(dir).or_insert((0, why));
+        facts.exempt_dirs.entry(dir).or_insert((0, why));
     }
     let h = facts.handlers;
     let top = |m: &BTreeMap<String, usize>| -> Vec<(String, usize)> {
@@ -1239,52 +1236,30 @@ fn routes_section(root: &Path, files: &Files) -> (Section, Option<String>) {
             ),
         );
     }
-    if !facts.sign_in_dirs.is_empty() || !facts.served_dirs.is_empty() {
-        let mut items: Vec<String> = facts
-            .sign_in_dirs
-            .keys()
-            .map(|d| {
+    if !facts.exempt_dirs.is_empty() {
+        let items: Vec<String> = facts
+            .exempt_dirs
+            .iter()
+            .map(|(d, (_, why))| {
                 format!(
                     "{{ name = {}, reason = {} }}",
                     q(&format!("{d}/**")),
-                    q("inferred by init: a Supabase sign-in callback (exchanges a code or a one-time token for a session), reached before there is a user")
+                    q(&format!("inferred by init: {why}"))
                 )
             })
             .collect();
-        items.extend(facts.served_dirs.iter().map(|(d, (_, why))| {
+        s.key(
+            "exempt",
+            format!("[{}]", items.join(", ")),
             format!(
-                "{{ name = {}, reason = {} }}",
-                q(&format!("{d}/**")),
-                q(&format!("inferred by init: {why}"))
-            )
-        }));
-        let mut evidence = Vec::new();
-        if !facts.sign_in_dirs.is_empty() {
-            evidence.push(format!(
-                "handlers that call `auth.exchangeCodeForSession` or `auth.verifyOtp`: {}",
+                "handlers exempt by what they do (a sign-in callback, the same content for everyone, a shared secret checked first, a tRPC adapter, a one-time link, a folder the middleware closes): {}",
                 facts
-                    .sign_in_dirs
-                    .iter()
-                    .map(|(d, n)| format!("{d} ({n})"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !facts.served_dirs.is_empty() {
-            evidence.push(format!(
-                "handlers exempt by what they do (serve the same content to everyone, check a shared secret, hand the request to tRPC): {}",
-                facts
-                    .served_dirs
+                    .exempt_dirs
                     .iter()
                     .map(|(d, (n, _))| if *n > 0 { format!("{d} ({n})") } else { d.clone() })
                     .collect::<Vec<_>>()
                     .join(", ")
-            ));
-        }
-        s.key(
-            "exempt",
-            format!("[{}]", items.join(", ")),
-            evidence.join("; "),
+            ),
         );
     }
     let limiters = top(&facts.limiters);
@@ -1464,11 +1439,6 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
             continue;
         };
         let before = firsts.len();
-        // Supabase's sign-in callbacks (a code or one-time token exchanged for a session)
-        // are reached before there is a user: not a guard convention, not a public route.
-        let signs_in = ["exchangeCodeForSession(", "verifyOtp(", "verifyTokenHash("]
-            .iter()
-            .any(|c| text.contains(c));
         for stmt in program.body.iter() {
             let Statement::ExportDeclaration(d) = stmt else {
                 continue;
@@ -1519,19 +1489,19 @@ fn read_routes(root: &Path, files: &Files, route_roots: &[String]) -> RouteFacts
                 _ => {}
             }
         }
-        let serves = public::evidence(&dir, &text);
-        if signs_in && !dir.is_empty() {
-            let n = firsts.len() - before;
-            firsts.truncate(before);
-            *facts.sign_in_dirs.entry(dir).or_default() += n;
-        } else if !dir.is_empty() && serves.is_none() && public::visitor_form(&text) {
-            facts.form_dirs.insert(dir.clone());
-        } else if let Some(why) = serves.filter(|_| !dir.is_empty()) {
-            // Public by what it serves, not a guard convention.
-            let n = firsts.len() - before;
-            firsts.truncate(before);
-            let e = facts.served_dirs.entry(dir).or_insert((0, why));
-            e.0 += n;
+        if !dir.is_empty() {
+            match public::evidence(&dir, &text) {
+                // Exempt by what it does, not a guard convention.
+                Some(why) => {
+                    let n = firsts.len() - before;
+                    firsts.truncate(before);
+                    facts.exempt_dirs.entry(dir).or_insert((0, why)).0 += n;
+                }
+                None if public::visitor_form(&text) => {
+                    facts.form_dirs.insert(dir);
+                }
+                None => {}
+            }
         }
     }
     // A name counts when it opens two or more handlers (or every handler of a small app)

@@ -1,5 +1,6 @@
 //! Route handlers init exempts by what they do, each with its evidence as the reason: what a
 //! maintainer writes in `[routes] exempt` after reading them.
+//! - a Supabase sign-in callback (`exchangeCodeForSession`, `verifyOtp`, `verifyTokenHash`);
 //! - the same content for everyone and no user read: a file at a fixed URL
 //!   (`llms.txt/route.ts`, `sitemap.xml/route.ts`), an Open Graph image (`new
 //!   ImageResponse`), a route Next.js builds once (`dynamic = 'force-static'`);
@@ -20,6 +21,14 @@ use super::Files;
 
 /// Why the handlers of a route file (its folder `dir`, relative to the root) need no guard.
 pub(super) fn evidence(dir: &str, text: &str) -> Option<String> {
+    // Supabase's sign-in callbacks (a code or one-time token exchanged for a session) are
+    // reached before there is a user.
+    if ["exchangeCodeForSession(", "verifyOtp(", "verifyTokenHash("]
+        .iter()
+        .any(|c| text.contains(c))
+    {
+        return Some("a Supabase sign-in callback (exchanges a code or a one-time token for a session), reached before there is a user".into());
+    }
     if let Some(why) = token_link(dir, text) {
         return Some(why);
     }
