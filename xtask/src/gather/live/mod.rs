@@ -388,9 +388,8 @@ impl Session {
             }
         }
         let batch = format!(
-            "select xtask_live.intact('xtask_live.apply(text)'); select xtask_live.apply({}); \
-             release savepoint xtask_stmt; savepoint xtask_stmt",
-            quoted(sql)
+            "{}; release savepoint xtask_stmt; savepoint xtask_stmt",
+            role::checked_call(Wrapper::Apply, sql)
         );
         match self.c.batch_execute(&batch) {
             Ok(()) => Ok(None),
@@ -452,10 +451,9 @@ impl Session {
                     break;
                 }
                 batch.push_str(&format!(
-                    "select xtask_live.intact('xtask_live.apply(text)'); select xtask_live.apply({}); \
-                     select pg_catalog.set_config('xtask_live.n', '{}', true); \
+                    "{}; select pg_catalog.set_config('xtask_live.n', '{}', true); \
                      release savepoint xtask_stmt; savepoint xtask_stmt;\n",
-                    quoted(sql),
+                    role::checked_call(Wrapper::Apply, sql),
                     first + sent as u64
                 ));
                 sent += 1;
@@ -664,10 +662,10 @@ impl Session {
         }
         // One round trip: Postgres stops at the first error, so nothing is committed when
         // the wrapper's check or a constraint fails.
-        let ended = self.c.batch_execute(
-            "select xtask_live.intact('xtask_live.apply(text)'); \
-             select xtask_live.apply('set constraints all immediate'); commit",
-        );
+        let ended = self.c.batch_execute(&format!(
+            "{}; commit",
+            role::checked_call(Wrapper::Apply, "set constraints all immediate")
+        ));
         match ended {
             Ok(()) => Ok(None),
             Err(e) if e.is_closed() => Err(format!("the connection to Postgres was lost: {e}")),
@@ -762,12 +760,6 @@ impl Session {
 /// [`Session::run_batch`] (after a refused one, the rest is sent again).
 const BATCH_STATEMENTS: usize = 64;
 const BATCH_BYTES: usize = 1 << 20;
-
-/// A statement as an `E''` literal for its wrapper: it reads the same whatever
-/// `standard_conforming_strings` says; the search path it sets stays, as in a replay.
-fn quoted(sql: &str) -> String {
-    format!("E'{}'", sql.replace('\\', "\\\\").replace('\'', "\\'"))
-}
 
 /// A text Postgres reads as several statements.
 fn several() -> Refusal {

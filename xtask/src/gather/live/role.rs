@@ -306,10 +306,9 @@ pub fn probe_items(
                 k += sql.split(';').filter(|s| !s.trim().is_empty()).count();
             }
             Item::Call(w, sql) => {
-                let quoted = format!("E'{}'", sql.replace('\\', "\\\\").replace('\'', "\\'"));
                 batch.push_str(&format!(
-                    "select xtask_live.intact('xtask_live.{n}(text)'); select xtask_live.{n}({quoted})::text; set search_path = pg_catalog, pg_temp; ",
-                    n = w.name()
+                    "{}::text; set search_path = pg_catalog, pg_temp; ",
+                    checked_call(*w, sql)
                 ));
                 value_at.push(k + 1);
                 counts.push(matches!(
@@ -347,6 +346,19 @@ pub fn probe_items(
 }
 
 /// Fail unless the wrapper is still SECURITY DEFINER, owned by its role, with its settings.
+/// The wrapper's check and the call of `sql` through it, as two statements of a simple query
+/// (no `;` after the call, so a cast can follow): `select xtask_live.intact('xtask_live.w(text)');
+/// select xtask_live.w(E'...')`. Postgres stops at the first error, so the call never runs
+/// when the check fails. The statement goes as an `E''` literal, which reads the same
+/// whatever `standard_conforming_strings` says.
+pub fn checked_call(w: Wrapper, sql: &str) -> String {
+    format!(
+        "select xtask_live.intact('xtask_live.{n}(text)'); select xtask_live.{n}(E'{}')",
+        sql.replace('\\', "\\\\").replace('\'', "\\'"),
+        n = w.name()
+    )
+}
+
 pub fn intact(c: &mut postgres::Client, w: Wrapper) -> Result<(), postgres::Error> {
     let f = format!("xtask_live.{}(text)", w.name());
     c.query_one("select xtask_live.intact($1)", &[&f])
