@@ -1006,11 +1006,7 @@ fn apply_files(
                 let (line, msg) = why
                     .clone()
                     .unwrap_or_else(|| (1, "the file could not be read".into()));
-                ev.apply_failures += 1;
-                ev.findings.push(
-                    Finding::new(Rule::MigrationApplyFailed, Severity::Error, msg)
-                        .at(f.path.clone(), Some(line)),
-                );
+                refused_at(ev, &f.path, line, msg);
                 continue;
             }
         };
@@ -1028,11 +1024,7 @@ fn apply_files(
         let mut last_line: u32 = 1;
         let refused_at_end = |ev: &mut LiveEvidence, refused: Option<Refusal>, line: u32| {
             if let Some((msg, _)) = refused {
-                ev.apply_failures += 1;
-                ev.findings.push(
-                    Finding::new(Rule::MigrationApplyFailed, Severity::Error, msg)
-                        .at(f.path.clone(), Some(line)),
-                );
+                refused_at(ev, &f.path, line, msg);
             }
         };
         // Consecutive plain statements, sent together ([`Session::run_batch`]) before the
@@ -1079,11 +1071,7 @@ fn apply_files(
                 }
                 continue;
             }
-            s.doing = format!("{}:{}", f.path, p.line);
-            remaining(deadline)?;
-            if crate::proc::interrupted() {
-                return Err("interrupted".into());
-            }
+            about_to_run(s, &f.path, p.line, deadline)?;
             ev.statements += 1;
             let refused = match &p.kind {
                 Kind::CreateExtension {
@@ -1146,11 +1134,7 @@ fn apply_files(
             }
             last_line = p.line;
             if let Some((msg, pos)) = refused {
-                ev.apply_failures += 1;
-                ev.findings.push(
-                    Finding::new(Rule::MigrationApplyFailed, Severity::Error, msg)
-                        .at(f.path.clone(), Some(line_of(p, &lines, pos))),
-                );
+                refused_at(ev, &f.path, line_of(p, &lines, pos), msg);
             }
         }
         apply_plain(s, f, &lines, &mut plain, &mut last_line, ev, deadline)?;
@@ -1225,11 +1209,7 @@ fn apply_plain(
     let Some(first) = plain.first() else {
         return Ok(());
     };
-    s.doing = format!("{}:{}", f.path, first.line);
-    remaining(deadline)?;
-    if crate::proc::interrupted() {
-        return Err("interrupted".into());
-    }
+    about_to_run(s, &f.path, first.line, deadline)?;
     ev.statements += plain.len();
     let sqls: Vec<&str> = plain.iter().map(|p| p.text.as_str()).collect();
     let refused = s.run_batch(&sqls, |i| format!("{}:{}", f.path, plain[i].line))?;
@@ -1240,15 +1220,29 @@ fn apply_plain(
     for (p, refused) in plain.iter().zip(refused) {
         *last_line = p.line;
         if let Some((msg, pos)) = refused {
-            ev.apply_failures += 1;
-            ev.findings.push(
-                Finding::new(Rule::MigrationApplyFailed, Severity::Error, msg)
-                    .at(f.path.clone(), Some(line_of(p, lines, pos))),
-            );
+            refused_at(ev, &f.path, line_of(p, lines, pos), msg);
         }
     }
     plain.clear();
     Ok(())
+}
+
+/// Before a statement (or a batch from it) is sent: the watch's message names it; the
+/// deadline and Ctrl-C stop the check here.
+fn about_to_run(s: &mut Session, path: &str, line: u32, deadline: Instant) -> Result<(), String> {
+    s.doing = format!("{path}:{line}");
+    remaining(deadline)?;
+    if crate::proc::interrupted() {
+        return Err("interrupted".into());
+    }
+    Ok(())
+}
+
+/// A statement Postgres (or the check) refused, as a finding at its file and line.
+fn refused_at(ev: &mut LiveEvidence, path: &str, line: u32, msg: String) {
+    ev.apply_failures += 1;
+    ev.findings
+        .push(Finding::new(Rule::MigrationApplyFailed, Severity::Error, msg).at(path, Some(line)));
 }
 
 /// Read the tables to judge from the catalog and probe each tenant table (one with the
