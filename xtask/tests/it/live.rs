@@ -1530,7 +1530,7 @@ fn assert_same(before: &[String], after: &[String]) {
 /// The tables after each file are read with one statement prepared once per session, so it
 /// must read the same whatever search path a migration set: with operators planted ahead of
 /// `pg_catalog`'s (which make the same query, unqualified, read every relation), it still
-/// finds exactly the tables.
+/// finds exactly the tables; so does the reading with their names.
 #[test]
 fn the_tables_after_each_file_are_read_whatever_search_path_a_migration_set() {
     use std::collections::BTreeSet;
@@ -1566,11 +1566,26 @@ fn the_tables_after_each_file_are_read_whatever_search_path_a_migration_set() {
     assert_eq!(read(&mut c, &q), expected);
     c.batch_execute("set search_path = evil, pg_catalog")
         .unwrap();
+    let unqualified = c
+        .query(
+            "select c.oid from pg_catalog.pg_class c \
+             join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+             where c.relkind in ('r', 'p') and n.nspname not in \
+               ('pg_catalog', 'information_schema', 'pg_toast') \
+               and n.nspname not like 'pg_temp_%' and n.nspname not like 'pg_toast_temp_%'",
+            &[],
+        )
+        .unwrap();
     assert!(
-        catalog::table_oids(&mut c).unwrap().len() > expected.len(),
+        unqualified.len() > expected.len(),
         "the planted operators do not change the unqualified query: the test proves nothing"
     );
     assert_eq!(read(&mut c, &q), expected);
+    let named: BTreeSet<u32> = catalog::table_oids(&mut c).unwrap().into_keys().collect();
+    assert_eq!(
+        named, expected,
+        "the tables with their names, the same query"
+    );
     let fresh = c.prepare(catalog::TABLE_OID_LIST).unwrap();
     assert_eq!(read(&mut c, &fresh), expected);
     drop(c);

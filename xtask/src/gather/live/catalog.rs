@@ -19,26 +19,34 @@ use crate::schema::{
 /// Schemas that are Postgres's own.
 const SYSTEM: &str = "n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname not like 'pg_temp_%' and n.nspname not like 'pg_toast_temp_%'";
 
-/// The oids of [`table_oids`] as one text (comma-separated; null for none), read the same
-/// whatever search path the migrations set: every operator, type and function is named with
-/// its schema (`SYSTEM`'s filter, spelled out), so it can be prepared once for a session
-/// and run after each migration file.
-pub const TABLE_OID_LIST: &str = "select pg_catalog.string_agg(c.oid::pg_catalog.text, ',') \
-     from pg_catalog.pg_class c join pg_catalog.pg_namespace n \
-       on n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-     where c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[]) \
-       and n.nspname OPERATOR(pg_catalog.<>) ALL \
-         ('{pg_catalog,information_schema,pg_toast}'::pg_catalog.name[]) \
-       and n.nspname OPERATOR(pg_catalog.!~~) 'pg_temp_%' \
-       and n.nspname OPERATOR(pg_catalog.!~~) 'pg_toast_temp_%'";
+/// The ordinary and partitioned tables outside Postgres's own schemas (`SYSTEM`'s filter),
+/// read the same whatever search path the migrations set: every operator and type is named
+/// with its schema.
+macro_rules! user_tables {
+    () => {
+        "from pg_catalog.pg_class c join pg_catalog.pg_namespace n \
+           on n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         where c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[]) \
+           and n.nspname OPERATOR(pg_catalog.<>) ALL \
+             ('{pg_catalog,information_schema,pg_toast}'::pg_catalog.name[]) \
+           and n.nspname OPERATOR(pg_catalog.!~~) 'pg_temp_%' \
+           and n.nspname OPERATOR(pg_catalog.!~~) 'pg_toast_temp_%'"
+    };
+}
 
-/// The ordinary and partitioned tables, by oid.
+/// The oids of [`table_oids`] as one text (comma-separated; null for none), so it can be
+/// prepared once for a session and run after each migration file.
+pub const TABLE_OID_LIST: &str = concat!(
+    "select pg_catalog.string_agg(c.oid::pg_catalog.text, ',') ",
+    user_tables!()
+);
+
+/// The ordinary and partitioned tables, by oid (whatever search path is set).
 pub fn table_oids(client: &mut Client) -> Result<BTreeMap<u32, QualName>, postgres::Error> {
     let rows = client.query(
-        &format!(
-            "select c.oid, n.nspname::text, c.relname::text from pg_catalog.pg_class c \
-             join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
-             where c.relkind in ('r', 'p') and {SYSTEM}"
+        concat!(
+            "select c.oid, n.nspname::pg_catalog.text, c.relname::pg_catalog.text ",
+            user_tables!()
         ),
         &[],
     )?;

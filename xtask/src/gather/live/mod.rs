@@ -694,26 +694,11 @@ impl Session {
         self.c.batch_execute("rollback").map_err(|e| describe(&e).0)
     }
 
-    /// The tables now, read with a search path the migrations cannot have planted operators
-    /// or functions in; theirs is put back afterwards.
+    /// The tables now, by a query that names every operator and type with its schema
+    /// ([`catalog::table_oids`]), so operators the migrations planted on their search path
+    /// change nothing.
     fn tables(&mut self) -> Result<BTreeMap<u32, QualName>, String> {
-        let err = |e: postgres::Error| describe(&e).0;
-        let path: String = self
-            .c
-            .query_one("select pg_catalog.current_setting('search_path')", &[])
-            .map_err(err)?
-            .get(0);
-        self.c
-            .batch_execute("set search_path = pg_catalog, pg_temp")
-            .map_err(err)?;
-        let tables = catalog::table_oids(&mut self.c).map_err(err)?;
-        self.c
-            .execute(
-                "select pg_catalog.set_config('search_path', $1, false)",
-                &[&path],
-            )
-            .map_err(err)?;
-        Ok(tables)
+        catalog::table_oids(&mut self.c).map_err(|e| describe(&e).0)
     }
 
     /// The oids of [`Session::tables`], in one round trip: [`catalog::TABLE_OID_LIST`] reads
